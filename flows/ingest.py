@@ -1,0 +1,87 @@
+"""Stage `ingest` (SPEC §4.1): every department's files → raw and typed Parquet, per file.
+
+    01_ingest/raw/<DEPT>/<kind>.parquet   the rows as submitted (text), with source_file/line
+    01_ingest/<kind>/<DEPT>.parquet       typed and normalised, same rows in the same order
+    01_ingest/stage.json                  inputs, outputs, accounting, failed departments
+
+Nothing is dropped: rows read = rows written, per file, checked. A department whose file
+cannot be read fails; every failing department is reported, then the stage fails.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from transforms.normalise import normalise_registry
+from transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox
+from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
+
+
+class StageFailed(Exception):
+    """A stage refused its input; the message is for the data engineer (what and where to fix)."""
+
+
+@task(name="ingest-file", task_run_name="ingest {file.relative}", cache_policy=NO_CACHE)
+def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
+    """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
+    started = time.perf_counter()
+    source = file_record(file.path, None, inbox)
+    try:
+        raw = read_registry(file)
+    except RegistryFileError as e:
+        return {"department": file.department, "kind": file.kind, "source": source, "error": e.reason}
+    typed = normalise_registry(raw.frame, file.kind, file.department)
+    if typed.height != raw.frame.height:  # pragma: no cover - normalise is row-preserving by construction
+        raise AssertionError(f"{file.relative}: {raw.frame.height} rows read but {typed.height} normalised")
+    raw_path = write_parquet(raw.frame, out_dir / "raw" / file.department / f"{file.kind}.parquet")
+    typed_path = write_parquet(typed, out_dir / file.kind / f"{file.department}.parquet")
+    source["rows"] = raw.frame.height
+    return {
+        "department": file.department,
+        "kind": file.kind,
+        "source": source,
+        "encoding": raw.encoding,
+        "unmapped_headers": raw.unmapped_headers,
+        "rows_read": raw.frame.height,
+        "rows_written": typed.height,
+        "outputs": [file_record(raw_path, raw.frame.height, out_dir), file_record(typed_path, typed.height, out_dir)],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def run_ingest(inbox: Path, run_dir: Path) -> dict[str, Any]:
+    """Ingests the whole inbox (files in parallel on Prefect's task runner); writes stage.json."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    out_dir = stage_dir(run_dir, "ingest")
+    found = scan_inbox(inbox)
+    for rel, why in found.ignored:
+        logger.warning("ingest: ignored %s: %s", rel, why)
+    futures = ingest_file.map(found.files, inbox=inbox, out_dir=out_dir)
+    files = sorted((f.result() for f in futures), key=lambda r: (r["department"], r["kind"]))
+    failures = [{"department": e.file.rstrip("/").split("/")[0], "file": e.file, "reason": e.reason} for e in found.problems]
+    failures += [{"department": r["department"], "file": r["source"]["path"], "reason": r["error"]} for r in files if "error" in r]
+    for r in files:
+        if "error" not in r:
+            logger.info("ingest: %s %s rows (%s)%s", r["source"]["path"], f"{r['rows_read']:,}", r["encoding"],
+                        f"; unmapped headers: {', '.join(r['unmapped_headers'])}" if r["unmapped_headers"] else "")
+    record = {
+        "stage": "ingest",
+        "inbox": str(inbox),
+        "files": files,
+        "ignored": [{"file": f, "reason": why} for f, why in found.ignored],
+        "failed_departments": failures,
+        "rows_read": sum(r.get("rows_read", 0) for r in files),
+        "rows_written": sum(r.get("rows_written", 0) for r in files),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_json(record, out_dir / "stage.json")
+    if failures:
+        lines = "\n".join(f"  - {f['department']}: {f['file']}: {f['reason']}" for f in failures)
+        raise StageFailed(f"ingest: {len({f['department'] for f in failures})} department(s) could not be read:\n{lines}")
+    return record

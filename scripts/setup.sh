@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create .venv at the repository root and install the locked dependencies and the project.
+# Idempotent: does nothing when .venv already matches requirements.lock.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "jointdraw needs Python >= 3.11; found $("$python" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
+    exit 1
+fi
+stamp=".venv/.jointdraw-lock.sha256"
+want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    exit 0
+fi
+echo "setup: creating .venv and installing requirements.lock (about a minute the first time)"
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade "pip>=24"
+.venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+.venv/bin/python -m pip install --quiet --no-deps -e .
+echo "$want" > "$stamp"
+echo "setup: done ($(.venv/bin/python --version))"

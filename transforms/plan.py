@@ -1,0 +1,105 @@
+"""The plan (抽查计划, SPEC §2): one YAML file per run, read into a typed, checked model.
+
+Loaded with `yaml.safe_load` (no object construction); unknown keys are errors that
+name the key, so a misspelt parameter is never silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
+SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Period(_Strict):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(f"period ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Scope(_Strict):
+    """定向 filters; every list left empty means no filter on that attribute."""
+
+    industries: list[str] = []  # GB/T 4754 section letters or longer prefixes (H, C13, ...)
+    entity_types: list[str] = []
+    districts: list[str] = []
+    tags: list[str] = []
+
+
+class Task(_Strict):
+    task_id: SafeId
+    department: SafeId
+    title: str = ""
+    items: list[str] = Field(min_length=1)
+    scope: Scope | None = None  # None: 不定向, the department's whole directory
+    ratio: dict[CreditClass, Annotated[float, Field(ge=0, le=1)]] | None = None
+    count: Annotated[int, Field(ge=0)] | None = None
+    group: SafeId | None = None  # coordination group (SPEC §4.4)
+
+    @model_validator(mode="after")
+    def _ratio_or_count(self) -> Task:
+        if (self.ratio is None) == (self.count is None):
+            raise ValueError(f"task {self.task_id}: give exactly one of `ratio` (per credit class) or `count`")
+        return self
+
+
+class Plan(_Strict):
+    plan_id: SafeId
+    title: str = ""
+    period: Period
+    seed: str | None = None
+    seed_sources: list[str] = []
+    quarantine_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
+    exclusion_window_days: Annotated[int, Field(ge=0)] = 0
+    yearly_caps: dict[CreditClass, Annotated[int, Field(ge=0)]] = {}
+    inspectors_per_department: Annotated[int, Field(ge=1)] = 2
+    daily_cap: Annotated[int, Field(ge=1)] = 4
+    tasks: list[Task] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_task_ids(self) -> Plan:
+        seen: set[str] = set()
+        for t in self.tasks:
+            if t.task_id in seen:
+                raise ValueError(f"task id {t.task_id} appears twice")
+            seen.add(t.task_id)
+        return self
+
+
+class PlanError(ValueError):
+    """A plan file that cannot be used; the message names the file and what to fix."""
+
+
+def read_plan(path: Path) -> Plan:
+    """The plan in `path`, checked; raises PlanError with every problem found."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise PlanError(f"plan {path}: cannot be read as UTF-8 YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise PlanError(f"plan {path}: expected a mapping of plan keys at the top level")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'plan'}: {err['msg']}" for err in e.errors())
+        raise PlanError(f"plan {path}: {problems}") from None
+
+
+def plan_as_yaml(plan: Plan) -> str:
+    """The plan as YAML text, keys in model order (what the generator writes and publish copies)."""
+    return yaml.safe_dump(plan.model_dump(mode="json", exclude_none=True), allow_unicode=True, sort_keys=False)

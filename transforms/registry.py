@@ -1,0 +1,138 @@
+"""What a registry file holds (SPEC §2): its kinds, columns, header aliases and enumerations.
+
+This module is data about the contract, not logic: the reader maps headers with
+`HEADER_ALIASES`, the normaliser types columns by `COLUMNS`, validation (issue 3)
+checks `REQUIRED` and the enumerations.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Kind = Literal["objects", "inspectors", "items"]
+KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items")
+
+# Column name → how it is normalised: code (upper-case ASCII, no spaces), text (trimmed),
+# date, enum:<name>, list (split on ; ； , ， 、 |), list_code (a list of codes).
+COLUMNS: dict[Kind, dict[str, str]] = {
+    "objects": {
+        "uscc": "code",
+        "name": "text",
+        "entity_type": "enum:entity_type",
+        "district_code": "code",
+        "address": "text",
+        "industry_code": "code",
+        "registered_on": "date",
+        "status": "enum:object_status",
+        "credit_risk": "enum:credit_risk",
+        "legacy_reg_no": "code",
+        "org_code": "org_code",
+        "tags": "list",
+        "operator_name": "text",
+        "phone": "code",
+    },
+    "inspectors": {
+        "inspector_id": "code",
+        "name": "text",
+        "department": "code",
+        "district_code": "code",
+        "cert_no": "code",
+        "cert_valid_until": "date",
+        "item_scope": "list_code",
+        "status": "enum:inspector_status",
+        "conflicts": "list_code",
+    },
+    "items": {
+        "item_id": "code",
+        "department": "code",
+        "business_line": "text",
+        "name": "text",
+        "basis": "text",
+        "category": "enum:item_category",
+        "method": "text",
+        "scope": "text",
+    },
+}
+
+# A file that lacks one of these columns fails its department (file-level rule).
+REQUIRED: dict[Kind, tuple[str, ...]] = {
+    "objects": ("uscc", "name", "entity_type", "district_code", "industry_code", "status", "credit_risk"),
+    "inspectors": ("inspector_id", "name", "department", "district_code", "cert_no", "cert_valid_until", "item_scope", "status"),
+    "items": ("item_id", "department", "name", "category", "scope"),
+}
+
+# Chinese (and common English variant) headers → SPEC names. Matched after trimming,
+# NFKC and lower-casing, so `USCC`, ` uscc ` and `统一社会信用代码` all map to `uscc`.
+HEADER_ALIASES: dict[Kind, dict[str, str]] = {
+    "objects": {
+        "统一社会信用代码": "uscc", "信用代码": "uscc",
+        "企业名称": "name", "名称": "name", "主体名称": "name", "市场主体名称": "name",
+        "主体类型": "entity_type", "市场主体类型": "entity_type", "企业类型": "entity_type",
+        "行政区划代码": "district_code", "区划代码": "district_code", "所属辖区": "district_code", "district": "district_code",
+        "住所": "address", "地址": "address", "经营场所": "address", "住所(经营场所)": "address",
+        "行业代码": "industry_code", "国民经济行业代码": "industry_code", "industry": "industry_code",
+        "成立日期": "registered_on", "登记日期": "registered_on", "registration_date": "registered_on",
+        "登记状态": "status", "经营状态": "status",
+        "信用风险分类": "credit_risk", "信用风险等级": "credit_risk", "credit_class": "credit_risk",
+        "注册号": "legacy_reg_no", "reg_no": "legacy_reg_no",
+        "组织机构代码": "org_code",
+        "标签": "tags", "特殊名录": "tags",
+        "经营者姓名": "operator_name", "经营者": "operator_name",
+        "联系电话": "phone", "电话": "phone",
+    },
+    "inspectors": {
+        "执法人员编号": "inspector_id", "人员编号": "inspector_id",
+        "姓名": "name",
+        "所属部门": "department", "部门": "department",
+        "片区": "district_code", "所属辖区": "district_code", "行政区划代码": "district_code",
+        "执法证号": "cert_no", "执法证编号": "cert_no",
+        "执法证有效期至": "cert_valid_until", "执法证有效期": "cert_valid_until",
+        "检查事项范围": "item_scope", "可检查事项": "item_scope",
+        "状态": "status", "在岗状态": "status",
+        "回避对象": "conflicts", "回避": "conflicts",
+    },
+    "items": {
+        "事项编号": "item_id", "抽查事项编号": "item_id",
+        "部门": "department", "所属部门": "department",
+        "业务条线": "business_line",
+        "事项名称": "name", "抽查事项": "name",
+        "抽查依据": "basis", "依据": "basis",
+        "事项类别": "category", "类别": "category",
+        "检查方式": "method",
+        "适用范围": "scope", "检查对象范围": "scope",
+    },
+}
+
+# Enumerations: every accepted spelling → the canonical value. Values not listed are
+# kept as submitted, so validation can quarantine them with the original text.
+ENUMS: dict[str, dict[str, str]] = {
+    "entity_type": {
+        "enterprise": "enterprise", "企业": "enterprise", "公司": "enterprise",
+        "individual": "individual", "individual business": "individual", "个体工商户": "individual", "个体": "individual",
+        "cooperative": "cooperative", "农民专业合作社": "cooperative", "合作社": "cooperative",
+        "other": "other", "其他": "other", "其它": "other",
+    },
+    "object_status": {
+        "active": "active", "存续": "active", "在业": "active", "存续(在营、开业、在册)": "active", "开业": "active",
+        "deregistered": "deregistered", "注销": "deregistered",
+        "revoked": "revoked", "吊销": "revoked", "吊销,未注销": "revoked",
+        "moved_out": "moved_out", "moved out": "moved_out", "迁出": "moved_out",
+    },
+    "credit_risk": {
+        "a": "A", "b": "B", "c": "C", "d": "D",
+        "a类": "A", "b类": "B", "c类": "C", "d类": "D",
+        "信用风险低": "A", "信用风险一般": "B", "信用风险较高": "C", "信用风险高": "D",
+    },
+    "inspector_status": {
+        "active": "active", "在岗": "active", "在职": "active",
+        "on_leave": "on_leave", "on leave": "on_leave", "休假": "on_leave", "离岗": "on_leave",
+        "retired": "retired", "退休": "retired",
+    },
+    "item_category": {
+        "general": "general", "一般": "general", "一般事项": "general",
+        "key": "key", "重点": "key", "重点事项": "key",
+    },
+}
+
+# Labels for people (report, printed tables).
+KIND_LABELS_ZH = {"objects": "检查对象名录库", "inspectors": "执法检查人员名录库", "items": "抽查事项清单"}

@@ -1,0 +1,68 @@
+"""The run folder: where stages meet on disk (STYLE §4).
+
+    OUT/runs/<run_id>/<NN_stage>/...        one folder per stage, numbered in order
+    OUT/runs/<run_id>/<NN_stage>/stage.json what the stage read and wrote (path, SHA-256,
+                                            rows), its accounting and its seconds
+
+A stage rerun with `start_at` reads the earlier stages' files from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+STAGES = ("ingest",)  # later issues add validate, merge, draw, fuse, assign, publish
+STAGE_RECORD = "stage.json"
+
+
+def stage_dir(run_dir: Path, stage: str) -> Path:
+    return Path(run_dir) / f"{STAGES.index(stage) + 1:02d}_{stage}"
+
+
+def new_run_id(plan_id: str, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{plan_id}-{now:%Y%m%dT%H%M%SZ}"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_record(path: Path, rows: int | None, root: Path) -> dict[str, Any]:
+    """Where a file is (relative to `root`), its SHA-256, its size and row count."""
+    p = Path(path)
+    return {"path": p.relative_to(root).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": rows}
+
+
+def write_parquet(df: pl.DataFrame, path: Path) -> Path:
+    """Parquet written the same way everywhere (zstd, no per-run metadata), via a temporary
+    name and a rename so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.write_parquet(tmp, compression="zstd", statistics=True)
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(data: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:
+    p = stage_dir(run_dir, stage) / STAGE_RECORD
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
