@@ -51,9 +51,22 @@ def _print_run_summary(summary: dict) -> None:
     console.print(f"run folder: {summary['run_dir']}")
 
 
+def _quiet_temporary_server_shutdown() -> None:
+    """Without PREFECT_API_URL, Prefect starts a temporary server for the run and stops it at
+    exit; Prefect 3.9's task-run recorder and SQLAlchemy pool then log CancelledError
+    tracebacks about events still in flight. They say nothing about the run: hide them."""
+    import logging
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        for name in ("prefect.server.services.task_run_recorder", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _run(args: argparse.Namespace) -> int:
     from flows.plan_run import plan_run
 
+    _quiet_temporary_server_shutdown()
     summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at,
                        stop_after=args.stop_after, run_id=args.run_id)
     _print_run_summary(summary)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.states import Failed
 
 from flows.ingest import StageFailed, run_ingest
 from transforms.ingest_summary import ingest_summary
@@ -41,6 +42,16 @@ def plan_run(
 ) -> dict[str, Any]:
     """Runs the plan's stages from `start_at` to `stop_after` (default: the last); returns the
     run's summary: run id, run folder, and per stage what it read and wrote."""
+    try:
+        return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id)
+    except (StageFailed, PlanError) as e:
+        # bad input: one clear line in the log and a Failed run that carries the error, no traceback
+        get_run_logger().error("%s", e)
+        return Failed(message=str(e), data=e)
+
+
+def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str, stop_after: str | None,
+                run_id: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     the_plan = read_plan(Path(plan))
     run_id = run_id or new_run_id(the_plan.plan_id)

@@ -300,7 +300,7 @@ def entity_patterns(entities: pl.DataFrame, listings: dict[str, pl.DataFrame]) -
     them, section, district and class. A few thousand patterns stand for millions of rows,
     so the plan can be tuned in milliseconds. (Tuning only: the draw stage owns the rule.)"""
     active = entities.filter(pl.col("status") == "active").select("uscc", "section", "district_code", "credit_risk")
-    member = [active["uscc"].is_in(listings[d]["uscc"].filter(listings[d]["status"] == "active")).alias(d) for d in listings]
+    member = [active["uscc"].is_in(listings[d]["uscc"].filter(listings[d]["status"] == "active").implode()).alias(d) for d in listings]
     return active.with_columns(member).group_by(["section", "district_code", "credit_risk", *listings]).len("n").sort(pl.all())
 
 

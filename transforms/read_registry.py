@@ -77,14 +77,14 @@ def scan_inbox(inbox: Path) -> Inbox:
     return Inbox(files, ignored, problems)
 
 
-def sniff_encoding(path: Path) -> str:
+def sniff_encoding(path: Path, name: str | None = None) -> str:
     """'utf-8-sig' (BOM), 'utf-8' or 'gb18030', decided on the first MiB; raises when none fits."""
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if b"\x00" in head:
-        raise RegistryFileError(str(path), "looks binary (NUL bytes), not a CSV text file")
+        raise RegistryFileError(name or str(path), "looks binary (NUL bytes), not a CSV text file")
     final = len(head) < SNIFF_BYTES
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=final)
@@ -95,7 +95,7 @@ def sniff_encoding(path: Path) -> str:
         codecs.getincrementaldecoder("gb18030")().decode(head, final=final)
         return "gb18030"
     except UnicodeDecodeError as e:
-        raise RegistryFileError(str(path), f"is neither UTF-8 nor GB18030/GBK text (bad byte at offset {e.start})") from None
+        raise RegistryFileError(name or str(path), f"is neither UTF-8 nor GB18030/GBK text (bad byte at offset {e.start})") from None
 
 
 def _header_key(header: str) -> str:
@@ -116,7 +116,7 @@ def spec_headers(headers: list[str], kind: Kind) -> dict[str, str]:
 
 
 def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str]:
-    encoding = sniff_encoding(path)
+    encoding = sniff_encoding(path, rel)
     try:
         if encoding == "gb18030":  # polars cannot decode GBK itself: decode strictly, hand it UTF-8
             text = path.read_bytes().decode("gb18030")

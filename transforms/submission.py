@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
+import xlsxwriter
 
 from transforms.citygen import FORMATS, XLSX_MAX_ROWS, City
 from transforms.plan import plan_as_yaml
@@ -38,6 +41,7 @@ INSPECTOR_ERRORS = {
     "blank_required": ("name", "required_missing"),
     "duplicate_id": ("inspector_id", "duplicate_id"),
 }
+XLSX_CREATED = dt.datetime(2026, 1, 1)
 _FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
 
 
@@ -101,7 +105,10 @@ def _write(df: pl.DataFrame, folder: Path, kind: Kind, fmt: str, lang: str) -> W
     text = _as_text(df, kind, lang)
     if fmt == "xlsx":
         path = folder / f"{kind}.xlsx"
-        text.write_excel(path, autofit=False)
+        workbook = xlsxwriter.Workbook(path)
+        workbook.set_properties({"created": XLSX_CREATED})  # a fixed date keeps the file byte-identical
+        text.write_excel(workbook=workbook, autofit=False)
+        workbook.close()
     else:
         path = folder / f"{kind}.csv"
         if fmt == "csv-gbk":  # as Excel on Chinese Windows saves "CSV (逗号分隔)"

@@ -1,0 +1,50 @@
+"""Shared fixtures: an isolated Prefect home, one Prefect test server per session, and
+generated cities (clean and dirty) made once per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Prefect reads its settings at import: isolate it before anything imports prefect.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="jointdraw-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import pytest  # noqa: E402
+
+from transforms.citygen import generate_city  # noqa: E402
+from transforms.submission import write_city  # noqa: E402
+
+SMALL_CITY_OBJECTS = 20_000
+CITY_SEED = 2021
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def small_city(tmp_path_factory) -> Path:
+    """A clean generated city of about 20,000 object rows (inbox/, plans/)."""
+    root = tmp_path_factory.mktemp("city")
+    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED), root, dirty=False, seed=CITY_SEED)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dirty_city(tmp_path_factory) -> Path:
+    """The same city with planted errors and truth.csv."""
+    root = tmp_path_factory.mktemp("dirty-city")
+    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED), root, dirty=True, seed=CITY_SEED)
+    return root
+
+
+def plan_path(city: Path) -> Path:
+    return next((city / "plans").glob("*.yaml"))

@@ -1,0 +1,58 @@
+"""Real Prefect flow runs of plan_run on the generated city (prefect_test_harness)."""
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+
+from flows.cli import main
+from flows.ingest import StageFailed
+from flows.plan_run import plan_run
+from tests.conftest import plan_path
+from transforms.runfolder import sha256_file
+
+
+def test_ingest_accounts_for_every_row_of_every_file(prefect_server, small_city, tmp_path):
+    summary = plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="r1")
+    stage = tmp_path / "runs" / "r1" / "01_ingest"
+    record = json.loads((stage / "stage.json").read_text())
+    inbox_files = sorted(p.relative_to(small_city / "inbox").as_posix() for p in (small_city / "inbox").rglob("*.*"))
+    assert sorted(f["source"]["path"] for f in record["files"]) == inbox_files  # every file, none failed
+    assert record["failed_departments"] == []
+    for f in record["files"]:
+        assert f["rows_read"] == f["rows_written"] == f["source"]["rows"]
+        for out in f["outputs"]:  # each output is where the record says, with the recorded hash and rows
+            path = stage / out["path"]
+            assert sha256_file(path) == out["sha256"] and pl.read_parquet(path).height == out["rows"] == f["rows_read"]
+    # rows read counted independently of the pipeline: CSV data lines in the inbox
+    amr = small_city / "inbox" / "AMR" / "objects.csv"
+    assert next(f for f in record["files"] if f["source"]["path"] == "AMR/objects.csv")["rows_read"] == amr.read_text().count("\n") - 1
+    objects = pl.read_parquet(stage / "objects" / "*.parquet")
+    assert objects.schema["registered_on"] == pl.Date and objects.schema["tags"] == pl.List(pl.String)
+    assert objects.select("source_file", "source_line").is_duplicated().sum() == 0
+    total = summary["stages"]["ingest"]["table"][-1]
+    assert total["department"] == "total" and total["objects"] == objects.height
+
+
+def test_every_failing_department_is_reported_and_the_others_are_ingested(prefect_server, small_city, tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(small_city / "inbox", inbox)
+    (inbox / "CUL" / "objects.csv").write_bytes(b"\x00\x01binary\x00")
+    (inbox / "FIR" / "items.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(StageFailed) as e:
+        plan_run(plan=str(plan_path(small_city)), inbox=str(inbox), out=str(tmp_path / "out"), run_id="r2")
+    message = str(e.value)
+    assert "2 department(s)" in message and "CUL/objects.csv" in message and "FIR/items.parquet" in message
+    stage = tmp_path / "out" / "runs" / "r2" / "01_ingest"
+    record = json.loads((stage / "stage.json").read_text())
+    assert {f["department"] for f in record["failed_departments"]} == {"CUL", "FIR"}
+    assert (stage / "objects" / "AMR.parquet").exists()
+
+
+def test_cli_prints_a_message_not_a_traceback_for_a_bad_plan(prefect_server, small_city, tmp_path, capsys):
+    bad = tmp_path / "plan.yaml"
+    bad.write_text(plan_path(small_city).read_text().replace("quarantine_threshold:", "quarantine_treshold:"))
+    assert main(["run", str(bad), "--inbox", str(small_city / "inbox"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "quarantine_treshold" in err and "Extra inputs are not permitted" in err and "Traceback" not in err

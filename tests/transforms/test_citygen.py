@@ -1,0 +1,86 @@
+"""The generated city: deterministic, valid, realistic in the ways later stages rely on."""
+
+import hashlib
+
+import polars as pl
+
+from tests.conftest import CITY_SEED, SMALL_CITY_OBJECTS, plan_path
+from transforms.citygen import generate_city
+from transforms.plan import read_plan
+from transforms.read_registry import read_registry, scan_inbox
+from transforms.submission import write_city
+from transforms.uscc import uscc_reasons
+
+
+def _digests(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_arguments_give_byte_identical_files(tmp_path, dirty_city):
+    # the session's dirty city was written earlier from the same arguments: every file must match
+    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED), tmp_path, dirty=True, seed=CITY_SEED)
+    assert _digests(tmp_path) == _digests(dirty_city)
+
+
+def test_another_seed_gives_another_city(tmp_path, small_city):
+    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED + 1), tmp_path, seed=CITY_SEED + 1)
+    assert _digests(tmp_path)["inbox/AMR/objects.csv"] != _digests(small_city)["inbox/AMR/objects.csv"]
+
+
+def _objects(city) -> pl.DataFrame:
+    files = [f for f in scan_inbox(city / "inbox").files if f.kind == "objects"]
+    return pl.concat([read_registry(f).frame.select("uscc", "source_file") for f in files])
+
+
+def test_every_uscc_of_a_clean_city_is_valid_and_includes_a_n_y_and_ma_codes(small_city):
+    objects = _objects(small_city)
+    assert objects["uscc"].null_count() == 0
+    assert uscc_reasons(objects["uscc"]).null_count() == objects.height
+    first = set(objects["uscc"].str.slice(0, 1).unique())
+    assert {"9", "A", "N", "Y"} <= first  # A, N, Y: bodies registered outside market regulation
+    assert objects["uscc"].str.slice(8, 2).eq("MA").sum() > objects.height * 0.3  # post-2015 organization codes
+
+
+def test_the_same_entity_is_listed_by_several_departments(small_city):
+    per_entity = _objects(small_city).group_by("uscc").agg(pl.col("source_file").str.split("/").list.first().n_unique().alias("n"))
+    assert per_entity.filter(pl.col("n") >= 2).height > 1000
+    assert per_entity.filter(pl.col("n") >= 3).height > 50  # a restaurant: market regulation, health, fire
+
+
+def test_departments_submit_in_mixed_formats_and_encodings(small_city):
+    inbox = small_city / "inbox"
+    assert len([p for p in inbox.iterdir() if p.is_dir()]) >= 8
+    suffixes = {p.suffix for p in inbox.rglob("objects.*")}
+    assert suffixes == {".csv", ".xlsx", ".parquet"}
+    encodings = {read_registry(f).encoding for f in scan_inbox(inbox).files if f.path.suffix == ".csv"}
+    assert encodings == {"utf-8", "utf-8-sig", "gb18030"}
+    gbk_header = (inbox / "ENV" / "objects.csv").read_bytes().split(b"\n")[0].decode("gbk")
+    assert gbk_header.startswith("统一社会信用代码,企业名称")
+
+
+def test_items_inspectors_and_plan(small_city):
+    files = scan_inbox(small_city / "inbox").files
+    items = pl.concat([read_registry(f).frame for f in files if f.kind == "items"], how="diagonal")
+    inspectors = pl.concat([read_registry(f).frame for f in files if f.kind == "inspectors"], how="diagonal")
+    assert items.height == 580 and set(items["category"]) >= {"key", "重点"} and items["item_id"].n_unique() == 580
+    assert inspectors.height >= SMALL_CITY_OBJECTS * 0.0015
+    assert inspectors["conflicts"].is_not_null().any()
+    plan = read_plan(plan_path(small_city))
+    kinds = {(t.scope is None, t.count is None) for t in plan.tasks}
+    assert {(True, True), (False, True), (False, False)} <= kinds  # 不定向 ratio, 定向 ratio, 定向 count
+    assert all(0 <= r <= 1 for t in plan.tasks if t.ratio for r in t.ratio.values())
+
+
+def test_dirty_truth_points_at_rows_that_break_the_rule_it_names(dirty_city):
+    truth = pl.read_csv(dirty_city / "truth.csv", infer_schema=False).with_columns(pl.col("line").cast(pl.Int64))
+    kinds = set(truth["kind"])
+    assert {"bad_check_char", "bad_org_check", "uscc_missing_org_code", "duplicate_row", "bad_date", "unknown_district",
+            "stray_spaces", "full_width", "blank_required", "duplicate_id"} <= kinds
+    files = {f.relative: f for f in scan_inbox(dirty_city / "inbox").files}
+    raw = pl.concat([read_registry(files[name]).frame.select("uscc", "source_file", "source_line")
+                     for name in truth["file"].unique() if name.split("/")[1].startswith("objects")])
+    planted = truth.join(raw, left_on=["file", "line"], right_on=["source_file", "source_line"])
+    for kind, reason in (("bad_check_char", "uscc_check_char"), ("bad_org_check", "uscc_org_check")):
+        codes = planted.filter(pl.col("kind") == kind)["uscc"]
+        assert codes.len() > 0 and uscc_reasons(codes).to_list() == [reason] * codes.len()
+    assert planted.filter(pl.col("kind") == "uscc_missing_org_code")["uscc"].null_count() > 0

@@ -1,0 +1,106 @@
+"""The reader on real files: GBK with Chinese headers, UTF-8 with BOM, XLSX, Parquet, and bad files."""
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox, sniff_encoding
+
+ZH_CSV = "统一社会信用代码,企业名称,主体类型,行政区划代码,成立日期,登记状态,信用风险分类\n" \
+         "91350100M000100Y43,深圳市华润（深圳）贸易有限公司,企业,440305,2020/01/05,存续,B\n" \
+         "914403001922038216,福田区鑫盛便利店,个体工商户,440304,2019-12-31,注销,A\n"
+
+
+def _file(tmp_path, name, data: bytes, dept="ENV"):
+    folder = tmp_path / "inbox" / dept
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    return RegistryFile(dept, name.split(".")[0], folder / name, f"{dept}/{name}")
+
+
+def _expected() -> pl.DataFrame:
+    return pl.DataFrame({
+        "uscc": ["91350100M000100Y43", "914403001922038216"],
+        "name": ["深圳市华润（深圳）贸易有限公司", "福田区鑫盛便利店"],
+        "entity_type": ["企业", "个体工商户"],
+        "district_code": ["440305", "440304"],
+        "registered_on": ["2020/01/05", "2019-12-31"],
+        "status": ["存续", "注销"],
+        "credit_risk": ["B", "A"],
+    })
+
+
+@pytest.mark.parametrize("encoding, sniffed", [("gbk", "gb18030"), ("utf-8-sig", "utf-8-sig"), ("utf-8", "utf-8")])
+def test_csv_in_each_encoding_with_chinese_headers(tmp_path, encoding, sniffed):
+    f = _file(tmp_path, "objects.csv", ZH_CSV.encode(encoding))
+    raw = read_registry(f)
+    assert raw.encoding == sniffed
+    # headers mapped to SPEC names; values exactly as submitted; lines as a spreadsheet numbers them
+    assert_frame_equal(raw.frame.drop("source_file", "source_line"), _expected())
+    assert raw.frame["source_line"].to_list() == [2, 3]
+    assert raw.frame["source_file"].unique().to_list() == ["ENV/objects.csv"]
+
+
+def test_xlsx_keeps_codes_as_text(tmp_path):
+    path = tmp_path / "inbox" / "EMR" / "objects.xlsx"
+    path.parent.mkdir(parents=True)
+    pl.read_csv(ZH_CSV.encode(), infer_schema=False).write_excel(path)
+    raw = read_registry(RegistryFile("EMR", "objects", path, "EMR/objects.xlsx"))
+    assert_frame_equal(raw.frame.drop("source_file", "source_line"), _expected())
+
+
+def test_parquet_lists_and_dates_become_text(tmp_path):
+    import datetime as dt
+
+    path = tmp_path / "inbox" / "HLT" / "objects.parquet"
+    path.parent.mkdir(parents=True)
+    pl.DataFrame({"uscc": ["91350100M000100Y43"], "registered_on": [dt.date(2020, 1, 5)], "tags": [["食品经营许可证", "经营异常名录"]]}).write_parquet(path)
+    raw = read_registry(RegistryFile("HLT", "objects", path, "HLT/objects.parquet")).frame
+    assert raw.row(0, named=True) | {} == {"uscc": "91350100M000100Y43", "registered_on": "2020-01-05",
+                                          "tags": "食品经营许可证;经营异常名录", "source_file": "HLT/objects.parquet", "source_line": 2}
+
+
+def test_unmapped_headers_are_reported(tmp_path):
+    f = _file(tmp_path, "objects.csv", "uscc,备注\n91350100M000100Y43,x\n".encode())
+    assert read_registry(f).unmapped_headers == ["备注"]
+
+
+@pytest.mark.parametrize(
+    "data, needle",
+    [
+        (b"", "empty"),
+        (b"\x00\x01\x02binary\x00", "binary"),
+        (b"uscc,name\n\xff\xfe\xfa\x80,x\n", "neither UTF-8 nor GB18030"),
+        ("uscc,统一社会信用代码\n1,2\n".encode(), "several headers name the same column"),
+    ],
+)
+def test_unreadable_files_name_the_file_and_the_reason(tmp_path, data, needle):
+    f = _file(tmp_path, "objects.csv", data)
+    with pytest.raises(RegistryFileError) as e:
+        read_registry(f)
+    assert needle in str(e.value) and "objects.csv" in str(e.value)
+
+
+def test_corrupt_xlsx_and_parquet(tmp_path):
+    for name, what in (("objects.xlsx", "XLSX"), ("inspectors.parquet", "Parquet")):
+        f = _file(tmp_path, name, b"PK\x03\x04 not really a zip")
+        with pytest.raises(RegistryFileError, match=what):
+            read_registry(f)
+
+
+def test_sniff_prefers_bom_then_utf8_then_gb18030(tmp_path):
+    for data, want in ((b"\xef\xbb\xbfa\n", "utf-8-sig"), ("名称\n".encode(), "utf-8"), ("名称\n".encode("gbk"), "gb18030")):
+        p = tmp_path / "f.csv"
+        p.write_bytes(data)
+        assert sniff_encoding(p) == want
+
+
+def test_scan_inbox_finds_files_and_says_what_it_ignores(tmp_path):
+    _file(tmp_path, "objects.csv", b"uscc\n", dept="AMR")
+    _file(tmp_path, "notes.docx", b"x", dept="AMR")
+    _file(tmp_path, "items.csv", b"item_id\n", dept="ENV")
+    _file(tmp_path, "items.xlsx", b"x", dept="ENV")
+    found = scan_inbox(tmp_path / "inbox")
+    assert [f.relative for f in found.files] == ["AMR/objects.csv"]
+    assert [i[0] for i in found.ignored] == ["AMR/notes.docx"]
+    assert "two items files" in str(found.problems[0])
