@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from flows.errors import UserFacingError
+from transforms.runfolder import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -33,21 +34,38 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_run_summary(summary: dict) -> None:
-    from rich.console import Console
+def _table(title: str, rows: list[dict]):
     from rich.table import Table
 
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for c in columns:
+        table.add_column(c, justify="right" if rows and isinstance(rows[0][c], int) else "left")
+    for row in rows:
+        table.add_row(*["" if row[c] is None else (f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])) for c in columns])
+    return table
+
+
+def _print_run_summary(summary: dict) -> None:
+    from rich.console import Console
+
     console = Console()
-    ingest = summary["stages"].get("ingest")
-    if ingest:
-        table = Table(title=f"ingest (数据归集): rows per department and registry — run {summary['run_id']}")
-        columns = list(ingest["table"][0])
-        for c in columns:
-            table.add_column(c, justify="left" if c == "department" else "right")
-        for row in ingest["table"]:
-            table.add_row(*["" if row[c] is None else (f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])) for c in columns])
-        console.print(table)
+    stages = summary["stages"]
+    if ingest := stages.get("ingest"):
+        console.print(_table(f"ingest (数据归集): rows per department and registry — run {summary['run_id']}", ingest["table"]))
         console.print(f"rows read {ingest['rows_read']:,} = rows written {ingest['rows_written']:,}; {ingest['seconds']:.1f} s")
+    if validate := stages.get("validate"):
+        rows = [{**{k: v for k, v in r.items() if k != "reasons"}, "top reason": (r["reasons"].split(" ")[0] if r["reasons"] else "")}
+                for r in validate["table"]]
+        console.print(_table("validate (数据校验): the data contract per department file", rows))
+        console.print(f"read {validate['rows_read']:,} = accepted {validate['rows_accepted']:,} + quarantined "
+                      f"{validate['rows_quarantined']:,}; {validate['seconds']:.1f} s; Data Docs: "
+                      f"{summary['run_dir']}/02_validate/{validate['data_docs']}")
+    if merge := stages.get("merge"):
+        console.print(f"merge (名录合并): {merge['records_in']:,} records → {merge['entities']:,} entities "
+                      f"({merge['entities_listed_by_several_departments']:,} listed by several departments, "
+                      f"{merge['unlinked_entities']:,} unlinked); conflicts {merge['conflicts_by_attribute'] or 'none'}; "
+                      f"{merge['seconds']:.1f} s")
     console.print(f"run folder: {summary['run_dir']}")
 
 
@@ -89,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--inbox", required=True, help="folder of department folders (inbox/<DEPT>/objects.* ...)")
     r.add_argument("--out", required=True, help="output root: runs/<run_id>/ and published/<plan_id>/ go here")
     r.add_argument("--seed", default=None, help="seed string (overrides the plan's)")
-    r.add_argument("--start-at", default="ingest", help="first stage to run (earlier ones are read from disk)")
-    r.add_argument("--stop-after", default=None, help="last stage to run")
+    r.add_argument("--start-at", default="ingest", choices=STAGES, help="first stage to run (earlier ones are read from disk)")
+    r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
     r.set_defaults(func=_run)
 

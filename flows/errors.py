@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from flows.ingest import StageFailed
 from transforms.plan import PlanError
 from transforms.read_registry import RegistryFileError
+
+
+class StageFailed(Exception):
+    """A stage refused its input; the message is for the data engineer (what and where to fix)."""
+
 
 UserFacingError = (StageFailed, PlanError, RegistryFileError, FileNotFoundError)

@@ -17,13 +17,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.errors import StageFailed
 from transforms.normalise import normalise_registry
 from transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox
 from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
-
-
-class StageFailed(Exception):
-    """A stage refused its input; the message is for the data engineer (what and where to fix)."""
 
 
 @task(name="ingest-file", task_run_name="ingest {file.relative}", cache_policy=NO_CACHE)

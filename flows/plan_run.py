@@ -2,12 +2,14 @@
 
     plan_run(plan, inbox, out, seed=None, start_at="ingest", stop_after=None, run_id=None)
 
-Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/runfolder.py). Later issues
-add validate, merge, draw, fuse, assign and publish to the same list.
+Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/runfolder.py). A run started
+at a later stage reads the earlier stages' files from the same run folder.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,12 +17,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed
 
-from flows.ingest import StageFailed, run_ingest
+from flows.errors import StageFailed
+from flows.ingest import run_ingest
+from flows.merge import run_merge
+from flows.validate import run_validate
 from transforms.ingest_summary import ingest_summary
-from transforms.plan import PlanError, read_plan
-from transforms.runfolder import STAGES, new_run_id, write_json
+from transforms.plan import Plan, PlanError, read_plan
+from transforms.runfolder import STAGES, new_run_id, read_stage_record, write_json
 
-Stage = Literal["ingest"]
+Stage = Literal["ingest", "validate", "merge"]
 
 
 def _flow_run_name() -> str:
@@ -41,7 +46,7 @@ def plan_run(
     run_id: str | None = None,
 ) -> dict[str, Any]:
     """Runs the plan's stages from `start_at` to `stop_after` (default: the last); returns the
-    run's summary: run id, run folder, and per stage what it read and wrote."""
+    run's summary: run id, run folder, and per stage what it did."""
     try:
         return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id)
     except (StageFailed, PlanError) as e:
@@ -50,26 +55,50 @@ def plan_run(
         return Failed(message=str(e), data=e)
 
 
+def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | None, run_id: str | None) -> tuple[Path, dict]:
+    """The run folder and run.json (kept from the first attempt, so a rerun uses the same run date)."""
+    run_id = run_id or new_run_id(the_plan.plan_id)
+    run_dir = Path(out) / "runs" / run_id
+    existing = run_dir / "run.json"
+    if existing.exists():
+        context = json.loads(existing.read_text(encoding="utf-8"))
+    else:
+        context = {"run_id": run_id, "plan_id": the_plan.plan_id, "plan": str(plan), "inbox": str(inbox), "out": str(out),
+                   "seed": seed, "run_date": dt.datetime.now(dt.UTC).date().isoformat()}
+        write_json(context, existing)
+    return run_dir, context
+
+
 def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str, stop_after: str | None,
                 run_id: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     the_plan = read_plan(Path(plan))
-    run_id = run_id or new_run_id(the_plan.plan_id)
-    run_dir = Path(out) / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json({"plan": str(plan), "inbox": str(inbox), "out": str(out), "seed": seed, "run_id": run_id}, run_dir / "run.json")
-    logger.info("run %s of plan %s (%d tasks) → %s", run_id, the_plan.plan_id, len(the_plan.tasks), run_dir)
+    run_dir, context = _run_context(the_plan, plan, inbox, out, seed, run_id)
+    logger.info("run %s of plan %s (%d tasks) → %s", context["run_id"], the_plan.plan_id, len(the_plan.tasks), run_dir)
     first = STAGES.index(start_at)
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
-    summary: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
+    if first > 0 and read_stage_record(run_dir, STAGES[first - 1]) is None:
+        raise StageFailed(f"run {context['run_id']} has no completed {STAGES[first - 1]} stage in {run_dir}: "
+                          f"start at {STAGES[first - 1]} (or earlier) instead")
+    summary: dict[str, Any] = {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
     for stage in STAGES[first:last + 1]:
         if stage == "ingest":
             record = run_ingest(Path(inbox), run_dir)
             table = ingest_summary(record)
-            create_table_artifact(key="ingest-rows", table=table.to_dicts(), description=f"Rows ingested per department and registry, run {run_id}")
+            create_table_artifact(key="ingest-rows", table=table.to_dicts(), description=f"Rows ingested per department and registry, run {context['run_id']}")
             summary["stages"]["ingest"] = {"rows_read": record["rows_read"], "rows_written": record["rows_written"],
                                            "seconds": record["seconds"], "table": table.to_dicts()}
+        elif stage == "validate":
+            record = run_validate(run_dir, the_plan.quarantine_threshold, dt.date.fromisoformat(context["run_date"]))
+            table = [{"department": f["department"], "registry": f["kind"], "read": f["rows_read"],
+                      "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
+                      "reasons": "; ".join(f.get("file_problems", [])) or " ".join(f"{r}:{n}" for r, n in f["quarantined_by_reason"].items())}
+                     for f in record["files"]]
+            create_table_artifact(key="validation-results", table=table, description=f"Data contract per department file, run {context['run_id']}")
+            summary["stages"]["validate"] = {k: record[k] for k in ("rows_read", "rows_accepted", "rows_quarantined", "seconds", "data_docs")}
+            summary["stages"]["validate"]["table"] = table
+        elif stage == "merge":
+            record = run_merge(run_dir)
+            summary["stages"]["merge"] = {k: record[k] for k in ("records_in", "entities", "entities_listed_by_several_departments",
+                                                                 "unlinked_entities", "conflicts_by_attribute", "seconds")}
     return summary
-
-
-__all__ = ["plan_run", "PlanError", "StageFailed"]

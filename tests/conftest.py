@@ -48,3 +48,13 @@ def dirty_city(tmp_path_factory) -> Path:
 
 def plan_path(city: Path) -> Path:
     return next((city / "plans").glob("*.yaml"))
+
+
+@pytest.fixture(scope="session")
+def dirty_run(prefect_server, dirty_city, tmp_path_factory) -> Path:
+    """The dirty city run through ingest, validate and merge once; returns the run folder."""
+    from flows.plan_run import plan_run
+
+    out = tmp_path_factory.mktemp("dirty-run")
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", stop_after="merge")
+    return out / "runs" / "dirty"

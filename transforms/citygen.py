@@ -159,12 +159,12 @@ def make_usccs(rng: np.random.Generator, entity_type: np.ndarray, new_style: np.
     body[new, 2:] = _digits(_bijection(idx[new], 31**6, rng), 31, 6)
     # organization-code values: digit → itself, letter → A=10 … (USCC charset letters are a subset)
     org_values = np.array([int(c, 36) for c in USCC_CHARSET])[body]
-    org_check = org_check_chars(org_values)
+    org_check = org_check_chars(np.ascontiguousarray(org_values.T))
     org_check_val = np.zeros(256, dtype=np.int64)  # check char ('0'-'9', 'X') → its USCC value
     for c in "0123456789X":
         org_check_val[ord(c)] = val[c]
     first17 = np.concatenate([first, auth, body, org_check_val[org_check][:, None]], axis=1)
-    full = np.concatenate([first17, uscc_check_char_values(first17)[:, None]], axis=1)
+    full = np.concatenate([first17, uscc_check_char_values(np.ascontiguousarray(first17.T))[:, None]], axis=1)
     chars = np.frombuffer(USCC_CHARSET.encode(), dtype=np.uint8)[full]
     return pl.Series("uscc", chars.view("S18").ravel()).cast(pl.String)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-STAGES = ("ingest",)  # later issues add validate, merge, draw, fuse, assign, publish
+STAGES = ("ingest", "validate", "merge")  # later issues add draw, fuse, assign, publish
 STAGE_RECORD = "stage.json"
 
 

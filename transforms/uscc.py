@@ -35,16 +35,16 @@ REG_NO_REASONS = {
     "reg_no_check": "registration number fails the ISO 7064 MOD 11,10 check",
 }
 
-_USCC_VALUE = np.full(256, -1, dtype=np.int64)
+_USCC_VALUE = np.full(256, -1, dtype=np.int8)
 for _v, _c in enumerate(USCC_CHARSET):
     _USCC_VALUE[ord(_c)] = _v
-_ORG_VALUE = np.full(256, -1, dtype=np.int64)  # digits 0-9, A=10 … Z=35
+_ORG_VALUE = np.full(256, -1, dtype=np.int8)  # digits 0-9, A=10 … Z=35
 for _v, _c in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
     _ORG_VALUE[ord(_c)] = _v
 
 
 def _fixed_width(codes: pl.Series, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Codes as an (n, width) uint8 matrix, and a mask of those that are exactly `width` ASCII chars."""
+    """Codes as a (width, n) uint8 matrix, and a mask of those that are exactly `width` ASCII chars."""
     s = codes.cast(pl.String).fill_null("")
     fits = (s.str.len_bytes() == width) & (s.str.len_chars() == width)
     padded = pl.select(pl.when(fits).then(s).otherwise(pl.lit("0" * width))).to_series()
@@ -54,7 +54,8 @@ def _fixed_width(codes: pl.Series, width: int) -> tuple[np.ndarray, np.ndarray]:
         arr = arr.combine_chunks()
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]] if len(arr) else np.zeros(0, np.uint8)
-    return data.reshape(len(padded), width), fits.to_numpy()
+    # column-major (width, n): each character position is one contiguous vector
+    return np.ascontiguousarray(data.reshape(len(padded), width).T), fits.to_numpy()
 
 
 def _first_reason(codes: pl.Series, failed: list[np.ndarray], names: list[str], out_name: str) -> pl.Series:
@@ -65,14 +66,22 @@ def _first_reason(codes: pl.Series, failed: list[np.ndarray], names: list[str], 
     return reason.set(codes.is_null(), None).alias(out_name) if codes.null_count() else reason.alias(out_name)
 
 
+def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ values[j]·weights[j] for a (k, n) matrix, position by position (no (k, n) int64 temporary)."""
+    acc = np.zeros(values.shape[1], dtype=np.int64)
+    for j, w in enumerate(weights):
+        acc += values[j].astype(np.int64) * int(w)
+    return acc
+
+
 def uscc_check_char_values(first17: np.ndarray) -> np.ndarray:
-    """Check character value (0–30) for an (n, 17) matrix of USCC character values."""
-    return (31 - (first17 @ USCC_WEIGHTS) % 31) % 31
+    """Check character value (0–30) for a (17, n) matrix of USCC character values."""
+    return (31 - _weighted_sum(first17, USCC_WEIGHTS) % 31) % 31
 
 
 def org_check_chars(body8: np.ndarray) -> np.ndarray:
-    """Check character ('0'–'9' or 'X', as uint8) for an (n, 8) matrix of organization-code values."""
-    c = 11 - (body8 @ ORG_WEIGHTS) % 11
+    """Check character ('0'–'9' or 'X', as uint8) for an (8, n) matrix of organization-code values."""
+    c = 11 - _weighted_sum(body8, ORG_WEIGHTS) % 11
     return np.where(c == 10, ord("X"), np.where(c == 11, ord("0"), ord("0") + c)).astype(np.uint8)
 
 
@@ -84,12 +93,11 @@ def uscc_reasons(codes: pl.Series) -> pl.Series:
     """
     chars, fits = _fixed_width(codes, 18)
     values = _USCC_VALUE[chars]
-    in_charset = (values >= 0).all(axis=1)
-    authority_ok = np.isin(chars[:, 0], np.frombuffer("".join(sorted(USCC_AUTHORITIES)).encode(), np.uint8))
-    safe = np.where(values < 0, 0, values)
-    check_ok = uscc_check_char_values(safe[:, :17]) == safe[:, 17]
-    org_vals = _ORG_VALUE[chars[:, 8:16]]
-    org_ok = org_check_chars(np.where(org_vals < 0, 0, org_vals)) == chars[:, 16]
+    in_charset = (values >= 0).all(axis=0)
+    authority_ok = np.isin(chars[0], np.frombuffer("".join(sorted(USCC_AUTHORITIES)).encode(), np.uint8))
+    safe = np.maximum(values, 0)
+    check_ok = uscc_check_char_values(safe[:17]) == safe[17]
+    org_ok = org_check_chars(np.maximum(_ORG_VALUE[chars[8:16]], 0)) == chars[16]
     failed = [~fits, ~in_charset, ~authority_ok, ~check_ok, ~org_ok]
     return _first_reason(codes, failed, list(USCC_REASONS), "uscc_reason")
 
@@ -97,17 +105,17 @@ def uscc_reasons(codes: pl.Series) -> pl.Series:
 def org_code_reasons(codes: pl.Series) -> pl.Series:
     """For each normalised 9-character organization code: null when valid, else a reason code."""
     chars, fits = _fixed_width(codes, 9)
-    values = _ORG_VALUE[chars[:, :8]]
-    body_ok = (values >= 0).all(axis=1)
-    check_ok = org_check_chars(np.where(values < 0, 0, values)) == chars[:, 8]
+    values = _ORG_VALUE[chars[:8]]
+    body_ok = (values >= 0).all(axis=0)
+    check_ok = org_check_chars(np.maximum(values, 0)) == chars[8]
     return _first_reason(codes, [~fits | ~body_ok, ~check_ok], list(ORG_CODE_REASONS), "org_code_reason")
 
 
 def reg_no_check_digits(first14: np.ndarray) -> np.ndarray:
-    """ISO 7064 MOD 11,10 check digit for an (n, 14) matrix of digits."""
-    p = np.full(first14.shape[0], 10, dtype=np.int64)
-    for j in range(first14.shape[1]):
-        s = (p + first14[:, j]) % 10
+    """ISO 7064 MOD 11,10 check digit for a (14, n) matrix of digits."""
+    p = np.full(first14.shape[1], 10, dtype=np.int64)
+    for j in range(first14.shape[0]):
+        s = (p + first14[j]) % 10
         s = np.where(s == 0, 10, s)
         p = (s * 2) % 11
     return (11 - p) % 10
@@ -117,9 +125,9 @@ def reg_no_reasons(codes: pl.Series) -> pl.Series:
     """For each 15-digit registration number (注册号): null when valid, else a reason code."""
     chars, fits = _fixed_width(codes, 15)
     digits = chars.astype(np.int64) - ord("0")
-    all_digits = ((digits >= 0) & (digits <= 9)).all(axis=1)
-    safe = np.where(all_digits[:, None], digits, 0)
-    check_ok = reg_no_check_digits(safe[:, :14]) == safe[:, 14]
+    all_digits = ((digits >= 0) & (digits <= 9)).all(axis=0)
+    safe = np.where(all_digits[None, :], digits, 0)
+    check_ok = reg_no_check_digits(safe[:14]) == safe[14]
     return _first_reason(codes, [~fits | ~all_digits, ~check_ok], list(REG_NO_REASONS), "reg_no_reason")
 
 
@@ -146,5 +154,5 @@ def uscc_problem(code: str | None) -> str | None:
 
 def complete_uscc(first17: str) -> str:
     """The 18-character USCC whose first 17 characters are given (test and generator helper)."""
-    values = np.array([[USCC_CHARSET.index(c) for c in first17]], dtype=np.int64)
+    values = np.array([[USCC_CHARSET.index(c)] for c in first17], dtype=np.int64)
     return first17 + USCC_CHARSET[int(uscc_check_char_values(values)[0])]

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from flows.cli import main
-from flows.ingest import StageFailed
+from flows.errors import StageFailed
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
 from transforms.runfolder import sha256_file

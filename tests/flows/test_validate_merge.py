@@ -1,0 +1,95 @@
+"""The validate and merge stages in real flow runs on the generated dirty city."""
+
+import json
+import re
+import shutil
+
+import polars as pl
+import pytest
+
+from flows.errors import StageFailed
+from flows.plan_run import plan_run
+from tests.conftest import plan_path
+
+
+def _stage(run_dir, name):
+    return json.loads((run_dir / name / "stage.json").read_text())
+
+
+def test_every_planted_error_is_quarantined_with_its_reason_and_no_clean_row_is(dirty_run, dirty_city):
+    truth = pl.read_csv(dirty_city / "truth.csv", infer_schema=False).with_columns(pl.col("line").cast(pl.Int64))
+    quarantined = pl.read_parquet(dirty_run / "02_validate" / "quarantine" / "*" / "*.parquet")
+    must = truth.filter(pl.col("expected") != "accept")
+    got = must.join(quarantined, left_on=["file", "line"], right_on=["source_file", "source_line"], how="left")
+    wrong = got.filter(pl.col("reason").is_null() | (pl.col("reason") != pl.col("expected")))
+    assert wrong.is_empty(), wrong.select("file", "line", "kind", "expected", "reason")
+    # nothing else is quarantined: exactly the planted errors
+    assert quarantined.height == must.height
+    accepted = pl.concat(pl.read_parquet(p, columns=["source_file", "source_line"])
+                         for p in (dirty_run / "02_validate" / "accepted").rglob("*.parquet"))
+    kept = truth.filter(pl.col("expected") == "accept").join(
+        accepted, left_on=["file", "line"], right_on=["source_file", "source_line"], how="semi")
+    assert kept.height == truth.filter(pl.col("expected") == "accept").height > 0
+
+
+def test_accounting_is_exact_per_file(dirty_run):
+    ingest, validate = _stage(dirty_run, "01_ingest"), _stage(dirty_run, "02_validate")
+    read_by_file = {f["source"]["path"]: f["rows_read"] for f in ingest["files"]}
+    assert {f["file"]: f["rows_read"] for f in validate["files"]} == read_by_file
+    for f in validate["files"]:
+        assert f["rows_read"] == f["rows_accepted"] + f["rows_quarantined"] == f["rows_accepted"] + sum(f["quarantined_by_reason"].values())
+    merge = _stage(dirty_run, "03_merge")
+    accepted_objects = sum(f["rows_accepted"] for f in validate["files"] if f["kind"] == "objects")
+    directory = pl.read_parquet(dirty_run / "03_merge" / "directory.parquet")
+    assert merge["records_in"] == accepted_objects == directory["n_records"].sum()
+    assert directory["entity_key"].is_unique().all() and merge["entities"] == directory.height
+
+
+def test_quarantine_csv_is_for_people(dirty_run):
+    data = (dirty_run / "02_validate" / "quarantine.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel on Chinese Windows
+    q = pl.read_csv(data, infer_schema=False)
+    assert {"source_file", "source_line", "reason", "column", "original_values"} <= set(q.columns)
+    assert q.filter(pl.col("reason") == "blank_required").is_empty()  # reason codes, not generator kinds
+
+
+def test_data_docs_render_offline(dirty_run):
+    site = dirty_run / "02_validate" / "validation"
+    pages = list(site.rglob("*.html"))
+    assert (site / "index.html").exists() and len(pages) > 10
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert not re.search(r'<(script|link)\b[^>]*(src|href)="https?://', html), page
+        for ref in re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="([^"#]+\.(?:js|css))"', html):
+            assert (page.parent / ref).resolve().exists(), (page, ref)
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "objects-AMR" in index
+    assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects-AMR.html").read_text(encoding="utf-8")
+
+
+def test_the_threshold_fails_the_run_and_names_the_registry(dirty_run, dirty_city, tmp_path):
+    # rerun from validate on the same ingest, with a plan allowing 0.1% quarantined rows
+    run = tmp_path / "runs" / "strict"
+    shutil.copytree(dirty_run / "01_ingest", run / "01_ingest")
+    shutil.copy(dirty_run / "run.json", run / "run.json")
+    plan = tmp_path / "strict.yaml"
+    plan.write_text(re.sub(r"quarantine_threshold: .*", "quarantine_threshold: 0.001", plan_path(dirty_city).read_text()))
+    with pytest.raises(StageFailed) as e:
+        plan_run(plan=str(plan), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="strict", start_at="validate")
+    assert "objects:" in str(e.value) and "threshold 0.10%" in str(e.value) and "quarantine.csv" in str(e.value)
+    assert (run / "02_validate" / "quarantine.csv").exists()  # the evidence is written before failing
+
+
+def test_a_missing_required_column_fails_its_department(prefect_server, small_city, tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(small_city / "inbox", inbox)
+    edu = inbox / "EDU" / "objects.csv"
+    edu.write_bytes(edu.read_bytes().replace(b"district_code", b"district", 1).replace(b"credit_risk", b"risk", 1))
+    with pytest.raises(StageFailed) as e:
+        plan_run(plan=str(plan_path(small_city)), inbox=str(inbox), out=str(tmp_path), run_id="r", stop_after="validate")
+    assert "EDU: EDU/objects.csv: required column `credit_risk` is missing" in str(e.value)
+
+
+def test_start_at_needs_the_earlier_stage(prefect_server, small_city, tmp_path):
+    with pytest.raises(StageFailed, match="no completed ingest stage"):
+        plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="x", start_at="validate")

@@ -1,0 +1,129 @@
+"""The data contract (SPEC §4.2): one Great Expectations suite per registry kind, defined here.
+
+A `Rule` pairs an expectation with the quarantine reason a failing row gets; the order of
+a kind's rules is the order reasons are given (a row that breaks two rules is quarantined
+under the first, with every reason listed). File-level rules (required columns present,
+at least one row) run on the file's raw columns and fail the department, not a row.
+
+The suites run on Arrow-backed pandas frames (`validation_frame`): only the columns the
+suite reads, lists joined with `;`, and two derived columns — `identifier` (USCC, else
+organization code, else registration number) and `row_digest` (a hash of the whole row,
+to find duplicate rows in one column instead of a compound key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import great_expectations.expectations as gxe
+import pandas as pd
+import polars as pl
+from great_expectations.expectations.expectation import Expectation
+
+from transforms import gx_expectations as jdx
+from transforms.reference import department_names, district_codes
+from transforms.registry import COLUMNS, ENUMS, REQUIRED, Kind
+from transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
+
+INDUSTRY_CODE = r"^[A-T]\d{0,4}$"  # GB/T 4754-2017: a section letter and up to 4 digits
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An expectation and what a failing row is quarantined for."""
+
+    expectation: Expectation
+    reason: str  # a code of transforms/reasons.py
+    column: str
+    first_kept: tuple[str, ...] = ()  # uniqueness rules: the first row of each key stays
+    reason_of: Callable[[pl.Series], pl.Series] | None = None  # the row's own reason, from its column's value
+
+
+def _values(enum: str) -> list[str]:
+    return sorted(set(ENUMS[enum].values()))
+
+
+def _required(kind: Kind, skip: tuple[str, ...] = ()) -> list[Rule]:
+    """Not-null rules for the kind's required columns; a date is checked on its text, so an
+    unreadable date is `date_unparseable`, not `required_missing`."""
+    return [Rule(gxe.ExpectColumnValuesToNotBeNull(column=f"{c}_text" if COLUMNS[kind][c] == "date" else c), "required_missing", c)
+            for c in REQUIRED[kind] if c not in skip]
+
+
+def _in_set(column: str, values: list[str], reason: str) -> Rule:
+    return Rule(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values), reason, column)
+
+
+def _readable_date(column: str) -> Rule:
+    return Rule(jdx.ExpectColumnValuesToBeReadableDates(column=f"{column}_text"), "date_unparseable", column)
+
+
+def _duplicates(kind: Kind) -> Rule:
+    return Rule(gxe.ExpectColumnValuesToBeUnique(column="row_digest"), "duplicate_row", "", first_kept=tuple(COLUMNS[kind]))
+
+
+def object_rules(run_date: dt.date) -> list[Rule]:
+    """Objects (检查对象名录库). A missing USCC is allowed when an organization code or
+    registration number identifies the entity (merge links it)."""
+    return [
+        _duplicates("objects"),
+        Rule(gxe.ExpectColumnValuesToNotBeNull(column="identifier"), "required_missing", "uscc"),
+        Rule(jdx.ExpectColumnValuesToBeValidUscc(column="uscc"), "uscc_check_char", "uscc", reason_of=uscc_reasons),
+        Rule(jdx.ExpectColumnValuesToBeValidOrgCode(column="org_code"), "org_code_check", "org_code", reason_of=org_code_reasons),
+        Rule(jdx.ExpectColumnValuesToBeValidRegNo(column="legacy_reg_no"), "reg_no_check", "legacy_reg_no", reason_of=reg_no_reasons),
+        Rule(gxe.ExpectColumnValuesToBeUnique(column="uscc"), "duplicate_id", "uscc", first_kept=("uscc",)),
+        *_required("objects", skip=("uscc",)),
+        _in_set("entity_type", _values("entity_type"), "enum_unknown"),
+        _in_set("district_code", district_codes(), "district_unknown"),
+        Rule(gxe.ExpectColumnValuesToMatchRegex(column="industry_code", regex=INDUSTRY_CODE), "industry_unknown", "industry_code"),
+        _readable_date("registered_on"),
+        Rule(jdx.ExpectColumnValuesToBeDatesNotAfter(column="registered_on", latest=run_date.isoformat()), "date_implausible", "registered_on"),
+        _in_set("status", _values("object_status"), "enum_unknown"),
+        _in_set("credit_risk", _values("credit_risk"), "enum_unknown"),
+    ]
+
+
+def inspector_rules(item_ids: list[str]) -> list[Rule]:
+    """Inspectors (执法检查人员名录库). Expired certificates are valid data: the assign stage
+    decides who may inspect."""
+    return [
+        _duplicates("inspectors"),
+        *_required("inspectors"),
+        Rule(gxe.ExpectColumnValuesToBeUnique(column="inspector_id"), "duplicate_id", "inspector_id", first_kept=("inspector_id",)),
+        _in_set("department", sorted(department_names()), "department_unknown"),
+        _in_set("district_code", district_codes(), "district_unknown"),
+        _readable_date("cert_valid_until"),
+        _in_set("status", _values("inspector_status"), "enum_unknown"),
+        Rule(jdx.ExpectColumnListValuesToBeInSet(column="item_scope", value_set=sorted(item_ids)), "item_scope_unknown", "item_scope"),
+    ]
+
+
+def item_rules() -> list[Rule]:
+    """Items (抽查事项清单): ids unique per department file."""
+    return [
+        _duplicates("items"),
+        *_required("items", skip=("scope",)),
+        Rule(gxe.ExpectColumnValuesToBeUnique(column="item_id"), "duplicate_id", "item_id", first_kept=("item_id",)),
+        _in_set("department", sorted(department_names()), "department_unknown"),
+        _in_set("category", _values("item_category"), "enum_unknown"),
+    ]
+
+
+def file_rules(kind: Kind) -> list[Expectation]:
+    """File-level rules, checked on the file's raw columns: they fail the department."""
+    return [*[gxe.ExpectColumnToExist(column=c) for c in REQUIRED[kind]], gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+
+
+def validation_frame(typed: pl.DataFrame, kind: Kind, rules: list[Rule]) -> pd.DataFrame:
+    """The columns the suite reads, as an Arrow-backed pandas frame indexed like `typed`."""
+    spec = list(COLUMNS[kind])
+    df = typed.with_columns(
+        row_digest=pl.struct(spec).hash(seed=0),
+        **({"identifier": pl.coalesce("uscc", "org_code", "legacy_reg_no")} if kind == "objects" else {}),
+    )
+    needed = {"source_line"} | {r.expectation.column for r in rules if hasattr(r.expectation, "column")}
+    df = df.select([c for c in df.columns if c in needed])
+    df = df.with_columns([pl.col(c).list.join(";") for c, t in df.schema.items() if isinstance(t, pl.List)])
+    return df.to_pandas(use_pyarrow_extension_array=True)

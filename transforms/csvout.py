@@ -1,0 +1,42 @@
+"""The one CSV writer for files people open (SPEC §6): UTF-8 with BOM so Excel on Chinese
+Windows shows it correctly, lists joined with `；`, and every cell that a spreadsheet would
+execute (starting with = + - @, a tab or a carriage return) neutralised with a leading `'`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+FORMULA_START = r"^[=+\-@\t\r]"
+LIST_JOIN = "；"
+
+
+def neutralise_formulas(expr: pl.Expr) -> pl.Expr:
+    """A cell Excel would run as a formula becomes text: `=HYPERLINK(...)` → `'=HYPERLINK(...)`."""
+    return pl.when(expr.str.contains(FORMULA_START)).then(pl.lit("'") + expr).otherwise(expr)
+
+
+def people_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """Every column as safe text: lists joined, dates ISO, formulas neutralised."""
+    cols = []
+    for name, dtype in df.schema.items():
+        c = pl.col(name)
+        if isinstance(dtype, pl.List):
+            c = c.cast(pl.List(pl.String)).list.join(LIST_JOIN)
+        cols.append(neutralise_formulas(c.cast(pl.String)).alias(name))
+    return df.select(cols)
+
+
+def write_people_csv(df: pl.DataFrame, path: Path, headers: dict[str, str] | None = None) -> Path:
+    """Writes `df` for people (optionally renaming columns to Chinese headers), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = people_frame(df)
+    if headers:
+        out = out.rename({k: v for k, v in headers.items() if k in out.columns})
+    tmp = path.with_name(f".{path.name}.tmp")
+    out.write_csv(tmp, include_bom=True)
+    os.replace(tmp, path)
+    return path
