@@ -16,63 +16,83 @@ can be read.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-from transforms.contract import Rule, file_rules, inspector_rules, item_rules, object_rules, validation_frame
+from transforms.contract import Rule, file_inventory, file_rules, inspector_rules, item_rules, object_rules, validation_frame
 from transforms.csvout import write_people_csv
-from transforms.quarantine import QUARANTINE_SCHEMA, accepted_rows, quarantine_rows
+from transforms.quarantine import QUARANTINE_SCHEMA, accepted_rows, quarantine_rows, with_original_values
 from transforms.registry import KINDS, Kind
-from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
-from transforms.validate_registry import Contract, build_data_docs, rule_meta
+from transforms.runfolder import copy_file, file_record, stage_dir, write_json, write_parquet
+from transforms.validate_registry import Contract, build_data_docs
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
 
-def _file_level_problems(contract: Contract, raw: pl.DataFrame, kind: Kind, department: str) -> list[str]:
-    """Which file-level rules the raw file breaks (columns present, at least one row)."""
-    frame = pd.DataFrame({c: np.zeros(raw.height, dtype=np.int8) for c in raw.columns if c not in ("source_file", "source_line")})
-    result = contract.validate(f"{kind}-{department}-file", frame, file_rules(kind))
-    problems = []
+def _file_problems(contract: Contract, columns: dict[str, list[str]], rows: dict[str, int], kind: Kind) -> dict[str, list[str]]:
+    """Department → the file-level rules its file breaks (one GX validation over the kind's file inventory)."""
+    rules = file_rules(kind)
+    inventory = file_inventory(columns, rows, kind).rename(columns={"source_file": "department"})
+    result = contract.validate(f"{kind}-files", inventory, rules, row_id=["department"])
+    problems: dict[str, list[str]] = {}
     for r in result.results:
-        if not r.success:
-            cfg = r.expectation_config
-            problems.append(f"required column `{cfg.kwargs['column']}` is missing" if cfg.type == "expect_column_to_exist"
-                            else "the file has no data rows")
+        for row in r.result.get("unexpected_index_list") or []:
+            problems.setdefault(row["department"], []).append(rules[r.expectation_config.meta["rule_index"]].reason)
     return problems
 
 
-def _validate_file(contract: Contract, ingest_dir: Path, out_dir: Path, kind: Kind, department: str,
-                   rules: list[Rule]) -> dict[str, Any]:
-    typed = pl.read_parquet(ingest_dir / kind / f"{department}.parquet")
-    raw = pl.read_parquet(ingest_dir / "raw" / department / f"{kind}.parquet")
-    source_file = raw["source_file"][0] if raw.height else f"{department}/{kind}.*"
-    problems = _file_level_problems(contract, raw, kind, department)
-    if problems:
-        return {"department": department, "kind": kind, "file": source_file, "rows_read": typed.height,
-                "file_problems": problems}
-    result = contract.validate(f"{kind}-{department}", validation_frame(typed, kind, rules),
-                               [r.expectation for r in rules], rule_meta(rules))
-    quarantined = quarantine_rows(typed, raw, result.results, rules, department, kind)
-    accepted = accepted_rows(typed, quarantined)
-    if accepted.height + quarantined.height != typed.height:  # pragma: no cover - guaranteed by construction
-        raise AssertionError(f"{source_file}: {typed.height} read ≠ {accepted.height} accepted + {quarantined.height} quarantined")
-    acc_path = write_parquet(accepted, out_dir / "accepted" / kind / f"{department}.parquet")
-    q_path = write_parquet(quarantined, out_dir / "quarantine" / kind / f"{department}.parquet")
-    return {
-        "department": department, "kind": kind, "file": source_file,
-        "rows_read": typed.height, "rows_accepted": accepted.height, "rows_quarantined": quarantined.height,
-        "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
-        "expectations_failed": sum(1 for r in result.results if not r.success),
-        "outputs": [file_record(acc_path, accepted.height, out_dir), file_record(q_path, quarantined.height, out_dir)],
-    }
+def _validate_kind(contract: Contract, ingest_dir: Path, out_dir: Path, kind: Kind, rules: list[Rule]) -> list[dict[str, Any]]:
+    """Validates every department's file of one kind in one GX run; writes accepted and quarantined rows.
+
+    Memory at city scale: the typed rows are released while GX runs and read again only when
+    some row failed; a department with no quarantined row gets its typed file as is."""
+    departments = sorted(p.stem for p in (ingest_dir / kind).glob("*.parquet"))
+    raw_path = {d: ingest_dir / "raw" / d / f"{kind}.parquet" for d in departments}
+    source_file = {d: pl.scan_parquet(raw_path[d]).select(pl.col("source_file").first()).collect().item() or f"{d}/{kind}.*"
+                   for d in departments}
+    rows = {d: pl.scan_parquet(raw_path[d]).select(pl.len()).collect().item() for d in departments}
+    problems = _file_problems(contract, {d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
+    files = [{"department": d, "kind": kind, "file": source_file[d], "rows_read": rows[d], "file_problems": problems[d]}
+             for d in departments if d in problems]
+    good = [d for d in departments if d not in problems]
+    if not good:
+        return files
+    paths = [ingest_dir / kind / f"{d}.parquet" for d in good]
+    frame = validation_frame(pl.read_parquet(paths), kind, rules)
+    gc.collect()  # the typed rows are not needed while GX runs: at city scale that is gigabytes
+    result = contract.validate(kind, frame, rules)
+    del frame
+    failed_any = any(r.result.get("unexpected_index_list") for r in result.results)
+    typed = pl.read_parquet(paths) if failed_any else None  # same rows, same order: GX's positions point into it
+    verdicts = quarantine_rows(typed, result.results, rules, kind) if typed is not None else None
+    for d, path in zip(good, paths, strict=True):
+        mine = verdicts.filter(pl.col("department") == d) if verdicts is not None else None
+        acc_path, q_path = out_dir / "accepted" / kind / f"{d}.parquet", out_dir / "quarantine" / kind / f"{d}.parquet"
+        if mine is None or mine.is_empty():
+            quarantined = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+            copy_file(path, acc_path)  # nothing rejected: the typed file is the accepted file
+            accepted_rows_n = rows[d]
+        else:
+            quarantined = with_original_values(mine, pl.read_parquet(raw_path[d]))
+            accepted = accepted_rows(typed.filter(pl.col("submitted_by") == d), quarantined)  # type: ignore[union-attr]
+            write_parquet(accepted, acc_path)
+            accepted_rows_n = accepted.height
+        write_parquet(quarantined, q_path)
+        if accepted_rows_n + quarantined.height != rows[d]:  # pragma: no cover - guaranteed by construction
+            raise AssertionError(f"{d}/{kind}: {rows[d]} read ≠ {accepted_rows_n} accepted + {quarantined.height} quarantined")
+        files.append({
+            "department": d, "kind": kind, "file": source_file[d],
+            "rows_read": rows[d], "rows_accepted": accepted_rows_n, "rows_quarantined": quarantined.height,
+            "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
+            "outputs": [file_record(acc_path, accepted_rows_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
+        })
+    return sorted(files, key=lambda f: f["department"])
 
 
 def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str, Any]:
@@ -84,10 +104,8 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     files: list[dict[str, Any]] = []
     item_ids: list[str] = []
     for kind in VALIDATION_ORDER:
-        departments = sorted(p.stem for p in (ingest_dir / kind).glob("*.parquet"))
         rules = {"items": item_rules, "inspectors": lambda: inspector_rules(item_ids), "objects": lambda: object_rules(run_date)}[kind]()
-        for department in departments:
-            f = _validate_file(contract, ingest_dir, out_dir, kind, department, rules)
+        for f in _validate_kind(contract, ingest_dir, out_dir, kind, rules):
             files.append(f)
             if "file_problems" in f:
                 logger.error("validate: %s: %s", f["file"], "; ".join(f["file_problems"]))

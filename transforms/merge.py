@@ -18,6 +18,8 @@ with each department's value and the value chosen. Names are compared after NFKC
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from transforms.uscc import org_code_of_uscc
@@ -26,69 +28,97 @@ REGISTRATION_AUTHORITY = "AMR"
 FACTS = ("name", "entity_type", "registered_on", "status", "industry_code", "address", "district_code",
          "operator_name", "phone")
 COMPARED = ("name", "entity_type", "registered_on", "status", "industry_code", "address", "district_code", "credit_risk")
-CLASS_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3}
 RULES = {**{a: f"{REGISTRATION_AUTHORITY} record, else smallest department code" for a in FACTS},
          "credit_risk": "highest risk class (D > C > B > A)"}
 
 
 def entity_keys(objects: pl.DataFrame) -> pl.DataFrame:
     """Adds `entity_key` and `linked_by` (uscc, org_code, reg_no or unlinked) to every record."""
-    with_uscc = objects.filter(pl.col("uscc").is_not_null())
-    by_org = with_uscc.group_by(org=org_code_of_uscc(pl.col("uscc"))).agg(org_uscc=pl.col("uscc").min())
-    by_reg = with_uscc.filter(pl.col("legacy_reg_no").is_not_null()).group_by(reg=pl.col("legacy_reg_no")).agg(reg_uscc=pl.col("uscc").min())
-    keyed = (
-        objects.join(by_org, left_on="org_code", right_on="org", how="left", maintain_order="left")
-        .join(by_reg, left_on="legacy_reg_no", right_on="reg", how="left", maintain_order="left")
-    )
-    return keyed.with_columns(
-        entity_key=pl.coalesce("uscc", "org_uscc", "reg_uscc", pl.lit("ORG:") + pl.col("org_code"), pl.lit("REG:") + pl.col("legacy_reg_no")),
-        linked_by=pl.when(pl.col("uscc").is_not_null()).then(pl.lit("uscc"))
-        .when(pl.col("org_uscc").is_not_null()).then(pl.lit("org_code"))
-        .when(pl.col("reg_uscc").is_not_null()).then(pl.lit("reg_no"))
-        .otherwise(pl.lit("unlinked")),
-    ).drop("org_uscc", "reg_uscc")
+    missing = objects.filter(pl.col("uscc").is_null())
+    links = missing.select("source_file", "source_line", "org_code", "legacy_reg_no")
+    if not links.is_empty():
+        with_uscc = objects.filter(pl.col("uscc").is_not_null())
+        by_org = (with_uscc.select(org=org_code_of_uscc(pl.col("uscc")), uscc="uscc")
+                  .join(links.select(org="org_code"), on="org", how="semi").group_by("org").agg(org_uscc=pl.col("uscc").min()))
+        by_reg = (with_uscc.select(reg="legacy_reg_no", uscc="uscc").filter(pl.col("reg").is_not_null())
+                  .join(links.select(reg="legacy_reg_no"), on="reg", how="semi").group_by("reg").agg(reg_uscc=pl.col("uscc").min()))
+        links = (links.join(by_org, left_on="org_code", right_on="org", how="left")
+                 .join(by_reg, left_on="legacy_reg_no", right_on="reg", how="left")
+                 .select("source_file", "source_line",
+                         link_key=pl.coalesce("org_uscc", "reg_uscc", pl.lit("ORG:") + pl.col("org_code"), pl.lit("REG:") + pl.col("legacy_reg_no")),
+                         link_kind=pl.when(pl.col("org_uscc").is_not_null()).then(pl.lit("org_code"))
+                         .when(pl.col("reg_uscc").is_not_null()).then(pl.lit("reg_no")).otherwise(pl.lit("unlinked"))))
+        objects = objects.join(links, on=["source_file", "source_line"], how="left", maintain_order="left")
+    else:
+        objects = objects.with_columns(link_key=pl.lit(None, pl.String), link_kind=pl.lit(None, pl.String))
+    return objects.with_columns(
+        entity_key=pl.coalesce("uscc", "link_key"),
+        linked_by=pl.when(pl.col("uscc").is_not_null()).then(pl.lit("uscc")).otherwise("link_kind"),
+    ).drop("link_key", "link_kind")
 
 
 def _in_precedence(keyed: pl.DataFrame) -> pl.DataFrame:
-    """Records in the order facts are taken: the registration authority first, then by department code."""
-    return keyed.sort(pl.col("entity_key"), pl.col("submitted_by") != REGISTRATION_AUTHORITY, "submitted_by", "source_line")
+    """Records grouped by entity, in the order facts are taken within an entity: the
+    registration authority first, then by department code, then by line."""
+    prec = (pl.col("submitted_by") != REGISTRATION_AUTHORITY).cast(pl.Int8)
+    return keyed.sort(pl.col("entity_key"), prec, "submitted_by", "source_line")
 
 
-def merge_directories(objects: pl.DataFrame) -> pl.DataFrame:
-    """The directory: one row per entity, sorted by `entity_key`, with `departments` (who lists
-    it), `n_records`, how it was linked, and `sources` (file:line of every record)."""
-    ordered = _in_precedence(entity_keys(objects))
-    highest_class = pl.col("credit_risk").replace_strict(CLASS_ORDER, default=None, return_dtype=pl.Int8)
-    merged = ordered.group_by("entity_key", maintain_order=True).agg(
+@dataclass(frozen=True)
+class Merged:
+    """The one object directory, the conflicts found making it, and which rows make each entity."""
+
+    directory: pl.DataFrame
+    conflicts: pl.DataFrame
+    records: pl.DataFrame
+
+
+def merge_directories(keyed: pl.DataFrame) -> Merged:
+    """The directory from keyed records (`entity_keys`): one row per entity, sorted by
+    `entity_key`, with `departments` (who lists it), `n_records` and `linked_by` (how its
+    records were keyed). Entities with one record are taken as they are; only those listed
+    several times are grouped; both halves stay in key order and are merged, not re-sorted."""
+    used = ["entity_key", *FACTS, "credit_risk", "tags", "submitted_by", "source_file", "source_line", "linked_by"]
+    ordered = _in_precedence(keyed.select(used))
+    key = pl.col("entity_key")
+    several = ordered.select((key == key.shift(1)).fill_null(False) | (key == key.shift(-1)).fill_null(False)).to_series()
+    single = ordered.filter(~several).select(
+        "entity_key", *FACTS, "credit_risk",
+        tags=pl.col("tags").list.unique().list.sort(),
+        departments=pl.concat_list("submitted_by"),
+        n_records=pl.lit(1, pl.UInt32),
+        linked_by=pl.concat_list("linked_by"),
+    )
+    shared = ordered.filter(several)
+    grouped = shared.group_by("entity_key", maintain_order=True).agg(
         **{c: pl.col(c).drop_nulls().first() for c in FACTS},
-        credit_risk=pl.col("credit_risk").sort_by(highest_class, descending=True).first(),
+        credit_risk=pl.col("credit_risk").max(),  # A < B < C < D: the highest risk
         tags=pl.col("tags").list.explode(keep_nulls=False, empty_as_null=False).unique().sort(),
         departments=pl.col("submitted_by").unique().sort(),
         n_records=pl.len(),
         linked_by=pl.col("linked_by").unique().sort(),
-        sources=pl.concat_str("source_file", pl.lit(":"), pl.col("source_line").cast(pl.String)),
     )
+    merged = single.merge_sorted(grouped.select(single.columns), key="entity_key")
     # an unlinked record's key is ORG:… or REG:…, which no USCC can be (no ':' in the charset)
-    uscc = pl.when(pl.col("entity_key").str.contains(":", literal=True)).then(None).otherwise(pl.col("entity_key"))
-    return merged.select("entity_key", uscc.alias("uscc"), pl.exclude("entity_key"))
+    uscc = pl.when(key.str.contains(":", literal=True)).then(None).otherwise(key)
+    records = ordered.select("entity_key", department="submitted_by", source_file="source_file", source_line="source_line",
+                             linked_by="linked_by")
+    return Merged(merged.select("entity_key", uscc.alias("uscc"), pl.exclude("entity_key")), _conflicts(shared, grouped), records)
 
 
-def conflicts(objects: pl.DataFrame, directory: pl.DataFrame) -> pl.DataFrame:
+def _conflicts(shared: pl.DataFrame, grouped: pl.DataFrame) -> pl.DataFrame:
     """One row per (entity, attribute) on which its records disagree: each department's value
-    (`DEPT=value`), the value chosen, and the rule that chose it."""
-    keyed = entity_keys(objects)
-    shared = keyed.filter(pl.col("entity_key").is_duplicated())
+    (`DEPT=value`, in precedence order), the value chosen, and the rule that chose it."""
     compare = {a: (pl.col(a).cast(pl.String).str.normalize("NFKC") if a == "name" else pl.col(a).cast(pl.String)) for a in COMPARED}
-    disagree = shared.group_by("entity_key").agg(**{a: e.drop_nulls().n_unique() for a, e in compare.items()})
+    disagree = shared.group_by("entity_key", maintain_order=True).agg(**{a: e.drop_nulls().n_unique() for a, e in compare.items()})
     parts = []
     for a in COMPARED:
         keys = disagree.filter(pl.col(a) > 1).select("entity_key")
         if keys.is_empty():
             continue
-        rows = shared.join(keys, on="entity_key", how="semi").sort("entity_key", "submitted_by", "source_line")
-        values = rows.group_by("entity_key", maintain_order=True).agg(
+        values = shared.join(keys, on="entity_key", how="semi").group_by("entity_key", maintain_order=True).agg(
             values=pl.concat_str("submitted_by", pl.lit("="), pl.col(a).cast(pl.String).fill_null("")))
-        chosen = directory.select("entity_key", chosen=pl.col(a).cast(pl.String))
+        chosen = grouped.join(keys, on="entity_key", how="semi").select("entity_key", chosen=pl.col(a).cast(pl.String))
         parts.append(values.join(chosen, on="entity_key", how="left").with_columns(attribute=pl.lit(a), rule=pl.lit(RULES[a])))
     schema = {"entity_key": pl.String, "attribute": pl.String, "values": pl.List(pl.String), "chosen": pl.String, "rule": pl.String}
     if not parts:

@@ -17,8 +17,7 @@ import pandas as pd
 from transforms.contract import Rule
 from transforms.datadocs import make_offline
 
-RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": ["source_line"],
-                 "return_unexpected_index_query": False}
+ROW_ID = ["row"]  # validation_frame's position column
 
 
 @dataclass
@@ -34,24 +33,21 @@ class Contract:
         context.data_sources.add_pandas("registries")
         return cls(context)
 
-    def validate(self, name: str, frame: pd.DataFrame, expectations: list[Any], meta: list[dict] | None = None) -> Any:
-        """Validates `frame` against a suite named `name` made of `expectations`; returns the
-        GX validation result (its `.results` hold one result per expectation)."""
+    def validate(self, name: str, frame: pd.DataFrame, rules: list[Rule], row_id: list[str] = ROW_ID) -> Any:
+        """Validates `frame` against a suite named `name` made of the rules' expectations;
+        returns the GX validation result (`.results`: one per expectation, each failing row
+        identified by the `row_id` columns, each expectation's rule index in its meta)."""
         source = self.context.data_sources.get("registries")
         asset = source.add_dataframe_asset(name)
         batch = asset.add_batch_definition_whole_dataframe(f"{name}-all")
         suite = self.context.suites.add(gx.ExpectationSuite(name=name))
-        for i, e in enumerate(expectations):
-            e = e.copy(deep=True)
-            e.meta = {**(e.meta or {}), **(meta[i] if meta else {})}
+        for i, rule in enumerate(rules):
+            e = rule.expectation.copy(deep=True)
+            e.meta = {**(e.meta or {}), "rule_index": i, "quarantine_reason": rule.reason}  # shown in Data Docs
             suite.add_expectation(e)
         definition = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        return definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
-
-
-def rule_meta(rules: list[Rule]) -> list[dict]:
-    """Meta for each rule's expectation: its index and quarantine reason (shown in Data Docs)."""
-    return [{"rule_index": i, "quarantine_reason": r.reason} for i, r in enumerate(rules)]
+        result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": row_id, "return_unexpected_index_query": False}
+        return definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
 
 
 def build_data_docs(contract: Contract, site: Path) -> Path:

@@ -63,8 +63,8 @@ def test_data_docs_render_offline(dirty_run):
         for ref in re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="([^"#]+\.(?:js|css))"', html):
             assert (page.parent / ref).resolve().exists(), (page, ref)
     index = (site / "index.html").read_text(encoding="utf-8")
-    assert "objects-AMR" in index
-    assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects-AMR.html").read_text(encoding="utf-8")
+    assert all(f'href="expectations/{suite}.html"' in index for suite in ("objects", "inspectors", "items", "objects-files"))
+    assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects.html").read_text(encoding="utf-8")
 
 
 def test_the_threshold_fails_the_run_and_names_the_registry(dirty_run, dirty_city, tmp_path):

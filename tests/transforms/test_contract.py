@@ -8,9 +8,9 @@ import pytest
 
 from transforms.contract import inspector_rules, item_rules, object_rules, validation_frame
 from transforms.normalise import normalise_registry
-from transforms.quarantine import accepted_rows, quarantine_rows
+from transforms.quarantine import accepted_rows, quarantine_rows, with_original_values
 from transforms.uscc import complete_uscc
-from transforms.validate_registry import Contract, rule_meta
+from transforms.validate_registry import Contract
 
 RUN_DATE = dt.date(2026, 11, 27)
 VALID = "91350100M000100Y43"  # worked by hand in test_uscc.py
@@ -29,8 +29,8 @@ def _verdicts(contract, kind, rows, rules, name):
     raw = pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}).with_columns(
         source_file=pl.lit(f"T/{kind}.csv"), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
     typed = normalise_registry(raw, kind, "T")
-    result = contract.validate(name, validation_frame(typed, kind, rules), [r.expectation for r in rules], rule_meta(rules))
-    q = quarantine_rows(typed, raw, result.results, rules, "T", kind)
+    result = contract.validate(name, validation_frame(typed, kind, rules), rules)
+    q = with_original_values(quarantine_rows(typed, result.results, rules, kind), raw)
     acc = accepted_rows(typed, q)
     assert acc.height + q.height == typed.height  # read = accepted + quarantined
     return dict(zip(q["source_line"], q["reason"], strict=True)), acc, q

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from transforms.merge import conflicts, merge_directories
+from transforms.merge import entity_keys, merge_directories
 from transforms.normalise import normalise_registry
 from transforms.uscc import complete_uscc
 
@@ -30,7 +30,8 @@ def test_one_entity_in_three_departments_becomes_one_record_with_resolved_confli
         _objects("HLT", [_row(RESTAURANT, name="深圳市福满楼(深圳)餐饮管理有限公司", address="南山区科苑路10号")]),
         _objects("FIR", [_row(RESTAURANT, credit_risk="D", tags="经营异常名录")]),
     ])
-    directory = merge_directories(objects)
+    merged = merge_directories(entity_keys(objects))
+    directory = merged.directory
     assert directory.height == 1
     row = directory.row(0, named=True)
     assert row["departments"] == ["AMR", "FIR", "HLT"] and row["n_records"] == 3
@@ -38,7 +39,7 @@ def test_one_entity_in_three_departments_becomes_one_record_with_resolved_confli
     assert row["address"] == "南山区科苑路1号"                  # AMR's registration facts win
     assert row["credit_risk"] == "D"                           # the highest risk any department gives
     assert row["tags"] == sorted(["食品经营许可证", "经营异常名录"])  # union, sorted
-    found = conflicts(objects, directory)
+    found = merged.conflicts
     assert found.select("attribute", "chosen").rows() == [("address", "南山区科苑路1号"), ("credit_risk", "D")]
     assert found.filter(pl.col("attribute") == "credit_risk")["values"][0].to_list() == ["AMR=B", "FIR=D", "HLT=B"]
 
@@ -50,7 +51,7 @@ def test_records_without_uscc_link_by_organization_code_or_registration_number()
                          _row("", legacy_reg_no="440301100000016"),         # links to SHOP through AMR's registration number
                          _row("", org_code="600037341", name="无主记录")]),  # links to nothing: kept, own key
     ])
-    directory = merge_directories(objects).sort("entity_key")
+    directory = merge_directories(entity_keys(objects)).directory
     keys = dict(zip(directory["entity_key"], directory["linked_by"].to_list(), strict=True))
     assert keys == {RESTAURANT: ["org_code", "uscc"], SHOP: ["reg_no", "uscc"], "ORG:600037341": ["unlinked"]}
     unlinked = directory.filter(pl.col("entity_key") == "ORG:600037341").row(0, named=True)
@@ -60,4 +61,4 @@ def test_records_without_uscc_link_by_organization_code_or_registration_number()
 
 def test_without_the_market_regulator_the_smallest_department_code_wins():
     objects = pl.concat([_objects("HLT", [_row(SHOP, name="乙")]), _objects("ENV", [_row(SHOP, name="甲")])])
-    assert merge_directories(objects)["name"].to_list() == ["甲"]
+    assert merge_directories(entity_keys(objects)).directory["name"].to_list() == ["甲"]
