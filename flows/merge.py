@@ -1,25 +1,36 @@
 """Stage `merge` (SPEC §4.3): the departments' accepted objects → one object directory.
 
-    03_merge/directory.parquet   one row per entity (transforms/merge.py states the rules)
-    03_merge/records.parquet     which source rows (department, file, line) make each entity
+    03_merge/directory.parquet   one row per entity, sorted by entity_key (transforms/merge.py states the rules)
+    03_merge/links.csv           records without a USCC, and the entity each was linked to (or not)
     03_merge/conflicts.parquet   every attribute on which departments disagree, and the value chosen
     03_merge/conflicts.csv       the same, for people
-    03_merge/unlinked.csv        records without a USCC that no other record's codes link to
+    03_merge/unlinked.csv        of those, the ones no other record's codes link to
     03_merge/stage.json          records in, entities out, linked and unlinked counts
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from prefect import get_run_logger
 
 from transforms.csvout import write_people_csv
-from transforms.merge import entity_keys, merge_directories
+from transforms.merge import links_query, merge_connection, merge_into
 from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
+
+MEMORY_LIMIT = "4GB"  # DuckDB spills to 03_merge/.spill past it (validate + merge must stay under 6 GiB)
+
+
+def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
+    """A DuckDB query written to Parquet via a temporary name and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    con.sql(query).write_parquet(str(tmp), compression="zstd")
+    tmp.replace(path)
+    return path
 
 
 def run_merge(run_dir: Path) -> dict[str, Any]:
@@ -27,37 +38,39 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     accepted = sorted((stage_dir(run_dir, "validate") / "accepted" / "objects").glob("*.parquet"))
     out_dir = stage_dir(run_dir, "merge")
-    objects = pl.read_parquet(accepted)
-    records_in = objects.height
-    keyed = entity_keys(objects)
-    del objects  # at city scale every copy is gigabytes
-    merged = merge_directories(keyed)
-    del keyed
-    directory, found, records = merged.directory, merged.conflicts, merged.records
-    unlinked = directory.filter(pl.col("linked_by").list.contains("unlinked"))
+    spill = out_dir / ".spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = merge_connection(MEMORY_LIMIT, spill)
+    con.read_parquet([str(p) for p in accepted]).create_view("records")
+    merged = merge_into(con)
+    directory = _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / "directory.parquet")
+    links = con.sql(links_query()).pl()
+    several = con.execute("select count(*) from directory where len(departments) > 1").fetchall()[0][0]
+    by_link = dict(con.execute("select l, count(*) from (select unnest(linked_by) as l from directory) group by l order by l").fetchall())
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     outputs = [
-        file_record(write_parquet(directory, out_dir / "directory.parquet"), directory.height, out_dir),
-        file_record(write_parquet(records, out_dir / "records.parquet"), records.height, out_dir),
-        file_record(write_parquet(found, out_dir / "conflicts.parquet"), found.height, out_dir),
-        file_record(write_people_csv(found, out_dir / "conflicts.csv"), found.height, out_dir),
-        file_record(write_people_csv(records.join(unlinked.select("entity_key", "name"), on="entity_key"), out_dir / "unlinked.csv"),
-                    unlinked.height, out_dir),
+        file_record(directory, merged.entities, out_dir),
+        file_record(write_people_csv(links, out_dir / "links.csv"), links.height, out_dir),
+        file_record(write_parquet(merged.conflicts, out_dir / "conflicts.parquet"), merged.conflicts.height, out_dir),
+        file_record(write_people_csv(merged.conflicts, out_dir / "conflicts.csv"), merged.conflicts.height, out_dir),
+        file_record(write_people_csv(merged.unlinked, out_dir / "unlinked.csv"), merged.unlinked.height, out_dir),
     ]
-    linked = directory.select(pl.col("linked_by").explode()).to_series().value_counts(sort=True)
+    unlinked_entities = merged.unlinked["entity_key"].n_unique()
     record = {
         "stage": "merge",
         "inputs": [file_record(p, None, stage_dir(run_dir, "validate")) for p in accepted],
-        "records_in": records_in,
-        "entities": directory.height,
-        "entities_listed_by_several_departments": directory.filter(pl.col("departments").list.len() > 1).height,
-        "entities_by_link": dict(sorted(linked.iter_rows())),
-        "unlinked_entities": unlinked.height,
-        "conflicts_by_attribute": dict(sorted(found.group_by("attribute").len().iter_rows())),
+        "records_in": merged.records,
+        "entities": merged.entities,
+        "entities_listed_by_several_departments": several,
+        "entities_by_link": by_link,
+        "unlinked_entities": unlinked_entities,
+        "conflicts_by_attribute": dict(sorted(merged.conflicts.group_by("attribute").len().iter_rows())),
         "outputs": outputs,
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(record, out_dir / "stage.json")
     logger.info("merge: %s records → %s entities (%s listed by several departments, %s unlinked); conflicts %s",
-                f"{records_in:,}", f"{directory.height:,}", f"{record['entities_listed_by_several_departments']:,}",
-                f"{unlinked.height:,}", record["conflicts_by_attribute"] or "none")
+                f"{merged.records:,}", f"{merged.entities:,}", f"{several:,}", f"{unlinked_entities:,}",
+                record["conflicts_by_attribute"] or "none")
     return record

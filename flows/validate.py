@@ -64,8 +64,8 @@ def _validate_kind(contract: Contract, ingest_dir: Path, out_dir: Path, kind: Ki
     if not good:
         return files
     paths = [ingest_dir / kind / f"{d}.parquet" for d in good]
-    frame = validation_frame(pl.read_parquet(paths), kind, rules)
-    gc.collect()  # the typed rows are not needed while GX runs: at city scale that is gigabytes
+    frame = validation_frame(pl.scan_parquet(paths), kind, rules)  # streams: the typed rows are never all in memory
+    gc.collect()
     result = contract.validate(kind, frame, rules)
     del frame
     failed_any = any(r.result.get("unexpected_index_list") for r in result.results)

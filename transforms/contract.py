@@ -134,21 +134,27 @@ def file_inventory(raw_columns: dict[str, list[str]], rows: dict[str, int], kind
                          **{f"has_{c}": [c in raw_columns[f] for f in files] for c in REQUIRED[kind]}})
 
 
-def validation_frame(typed: pl.DataFrame, kind: Kind, rules: list[Rule]) -> pd.DataFrame:
+def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list[Rule]) -> pd.DataFrame:
     """The columns the suite reads, as an Arrow-backed pandas frame; `row` is the row's position
-    in `typed` (all departments' files of one kind), which is how failures are reported."""
+    in `typed` (all departments' files of one kind), which is how failures are reported.
+
+    Given a LazyFrame (a scan of the typed files) it streams: only the frame is ever whole
+    in memory, not the typed rows."""
     spec = list(COLUMNS[kind])
     # uniqueness keys as 64-bit fingerprints (fast to compare); the quarantine re-checks the
     # flagged rows on the exact values, so a fingerprint collision can never reject a row
     in_file = {f"{r.column}_in_file": pl.when(pl.col(r.column).is_not_null()).then(pl.struct("source_file", r.column).hash(seed=0))
                for r in rules if r.reason == "duplicate_id"}
     derived = {
-        "row": pl.int_range(pl.len(), dtype=pl.Int64),
         "row_digest": pl.struct("source_file", *spec).hash(seed=0),
         **in_file,
-        **({"identifier": pl.coalesce("uscc", "org_code", "legacy_reg_no")} if kind == "objects" else {}),
+        # true where the entity is identified (USCC, organization code or registration number), else null
+        **({"identifier": pl.when(pl.any_horizontal(pl.col("uscc", "org_code", "legacy_reg_no").is_not_null())).then(True)}
+           if kind == "objects" else {}),
     }
-    needed = [c for c in typed.columns if c in {r.expectation.column for r in rules if hasattr(r.expectation, "column")}]
-    df = typed.select(*needed, **derived)
+    names = typed.collect_schema().names()
+    needed = [c for c in names if c in {r.expectation.column for r in rules if hasattr(r.expectation, "column")}]
+    df = (typed.lazy().with_row_index("row").select(pl.col("row").cast(pl.Int64), *needed, **derived)
+          .collect(engine="streaming"))
     df = df.with_columns([pl.col(c).list.join(";") for c, t in df.schema.items() if isinstance(t, pl.List)])
     return df.to_pandas(use_pyarrow_extension_array=True)

@@ -40,7 +40,11 @@ CDN_FILES = {
     "https://cdn.jsdelivr.net/npm/vega-lite@5": "vega-lite/vega-lite.min.js",
     "https://cdn.jsdelivr.net/npm/vega-embed@6": "vega-embed/vega-embed.min.js",
 }
-ASSET_ATTR = re.compile(r'(<(?:script|link)\b[^>]*?\b(?:src|href)=")(https?://[^"]+)(")', re.IGNORECASE)
+# GX's logos come from its S3 bucket, with a timestamp query: a call home from every page view.
+# They become the logo GX ships in the site's static/images/.
+GX_IMAGES = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.com/"
+LOCAL_LOGO = "images/logo-long.png"
+ASSET_ATTR = re.compile(r'(<(?:script|link|img)\b[^>]*?\b(?:src|href)=")(https?://[^"]+)(")', re.IGNORECASE)
 
 
 class OfflineDocsError(RuntimeError):
@@ -49,20 +53,25 @@ class OfflineDocsError(RuntimeError):
 
 def make_offline(site: Path) -> list[Path]:
     """Copies the vendored assets to `site/static/vendor/` and rewrites every page's
-    <script src> and <link href> to them; returns the pages rewritten. Raises when a page
+    <script src>, <link href> and <img src> to local files; returns the pages rewritten. Raises when a page
     loads an asset that is not vendored (a GX upgrade changed its templates)."""
-    vendor = site / "static" / "vendor"
-    shutil.copytree(VENDOR_DIR, vendor, dirs_exist_ok=True)
+    static = site / "static"
+    shutil.copytree(VENDOR_DIR, static / "vendor", dirs_exist_ok=True)
+    for css in (static / "styles").glob("*.css"):  # the dark theme's logo, also from GX's bucket
+        text = css.read_text(encoding="utf-8")
+        css.write_text(re.sub(re.escape(GX_IMAGES) + r"[^'\")]+", f"../{LOCAL_LOGO}", text), encoding="utf-8")
     pages = sorted(site.rglob("*.html"))
     for page in pages:
-        to_vendor = Path(os.path.relpath(vendor, page.parent)).as_posix()
+        to_static = Path(os.path.relpath(static, page.parent)).as_posix()
 
-        def local(m: re.Match[str], to_vendor: str = to_vendor, page: Path = page) -> str:
+        def local(m: re.Match[str], to_static: str = to_static, page: Path = page) -> str:
             url = m.group(2)
+            if url.startswith(GX_IMAGES):
+                return f"{m.group(1)}{to_static}/{LOCAL_LOGO}{m.group(3)}"
             if url not in CDN_FILES:
                 raise OfflineDocsError(f"{page}: loads {url}, which is not vendored: add it to transforms/datadocs.py "
                                        "and scripts/vendor_datadocs_assets.sh")
-            return f"{m.group(1)}{to_vendor}/{CDN_FILES[url]}{m.group(3)}"
+            return f"{m.group(1)}{to_static}/vendor/{CDN_FILES[url]}{m.group(3)}"
 
         text = page.read_text(encoding="utf-8")
         page.write_text(ASSET_ATTR.sub(local, text), encoding="utf-8")

@@ -59,9 +59,11 @@ def test_data_docs_render_offline(dirty_run):
     assert (site / "index.html").exists() and len(pages) > 10
     for page in pages:
         html = page.read_text(encoding="utf-8")
-        assert not re.search(r'<(script|link)\b[^>]*(src|href)="https?://', html), page
-        for ref in re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="([^"#]+\.(?:js|css))"', html):
+        assert not re.search(r'<(script|link|img)\b[^>]*(src|href)="https?://', html), page  # nothing loads from outside
+        for ref in re.findall(r'<(?:script|link|img)\b[^>]*(?:src|href)="([^"#?]+\.(?:js|css|png))"', html):
             assert (page.parent / ref).resolve().exists(), (page, ref)
+    for css in (site / "static" / "styles").glob("*.css"):
+        assert "https://" not in css.read_text(encoding="utf-8"), css
     index = (site / "index.html").read_text(encoding="utf-8")
     assert all(f'href="expectations/{suite}.html"' in index for suite in ("objects", "inspectors", "items", "objects-files"))
     assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects.html").read_text(encoding="utf-8")

@@ -1,8 +1,8 @@
-"""Merging the departments' directories on literal cases."""
+"""Merging the departments' directories (DuckDB SQL) on literal cases."""
 
 import polars as pl
 
-from transforms.merge import entity_keys, merge_directories
+from transforms.merge import merge_frames
 from transforms.normalise import normalise_registry
 from transforms.uscc import complete_uscc
 
@@ -25,14 +25,13 @@ def _row(uscc, **kw):
 
 def test_one_entity_in_three_departments_becomes_one_record_with_resolved_conflicts():
     objects = pl.concat([
-        _objects("AMR", [_row(RESTAURANT, tags="食品经营许可证")]),
-        # health writes half-width brackets (not a conflict) and an old address; fire rates it D
         _objects("HLT", [_row(RESTAURANT, name="深圳市福满楼(深圳)餐饮管理有限公司", address="南山区科苑路10号")]),
+        _objects("AMR", [_row(RESTAURANT, tags="食品经营许可证")]),
         _objects("FIR", [_row(RESTAURANT, credit_risk="D", tags="经营异常名录")]),
     ])
-    merged = merge_directories(entity_keys(objects))
-    directory = merged.directory
-    assert directory.height == 1
+    # health writes half-width brackets (not a conflict) and an old address; fire rates it D
+    directory, merged = merge_frames(objects)
+    assert directory.height == 1 and merged.records == 3
     row = directory.row(0, named=True)
     assert row["departments"] == ["AMR", "FIR", "HLT"] and row["n_records"] == 3
     assert row["name"] == "深圳市福满楼（深圳）餐饮管理有限公司"  # the market regulator's spelling
@@ -51,14 +50,17 @@ def test_records_without_uscc_link_by_organization_code_or_registration_number()
                          _row("", legacy_reg_no="440301100000016"),         # links to SHOP through AMR's registration number
                          _row("", org_code="600037341", name="无主记录")]),  # links to nothing: kept, own key
     ])
-    directory = merge_directories(entity_keys(objects)).directory
+    directory, merged = merge_frames(objects)
     keys = dict(zip(directory["entity_key"], directory["linked_by"].to_list(), strict=True))
     assert keys == {RESTAURANT: ["org_code", "uscc"], SHOP: ["reg_no", "uscc"], "ORG:600037341": ["unlinked"]}
     unlinked = directory.filter(pl.col("entity_key") == "ORG:600037341").row(0, named=True)
     assert unlinked["uscc"] is None and unlinked["name"] == "无主记录" and unlinked["departments"] == ["ENV"]
     assert directory["n_records"].sum() == objects.height  # nothing dropped
+    assert merged.unlinked.select("entity_key", "source_file", "source_line").rows() == [("ORG:600037341", "ENV/objects.csv", 4)]
 
 
 def test_without_the_market_regulator_the_smallest_department_code_wins():
     objects = pl.concat([_objects("HLT", [_row(SHOP, name="乙")]), _objects("ENV", [_row(SHOP, name="甲")])])
-    assert merge_directories(entity_keys(objects)).directory["name"].to_list() == ["甲"]
+    directory, merged = merge_frames(objects)
+    assert directory["name"].to_list() == ["甲"]
+    assert merged.conflicts.select("attribute", "values").rows() == [("name", ["ENV=甲", "HLT=乙"])]
