@@ -104,7 +104,7 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     files: list[dict[str, Any]] = []
     item_ids: list[str] = []
     for kind in VALIDATION_ORDER:
-        rules = {"items": item_rules, "inspectors": lambda: inspector_rules(item_ids), "objects": lambda: object_rules(run_date)}[kind]()
+        rules = item_rules() if kind == "items" else inspector_rules(item_ids) if kind == "inspectors" else object_rules(run_date)
         for f in _validate_kind(contract, ingest_dir, out_dir, kind, rules):
             files.append(f)
             if "file_problems" in f:

@@ -12,14 +12,13 @@ three times. Entities ≈ n_objects / 1.3.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from transforms.plan import Plan, Period, Scope, Task
-from transforms.reference import department_names, district_codes, industry_sections
+from transforms.reference import department_names, district_codes
 from transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
 # Share of entities by GB/T 4754 section (a Shenzhen-like mix: trade and services dominate).

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import great_expectations.expectations as gxe
+from great_expectations.expectations.expectation import Expectation
 import pandas as pd
 import polars as pl
 
