@@ -55,7 +55,7 @@ def build_data_docs(contract: Contract, site: Path) -> Path:
     site.mkdir(parents=True, exist_ok=True)
     contract.context.add_data_docs_site(site_name="jointdraw", site_config={
         "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site.resolve())},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     })
     contract.context.build_data_docs(site_names=["jointdraw"])

@@ -56,3 +56,14 @@ def test_cli_prints_a_message_not_a_traceback_for_a_bad_plan(prefect_server, sma
     assert main(["run", str(bad), "--inbox", str(small_city / "inbox"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "quarantine_treshold" in err and "Extra inputs are not permitted" in err and "Traceback" not in err
+
+
+def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tmp_path, monkeypatch, capsys):
+    # what the README's demo does: relative --inbox and --out, from the folder they are in
+    shutil.copytree(small_city, tmp_path / "city")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "city/plans/SZ-2026-ANNUAL.yaml", "--inbox", "city/inbox", "--out", "out", "--run-id", "rel"]) == 0
+    printed = capsys.readouterr().out
+    assert "merge (名录合并)" in printed and "Data Docs" in printed
+    assert (tmp_path / "out" / "runs" / "rel" / "02_validate" / "validation" / "index.html").exists()
+    assert (tmp_path / "out" / "runs" / "rel" / "03_merge" / "directory.parquet").exists()
