@@ -66,6 +66,13 @@ def _print_run_summary(summary: dict) -> None:
                       f"({merge['entities_listed_by_several_departments']:,} listed by several departments, "
                       f"{merge['unlinked_entities']:,} unlinked); conflicts {merge['conflicts_by_attribute'] or 'none'}; "
                       f"{merge['seconds']:.1f} s")
+    if commit := stages.get("commit"):
+        console.print(f"commit (承诺): {commit['commitment']}")
+    if draw := stages.get("draw"):
+        console.print(f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
+                      f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s")
+        rows = [{"mode": m, **{k: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}} for m, f in draw["fusion"].items()]
+        console.print(_table(f"fusion figures (查重融合), mode used: {draw['mode']}", rows))
     console.print(f"run folder: {summary['run_dir']}")
 
 
@@ -86,9 +93,24 @@ def _run(args: argparse.Namespace) -> int:
 
     _quiet_temporary_server_shutdown()
     summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at,
-                       stop_after=args.stop_after, run_id=args.run_id)
+                       stop_after=args.stop_after, run_id=args.run_id, seed_sources=args.seed_source)
     _print_run_summary(summary)
     return 0
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from transforms.seed import rfc3797_key
+
+    print(rfc3797_key(args.source))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from transforms.verify import verify_draw
+
+    report = verify_draw(Path(args.folder))
+    print(report.text())
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,10 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--inbox", required=True, help="folder of department folders (inbox/<DEPT>/objects.* ...)")
     r.add_argument("--out", required=True, help="output root: runs/<run_id>/ and published/<plan_id>/ go here")
     r.add_argument("--seed", default=None, help="seed string (overrides the plan's)")
+    r.add_argument("--seed-source", action="append", default=None, metavar="NUMBERS",
+                   help="public numbers announced after the commitment, one source per option (RFC 3797), e.g. --seed-source '2 5 12 8 10'")
     r.add_argument("--start-at", default="ingest", choices=STAGES, help="first stage to run (earlier ones are read from disk)")
     r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
     r.set_defaults(func=_run)
+
+    sd = sub.add_parser("seed", help="print the RFC 3797 key string of public numbers")
+    sd.add_argument("--source", action="append", required=True, metavar="NUMBERS", help="one source's numbers, in published order")
+    sd.set_defaults(func=_seed)
+
+    v = sub.add_parser("verify", help="recompute a draw from its published files and report any difference")
+    v.add_argument("folder", help="a published bundle, or a run folder (out/runs/<run_id>)")
+    v.set_defaults(func=_verify)
 
     args = parser.parse_args(argv)
     try:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from transforms.plan import PlanError
 from transforms.read_registry import RegistryFileError
+from transforms.seed import SeedError
 
 
 class StageFailed(Exception):
     """A stage refused its input; the message is for the data engineer (what and where to fix)."""
 
 
-UserFacingError = (StageFailed, PlanError, RegistryFileError, FileNotFoundError)
+UserFacingError = (StageFailed, PlanError, RegistryFileError, SeedError, FileNotFoundError)

@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed
 
+from flows.draw import run_commit, run_draw
 from flows.errors import StageFailed
 from flows.ingest import run_ingest
 from flows.merge import run_merge
@@ -24,8 +25,9 @@ from flows.validate import run_validate
 from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, read_plan
 from transforms.runfolder import STAGES, new_run_id, read_stage_record, write_json
+from transforms.seed import SeedError
 
-Stage = Literal["ingest", "validate", "merge"]
+Stage = Literal["ingest", "validate", "merge", "commit", "draw"]
 
 
 def _flow_run_name() -> str:
@@ -44,12 +46,14 @@ def plan_run(
     start_at: Stage = "ingest",
     stop_after: Stage | None = None,
     run_id: str | None = None,
+    seed_sources: list[str] | None = None,
 ) -> dict[str, Any]:
     """Runs the plan's stages from `start_at` to `stop_after` (default: the last); returns the
-    run's summary: run id, run folder, and per stage what it did."""
+    run's summary: run id, run folder, and per stage what it did. `seed` or `seed_sources`
+    (public numbers, RFC 3797) override the plan's; without any, a seed is generated."""
     try:
-        return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id)
-    except (StageFailed, PlanError) as e:
+        return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id, seed_sources)
+    except (StageFailed, PlanError, SeedError) as e:
         # bad input: one clear line in the log and a Failed run that carries the error, no traceback
         get_run_logger().error("%s", e)
         return Failed(message=str(e), data=e)
@@ -70,7 +74,7 @@ def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | No
 
 
 def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str, stop_after: str | None,
-                run_id: str | None) -> dict[str, Any]:
+                run_id: str | None, seed_sources: list[str] | None) -> dict[str, Any]:
     logger = get_run_logger()
     the_plan = read_plan(Path(plan))
     run_dir, context = _run_context(the_plan, plan, inbox, out, seed, run_id)
@@ -101,4 +105,13 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
             record = run_merge(run_dir)
             summary["stages"]["merge"] = {k: record[k] for k in ("records_in", "entities", "entities_listed_by_several_departments",
                                                                  "unlinked_entities", "conflicts_by_attribute", "seconds")}
+        elif stage == "commit":
+            record = run_commit(run_dir, Path(plan))
+            summary["stages"]["commit"] = {k: record[k] for k in ("commitment", "seconds")}
+        elif stage == "draw":
+            record = run_draw(run_dir, the_plan, seed, seed_sources)
+            summary["stages"]["draw"] = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn",
+                                                                "mode", "fusion", "seconds")}
+            rows = [{"mode": m, **f} for m, f in record["fusion"].items()]
+            create_table_artifact(key="fusion-figures", table=rows, description=f"Fusion figures (SPEC §4.5), run {context['run_id']}")
     return summary

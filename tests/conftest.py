@@ -52,9 +52,9 @@ def plan_path(city: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def dirty_run(prefect_server, dirty_city, tmp_path_factory) -> Path:
-    """The dirty city run through ingest, validate and merge once; returns the run folder."""
+    """The dirty city run through every stage once (the plan's own seed); returns the run folder."""
     from flows.plan_run import plan_run
 
     out = tmp_path_factory.mktemp("dirty-run")
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", stop_after="merge")
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty")
     return out / "runs" / "dirty"

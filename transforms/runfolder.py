@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-STAGES = ("ingest", "validate", "merge")  # later issues add draw, fuse, assign, publish
+STAGES = ("ingest", "validate", "merge", "commit", "draw")  # later issues add fuse, assign, publish
 STAGE_RECORD = "stage.json"
 
 

@@ -1,0 +1,109 @@
+"""Stages `commit` and `draw` (SPEC §4.4, §5).
+
+    04_commit/directory.parquet, exclusions.parquet, plan.yaml   what fixes the eligible sets
+    04_commit/commitment.json                                     SHA-256 over them (transforms/commitment.py)
+    05_draw/draws.parquet                                         one row per (task, object) drawn
+    05_draw/seed.json                                             the seed, where it came from, when it was used
+    05_draw/stage.json                                            eligible pairs, strata, draws, fusion figures in both modes
+
+A plan can stop after `commit`, publish the commitment, and draw later with public numbers
+(`--start-at draw --seed-source ...`): the draw refuses if the committed files changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from prefect import get_run_logger
+
+from flows.errors import StageFailed
+from transforms.commitment import EXCLUSIONS_SCHEMA, commitment
+from transforms.draw import DRAWS_ORDER, draw_plan, score_keys
+from transforms.fusion import fusion_figures
+from transforms.plan import Plan
+from transforms.runfolder import copy_file, file_record, stage_dir, write_json, write_parquet
+from transforms.seed import resolve_seed
+
+DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
+                "stratum_size", "k", "score_key", "score"]
+
+
+def run_commit(run_dir: Path, plan_file: Path) -> dict[str, Any]:
+    """Freezes what fixes the eligible sets and writes the commitment to them."""
+    started = time.perf_counter()
+    out = stage_dir(run_dir, "commit")
+    directory = copy_file(stage_dir(run_dir, "merge") / "directory.parquet", out / "directory.parquet")
+    # no warehouse history yet (issue 7): nothing is excluded, and the table says so
+    exclusions = write_parquet(pl.DataFrame(schema=EXCLUSIONS_SCHEMA), out / "exclusions.parquet")
+    plan_copy = copy_file(plan_file, out / "plan.yaml")
+    commit = commitment(directory, exclusions, plan_copy)
+    write_json({**commit, "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, out / "commitment.json")
+    record = {"stage": "commit", **commit, "exclusions_by_reason": {},
+              "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy)],
+              "seconds": round(time.perf_counter() - started, 3)}
+    write_json(record, out / "stage.json")
+    get_run_logger().info("commit: commitment %s (directory %s…, exclusions %s…, plan %s…)", commit["commitment"],
+                          commit["directory_sha256"][:12], commit["exclusions_sha256"][:12], commit["plan_sha256"][:12])
+    return record
+
+
+def _connection(commit_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": threads} if threads else {})
+    con.execute("set enable_progress_bar = false")
+    con.read_parquet(str(commit_dir / "directory.parquet")).create_view("directory")
+    con.read_parquet(str(commit_dir / "exclusions.parquet")).create_view("exclusions")
+    return con
+
+
+def draws_table(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.DataFrame:
+    """The published draws: SPEC §6 columns, sorted by task, class, score, USCC."""
+    tasks = pl.DataFrame({"task_id": [t.task_id for t in plan.tasks], "department": [t.department for t in plan.tasks],
+                          "item_ids": [list(t.items) for t in plan.tasks]})
+    names = pl.read_parquet(directory, columns=["uscc", "name", "district_code"]).join(draws.select("uscc").unique(), on="uscc", how="semi")
+    return (draws.join(tasks, on="task_id", how="left").join(names, on="uscc", how="left")
+            .with_columns(plan_id=pl.lit(plan.plan_id)).select(DRAW_COLUMNS).sort(DRAWS_ORDER))
+
+
+def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str] | None, threads: int | None = None) -> dict[str, Any]:
+    """Draws every task of the plan from the committed eligible sets."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    commit_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw")
+    committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
+    now = commitment(commit_dir / "directory.parquet", commit_dir / "exclusions.parquet", commit_dir / "plan.yaml")
+    if now["commitment"] != committed["commitment"]:
+        changed = [k for k in ("directory_sha256", "exclusions_sha256", "plan_sha256") if now[k] != committed[k]]
+        raise StageFailed(f"draw: the committed files changed since the commitment was published ({', '.join(changed)} differ "
+                          f"in {commit_dir}); start a new run from ingest")
+    # the run's own seed or public numbers win over the plan's
+    chosen = resolve_seed(seed, seed_sources) if (seed or seed_sources) else resolve_seed(plan.seed, list(plan.seed_sources))
+    con = _connection(commit_dir, threads)
+    draws, strata = draw_plan(con, plan, chosen.value, score_keys(plan, "planned"))
+    eligible_pairs = int(strata["n"].sum())
+    table = draws_table(plan, draws, commit_dir / "directory.parquet")
+    path = write_parquet(table, out / "draws.parquet")
+    grouped = any(t.group for t in plan.tasks)
+    other_mode = "independent" if grouped else "coordinated"
+    other, _ = draw_plan(con, plan, chosen.value, score_keys(plan, other_mode))
+    write_json({"seed": chosen.value, "origin": chosen.origin, "sources": list(chosen.sources),
+                "used_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commitment": committed["commitment"]},
+               out / "seed.json")
+    figures = {"coordinated" if grouped else "independent": fusion_figures(table), other_mode: fusion_figures(other)}
+    record = {
+        "stage": "draw", "seed_origin": chosen.origin, "commitment": committed["commitment"],
+        "eligible_pairs": eligible_pairs, "strata": strata.height, "drawn": table.height,
+        "mode": "coordinated" if grouped else "independent", "fusion": figures,
+        "outputs": [file_record(path, table.height, out)],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_json(record, out / "stage.json")
+    logger.info("draw: %s eligible pairs in %s strata → %s draws (seed %s); reduction %s, %s if %s",
+                f"{eligible_pairs:,}", strata.height, f"{table.height:,}", chosen.origin,
+                f"{figures[record['mode']]['reduction_rate']:.2%}", f"{figures[other_mode]['reduction_rate']:.2%}", other_mode)
+    return record

@@ -1,0 +1,78 @@
+"""The commit and draw stages in real flow runs, and `verify` on what they wrote."""
+
+import json
+import shutil
+
+import polars as pl
+import pytest
+
+from flows.cli import main
+from flows.errors import StageFailed
+from flows.plan_run import plan_run
+from tests.conftest import plan_path
+from transforms.fusion import fusion_figures
+from transforms.verify import verify_draw
+
+SOURCES = ["9319", "2 5 12 8 10", "9 18 26 34 41 45"]
+
+
+def _copy_until_merge(dirty_run, tmp_path, run_id):
+    run = tmp_path / "runs" / run_id
+    for stage in ("01_ingest", "02_validate", "03_merge"):
+        shutil.copytree(dirty_run / stage, run / stage)
+    shutil.copy(dirty_run / "run.json", run / "run.json")
+    return run
+
+
+def test_the_draw_verifies_and_reports_both_modes(dirty_run):
+    report = verify_draw(dirty_run)
+    assert report.ok, report.text()
+    assert report.checked_draws > 100 and report.eligible_pairs > report.checked_draws
+    stage = json.loads((dirty_run / "05_draw" / "stage.json").read_text())
+    draws = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")
+    assert stage["fusion"]["independent"] == fusion_figures(draws)
+    assert stage["fusion"]["coordinated"]["reduction_rate"] > stage["fusion"]["independent"]["reduction_rate"]
+    assert draws.columns == ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
+                             "stratum_size", "k", "score_key", "score"]
+    assert draws.equals(draws.sort("task_id", "credit_risk", "score", "uscc"))
+
+
+def test_verify_catches_a_single_changed_row(dirty_run, tmp_path):
+    shutil.copytree(dirty_run / "04_commit", tmp_path / "04_commit")
+    shutil.copytree(dirty_run / "05_draw", tmp_path / "05_draw")
+    path = tmp_path / "05_draw" / "draws.parquet"
+    draws = pl.read_parquet(path)
+    draws.with_columns(score=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("score") + 1).otherwise("score")).write_parquet(path)
+    report = verify_draw(tmp_path)
+    assert not report.ok and len(report.problems) == 1 and report.problems[0].startswith("wrong score")
+    draws.slice(1).write_parquet(path)  # one draw removed
+    assert verify_draw(tmp_path).problems[0].startswith("missing:")
+    assert main(["verify", str(tmp_path)]) == 1
+
+
+def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
+    run = _copy_until_merge(dirty_run, tmp_path, "public")
+    common = {"plan": str(plan_path(dirty_city)), "inbox": str(dirty_city / "inbox"), "out": str(tmp_path), "run_id": "public"}
+    plan_run(**common, start_at="commit", stop_after="commit")
+    assert not (run / "05_draw").exists()
+    committed = json.loads((run / "04_commit" / "commitment.json").read_text())
+    plan_run(**common, start_at="draw", seed_sources=SOURCES)
+    seed = json.loads((run / "05_draw" / "seed.json").read_text())
+    assert seed["seed"] == "9319./2.5.8.10.12./9.18.26.34.41.45./" and seed["origin"] == "public numbers (RFC 3797)"
+    assert seed["commitment"] == committed["commitment"]
+    assert verify_draw(run).ok
+    first = (run / "05_draw" / "draws.parquet").read_bytes()
+    plan_run(**common, start_at="draw", seed_sources=SOURCES)  # the same seed again: the same bytes
+    assert (run / "05_draw" / "draws.parquet").read_bytes() == first
+    assert main(["seed", *[a for s in SOURCES for a in ("--source", s)]]) == 0
+    assert capsys.readouterr().out.strip() == seed["seed"]
+
+
+def test_the_draw_refuses_files_changed_after_the_commitment(prefect_server, dirty_run, dirty_city, tmp_path):
+    run = _copy_until_merge(dirty_run, tmp_path, "tampered")
+    common = {"plan": str(plan_path(dirty_city)), "inbox": str(dirty_city / "inbox"), "out": str(tmp_path), "run_id": "tampered"}
+    plan_run(**common, start_at="commit", stop_after="commit")
+    plan = run / "04_commit" / "plan.yaml"
+    plan.write_text(plan.read_text().replace("ratio:", "ratio:", 1) + "\n# edited after the commitment\n")
+    with pytest.raises(StageFailed, match="plan_sha256"):
+        plan_run(**common, start_at="draw")

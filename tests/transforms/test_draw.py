@@ -1,0 +1,142 @@
+"""The draw (DuckDB SQL) on literal directories: strata, exactness, independence of order and
+threads, fairness over many seeds, coordination, and a golden file."""
+
+import csv
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from transforms.commitment import EXCLUSIONS_SCHEMA
+from transforms.draw import draw_plan, score_keys
+from transforms.plan import Period, Plan, Scope, Task
+from transforms.score import score
+from transforms.uscc import USCC_CHARSET, complete_uscc
+
+GOLDEN = Path(__file__).parent / "golden" / "draws.csv"
+
+
+def _usccs(n: int) -> list[str]:
+    # distinct valid-looking codes: 17 chars from a counter, check char appended
+    return [complete_uscc("9144030" + "".join(USCC_CHARSET[(i // 31**j) % 31] for j in range(10))) for i in range(n)]
+
+
+def _directory(n: int = 60) -> pl.DataFrame:
+    codes = _usccs(n)
+    classes = ["A"] * (n // 6) + ["B"] * (n // 2) + ["C"] * (n // 6) + ["D"] * (n - n // 6 * 2 - n // 2)
+    return pl.DataFrame({
+        "entity_key": codes, "uscc": codes, "name": [f"企业{i}" for i in range(n)],
+        "status": ["active"] * (n - 2) + ["deregistered"] * 2,  # the last two may never be drawn
+        "credit_risk": classes, "industry_code": ["H62" if i % 2 else "F52" for i in range(n)],
+        "entity_type": ["enterprise"] * n, "district_code": ["440305" if i % 3 else "440306" for i in range(n)],
+        "tags": [["食品经营许可证"] if i % 5 == 0 else [] for i in range(n)],
+        "departments": [["AMR", "HLT"] if i % 2 else ["AMR"] for i in range(n)],
+    })
+
+
+def _plan(tasks: list[Task]) -> Plan:
+    import datetime as dt
+
+    return Plan(plan_id="P", period=Period(start=dt.date(2026, 3, 1), end=dt.date(2026, 11, 30)), tasks=tasks)
+
+
+AMR_RATIO = Task(task_id="AMR-1", department="AMR", items=["AMR-001"], ratio={"A": 0.1, "B": 0.2, "C": 0.5, "D": 1.0})
+HLT_COUNT = Task(task_id="HLT-1", department="HLT", items=["HLT-001"], scope=Scope(industries=["H"]), count=7)
+
+
+def _connection(directory, threads=None, exclusions=None):
+    con = duckdb.connect(config={"threads": threads} if threads else {})
+    con.register("directory", directory)
+    con.register("exclusions", exclusions if exclusions is not None else pl.DataFrame(schema=EXCLUSIONS_SCHEMA))
+    return con
+
+
+def _draw(directory, plan, seed="s", threads=None, mode="planned", exclusions=None):
+    return draw_plan(_connection(directory, threads, exclusions), plan, seed, score_keys(plan, mode))
+
+
+def test_k_per_stratum_is_the_rule_and_the_lowest_scores_win():
+    directory, plan = _directory(), _plan([AMR_RATIO, HLT_COUNT])
+    draws, strata = _draw(directory, plan)
+    amr = strata.filter(pl.col("task_id") == "AMR-1")
+    # 58 active: A 10 → ceil(1.0)=1, B 30 → ceil(6)=6, C 10 → 5, D 8 (2 deregistered of 10) → 8
+    assert dict(zip(amr["credit_risk"], amr["k"], strict=True)) == {"A": 1, "B": 6, "C": 5, "D": 8}
+    assert dict(zip(amr["credit_risk"], amr["n"], strict=True)) == {"A": 10, "B": 30, "C": 10, "D": 8}
+    # HLT lists the odd rows, all H62: 29 active; 7 split by largest remainder
+    assert strata.filter(pl.col("task_id") == "HLT-1")["k"].sum() == 7
+    assert draws.group_by("task_id", "credit_risk").len().join(strata, on=["task_id", "credit_risk"]).filter(
+        pl.col("len") != pl.col("k")).is_empty()
+    # the winners are exactly the k lowest hashlib scores of each stratum
+    for (task_id, cls), group in draws.group_by("task_id", "credit_risk"):
+        eligible = directory.filter((pl.col("status") == "active") & (pl.col("credit_risk") == cls)
+                                    & pl.col("departments").list.contains(task_id.split("-")[0]))
+        if task_id == "HLT-1":
+            eligible = eligible.filter(pl.col("industry_code").str.starts_with("H"))
+        lowest = sorted(eligible["uscc"], key=lambda u: (score("s", task_id, u), u))[: group.height]
+        assert sorted(group["uscc"]) == sorted(lowest)
+        assert all(s == score("s", task_id, u) for u, s in zip(group["uscc"], group["score"], strict=True))
+    assert not set(draws["uscc"]) & set(directory.filter(pl.col("status") != "active")["uscc"])
+
+
+def test_the_result_depends_only_on_seed_and_eligible_sets():
+    directory, plan = _directory(), _plan([AMR_RATIO, HLT_COUNT])
+    one, _ = _draw(directory, plan, threads=1)
+    two, _ = _draw(directory.sample(fraction=1.0, shuffle=True, seed=7), plan, threads=2)
+    assert_frame_equal(one, two)
+    other, _ = _draw(directory, plan, seed="another seed")
+    assert set(other["uscc"]) != set(one["uscc"])
+
+
+def test_exclusions_remove_objects_for_every_task_or_one():
+    directory, plan = _directory(), _plan([AMR_RATIO])
+    draws, _ = _draw(directory, plan)
+    first = draws["uscc"][0]
+    excluded = pl.DataFrame({"uscc": [first], "task_id": [None], "reason": ["recently_inspected"], "source_run": ["r0"]},
+                            schema=EXCLUSIONS_SCHEMA)
+    again, strata = _draw(directory, plan, exclusions=excluded)
+    assert first not in again["uscc"].to_list() and strata["n"].sum() == 57
+
+
+def test_golden_draw():
+    """A fixed directory, plan and seed give exactly these rows (tests/transforms/golden/draws.csv).
+    If the algorithm changes on purpose, regenerate the file and say so in the commit."""
+    draws, _ = _draw(_directory(), _plan([AMR_RATIO, HLT_COUNT]), seed="9319./2.5.8.10.12./9.18.26.34.41.45./")
+    got = [[r["task_id"], r["credit_risk"], r["uscc"], str(r["score"])] for r in draws.iter_rows(named=True)]
+    with open(GOLDEN, encoding="utf-8") as f:
+        assert got == list(csv.reader(f))[1:]
+
+
+# chi-square critical values at significance 0.001 (scipy.stats.chi2.ppf(0.999, df))
+CHI2_999 = {59: 99.61, 29: 58.30}
+
+
+def _inclusion_chi2(counts: dict[str, int], population: list[str], k: int, runs: int) -> float:
+    expected = runs * k / len(population)
+    return sum((counts.get(u, 0) - expected) ** 2 / expected for u in population)
+
+
+@pytest.mark.parametrize("mode", ["independent", "coordinated"])
+def test_every_object_is_drawn_with_probability_k_over_n(mode):
+    """300 seeds; each of N=60 objects of one stratum should be drawn about 300·k/N times.
+    A chi-square over the objects at significance 0.001 (df = N−1) rejects a biased draw.
+    In coordinated mode two tasks share their scores: each must still be a simple random sample."""
+    codes = _usccs(60)
+    directory = _directory(60).with_columns(credit_risk=pl.lit("B"), status=pl.lit("active"), departments=pl.lit(["AMR"]))
+    tasks = [Task(task_id=f"AMR-{i}", department="AMR", items=["I"], count=12, group="G" if mode == "coordinated" else None)
+             for i in (1, 2)]
+    plan = _plan(tasks)
+    counts: dict[str, dict[str, int]] = {"AMR-1": {}, "AMR-2": {}}
+    overlap = 0
+    con = _connection(directory)
+    for run in range(300):
+        draws, _ = draw_plan(con, plan, f"seed-{run}", score_keys(plan, "planned"))
+        for t in counts:
+            for u in draws.filter(pl.col("task_id") == t)["uscc"]:
+                counts[t][u] = counts[t].get(u, 0) + 1
+        overlap += draws.group_by("uscc").len().filter(pl.col("len") == 2).height
+    for t in counts:
+        assert _inclusion_chi2(counts[t], codes, 12, 300) < CHI2_999[59], t
+    # independent: about 12·12/60 = 2.4 shared objects per draw; coordinated: all 12
+    assert (overlap / 300 == 12) if mode == "coordinated" else (1.5 < overlap / 300 < 3.5)

@@ -1,0 +1,56 @@
+"""The commitment to the eligible sets (SPEC §5): a SHA-256 published before the seed is used.
+
+Canonical serialisation (version jointdraw-commitment-v1), UTF-8, one line per row, fields
+separated by a tab, lists joined by ';', null as the empty string:
+
+* directory: `entity_key uscc status credit_risk industry_code entity_type district_code
+  tags departments`, rows in entity_key order — every attribute that decides eligibility;
+* exclusions: `uscc task_id reason`, rows sorted by those fields;
+* plan: the bytes of plan.yaml as published.
+
+    commitment = SHA-256("jointdraw-commitment-v1\\n" + directory_sha256 + "\\n" +
+                         exclusions_sha256 + "\\n" + plan_sha256 + "\\n")
+
+Anyone can recompute it from directory.parquet, exclusions.parquet and plan.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+
+VERSION = "jointdraw-commitment-v1"
+DIRECTORY_FIELDS = ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags", "departments"]
+EXCLUSION_FIELDS = ["uscc", "task_id", "reason"]
+EXCLUSIONS_SCHEMA = {"uscc": pl.String, "task_id": pl.String, "reason": pl.String, "source_run": pl.String}
+BATCH = 500_000
+
+
+def _lines_sha256(df: pl.DataFrame, fields: list[str]) -> str:
+    h = hashlib.sha256()
+    cols = [(pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c).cast(pl.String)).fill_null("") for c in fields]
+    for start in range(0, df.height, BATCH):
+        text = df.slice(start, BATCH).select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series().str.join("")
+        h.update(text.item().encode("utf-8"))
+    return h.hexdigest()
+
+
+def directory_sha256(path: Path) -> str:
+    return _lines_sha256(pl.read_parquet(path, columns=DIRECTORY_FIELDS).sort("entity_key"), DIRECTORY_FIELDS)
+
+
+def exclusions_sha256(path: Path) -> str:
+    return _lines_sha256(pl.read_parquet(path, columns=EXCLUSION_FIELDS).sort(EXCLUSION_FIELDS, nulls_last=True), EXCLUSION_FIELDS)
+
+
+def commitment(directory: Path, exclusions: Path, plan: Path) -> dict[str, str]:
+    """The three digests and the commitment over them."""
+    parts = {
+        "directory_sha256": directory_sha256(directory),
+        "exclusions_sha256": exclusions_sha256(exclusions),
+        "plan_sha256": hashlib.sha256(Path(plan).read_bytes()).hexdigest(),
+    }
+    text = f"{VERSION}\n" + "".join(f"{v}\n" for v in parts.values())
+    return {"version": VERSION, **parts, "commitment": hashlib.sha256(text.encode()).hexdigest()}

@@ -1,0 +1,95 @@
+"""The joint draw in DuckDB (SPEC §4.4): eligible sets, strata, scores, lowest-k selection.
+
+`draw_plan(con, plan, seed, keys)` expects the views `directory` (the committed object
+directory) and `exclusions` on `con`, and returns one row per (task, drawn object). The
+selection depends only on the seed and the eligible sets — not on row order, thread count
+or machine: every step is a total order (score, then USCC) or exact integer arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from transforms.plan import Plan
+from transforms.reference import industry_sections
+from transforms.strata import CLASSES, stratum_k
+
+SQL_DIR = Path(__file__).parent / "sql"
+DRAWS_ORDER = ["task_id", "credit_risk", "score", "uscc"]
+ABOVE_ALL = "g"  # sorts after every lower-case hex string: no threshold
+
+
+def _sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def score_keys(plan: Plan, mode: str) -> dict[str, str]:
+    """Task → the key its scores use. `planned`: the task's coordination group, else its id;
+    `independent`: every task its own id; `coordinated`: the planned groups, or — when the plan
+    has none — all tasks in one group (the most overlap chance allows)."""
+    if mode == "independent":
+        return {t.task_id: t.task_id for t in plan.tasks}
+    if mode == "coordinated" and not any(t.group for t in plan.tasks):
+        return {t.task_id: f"{plan.plan_id}-coordinated" for t in plan.tasks}
+    return {t.task_id: t.group or t.task_id for t in plan.tasks}
+
+
+def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
+    """One row per (task, industry section) in the task's scope, with its other filters."""
+    sections = industry_sections()
+    rows = []
+    for t in plan.tasks:
+        s = t.scope
+        industries = list(s.industries) if s else []
+        for section in sorted({p[0] for p in industries}) if industries else sections:
+            rows.append({"task_id": t.task_id, "department": t.department, "score_key": keys[t.task_id], "section": section,
+                         "industries": industries, "entity_types": list(s.entity_types) if s else [],
+                         "districts": list(s.districts) if s else [], "tags": list(s.tags) if s else []})
+    schema = {"task_id": pl.String, "department": pl.String, "score_key": pl.String, "section": pl.String,
+              "industries": pl.List(pl.String), "entity_types": pl.List(pl.String), "districts": pl.List(pl.String),
+              "tags": pl.List(pl.String)}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def threshold_hex(k: int, n: int) -> str:
+    """A score bound under which the k lowest of n uniform scores almost surely fall:
+    (k + 4√k + 8)/n of the score range, as 16 hex digits (or no bound)."""
+    share = (k + 4 * math.sqrt(k) + 8) / n if n else 1.0
+    return ABOVE_ALL if share >= 1 else f"{int(share * 2**64):016x}"
+
+
+def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
+    """(task_id, credit_risk, n, k, threshold_hex) for every stratum with objects."""
+    by_task: dict[str, dict[str, int]] = {}
+    for task_id, cls, n in sizes.iter_rows():
+        by_task.setdefault(task_id, {})[cls] = n
+    rows = []
+    for t in plan.tasks:
+        n = by_task.get(t.task_id, {})
+        k = stratum_k(t, n)
+        rows += [{"task_id": t.task_id, "credit_risk": c, "n": n[c], "k": k[c], "threshold_hex": threshold_hex(k[c], n[c])}
+                 for c in CLASSES if n.get(c)]
+    schema = {"task_id": pl.String, "credit_risk": pl.String, "n": pl.Int64, "k": pl.Int64, "threshold_hex": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def draw_plan(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The draws (task_id, score_key, uscc, credit_risk, stratum_size, k, score) sorted by
+    task, class, score, USCC; and the strata table they were drawn from."""
+    con.register("task_scopes", task_scopes(plan, keys))
+    con.execute(_sql("draw_eligible"))
+    sizes = con.sql("select task_id, credit_risk, count(*)::bigint as n from eligible group by all order by all").pl()
+    strata = strata_table(plan, sizes)
+    con.register("strata", strata)
+    draws = con.sql(_sql("draw_select"), params={"seed": seed}).pl()
+    drawn = draws.group_by("task_id", "credit_risk").len()
+    short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(pl.col("len").fill_null(0) < pl.col("k"))
+    if not short.is_empty():  # rare: rank the short strata in full
+        con.register("strata", short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL)))
+        redo = con.sql(_sql("draw_select"), params={"seed": seed}).pl()
+        draws = pl.concat([draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo])
+    return draws.sort(DRAWS_ORDER), strata

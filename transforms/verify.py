@@ -1,0 +1,121 @@
+"""`jointdraw verify`: recompute a draw from its published files alone, by a path independent
+of the draw stage's SQL — polars for the eligible sets, Python's hashlib for every score —
+and report every difference.
+
+A folder is either a published bundle (directory.parquet, exclusions.parquet, plan.yaml,
+commitment.json, seed.json, draws.parquet side by side) or a run folder (04_commit/, 05_draw/).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from transforms.commitment import commitment
+from transforms.draw import score_keys
+from transforms.plan import Plan, read_plan
+from transforms.score import score
+from transforms.strata import CLASSES, stratum_k
+
+FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
+
+
+@dataclass
+class Report:
+    checked_tasks: int = 0
+    checked_draws: int = 0
+    eligible_pairs: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def text(self) -> str:
+        head = (f"{'OK' if self.ok else 'DIFFERENCES'}: {self.checked_tasks} tasks, {self.eligible_pairs:,} eligible pairs "
+                f"rescored, {self.checked_draws:,} draws recomputed")
+        return "\n".join([head, *[f"  - {p}" for p in self.problems[:200]],
+                          *([f"  … and {len(self.problems) - 200} more"] if len(self.problems) > 200 else [])])
+
+
+def _locate(folder: Path) -> dict[str, Path]:
+    if (folder / "04_commit").is_dir():  # a run folder
+        return {f: (folder / ("05_draw" if f in ("seed.json", "draws.parquet") else "04_commit") / f) for f in FILES}
+    return {f: folder / f for f in FILES}
+
+
+def eligible_pairs(directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """(task_id, uscc, credit_risk) for every task: active objects with a USCC its department
+    lists, in its scope (industry prefixes, entity types, districts, tags), not excluded."""
+    objects = directory.filter((pl.col("status") == "active") & pl.col("uscc").is_not_null()).explode("departments")
+    everyone = exclusions.filter(pl.col("task_id").is_null()).select("uscc")
+    parts = []
+    for t in plan.tasks:
+        df = objects.filter(pl.col("departments") == t.department)
+        s = t.scope
+        if s and s.industries:
+            df = df.filter(pl.any_horizontal([pl.col("industry_code").str.starts_with(p) for p in s.industries]))
+        if s and s.entity_types:
+            df = df.filter(pl.col("entity_type").is_in(s.entity_types))
+        if s and s.districts:
+            df = df.filter(pl.col("district_code").is_in(s.districts))
+        if s and s.tags:
+            df = df.filter(pl.col("tags").list.eval(pl.element().is_in(s.tags)).list.any())
+        mine = exclusions.filter(pl.col("task_id") == t.task_id).select("uscc")
+        df = df.join(everyone, on="uscc", how="anti").join(mine, on="uscc", how="anti")
+        parts.append(df.select(pl.lit(t.task_id).alias("task_id"), "uscc", "credit_risk"))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"task_id": pl.String, "uscc": pl.String, "credit_risk": pl.String})
+
+
+def expected_draws(pairs: pl.DataFrame, plan: Plan, seed: str, keys: dict[str, str]) -> pl.DataFrame:
+    """The k lowest scores per (task, class), recomputed with hashlib."""
+    scored = pairs.with_columns(score_key=pl.col("task_id").replace_strict(keys, return_dtype=pl.String))
+    scored = scored.with_columns(score=pl.Series([score(seed, k, u) for k, u in zip(scored["score_key"], scored["uscc"], strict=True)],
+                                                 dtype=pl.UInt64))
+    sizes = scored.group_by("task_id", "credit_risk").len()
+    k_rows = []
+    tasks = {t.task_id: t for t in plan.tasks}
+    for task_id, group in sizes.partition_by("task_id", as_dict=True).items():
+        n = dict(zip(group["credit_risk"], group["len"], strict=True))
+        k = stratum_k(tasks[task_id[0]], n)
+        k_rows += [{"task_id": task_id[0], "credit_risk": c, "stratum_size": n[c], "k": k[c]} for c in CLASSES if n.get(c)]
+    k_table = pl.DataFrame(k_rows, schema={"task_id": pl.String, "credit_risk": pl.String, "stratum_size": pl.Int64, "k": pl.Int64})
+    ranked = scored.sort("task_id", "credit_risk", "score", "uscc").with_columns(
+        rank=pl.int_range(pl.len()).over("task_id", "credit_risk") + 1)
+    return ranked.join(k_table, on=["task_id", "credit_risk"]).filter(pl.col("rank") <= pl.col("k")).drop("rank")
+
+
+def verify_draw(folder: Path) -> Report:
+    files = _locate(Path(folder))
+    report = Report()
+    missing = [f for f, p in files.items() if not p.exists()]
+    if missing:
+        report.problems.append(f"missing files in {folder}: {', '.join(missing)}")
+        return report
+    committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
+    recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"])
+    for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", "commitment"):
+        if recomputed[key] != committed.get(key):
+            report.problems.append(f"commitment: {key} is {recomputed[key]}, published {committed.get(key)}")
+    seed = json.loads(files["seed.json"].read_text(encoding="utf-8"))
+    if seed.get("commitment") != committed.get("commitment"):
+        report.problems.append("seed.json names another commitment than commitment.json")
+    plan = read_plan(files["plan.yaml"])
+    directory = pl.read_parquet(files["directory.parquet"])
+    pairs = eligible_pairs(directory, pl.read_parquet(files["exclusions.parquet"]), plan)
+    expected = expected_draws(pairs, plan, seed["seed"], score_keys(plan, "planned"))
+    published = pl.read_parquet(files["draws.parquet"])
+    report.checked_tasks, report.eligible_pairs, report.checked_draws = len(plan.tasks), pairs.height, expected.height
+    key = ["task_id", "uscc"]
+    for row in expected.join(published, on=key, how="anti").sort(key).iter_rows(named=True):
+        report.problems.append(f"missing: task {row['task_id']} should draw {row['uscc']} (class {row['credit_risk']}, score {row['score']})")
+    for row in published.join(expected, on=key, how="anti").sort(key).iter_rows(named=True):
+        report.problems.append(f"extra: task {row['task_id']} drew {row['uscc']}, which is not among the lowest scores")
+    both = published.join(expected, on=key, suffix="_expected")
+    for col in ("score", "k", "stratum_size", "score_key", "credit_risk"):
+        for row in both.filter(pl.col(col) != pl.col(f"{col}_expected")).sort(key).iter_rows(named=True):
+            report.problems.append(f"wrong {col}: task {row['task_id']} {row['uscc']} has {row[col]}, expected {row[f'{col}_expected']}")
+    return report
