@@ -24,10 +24,10 @@ from prefect import get_run_logger
 
 from flows.errors import StageFailed
 from transforms.commitment import EXCLUSIONS_SCHEMA, commitment
-from transforms.draw import DRAWS_ORDER, draw_plan, score_keys
+from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from transforms.fusion import fusion_figures
 from transforms.plan import Plan
-from transforms.runfolder import copy_file, file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import copy_file, file_record, sha256_file, stage_dir, write_json, write_parquet
 from transforms.seed import resolve_seed
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
@@ -76,21 +76,23 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     started = time.perf_counter()
     commit_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw")
     committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
-    now = commitment(commit_dir / "directory.parquet", commit_dir / "exclusions.parquet", commit_dir / "plan.yaml")
-    if now["commitment"] != committed["commitment"]:
-        changed = [k for k in ("directory_sha256", "exclusions_sha256", "plan_sha256") if now[k] != committed[k]]
-        raise StageFailed(f"draw: the committed files changed since the commitment was published ({', '.join(changed)} differ "
+    recorded = json.loads((commit_dir / "stage.json").read_text(encoding="utf-8"))["outputs"]
+    # the files' own SHA-256 recorded at commit time: a cheap, exact check that nothing changed since
+    changed = [r["path"] for r in recorded if sha256_file(commit_dir / r["path"]) != r["sha256"]]
+    if changed:
+        raise StageFailed(f"draw: the committed files changed since the commitment was published ({', '.join(changed)} "
                           f"in {commit_dir}); start a new run from ingest")
     # the run's own seed or public numbers win over the plan's
     chosen = resolve_seed(seed, seed_sources) if (seed or seed_sources) else resolve_seed(plan.seed, list(plan.seed_sources))
     con = _connection(commit_dir, threads)
-    draws, strata = draw_plan(con, plan, chosen.value, score_keys(plan, "planned"))
+    sizes = eligible_sizes(con, plan)
+    draws, strata = draw_plan(con, plan, chosen.value, score_keys(plan, "planned"), sizes)
     eligible_pairs = int(strata["n"].sum())
     table = draws_table(plan, draws, commit_dir / "directory.parquet")
     path = write_parquet(table, out / "draws.parquet")
     grouped = any(t.group for t in plan.tasks)
     other_mode = "independent" if grouped else "coordinated"
-    other, _ = draw_plan(con, plan, chosen.value, score_keys(plan, other_mode))
+    other, _ = draw_plan(con, plan, chosen.value, score_keys(plan, other_mode), sizes)
     write_json({"seed": chosen.value, "origin": chosen.origin, "sources": list(chosen.sources),
                 "used_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commitment": committed["commitment"]},
                out / "seed.json")

@@ -41,6 +41,26 @@ def _step(args: list[str]) -> dict:
     return {"seconds": round(seconds, 1), "peak_gib": round(last["peak_kib"] / 2**20, 2)}
 
 
+def _draw_floor(run_dir: Path) -> dict:
+    """One SHA-256 over every eligible pair of the run's plan, in DuckDB: the cost no draw avoids."""
+    import duckdb
+
+    from transforms.draw import eligible_sizes, score_keys, task_scopes
+    from transforms.plan import read_plan
+
+    commit = run_dir / "04_commit"
+    plan = read_plan(commit / "plan.yaml")
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    con.read_parquet(str(commit / "directory.parquet")).create_view("directory")
+    con.read_parquet(str(commit / "exclusions.parquet")).create_view("exclusions")
+    pairs = int(eligible_sizes(con, plan)["n"].sum())
+    con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
+    started = time.perf_counter()
+    con.sql("select count(sha256('seed|' || score_key || '|' || uscc)) from eligible").fetchall()
+    return {"eligible_pairs": pairs, "sha256_seconds": round(time.perf_counter() - started, 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=1_000_000)
@@ -60,14 +80,19 @@ def main() -> None:
         step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,
                       "--start-at", stage, "--stop-after", stage])
         record = json.loads((run_dir / f"{number:02d}_{stage}" / "stage.json").read_text())
-        rows = record.get("rows_read", record.get("records_in"))
+        rows = record.get("rows_read") or record.get("records_in") or record.get("eligible_pairs") or 0
         figures["steps"][stage] = {**step, "stage_seconds": record["seconds"], "rows": rows,
                                    "rows_per_second": round(rows / record["seconds"]) if record["seconds"] else None}
+    figures["draw_floor"] = _draw_floor(run_dir)
     print(f"city: {city} ({args.objects:,} object rows requested)")
     print(f"  {'step':<10} {'process s':>10} {'stage s':>8} {'rows':>12} {'rows/s':>11} {'peak GiB':>9}")
     for name, f in figures["steps"].items():
         print(f"  {name:<10} {f['seconds']:>10.1f} {f.get('stage_seconds', float('nan')):>8.1f} {f.get('rows') or 0:>12,} "
               f"{f.get('rows_per_second') or 0:>11,} {f['peak_gib']:>9.2f}")
+    f, d = figures["draw_floor"], figures["steps"]["draw"]
+    print(f"  draw: {f['eligible_pairs']:,} eligible pairs hashed, {f['eligible_pairs'] / d['stage_seconds']:,.0f} pairs/s; "
+          f"floor (one SHA-256 per eligible pair, same run): {f['sha256_seconds']:.1f} s; stage / floor = "
+          f"{d['stage_seconds'] / f['sha256_seconds']:.1f}x (the stage draws twice: the mode used and the other)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {args.json}")

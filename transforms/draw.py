@@ -77,12 +77,22 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def draw_plan(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def eligible_sizes(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
+    """(task_id, credit_risk, n): the size of every non-empty stratum (they do not depend on keys or seed)."""
+    con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
+    con.execute(_sql("draw_eligible"))
+    return con.sql("select task_id, credit_risk, count(*)::bigint as n from eligible group by all order by all").pl()
+
+
+def draw_plan(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str],
+              sizes: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The draws (task_id, score_key, uscc, credit_risk, stratum_size, k, score) sorted by
-    task, class, score, USCC; and the strata table they were drawn from."""
+    task, class, score, USCC; and the strata table they were drawn from. `sizes` from
+    `eligible_sizes` saves a pass over the eligible pairs when the plan is drawn again."""
+    if sizes is None:
+        sizes = eligible_sizes(con, plan)
     con.register("task_scopes", task_scopes(plan, keys))
     con.execute(_sql("draw_eligible"))
-    sizes = con.sql("select task_id, credit_risk, count(*)::bigint as n from eligible group by all order by all").pl()
     strata = strata_table(plan, sizes)
     con.register("strata", strata)
     draws = con.sql(_sql("draw_select"), params={"seed": seed}).pl()
