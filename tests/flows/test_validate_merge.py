@@ -95,3 +95,20 @@ def test_a_missing_required_column_fails_its_department(prefect_server, small_ci
 def test_start_at_needs_the_earlier_stage(prefect_server, small_city, tmp_path):
     with pytest.raises(StageFailed, match="no completed ingest stage"):
         plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="x", start_at="validate")
+
+
+def test_rerunning_validate_and_merge_gives_byte_identical_files(dirty_run, dirty_city, tmp_path):
+    run = tmp_path / "runs" / "again"
+    shutil.copytree(dirty_run / "01_ingest", run / "01_ingest")
+    shutil.copy(dirty_run / "run.json", run / "run.json")
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="again",
+             start_at="validate", stop_after="merge")
+    for stage in ("02_validate", "03_merge"):
+        produced = sorted(p.relative_to(run / stage) for p in (run / stage).rglob("*.parquet"))
+        assert produced and produced == sorted(p.relative_to(dirty_run / stage) for p in (dirty_run / stage).rglob("*.parquet"))
+        for rel in produced:
+            assert (run / stage / rel).read_bytes() == (dirty_run / stage / rel).read_bytes(), rel
+    for name in ("quarantine.csv",):
+        assert (run / "02_validate" / name).read_bytes() == (dirty_run / "02_validate" / name).read_bytes()
+    for name in ("conflicts.csv", "links.csv", "unlinked.csv"):
+        assert (run / "03_merge" / name).read_bytes() == (dirty_run / "03_merge" / name).read_bytes()
