@@ -38,20 +38,29 @@ def score_keys(plan: Plan, mode: str) -> dict[str, str]:
     return {t.task_id: t.group or t.task_id for t in plan.tasks}
 
 
+def _disjoint_prefixes(prefixes: list[str]) -> list[str]:
+    """The prefixes that no shorter prefix of the list already covers (H and H62 → H)."""
+    kept: list[str] = []
+    for p in sorted(set(prefixes), key=lambda p: (len(p), p)):
+        if not any(p.startswith(k) for k in kept):
+            kept.append(p)
+    return sorted(kept)
+
+
 def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
-    """One row per (task, industry section) in the task's scope, with its other filters."""
-    sections = industry_sections()
+    """One row per (task, industry prefix) in the task's scope — every section for a 不定向 task —
+    with the prefix's join cell (its first 1–3 characters) and the task's other filters."""
     rows = []
     for t in plan.tasks:
         s = t.scope
-        industries = list(s.industries) if s else []
-        for section in sorted({p[0] for p in industries}) if industries else sections:
-            rows.append({"task_id": t.task_id, "department": t.department, "score_key": keys[t.task_id], "section": section,
-                         "industries": industries, "entity_types": list(s.entity_types) if s else [],
-                         "districts": list(s.districts) if s else [], "tags": list(s.tags) if s else []})
-    schema = {"task_id": pl.String, "department": pl.String, "score_key": pl.String, "section": pl.String,
-              "industries": pl.List(pl.String), "entity_types": pl.List(pl.String), "districts": pl.List(pl.String),
-              "tags": pl.List(pl.String)}
+        prefixes = _disjoint_prefixes(list(s.industries)) if s and s.industries else industry_sections()
+        for prefix in prefixes:
+            rows.append({"task_id": t.task_id, "department": t.department, "score_key": keys[t.task_id], "prefix": prefix,
+                         "cell": prefix[:3], "cell_len": min(len(prefix), 3),
+                         "entity_types": list(s.entity_types) if s else [], "districts": list(s.districts) if s else [],
+                         "tags": list(s.tags) if s else []})
+    schema = {"task_id": pl.String, "department": pl.String, "score_key": pl.String, "prefix": pl.String, "cell": pl.String,
+              "cell_len": pl.Int32, "entity_types": pl.List(pl.String), "districts": pl.List(pl.String), "tags": pl.List(pl.String)}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -1,23 +1,37 @@
 -- The eligible (task, object) pairs of a plan (SPEC §4.4), as a view that is never stored:
 -- active objects with a USCC that the task's department lists, in the task's scope, minus
--- exclusions. `task_scopes` has one row per (task, industry section) the task covers (every
--- section for a 不定向 task), so objects meet tasks in one equi-join on (department, section).
+-- exclusions. `task_scopes` has one row per industry prefix a task covers (every section for
+-- a 不定向 task), with its `cell`: the prefix's first 1, 2 or 3 characters. Objects meet tasks
+-- in equi-joins on (department, cell) — no per-row pattern matching over every object.
 create or replace temp view eligible as
 with objects as (
-    select unnest(departments) as department, uscc, credit_risk, left(industry_code, 1) as section,
-           industry_code, entity_type, district_code, tags
+    select unnest(departments) as department, uscc, credit_risk, industry_code,
+           left(industry_code, 1) as cell1, left(industry_code, 2) as cell2, left(industry_code, 3) as cell3,
+           entity_type, district_code, tags
     from directory
     where status = 'active' and uscc is not null
 ),
+in_cells as (
+    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags
+    from task_scopes t join objects o on o.department = t.department and o.cell1 = t.cell
+    where t.cell_len = 1
+    union all by name
+    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags
+    from task_scopes t join objects o on o.department = t.department and o.cell2 = t.cell
+    where t.cell_len = 2
+    union all by name
+    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags
+    from task_scopes t join objects o on o.department = t.department and o.cell3 = t.cell
+    where t.cell_len = 3
+),
 in_scope as (
-    select t.task_id, t.score_key, o.uscc, o.credit_risk
-    from task_scopes t
-    join objects o on o.department = t.department and o.section = t.section
-    -- 定向 filters; an empty list is no filter. Industries match as prefixes (H, H62, C13 …)
-    where (len(t.industries) = 0 or len(list_filter(t.industries, lambda p: starts_with(o.industry_code, p))) > 0)
-      and (len(t.entity_types) = 0 or list_contains(t.entity_types, o.entity_type))
-      and (len(t.districts) = 0 or list_contains(t.districts, o.district_code))
-      and (len(t.tags) = 0 or list_has_any(t.tags, o.tags))
+    select task_id, score_key, uscc, credit_risk
+    from in_cells
+    -- 定向 filters; an empty list is no filter. A prefix longer than its cell (C1311) is checked here.
+    where (len(prefix) <= 3 or starts_with(industry_code, prefix))
+      and (len(entity_types) = 0 or list_contains(entity_types, entity_type))
+      and (len(districts) = 0 or list_contains(districts, district_code))
+      and (len(tags) = 0 or list_has_any(tags, object_tags))
 ),
 final as (
     select * from in_scope
