@@ -53,8 +53,11 @@ def run_commit(run_dir: Path, plan_file: Path) -> dict[str, Any]:
     return record
 
 
+MEMORY_LIMIT = "2GB"  # the eligible pairs stream; DuckDB spills past this rather than grow
+
+
 def _connection(commit_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": threads} if threads else {})
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, **({"threads": threads} if threads else {})})
     con.execute("set enable_progress_bar = false")
     con.read_parquet(str(commit_dir / "directory.parquet")).create_view("directory")
     con.read_parquet(str(commit_dir / "exclusions.parquet")).create_view("exclusions")
@@ -65,7 +68,8 @@ def draws_table(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.DataFram
     """The published draws: SPEC §6 columns, sorted by task, class, score, USCC."""
     tasks = pl.DataFrame({"task_id": [t.task_id for t in plan.tasks], "department": [t.department for t in plan.tasks],
                           "item_ids": [list(t.items) for t in plan.tasks]})
-    names = pl.read_parquet(directory, columns=["uscc", "name", "district_code"]).join(draws.select("uscc").unique(), on="uscc", how="semi")
+    names = (pl.scan_parquet(directory).select("uscc", "name", "district_code")
+             .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi").collect(engine="streaming"))
     return (draws.join(tasks, on="task_id", how="left").join(names, on="uscc", how="left")
             .with_columns(plan_id=pl.lit(plan.plan_id)).select(DRAW_COLUMNS).sort(DRAWS_ORDER))
 

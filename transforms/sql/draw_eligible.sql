@@ -4,7 +4,7 @@
 -- a 不定向 task), with its `cell`: the prefix's first 1, 2 or 3 characters. Objects meet tasks
 -- in equi-joins on (department, cell) — no per-row pattern matching over every object.
 create or replace temp view eligible as
-with objects as (
+with objects as not materialized (  -- streamed into each join, never held whole
     select unnest(departments) as department, uscc, credit_risk, industry_code,
            left(industry_code, 1) as cell1, left(industry_code, 2) as cell2, left(industry_code, 3) as cell3,
            entity_type, district_code, tags
