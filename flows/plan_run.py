@@ -65,7 +65,7 @@ def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | No
     run_dir = Path(out) / "runs" / run_id
     existing = run_dir / "run.json"
     if existing.exists():
-        context = json.loads(existing.read_text(encoding="utf-8"))
+        context = {**json.loads(existing.read_text(encoding="utf-8")), "run_id": run_id}
     else:
         context = {"run_id": run_id, "plan_id": the_plan.plan_id, "plan": str(plan), "inbox": str(inbox), "out": str(out),
                    "seed": seed, "run_date": dt.datetime.now(dt.UTC).date().isoformat()}
