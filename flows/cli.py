@@ -67,7 +67,7 @@ def _print_run_summary(summary: dict) -> None:
                       f"{merge['unlinked_entities']:,} unlinked); conflicts {merge['conflicts_by_attribute'] or 'none'}; "
                       f"{merge['seconds']:.1f} s")
     if commit := stages.get("commit"):
-        console.print(f"commit (承诺): {commit['commitment']}")
+        console.print(f"commit (承诺): {commit['commitment']}; excluded {commit['exclusions_by_reason'] or 'none'}")
     if draw := stages.get("draw"):
         console.print(f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
                       f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s")

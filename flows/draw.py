@@ -23,7 +23,8 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-from transforms.commitment import EXCLUSIONS_SCHEMA, commitment
+from transforms.commitment import commitment
+from transforms.exclusions import exclusions_from_history, read_history
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from transforms.fusion import fusion_figures
 from transforms.plan import Plan
@@ -34,22 +35,26 @@ DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", 
                 "stratum_size", "k", "score_key", "score"]
 
 
-def run_commit(run_dir: Path, plan_file: Path) -> dict[str, Any]:
-    """Freezes what fixes the eligible sets and writes the commitment to them."""
+def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
+    """Freezes what fixes the eligible sets — the directory, the exclusions from the warehouse's
+    history of other plans' runs, the plan — and writes the commitment to them."""
     started = time.perf_counter()
     out = stage_dir(run_dir, "commit")
     directory = copy_file(stage_dir(run_dir, "merge") / "directory.parquet", out / "directory.parquet")
-    # no warehouse history yet (issue 7): nothing is excluded, and the table says so
-    exclusions = write_parquet(pl.DataFrame(schema=EXCLUSIONS_SCHEMA), out / "exclusions.parquet")
+    history = read_history(run_dir.parent.parent)  # OUT/warehouse.duckdb, beside OUT/runs/
+    excluded = exclusions_from_history(history, pl.read_parquet(directory, columns=["uscc", "credit_risk"]), plan)
+    exclusions = write_parquet(excluded, out / "exclusions.parquet")
+    by_reason = dict(sorted(excluded.group_by("reason").len().iter_rows()))
     plan_copy = copy_file(plan_file, out / "plan.yaml")
     commit = commitment(directory, exclusions, plan_copy)
     write_json({**commit, "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, out / "commitment.json")
-    record = {"stage": "commit", **commit, "exclusions_by_reason": {},
+    record = {"stage": "commit", **commit, "history_rows": history.height, "exclusions_by_reason": by_reason,
               "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy)],
               "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, out / "stage.json")
-    get_run_logger().info("commit: commitment %s (directory %s…, exclusions %s…, plan %s…)", commit["commitment"],
-                          commit["directory_sha256"][:12], commit["exclusions_sha256"][:12], commit["plan_sha256"][:12])
+    get_run_logger().info("commit: commitment %s (directory %s…, exclusions %s…, plan %s…); excluded %s",
+                          commit["commitment"], commit["directory_sha256"][:12], commit["exclusions_sha256"][:12],
+                          commit["plan_sha256"][:12], by_reason or "none")
     return record
 
 

@@ -106,8 +106,8 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
             summary["stages"]["merge"] = {k: record[k] for k in ("records_in", "entities", "entities_listed_by_several_departments",
                                                                  "unlinked_entities", "conflicts_by_attribute", "seconds")}
         elif stage == "commit":
-            record = run_commit(run_dir, Path(plan))
-            summary["stages"]["commit"] = {k: record[k] for k in ("commitment", "seconds")}
+            record = run_commit(run_dir, Path(plan), the_plan)
+            summary["stages"]["commit"] = {k: record[k] for k in ("commitment", "exclusions_by_reason", "seconds")}
         elif stage == "draw":
             record = run_draw(run_dir, the_plan, seed, seed_sources)
             summary["stages"]["draw"] = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn",

@@ -1,0 +1,63 @@
+"""Who may not be drawn this time (SPEC §4.4): objects inspected within the plan's exclusion
+window, and objects that reached their class's yearly cap — both from the warehouse's history
+of earlier runs of *other* plans (a rerun of the same plan does not exclude itself).
+
+History rows (warehouse table `history`): uscc, plan_id, run_id, task_id, drawn_on (the
+draw's date: its plan period's start), inspected_on (from results, may be null).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from transforms.commitment import EXCLUSIONS_SCHEMA
+from transforms.plan import Plan
+
+HISTORY_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "task_id": pl.String,
+                  "drawn_on": pl.Date, "inspected_on": pl.Date}
+WAREHOUSE = "warehouse.duckdb"
+
+
+def read_history(out_root: Path) -> pl.DataFrame:
+    """The `history` table of the warehouse under the output root, or no rows when there is none yet."""
+    path = Path(out_root) / WAREHOUSE
+    if not path.exists():
+        return pl.DataFrame(schema=HISTORY_SCHEMA)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        if not con.sql("select count(*) from information_schema.tables where table_name = 'history'").fetchall()[0][0]:
+            return pl.DataFrame(schema=HISTORY_SCHEMA)
+        return con.sql(f"select {', '.join(HISTORY_SCHEMA)} from history").pl().cast(HISTORY_SCHEMA)
+    finally:
+        con.close()
+
+
+def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """(uscc, task_id = null: for every task, reason, source_run) sorted; one row per object and reason.
+
+    * recently_inspected: inspected (or, without a result yet, drawn) on or after
+      period start − exclusion_window_days and before the period starts;
+    * yearly_cap: drawn in the plan's calendar year at least `yearly_caps[class]` times."""
+    start = plan.period.start
+    others = history.filter(pl.col("plan_id") != plan.plan_id).with_columns(on=pl.coalesce("inspected_on", "drawn_on"))
+    parts = []
+    if plan.exclusion_window_days:
+        since = start - dt.timedelta(days=plan.exclusion_window_days)
+        recent = others.filter((pl.col("on") >= since) & (pl.col("on") < start))
+        parts.append(recent.sort("on", "run_id").group_by("uscc").agg(source_run=pl.col("run_id").last())
+                     .with_columns(reason=pl.lit("recently_inspected")))
+    if plan.yearly_caps:
+        this_year = others.filter(pl.col("drawn_on").dt.year() == start.year)
+        counts = this_year.sort("drawn_on", "run_id").group_by("uscc").agg(n=pl.len(), source_run=pl.col("run_id").last())
+        caps = directory.select("uscc", cap=pl.col("credit_risk").replace_strict(plan.yearly_caps, default=None, return_dtype=pl.Int64))
+        parts.append(counts.join(caps, on="uscc").filter(pl.col("cap").is_not_null() & (pl.col("n") >= pl.col("cap")))
+                     .select("uscc", "source_run").with_columns(reason=pl.lit("yearly_cap")))
+    if not parts:
+        return pl.DataFrame(schema=EXCLUSIONS_SCHEMA)
+    return (pl.concat([p.select("uscc", "reason", "source_run") for p in parts])
+            .select("uscc", task_id=pl.lit(None, pl.String), reason="reason", source_run="source_run")
+            .cast(EXCLUSIONS_SCHEMA).sort("uscc", "reason"))
