@@ -71,8 +71,11 @@ def _print_run_summary(summary: dict) -> None:
     if draw := stages.get("draw"):
         console.print(f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
                       f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s")
-        rows = [{"mode": m, **{k: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}} for m, f in draw["fusion"].items()]
-        console.print(_table(f"fusion figures (查重融合), mode used: {draw['mode']}", rows))
+        short = {"drawn_total": "drawn", "duplicate_entities": "dup. entities", "joint_tasks": "joint tasks",
+                 "visits_saved": "saved", "reduction_rate": "reduction"}
+        rows = [{"mode": m, **{short[k]: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}}
+                for m, f in draw["fusion"].items()]
+        console.print(_table(f"fusion figures (查重融合; SPEC §4.5 names in stage.json), mode used: {draw['mode']}", rows))
     console.print(f"run folder: {summary['run_dir']}")
 
 
