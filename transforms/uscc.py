@@ -142,11 +142,6 @@ def normalise_org_code(expr: pl.Expr) -> pl.Expr:
     return normalise_code(expr).str.replace_all("-", "", literal=True)
 
 
-def org_code_of_uscc(expr: pl.Expr) -> pl.Expr:
-    """The organization code embedded in a USCC (positions 9–17)."""
-    return expr.str.slice(8, 9)
-
-
 def uscc_problem(code: str | None) -> str | None:
     """Scalar form of `uscc_reasons` on one already-normalised code."""
     return uscc_reasons(pl.Series([code], dtype=pl.String))[0]
