@@ -28,10 +28,6 @@ def industry_sections() -> list[str]:
     return reference_table("industry_sections")["section"].to_list()
 
 
-def credit_classes() -> list[str]:
-    return reference_table("credit_classes")["class"].to_list()
-
-
 def department_names() -> dict[str, str]:
     """Department code → Chinese name."""
     t = reference_table("departments")
