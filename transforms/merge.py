@@ -55,10 +55,12 @@ def merge_connection(memory_limit: str = "3GB", temp_directory: Path | None = No
 
 def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
     """From the view `records` (accepted objects), builds the temp tables `keyed` (every record
-    with its entity key and precedence), `listed_several_times` and `directory` (one row per
-    entity, unordered: writers order by entity_key)."""
+    with its entity key and precedence), `listed_several_times`, `shared` (their records) and
+    `directory` (one row per entity, unordered: writers order by entity_key)."""
     con.execute(_sql("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})
     con.execute("create or replace temp table listed_several_times as select entity_key from keyed group by 1 having count(*) > 1")
+    # the records of entities listed several times: grouped for the directory, compared for conflicts
+    con.execute("create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)")
     con.execute(f"create or replace temp table directory as {_sql('merge_directory')}")
     conflicts = con.sql(_sql("merge_conflicts"), params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH,
                                                          "authority": REGISTRATION_AUTHORITY}).pl()

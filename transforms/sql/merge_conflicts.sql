@@ -2,10 +2,7 @@
 -- value the directory chose. Records disagree on an attribute when its smallest and largest
 -- values differ (nulls aside). Names are compared with full-width ASCII folded to half-width
 -- ($full_width → $half_width, what NFKC does to them), so （深圳） and (深圳) agree.
-with shared as (
-    select * from keyed semi join listed_several_times using (entity_key)
-),
-compared as (
+with compared as (  -- `shared`: temp table of the records of entities listed several times
     select entity_key, submitted_by, source_line,
         case when regexp_matches(name, '[！-～　]') then translate(name, $full_width, $half_width) else name end as name, entity_type, registered_on::varchar as registered_on, status,
         industry_code, address, district_code, credit_risk,

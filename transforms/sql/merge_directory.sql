@@ -32,8 +32,7 @@ grouped as (
         list_sort(list_distinct(list(submitted_by))) as departments,
         count(*)::uinteger as n_records,
         list_sort(list_distinct(list(linked_by))) as linked_by
-    from keyed
-    semi join listed_several_times using (entity_key)
+    from shared  -- temp table: the records of entities listed several times
     group by entity_key
 ),
 final as (
