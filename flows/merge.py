@@ -19,17 +19,15 @@ from prefect import get_run_logger
 
 from transforms.csvout import write_people_csv
 from transforms.merge import links_query, merge_connection, merge_into
-from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import atomic_path, file_record, stage_dir, write_json, write_parquet
 
 MEMORY_LIMIT = "3500MB"  # DuckDB spills to 03_merge/.spill past it; with validate in the same process: 5.6 GiB at 8M
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
-    """A DuckDB query written to Parquet via a temporary name and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    con.sql(query).write_parquet(str(tmp), compression="zstd")
-    tmp.replace(path)
+    """A DuckDB query written to Parquet, atomically."""
+    with atomic_path(path) as tmp:
+        con.sql(query).write_parquet(str(tmp), compression="zstd")
     return path
 
 

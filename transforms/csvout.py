@@ -5,10 +5,11 @@ execute (starting with = + - @, a tab or a carriage return) neutralised with a l
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polars as pl
+
+from transforms.runfolder import atomic_path
 
 FORMULA_START = r"^[=+\-@\t\r]"
 LIST_JOIN = "；"
@@ -32,11 +33,9 @@ def people_frame(df: pl.DataFrame) -> pl.DataFrame:
 
 def write_people_csv(df: pl.DataFrame, path: Path, headers: dict[str, str] | None = None) -> Path:
     """Writes `df` for people (optionally renaming columns to Chinese headers), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = people_frame(df)
     if headers:
         out = out.rename({k: v for k, v in headers.items() if k in out.columns})
-    tmp = path.with_name(f".{path.name}.tmp")
-    out.write_csv(tmp, include_bom=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        out.write_csv(tmp, include_bom=True)
     return path

@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,30 +48,37 @@ def file_record(path: Path, rows: int | None, root: Path) -> dict[str, Any]:
     return {"path": p.relative_to(root).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": rows}
 
 
-def write_parquet(df: pl.DataFrame, path: Path) -> Path:
-    """Parquet written the same way everywhere (zstd, no per-run metadata), via a temporary
-    name and a rename so a reader never sees half a file."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; renamed to `path` when the block succeeds,
+    so a reader never sees half a file (and a failed write leaves the old file)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    df.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(df: pl.DataFrame, path: Path) -> Path:
+    """Parquet written the same way everywhere (zstd, statistics, no per-run metadata), atomically."""
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
     return path
 
 
 def copy_file(source: Path, path: Path) -> Path:
-    """`source` copied to `path` via a temporary name and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, path)
+    """`source` copied to `path`, atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
     return path
 
 
 def write_json(data: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
     return path
 
 

@@ -100,3 +100,13 @@ def test_item_rules(contract):
     rows = [good, {**good, "item_id": "AMR-002", "category": "其他"}, {**good, "name": "x"}]  # line 4 repeats line 2's id
     got, _, _ = _verdicts(contract, "items", rows, item_rules(), "items-rules")
     assert got == {3: "enum_unknown", 4: "duplicate_id"}
+
+
+def test_every_quarantine_reason_is_in_the_shared_vocabulary():
+    # the rules, the generator's truth file and the docs meet on transforms/reasons.py
+    from transforms.reasons import ACCEPT, ROW_REASONS
+    from transforms.submission import INSPECTOR_ERRORS, OBJECT_ERRORS
+
+    rules = [*object_rules(RUN_DATE), *inspector_rules([]), *item_rules()]
+    assert {r.reason for r in rules} <= set(ROW_REASONS)
+    assert {reason for _, reason in [*OBJECT_ERRORS.values(), *INSPECTOR_ERRORS.values()]} <= set(ROW_REASONS) | {ACCEPT}
