@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from flows.errors import UserFacingError
+from transforms.fusion import FIGURE_LABELS
 from transforms.runfolder import STAGES
 
 
@@ -76,6 +77,19 @@ def _print_run_summary(summary: dict) -> None:
         rows = [{"mode": m, **{short[k]: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}}
                 for m, f in draw["fusion"].items()]
         console.print(_table(f"fusion figures (查重融合; SPEC §4.5 names in stage.json), mode used: {draw['mode']}", rows))
+    if fuse := stages.get("fuse"):
+        rows = [{"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"} for k, v in fuse["figures"].items()]
+        console.print(_table("fuse (查重融合): the joint draw's figures, as the Shenzhen report gave them", rows))
+        rows = [{"department": d, **f} for d, f in fuse["by_department"].items()]
+        console.print(_table("draws, joint tasks and lead by department (部门)", rows))
+    if assign := stages.get("assign"):
+        w = assign["workload"]
+        console.print(f"assign (随机匹配执法人员): {assign['assigned']:,} of {assign['joint_tasks']:,} joint tasks staffed and "
+                      f"scheduled on {assign['working_days']} working days ({assign['calendar']}); unassigned {assign['unassigned']:,} "
+                      f"{assign['unassigned_by_reason'] or ''}; {assign['inspectors_sent']:,} of {assign['inspectors_available']:,} "
+                      f"available inspectors sent; tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
+                      f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); busiest day {w['busiest_day']} visits; "
+                      f"{assign['seconds']:.1f} s")
     console.print(f"run folder: {summary['run_dir']}")
 
 

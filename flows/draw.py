@@ -24,12 +24,13 @@ from prefect import get_run_logger
 
 from flows.errors import StageFailed
 from transforms.commitment import commitment
-from transforms.exclusions import exclusions_from_history, read_history
+from transforms.exclusions import exclusions_from_history
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from transforms.fusion import fusion_figures
-from transforms.plan import Plan
-from transforms.runfolder import copy_file, file_record, sha256_file, stage_dir, write_json, write_parquet
+from transforms.plan import Plan, plan_item_problems
+from transforms.runfolder import accepted_registry, changed_outputs, copy_file, file_record, stage_dir, write_json, write_parquet
 from transforms.seed import resolve_seed
+from transforms.warehouse import read_history
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
                 "stratum_size", "k", "score_key", "score"]
@@ -41,6 +42,12 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
     started = time.perf_counter()
     out = stage_dir(run_dir, "commit")
     directory = copy_file(stage_dir(run_dir, "merge") / "directory.parquet", out / "directory.parquet")
+    # the item list and the inspectors are frozen with the directory: assign reads these copies
+    registries = {kind: write_parquet(accepted_registry(run_dir, kind), out / f"{kind}.parquet") for kind in ("items", "inspectors")}
+    problems = plan_item_problems(plan, pl.read_parquet(registries["items"]))
+    if problems:
+        raise StageFailed(f"commit: plan {plan.plan_id} cannot be drawn: " + "; ".join(problems) +
+                          " — correct the plan's `items` or submit the missing items")
     history = read_history(run_dir.parent.parent)  # OUT/warehouse.duckdb, beside OUT/runs/
     excluded = exclusions_from_history(history, pl.read_parquet(directory, columns=["uscc", "credit_risk"]), plan)
     exclusions = write_parquet(excluded, out / "exclusions.parquet")
@@ -49,7 +56,7 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
     commit = commitment(directory, exclusions, plan_copy)
     write_json({**commit, "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, out / "commitment.json")
     record = {"stage": "commit", **commit, "history_rows": history.height, "exclusions_by_reason": by_reason,
-              "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy)],
+              "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy, *registries.values())],
               "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, out / "stage.json")
     get_run_logger().info("commit: commitment %s (directory %s…, exclusions %s…, plan %s…); excluded %s",
@@ -85,10 +92,8 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     started = time.perf_counter()
     commit_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw")
     committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
-    recorded = json.loads((commit_dir / "stage.json").read_text(encoding="utf-8"))["outputs"]
     # the files' own SHA-256 recorded at commit time: a cheap, exact check that nothing changed since
-    changed = [r["path"] for r in recorded if sha256_file(commit_dir / r["path"]) != r["sha256"]]
-    if changed:
+    if changed := changed_outputs(commit_dir):
         raise StageFailed(f"draw: the committed files changed since the commitment was published ({', '.join(changed)} "
                           f"in {commit_dir}); start a new run from ingest")
     # the run's own seed or public numbers win over the plan's

@@ -17,17 +17,20 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Failed
 
+from flows.assign import run_assign
 from flows.draw import run_commit, run_draw
 from flows.errors import StageFailed
+from flows.fuse import run_fuse
 from flows.ingest import run_ingest
 from flows.merge import run_merge
 from flows.validate import run_validate
+from transforms.fusion import FIGURE_LABELS
 from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, read_plan
 from transforms.runfolder import STAGES, new_run_id, read_stage_record, write_json
 from transforms.seed import SeedError
 
-Stage = Literal["ingest", "validate", "merge", "commit", "draw"]
+Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign"]
 
 
 def _flow_run_name() -> str:
@@ -114,4 +117,18 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
                                                                 "mode", "fusion", "seconds")}
             rows = [{"mode": m, **f} for m, f in record["fusion"].items()]
             create_table_artifact(key="fusion-figures", table=rows, description=f"Fusion figures (SPEC §4.5), run {context['run_id']}")
+        elif stage == "fuse":
+            record = run_fuse(run_dir, the_plan)
+            summary["stages"]["fuse"] = {k: record[k] for k in ("figures", "by_department", "seconds")}
+            rows = [{"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"}
+                    for k, v in record["figures"].items()]
+            create_table_artifact(key="fusion-summary", table=rows, description=f"Fusion (查重融合), run {context['run_id']}")
+        elif stage == "assign":
+            record = run_assign(run_dir, the_plan)
+            summary["stages"]["assign"] = {k: record[k] for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason",
+                                                                  "inspectors_available", "inspectors_sent", "team_size",
+                                                                  "from_department_pool", "working_days", "calendar", "seconds")}
+            summary["stages"]["assign"]["workload"] = {k: v for k, v in record["workload"].items() if k != "by_pool"}
+            create_table_artifact(key="workload-by-pool", table=record["workload"]["by_pool"],
+                                  description=f"Tasks per inspector in each (department, district) pool, run {context['run_id']}")
     return summary

@@ -381,19 +381,22 @@ def make_plan(items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows
 
 def make_inspectors(rng: np.random.Generator, n_objects: int, items: dict[str, pl.DataFrame],
                     listings: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """About 0.15% of the object count, spread over departments by their directory size (at least 8 each)."""
-    total = max(int(round(n_objects * 0.0015)), 8 * len(items))
+    """About 0.15% of the object count, spread over departments by their directory size (at least 12 each)."""
+    total = max(int(round(n_objects * 0.0015)), 12 * len(items))
     sizes = {d: listings[d].height for d in items}
     all_rows = sum(sizes.values())
     out = {}
     for dept, dept_items in items.items():
-        n = max(8, int(round(total * sizes[dept] / all_rows)))
+        n = max(12, int(round(total * sizes[dept] / all_rows)))
         lines = dept_items["business_line"].unique(maintain_order=True).to_list()
         by_line = dict(dept_items.group_by("business_line", maintain_order=True).agg("item_id").iter_rows())
         # each inspector covers 2-4 business lines, chosen so every line has inspectors
         n_lines = rng.integers(2, 5, n)
         starts = rng.integers(0, len(lines), n)
         scope = [sorted(sum((by_line[lines[(s + j) % len(lines)]] for j in range(k)), [])) for s, k in zip(starts, n_lines, strict=True)]
+        # about a third are general inspectors (综合执法) whose certificate covers every item of the department
+        general = rng.random(n) < 0.35
+        scope = [sorted(dept_items["item_id"].to_list()) if g else s for g, s in zip(general, scope, strict=True)]
         expiry = _dates(rng, dt.date(2026, 6, 1), dt.date(2030, 12, 31), n)
         expired = rng.random(n) < 0.05
         expiry = np.where(expired, _dates(rng, dt.date(2023, 1, 1), dt.date(2026, 2, 28), n), expiry)

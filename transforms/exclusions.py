@@ -9,31 +9,11 @@ draw's date: its plan period's start), inspected_on (from results, may be null).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from transforms.commitment import EXCLUSIONS_SCHEMA
 from transforms.plan import Plan
-
-HISTORY_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "task_id": pl.String,
-                  "drawn_on": pl.Date, "inspected_on": pl.Date}
-WAREHOUSE = "warehouse.duckdb"
-
-
-def read_history(out_root: Path) -> pl.DataFrame:
-    """The `history` table of the warehouse under the output root, or no rows when there is none yet."""
-    path = Path(out_root) / WAREHOUSE
-    if not path.exists():
-        return pl.DataFrame(schema=HISTORY_SCHEMA)
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        if not con.sql("select count(*) from information_schema.tables where table_name = 'history'").fetchall()[0][0]:
-            return pl.DataFrame(schema=HISTORY_SCHEMA)
-        return con.sql(f"select {', '.join(HISTORY_SCHEMA)} from history").pl().cast(HISTORY_SCHEMA)
-    finally:
-        con.close()
 
 
 def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan: Plan) -> pl.DataFrame:

@@ -10,6 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -67,8 +68,10 @@ class Plan(_Strict):
     quarantine_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
     exclusion_window_days: Annotated[int, Field(ge=0)] = 0
     yearly_caps: dict[CreditClass, Annotated[int, Field(ge=0)]] = {}
-    inspectors_per_department: Annotated[int, Field(ge=1)] = 2
-    daily_cap: Annotated[int, Field(ge=1)] = 4
+    # a joint task's team (SPEC §4.6): this many inspectors from every department in it, and at
+    # least two (Administrative Penalty Law art. 42) from the lead department
+    inspectors_per_department: Annotated[int, Field(ge=1)] = 1
+    daily_cap: Annotated[int, Field(ge=1)] = 4  # visits one inspector makes on one working day, at most
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -103,3 +106,17 @@ def read_plan(path: Path) -> Plan:
 def plan_as_yaml(plan: Plan) -> str:
     """The plan as YAML text, keys in model order (what the generator writes and publish copies)."""
     return yaml.safe_dump(plan.model_dump(mode="json", exclude_none=True), allow_unicode=True, sort_keys=False)
+
+
+def plan_item_problems(plan: Plan, items: pl.DataFrame) -> list[str]:
+    """What is wrong with the plan's items against the item list (一单: no item outside the
+    list): every item a task names must be listed, and listed by the task's department."""
+    owner = dict(items.select("item_id", "department").iter_rows())
+    problems = []
+    for t in plan.tasks:
+        for item in t.items:
+            if item not in owner:
+                problems.append(f"task {t.task_id} names item {item}, which no department's item list (items.*) has")
+            elif owner[item] != t.department:
+                problems.append(f"task {t.task_id} of {t.department} names item {item}, which is {owner[item]}'s item")
+    return problems

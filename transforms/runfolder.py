@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-STAGES = ("ingest", "validate", "merge", "commit", "draw")  # later issues add fuse, assign, publish
+STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign")
 STAGE_RECORD = "stage.json"
 
 
@@ -80,6 +80,21 @@ def write_json(data: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def accepted_registry(run_dir: Path, kind: str) -> pl.DataFrame:
+    """Every department's accepted rows of one registry kind (02_validate/accepted/<kind>/),
+    in department order then file order."""
+    files = sorted((stage_dir(run_dir, "validate") / "accepted" / kind).glob("*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def changed_outputs(stage_path: Path) -> list[str]:
+    """The files a finished stage wrote whose SHA-256 is no longer the one its stage.json recorded."""
+    recorded = json.loads((Path(stage_path) / STAGE_RECORD).read_text(encoding="utf-8"))["outputs"]
+    return [r["path"] for r in recorded if sha256_file(Path(stage_path) / r["path"]) != r["sha256"]]
 
 
 def read_stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:

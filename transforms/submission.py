@@ -23,6 +23,7 @@ from transforms.reasons import ACCEPT
 from transforms.registry import ENUMS, HEADER_ALIASES, Kind
 from transforms.uscc import complete_uscc
 
+MIN_ROWS_TO_PLANT = 100
 DIRTY_SHARE = 0.01  # share of rows of each objects/inspectors file given a planted error
 OBJECT_ERRORS = {  # kind → (column, the reason validation must give)
     "bad_check_char": ("uscc", "uscc_check_char"),
@@ -122,7 +123,7 @@ def _plant(df: pl.DataFrame, errors: dict[str, tuple[str, str]], rng: np.random.
     """Plant each kind of error in DIRTY_SHARE/len(errors) of the rows (distinct rows per kind);
     returns the dirty frame (dates as text) and the truth rows."""
     per_kind = max(1, int(df.height * DIRTY_SHARE / len(errors)))
-    if df.height < 3 * per_kind * len(errors):
+    if df.height < max(MIN_ROWS_TO_PLANT, 3 * per_kind * len(errors)):  # a small file keeps its share near DIRTY_SHARE
         return df, pl.DataFrame(schema={"file": pl.String, "line": pl.Int64, "kind": pl.String, "column": pl.String, "expected": pl.String})
     rows = rng.choice(df.height, size=per_kind * len(errors), replace=False)
     kind_of_row = np.full(df.height, "", dtype=object)

@@ -63,7 +63,7 @@ def test_items_inspectors_and_plan(small_city):
     items = pl.concat([read_registry(f).frame for f in files if f.kind == "items"], how="diagonal")
     inspectors = pl.concat([read_registry(f).frame for f in files if f.kind == "inspectors"], how="diagonal")
     assert items.height == 580 and set(items["category"]) >= {"key", "重点"} and items["item_id"].n_unique() == 580
-    assert inspectors.height >= 8 * 12  # at this size the floor of 8 per department decides
+    assert inspectors.height >= 12 * 12  # at this size the floor of 12 per department decides
     assert inspectors["conflicts"].is_not_null().any()
     plan = read_plan(plan_path(small_city))
     kinds = {(t.scope is None, t.count is None) for t in plan.tasks}
@@ -96,4 +96,4 @@ def test_inspectors_are_about_0_15_percent_of_the_object_count():
     inspectors = make_inspectors(rng, 4_000_000, make_items(), listings)  # the count scales with N, not the sample
     total = sum(df.height for df in inspectors.values())
     assert abs(total - 6_000) <= 12  # 0.15% of 4M, rounded per department
-    assert all(df["inspector_id"].is_unique().all() and df.height >= 8 for df in inspectors.values())
+    assert all(df["inspector_id"].is_unique().all() and df.height >= 12 for df in inspectors.values())

@@ -2,7 +2,8 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.exclusions import HISTORY_SCHEMA, exclusions_from_history
+from transforms.exclusions import exclusions_from_history
+from transforms.warehouse import HISTORY_SCHEMA
 from transforms.plan import Period, Plan, Task
 
 PLAN = Plan(plan_id="Q2", period=Period(start=dt.date(2026, 4, 1), end=dt.date(2026, 6, 30)), exclusion_window_days=90,
@@ -32,3 +33,19 @@ def test_recent_inspections_and_yearly_caps_exclude_with_their_reason():
 
 def test_no_history_no_exclusions():
     assert exclusions_from_history(_history([]), DIRECTORY, PLAN).is_empty()
+
+
+def test_previous_inspectors_are_the_last_team_of_another_plan():
+    import datetime as dt
+
+    from transforms.warehouse import VISITS_SCHEMA, previous_inspectors
+
+    d = dt.date
+    visits = pl.DataFrame([
+        ("U1", "P2024", "r1", "j", "I1", d(2024, 5, 1), d(2024, 5, 3)),
+        ("U1", "P2025", "r2", "j", "I2", d(2025, 5, 1), None),  # the latest: its team is I2 and I3
+        ("U1", "P2025", "r2", "j", "I3", d(2025, 5, 1), None),
+        ("U1", "THIS", "r3", "j", "I4", d(2026, 5, 1), None),  # this plan's own earlier run does not count
+        ("U2", "P2024", "r1", "j", "I1", d(2024, 1, 1), None),
+    ], schema=list(VISITS_SCHEMA), orient="row").cast(VISITS_SCHEMA)
+    assert previous_inspectors(visits, "THIS").rows() == [("U1", "I2"), ("U1", "I3"), ("U2", "I1")]

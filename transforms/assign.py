@@ -1,0 +1,380 @@
+"""Random matching of inspectors to joint tasks (SPEC §4.6), and the day of each visit.
+
+    match_inspectors(task_departments, joint_tasks, inspectors, avoid, plan, seed, days) -> Matching
+
+The rules, each applied where the comment says:
+
+* a team: `plan.inspectors_per_department` inspectors from every department in the joint
+  task, and at least two from the lead department (Administrative Penalty Law art. 42);
+* an inspector may go when active, with a certificate valid through the plan's end, and an
+  item scope that covers all of the department's items in the joint task;
+* from the entity's district (片区) when that pool can staff the department's share, else
+  from the department's whole pool;
+* never an inspector who must avoid the entity (回避): declared conflicts, or the team of
+  the entity's previous inspection (warehouse `visits`);
+* workloads even: each pick takes the least-loaded eligible inspector; afterwards, within
+  every (department, district) pool, a task moves from an inspector to one with at least
+  two fewer whenever the rules allow, until no such move is left;
+* at most `plan.daily_cap` visits per inspector per working day, and so at most
+  daily_cap × working days per inspector over the period.
+
+Randomness comes from seeded scores, like the draw (transforms/score.py): joint tasks are
+staffed in the order of score(seed, "#assign", uscc); between equally loaded inspectors
+the lower score(seed, "#inspectors", inspector_id) XOR the task's score wins (so no two
+inspectors are always paired). ("#" cannot start a task id, so these keys never meet a
+draw's.) The same seed and inputs give the same teams and days whatever the row order.
+
+A joint task that cannot be staffed by these rules is returned in `unassigned` with the
+department that could not be staffed and why — never dropped, never staffed against a rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import polars as pl
+
+from transforms.plan import Plan
+from transforms.score import score
+
+TASK_ORDER_KEY = "#assign"
+INSPECTOR_RANK_KEY = "#inspectors"
+TEAM_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "inspector_id": pl.String,
+               "lead_department": pl.Boolean, "pool": pl.String}
+UNASSIGNED_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "reason": pl.String, "detail": pl.String}
+
+# why a department's share of a joint task could not be staffed
+REASONS = {  # code: (中文, English)
+    "no_available_inspector": ("部门无在岗且执法证有效的检查人员", "no active inspector with a certificate valid through the plan's end"),
+    "no_item_scope": ("无检查人员的事项范围覆盖该部门事项", "no available inspector's item scope covers the department's items"),
+    "pool_too_small": ("符合条件的检查人员不足", "fewer eligible inspectors than the team needs"),
+    "all_must_avoid": ("符合条件的检查人员均须回避", "every eligible inspector must avoid the entity (conflict or last inspection)"),
+    "capacity_reached": ("符合条件的检查人员工作量已满", "every eligible inspector is at the period's capacity"),
+    "no_common_day": ("无共同工作日", "no working day on which every member is under the daily cap"),
+}
+
+
+class Matching(NamedTuple):
+    team: pl.DataFrame  # one row per (joint task, inspector): department, lead_department, pool (district | department)
+    planned_dates: pl.DataFrame  # joint_task_id, planned_date
+    unassigned: pl.DataFrame  # joint_task_id, department, reason, detail
+    workload: pl.DataFrame  # one row per available inspector: department, district_code, tasks, busiest_day
+    figures: dict
+
+
+def available_inspectors(inspectors: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """The inspectors who may be sent at all: active, certificate valid through the plan's end."""
+    return inspectors.filter((pl.col("status") == "active") & (pl.col("cert_valid_until") >= plan.period.end))
+
+
+def avoid_pairs(inspectors: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
+    """(uscc, inspector_id) who must not meet: declared conflicts, and each entity's last team."""
+    declared = inspectors.select("inspector_id", uscc="conflicts").explode("uscc").drop_nulls("uscc")
+    return pl.concat([declared.select("uscc", "inspector_id"), previous.select("uscc", "inspector_id")]).unique()
+
+
+def team_need(is_lead: bool, plan: Plan) -> int:
+    """How many inspectors a department sends to a joint task."""
+    return max(2, plan.inspectors_per_department) if is_lead else plan.inspectors_per_department
+
+
+def _scores(seed: str, key: str, subjects: list[str]) -> np.ndarray:
+    return np.array([score(seed, key, s) for s in subjects], dtype=np.uint64)
+
+
+@dataclass
+class _Pools:
+    """Inspectors as integer positions (sorted by inspector_id), and who may take which share."""
+
+    ids: list[str]
+    department: list[str]
+    district: list[str]
+    rank: np.ndarray
+    by_class: dict[int, np.ndarray]  # item class → eligible positions, ascending
+    by_class_district: dict[tuple[int, str], np.ndarray]
+    class_members: dict[int, set[int]]
+    avoid: dict[str, set[int]]
+    department_size: dict[str, int] = field(default_factory=dict)
+
+
+def _eligibility(shares: pl.DataFrame, available: pl.DataFrame) -> pl.DataFrame:
+    """(class_id, position): the available inspectors of the class's department whose item
+    scope holds every item of the class."""
+    classes = shares.select("class_id", "department", "item_ids").unique("class_id")
+    wanted = classes.explode("item_ids").rename({"item_ids": "item"}).unique()
+    scope = available.select("position", "department", item="item_scope").explode("item").unique()
+    return (wanted.join(scope, on=["department", "item"])
+            .group_by("class_id", "position").len()
+            .join(wanted.group_by("class_id").len("needed"), on="class_id")
+            .filter(pl.col("len") == pl.col("needed"))
+            .select("class_id", "position").sort("class_id", "position"))
+
+
+def _pools(shares: pl.DataFrame, available: pl.DataFrame, avoid: pl.DataFrame, seed: str) -> _Pools:
+    eligible = _eligibility(shares, available).join(available.select("position", "district_code"), on="position")
+    by_class = {c: np.array(p, dtype=np.int64) for c, p in eligible.group_by("class_id").agg(pl.col("position").sort()).iter_rows()}
+    by_class_district = {(c, d): np.array(p, dtype=np.int64)
+                         for c, d, p in eligible.group_by("class_id", "district_code").agg(pl.col("position").sort()).iter_rows()}
+    position = dict(available.select("inspector_id", "position").iter_rows())
+    avoid_sets: dict[str, set[int]] = {}
+    for uscc, inspector in avoid.iter_rows():
+        if inspector in position:
+            avoid_sets.setdefault(uscc, set()).add(position[inspector])
+    ids = available["inspector_id"].to_list()
+    return _Pools(ids=ids, department=available["department"].to_list(), district=available["district_code"].to_list(),
+                  rank=_scores(seed, INSPECTOR_RANK_KEY, ids), by_class=by_class, by_class_district=by_class_district,
+                  class_members={c: set(p.tolist()) for c, p in by_class.items()}, avoid=avoid_sets,
+                  department_size=dict(available.group_by("department").len().iter_rows()))
+
+
+def _least_loaded(candidates: np.ndarray, need: int, loads: np.ndarray, rank: np.ndarray, task_score: np.uint64) -> list[int]:
+    """The `need` candidates with the lowest load; ties by rank XOR the task's score."""
+    order = np.lexsort((rank[candidates] ^ task_score, loads[candidates]))
+    return candidates[order[:need]].tolist()
+
+
+def _staff_share(pools: _Pools, class_id: int, department: str, district: str, uscc: str, need: int,
+                 loads: np.ndarray, capacity: int, task_score: np.uint64) -> tuple[list[int], str, str]:
+    """(positions, pool, "") for one department's share of a joint task, or ([], reason, detail)."""
+    avoid = pools.avoid.get(uscc)
+    everyone = pools.by_class.get(class_id)
+    for pool, candidates in (("district", pools.by_class_district.get((class_id, district))), ("department", everyone)):
+        if candidates is None or len(candidates) < need:
+            continue
+        if avoid:  # 回避: declared conflicts and the last team
+            candidates = candidates[~np.isin(candidates, list(avoid))]
+        candidates = candidates[loads[candidates] < capacity]
+        if len(candidates) >= need:
+            return _least_loaded(candidates, need, loads, pools.rank, task_score), pool, ""
+    # nobody: say why, most basic reason first
+    if not pools.department_size.get(department):
+        return [], "no_available_inspector", f"{department}: 0 available"
+    n = 0 if everyone is None else len(everyone)
+    if n == 0:
+        return [], "no_item_scope", f"{department}: 0 of {pools.department_size[department]} available inspectors cover the items"
+    if n < need:
+        return [], "pool_too_small", f"{department}: {n} eligible, {need} needed"
+    free = everyone[~np.isin(everyone, list(avoid or ()))]
+    if len(free) < need:
+        return [], "all_must_avoid", f"{department}: {n} eligible, {n - len(free)} must avoid the entity, {need} needed"
+    return [], "capacity_reached", f"{department}: {len(free)} eligible, all at {capacity} visits for the period"
+
+
+def _rebalance(pools: _Pools, members: list[list[int]], share_class: list[int], share_uscc: list[str],
+               slots_of: list[list[int]], loads: np.ndarray) -> int:
+    """Evens the loads within every (department, district) pool: while some inspector has at
+    least two more tasks than another the rules could hand one to — directly, or along a
+    chain (A gives a share to B, who gives another to C) — the chain is applied. Returns the
+    moves made. Each move lowers the sum of squared loads, so this ends; when it ends no such
+    chain is left, which is what "as even as the constraints allow" means here."""
+    position_pool = np.array([hash((d, r)) for d, r in zip(pools.department, pools.district, strict=True)], dtype=np.int64) \
+        if pools.ids else np.zeros(0, dtype=np.int64)
+    pool_of: dict[tuple[str, str], list[int]] = {}
+    for p in range(len(pools.ids)):
+        pool_of.setdefault((pools.department[p], pools.district[p]), []).append(p)
+    in_pool_cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def eligible_in_pool(class_id: int, key: int) -> np.ndarray:
+        if (class_id, key) not in in_pool_cache:
+            everyone = pools.by_class.get(class_id, np.zeros(0, dtype=np.int64))
+            in_pool_cache[(class_id, key)] = everyone[position_pool[everyone] == key]
+        return in_pool_cache[(class_id, key)]
+
+    visited = np.zeros(len(pools.ids), dtype=bool)
+    moves = 0
+    for pool in pool_of.values():
+        key = int(position_pool[pool[0]])
+        pool_arr = np.array(pool, dtype=np.int64)
+        progress = True
+        while progress:
+            progress = False
+            for hi in sorted(pool, key=lambda p: (-loads[p], pools.rank[p])):
+                if loads[hi] < loads[pool_arr].min() + 2:
+                    break
+                path = _chain(hi, loads[hi] - 2, members, share_class, share_uscc, slots_of, loads, pools, eligible_in_pool, key, visited)
+                if path:
+                    for giver, slot, taker in path:
+                        members[slot][members[slot].index(giver)] = taker
+                        slots_of[giver].remove(slot)
+                        slots_of[taker].append(slot)
+                    loads[hi] -= 1
+                    loads[path[-1][2]] += 1
+                    moves += 1
+                    progress = True
+                    break
+    return moves
+
+
+def _chain(hi: int, at_most: int, members: list[list[int]], share_class: list[int], share_uscc: list[str],
+           slots_of: list[list[int]], loads: np.ndarray, pools: _Pools, eligible_in_pool, key: int,
+           visited: np.ndarray) -> list[tuple[int, int, int]]:
+    """The shortest chain of hand-overs (giver, share, taker) from `hi` to a pool member with at
+    most `at_most` tasks, breadth first in a fixed order; [] when there is none."""
+    parent: dict[int, tuple[int, int]] = {}
+    queue, touched = [hi], [hi]
+    visited[hi] = True
+    found = None
+    try:
+        for u in queue:
+            for slot in sorted(slots_of[u]):
+                takers = eligible_in_pool(share_class[slot], key)
+                takers = takers[~visited[takers]]
+                if not len(takers):
+                    continue
+                avoid = pools.avoid.get(share_uscc[slot])
+                for v in takers.tolist():
+                    if v in members[slot] or (avoid and v in avoid):
+                        continue
+                    visited[v] = True
+                    touched.append(v)
+                    parent[v] = (u, slot)
+                    if loads[v] <= at_most:
+                        found = v
+                        break
+                    queue.append(v)
+                if found is not None:
+                    break
+            if found is not None:
+                break
+    finally:
+        visited[touched] = False
+    if found is None:
+        return []
+    path = []
+    v = found
+    while v != hi:
+        u, slot = parent[v]
+        path.append((u, slot, v))
+        v = u
+    return path[::-1]
+
+
+def _schedule(task_members: list[list[int]], days: list[dt.date], daily_cap: int) -> list[int | None]:
+    """A day index for each staffed joint task (in staffing order): round-robin over the
+    working days so every day gets its share, moving on to the next day whenever a member
+    already has `daily_cap` visits that day; None when no day fits."""
+    busy: dict[tuple[int, int], int] = {}
+    chosen: list[int | None] = []
+    n = len(days)
+    for position, team in enumerate(task_members):
+        found = None
+        for offset in range(n):
+            day = (position + offset) % n
+            if all(busy.get((m, day), 0) < daily_cap for m in team):
+                found = day
+                break
+        if found is not None:
+            for m in team:
+                busy[(m, found)] = busy.get((m, found), 0) + 1
+        chosen.append(found)
+    return chosen
+
+
+def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, inspectors: pl.DataFrame,
+                     avoid: pl.DataFrame, plan: Plan, seed: str, days: list[dt.date]) -> Matching:
+    """Teams and days for every joint task that the rules allow; the others, with reasons."""
+    available = (available_inspectors(inspectors, plan).sort("inspector_id")
+                 .with_row_index("position").with_columns(pl.col("position").cast(pl.Int64)))
+    shares = (task_departments.join(joint_tasks.select("joint_task_id", "district_code"), on="joint_task_id")
+              .with_columns(class_id=pl.concat_str("department", pl.lit("|"), pl.col("item_ids").list.join(","))
+                            .rank("dense").cast(pl.Int64)))
+    pools = _pools(shares, available, avoid, seed)
+    capacity = plan.daily_cap * len(days)
+    loads = np.zeros(len(pools.ids), dtype=np.int64)
+
+    # staffing order: the tasks' seeded scores; within a task the lead department first
+    usccs = joint_tasks["uscc"].to_list()
+    order = (joint_tasks.select("joint_task_id", "uscc").with_columns(task_score=pl.Series(_scores(seed, TASK_ORDER_KEY, usccs)))
+             .sort("task_score", "uscc"))
+    ordered = (shares.join(order, on=["joint_task_id", "uscc"])
+               .sort("task_score", "uscc", pl.col("is_lead").not_(), "department"))
+
+    members: list[list[int]] = []  # per staffed share
+    share_task: list[int] = []
+    share_rows: list[tuple[str, str, bool, str]] = []
+    share_class: list[int] = []
+    share_uscc: list[str] = []
+    failed: list[tuple[str, str, str, str]] = []
+    rows = ordered.select("joint_task_id", "uscc", "department", "is_lead", "class_id", "district_code", "task_score").rows()
+    task_index = -1
+    i = 0
+    while i < len(rows):  # one joint task at a time: all its shares, or none
+        jt = rows[i][0]
+        j = i
+        while j < len(rows) and rows[j][0] == jt:
+            j += 1
+        picks, problem = [], None
+        taken: set[int] = set()
+        for _, uscc, department, is_lead, class_id, district, task_score in rows[i:j]:
+            chosen, pool, detail = _staff_share(pools, class_id, department, district, uscc, team_need(is_lead, plan),
+                                                loads, capacity, np.uint64(task_score))
+            if not chosen or taken & set(chosen):
+                problem = (jt, department, pool if not chosen else "pool_too_small", detail)
+                break
+            taken.update(chosen)
+            picks.append((department, is_lead, pool, chosen, class_id, uscc))
+        if problem:
+            failed.append(problem)
+        else:
+            task_index += 1
+            for department, is_lead, pool, chosen, class_id, uscc in picks:
+                loads[chosen] += 1
+                members.append(chosen)
+                share_task.append(task_index)
+                share_rows.append((jt, department, is_lead, pool))
+                share_class.append(class_id)
+                share_uscc.append(uscc)
+        i = j
+
+    slots_of: list[list[int]] = [[] for _ in pools.ids]
+    for slot, team in enumerate(members):
+        for m in team:
+            slots_of[m].append(slot)
+    moves = _rebalance(pools, members, share_class, share_uscc, slots_of, loads)
+
+    # one day for the whole team of a joint task (一日查)
+    task_ids = [share_rows[s][0] for s in range(len(members)) if s == 0 or share_task[s] != share_task[s - 1]]
+    task_members: list[list[int]] = [[] for _ in task_ids]
+    for slot, team in enumerate(members):
+        task_members[share_task[slot]].extend(team)
+    day_of = _schedule(task_members, days, plan.daily_cap)
+    for t, day in enumerate(day_of):
+        if day is None:
+            failed.append((task_ids[t], None, "no_common_day", f"team of {len(task_members[t])}, daily cap {plan.daily_cap}"))
+
+    scheduled = {t for t, day in enumerate(day_of) if day is not None}
+    team = pl.DataFrame(
+        [(share_rows[s][0], share_rows[s][1], pools.ids[m], share_rows[s][2], share_rows[s][3])
+         for s, team_s in enumerate(members) if share_task[s] in scheduled for m in team_s],
+        schema=TEAM_SCHEMA, orient="row").sort("joint_task_id", pl.col("lead_department").not_(), "department", "inspector_id")
+    dates = pl.DataFrame({"joint_task_id": [task_ids[t] for t in sorted(scheduled)],
+                          "planned_date": [days[day_of[t]] for t in sorted(scheduled)]},
+                         schema={"joint_task_id": pl.String, "planned_date": pl.Date}).sort("joint_task_id")
+    unassigned = pl.DataFrame(failed, schema=UNASSIGNED_SCHEMA, orient="row").sort("joint_task_id", "department")
+    workload = _workload(available, team, dates)
+    figures = {"joint_tasks": joint_tasks.height, "assigned": dates.height, "unassigned": unassigned.height,
+               "unassigned_by_reason": dict(sorted(unassigned.group_by("reason").len().iter_rows())),
+               "inspectors_available": available.height, "inspectors_sent": team["inspector_id"].n_unique(),
+               "team_size": {str(k): n for k, n in team.group_by("joint_task_id").len().group_by("len").len("n").sort("len").iter_rows()},
+               "from_department_pool": team.filter(pl.col("pool") == "department")["joint_task_id"].n_unique(),
+               "rebalancing_moves": moves, "working_days": len(days), "capacity_per_inspector": capacity}
+    return Matching(team, dates, unassigned, workload, figures)
+
+
+def _workload(available: pl.DataFrame, team: pl.DataFrame, dates: pl.DataFrame) -> pl.DataFrame:
+    """One row per available inspector: tasks over the period and the most visits on one day."""
+    per_day = (team.join(dates, on="joint_task_id").group_by("inspector_id", "planned_date").len()
+               .group_by("inspector_id").agg(tasks=pl.col("len").sum(), busiest_day=pl.col("len").max()))
+    return (available.select("inspector_id", "department", "district_code")
+            .join(per_day, on="inspector_id", how="left")
+            .with_columns(pl.col("tasks", "busiest_day").fill_null(0).cast(pl.Int64)).sort("inspector_id"))
+
+
+def workload_spread(workload: pl.DataFrame) -> pl.DataFrame:
+    """Per (department, district) pool: inspectors, tasks, min and max tasks per inspector, spread."""
+    return (workload.group_by("department", "district_code")
+            .agg(inspectors=pl.len(), tasks=pl.col("tasks").sum(), min=pl.col("tasks").min(), max=pl.col("tasks").max())
+            .with_columns(spread=pl.col("max") - pl.col("min")).sort("department", "district_code"))
