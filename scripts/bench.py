@@ -86,6 +86,32 @@ def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:
     return {**step, "stage_seconds": record["seconds"], "eligible_pairs": record["eligible_pairs"], "drawn": record["drawn"]}
 
 
+def _print_assignment(run_dir: Path, figures: dict) -> None:
+    """Fuse + assign seconds, and the workload spread per (department, district) pool and overall."""
+    fuse = json.loads((run_dir / "06_fuse" / "stage.json").read_text())
+    assign = json.loads((run_dir / "07_assign" / "stage.json").read_text())
+    w = assign["workload"]
+    figures["assignment"] = {"fuse_assign_seconds": round(fuse["seconds"] + assign["seconds"], 2), **fuse["figures"],
+                             **{k: assign[k] for k in ("assigned", "unassigned", "unassigned_by_reason", "inspectors_available",
+                                                       "inspectors_sent", "rebalancing_moves")},
+                             "workload": {k: v for k, v in w.items() if k != "by_pool"}}
+    print(f"  fuse + assign (with scheduling): {fuse['seconds'] + assign['seconds']:.1f} s of stage time; "
+          f"{fuse['figures']['drawn_total']:,} draws → {fuse['figures']['joint_tasks']:,} joint tasks "
+          f"(reduction {fuse['figures']['reduction_rate']:.2%}); staffed {assign['assigned']:,}, unassigned {assign['unassigned']:,} "
+          f"{assign['unassigned_by_reason'] or ''}; {assign['inspectors_sent']:,} of {assign['inspectors_available']:,} available "
+          f"inspectors sent; {assign['rebalancing_moves']:,} rebalancing moves")
+    spreads = sorted((p for p in w["by_pool"] if p["tasks"]), key=lambda p: (-p["spread"], p["department"], p["district_code"]))
+    histogram: dict[int, int] = {}
+    for p in spreads:
+        histogram[p["spread"]] = histogram.get(p["spread"], 0) + 1
+    print(f"  workload: tasks per inspector overall {w['tasks_per_inspector']}; busiest day {w['busiest_day']} visits; "
+          f"{w['pools_spread_at_most_1']} of {w['pools_with_tasks']} pools with spread ≤ 1; pools by spread (max − min tasks): "
+          + ", ".join(f"{k}: {n}" for k, n in sorted(histogram.items())))
+    print(f"  {'pool':<12} {'inspectors':>10} {'tasks':>7} {'min':>5} {'max':>5} {'spread':>6}   (the ten widest)")
+    for p in spreads[:10]:
+        print(f"  {p['department'] + ' ' + p['district_code']:<12} {p['inspectors']:>10,} {p['tasks']:>7,} {p['min']:>5} {p['max']:>5} {p['spread']:>6}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=1_000_000)
@@ -108,7 +134,8 @@ def main() -> None:
         step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,
                       "--start-at", stage, "--stop-after", stage])
         record = json.loads((run_dir / f"{number:02d}_{stage}" / "stage.json").read_text())
-        rows = record.get("rows_read") or record.get("records_in") or record.get("eligible_pairs") or 0
+        rows = (record.get("rows_read") or record.get("records_in") or record.get("eligible_pairs")
+                or record.get("figures", {}).get("drawn_total") or record.get("joint_tasks") or 0)
         figures["steps"][stage] = {**step, "stage_seconds": record["seconds"], "rows": rows,
                                    "rows_per_second": round(rows / record["seconds"]) if record["seconds"] else None}
     figures["draw_floor"] = _draw_floor(run_dir)
@@ -123,6 +150,7 @@ def main() -> None:
     print(f"  draw: {f['eligible_pairs']:,} eligible pairs hashed, {f['eligible_pairs'] / d['stage_seconds']:,.0f} pairs/s; "
           f"floor (one SHA-256 per eligible pair, same run): {f['sha256_seconds']:.1f} s; stage / floor = "
           f"{d['stage_seconds'] / f['sha256_seconds']:.1f}x (the stage draws twice: the mode used and the other)")
+    _print_assignment(run_dir, figures)
     if "stress" in figures:
         st = figures["stress"]
         print(f"  stress plan (every task 不定向, ratios ≤ 0.05%): {st['eligible_pairs']:,} eligible pairs → {st['drawn']:,} draws; "
