@@ -90,6 +90,10 @@ def _print_run_summary(summary: dict) -> None:
                       f"available inspectors sent; tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
                       f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); busiest day {w['busiest_day']} visits; "
                       f"{assign['seconds']:.1f} s")
+    if publish := stages.get("publish"):
+        console.print(f"publish (结果公示): {publish['files']} files and {publish['documents']} documents → {publish['bundle']} "
+                      f"(manifest {publish['manifest_sha256'][:16]}…); open {publish['bundle']}/report.html; "
+                      f"`jointdraw verify {publish['bundle']}` rechecks it")
     console.print(f"run folder: {summary['run_dir']}")
 
 

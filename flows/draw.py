@@ -3,6 +3,7 @@
     04_commit/directory.parquet, exclusions.parquet, plan.yaml   what fixes the eligible sets
     04_commit/commitment.json                                     SHA-256 over them (transforms/commitment.py)
     05_draw/draws.parquet                                         one row per (task, object) drawn
+    05_draw/strata.parquet                                        every (task, class) stratum: eligible n and k
     05_draw/seed.json                                             the seed, where it came from, when it was used
     05_draw/stage.json                                            eligible pairs, strata, draws, fusion figures in both modes
 
@@ -104,6 +105,8 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     eligible_pairs = int(strata["n"].sum())
     table = draws_table(plan, draws, commit_dir / "directory.parquet")
     path = write_parquet(table, out / "draws.parquet")
+    # every stratum, with or without draws: what "class ratios met" is checked against
+    strata_path = write_parquet(strata.select("task_id", "credit_risk", "n", "k").sort("task_id", "credit_risk"), out / "strata.parquet")
     grouped = any(t.group for t in plan.tasks)
     other_mode = "independent" if grouped else "coordinated"
     other, _ = draw_plan(con, plan, chosen.value, score_keys(plan, other_mode), sizes)
@@ -115,7 +118,7 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
         "stage": "draw", "seed_origin": chosen.origin, "commitment": committed["commitment"],
         "eligible_pairs": eligible_pairs, "strata": strata.height, "drawn": table.height,
         "mode": "coordinated" if grouped else "independent", "fusion": figures,
-        "outputs": [file_record(path, table.height, out)],
+        "outputs": [file_record(path, table.height, out), file_record(strata_path, strata.height, out)],
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(record, out / "stage.json")

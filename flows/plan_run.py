@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.states import Failed
 
 from flows.assign import run_assign
@@ -23,14 +23,16 @@ from flows.errors import StageFailed
 from flows.fuse import run_fuse
 from flows.ingest import run_ingest
 from flows.merge import run_merge
+from flows.publish import run_publish
 from flows.validate import run_validate
 from transforms.fusion import FIGURE_LABELS
+from transforms.certificate import draw_certificate
 from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, read_plan
 from transforms.runfolder import STAGES, new_run_id, read_stage_record, write_json
 from transforms.seed import SeedError
 
-Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign"]
+Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
 
 
 def _flow_run_name() -> str:
@@ -131,4 +133,12 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
             summary["stages"]["assign"]["workload"] = {k: v for k, v in record["workload"].items() if k != "by_pool"}
             create_table_artifact(key="workload-by-pool", table=record["workload"]["by_pool"],
                                   description=f"Tasks per inspector in each (department, district) pool, run {context['run_id']}")
+        elif stage == "publish":
+            record = run_publish(run_dir, the_plan)
+            summary["stages"]["publish"] = {k: record[k] for k in ("bundle", "files", "documents", "manifest_sha256", "seconds")}
+            bundle = Path(record["bundle"]).resolve()
+            create_link_artifact(key="published-bundle", link=bundle.as_uri(), link_text=f"published/{the_plan.plan_id}",
+                                 description=f"The audit bundle of run {context['run_id']}; open report.html in it")
+            create_markdown_artifact(key="draw-certificate", markdown=draw_certificate(record["manifest"]),
+                                     description=f"Draw certificate (抽取证书), run {context['run_id']}")
     return summary

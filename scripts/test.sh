@@ -4,5 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
+bash scripts/browser.sh  # headless Chromium for the report test
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 exec .venv/bin/python -m pytest "$@"

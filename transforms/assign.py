@@ -40,6 +40,9 @@ import polars as pl
 from transforms.plan import Plan
 from transforms.score import score
 
+ASSIGN_ALGORITHM = ("jointdraw-assign-v1: joint tasks in order of score(seed, '#assign', uscc); least-loaded eligible inspector, "
+                    "ties by score(seed, '#inspectors', inspector_id) XOR the task's score; chain rebalancing per (department, district) "
+                    "pool; days round-robin over working days under the daily cap")
 TASK_ORDER_KEY = "#assign"
 INSPECTOR_RANK_KEY = "#inspectors"
 TEAM_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "inspector_id": pl.String,

@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign")
+STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
 
 

@@ -3,7 +3,8 @@ of the draw stage's SQL — polars for the eligible sets, Python's hashlib for e
 and report every difference.
 
 A folder is either a published bundle (directory.parquet, exclusions.parquet, plan.yaml,
-commitment.json, seed.json, draws.parquet side by side) or a run folder (04_commit/, 05_draw/).
+commitment.json, seed.json, draws.parquet side by side, and manifest.json: every file's
+SHA-256 is checked against it too) or a run folder (04_commit/, 05_draw/).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import polars as pl
 
 from transforms.commitment import commitment
 from transforms.draw import score_keys
+from transforms.manifest import manifest_problems
 from transforms.plan import Plan, read_plan
 from transforms.score import score
 from transforms.strata import CLASSES, stratum_k
@@ -28,6 +30,7 @@ class Report:
     checked_tasks: int = 0
     checked_draws: int = 0
     eligible_pairs: int = 0
+    checked_files: int = 0  # files whose SHA-256 was checked against manifest.json
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -36,7 +39,8 @@ class Report:
 
     def text(self) -> str:
         head = (f"{'OK' if self.ok else 'DIFFERENCES'}: {self.checked_tasks} tasks, {self.eligible_pairs:,} eligible pairs "
-                f"rescored, {self.checked_draws:,} draws recomputed")
+                f"rescored, {self.checked_draws:,} draws recomputed"
+                + (f", {self.checked_files} file hashes checked against manifest.json" if self.checked_files else ""))
         return "\n".join([head, *[f"  - {p}" for p in self.problems[:200]],
                           *([f"  … and {len(self.problems) - 200} more"] if len(self.problems) > 200 else [])])
 
@@ -95,6 +99,10 @@ def verify_draw(folder: Path) -> Report:
     if missing:
         report.problems.append(f"missing files in {folder}: {', '.join(missing)}")
         return report
+    if (Path(folder) / "manifest.json").exists():  # a published bundle: every file as the manifest lists it
+        report.problems += manifest_problems(Path(folder))
+        listed = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+        report.checked_files = len(listed.get("files", [])) + len(listed.get("documents", []))
     committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
     recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"])
     for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", "commitment"):

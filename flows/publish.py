@@ -1,0 +1,180 @@
+"""Stage `publish` (结果公示, SPEC §4.7, §6): the audit bundle OUT/published/<plan_id>/.
+
+    draws.parquet / .csv          one row per (task, entity) drawn (SPEC §6 columns)
+    joint_tasks.parquet / .csv    one row per entity: departments, lead, tasks, items, team, day
+    unassigned.csv                joint tasks that could not be staffed, with reasons
+    notice.csv                    the public notice (公示名单): Chinese headers, no class, no people
+    summary.json                  the five fusion figures, counts by department, district, class
+    report.html                   the same for people, with charts; opens offline
+    directory.parquet, exclusions.parquet, plan.yaml, commitment.json, seed.json
+                                  what fixed the eligible sets: `jointdraw verify` recomputes the draw
+    quarantine/                   every rejected row with file, line, reason and original values
+    validation/                   the Great Expectations results as Data Docs
+    manifest.json                 seed, commitment, algorithm, packages, every input and file
+                                  with SHA-256 and rows, every stage's accounting
+
+The bundle is assembled in a staging folder and moved into place in one step
+(transforms/bundle.py). 08_publish/stage.json records where it went and the manifest's hash.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import get_run_logger
+
+from flows.errors import StageFailed
+
+from transforms.assign import REASONS
+from transforms.bundle import move_into_place, staging_folder
+from transforms.csvout import write_people_csv
+from transforms.manifest import manifest
+from transforms.notice import NOTICE_COLUMNS, public_notice
+from transforms.plan import Plan
+from transforms.report import ReportData, render_report
+from transforms.runfolder import copy_file, read_stage_record, sha256_file, stage_dir, write_json, write_parquet
+
+PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def accounting(run_dir: Path) -> dict[str, Any]:
+    """Every stage's counts, from its stage.json: read, accepted, quarantined by reason,
+    excluded by reason, eligible, drawn, fused, assigned, unassigned."""
+    ingest, validate, merge, commit, draw, fuse, assign = (read_stage_record(run_dir, s) or {} for s in
+                                                           ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign"))
+    by_reason: dict[str, int] = {}
+    for f in validate.get("files", []):
+        for reason, n in f.get("quarantined_by_reason", {}).items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    return {
+        "ingest": {"rows_read": ingest.get("rows_read"), "rows_written": ingest.get("rows_written"),
+                   "files": len(ingest.get("files", [])), "failed_departments": ingest.get("failed_departments", [])},
+        "validate": {"rows_read": validate.get("rows_read"), "rows_accepted": validate.get("rows_accepted"),
+                     "rows_quarantined": validate.get("rows_quarantined"), "quarantined_by_reason": dict(sorted(by_reason.items())),
+                     "per_file": [{"file": f.get("file"), "read": f["rows_read"], "accepted": f.get("rows_accepted"),
+                                   "quarantined": f.get("rows_quarantined")} for f in validate.get("files", [])]},
+        "merge": {k: merge.get(k) for k in ("records_in", "entities", "entities_listed_by_several_departments", "unlinked_entities",
+                                            "conflicts_by_attribute")},
+        "commit": {"excluded_by_reason": commit.get("exclusions_by_reason", {})},
+        "draw": {k: draw.get(k) for k in ("eligible_pairs", "strata", "drawn", "mode")},
+        "fuse": fuse.get("figures", {}),
+        "assign": {k: assign.get(k) for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason")},
+    }
+
+
+def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in keys}
+
+
+def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any]) -> ReportData:
+    draw_dir = stage_dir(run_dir, "draw")
+    draws = pl.read_parquet(draw_dir / "draws.parquet")
+    tasks = pl.DataFrame({"task_id": [t.task_id for t in plan.tasks], "department": [t.department for t in plan.tasks],
+                          "ratios": [json.dumps(t.ratio) if t.ratio else None for t in plan.tasks],
+                          "count": [t.count for t in plan.tasks]})
+    strata = (pl.read_parquet(draw_dir / "strata.parquet")
+              .join(draws.group_by("task_id", "credit_risk").len("drawn"), on=["task_id", "credit_risk"], how="left")
+              .join(tasks, on="task_id")
+              .with_columns(pl.col("drawn").fill_null(0).cast(pl.Int64),
+                            ratio=pl.struct("ratios", "credit_risk").map_elements(
+                                lambda r: json.loads(r["ratios"]).get(r["credit_risk"]) if r["ratios"] else None, return_dtype=pl.Float64))
+              .select("task_id", "department", "credit_risk", "ratio", "count", stratum_size="n", k="k", drawn="drawn")
+              .sort("task_id", "credit_risk"))
+    assign_dir = stage_dir(run_dir, "assign")
+    unassigned = (pl.read_parquet(assign_dir / "unassigned.parquet")
+                  .join(pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]), on="joint_task_id", how="left")
+                  .with_columns(reason_zh=pl.col("reason").replace_strict({k: zh for k, (zh, _) in REASONS.items()}, default=pl.col("reason"))))
+    validate = read_stage_record(run_dir, "validate") or {}
+    validation = pl.DataFrame([{"department": f["department"], "registry": f["kind"], "file": f.get("file") or "",
+                                "read": f["rows_read"], "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
+                                "reasons": "; ".join(f.get("file_problems", [])) or
+                                           " ".join(f"{r}:{n}" for r, n in f.get("quarantined_by_reason", {}).items())}
+                               for f in validate.get("files", [])])
+    draw_record = read_stage_record(run_dir, "draw") or {}
+    return ReportData(
+        plan_id=plan.plan_id, plan_title=plan.title, period=f"{plan.period.start}至{plan.period.end}", run_id=run_id,
+        seed=seed, commitment=seed.get("commitment", ""), summary=summary, fusion_modes=draw_record.get("fusion", {}),
+        mode=draw_record.get("mode", "independent"), strata=strata,
+        exclusions=(read_stage_record(run_dir, "commit") or {}).get("exclusions_by_reason", {}),
+        unassigned=unassigned, validation=validation, assign=read_stage_record(run_dir, "assign") or {},
+    )
+
+
+def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str, Any]:
+    """Writes every file of the bundle into `bundle` (the staging folder); returns the manifest."""
+    commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (stage_dir(run_dir, s) for s in
+                                                                ("commit", "draw", "fuse", "assign", "validate"))
+    draws = pl.read_parquet(draw_dir / "draws.parquet")
+    copy_file(draw_dir / "draws.parquet", bundle / "draws.parquet")
+    write_people_csv(draws, bundle / "draws.csv")
+    joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
+    copy_file(assign_dir / "joint_tasks.parquet", bundle / "joint_tasks.parquet")
+    write_people_csv(joint_tasks, bundle / "joint_tasks.csv")
+    copy_file(assign_dir / "unassigned.csv", bundle / "unassigned.csv")
+    directory = pl.read_parquet(commit_dir / "directory.parquet")
+    items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
+    notice = public_notice(joint_tasks, directory.join(joint_tasks.select("uscc"), on="uscc", how="semi"), items, plan)
+    write_people_csv(notice, bundle / "notice.csv", NOTICE_COLUMNS)
+    summary = _json(fuse_dir / "summary.json")
+    copy_file(fuse_dir / "summary.json", bundle / "summary.json")
+    # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment)
+    write_parquet(directory.drop(PERSONAL_COLUMNS, strict=False), bundle / "directory.parquet")
+    copy_file(commit_dir / "exclusions.parquet", bundle / "exclusions.parquet")
+    copy_file(commit_dir / "plan.yaml", bundle / "plan.yaml")
+    committed = _json(commit_dir / "commitment.json")
+    seed = _json(draw_dir / "seed.json")
+    write_json(_without_keys(committed, "committed_at"), bundle / "commitment.json")  # times go to the manifest's timeline
+    write_json(_without_keys(seed, "used_at"), bundle / "seed.json")
+    shutil.copytree(validate_dir / "quarantine", bundle / "quarantine")
+    copy_file(validate_dir / "quarantine.csv", bundle / "quarantine" / "quarantine.csv")
+    shutil.copytree(validate_dir / "validation", bundle / "validation")
+    html = render_report(_report_data(run_dir, plan, run_id, summary, seed))
+    (bundle / "report.html").write_text(html, encoding="utf-8")
+    run = _json(run_dir / "run.json")
+    ingest = read_stage_record(run_dir, "ingest") or {}
+    document = manifest(
+        plan_id=plan.plan_id, run_id=run_id,
+        timeline={"run_date": run.get("run_date"), "committed_at": committed.get("committed_at"), "seed_used_at": seed.get("used_at"),
+                  "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        seed={"value": seed["seed"], "origin": seed["origin"], "sources": seed.get("sources", [])},
+        commitment=_without_keys(committed, "committed_at"),
+        inputs=[{"department": f["department"], "kind": f["kind"], **f["source"]} for f in ingest.get("files", [])],
+        folder=bundle, accounting=accounting(run_dir),
+    )
+    write_json(document, bundle / "manifest.json")
+    return document
+
+
+def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
+    logger = get_run_logger()
+    started = time.perf_counter()
+    out = stage_dir(run_dir, "publish")
+    run_id = _json(run_dir / "run.json")["run_id"]
+    target = run_dir.parent.parent / "published" / plan.plan_id  # OUT/published/<plan_id>
+    staging = staging_folder(target)
+    try:
+        document = _assemble(staging, run_dir, plan, run_id)
+        manifest_sha = sha256_file(staging / "manifest.json")
+        move_into_place(staging, target)
+    except (OSError, KeyError, ValueError) as e:
+        raise StageFailed(f"publish: the bundle could not be assembled ({type(e).__name__}: {e}); the previous bundle in {target} "
+                          f"is untouched — rerun the stage that writes the missing file, then publish") from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
+    record = {"stage": "publish", "bundle": str(target), "files": len(document["files"]), "documents": len(document["documents"]),
+              "manifest_sha256": manifest_sha,
+              "published": [f for f in document["files"] if "/" not in f["path"]],
+              "seconds": round(time.perf_counter() - started, 3)}
+    write_json(record, out / "stage.json")
+    logger.info("publish: %s files and %s documents → %s (manifest %s…)", record["files"], record["documents"], target, manifest_sha[:12])
+    return {**record, "manifest": document}

@@ -1,0 +1,66 @@
+"""Moving a finished bundle into place in one step (SPEC §4.7): a reader sees the previous
+bundle or the new one, never a mix, and a failed publish leaves the previous one untouched.
+
+The bundle is assembled in a hidden staging folder beside its place
+(`published/.<plan_id>.staging-*`). With no previous bundle it is renamed into place; with
+one, the two folders are exchanged in one system call (Linux renameat2 RENAME_EXCHANGE)
+and the old one, now in the staging folder, is removed. Where that call does not exist the
+old folder is renamed aside first and restored if the second rename fails.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+def staging_folder(target: Path) -> Path:
+    """An empty hidden folder beside `target`, on the same file system."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the bundle is for readers
+    return staging
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths atomically; False when the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, f"cannot exchange {a} and {b}: {os.strerror(code)}")
+
+
+def move_into_place(staging: Path, target: Path) -> None:
+    """`staging` becomes `target`; a previous `target` is removed once replaced."""
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    if _exchange(staging, target):
+        shutil.rmtree(staging)  # the previous bundle, swapped out
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous-", dir=target.parent))
+    os.rmdir(aside)
+    os.rename(target, aside)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside)

@@ -1,0 +1,93 @@
+"""manifest.json (SPEC §6): what a published bundle is and how it came to be.
+
+    manifest(...) -> the manifest as a dict, keys in a fixed order
+
+Fields that differ between two runs of the same inputs and seed — and only these:
+`run_id`, `timeline` (run date, commitment, seed use, publication times) and the SHA-256 of
+the `documents` (report.html and validation/, which print the run id and times). Everything
+else — seed, commitment, algorithm, packages, inputs, `files` with their SHA-256 and rows,
+accounting — is the same, so two runs can be compared field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.metadata import distributions, version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from transforms.assign import ASSIGN_ALGORITHM
+from transforms.commitment import VERSION as COMMITMENT_VERSION
+from transforms.runfolder import sha256_file
+from transforms.score import DRAW_ALGORITHM
+
+MANIFEST_VERSION = "jointdraw-manifest-v1"
+DOCUMENTS = ("report.html", "validation/")  # published files that print the run id and times
+
+
+def package_versions() -> dict[str, str]:
+    """Every installed distribution and its version, by normalised name (PEP 503)."""
+    found = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions() if d.metadata["Name"]}
+    return dict(sorted(found.items()))
+
+
+def algorithm() -> dict[str, str]:
+    return {"jointdraw": version("jointdraw"), "draw": DRAW_ALGORITHM, "commitment": COMMITMENT_VERSION, "assign": ASSIGN_ALGORITHM}
+
+
+def _rows(path: Path) -> int | None:
+    if path.suffix == ".parquet":
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    if path.suffix == ".csv":
+        return pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
+    return None
+
+
+def file_list(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(files, documents): every file under `folder` but manifest.json, sorted by path, with
+    SHA-256, bytes and rows (Parquet and CSV)."""
+    files, documents = [], []
+    for p in sorted(q for q in Path(folder).rglob("*") if q.is_file() and q.name != "manifest.json"):
+        rel = p.relative_to(folder).as_posix()
+        record = {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": _rows(p)}
+        (documents if rel.startswith(DOCUMENTS) else files).append(record)
+    return files, documents
+
+
+def manifest(*, plan_id: str, run_id: str, timeline: dict[str, str], seed: dict[str, Any], commitment: dict[str, Any],
+             inputs: list[dict[str, Any]], folder: Path, accounting: dict[str, Any]) -> dict[str, Any]:
+    files, documents = file_list(folder)
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "plan_id": plan_id,
+        "run_id": run_id,
+        "timeline": timeline,
+        "seed": seed,
+        "commitment": commitment,
+        "algorithm": algorithm(),
+        "packages": package_versions(),
+        "inputs": inputs,
+        "files": files,
+        "documents": documents,
+        "accounting": accounting,
+    }
+
+
+def manifest_problems(folder: Path) -> list[str]:
+    """Every file the manifest lists whose SHA-256 differs or that is missing, and every file
+    in the folder the manifest does not list."""
+    data = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    listed = {r["path"]: r for r in [*data.get("files", []), *data.get("documents", [])]}
+    problems = []
+    for path, record in listed.items():
+        p = Path(folder) / path
+        if not p.is_file():
+            problems.append(f"manifest: {path} is listed but missing")
+        elif sha256_file(p) != record["sha256"]:
+            problems.append(f"manifest: {path} has SHA-256 {sha256_file(p)}, the manifest says {record['sha256']}")
+    present = {q.relative_to(folder).as_posix() for q in Path(folder).rglob("*") if q.is_file() and q.name != "manifest.json"}
+    problems += [f"manifest: {path} is in the bundle but not in the manifest" for path in sorted(present - set(listed))]
+    return problems

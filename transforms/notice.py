@@ -1,0 +1,71 @@
+"""The public notice (公示名单, SPEC §6): the one published file meant for citizens.
+
+    public_notice(joint_tasks, directory, items, plan) -> one row per joint task, Chinese headers
+
+What it shows: district, entity name, USCC, the items (by name) and departments (by name)
+of the joint task, the lead department and the inspection window (the plan's period).
+What it never shows: the credit class (class results are not public), inspectors, and an
+individual business operator's name or phone — an individual business's name that contains
+its operator's name has that name masked.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from transforms.plan import Plan
+from transforms.reference import department_names, reference_table
+
+NOTICE_COLUMNS = {  # column → header
+    "district": "所属区",
+    "name": "企业名称",
+    "uscc": "统一社会信用代码",
+    "items": "抽查事项",
+    "departments": "检查部门",
+    "lead": "牵头部门",
+    "window": "检查时间",
+    "joint_task_id": "联合任务编号",
+}
+INDIVIDUAL = "individual"
+
+
+def _names(codes: str, mapping: dict[str, str]) -> pl.Expr:
+    return pl.col(codes).list.eval(pl.element().replace_strict(mapping, default=pl.element()))
+
+
+def _mask(row: dict) -> str | None:
+    name, operator = row["name"], row["operator_name"]
+    if row["entity_type"] != INDIVIDUAL or not operator or name is None:
+        return name
+    return name.replace(operator, "*" * len(operator))
+
+
+def masked_name(name: pl.Expr, operator: pl.Expr, entity_type: pl.Expr) -> pl.Expr:
+    """An individual business's name with its operator's name replaced by asterisks."""
+    return pl.struct(name.alias("name"), operator.alias("operator_name"), entity_type.alias("entity_type")).map_elements(
+        _mask, return_dtype=pl.String)
+
+
+def public_notice(joint_tasks: pl.DataFrame, directory: pl.DataFrame, items: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """The notice rows (English column names; NOTICE_COLUMNS gives the headers), sorted by district then name."""
+    districts = dict(reference_table("districts_shenzhen").select("district_code", "name_zh").iter_rows())
+    departments = department_names()
+    item_names = dict(items.select("item_id", "name").iter_rows())
+    people = directory.select("uscc", "entity_type", "operator_name")
+    window = f"{plan.period.start.isoformat()}至{plan.period.end.isoformat()}"
+    return (
+        joint_tasks.join(people, on="uscc", how="left")
+        .select(
+            district=pl.col("district_code").replace_strict(districts, default=pl.col("district_code")),
+            name=masked_name(pl.col("name"), pl.col("operator_name"), pl.col("entity_type")),
+            uscc="uscc",
+            items=_names("item_ids", item_names),
+            departments=_names("departments", departments),
+            lead=pl.col("lead_department").replace_strict(departments, default=pl.col("lead_department")),
+            window=pl.lit(window),
+            joint_task_id="joint_task_id",
+            _district_code="district_code",
+        )
+        .sort("_district_code", "name", "uscc").drop("_district_code")
+        .select(list(NOTICE_COLUMNS))
+    )
