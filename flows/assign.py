@@ -22,7 +22,7 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-from transforms.assign import REASONS, avoid_pairs, match_inspectors, workload_spread
+from transforms.assign import REASONS_ZH, avoid_pairs, match_inspectors, workload_spread
 from transforms.csvout import write_people_csv
 from transforms.plan import Plan
 from transforms.runfolder import changed_outputs, file_record, stage_dir, write_json, write_parquet
@@ -73,7 +73,7 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
                  .select(JOINT_TASKS_PUBLISHED).sort("joint_task_id"))
     unassigned_people = (matching.unassigned.join(joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"),
                                                   on="joint_task_id", how="left")
-                         .with_columns(reason_zh=pl.col("reason").replace_strict({k: zh for k, (zh, _) in REASONS.items()}, default=None))
+                         .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=None))
                          .select(list(UNASSIGNED_HEADERS)))
     spread = workload_spread(matching.workload)
     outputs = [

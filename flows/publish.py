@@ -30,15 +30,22 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-
-from transforms.assign import REASONS
+from transforms.assign import REASONS_ZH
 from transforms.bundle import move_into_place, staging_folder
 from transforms.csvout import write_people_csv
-from transforms.manifest import manifest
+from transforms.manifest import manifest, stage_accounting
 from transforms.notice import NOTICE_COLUMNS, public_notice
 from transforms.plan import Plan
-from transforms.report import ReportData, render_report
-from transforms.runfolder import copy_file, read_stage_record, sha256_file, stage_dir, write_json, write_parquet
+from transforms.report import ReportData, render_report, strata_met, validation_table
+from transforms.runfolder import (
+    STAGES,
+    copy_file,
+    read_stage_record,
+    sha256_file,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 
@@ -47,59 +54,18 @@ def _json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def accounting(run_dir: Path) -> dict[str, Any]:
-    """Every stage's counts, from its stage.json: read, accepted, quarantined by reason,
-    excluded by reason, eligible, drawn, fused, assigned, unassigned."""
-    ingest, validate, merge, commit, draw, fuse, assign = (read_stage_record(run_dir, s) or {} for s in
-                                                           ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign"))
-    by_reason: dict[str, int] = {}
-    for f in validate.get("files", []):
-        for reason, n in f.get("quarantined_by_reason", {}).items():
-            by_reason[reason] = by_reason.get(reason, 0) + n
-    return {
-        "ingest": {"rows_read": ingest.get("rows_read"), "rows_written": ingest.get("rows_written"),
-                   "files": len(ingest.get("files", [])), "failed_departments": ingest.get("failed_departments", [])},
-        "validate": {"rows_read": validate.get("rows_read"), "rows_accepted": validate.get("rows_accepted"),
-                     "rows_quarantined": validate.get("rows_quarantined"), "quarantined_by_reason": dict(sorted(by_reason.items())),
-                     "per_file": [{"file": f.get("file"), "read": f["rows_read"], "accepted": f.get("rows_accepted"),
-                                   "quarantined": f.get("rows_quarantined")} for f in validate.get("files", [])]},
-        "merge": {k: merge.get(k) for k in ("records_in", "entities", "entities_listed_by_several_departments", "unlinked_entities",
-                                            "conflicts_by_attribute")},
-        "commit": {"excluded_by_reason": commit.get("exclusions_by_reason", {})},
-        "draw": {k: draw.get(k) for k in ("eligible_pairs", "strata", "drawn", "mode")},
-        "fuse": fuse.get("figures", {}),
-        "assign": {k: assign.get(k) for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason")},
-    }
-
-
 def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in keys}
 
 
 def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any]) -> ReportData:
     draw_dir = stage_dir(run_dir, "draw")
-    draws = pl.read_parquet(draw_dir / "draws.parquet")
-    tasks = pl.DataFrame({"task_id": [t.task_id for t in plan.tasks], "department": [t.department for t in plan.tasks],
-                          "ratios": [json.dumps(t.ratio) if t.ratio else None for t in plan.tasks],
-                          "count": [t.count for t in plan.tasks]})
-    strata = (pl.read_parquet(draw_dir / "strata.parquet")
-              .join(draws.group_by("task_id", "credit_risk").len("drawn"), on=["task_id", "credit_risk"], how="left")
-              .join(tasks, on="task_id")
-              .with_columns(pl.col("drawn").fill_null(0).cast(pl.Int64),
-                            ratio=pl.struct("ratios", "credit_risk").map_elements(
-                                lambda r: json.loads(r["ratios"]).get(r["credit_risk"]) if r["ratios"] else None, return_dtype=pl.Float64))
-              .select("task_id", "department", "credit_risk", "ratio", "count", stratum_size="n", k="k", drawn="drawn")
-              .sort("task_id", "credit_risk"))
+    strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
     assign_dir = stage_dir(run_dir, "assign")
     unassigned = (pl.read_parquet(assign_dir / "unassigned.parquet")
                   .join(pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]), on="joint_task_id", how="left")
-                  .with_columns(reason_zh=pl.col("reason").replace_strict({k: zh for k, (zh, _) in REASONS.items()}, default=pl.col("reason"))))
-    validate = read_stage_record(run_dir, "validate") or {}
-    validation = pl.DataFrame([{"department": f["department"], "registry": f["kind"], "file": f.get("file") or "",
-                                "read": f["rows_read"], "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
-                                "reasons": "; ".join(f.get("file_problems", [])) or
-                                           " ".join(f"{r}:{n}" for r, n in f.get("quarantined_by_reason", {}).items())}
-                               for f in validate.get("files", [])])
+                  .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=pl.col("reason"))))
+    validation = validation_table(read_stage_record(run_dir, "validate") or {})
     draw_record = read_stage_record(run_dir, "draw") or {}
     return ReportData(
         plan_id=plan.plan_id, plan_title=plan.title, period=f"{plan.period.start}至{plan.period.end}", run_id=run_id,
@@ -149,7 +115,7 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
         seed={"value": seed["seed"], "origin": seed["origin"], "sources": seed.get("sources", [])},
         commitment=_without_keys(committed, "committed_at"),
         inputs=[{"department": f["department"], "kind": f["kind"], **f["source"]} for f in ingest.get("files", [])],
-        folder=bundle, accounting=accounting(run_dir),
+        folder=bundle, accounting=stage_accounting({stage: read_stage_record(run_dir, stage) or {} for stage in STAGES}),
     )
     write_json(document, bundle / "manifest.json")
     return document

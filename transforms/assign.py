@@ -58,6 +58,7 @@ REASONS = {  # code: (中文, English)
     "capacity_reached": ("符合条件的检查人员工作量已满", "every eligible inspector is at the period's capacity"),
     "no_common_day": ("无共同工作日", "no working day on which every member is under the daily cap"),
 }
+REASONS_ZH = {code: zh for code, (zh, _) in REASONS.items()}
 
 
 class Matching(NamedTuple):

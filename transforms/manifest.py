@@ -91,3 +91,28 @@ def manifest_problems(folder: Path) -> list[str]:
     present = {q.relative_to(folder).as_posix() for q in Path(folder).rglob("*") if q.is_file() and q.name != "manifest.json"}
     problems += [f"manifest: {path} is in the bundle but not in the manifest" for path in sorted(present - set(listed))]
     return problems
+
+
+def stage_accounting(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every stage's counts, from the stages' stage.json records: read, accepted, quarantined by reason,
+    excluded by reason, eligible, drawn, fused, assigned, unassigned."""
+    ingest, validate, merge, commit, draw, fuse, assign = (records.get(s) or {} for s in
+                                                           ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign"))
+    by_reason: dict[str, int] = {}
+    for f in validate.get("files", []):
+        for reason, n in f.get("quarantined_by_reason", {}).items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    return {
+        "ingest": {"rows_read": ingest.get("rows_read"), "rows_written": ingest.get("rows_written"),
+                   "files": len(ingest.get("files", [])), "failed_departments": ingest.get("failed_departments", [])},
+        "validate": {"rows_read": validate.get("rows_read"), "rows_accepted": validate.get("rows_accepted"),
+                     "rows_quarantined": validate.get("rows_quarantined"), "quarantined_by_reason": dict(sorted(by_reason.items())),
+                     "per_file": [{"file": f.get("file"), "read": f["rows_read"], "accepted": f.get("rows_accepted"),
+                                   "quarantined": f.get("rows_quarantined")} for f in validate.get("files", [])]},
+        "merge": {k: merge.get(k) for k in ("records_in", "entities", "entities_listed_by_several_departments", "unlinked_entities",
+                                            "conflicts_by_attribute")},
+        "commit": {"excluded_by_reason": commit.get("exclusions_by_reason", {})},
+        "draw": {k: draw.get(k) for k in ("eligible_pairs", "strata", "drawn", "mode")},
+        "fuse": fuse.get("figures", {}),
+        "assign": {k: assign.get(k) for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason")},
+    }

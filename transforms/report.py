@@ -21,6 +21,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from transforms.fusion import FIGURE_LABELS
+from transforms.plan import Plan
 from transforms.reference import department_names, reference_table
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,6 +44,31 @@ class ReportData:
     unassigned: pl.DataFrame  # joint_task_id, name, department, reason_zh, detail
     validation: pl.DataFrame  # department, registry, file, read, accepted, quarantined, reasons
     assign: dict[str, Any]
+
+
+def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """Every (task, class) stratum: the planned ratio (or the task's count), eligible N, k and
+    the rows actually drawn — "class ratios met" when drawn = k."""
+    planned = pl.DataFrame([{"task_id": t.task_id, "department": t.department, "credit_risk": c,
+                             "ratio": (t.ratio or {}).get(c), "count": t.count} for t in plan.tasks for c in "ABCD"],
+                           schema={"task_id": pl.String, "department": pl.String, "credit_risk": pl.String,
+                                   "ratio": pl.Float64, "count": pl.Int64})
+    return (strata.join(draws.group_by("task_id", "credit_risk").len("drawn"), on=["task_id", "credit_risk"], how="left")
+            .join(planned, on=["task_id", "credit_risk"])
+            .select("task_id", "department", "credit_risk", "ratio", "count", stratum_size="n", k="k",
+                    drawn=pl.col("drawn").fill_null(0).cast(pl.Int64))
+            .sort("task_id", "credit_risk"))
+
+
+def validation_table(validate_record: dict[str, Any]) -> pl.DataFrame:
+    """One row per department file: read, accepted, quarantined and why (the validate stage's record)."""
+    return pl.DataFrame([{"department": f["department"], "registry": f["kind"], "file": f.get("file") or "",
+                          "read": f["rows_read"], "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
+                          "reasons": "; ".join(f.get("file_problems", []))
+                                     or " ".join(f"{r}:{n}" for r, n in f.get("quarantined_by_reason", {}).items())}
+                         for f in validate_record.get("files", [])],
+                        schema={"department": pl.String, "registry": pl.String, "file": pl.String, "read": pl.Int64,
+                                "accepted": pl.Int64, "quarantined": pl.Int64, "reasons": pl.String})
 
 
 def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
