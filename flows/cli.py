@@ -13,7 +13,6 @@ from transforms.runfolder import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from transforms.citygen import generate_city
@@ -27,12 +26,20 @@ def _generate(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col == "rows" else "left")
     for w in written:
         table.add_row(str(w.path.relative_to(args.out_dir)), w.fmt, f"{w.rows:,}")
-    console = Console()
+    console = _console()
     console.print(table)
     n_rows = sum(w.rows for w in written if w.path.stem == "objects")
     console.print(f"object rows {n_rows:,}; plan {city.plan.plan_id} with {len(city.plan.tasks)} tasks; "
                   f"expected reduction {city.expected_reduction:.2%}; {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _console():
+    """A console as wide as the terminal, or 160 columns when the output is a file or a pipe
+    (logs keep whole ids rather than folded ones)."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _table(title: str, rows: list[dict]):
@@ -41,16 +48,15 @@ def _table(title: str, rows: list[dict]):
     table = Table(title=title)
     columns = list(rows[0]) if rows else []
     for c in columns:
-        table.add_column(c, justify="right" if rows and isinstance(rows[0][c], int) else "left")
+        table.add_column(c, justify="right" if rows and isinstance(rows[0][c], int) else "left", overflow="fold")
     for row in rows:
         table.add_row(*["" if row[c] is None else (f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])) for c in columns])
     return table
 
 
 def _print_run_summary(summary: dict) -> None:
-    from rich.console import Console
 
-    console = Console()
+    console = _console()
     stages = summary["stages"]
     if ingest := stages.get("ingest"):
         console.print(_table(f"ingest (数据归集): rows per department and registry — run {summary['run_id']}", ingest["table"]))
@@ -104,6 +110,7 @@ def _quiet_temporary_server_shutdown() -> None:
     import logging
     import os
 
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry errors in the log
     if not os.environ.get("PREFECT_API_URL"):
         for name in ("prefect.server.services.task_run_recorder", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -116,6 +123,52 @@ def _run(args: argparse.Namespace) -> int:
     summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at,
                        stop_after=args.stop_after, run_id=args.run_id, seed_sources=args.seed_source)
     _print_run_summary(summary)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    import json
+
+    from flows.plan_run import plan_run
+    from transforms.rerun import first_unfinished_stage
+
+    run_dir = Path(args.out) / "runs" / args.run_id
+    if not (run_dir / "run.json").exists():
+        print(f"jointdraw resume: no run {args.run_id} in {Path(args.out) / 'runs'} (no run.json)", file=sys.stderr)
+        return 1
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    stage = first_unfinished_stage(run_dir)
+    if stage is None:
+        print(f"run {args.run_id} finished every stage; nothing to resume (rerun a stage with `jointdraw run … --start-at`)")
+        return 0
+    print(f"resuming run {args.run_id} of plan {run['plan_id']} at {stage} (the stages before it are read from disk)")
+    _quiet_temporary_server_shutdown()
+    summary = plan_run(plan=run["plan"], inbox=run["inbox"], out=args.out, run_id=args.run_id, start_at=stage,
+                       seed=run.get("seed"), seed_sources=run.get("seed_sources"))
+    _print_run_summary(summary)
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from transforms.runlock import clear_lock
+
+    print(clear_lock(Path(args.out), args.plan_id, force=args.force))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+
+    from transforms.warehouse import entity_history
+
+    console = _console()
+    found = entity_history(Path(args.out), args.uscc.strip().upper())
+    if not any(t.height for t in found.values()):
+        console.print(f"{args.uscc}: no draws, joint tasks or visits in {Path(args.out) / 'warehouse.duckdb'}")
+        return 0
+    titles = {"draws": "draws (抽取)", "joint_tasks": "joint tasks (联合检查任务)", "visits": "teams (检查人员)", "results": "results (检查结果)"}
+    for name, table in found.items():
+        rows = [{k: ("；".join(v) if isinstance(v, list) else (None if v is None else str(v))) for k, v in r.items()} for r in table.to_dicts()]
+        console.print(_table(f"{args.uscc}: {titles.get(name, name)}", rows) if rows else f"{args.uscc}: no {titles.get(name, name)}")
     return 0
 
 
@@ -156,6 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
     r.set_defaults(func=_run)
+
+    rs = sub.add_parser("resume", help="rerun a run from the first stage that did not finish")
+    rs.add_argument("run_id")
+    rs.add_argument("--out", required=True, help="the output root the run is under (runs/<run_id>/)")
+    rs.set_defaults(func=_resume)
+
+    ul = sub.add_parser("unlock", help="clear a plan's lock left by a run that is no longer running")
+    ul.add_argument("plan_id")
+    ul.add_argument("--out", required=True)
+    ul.add_argument("--force", action="store_true", help="clear it even if its run still seems to run")
+    ul.set_defaults(func=_unlock)
+
+    hi = sub.add_parser("history", help="an entity's draws, joint tasks, teams and results across runs (warehouse)")
+    hi.add_argument("uscc")
+    hi.add_argument("--out", required=True, help="the output root holding warehouse.duckdb")
+    hi.set_defaults(func=_history)
 
     sd = sub.add_parser("seed", help="print the RFC 3797 key string of public numbers")
     sd.add_argument("--source", action="append", required=True, metavar="NUMBERS", help="one source's numbers, in published order")

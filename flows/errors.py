@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from transforms.plan import PlanError
 from transforms.read_registry import RegistryFileError
+from transforms.runlock import PlanLocked
 from transforms.seed import SeedError
+from transforms.warehouse import WarehouseBusy
 
 
 class StageFailed(Exception):
     """A stage refused its input; the message is for the data engineer (what and where to fix)."""
 
 
-UserFacingError = (StageFailed, PlanError, RegistryFileError, SeedError, FileNotFoundError)
+UserFacingError = (StageFailed, PlanError, RegistryFileError, SeedError, FileNotFoundError, PlanLocked, WarehouseBusy)

@@ -1,21 +1,27 @@
 """The plan flow: one run of a plan (抽查计划) through the stages, meeting on disk.
 
-    plan_run(plan, inbox, out, seed=None, start_at="ingest", stop_after=None, run_id=None)
+    plan_run(plan, inbox, out, seed=None, start_at="ingest", stop_after=None, run_id=None, seed_sources=None)
 
-Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/runfolder.py). A run started
-at a later stage reads the earlier stages' files from the same run folder.
+Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/runfolder.py); each is a Prefect
+task run named "<stage> · <plan_id>". A run started at a later stage first checks that every
+earlier stage finished and its recorded files are unchanged, and that the plan and the
+inputs are the ones the run started with (transforms/rerun.py); it refuses otherwise. Only
+one run of a plan works at a time (transforms/runlock.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from prefect.states import Failed
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
 
 from flows.assign import run_assign
 from flows.draw import run_commit, run_draw
@@ -25,14 +31,30 @@ from flows.ingest import run_ingest
 from flows.merge import run_merge
 from flows.publish import run_publish
 from flows.validate import run_validate
-from transforms.fusion import FIGURE_LABELS
 from transforms.certificate import draw_certificate
+from transforms.fusion import FIGURE_LABELS
 from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, read_plan
-from transforms.runfolder import STAGES, new_run_id, read_stage_record, write_json
+from transforms.rerun import rerun_problems
+from transforms.runfolder import STAGE_RECORD, STAGES, new_run_id, sha256_file, stage_dir, write_json
+from transforms.runlock import PlanLocked, plan_lock
 from transforms.seed import SeedError
+from transforms.warehouse import WarehouseBusy
 
+USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy)
 Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    plan: Plan
+    plan_file: Path
+    inbox: Path
+    run_dir: Path
+    run_id: str
+    run_date: dt.date
+    seed: str | None
+    seed_sources: list[str] | None
 
 
 def _flow_run_name() -> str:
@@ -58,87 +80,146 @@ def plan_run(
     (public numbers, RFC 3797) override the plan's; without any, a seed is generated."""
     try:
         return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id, seed_sources)
-    except (StageFailed, PlanError, SeedError) as e:
-        # bad input: one clear line in the log and a Failed run that carries the error, no traceback
+    except USER_ERRORS as e:
+        # bad input or a busy plan: one clear line in the log and a Failed run that carries the error, no traceback
         get_run_logger().error("%s", e)
         return Failed(message=str(e), data=e)
 
 
-def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | None, run_id: str | None) -> tuple[Path, dict]:
-    """The run folder and run.json (kept from the first attempt, so a rerun uses the same run date)."""
+def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | None, seed_sources: list[str] | None,
+                 run_id: str | None) -> tuple[Path, dict]:
+    """The run folder and run.json (kept from the first attempt: a rerun uses the same run date,
+    plan, inbox and seed, and is checked against the plan's SHA-256)."""
     run_id = run_id or new_run_id(the_plan.plan_id)
     run_dir = Path(out) / "runs" / run_id
     existing = run_dir / "run.json"
     if existing.exists():
         context = {**json.loads(existing.read_text(encoding="utf-8")), "run_id": run_id}
     else:
-        context = {"run_id": run_id, "plan_id": the_plan.plan_id, "plan": str(plan), "inbox": str(inbox), "out": str(out),
-                   "seed": seed, "run_date": dt.datetime.now(dt.UTC).date().isoformat()}
+        context = {"run_id": run_id, "plan_id": the_plan.plan_id, "plan": str(plan), "plan_sha256": sha256_file(Path(plan)),
+                   "inbox": str(inbox), "out": str(out), "seed": seed, "seed_sources": seed_sources,
+                   "run_date": dt.datetime.now(dt.UTC).date().isoformat()}
         write_json(context, existing)
     return run_dir, context
+
+
+@task(name="stage", task_run_name="{stage} · {plan_id}", cache_policy=NO_CACHE)
+def run_stage(stage: str, plan_id: str, ctx: RunContext) -> dict[str, Any]:
+    """One stage as a Prefect task run; returns its summary for the end-of-run table. Stages are
+    deterministic: they are not retried (a retry would fail the same way)."""
+    try:
+        summary, line = STAGE_STEPS[stage](ctx)
+    except USER_ERRORS as e:  # bad input: the task run fails with the message, without a traceback
+        return Failed(message=str(e), data=e)
+    get_run_logger().info("%s done: %s", stage, line)
+    return summary
 
 
 def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str, stop_after: str | None,
                 run_id: str | None, seed_sources: list[str] | None) -> dict[str, Any]:
     logger = get_run_logger()
     the_plan = read_plan(Path(plan))
-    run_dir, context = _run_context(the_plan, plan, inbox, out, seed, run_id)
-    logger.info("run %s of plan %s (%d tasks) → %s", context["run_id"], the_plan.plan_id, len(the_plan.tasks), run_dir)
+    run_dir, context = _run_context(the_plan, plan, inbox, out, seed, seed_sources, run_id)
     first = STAGES.index(start_at)
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
-    if first > 0 and read_stage_record(run_dir, STAGES[first - 1]) is None:
-        raise StageFailed(f"run {context['run_id']} has no completed {STAGES[first - 1]} stage in {run_dir}: "
-                          f"start at {STAGES[first - 1]} (or earlier) instead")
-    summary: dict[str, Any] = {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
-    for stage in STAGES[first:last + 1]:
-        if stage == "ingest":
-            record = run_ingest(Path(inbox), run_dir)
-            table = ingest_summary(record)
-            create_table_artifact(key="ingest-rows", table=table.to_dicts(), description=f"Rows ingested per department and registry, run {context['run_id']}")
-            summary["stages"]["ingest"] = {"rows_read": record["rows_read"], "rows_written": record["rows_written"],
-                                           "seconds": record["seconds"], "table": table.to_dicts()}
-        elif stage == "validate":
-            record = run_validate(run_dir, the_plan.quarantine_threshold, dt.date.fromisoformat(context["run_date"]))
-            table = [{"department": f["department"], "registry": f["kind"], "read": f["rows_read"],
-                      "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
-                      "reasons": "; ".join(f.get("file_problems", [])) or " ".join(f"{r}:{n}" for r, n in f["quarantined_by_reason"].items())}
-                     for f in record["files"]]
-            create_table_artifact(key="validation-results", table=table, description=f"Data contract per department file, run {context['run_id']}")
-            summary["stages"]["validate"] = {k: record[k] for k in ("rows_read", "rows_accepted", "rows_quarantined", "seconds", "data_docs")}
-            summary["stages"]["validate"]["table"] = table
-        elif stage == "merge":
-            record = run_merge(run_dir)
-            summary["stages"]["merge"] = {k: record[k] for k in ("records_in", "entities", "entities_listed_by_several_departments",
-                                                                 "unlinked_entities", "conflicts_by_attribute", "seconds")}
-        elif stage == "commit":
-            record = run_commit(run_dir, Path(plan), the_plan)
-            summary["stages"]["commit"] = {k: record[k] for k in ("commitment", "exclusions_by_reason", "seconds")}
-        elif stage == "draw":
-            record = run_draw(run_dir, the_plan, seed, seed_sources)
-            summary["stages"]["draw"] = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn",
-                                                                "mode", "fusion", "seconds")}
-            rows = [{"mode": m, **f} for m, f in record["fusion"].items()]
-            create_table_artifact(key="fusion-figures", table=rows, description=f"Fusion figures (SPEC §4.5), run {context['run_id']}")
-        elif stage == "fuse":
-            record = run_fuse(run_dir, the_plan)
-            summary["stages"]["fuse"] = {k: record[k] for k in ("figures", "by_department", "seconds")}
-            rows = [{"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"}
-                    for k, v in record["figures"].items()]
-            create_table_artifact(key="fusion-summary", table=rows, description=f"Fusion (查重融合), run {context['run_id']}")
-        elif stage == "assign":
-            record = run_assign(run_dir, the_plan)
-            summary["stages"]["assign"] = {k: record[k] for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason",
-                                                                  "inspectors_available", "inspectors_sent", "team_size",
-                                                                  "from_department_pool", "working_days", "calendar", "seconds")}
-            summary["stages"]["assign"]["workload"] = {k: v for k, v in record["workload"].items() if k != "by_pool"}
-            create_table_artifact(key="workload-by-pool", table=record["workload"]["by_pool"],
-                                  description=f"Tasks per inspector in each (department, district) pool, run {context['run_id']}")
-        elif stage == "publish":
-            record = run_publish(run_dir, the_plan)
-            summary["stages"]["publish"] = {k: record[k] for k in ("bundle", "files", "documents", "manifest_sha256", "seconds")}
-            bundle = Path(record["bundle"]).resolve()
-            create_link_artifact(key="published-bundle", link=bundle.as_uri(), link_text=f"published/{the_plan.plan_id}",
-                                 description=f"The audit bundle of run {context['run_id']}; open report.html in it")
-            create_markdown_artifact(key="draw-certificate", markdown=draw_certificate(record["manifest"]),
-                                     description=f"Draw certificate (抽取证书), run {context['run_id']}")
+    with plan_lock(Path(out), the_plan.plan_id, context["run_id"]):
+        if first > 0:
+            problems = rerun_problems(run_dir, start_at, Path(plan), Path(inbox))
+            if problems:
+                raise StageFailed(f"run {context['run_id']} cannot go on from {start_at}: " + "; ".join(problems)
+                                  + " — start a new run (without --run-id), or rerun from an earlier stage")
+        for stage in STAGES[first:]:  # what follows is redone: its old records no longer say "finished"
+            (stage_dir(run_dir, stage) / STAGE_RECORD).unlink(missing_ok=True)
+        logger.info("run %s of plan %s (%d tasks), stages %s–%s → %s", context["run_id"], the_plan.plan_id, len(the_plan.tasks),
+                    STAGES[first], STAGES[last], run_dir)
+        ctx = RunContext(plan=the_plan, plan_file=Path(plan), inbox=Path(inbox), run_dir=run_dir, run_id=context["run_id"],
+                         run_date=dt.date.fromisoformat(context["run_date"]), seed=seed or context.get("seed"),
+                         seed_sources=seed_sources or context.get("seed_sources"))
+        summary: dict[str, Any] = {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
+        for stage in STAGES[first:last + 1]:
+            outcome = run_stage(stage, the_plan.plan_id, ctx)
+            if isinstance(outcome, State):  # the stage refused its input: raise its error here
+                outcome.result()
+            summary["stages"][stage] = outcome
     return summary
+
+
+# Each step runs one stage and returns (its part of the run summary, its one log line).
+
+def _ingest(ctx: RunContext) -> tuple[dict, str]:
+    record = run_ingest(ctx.inbox, ctx.run_dir)
+    table = ingest_summary(record)
+    create_table_artifact(key="ingest-rows", table=table.to_dicts(), description=f"Rows ingested per department and registry, run {ctx.run_id}")
+    return ({"rows_read": record["rows_read"], "rows_written": record["rows_written"], "seconds": record["seconds"], "table": table.to_dicts()},
+            f"{record['rows_read']:,} rows read = {record['rows_written']:,} written, {len(record['files'])} files, {record['seconds']:.1f} s")
+
+
+def _validate(ctx: RunContext) -> tuple[dict, str]:
+    record = run_validate(ctx.run_dir, ctx.plan.quarantine_threshold, ctx.run_date)
+    table = [{"department": f["department"], "registry": f["kind"], "read": f["rows_read"],
+              "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
+              "reasons": "; ".join(f.get("file_problems", [])) or " ".join(f"{r}:{n}" for r, n in f["quarantined_by_reason"].items())}
+             for f in record["files"]]
+    create_table_artifact(key="validation-results", table=table, description=f"Data contract per department file, run {ctx.run_id}")
+    summary = {k: record[k] for k in ("rows_read", "rows_accepted", "rows_quarantined", "seconds", "data_docs")}
+    return ({**summary, "table": table}, f"{record['rows_read']:,} rows in, {record['rows_accepted']:,} accepted, "
+                                         f"{record['rows_quarantined']:,} quarantined, {record['seconds']:.1f} s")
+
+
+def _merge(ctx: RunContext) -> tuple[dict, str]:
+    record = run_merge(ctx.run_dir)
+    summary = {k: record[k] for k in ("records_in", "entities", "entities_listed_by_several_departments", "unlinked_entities",
+                                      "conflicts_by_attribute", "seconds")}
+    return summary, f"{record['records_in']:,} records in, {record['entities']:,} entities out, {record['seconds']:.1f} s"
+
+
+def _commit(ctx: RunContext) -> tuple[dict, str]:
+    record = run_commit(ctx.run_dir, ctx.plan_file, ctx.plan)
+    return ({k: record[k] for k in ("commitment", "exclusions_by_reason", "seconds")},
+            f"commitment {record['commitment'][:16]}…, excluded {record['exclusions_by_reason'] or 'none'}, {record['seconds']:.1f} s")
+
+
+def _draw(ctx: RunContext) -> tuple[dict, str]:
+    record = run_draw(ctx.run_dir, ctx.plan, ctx.seed, ctx.seed_sources)
+    rows = [{"mode": m, **f} for m, f in record["fusion"].items()]
+    create_table_artifact(key="fusion-figures", table=rows, description=f"Fusion figures (SPEC §4.5), run {ctx.run_id}")
+    summary = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn", "mode", "fusion", "seconds")}
+    return summary, f"{record['eligible_pairs']:,} eligible pairs in, {record['drawn']:,} drawn, {record['seconds']:.1f} s"
+
+
+def _fuse(ctx: RunContext) -> tuple[dict, str]:
+    record = run_fuse(ctx.run_dir, ctx.plan)
+    rows = [{"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"} for k, v in record["figures"].items()]
+    create_table_artifact(key="fusion-summary", table=rows, description=f"Fusion (查重融合), run {ctx.run_id}")
+    f = record["figures"]
+    return ({k: record[k] for k in ("figures", "by_department", "seconds")},
+            f"{f['drawn_total']:,} draws in, {f['joint_tasks']:,} joint tasks out, {f['visits_saved']:,} visits saved, {record['seconds']:.1f} s")
+
+
+def _assign(ctx: RunContext) -> tuple[dict, str]:
+    record = run_assign(ctx.run_dir, ctx.plan)
+    summary = {k: record[k] for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason", "inspectors_available",
+                                      "inspectors_sent", "team_size", "from_department_pool", "working_days", "calendar", "seconds")}
+    summary["workload"] = {k: v for k, v in record["workload"].items() if k != "by_pool"}
+    create_table_artifact(key="workload-by-pool", table=record["workload"]["by_pool"],
+                          description=f"Tasks per inspector in each (department, district) pool, run {ctx.run_id}")
+    return summary, (f"{record['joint_tasks']:,} joint tasks in, {record['assigned']:,} staffed, {record['unassigned']:,} unassigned, "
+                     f"{record['seconds']:.1f} s")
+
+
+def _publish(ctx: RunContext) -> tuple[dict, str]:
+    record = run_publish(ctx.run_dir, ctx.plan)
+    bundle = Path(record["bundle"]).resolve()
+    create_link_artifact(key="published-bundle", link=bundle.as_uri(), link_text=f"published/{ctx.plan.plan_id}",
+                         description=f"The audit bundle of run {ctx.run_id}; open report.html in it")
+    create_markdown_artifact(key="draw-certificate", markdown=draw_certificate(record["manifest"]),
+                             description=f"Draw certificate (抽取证书), run {ctx.run_id}")
+    return ({k: record[k] for k in ("bundle", "files", "documents", "manifest_sha256", "warehouse_rows", "seconds")},
+            f"{record['files']} files + {record['documents']} documents → {record['bundle']}, {record['seconds']:.1f} s")
+
+
+STAGE_STEPS: dict[str, Callable[[RunContext], tuple[dict, str]]] = {
+    "ingest": _ingest, "validate": _validate, "merge": _merge, "commit": _commit, "draw": _draw,
+    "fuse": _fuse, "assign": _assign, "publish": _publish,
+}
+assert tuple(STAGE_STEPS) == STAGES

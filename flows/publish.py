@@ -46,6 +46,7 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
+from transforms.warehouse import record_run
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 
@@ -137,10 +138,19 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
                           f"is untouched — rerun the stage that writes the missing file, then publish") from e
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
-    record = {"stage": "publish", "bundle": str(target), "files": len(document["files"]), "documents": len(document["documents"]),
+    # the warehouse learns what this plan drew and who goes where: later plans exclude and avoid by it
+    committed = _json(stage_dir(run_dir, "commit") / "commitment.json")
+    warehouse_rows = record_run(run_dir.parent.parent, run_id=run_id, plan_id=plan.plan_id,
+                                period=(plan.period.start, plan.period.end), commitment=committed["commitment"],
+                                seed=document["seed"]["value"], directory=target / "directory.parquet",
+                                draws=stage_dir(run_dir, "draw") / "draws.parquet",
+                                joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",
+                                team=stage_dir(run_dir, "assign") / "team.parquet")
+    record = {"stage": "publish", "bundle": str(target), "warehouse_rows": warehouse_rows, "files": len(document["files"]), "documents": len(document["documents"]),
               "manifest_sha256": manifest_sha,
               "published": [f for f in document["files"] if "/" not in f["path"]],
               "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, out / "stage.json")
-    logger.info("publish: %s files and %s documents → %s (manifest %s…)", record["files"], record["documents"], target, manifest_sha[:12])
+    logger.info("publish: %s files and %s documents → %s (manifest %s…); warehouse rows for %s: %s", record["files"],
+                record["documents"], target, manifest_sha[:12], plan.plan_id, warehouse_rows)
     return {**record, "manifest": document}

@@ -128,7 +128,7 @@ def main() -> None:
     out = ROOT / "out" / "bench"
     run_id = f"bench-{args.objects}"
     run_dir = out / "runs" / run_id
-    plan = next((city / "plans").glob("*.yaml"))
+    plan = next((city / "plans").glob("*-ANNUAL.yaml"))
     shutil.rmtree(run_dir, ignore_errors=True)
     for number, stage in enumerate(STAGES, start=1):
         step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,

@@ -46,8 +46,8 @@ def dirty_city(tmp_path_factory) -> Path:
     return root
 
 
-def plan_path(city: Path) -> Path:
-    return next((city / "plans").glob("*.yaml"))
+def plan_path(city: Path, plan_id: str = "SZ-2026-ANNUAL") -> Path:
+    return city / "plans" / f"{plan_id}.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -379,6 +379,19 @@ def make_plan(items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows
     return plan, reduction
 
 
+def quarterly_plan(annual: Plan, quarter: int) -> Plan:
+    """A quarterly batch of the annual plan: the same tasks over one quarter, seeded on its own,
+    excluding what was drawn or inspected in the 90 days before the quarter starts (the annual
+    draw among it: its draws count from the annual period's start)."""
+    year = annual.period.start.year
+    start = dt.date(year, 3 * quarter - 2, 1)
+    end = (dt.date(year, 3 * quarter + 1, 1) if quarter < 4 else dt.date(year + 1, 1, 1)) - dt.timedelta(days=1)
+    return annual.model_copy(update={
+        "plan_id": f"SZ-{year}-Q{quarter}", "title": f"深圳市{year}年第{quarter}季度部门联合双随机抽查批次",
+        "period": Period(start=start, end=end), "seed": f"SZ-{year}-Q{quarter}-demo-seed", "exclusion_window_days": 90,
+    })
+
+
 def make_inspectors(rng: np.random.Generator, n_objects: int, items: dict[str, pl.DataFrame],
                     listings: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """About 0.15% of the object count, spread over departments by their directory size (at least 12 each)."""

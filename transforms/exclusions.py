@@ -21,7 +21,8 @@ def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan
 
     * recently_inspected: inspected (or, without a result yet, drawn) on or after
       period start − exclusion_window_days and before the period starts;
-    * yearly_cap: drawn in the plan's calendar year at least `yearly_caps[class]` times."""
+    * yearly_cap: drawn in the plan's calendar year by at least `yearly_caps[class]` plans (one
+      joint visit each, however many of a plan's tasks drew it)."""
     start = plan.period.start
     others = history.filter(pl.col("plan_id") != plan.plan_id).with_columns(on=pl.coalesce("inspected_on", "drawn_on"))
     parts = []
@@ -32,7 +33,8 @@ def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan
                      .with_columns(reason=pl.lit("recently_inspected")))
     if plan.yearly_caps:
         this_year = others.filter(pl.col("drawn_on").dt.year() == start.year)
-        counts = this_year.sort("drawn_on", "run_id").group_by("uscc").agg(n=pl.len(), source_run=pl.col("run_id").last())
+        # one plan visits an entity once, however many of its tasks drew it (fusion): count plans, not draw rows
+        counts = this_year.sort("drawn_on", "run_id").group_by("uscc").agg(n=pl.col("plan_id").n_unique(), source_run=pl.col("run_id").last())
         caps = directory.select("uscc", cap=pl.col("credit_risk").replace_strict(plan.yearly_caps, default=None, return_dtype=pl.Int64))
         parts.append(counts.join(caps, on="uscc").filter(pl.col("cap").is_not_null() & (pl.col("n") >= pl.col("cap")))
                      .select("uscc", "source_run").with_columns(reason=pl.lit("yearly_cap")))

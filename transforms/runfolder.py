@@ -91,10 +91,34 @@ def accepted_registry(run_dir: Path, kind: str) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
 
+def recorded_outputs(record: Any) -> list[dict[str, Any]]:
+    """Every file record (path relative to the stage folder, SHA-256) a stage.json lists as
+    written by the stage: under any `outputs` list, and the validate stage's `quarantine_csv`."""
+    found: list[dict[str, Any]] = []
+    if isinstance(record, dict):
+        for key, value in record.items():
+            if key == "outputs" and isinstance(value, list):
+                found += [r for r in value if isinstance(r, dict) and "sha256" in r]
+            elif key == "quarantine_csv" and isinstance(value, dict):
+                found.append(value)
+            else:
+                found += recorded_outputs(value)
+    elif isinstance(record, list):
+        for value in record:
+            found += recorded_outputs(value)
+    return found
+
+
 def changed_outputs(stage_path: Path) -> list[str]:
-    """The files a finished stage wrote whose SHA-256 is no longer the one its stage.json recorded."""
-    recorded = json.loads((Path(stage_path) / STAGE_RECORD).read_text(encoding="utf-8"))["outputs"]
-    return [r["path"] for r in recorded if sha256_file(Path(stage_path) / r["path"]) != r["sha256"]]
+    """The files a finished stage wrote that are missing or whose SHA-256 is no longer the one
+    its stage.json recorded."""
+    record = json.loads((Path(stage_path) / STAGE_RECORD).read_text(encoding="utf-8"))
+    changed = []
+    for r in recorded_outputs(record):
+        p = Path(stage_path) / r["path"]
+        if not p.is_file() or sha256_file(p) != r["sha256"]:
+            changed.append(r["path"] + ("" if p.is_file() else " (missing)"))
+    return changed
 
 
 def read_stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import xlsxwriter
 
-from transforms.citygen import FORMATS, XLSX_MAX_ROWS, City
+from transforms.citygen import FORMATS, XLSX_MAX_ROWS, City, quarterly_plan
 from transforms.plan import plan_as_yaml
 from transforms.reasons import ACCEPT
 from transforms.registry import ENUMS, HEADER_ALIASES, Kind
@@ -195,7 +195,8 @@ def write_city(city: City, out_dir: Path, dirty: bool = False, seed: int = 0) ->
         written.append(_write(city.items[dept], folder, "items", fmt, lang))
     plans = Path(out_dir) / "plans"
     plans.mkdir(parents=True, exist_ok=True)
-    (plans / f"{city.plan.plan_id}.yaml").write_text(plan_as_yaml(city.plan), encoding="utf-8")
+    for plan in (city.plan, quarterly_plan(city.plan, 2)):  # the annual plan and its second-quarter batch
+        (plans / f"{plan.plan_id}.yaml").write_text(plan_as_yaml(plan), encoding="utf-8")
     if dirty:
         pl.concat(truths).sort("file", "line").write_csv(Path(out_dir) / "truth.csv")
     return written

@@ -81,14 +81,13 @@ def test_the_draw_refuses_files_changed_after_the_commitment(prefect_server, dir
 def test_history_in_the_warehouse_excludes_objects_from_the_draw(prefect_server, dirty_run, dirty_city, tmp_path):
     import datetime as dt
 
-    import duckdb
+    from transforms.warehouse import connect_warehouse
 
     run = _copy_until_merge(dirty_run, tmp_path, "quarterly")
     drawn_before = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")["uscc"].unique().sort().to_list()
     # an earlier plan drew these objects a month before this plan's period: they must sit this one out
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute("create table history (uscc varchar, plan_id varchar, run_id varchar, task_id varchar, drawn_on date, inspected_on date)")
-    con.executemany("insert into history values (?, 'SZ-2026-Q1', 'q1-run', 'X', ?, null)",
+    con = connect_warehouse(tmp_path)
+    con.executemany("insert into draws (run_id, plan_id, task_id, uscc, drawn_on) values ('q1-run', 'SZ-2026-Q1', 'X', ?, ?)",
                     [(u, dt.date(2026, 2, 1)) for u in drawn_before])
     con.close()
     plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="quarterly",

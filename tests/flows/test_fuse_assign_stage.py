@@ -4,7 +4,6 @@ import datetime as dt
 import json
 import shutil
 
-import duckdb
 import polars as pl
 
 from flows.plan_run import plan_run
@@ -13,7 +12,7 @@ from transforms.assign import avoid_pairs
 from transforms.fusion import fusion_figures
 from transforms.plan import read_plan
 from transforms.team_rules import team_violations
-from transforms.warehouse import previous_inspectors, read_warehouse_table
+from transforms.warehouse import connect_warehouse, previous_inspectors, read_warehouse_table
 from transforms.workdays import working_days
 
 
@@ -109,9 +108,7 @@ def test_the_last_team_is_not_sent_again(prefect_server, dirty_run, dirty_city, 
     team = pl.read_parquet(dirty_run / "07_assign" / "team.parquet")
     joint = pl.read_parquet(dirty_run / "07_assign" / "joint_tasks.parquet").select("joint_task_id", "uscc")
     last = team.join(joint, on="joint_task_id").head(60)
-    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute("create table visits (uscc varchar, plan_id varchar, run_id varchar, joint_task_id varchar, inspector_id varchar, "
-                "planned_date date, inspected_on date)")
+    con = connect_warehouse(tmp_path)
     con.executemany("insert into visits values (?, 'SZ-2025-ANNUAL', 'r2025', 'x', ?, ?, null)",
                     [(u, i, dt.date(2025, 6, 1)) for u, i in last.select("uscc", "inspector_id").iter_rows()])
     con.close()

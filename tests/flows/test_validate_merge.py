@@ -70,14 +70,12 @@ def test_data_docs_render_offline(dirty_run):
 
 
 def test_the_threshold_fails_the_run_and_names_the_registry(dirty_run, dirty_city, tmp_path):
-    # rerun from validate on the same ingest, with a plan allowing 0.1% quarantined rows
+    # a new run with a plan allowing 0.1% quarantined rows (a changed plan cannot reuse the dirty run's stages)
     run = tmp_path / "runs" / "strict"
-    shutil.copytree(dirty_run / "01_ingest", run / "01_ingest")
-    shutil.copy(dirty_run / "run.json", run / "run.json")
     plan = tmp_path / "strict.yaml"
     plan.write_text(re.sub(r"quarantine_threshold: .*", "quarantine_threshold: 0.001", plan_path(dirty_city).read_text()))
     with pytest.raises(StageFailed) as e:
-        plan_run(plan=str(plan), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="strict", start_at="validate")
+        plan_run(plan=str(plan), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="strict", stop_after="validate")
     assert "objects:" in str(e.value) and "threshold 0.10%" in str(e.value) and "quarantine.csv" in str(e.value)
     assert (run / "02_validate" / "quarantine.csv").exists()  # the evidence is written before failing
 
@@ -93,7 +91,7 @@ def test_a_missing_required_column_fails_its_department(prefect_server, small_ci
 
 
 def test_start_at_needs_the_earlier_stage(prefect_server, small_city, tmp_path):
-    with pytest.raises(StageFailed, match="no completed ingest stage"):
+    with pytest.raises(StageFailed, match="ingest has not finished"):
         plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="x", start_at="validate")
 
 

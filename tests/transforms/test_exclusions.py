@@ -20,7 +20,8 @@ def test_recent_inspections_and_yearly_caps_exclude_with_their_reason():
         ("u1", "ANNUAL", "r1", "X", dt.date(2026, 3, 1), dt.date(2026, 3, 20)),   # inspected 12 days before: recent
         ("u2", "ANNUAL", "r1", "X", dt.date(2025, 3, 1), dt.date(2025, 3, 20)),   # a year ago: outside the 90-day window
         ("u3", "ANNUAL", "r1", "X", dt.date(2026, 1, 1), None),                   # class A, drawn once this year: cap 1 reached
-        ("u4", "ANNUAL", "r1", "X", dt.date(2026, 1, 1), None),                   # class B, once: under its cap of 2
+        ("u4", "ANNUAL", "r1", "X", dt.date(2026, 1, 1), None),                   # class B, drawn by two tasks of one plan:
+        ("u4", "ANNUAL", "r1", "Y", dt.date(2026, 1, 1), None),                   # one joint visit, under its cap of 2
         ("u5", "Q2", "r0", "T", dt.date(2026, 4, 1), dt.date(2026, 3, 30)),       # this plan's own earlier run: ignored
     ])
     got = exclusions_from_history(history, DIRECTORY, PLAN)

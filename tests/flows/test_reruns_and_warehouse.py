@@ -1,0 +1,113 @@
+"""Running it like production: resume after a failure, refuse a rerun on changed files, one
+run of a plan at a time, and the warehouse across the annual plan and a quarterly batch."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from flows.cli import main
+from flows.errors import StageFailed
+from flows.plan_run import plan_run
+from tests.conftest import plan_path
+from transforms.runlock import PlanLocked, lock_path, plan_lock
+from transforms.warehouse import connect_warehouse
+
+EARLY = ("01_ingest", "02_validate", "03_merge", "04_commit", "05_draw", "06_fuse")
+
+
+def _snapshot(run_dir, stages):
+    return {p.relative_to(run_dir): (p.stat().st_mtime_ns, p.read_bytes()) for s in stages for p in (run_dir / s).rglob("*") if p.is_file()}
+
+
+def test_resume_after_a_failed_assign_redoes_nothing_before_it(prefect_server, dirty_run, dirty_city, tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure in assign")
+
+    monkeypatch.setattr("flows.assign.match_inspectors", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="r", seed="SZ-2026-ANNUAL-demo-seed")
+    monkeypatch.undo()
+    run = tmp_path / "runs" / "r"
+    assert not (run / "07_assign" / "stage.json").exists() and not lock_path(tmp_path, "SZ-2026-ANNUAL").exists()
+    before = _snapshot(run, EARLY)
+    assert main(["resume", "r", "--out", str(tmp_path)]) == 0
+    assert "resuming run r of plan SZ-2026-ANNUAL at assign" in capsys.readouterr().out
+    assert _snapshot(run, EARLY) == before  # ingest … fuse untouched: same bytes, same modification times
+    # the bundle equals the uninterrupted run's, file for file
+    mine = json.loads((tmp_path / "published" / "SZ-2026-ANNUAL" / "manifest.json").read_text(encoding="utf-8"))
+    theirs = json.loads((dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL" / "manifest.json").read_text(encoding="utf-8"))
+    assert mine["files"] == theirs["files"]
+    assert main(["resume", "r", "--out", str(tmp_path)]) == 0 and "nothing to resume" in capsys.readouterr().out
+
+
+def test_a_rerun_refuses_changed_outputs_and_changed_inputs(prefect_server, dirty_run, dirty_city, tmp_path):
+    run = tmp_path / "runs" / "copy"
+    shutil.copytree(dirty_run, run)
+    inbox = tmp_path / "inbox"
+    shutil.copytree(dirty_city / "inbox", inbox)
+    common = {"plan": str(plan_path(dirty_city)), "inbox": str(inbox), "out": str(tmp_path), "run_id": "copy"}
+    with open(run / "03_merge" / "directory.parquet", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(StageFailed, match=r"merge: 1 of its files changed since it wrote them \(directory.parquet\)"):
+        plan_run(**common, start_at="commit")
+    shutil.copy(dirty_run / "03_merge" / "directory.parquet", run / "03_merge" / "directory.parquet")
+    edu = inbox / "EDU" / "objects.csv"
+    edu.write_bytes(edu.read_bytes() + b"\n")
+    with pytest.raises(StageFailed, match="input EDU/objects.csv changed since ingest read it"):
+        plan_run(**common, start_at="commit")
+
+
+def test_one_run_of_a_plan_at_a_time_and_a_stale_lock_is_cleared_safely(prefect_server, small_city, tmp_path):
+    common = {"plan": str(plan_path(small_city)), "inbox": str(small_city / "inbox"), "out": str(tmp_path), "stop_after": "ingest"}
+    with plan_lock(tmp_path, "SZ-2026-ANNUAL", "night-run"), pytest.raises(PlanLocked, match="being run by run night-run"):
+        plan_run(**common, run_id="second")
+    assert main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path)]) == 0  # nothing to clear now
+    # a run killed mid-way leaves its lock; its process is gone
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    lock = lock_path(tmp_path, "SZ-2026-ANNUAL")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps({"run_id": "killed", "pid": int(gone), "host": __import__("socket").gethostname(), "since": "x"}))
+    with pytest.raises(PlanLocked, match="no longer running.*jointdraw unlock SZ-2026-ANNUAL"):
+        plan_run(**common, run_id="third")
+    assert main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path)]) == 0 and not lock.exists()
+    assert plan_run(**common, run_id="third")["stages"]["ingest"]["rows_read"] > 0
+
+
+def test_a_live_lock_is_not_cleared_without_force(tmp_path, capsys):
+    with plan_lock(tmp_path, "P", "alive"):
+        assert main(["unlock", "P", "--out", str(tmp_path)]) == 1
+        assert "still running" in capsys.readouterr().err
+
+
+def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
+    out = tmp_path
+    shutil.copy(dirty_run.parent.parent / "warehouse.duckdb", out / "warehouse.duckdb")  # the annual plan, published
+    shutil.copytree(dirty_run, out / "runs" / "dirty")
+    plan_run(plan=str(plan_path(dirty_city, "SZ-2026-Q2")), inbox=str(dirty_city / "inbox"), out=str(out), run_id="q2")
+    annual = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")
+    q2 = pl.read_parquet(out / "runs" / "q2" / "05_draw" / "draws.parquet")
+    excluded = pl.read_parquet(out / "runs" / "q2" / "04_commit" / "exclusions.parquet")
+    assert q2.height > 0 and not set(q2["uscc"]) & set(annual["uscc"])  # no Q2 draw falls inside the window
+    assert set(excluded["uscc"]) == set(annual["uscc"]) and set(excluded["source_run"]) == {"dirty"}
+    recent = excluded.filter(pl.col("reason") == "recently_inspected")
+    assert set(recent["uscc"]) == set(annual["uscc"])  # and class A, drawn once this year, also met its yearly cap of 1
+    assert set(excluded.filter(pl.col("reason") == "yearly_cap")["uscc"]) <= set(annual.filter(pl.col("credit_risk") == "A")["uscc"])
+    con = connect_warehouse(out)
+    counts = dict(con.sql("select plan_id, count(*) from draws group by all").fetchall())
+    con.close()
+    assert counts == {"SZ-2026-ANNUAL": annual.height, "SZ-2026-Q2": q2.height}
+    # publishing the annual plan again replaces its rows, never duplicates them
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="publish")
+    con = connect_warehouse(out)
+    again = dict(con.sql("select plan_id, count(*) from draws group by all").fetchall())
+    visits = con.sql("select count(*) from visits where plan_id = 'SZ-2026-ANNUAL'").fetchall()[0][0]
+    con.close()
+    assert again == counts and visits == pl.read_parquet(dirty_run / "07_assign" / "team.parquet").height
+    uscc = annual["uscc"][0]
+    assert main(["history", uscc, "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "SZ-2026-ANNUAL" in shown and "draws" in shown and "teams" in shown
