@@ -1,0 +1,98 @@
+"""The deployments of prefect.yaml on a real Prefect server and worker, as the README runs
+them: start a server on loopback, create the process pool, deploy, start a worker, trigger
+a run, wait for it, check the bundle, stop everything. Every wait is bounded."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import plan_path
+from transforms.verify import verify_draw
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _wait(what: str, check, seconds: float, logs: list[Path]):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if (found := check()) is not None:
+                return found
+        except OSError:
+            pass
+        time.sleep(1)
+    tails = "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs if p.exists())
+    pytest.fail(f"{what}: not within {seconds:.0f} s\n{tails}")
+
+
+def _cli(args: list[str], env: dict, timeout: int = 120) -> str:
+    done = subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api, "PREFECT_UI_ENABLED": "false",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1", "JOINTDRAW_HOME": str(ROOT),
+           "PREFECT_LOGGING_LEVEL": "INFO"}
+    server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
+    started: list[subprocess.Popen] = []
+    try:
+        with open(server_log, "w") as log:
+            started.append(subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        _wait("the Prefect server answering /api/health", lambda: _get(f"{api}/health") or None, 90, [server_log])
+        _cli(["work-pool", "create", "jointdraw", "--type", "process"], env)
+        deployed = _cli(["--no-prompt", "deploy", "--all"], env)
+        assert "plan-run/annual" in deployed and "plan-run/quarterly" in deployed
+        schedules = {d["name"]: [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in d["schedules"]]
+                     for d in json.loads(urllib.request.urlopen(urllib.request.Request(
+                         f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json"}), timeout=10).read())}
+        assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai")], "quarterly": [("0 2 1 4,7,10 *", "Asia/Shanghai")], "demo": []}
+        with open(worker_log, "w") as log:
+            started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "jointdraw"], env=env, cwd=ROOT,
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        out = tmp_path / "out"
+        triggered = _cli(["deployment", "run", "plan-run/demo", "--param", f"plan={plan_path(small_city)}",
+                          "--param", f"inbox={small_city / 'inbox'}", "--param", f"out={out}"], env)
+        run_id = next(line.split("UUID:")[1].strip() for line in triggered.splitlines() if "UUID:" in line)
+
+        def finished():
+            state = _get(f"{api}/flow_runs/{run_id}")["state_type"]
+            if state in ("FAILED", "CRASHED", "CANCELLED"):
+                pytest.fail(f"flow run {run_id} ended {state}\n{worker_log.read_text(errors='replace')[-4000:]}")
+            return state if state == "COMPLETED" else None
+
+        _wait(f"flow run {run_id} to complete", finished, 300, [worker_log, server_log])
+        bundle = out / "published" / "SZ-2026-ANNUAL"
+        assert (bundle / "manifest.json").exists() and verify_draw(bundle).ok
+        assert "Task run 'publish · SZ-2026-ANNUAL'" in worker_log.read_text(errors="replace")  # task runs say plan and stage
+    finally:
+        for p in reversed(started):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(p.pid, signal.SIGKILL)
