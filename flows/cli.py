@@ -120,10 +120,25 @@ def _run(args: argparse.Namespace) -> int:
     from flows.plan_run import plan_run
 
     _quiet_temporary_server_shutdown()
-    summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at,
-                       stop_after=args.stop_after, run_id=args.run_id, seed_sources=args.seed_source)
+    first, last = STAGES.index(args.start_at), STAGES.index(args.stop_after) if args.stop_after else len(STAGES) - 1
+    with _progress(last - first + 1):
+        summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at,
+                           stop_after=args.stop_after, run_id=args.run_id, seed_sources=args.seed_source)
     _print_run_summary(summary)
     return 0
+
+
+def _progress(stages: int):
+    """A progress bar over the stages in a terminal; nothing extra in a pipe or a log file."""
+    from contextlib import nullcontext
+
+    if not sys.stdout.isatty():
+        return nullcontext()
+    import prefect  # noqa: F401  (sets up Prefect's logging, whose console lines the bar replaces)
+
+    from flows.progress import stage_progress
+
+    return stage_progress(stages)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -143,8 +158,9 @@ def _resume(args: argparse.Namespace) -> int:
         return 0
     print(f"resuming run {args.run_id} of plan {run['plan_id']} at {stage} (the stages before it are read from disk)")
     _quiet_temporary_server_shutdown()
-    summary = plan_run(plan=run["plan"], inbox=run["inbox"], out=args.out, run_id=args.run_id, start_at=stage,
-                       seed=run.get("seed"), seed_sources=run.get("seed_sources"))
+    with _progress(len(STAGES) - STAGES.index(stage)):
+        summary = plan_run(plan=run["plan"], inbox=run["inbox"], out=args.out, run_id=args.run_id, start_at=stage,
+                           seed=run.get("seed"), seed_sources=run.get("seed_sources"))
     _print_run_summary(summary)
     return 0
 

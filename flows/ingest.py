@@ -23,7 +23,14 @@ from transforms.read_registry import RegistryFile, RegistryFileError, read_regis
 from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
 
 
-@task(name="ingest-file", task_run_name="ingest {file.relative}", cache_policy=NO_CACHE)
+def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a file read only for an operating-system error (a network share that hiccupped),
+    never for content: a bad file fails the same way every time."""
+    return isinstance(state.data, OSError)
+
+
+@task(name="ingest-file", task_run_name="ingest {file.relative}", cache_policy=NO_CACHE,
+      retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient_read_error)
 def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
     """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
     started = time.perf_counter()

@@ -107,6 +107,7 @@ def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | No
 def run_stage(stage: str, plan_id: str, ctx: RunContext) -> dict[str, Any]:
     """One stage as a Prefect task run; returns its summary for the end-of-run table. Stages are
     deterministic: they are not retried (a retry would fail the same way)."""
+    get_run_logger().info("%s started", stage)
     try:
         summary, line = STAGE_STEPS[stage](ctx)
     except USER_ERRORS as e:  # bad input: the task run fails with the message, without a traceback

@@ -67,3 +67,20 @@ def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tm
     assert "merge (名录合并)" in printed and "Data Docs" in printed
     assert (tmp_path / "out" / "runs" / "rel" / "02_validate" / "validation" / "index.html").exists()
     assert (tmp_path / "out" / "runs" / "rel" / "03_merge" / "directory.parquet").exists()
+
+
+def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_city, tmp_path, monkeypatch):
+    import flows.ingest
+
+    real, calls = flows.ingest.read_registry, []
+
+    def flaky(file):
+        calls.append(file.relative)
+        if len(calls) == 1:  # the network share drops the first read
+            raise OSError(5, "Input/output error")
+        return real(file)
+
+    monkeypatch.setattr("flows.ingest.read_registry", flaky)
+    summary = plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="flaky",
+                       stop_after="ingest")
+    assert calls.count(calls[0]) == 2 and summary["stages"]["ingest"]["rows_read"] == summary["stages"]["ingest"]["rows_written"] > 0
