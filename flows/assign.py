@@ -25,7 +25,14 @@ from flows.errors import StageFailed
 from transforms.assign import REASONS_ZH, avoid_pairs, match_inspectors, workload_spread
 from transforms.csvout import write_people_csv
 from transforms.plan import Plan
-from transforms.runfolder import changed_outputs, file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import (
+    changed_outputs,
+    file_record,
+    inputs_from,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 from transforms.team_rules import team_violations
 from transforms.warehouse import previous_inspectors, read_warehouse_table
 from transforms.workdays import working_days
@@ -85,7 +92,8 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
     ]
     busy = spread.filter(pl.col("tasks") > 0)
     record = {
-        "stage": "assign", **matching.figures, "calendar": calendar.note,
+        "stage": "assign", "inputs": inputs_from(run_dir, "fuse", "joint_tasks.parquet", "task_departments.parquet")
+        + inputs_from(run_dir, "commit", "inspectors.parquet"), **matching.figures, "calendar": calendar.note,
         "previous_visits_in_warehouse": visits.height, "avoid_pairs": avoid.height,
         "workload": {"pools": spread.height, "pools_with_tasks": busy.height,
                      "pools_spread_at_most_1": busy.filter(pl.col("spread") <= 1).height,

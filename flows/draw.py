@@ -25,11 +25,20 @@ from prefect import get_run_logger
 
 from flows.errors import StageFailed
 from transforms.commitment import commitment
-from transforms.exclusions import exclusions_from_history
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
+from transforms.exclusions import exclusions_from_history
 from transforms.fusion import fusion_figures
 from transforms.plan import Plan, plan_item_problems
-from transforms.runfolder import accepted_registry, changed_outputs, copy_file, file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import (
+    accepted_registry,
+    changed_outputs,
+    copy_file,
+    file_record,
+    inputs_from,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 from transforms.seed import resolve_seed
 from transforms.warehouse import read_history
 
@@ -56,7 +65,8 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
     plan_copy = copy_file(plan_file, out / "plan.yaml")
     commit = commitment(directory, exclusions, plan_copy)
     write_json({**commit, "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, out / "commitment.json")
-    record = {"stage": "commit", **commit, "history_rows": history.height, "exclusions_by_reason": by_reason,
+    record = {"stage": "commit", "inputs": inputs_from(run_dir, "merge", "directory.parquet") + inputs_from(run_dir, "validate"),
+              **commit, "history_rows": history.height, "exclusions_by_reason": by_reason,
               "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy, *registries.values())],
               "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, out / "stage.json")
@@ -115,7 +125,8 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
                out / "seed.json")
     figures = {"coordinated" if grouped else "independent": fusion_figures(table), other_mode: fusion_figures(other)}
     record = {
-        "stage": "draw", "seed_origin": chosen.origin, "commitment": committed["commitment"],
+        "stage": "draw", "inputs": inputs_from(run_dir, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),
+        "seed_origin": chosen.origin, "commitment": committed["commitment"],
         "eligible_pairs": eligible_pairs, "strata": strata.height, "drawn": table.height,
         "mode": "coordinated" if grouped else "independent", "fusion": figures,
         "outputs": [file_record(path, table.height, out), file_record(strata_path, strata.height, out)],

@@ -20,7 +20,13 @@ from flows.errors import StageFailed
 from transforms.fuse import fuse_draws
 from transforms.fusion import FIGURE_LABELS, fusion_summary
 from transforms.plan import Plan
-from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import (
+    file_record,
+    inputs_from,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 
 
 def run_fuse(run_dir: Path, plan: Plan) -> dict[str, Any]:
@@ -42,7 +48,7 @@ def run_fuse(run_dir: Path, plan: Plan) -> dict[str, Any]:
         file_record(write_parquet(fused.task_departments, out / "task_departments.parquet"), fused.task_departments.height, out),
         file_record(write_json({"plan_id": plan.plan_id, **summary}, out / "summary.json"), None, out),
     ]
-    record = {"stage": "fuse", "inputs": [file_record(draw_dir / "draws.parquet", draws.height, run_dir)],
+    record = {"stage": "fuse", "inputs": inputs_from(run_dir, "draw", "draws.parquet") + inputs_from(run_dir, "commit", "items.parquet", "directory.parquet"),
               "figures": {k: summary[k] for k in FIGURE_LABELS}, "by_department": summary["by_department"],
               "outputs": outputs, "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, out / "stage.json")

@@ -19,7 +19,12 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.errors import StageFailed
 from transforms.normalise import normalise_registry
-from transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox
+from transforms.read_registry import (
+    RegistryFile,
+    RegistryFileError,
+    read_registry,
+    scan_inbox,
+)
 from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
 
 

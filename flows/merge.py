@@ -19,7 +19,13 @@ from prefect import get_run_logger
 
 from transforms.csvout import write_people_csv
 from transforms.merge import links_query, merge_connection, merge_into
-from transforms.runfolder import atomic_path, file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import (
+    atomic_path,
+    file_record,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 
 MEMORY_LIMIT = "3500MB"  # DuckDB spills to 03_merge/.spill past it; with validate in the same process: 5.6 GiB at 8M
 

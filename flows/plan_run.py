@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
@@ -35,8 +39,16 @@ from transforms.certificate import draw_certificate
 from transforms.fusion import FIGURE_LABELS
 from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, read_plan
+from transforms.report import validation_table
 from transforms.rerun import rerun_problems
-from transforms.runfolder import STAGE_RECORD, STAGES, new_run_id, sha256_file, stage_dir, write_json
+from transforms.runfolder import (
+    STAGE_RECORD,
+    STAGES,
+    new_run_id,
+    sha256_file,
+    stage_dir,
+    write_json,
+)
 from transforms.runlock import PlanLocked, plan_lock
 from transforms.seed import SeedError
 from transforms.warehouse import WarehouseBusy
@@ -157,14 +169,11 @@ def _ingest(ctx: RunContext) -> tuple[dict, str]:
 
 def _validate(ctx: RunContext) -> tuple[dict, str]:
     record = run_validate(ctx.run_dir, ctx.plan.quarantine_threshold, ctx.run_date)
-    table = [{"department": f["department"], "registry": f["kind"], "read": f["rows_read"],
-              "accepted": f.get("rows_accepted"), "quarantined": f.get("rows_quarantined"),
-              "reasons": "; ".join(f.get("file_problems", [])) or " ".join(f"{r}:{n}" for r, n in f["quarantined_by_reason"].items())}
-             for f in record["files"]]
+    table = validation_table(record).drop("file").to_dicts()
     create_table_artifact(key="validation-results", table=table, description=f"Data contract per department file, run {ctx.run_id}")
     summary = {k: record[k] for k in ("rows_read", "rows_accepted", "rows_quarantined", "seconds", "data_docs")}
-    return ({**summary, "table": table}, f"{record['rows_read']:,} rows in, {record['rows_accepted']:,} accepted, "
-                                         f"{record['rows_quarantined']:,} quarantined, {record['seconds']:.1f} s")
+    return ({**summary, "table": table}, (f"{record['rows_read']:,} rows in, {record['rows_accepted']:,} accepted, "
+                                         f"{record['rows_quarantined']:,} quarantined, {record['seconds']:.1f} s"))
 
 
 def _merge(ctx: RunContext) -> tuple[dict, str]:

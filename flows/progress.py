@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
 STARTED = re.compile(r"^(\w+) started$")
 DONE = re.compile(r"^(\w+) done: (.*)$")
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
@@ -44,7 +43,13 @@ class StageProgress(logging.Handler):
 
 @contextmanager
 def stage_progress(stages: int) -> Iterator[None]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     loggers = [logging.getLogger(name) for name in ("", "prefect", *RUN_LOGGERS)]
     prefect_console = list({id(h): h for lg in loggers for h in lg.handlers if isinstance(h, logging.StreamHandler)}.values())

@@ -40,6 +40,7 @@ from transforms.report import ReportData, render_report, strata_met, validation_
 from transforms.runfolder import (
     STAGES,
     copy_file,
+    inputs_from,
     read_stage_record,
     sha256_file,
     stage_dir,
@@ -146,7 +147,8 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
                                 draws=stage_dir(run_dir, "draw") / "draws.parquet",
                                 joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",
                                 team=stage_dir(run_dir, "assign") / "team.parquet")
-    record = {"stage": "publish", "bundle": str(target), "warehouse_rows": warehouse_rows, "files": len(document["files"]), "documents": len(document["documents"]),
+    inputs = [r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run_dir, stage)]
+    record = {"stage": "publish", "inputs": inputs, "bundle": str(target), "warehouse_rows": warehouse_rows, "files": len(document["files"]), "documents": len(document["documents"]),
               "manifest_sha256": manifest_sha,
               "published": [f for f in document["files"] if "/" not in f["path"]],
               "seconds": round(time.perf_counter() - started, 3)}

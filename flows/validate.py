@@ -25,11 +25,31 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-from transforms.contract import Rule, file_inventory, file_rules, inspector_rules, item_rules, object_rules, validation_frame
+from transforms.contract import (
+    Rule,
+    file_inventory,
+    file_rules,
+    inspector_rules,
+    item_rules,
+    object_rules,
+    validation_frame,
+)
 from transforms.csvout import write_people_csv
-from transforms.quarantine import QUARANTINE_SCHEMA, accepted_rows, quarantine_rows, with_original_values
+from transforms.quarantine import (
+    QUARANTINE_SCHEMA,
+    accepted_rows,
+    quarantine_rows,
+    with_original_values,
+)
 from transforms.registry import KINDS, Kind
-from transforms.runfolder import copy_file, file_record, stage_dir, write_json, write_parquet
+from transforms.runfolder import (
+    copy_file,
+    file_record,
+    inputs_from,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
 from transforms.validate_registry import Contract, build_data_docs
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
@@ -121,7 +141,8 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     docs = build_data_docs(contract, out_dir / "validation")
     shares = _shares(files)
     record = {
-        "stage": "validate", "run_date": run_date.isoformat(), "threshold": threshold, "files": files, "kinds": shares,
+        "stage": "validate", "inputs": inputs_from(run_dir, "ingest"),
+        "run_date": run_date.isoformat(), "threshold": threshold, "files": files, "kinds": shares,
         "quarantine_csv": file_record(csv_path, all_quarantined.height, out_dir),
         "data_docs": docs.relative_to(out_dir).as_posix(),
         "rows_read": sum(f["rows_read"] for f in files),

@@ -121,6 +121,16 @@ def changed_outputs(stage_path: Path) -> list[str]:
     return changed
 
 
+def inputs_from(run_dir: Path, stage: str, *names: str) -> list[dict[str, Any]]:
+    """What a stage reads of an earlier stage's files, as that stage recorded them (path under
+    the run folder, SHA-256, rows): no second hash, since a rerun checks them before it starts.
+    `names`: only the files with these names (default: all)."""
+    record = read_stage_record(run_dir, stage) or {}
+    folder = stage_dir(run_dir, stage).name
+    return [{"path": f"{folder}/{r['path']}", "sha256": r["sha256"], "rows": r.get("rows")}
+            for r in recorded_outputs(record) if not names or Path(r["path"]).name in names]
+
+
 def read_stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:
     p = stage_dir(run_dir, stage) / STAGE_RECORD
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
