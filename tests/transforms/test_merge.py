@@ -64,3 +64,15 @@ def test_without_the_market_regulator_the_smallest_department_code_wins():
     directory, merged = merge_frames(objects)
     assert directory["name"].to_list() == ["甲"]
     assert merged.conflicts.select("attribute", "values").rows() == [("name", ["ENV=甲", "HLT=乙"])]
+
+
+def test_a_fact_missing_from_the_first_record_comes_from_the_next_one_that_has_it():
+    # AMR's record comes first but has no address and no operator; ENV's has both, HLT's only an operator:
+    # each missing fact comes from the next record in precedence order (ENV before HLT), the rest stay AMR's
+    objects = pl.concat([
+        _objects("AMR", [_row(RESTAURANT, address="", operator_name="")]),
+        _objects("HLT", [_row(RESTAURANT, address="南山区科苑路3号", operator_name="李四", name="别名")]),
+        _objects("ENV", [_row(RESTAURANT, address="南山区科苑路2号", operator_name="张三")]),
+    ])
+    row = merge_frames(objects)[0].row(0, named=True)
+    assert (row["address"], row["operator_name"], row["name"]) == ("南山区科苑路2号", "张三", "深圳市福满楼（深圳）餐饮管理有限公司")
