@@ -27,7 +27,7 @@ from transforms.runfolder import (
     write_parquet,
 )
 
-MEMORY_LIMIT = "3500MB"  # DuckDB spills to 03_merge/.spill past it; with validate in the same process: 5.6 GiB at 8M
+MEMORY_LIMIT = "5GB"  # DuckDB spills to 03_merge/.spill past it; at 8M the whole flow then peaks under 8 GiB
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:

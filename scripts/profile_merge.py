@@ -1,0 +1,52 @@
+"""Where the merge stage's time goes: each of its DuckDB steps timed on a run's accepted objects.
+
+    .venv/bin/python scripts/profile_merge.py out/bench/runs/bench-8000000
+
+Same connection settings as the stage (memory limit, spill folder); the outputs go to a
+temporary folder, the run folder is only read.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from flows.merge import MEMORY_LIMIT  # noqa: E402
+from transforms.merge import FULL_WIDTH, HALF_WIDTH, REGISTRATION_AUTHORITY, _sql, merge_connection  # noqa: E402
+
+
+def main() -> None:
+    run = Path(sys.argv[1])
+    scratch = Path(tempfile.mkdtemp(prefix="profile-merge-"))
+    con = merge_connection(MEMORY_LIMIT, scratch / ".spill")
+    con.read_parquet([str(p) for p in sorted((run / "02_validate" / "accepted" / "objects").glob("*.parquet"))]).create_view("records")
+    steps = [
+        ("keyed", lambda: con.execute(_sql("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})),
+        ("listed several times", lambda: con.execute(
+            "create or replace temp table listed_several_times as select entity_key from keyed group by 1 having count(*) > 1")),
+        ("shared", lambda: con.execute(
+            "create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)")),
+        ("directory", lambda: con.execute(f"create or replace temp table directory as {_sql('merge_directory')}")),
+        ("conflicts", lambda: con.sql(_sql("merge_conflicts"), params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH,
+                                                                        "authority": REGISTRATION_AUTHORITY}).pl()),
+        ("sorted Parquet write", lambda: con.sql("select * from directory order by entity_key").write_parquet(
+            str(scratch / "directory.parquet"), compression="zstd")),
+        ("unsorted Parquet write", lambda: con.sql("select * from directory").write_parquet(
+            str(scratch / "unsorted.parquet"), compression="zstd")),
+    ]
+    total = 0.0
+    for name, step in steps:
+        started = time.perf_counter()
+        step()
+        seconds = time.perf_counter() - started
+        total += seconds if name != "unsorted Parquet write" else 0
+        print(f"  {name:<24} {seconds:6.1f} s")
+    print(f"  {'total (stage steps)':<24} {total:6.1f} s")
+
+
+if __name__ == "__main__":
+    main()
