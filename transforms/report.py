@@ -121,7 +121,7 @@ def _reduction_chart(modes: dict[str, dict[str, Any]], used: str) -> go.Figure:
 
 
 def _chart_html(fig: go.Figure, div_id: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True})
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True, "displayModeBar": False})
 
 
 def render_report(data: ReportData) -> str:
