@@ -22,11 +22,10 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-from transforms.assign import REASONS_ZH, avoid_pairs, match_inspectors, workload_spread
+from transforms.assign import avoid_pairs, match_inspectors, workload_spread
 from transforms.csvout import write_people_csv
 from transforms.plan import Plan
 from transforms.runfolder import (
-    changed_outputs,
     file_record,
     inputs_from,
     stage_dir,
@@ -56,9 +55,6 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.perf_counter()
     commit_dir, fuse_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "fuse"), stage_dir(run_dir, "assign")
-    if changed := changed_outputs(commit_dir):
-        raise StageFailed(f"assign: committed files changed since the commitment ({', '.join(changed)} in {commit_dir}); "
-                          f"start a new run from ingest")
     seed = json.loads((stage_dir(run_dir, "draw") / "seed.json").read_text(encoding="utf-8"))["seed"]
     joint_tasks = pl.read_parquet(fuse_dir / "joint_tasks.parquet")
     task_departments = pl.read_parquet(fuse_dir / "task_departments.parquet")
@@ -80,7 +76,6 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
                  .select(JOINT_TASKS_PUBLISHED).sort("joint_task_id"))
     unassigned_people = (matching.unassigned.join(joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"),
                                                   on="joint_task_id", how="left")
-                         .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=None))
                          .select(list(UNASSIGNED_HEADERS)))
     spread = workload_spread(matching.workload)
     outputs = [

@@ -30,7 +30,6 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
-from transforms.assign import REASONS_ZH
 from transforms.bundle import move_into_place, staging_folder
 from transforms.csvout import write_people_csv
 from transforms.manifest import manifest, stage_accounting
@@ -65,8 +64,7 @@ def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any]
     strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
     assign_dir = stage_dir(run_dir, "assign")
     unassigned = (pl.read_parquet(assign_dir / "unassigned.parquet")
-                  .join(pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]), on="joint_task_id", how="left")
-                  .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=pl.col("reason"))))
+                  .join(pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]), on="joint_task_id", how="left"))
     validation = validation_table(read_stage_record(run_dir, "validate") or {})
     draw_record = read_stage_record(run_dir, "draw") or {}
     return ReportData(
@@ -140,9 +138,8 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
     # the warehouse learns what this plan drew and who goes where: later plans exclude and avoid by it
-    committed = _json(stage_dir(run_dir, "commit") / "commitment.json")
     warehouse_rows = record_run(run_dir.parent.parent, run_id=run_id, plan_id=plan.plan_id,
-                                period=(plan.period.start, plan.period.end), commitment=committed["commitment"],
+                                period=(plan.period.start, plan.period.end), commitment=document["commitment"]["commitment"],
                                 seed=document["seed"]["value"], directory=target / "directory.parquet",
                                 draws=stage_dir(run_dir, "draw") / "draws.parquet",
                                 joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",

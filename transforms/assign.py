@@ -47,7 +47,7 @@ TASK_ORDER_KEY = "#assign"
 INSPECTOR_RANK_KEY = "#inspectors"
 TEAM_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "inspector_id": pl.String,
                "lead_department": pl.Boolean, "pool": pl.String}
-UNASSIGNED_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "reason": pl.String, "detail": pl.String}
+UNASSIGNED_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "reason": pl.String, "detail": pl.String}  # + reason_zh
 
 # why a department's share of a joint task could not be staffed
 REASONS = {  # code: (中文, English)
@@ -64,7 +64,7 @@ REASONS_ZH = {code: zh for code, (zh, _) in REASONS.items()}
 class Matching(NamedTuple):
     team: pl.DataFrame  # one row per (joint task, inspector): department, lead_department, pool (district | department)
     planned_dates: pl.DataFrame  # joint_task_id, planned_date
-    unassigned: pl.DataFrame  # joint_task_id, department, reason, detail
+    unassigned: pl.DataFrame  # joint_task_id, department, reason, detail, reason_zh
     workload: pl.DataFrame  # one row per available inspector: department, district_code, tasks, busiest_day
     figures: dict
 
@@ -174,11 +174,12 @@ def _rebalance(pools: _Pools, members: list[list[int]], share_class: list[int], 
     chain (A gives a share to B, who gives another to C) — the chain is applied. Returns the
     moves made. Each move lowers the sum of squared loads, so this ends; when it ends no such
     chain is left, which is what "as even as the constraints allow" means here."""
-    position_pool = np.array([hash((d, r)) for d, r in zip(pools.department, pools.district, strict=True)], dtype=np.int64) \
-        if pools.ids else np.zeros(0, dtype=np.int64)
     pool_of: dict[tuple[str, str], list[int]] = {}
     for p in range(len(pools.ids)):
         pool_of.setdefault((pools.department[p], pools.district[p]), []).append(p)
+    position_pool = np.zeros(len(pools.ids), dtype=np.int64)  # each position's pool, as a number
+    for number, members_of_pool in enumerate(pool_of.values()):
+        position_pool[members_of_pool] = number
     in_pool_cache: dict[tuple[int, int], np.ndarray] = {}
 
     def eligible_in_pool(class_id: int, key: int) -> np.ndarray:
@@ -311,14 +312,14 @@ def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, 
         while j < len(rows) and rows[j][0] == jt:
             j += 1
         picks, problem = [], None
-        taken: set[int] = set()
         for _, uscc, department, is_lead, class_id, district, task_score in rows[i:j]:
-            chosen, pool, detail = _staff_share(pools, class_id, department, district, uscc, team_need(is_lead, plan),
-                                                loads, capacity, np.uint64(task_score))
-            if not chosen or taken & set(chosen):
-                problem = (jt, department, pool if not chosen else "pool_too_small", detail)
+            # an inspector belongs to one department (ids are unique: the stage checks), so shares never overlap
+            chosen, pool_or_reason, detail = _staff_share(pools, class_id, department, district, uscc, team_need(is_lead, plan),
+                                                          loads, capacity, np.uint64(task_score))
+            if not chosen:
+                problem = (jt, department, pool_or_reason, detail)
                 break
-            taken.update(chosen)
+            pool = pool_or_reason
             picks.append((department, is_lead, pool, chosen, class_id, uscc))
         if problem:
             failed.append(problem)
@@ -357,7 +358,9 @@ def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, 
     dates = pl.DataFrame({"joint_task_id": [task_ids[t] for t in sorted(scheduled)],
                           "planned_date": [days[day_of[t]] for t in sorted(scheduled)]},
                          schema={"joint_task_id": pl.String, "planned_date": pl.Date}).sort("joint_task_id")
-    unassigned = pl.DataFrame(failed, schema=UNASSIGNED_SCHEMA, orient="row").sort("joint_task_id", "department")
+    unassigned = (pl.DataFrame(failed, schema=UNASSIGNED_SCHEMA, orient="row")
+                  .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=None))
+                  .sort("joint_task_id", "department"))
     workload = _workload(available, team, dates)
     figures = {"joint_tasks": joint_tasks.height, "assigned": dates.height, "unassigned": unassigned.height,
                "unassigned_by_reason": dict(sorted(unassigned.group_by("reason").len().iter_rows())),

@@ -86,8 +86,8 @@ def manifest_problems(folder: Path) -> list[str]:
         p = Path(folder) / path
         if not p.is_file():
             problems.append(f"manifest: {path} is listed but missing")
-        elif sha256_file(p) != record["sha256"]:
-            problems.append(f"manifest: {path} has SHA-256 {sha256_file(p)}, the manifest says {record['sha256']}")
+        elif (actual := sha256_file(p)) != record["sha256"]:
+            problems.append(f"manifest: {path} has SHA-256 {actual}, the manifest says {record['sha256']}")
     present = {q.relative_to(folder).as_posix() for q in Path(folder).rglob("*") if q.is_file() and q.name != "manifest.json"}
     problems += [f"manifest: {path} is in the bundle but not in the manifest" for path in sorted(present - set(listed))]
     return problems

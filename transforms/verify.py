@@ -16,11 +16,11 @@ from pathlib import Path
 import polars as pl
 
 from transforms.commitment import commitment
-from transforms.draw import score_keys
+from transforms.draw import score_keys, strata_table
 from transforms.manifest import manifest_problems
+from transforms.partition import partition_lowest_k
 from transforms.plan import Plan, read_plan
 from transforms.score import score
-from transforms.strata import CLASSES, stratum_k
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
 
@@ -79,17 +79,10 @@ def expected_draws(pairs: pl.DataFrame, plan: Plan, seed: str, keys: dict[str, s
     scored = pairs.with_columns(score_key=pl.col("task_id").replace_strict(keys, return_dtype=pl.String))
     scored = scored.with_columns(score=pl.Series([score(seed, k, u) for k, u in zip(scored["score_key"], scored["uscc"], strict=True)],
                                                  dtype=pl.UInt64))
-    sizes = scored.group_by("task_id", "credit_risk").len()
-    k_rows = []
-    tasks = {t.task_id: t for t in plan.tasks}
-    for task_id, group in sizes.partition_by("task_id", as_dict=True).items():
-        n = dict(zip(group["credit_risk"], group["len"], strict=True))
-        k = stratum_k(tasks[task_id[0]], n)
-        k_rows += [{"task_id": task_id[0], "credit_risk": c, "stratum_size": n[c], "k": k[c]} for c in CLASSES if n.get(c)]
-    k_table = pl.DataFrame(k_rows, schema={"task_id": pl.String, "credit_risk": pl.String, "stratum_size": pl.Int64, "k": pl.Int64})
-    ranked = scored.sort("task_id", "credit_risk", "score", "uscc").with_columns(
-        rank=pl.int_range(pl.len()).over("task_id", "credit_risk") + 1)
-    return ranked.join(k_table, on=["task_id", "credit_risk"]).filter(pl.col("rank") <= pl.col("k")).drop("rank")
+    # k from the one home of the stratum rule (strata.py, via draw.strata_table); the lowest k as per partition.py
+    k_table = strata_table(plan, scored.group_by("task_id", "credit_risk").agg(n=pl.len()).sort("task_id", "credit_risk"))
+    drawn = partition_lowest_k(scored, k_table)
+    return drawn.join(k_table.select("task_id", "credit_risk", stratum_size="n", k="k"), on=["task_id", "credit_risk"])
 
 
 def verify_draw(folder: Path) -> Report:

@@ -94,7 +94,8 @@ def test_a_share_that_fails_leaves_no_half_team_behind():
     # ENV leads and can be staffed; AMR cannot (nobody covers A9): the whole joint task is unassigned
     inspectors = _inspectors([_inspector("E1", "ENV", items=["E1"]), _inspector("E2", "ENV", items=["E1"]), _inspector("A1")])
     m = _match(inspectors, [("U1", "440303", [("ENV", ["E1"], True), ("AMR", ["A9"], False)])])
-    assert m.team.is_empty() and m.unassigned.rows() == [("P-U1", "AMR", "no_item_scope", "AMR: 0 of 1 available inspectors cover the items")]
+    assert m.team.is_empty() and m.unassigned.rows() == [("P-U1", "AMR", "no_item_scope", "AMR: 0 of 1 available inspectors cover the items",
+                                                          "无检查人员的事项范围覆盖该部门事项")]
     assert m.workload["tasks"].sum() == 0
 
 

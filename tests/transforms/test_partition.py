@@ -4,11 +4,10 @@ import json
 
 import polars as pl
 
-from transforms.draw import score_keys
+from transforms.draw import score_keys, strata_table
 from transforms.partition import merge_lowest_k, partition_lowest_k, stratum_counts
 from transforms.plan import read_plan
 from transforms.score import score
-from transforms.strata import stratum_k
 from transforms.verify import eligible_pairs
 
 
@@ -19,18 +18,14 @@ def test_per_district_lowest_k_merged_is_the_published_draw(dirty_run):
     directory = pl.read_parquet(commit / "directory.parquet")
     pairs = eligible_pairs(directory, pl.read_parquet(commit / "exclusions.parquet"), plan)
     keys = score_keys(plan, "planned")
-    scored = pairs.join(directory.select("uscc", "district_code"), on="uscc").with_columns(
-        score=pl.Series([score(seed, keys[t], u) for t, u in zip(pairs["task_id"], pairs["uscc"], strict=True)], dtype=pl.UInt64))
+    located = pairs.join(directory.select("uscc", "district_code"), on="uscc")
+    scored = located.with_columns(
+        score=pl.Series([score(seed, keys[t], u) for t, u in zip(located["task_id"], located["uscc"], strict=True)], dtype=pl.UInt64))
     parts = scored.partition_by("district_code")
     assert len(parts) >= 9
-    # steps 1–2: counts per partition, summed; k from the whole stratum
+    # steps 1–2: counts per partition, summed
     n = pl.concat([stratum_counts(p) for p in parts]).group_by("task_id", "credit_risk").agg(pl.col("n").sum())
-    tasks = {t.task_id: t for t in plan.tasks}
-    rows = []
-    for (task_id,), group in n.partition_by("task_id", as_dict=True).items():
-        sizes = dict(zip(group["credit_risk"], group["n"], strict=True))
-        rows += [{"task_id": task_id, "credit_risk": c, "k": k} for c, k in stratum_k(tasks[task_id], sizes).items() if sizes.get(c)]
-    k_table = pl.DataFrame(rows)
+    k_table = strata_table(plan, n.sort("task_id", "credit_risk"))  # k from the whole stratum
     # steps 3–4: each district's k lowest, then the k lowest of those
     partials = [partition_lowest_k(p.drop("district_code"), k_table) for p in parts]
     merged = merge_lowest_k(partials, k_table)
