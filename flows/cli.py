@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_temporary_server_shutdown()
     first, last = STAGES.index(args.start_at), STAGES.index(args.stop_after) if args.stop_after else len(STAGES) - 1
     with _progress(last - first + 1):
-        summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at,
+        summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at, dask=args.dask,
                            stop_after=args.stop_after, run_id=args.run_id, seed_sources=args.seed_source)
     _print_run_summary(summary)
     return 0
@@ -159,7 +159,7 @@ def _resume(args: argparse.Namespace) -> int:
     print(f"resuming run {args.run_id} of plan {run['plan_id']} at {stage} (the stages before it are read from disk)")
     _quiet_temporary_server_shutdown()
     with _progress(len(STAGES) - STAGES.index(stage)):
-        summary = plan_run(plan=run["plan"], inbox=run["inbox"], out=args.out, run_id=args.run_id, start_at=stage,
+        summary = plan_run(plan=run["plan"], inbox=run["inbox"], out=args.out, run_id=args.run_id, start_at=stage, dask=args.dask,
                            seed=run.get("seed"), seed_sources=run.get("seed_sources"))
     _print_run_summary(summary)
     return 0
@@ -224,11 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--start-at", default="ingest", choices=STAGES, help="first stage to run (earlier ones are read from disk)")
     r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
+    r.add_argument("--dask", default=None, metavar="ADDRESS",
+                    help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address")
     r.set_defaults(func=_run)
 
     rs = sub.add_parser("resume", help="rerun a run from the first stage that did not finish")
     rs.add_argument("run_id")
     rs.add_argument("--out", required=True, help="the output root the run is under (runs/<run_id>/)")
+    rs.add_argument("--dask", default=None, metavar="ADDRESS",
+                    help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address")
     rs.set_defaults(func=_resume)
 
     ul = sub.add_parser("unlock", help="clear a plan's lock left by a run that is no longer running")

@@ -18,6 +18,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.errors import StageFailed
+from flows.fanout import map_tasks
 from transforms.normalise import normalise_registry
 from transforms.read_registry import (
     RegistryFile,
@@ -64,14 +65,15 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any
 
 
 def run_ingest(inbox: Path, run_dir: Path) -> dict[str, Any]:
-    """Ingests the whole inbox (files in parallel on Prefect's task runner); writes stage.json."""
+    """Ingests the whole inbox, one `ingest-file` task per department file, mapped on the flow's
+    threads or a Dask cluster (flows/fanout.py); writes stage.json."""
     logger = get_run_logger()
     started = time.perf_counter()
     out_dir = stage_dir(run_dir, "ingest")
     found = scan_inbox(inbox)
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
-    futures = ingest_file.map(found.files, inbox=inbox, out_dir=out_dir)
+    futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=out_dir)
     files = sorted((f.result() for f in futures), key=lambda r: (r["department"], r["kind"]))
     failures = [{"department": e.file.rstrip("/").split("/")[0], "file": e.file, "reason": e.reason} for e in found.problems]
     failures += [{"department": r["department"], "file": r["source"]["path"], "reason": r["error"]} for r in files if "error" in r]

@@ -6,8 +6,10 @@
     02_validate/validation/index.html              GX Data Docs, readable offline
     02_validate/stage.json                         per file: read = accepted + quarantined, by reason
 
-Items are validated first (inspectors' item scopes must name listed items), then
-inspectors, then objects. A file-level failure (required column missing, no rows) fails its
+One task run per department file (`validate-file`), mapped on the flow's threads or a Dask
+cluster (flows/fanout.py): items first (inspectors' item scopes must name accepted items),
+then inspectors and objects together. Each task writes its own accepted and quarantined rows
+and returns its GX results; the stage gathers them into one Data Docs site. A file-level failure (required column missing, no rows) fails its
 department; the stage fails when any department failed, or when a registry kind's
 quarantined share passes the plan's threshold — after writing everything, so the reasons
 can be read.
@@ -16,15 +18,16 @@ can be read.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import time
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import get_run_logger
+from prefect import get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
 
 from flows.errors import StageFailed
+from flows.fanout import map_tasks
 from transforms.contract import (
     Rule,
     file_inventory,
@@ -55,90 +58,117 @@ from transforms.validate_registry import Contract, build_data_docs
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
 
-def _file_problems(contract: Contract, columns: dict[str, list[str]], rows: dict[str, int], kind: Kind) -> dict[str, list[str]]:
-    """Department → the file-level rules its file breaks (one GX validation over the kind's file inventory)."""
+def contract_rules(kind: Kind, run_date: dt.date, item_ids: list[str]) -> list[Rule]:
+    """The row rules of a kind: inspectors' item scopes must name accepted items; objects' dates
+    may not be after the run date."""
+    if kind == "items":
+        return item_rules()
+    return inspector_rules(item_ids) if kind == "inspectors" else object_rules(run_date)
+
+
+def _file_problems(contract: Contract, ingest_dir: Path, kind: Kind) -> list[dict[str, Any]]:
+    """The records of the kind's files that break a file-level rule (one GX validation of the
+    kind's file inventory): those departments fail and their rows go no further."""
+    departments = sorted(p.stem for p in (ingest_dir / kind).glob("*.parquet"))
+    raw_path = {d: ingest_dir / "raw" / d / f"{kind}.parquet" for d in departments}
+    rows = {d: pl.scan_parquet(raw_path[d]).select(pl.len()).collect().item() for d in departments}
+    if not departments:
+        return []
     rules = file_rules(kind)
-    inventory = file_inventory(columns, rows, kind).rename(columns={"source_file": "department"})
-    result = contract.validate(f"{kind}-files", inventory, rules, row_id=["department"])
+    inventory = file_inventory({d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
+    result = contract.validate(f"{kind}-files", inventory.rename(columns={"source_file": "department"}), rules,
+                               row_id=["department"])
     problems: dict[str, list[str]] = {}
     for r in result.results:
         for row in r.result.get("unexpected_index_list") or []:
             problems.setdefault(row["department"], []).append(rules[r.expectation_config.meta["rule_index"]].reason)
-    return problems
+    return [{"department": d, "kind": kind, "file": _source_file(raw_path[d], d, kind), "rows_read": rows[d], "file_problems": why}
+            for d, why in sorted(problems.items())]
 
 
-def _validate_kind(contract: Contract, ingest_dir: Path, out_dir: Path, kind: Kind, rules: list[Rule]) -> list[dict[str, Any]]:
-    """Validates every department's file of one kind in one GX run; writes accepted and quarantined rows.
+def _source_file(raw_path: Path, department: str, kind: Kind) -> str:
+    return pl.scan_parquet(raw_path).select(pl.col("source_file").first()).collect().item() or f"{department}/{kind}.*"
 
-    Memory at city scale: the typed rows are released while GX runs and read again only when
-    some row failed; a department with no quarantined row gets its typed file as is."""
-    departments = sorted(p.stem for p in (ingest_dir / kind).glob("*.parquet"))
-    raw_path = {d: ingest_dir / "raw" / d / f"{kind}.parquet" for d in departments}
-    source_file = {d: pl.scan_parquet(raw_path[d]).select(pl.col("source_file").first()).collect().item() or f"{d}/{kind}.*"
-                   for d in departments}
-    rows = {d: pl.scan_parquet(raw_path[d]).select(pl.len()).collect().item() for d in departments}
-    problems = _file_problems(contract, {d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
-    files = [{"department": d, "kind": kind, "file": source_file[d], "rows_read": rows[d], "file_problems": problems[d]}
-             for d in departments if d in problems]
-    good = [d for d in departments if d not in problems]
-    if not good:
-        return files
-    paths = [ingest_dir / kind / f"{d}.parquet" for d in good]
-    frame = validation_frame(pl.scan_parquet(paths), kind, rules)  # streams: the typed rows are never all in memory
-    gc.collect()
-    result = contract.validate(kind, frame, rules)
+
+@task(name="validate-file", task_run_name="validate {kind} · {department}", cache_policy=NO_CACHE)
+def validate_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, run_date: dt.date,
+                  item_ids: list[str]) -> dict[str, Any]:
+    """Validates one department's file of one kind (its file-level rules already met); writes its
+    accepted and quarantined rows.
+
+    Returns the file's record for stage.json and, under "docs", its GX suites and results. A
+    department with no quarantined row gets its typed file as is; the typed rows are read
+    again (same order: GX's positions point into them) only when some row failed."""
+    started = time.perf_counter()
+    raw_path, typed_path = ingest_dir / "raw" / department / f"{kind}.parquet", ingest_dir / kind / f"{department}.parquet"
+    rules = contract_rules(kind, run_date, item_ids)
+    rows = pl.scan_parquet(raw_path).select(pl.len()).collect().item()
+    record: dict[str, Any] = {"department": department, "kind": kind, "file": _source_file(raw_path, department, kind), "rows_read": rows}
+    frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
+    contract = Contract.ephemeral()
+    result = contract.validate(f"{kind}-{department}", frame, rules)
+    docs = contract.validations()
     del frame
-    failed_any = any(r.result.get("unexpected_index_list") for r in result.results)
-    typed = pl.read_parquet(paths) if failed_any else None  # same rows, same order: GX's positions point into it
-    verdicts = quarantine_rows(typed, result.results, rules, kind) if typed is not None else None
-    for d, path in zip(good, paths, strict=True):
-        mine = verdicts.filter(pl.col("department") == d) if verdicts is not None else None
-        acc_path, q_path = out_dir / "accepted" / kind / f"{d}.parquet", out_dir / "quarantine" / kind / f"{d}.parquet"
-        if mine is None or mine.is_empty():
-            quarantined = pl.DataFrame(schema=QUARANTINE_SCHEMA)
-            copy_file(path, acc_path)  # nothing rejected: the typed file is the accepted file
-            accepted_rows_n = rows[d]
-        else:
-            quarantined = with_original_values(mine, pl.read_parquet(raw_path[d]))
-            accepted = accepted_rows(typed.filter(pl.col("submitted_by") == d), quarantined)  # type: ignore[union-attr]
-            write_parquet(accepted, acc_path)
-            accepted_rows_n = accepted.height
-        write_parquet(quarantined, q_path)
-        if accepted_rows_n + quarantined.height != rows[d]:  # pragma: no cover - guaranteed by construction
-            raise AssertionError(f"{d}/{kind}: {rows[d]} read ≠ {accepted_rows_n} accepted + {quarantined.height} quarantined")
-        files.append({
-            "department": d, "kind": kind, "file": source_file[d],
-            "rows_read": rows[d], "rows_accepted": accepted_rows_n, "rows_quarantined": quarantined.height,
+    acc_path, q_path = out_dir / "accepted" / kind / f"{department}.parquet", out_dir / "quarantine" / kind / f"{department}.parquet"
+    if not any(r.result.get("unexpected_index_list") for r in result.results):
+        quarantined = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        copy_file(typed_path, acc_path)  # nothing rejected: the typed file is the accepted file
+        accepted_n = rows
+    else:
+        typed = pl.read_parquet(typed_path)
+        quarantined = with_original_values(quarantine_rows(typed, result.results, rules, kind), pl.read_parquet(raw_path))
+        accepted = accepted_rows(typed, quarantined)
+        write_parquet(accepted, acc_path)
+        accepted_n = accepted.height
+    write_parquet(quarantined, q_path)
+    if accepted_n + quarantined.height != rows:  # pragma: no cover - guaranteed by construction
+        raise AssertionError(f"{department}/{kind}: {rows} read ≠ {accepted_n} accepted + {quarantined.height} quarantined")
+    return {**record, "rows_accepted": accepted_n, "rows_quarantined": quarantined.height,
             "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
-            "outputs": [file_record(acc_path, accepted_rows_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
-        })
-    return sorted(files, key=lambda f: f["department"])
+            "outputs": [file_record(acc_path, accepted_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
+            "seconds": round(time.perf_counter() - started, 3), "docs": docs}
+
+
+def _validate_kinds(contract: Contract, kinds: tuple[Kind, ...], ingest_dir: Path, out_dir: Path, run_date: dt.date,
+                    item_ids: list[str]) -> list[dict[str, Any]]:
+    """The file-level rules of these kinds here, then one `validate-file` task per department
+    file that met them, mapped by `map_tasks`; the records of every file."""
+    failed = [f for kind in kinds for f in _file_problems(contract, ingest_dir, kind)]
+    pairs = [(kind, p.stem) for kind in kinds for p in sorted((ingest_dir / kind).glob("*.parquet"))
+             if (kind, p.stem) not in {(f["kind"], f["department"]) for f in failed}]
+    if not pairs:
+        return failed
+    futures = map_tasks(validate_file, kind=[k for k, _ in pairs], department=[d for _, d in pairs],
+                        ingest_dir=ingest_dir, out_dir=out_dir, run_date=run_date, item_ids=unmapped(item_ids))
+    return failed + [f.result() for f in futures]
 
 
 def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str, Any]:
-    """Validates every ingested file; writes accepted rows, the quarantine, Data Docs, stage.json."""
+    """Validates every ingested file (one task per department file, on the flow's threads or
+    a Dask cluster); writes accepted rows, the quarantine, one Data Docs site, stage.json."""
     logger = get_run_logger()
     started = time.perf_counter()
     ingest_dir, out_dir = stage_dir(run_dir, "ingest"), stage_dir(run_dir, "validate")
     contract = Contract.ephemeral()
+    done = _validate_kinds(contract, ("items",), ingest_dir, out_dir, run_date, [])
+    accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
+    item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
+    done += _validate_kinds(contract, ("inspectors", "objects"), ingest_dir, out_dir, run_date, item_ids)
     files: list[dict[str, Any]] = []
-    item_ids: list[str] = []
-    for kind in VALIDATION_ORDER:
-        rules = item_rules() if kind == "items" else inspector_rules(item_ids) if kind == "inspectors" else object_rules(run_date)
-        for f in _validate_kind(contract, ingest_dir, out_dir, kind, rules):
-            files.append(f)
-            if "file_problems" in f:
-                logger.error("validate: %s: %s", f["file"], "; ".join(f["file_problems"]))
-            else:
-                logger.info("validate: %s %s read, %s accepted, %s quarantined %s", f["file"], f"{f['rows_read']:,}",
-                            f"{f['rows_accepted']:,}", f"{f['rows_quarantined']:,}", f["quarantined_by_reason"] or "")
-        if kind == "items":
-            accepted = list((out_dir / "accepted" / "items").glob("*.parquet"))
-            item_ids = pl.read_parquet(accepted)["item_id"].unique().to_list() if accepted else []
+    for f in sorted(done, key=lambda f: (VALIDATION_ORDER.index(f["kind"]), f["department"])):
+        contract.add_validations(f.pop("docs", []))
+        files.append(f)
+        if "file_problems" in f:
+            logger.error("validate: %s: %s", f["file"], "; ".join(f["file_problems"]))
+        else:
+            logger.info("validate: %s %s read, %s accepted, %s quarantined %s", f["file"], f"{f['rows_read']:,}",
+                        f"{f['rows_accepted']:,}", f"{f['rows_quarantined']:,}", f["quarantined_by_reason"] or "")
     quarantine = [pl.read_parquet(p) for p in sorted((out_dir / "quarantine").rglob("*.parquet"))]
     all_quarantined = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     csv_path = write_people_csv(all_quarantined.sort("source_file", "source_line"), out_dir / "quarantine.csv")
+    docs_started = time.perf_counter()
     docs = build_data_docs(contract, out_dir / "validation")
+    logger.info("validate: Data Docs of %d validations in %.1f s", len(files), time.perf_counter() - docs_started)
     shares = _shares(files)
     record = {
         "stage": "validate", "inputs": inputs_from(run_dir, "ingest"),

@@ -3,7 +3,7 @@ on it one stage per process (`--start-at S --stop-after S`), and print per stage
 seconds of the process, the stage's own seconds, its rows, and the process's peak resident
 memory; write them to JSON.
 
-    .venv/bin/python scripts/bench.py --objects 8000000 [--seed 2021] [--json out/bench.json]
+    .venv/bin/python scripts/bench.py --objects 8000000 [--seed 2021] [--json out/bench.json] [--whole [--dask]] [--stress]
 
 Each stage runs in its own process so its peak memory is its own (the process also pays
 Prefect's temporary server, 5–10 s, which the stage's own seconds do not include).
@@ -28,7 +28,8 @@ CHILD = """
 import json, resource, sys
 from flows.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "children_peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
 
 
@@ -39,7 +40,8 @@ def _step(args: list[str]) -> dict:
     if done.returncode != 0:
         sys.exit(f"bench: `jointdraw {' '.join(args)}` failed:\n{done.stderr[-3000:]}")
     last = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"seconds": round(seconds, 1), "peak_gib": round(last["peak_kib"] / 2**20, 2)}
+    return {"seconds": round(seconds, 1), "peak_gib": round(last["peak_kib"] / 2**20, 2),
+            "largest_child_peak_gib": round(last["children_peak_kib"] / 2**20, 2)}
 
 
 def _draw_floor(run_dir: Path) -> dict:
@@ -87,14 +89,26 @@ def _input_scan_floor(city: Path) -> dict:
     return {"files": files, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _whole_flow(plan: Path, city: Path, out: Path) -> dict:
-    """The whole flow (ingest → publish) in one process, as `jointdraw run` runs it."""
+def _whole_flow(plan: Path, city: Path, out: Path, dask: str | None = None) -> dict:
+    """The whole flow (ingest → publish) in one process, as `jointdraw run` runs it (with
+    `--dask`, its ingest and validation tasks on a Dask cluster)."""
     run_id = "whole"
     shutil.rmtree(out / "runs" / run_id, ignore_errors=True)
-    step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id])
+    step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,
+                  *(["--dask", dask] if dask else [])])
     stages = {s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())["seconds"]
               for n, s in enumerate(STAGES, start=1)}
     return {**step, "stage_seconds": stages, "stages_total": round(sum(stages.values()), 1)}
+
+
+def _bundle_differences(first: Path, second: Path) -> list[str]:
+    """The files of two published bundles of the same plan that differ (manifest: but its
+    volatile fields, README "Publish")."""
+    a, b = (json.loads((x / "manifest.json").read_text(encoding="utf-8")) for x in (first, second))
+    volatile = ("run_id", "timeline", "documents")
+    differences = [] if {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile} \
+        else ["manifest.json"]
+    return differences + [f["path"] for f in a["files"] if (first / f["path"]).read_bytes() != (second / f["path"]).read_bytes()]
 
 
 def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:
@@ -156,6 +170,9 @@ def main() -> None:
     p.add_argument("--whole", action="store_true",
                    help="also run the whole flow in one process (wall, peak memory) and measure the floor: one read of "
                         "every input file and one SHA-256 per eligible pair")
+    p.add_argument("--dask", action="store_true",
+                   help="with --whole: run the whole flow again with `--dask local` (two worker processes) and compare "
+                        "its published bundle with the default run's, byte for byte")
     p.add_argument("--stress", action="store_true",
                    help="also draw a stress plan: the city plan with every scope removed (all tasks 不定向) and ratios "
                         "≤ 0.05%, on the same directory")
@@ -200,6 +217,17 @@ def main() -> None:
         print(f"  floor: one read of every input file ({scan['files']} files, {scan['rows']:,} rows) {scan['seconds']:.1f} s + one "
               f"SHA-256 per eligible pair {f['sha256_seconds']:.1f} s = {floor:.1f} s; whole flow's stages / floor = "
               f"{whole['stages_total'] / floor:.1f}x")
+    if args.whole and args.dask:
+        figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
+        on_dask["bundle_differences"] = differences = _bundle_differences(out / "published" / plan.stem,
+                                                                          ROOT / "out" / "bench-dask" / "published" / plan.stem)
+        print(f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
+              f"{whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
+              f"{on_dask['largest_child_peak_gib']:.2f} GiB in its largest child (a worker)")
+        print("    " + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
+        print("    published bundle vs the default run's: "
+              + ("byte-identical (every listed file; manifest equal but run id, timeline, documents)" if not differences
+                 else f"DIFFERENT: {differences}"))
     if "stress" in figures:
         st = figures["stress"]
         print(f"  stress plan (every task 不定向, ratios ≤ 0.05%): {st['eligible_pairs']:,} eligible pairs → {st['drawn']:,} draws; "

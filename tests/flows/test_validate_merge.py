@@ -53,7 +53,7 @@ def test_quarantine_csv_is_for_people(dirty_run):
     assert q.filter(pl.col("reason") == "blank_required").is_empty()  # reason codes, not generator kinds
 
 
-def test_data_docs_render_offline(dirty_run):
+def test_data_docs_render_offline(dirty_run, dirty_city):
     site = dirty_run / "02_validate" / "validation"
     pages = list(site.rglob("*.html"))
     assert (site / "index.html").exists() and len(pages) > 10
@@ -65,8 +65,11 @@ def test_data_docs_render_offline(dirty_run):
     for css in (site / "static" / "styles").glob("*.css"):
         assert "https://" not in css.read_text(encoding="utf-8"), css
     index = (site / "index.html").read_text(encoding="utf-8")
-    assert all(f'href="expectations/{suite}.html"' in index for suite in ("objects", "inspectors", "items", "objects-files"))
-    assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects.html").read_text(encoding="utf-8")
+    departments = sorted(p.name for p in (dirty_city / "inbox").iterdir())
+    assert len(departments) == 12
+    suites = [f"{kind}-{d}" for kind in ("objects", "inspectors", "items") for d in departments] + ["objects-files"]
+    assert all(f'href="expectations/{suite}.html"' in index for suite in suites)  # one suite per department file
+    assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects-AMR.html").read_text(encoding="utf-8")
 
 
 def test_the_threshold_fails_the_run_and_names_the_registry(dirty_run, dirty_city, tmp_path):

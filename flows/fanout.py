@@ -1,0 +1,82 @@
+"""Where per-department tasks run: the flow's own threads, or a Dask cluster (scale-out).
+
+    with fan_out(dask):                    # dask: None, "local", or a scheduler address
+        ...
+        futures = map_tasks(ingest_file, file=files, inbox=unmapped(inbox))   # anywhere inside the block
+
+`dask=None` maps on the flow's task runner (Prefect's thread pool: polars and DuckDB already
+use every core of one machine). `"local"` starts a `distributed.LocalCluster` of two worker
+processes for the run; `tcp://host:8786` connects to an existing scheduler, whose workers
+must have this project installed (same lock file) and see the same inbox and output paths.
+The tasks are the same in every case and write the same bytes; only where they run differs.
+
+The runner is found through a context variable, not passed along: anything a stage task
+takes as a parameter is serialised with every task it submits to Dask, and a live client
+cannot be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from typing import Any
+
+from prefect import Task
+from prefect.futures import PrefectFutureList
+from prefect.task_runners import TaskRunner
+
+from flows.errors import StageFailed
+
+_RUNNER: ContextVar[TaskRunner | None] = ContextVar("jointdraw_fan_out", default=None)
+LOCAL_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+
+
+def dask_runner(dask: str) -> TaskRunner:
+    """prefect-dask's task runner for `dask`: "local" (a two-worker LocalCluster) or a scheduler address."""
+    from prefect_dask import DaskTaskRunner
+
+    if dask == "local":
+        return DaskTaskRunner(cluster_kwargs=LOCAL_CLUSTER)
+    return DaskTaskRunner(address=dask)
+
+
+@contextmanager
+def fan_out(dask: str | None) -> Iterator[None]:
+    """Inside the block, `map_tasks` runs on a started Dask task runner for `dask` (or on the
+    flow's own when it is None)."""
+    if not dask:
+        yield
+        return
+    with _api_for_workers(), dask_runner(dask) as runner:
+        try:
+            runner.client  # connects now (or starts the local cluster), so a wrong address fails here, clearly
+        except OSError as e:
+            raise StageFailed(f"cannot reach the Dask scheduler at {dask}: {e} — start it, fix the address, "
+                              "or run without --dask") from None
+        token = _RUNNER.set(runner)
+        try:
+            yield
+        finally:
+            _RUNNER.reset(token)
+
+
+def _api_for_workers():
+    """Workers report their task runs to this run's Prefect API. Under `jointdraw run` without a
+    server that API is the temporary one Prefect started in this process; its address is
+    handed on (otherwise every worker would start a temporary server of its own)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        return nullcontext()
+    server = SubprocessASGIServer()  # the process's one temporary server (Prefect keeps one per port)
+    return temporary_settings({PREFECT_API_URL: server.api_url}) if server.server_process else nullcontext()
+
+
+def map_tasks(task: Task, **parameters: Any) -> PrefectFutureList:
+    """`task.map(**parameters)` on the runner of the enclosing `fan_out`, else the flow's."""
+    runner = _RUNNER.get()
+    if runner is None:
+        return task.map(**parameters)
+    return runner.map(task, parameters)
