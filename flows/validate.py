@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import get_run_logger, task, unmapped
+from prefect import Task, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from flows.errors import StageFailed
@@ -93,15 +93,19 @@ def _source_file(raw_path: Path, department: str, kind: Kind) -> str:
 @task(name="validate-file", task_run_name="validate {kind} · {department}", cache_policy=NO_CACHE)
 def validate_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, run_date: dt.date,
                   item_ids: list[str]) -> dict[str, Any]:
-    """Validates one department's file of one kind (its file-level rules already met); writes its
-    accepted and quarantined rows.
+    """Validates one department's registry file of one kind (its file-level rules already met)."""
+    return validate_department_file(kind, department, ingest_dir / kind / f"{department}.parquet",
+                                    ingest_dir / "raw" / department / f"{kind}.parquet", contract_rules(kind, run_date, item_ids), out_dir)
+
+
+def validate_department_file(kind: Kind, department: str, typed_path: Path, raw_path: Path, rules: list[Rule],
+                             out_dir: Path) -> dict[str, Any]:
+    """One GX validation of one department's typed file; writes its accepted and quarantined rows.
 
     Returns the file's record for stage.json and, under "docs", its GX suites and results. A
     department with no quarantined row gets its typed file as is; the typed rows are read
     again (same order: GX's positions point into them) only when some row failed."""
     started = time.perf_counter()
-    raw_path, typed_path = ingest_dir / "raw" / department / f"{kind}.parquet", ingest_dir / kind / f"{department}.parquet"
-    rules = contract_rules(kind, run_date, item_ids)
     rows = pl.scan_parquet(raw_path).select(pl.len()).collect().item()
     record: dict[str, Any] = {"department": department, "kind": kind, "file": _source_file(raw_path, department, kind), "rows_read": rows}
     frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
@@ -129,33 +133,43 @@ def validate_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, 
             "seconds": round(time.perf_counter() - started, 3), "docs": docs}
 
 
-def _validate_kinds(contract: Contract, kinds: tuple[Kind, ...], ingest_dir: Path, out_dir: Path, run_date: dt.date,
-                    item_ids: list[str]) -> list[dict[str, Any]]:
-    """The file-level rules of these kinds here, then one `validate-file` task per department
-    file that met them, mapped by `map_tasks`; the records of every file."""
+def _validate_kinds(contract: Contract, kinds: tuple[Kind, ...], task: Task, ingest_dir: Path, **parameters: Any) -> list[dict[str, Any]]:
+    """The file-level rules of these kinds here, then one `task` per department file that met
+    them (called with kind=, department=, ingest_dir= and `parameters`), mapped by `map_tasks`;
+    the records of every file."""
     failed = [f for kind in kinds for f in _file_problems(contract, ingest_dir, kind)]
     pairs = [(kind, p.stem) for kind in kinds for p in sorted((ingest_dir / kind).glob("*.parquet"))
              if (kind, p.stem) not in {(f["kind"], f["department"]) for f in failed}]
     if not pairs:
         return failed
-    futures = map_tasks(validate_file, kind=[k for k, _ in pairs], department=[d for _, d in pairs],
-                        ingest_dir=ingest_dir, out_dir=out_dir, run_date=run_date, item_ids=unmapped(item_ids))
+    futures = map_tasks(task, kind=[k for k, _ in pairs], department=[d for _, d in pairs], ingest_dir=ingest_dir,
+                        **{k: unmapped(v) for k, v in parameters.items()})
     return failed + [f.result() for f in futures]
 
 
 def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str, Any]:
     """Validates every ingested file (one task per department file, on the flow's threads or
     a Dask cluster); writes accepted rows, the quarantine, one Data Docs site, stage.json."""
-    logger = get_run_logger()
     started = time.perf_counter()
     ingest_dir, out_dir = stage_dir(run_dir, "ingest"), stage_dir(run_dir, "validate")
     contract = Contract.ephemeral()
-    done = _validate_kinds(contract, ("items",), ingest_dir, out_dir, run_date, [])
+    common = {"ingest_dir": ingest_dir, "out_dir": out_dir, "run_date": run_date}
+    done = _validate_kinds(contract, ("items",), validate_file, **common, item_ids=[])
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    done += _validate_kinds(contract, ("inspectors", "objects"), ingest_dir, out_dir, run_date, item_ids)
+    done += _validate_kinds(contract, ("inspectors", "objects"), validate_file, **common, item_ids=item_ids)
+    return finish_validation(contract, done, out_dir, threshold, KINDS, started,
+                             {"stage": "validate", "inputs": inputs_from(run_dir, "ingest"), "run_date": run_date.isoformat()})
+
+
+def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: Path, threshold: float, kinds: tuple[Kind, ...],
+                      started: float, header: dict[str, Any]) -> dict[str, Any]:
+    """After every file's validation: the quarantine CSV, one Data Docs site, stage.json; then
+    fails when a department's file failed or a kind's quarantined share passes `threshold`."""
+    logger = get_run_logger()
     files: list[dict[str, Any]] = []
-    for f in sorted(done, key=lambda f: (VALIDATION_ORDER.index(f["kind"]), f["department"])):
+    order = {k: i for i, k in enumerate((*VALIDATION_ORDER, "results"))}
+    for f in sorted(done, key=lambda f: (order[f["kind"]], f["department"])):
         contract.add_validations(f.pop("docs", []))
         files.append(f)
         if "file_problems" in f:
@@ -169,10 +183,9 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     docs_started = time.perf_counter()
     docs = build_data_docs(contract, out_dir / "validation")
     logger.info("validate: Data Docs of %d validations in %.1f s", len(files), time.perf_counter() - docs_started)
-    shares = _shares(files)
+    shares = _shares(files, kinds)
     record = {
-        "stage": "validate", "inputs": inputs_from(run_dir, "ingest"),
-        "run_date": run_date.isoformat(), "threshold": threshold, "files": files, "kinds": shares,
+        **header, "threshold": threshold, "files": files, "kinds": shares,
         "quarantine_csv": file_record(csv_path, all_quarantined.height, out_dir),
         "data_docs": docs.relative_to(out_dir).as_posix(),
         "rows_read": sum(f["rows_read"] for f in files),
@@ -190,10 +203,10 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     return record
 
 
-def _shares(files: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per registry kind: rows read, quarantined, share, and the most frequent reasons."""
+def _shares(files: list[dict[str, Any]], kinds: tuple[Kind, ...]) -> dict[str, dict[str, Any]]:
+    """Per kind: rows read, quarantined, share, and the most frequent reasons."""
     out = {}
-    for kind in KINDS:
+    for kind in kinds:
         fs = [f for f in files if f["kind"] == kind and "file_problems" not in f]
         read, q = sum(f["rows_read"] for f in fs), sum(f["rows_quarantined"] for f in fs)
         reasons: dict[str, int] = {}

@@ -162,6 +162,24 @@ def _print_assignment(run_dir: Path, figures: dict) -> None:
         print(f"  {p['department'] + ' ' + p['district_code']:<12} {p['inspectors']:>10,} {p['tasks']:>7,} {p['min']:>5} {p['max']:>5} {p['spread']:>6}")
 
 
+def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
+    """The whole flow (and with --dask the same on a local Dask cluster), without the per-stage runs."""
+    figures["whole"] = whole = _whole_flow(plan, city, out)
+    print(f"whole flow in one process: {whole['seconds']:.1f} s wall, peak {whole['peak_gib']:.2f} GiB; "
+          + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items()))
+    if args.dask:
+        figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
+        differences = _bundle_differences(out / "published" / plan.stem, ROOT / "out" / "bench-dask" / "published" / plan.stem)
+        on_dask["bundle_differences"] = differences
+        print(f"whole flow with --dask local: {on_dask['seconds']:.1f} s wall, peak {on_dask['peak_gib']:.2f} GiB (flow process), "
+              f"{on_dask['largest_child_peak_gib']:.2f} GiB (largest child); "
+              + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
+        print("bundle vs the default run's: " + ("byte-identical" if not differences else f"DIFFERENT: {differences}"))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"figures written to {args.json}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=1_000_000)
@@ -170,6 +188,8 @@ def main() -> None:
     p.add_argument("--whole", action="store_true",
                    help="also run the whole flow in one process (wall, peak memory) and measure the floor: one read of "
                         "every input file and one SHA-256 per eligible pair")
+    p.add_argument("--whole-only", action="store_true",
+                   help="skip the per-stage processes: only the whole flow (with --dask: both runs) and the input floor")
     p.add_argument("--dask", action="store_true",
                    help="with --whole: run the whole flow again with `--dask local` (two worker processes) and compare "
                         "its published bundle with the default run's, byte for byte")
@@ -185,6 +205,9 @@ def main() -> None:
     run_id = f"bench-{args.objects}"
     run_dir = out / "runs" / run_id
     plan = next((city / "plans").glob("*-ANNUAL.yaml"))
+    if args.whole_only:
+        _whole_only(args, plan, city, out, figures)
+        return
     shutil.rmtree(run_dir, ignore_errors=True)
     for number, stage in enumerate(STAGES, start=1):
         step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,
