@@ -34,6 +34,47 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_results(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from transforms.resultgen import generate_results
+    from transforms.results import PlanSide
+    from transforms.submission import write_results
+    from transforms.warehouse import plan_side_tables
+
+    try:
+        tables = plan_side_tables(Path(args.out), args.plan_id)
+    except LookupError as e:
+        print(f"jointdraw generate-results: {e}", file=sys.stderr)
+        return 1
+    plan = PlanSide(tables["task_items"], tables["teams"], tuple(tables["period"]), dt.date.fromisoformat(args.as_of))
+    results, truth = generate_results(plan, args.seed, dirty=args.dirty)
+    written = write_results(results, truth, Path(args.inbox))
+    console = _console()
+    console.print(_table(f"generated results for {args.plan_id} as of {args.as_of} → {args.inbox}",
+                         [{"file": str(w.path.relative_to(args.inbox)), "format": w.fmt, "rows": w.rows} for w in written]))
+    if not truth.is_empty():
+        console.print(f"{truth.height} planted errors listed in {Path(args.inbox).parent / 'results-truth.csv'}")
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from flows.results import results_run
+
+    _quiet_temporary_server_shutdown()
+    summary = results_run(plan_id=args.plan_id, inbox=args.inbox, out=args.out, as_of=args.as_of,
+                          limit_working_days=args.limit_days, run_id=args.run_id, dask=args.dask)
+    p = summary["publish"]
+    console = _console()
+    console.print(f"results (检查结果) of {summary['plan_id']} as of {summary['as_of']}: read {summary['validate']['rows_read']:,} = "
+                  f"accepted {summary['validate']['rows_accepted']:,} + quarantined {summary['validate']['rows_quarantined']:,}")
+    rows = [{"department": d, **f} for d, f in p["by_department"].items()]
+    console.print(_table("progress by department (录入进度): items due, answered, outstanding, published late, overdue not entered", rows))
+    console.print(f"{p['answered']:,} of {p['items_due']:,} items answered, {p['outstanding']:,} outstanding; problems found in "
+                  f"{p['problem_share']:.1%}; {p['answered_late']:,} published late; open {p['bundle']}/report.html")
+    return 0
+
+
 def _console():
     """A console as wide as the terminal, or 160 columns when the output is a file or a pipe
     (logs keep whole ids rather than folded ones)."""
@@ -249,6 +290,25 @@ def main(argv: list[str] | None = None) -> int:
     sd = sub.add_parser("seed", help="print the RFC 3797 key string of public numbers")
     sd.add_argument("--source", action="append", required=True, metavar="NUMBERS", help="one source's numbers, in published order")
     sd.set_defaults(func=_seed)
+
+    gr = sub.add_parser("generate-results", help="write sample inspection results (检查结果) for a published plan")
+    gr.add_argument("plan_id")
+    gr.add_argument("--out", required=True, help="the output root holding warehouse.duckdb")
+    gr.add_argument("--inbox", required=True, help="where to write <DEPT>/results.*")
+    gr.add_argument("--as-of", required=True, help="results for task items planned on or before this day (YYYY-MM-DD)")
+    gr.add_argument("--seed", type=int, default=2021)
+    gr.add_argument("--dirty", action="store_true", help="plant one error per department file and write results-truth.csv")
+    gr.set_defaults(func=_generate_results)
+
+    rr = sub.add_parser("results", help="take in, check and publish inspection results (检查结果公示)")
+    rr.add_argument("plan_id")
+    rr.add_argument("--inbox", required=True, help="folder of department folders (inbox/<DEPT>/results.*)")
+    rr.add_argument("--out", required=True, help="the output root the plan was published under")
+    rr.add_argument("--as-of", default=None, help="publication day (YYYY-MM-DD; default: today in China)")
+    rr.add_argument("--limit-days", type=int, default=20, help="working days after the inspection to publish a result (default 20)")
+    rr.add_argument("--run-id", default=None)
+    rr.add_argument("--dask", default=None, metavar="ADDRESS", help="run the per-department tasks on Dask ('local' or an address)")
+    rr.set_defaults(func=_results)
 
     v = sub.add_parser("verify", help="recompute a draw from its published files and report any difference")
     v.add_argument("folder", help="a published bundle, or a run folder (out/runs/<run_id>)")

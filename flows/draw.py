@@ -40,7 +40,7 @@ from transforms.runfolder import (
     write_parquet,
 )
 from transforms.seed import resolve_seed
-from transforms.warehouse import read_history
+from transforms.warehouse import read_history, read_warehouse_table
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
                 "stratum_size", "k", "score_key", "score"]
@@ -59,7 +59,8 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
         raise StageFailed(f"commit: plan {plan.plan_id} cannot be drawn: " + "; ".join(problems) +
                           " — correct the plan's `items` or submit the missing items")
     history = read_history(run_dir.parent.parent)  # OUT/warehouse.duckdb, beside OUT/runs/
-    excluded = exclusions_from_history(history, pl.read_parquet(directory, columns=["uscc", "credit_risk"]), plan)
+    results = read_warehouse_table(run_dir.parent.parent, "results")
+    excluded = exclusions_from_history(history, pl.read_parquet(directory, columns=["uscc", "credit_risk"]), plan, results)
     exclusions = write_parquet(excluded, out / "exclusions.parquet")
     by_reason = dict(sorted(excluded.group_by("reason").len().iter_rows()))
     plan_copy = copy_file(plan_file, out / "plan.yaml")

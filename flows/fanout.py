@@ -50,7 +50,7 @@ def fan_out(dask: str | None) -> Iterator[None]:
         return
     with _api_for_workers(), dask_runner(dask) as runner:
         try:
-            runner.client  # connects now (or starts the local cluster), so a wrong address fails here, clearly
+            _ = runner.client  # connects now (or starts the local cluster), so a wrong address fails here, clearly
         except OSError as e:
             raise StageFailed(f"cannot reach the Dask scheduler at {dask}: {e} — start it, fix the address, "
                               "or run without --dask") from None

@@ -26,6 +26,7 @@ from transforms.read_registry import (
     read_registry,
     scan_inbox,
 )
+from transforms.registry import KINDS, Kind
 from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
 
 
@@ -64,13 +65,13 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any
     }
 
 
-def run_ingest(inbox: Path, run_dir: Path) -> dict[str, Any]:
+def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> dict[str, Any]:
     """Ingests the whole inbox, one `ingest-file` task per department file, mapped on the flow's
     threads or a Dask cluster (flows/fanout.py); writes stage.json."""
     logger = get_run_logger()
     started = time.perf_counter()
     out_dir = stage_dir(run_dir, "ingest")
-    found = scan_inbox(inbox)
+    found = scan_inbox(inbox, kinds)
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
     futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=out_dir)

@@ -130,6 +130,8 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
     staging = staging_folder(target)
     try:
         document = _assemble(staging, run_dir, plan, run_id)
+        if (target / "results" / "manifest.json").is_file():  # the results published so far stay (their own manifest)
+            shutil.copytree(target / "results", staging / "results")
         manifest_sha = sha256_file(staging / "manifest.json")
         move_into_place(staging, target)
     except (OSError, KeyError, ValueError) as e:
@@ -143,6 +145,7 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
                                 seed=document["seed"]["value"], directory=target / "directory.parquet",
                                 draws=stage_dir(run_dir, "draw") / "draws.parquet",
                                 joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",
+                                task_departments=stage_dir(run_dir, "fuse") / "task_departments.parquet",
                                 team=stage_dir(run_dir, "assign") / "team.parquet")
     inputs = [r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run_dir, stage)]
     record = {"stage": "publish", "inputs": inputs, "bundle": str(target), "warehouse_rows": warehouse_rows, "files": len(document["files"]), "documents": len(document["documents"]),

@@ -7,8 +7,8 @@
     02_validate/stage.json                         per file: read = accepted + quarantined, by reason
 
 One task run per department file (`validate-file`), mapped on the flow's threads or a Dask
-cluster (flows/fanout.py): items first (inspectors' item scopes must name accepted items),
-then inspectors and objects together. Each task writes its own accepted and quarantined rows
+cluster (flows/fanout.py): items and objects at once, inspectors once the items are done
+(their item scopes must name accepted items). Each task writes its own accepted and quarantined rows
 and returns its GX results; the stage gathers them into one Data Docs site. A file-level failure (required column missing, no rows) fails its
 department; the stage fails when any department failed, or when a registry kind's
 quarantined share passes the plan's threshold — after writing everything, so the reasons
@@ -133,18 +133,20 @@ def validate_department_file(kind: Kind, department: str, typed_path: Path, raw_
             "seconds": round(time.perf_counter() - started, 3), "docs": docs}
 
 
-def _validate_kinds(contract: Contract, kinds: tuple[Kind, ...], task: Task, ingest_dir: Path, **parameters: Any) -> list[dict[str, Any]]:
-    """The file-level rules of these kinds here, then one `task` per department file that met
-    them (called with kind=, department=, ingest_dir= and `parameters`), mapped by `map_tasks`;
-    the records of every file."""
-    failed = [f for kind in kinds for f in _file_problems(contract, ingest_dir, kind)]
-    pairs = [(kind, p.stem) for kind in kinds for p in sorted((ingest_dir / kind).glob("*.parquet"))
-             if (kind, p.stem) not in {(f["kind"], f["department"]) for f in failed}]
+def file_failures(contract: Contract, kinds: tuple[Kind, ...], ingest_dir: Path) -> list[dict[str, Any]]:
+    """The records of the files of these kinds that break a file-level rule (they go no further)."""
+    return [f for kind in kinds for f in _file_problems(contract, ingest_dir, kind)]
+
+
+def map_files(kinds: tuple[Kind, ...], failed: list[dict[str, Any]], task: Task, ingest_dir: Path, **parameters: Any) -> list[Any]:
+    """One `task` per department file of these kinds that met the file-level rules (called with
+    kind=, department=, ingest_dir= and `parameters`), mapped by `map_tasks`; their futures."""
+    skip = {(f["kind"], f["department"]) for f in failed}
+    pairs = [(kind, p.stem) for kind in kinds for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
     if not pairs:
-        return failed
-    futures = map_tasks(task, kind=[k for k, _ in pairs], department=[d for _, d in pairs], ingest_dir=ingest_dir,
-                        **{k: unmapped(v) for k, v in parameters.items()})
-    return failed + [f.result() for f in futures]
+        return []
+    return list(map_tasks(task, kind=[k for k, _ in pairs], department=[d for _, d in pairs], ingest_dir=ingest_dir,
+                          **{k: unmapped(v) for k, v in parameters.items()}))
 
 
 def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str, Any]:
@@ -153,12 +155,17 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     started = time.perf_counter()
     ingest_dir, out_dir = stage_dir(run_dir, "ingest"), stage_dir(run_dir, "validate")
     contract = Contract.ephemeral()
+    failed = file_failures(contract, VALIDATION_ORDER, ingest_dir)
     common = {"ingest_dir": ingest_dir, "out_dir": out_dir, "run_date": run_date}
-    done = _validate_kinds(contract, ("items",), validate_file, **common, item_ids=[])
+    # objects do not depend on items: they start with them; inspectors wait for the accepted item ids
+    items = map_files(("items",), failed, validate_file, **common, item_ids=[])
+    objects = map_files(("objects",), failed, validate_file, **common, item_ids=[])
+    done = [f.result() for f in items]
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    done += _validate_kinds(contract, ("inspectors", "objects"), validate_file, **common, item_ids=item_ids)
-    return finish_validation(contract, done, out_dir, threshold, KINDS, started,
+    inspectors = map_files(("inspectors",), failed, validate_file, **common, item_ids=item_ids)
+    done += [f.result() for f in (*inspectors, *objects)]
+    return finish_validation(contract, failed + done, out_dir, threshold, KINDS, started,
                              {"stage": "validate", "inputs": inputs_from(run_dir, "ingest"), "run_date": run_date.isoformat()})
 
 

@@ -23,8 +23,9 @@ import pandas as pd
 import polars as pl
 
 from transforms import gx_expectations as jdx
-from transforms.reference import department_names, district_codes
+from transforms.reference import code_names, department_names, district_codes
 from transforms.registry import COLUMNS, ENUMS, REQUIRED, Kind
+from transforms.results import RESULT_CHECKS
 from transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
 INDUSTRY_CODE = r"^[A-T]\d{0,4}$"  # GB/T 4754-2017: a section letter and up to 4 digits
@@ -115,6 +116,24 @@ def item_rules() -> list[Rule]:
         _unique_in_file("item_id"),
         _in_set("department", sorted(department_names()), "department_unknown"),
         _in_set("category", _values("item_category"), "enum_unknown"),
+    ]
+
+
+def result_rules() -> list[Rule]:
+    """Results (检查结果): the vocabularies, then the checks against the plan that
+    `transforms/results.with_result_checks` computed for each row (true = passes)."""
+    return [
+        _duplicates("results"),
+        *_required("results"),
+        _unique_in_file("result_key"),  # one answer per joint task and item in a file
+        _in_set("department", sorted(department_names()), "department_unknown"),
+        _readable_date("inspection_date"),
+        _in_set("method", sorted(code_names("inspection_methods")), "enum_unknown"),
+        _in_set("follow_up", sorted(code_names("follow_up_actions")), "enum_unknown"),
+        Rule(jdx.ExpectColumnListValuesToBeInSet(column="result_codes", value_set=sorted(code_names("result_codes"))),
+             "result_code_unknown", "result_codes"),
+        *[Rule(gxe.ExpectColumnValuesToBeInSet(column=check, value_set=[True]), reason, column)
+          for check, (reason, column) in RESULT_CHECKS.items()],
     ]
 
 

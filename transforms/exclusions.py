@@ -14,15 +14,21 @@ import polars as pl
 
 from transforms.commitment import EXCLUSIONS_SCHEMA
 from transforms.plan import Plan
+from transforms.reference import closing_result_codes
 
 
-def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan: Plan,
+                            results: pl.DataFrame | None = None) -> pl.DataFrame:
     """(uscc, task_id = null: for every task, reason, source_run) sorted; one row per object and reason.
 
     * recently_inspected: inspected (or, without a result yet, drawn) on or after
       period start − exclusion_window_days and before the period starts;
     * yearly_cap: drawn in the plan's calendar year by at least `yearly_caps[class]` plans (one
-      joint visit each, however many of a plan's tasks drew it)."""
+      joint visit each, however many of a plan's tasks drew it);
+    * closed_per_result: a result of the entity's most recent inspection (another plan's) says it is gone
+      (a code with `closes_entity` in data/reference/result_codes.csv: closed, deregistered,
+      revoked, cancelled, moved out) — the registry may not show it yet. `source_run` names
+      that plan's results."""
     start = plan.period.start
     others = history.filter(pl.col("plan_id") != plan.plan_id).with_columns(on=pl.coalesce("inspected_on", "drawn_on"))
     parts = []
@@ -38,6 +44,13 @@ def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan
         caps = directory.select("uscc", cap=pl.col("credit_risk").replace_strict(plan.yearly_caps, default=None, return_dtype=pl.Int64))
         parts.append(counts.join(caps, on="uscc").filter(pl.col("cap").is_not_null() & (pl.col("n") >= pl.col("cap")))
                      .select("uscc", "source_run").with_columns(reason=pl.lit("yearly_cap")))
+    if results is not None and not results.is_empty():
+        others = results.filter(pl.col("plan_id") != plan.plan_id)
+        latest = others.filter(pl.col("inspection_date") == pl.col("inspection_date").max().over("uscc"))
+        says_closed = pl.col("result_codes").list.eval(pl.element().is_in(closing_result_codes())).list.any()
+        closed = latest.filter(says_closed).group_by("uscc").agg(source_run=pl.col("plan_id").max())
+        parts.append(closed.join(directory.select("uscc"), on="uscc", how="semi").select("uscc", "source_run")
+                     .with_columns(reason=pl.lit("closed_per_result")))
     if not parts:
         return pl.DataFrame(schema=EXCLUSIONS_SCHEMA)
     return (pl.concat([p.select("uscc", "reason", "source_run") for p in parts])

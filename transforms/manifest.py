@@ -26,6 +26,16 @@ from transforms.score import DRAW_ALGORITHM
 
 MANIFEST_VERSION = "jointdraw-manifest-v1"
 DOCUMENTS = ("report.html", "validation/")  # published files that print the run id and times
+NESTED_BUNDLES = ("results",)  # subfolders with their own manifest.json (the results flow's), checked by it
+
+
+def _own_files(folder: Path) -> list[Path]:
+    """The files of a bundle: not manifest.json, not a nested bundle's, not a hidden staging folder's."""
+    folder = Path(folder)
+    nested = {n for n in NESTED_BUNDLES if (folder / n / "manifest.json").is_file()}
+    return sorted(q for q in folder.rglob("*") if q.is_file() and q.name != "manifest.json"
+                  and not q.relative_to(folder).parts[0].startswith(".")
+                  and not (len(q.relative_to(folder).parts) > 1 and q.relative_to(folder).parts[0] in nested))
 
 
 def package_versions() -> dict[str, str]:
@@ -50,7 +60,7 @@ def file_list(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     """(files, documents): every file under `folder` but manifest.json, sorted by path, with
     SHA-256, bytes and rows (Parquet and CSV)."""
     files, documents = [], []
-    for p in sorted(q for q in Path(folder).rglob("*") if q.is_file() and q.name != "manifest.json"):
+    for p in _own_files(folder):
         rel = p.relative_to(folder).as_posix()
         record = {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": _rows(p)}
         (documents if rel.startswith(DOCUMENTS) else files).append(record)
@@ -88,8 +98,11 @@ def manifest_problems(folder: Path) -> list[str]:
             problems.append(f"manifest: {path} is listed but missing")
         elif (actual := sha256_file(p)) != record["sha256"]:
             problems.append(f"manifest: {path} has SHA-256 {actual}, the manifest says {record['sha256']}")
-    present = {q.relative_to(folder).as_posix() for q in Path(folder).rglob("*") if q.is_file() and q.name != "manifest.json"}
+    present = {q.relative_to(folder).as_posix() for q in _own_files(folder)}
     problems += [f"manifest: {path} is in the bundle but not in the manifest" for path in sorted(present - set(listed))]
+    for nested in NESTED_BUNDLES:  # results/ answers for itself
+        if (Path(folder) / nested / "manifest.json").is_file():
+            problems += [p.replace("manifest: ", f"manifest: {nested}/", 1) for p in manifest_problems(Path(folder) / nested)]
     return problems
 
 

@@ -48,6 +48,13 @@ def _list(expr: pl.Expr, codes: bool) -> pl.Expr:
     return parts.list.eval(element).list.drop_nulls().fill_null([])
 
 
+def _list_enum(expr: pl.Expr, enum: str) -> pl.Expr:
+    """A list of enumeration values (codes or names); unknown ones are kept as submitted."""
+    parts = expr.str.replace_all(LIST_SEPARATORS, ";").str.split(";")
+    element = normalise_text(pl.element().str.normalize("NFKC"))
+    return parts.list.eval(element.str.to_lowercase().replace_strict(ENUMS[enum], default=element)).list.drop_nulls().fill_null([])
+
+
 def _rule(how: str) -> Callable[[pl.Expr], pl.Expr]:
     if how == "code":
         return normalise_code
@@ -61,6 +68,8 @@ def _rule(how: str) -> Callable[[pl.Expr], pl.Expr]:
         return lambda e: _enum(e, how.removeprefix("enum:"))
     if how in ("list", "list_code"):
         return lambda e: _list(e, codes=how == "list_code")
+    if how.startswith("list_enum:"):
+        return lambda e: _list_enum(e, how.removeprefix("list_enum:"))
     raise ValueError(f"unknown column rule {how!r}")  # pragma: no cover - COLUMNS is static
 
 

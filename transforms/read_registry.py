@@ -48,8 +48,9 @@ class Inbox:
     problems: list[RegistryFileError]  # department-level problems (two files of one kind, ...)
 
 
-def scan_inbox(inbox: Path) -> Inbox:
-    """Every `inbox/<DEPT>/<kind>.<ext>` file, sorted by department and kind."""
+def scan_inbox(inbox: Path, kinds: tuple[Kind, ...] = KINDS) -> Inbox:
+    """Every `inbox/<DEPT>/<kind>.<ext>` file of these kinds (default: the registries), sorted
+    by department and kind."""
     files, ignored, problems = [], [], []
     if not inbox.is_dir():
         raise FileNotFoundError(f"inbox {inbox} is not a folder of department folders")
@@ -59,8 +60,8 @@ def scan_inbox(inbox: Path) -> Inbox:
             rel = f"{dept_dir.name}/{path.name}"
             if path.is_dir() or path.name.startswith((".", "~$")):
                 ignored.append((rel, "not a registry file"))
-            elif path.stem not in KINDS:
-                ignored.append((rel, f"name is not one of {', '.join(k + '.*' for k in KINDS)}"))
+            elif path.stem not in kinds:
+                ignored.append((rel, f"name is not one of {', '.join(k + '.*' for k in kinds)}"))
             elif path.suffix.lower() not in FORMATS:
                 ignored.append((rel, f"unsupported format {path.suffix!r} (use .csv, .xlsx or .parquet)"))
             else:

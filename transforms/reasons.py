@@ -24,4 +24,14 @@ ROW_REASONS: dict[str, str] = {
     "enum_unknown": "value is not one of the allowed codes",
     "duplicate_row": "the same row appears earlier in the file",
     "duplicate_id": "the id appears earlier in the file",
+    # results (SPEC §4.8), checked against the plan in the warehouse
+    "result_code_unknown": "a result code is not in data/reference/result_codes.csv",
+    "not_own_result": "a department may enter only its own results (谁检查、谁录入)",
+    "task_unknown": "the joint task is not one of this plan's",
+    "department_not_on_task": "the department is not on this joint task",
+    "item_not_on_task": "the item is not one this department checks in this joint task",
+    "inspector_not_on_team": "an inspector present was not on the team, and no substitution reason is given",
+    "date_outside_period": "the inspection date is outside the plan's period",
+    "date_in_future": "the inspection date is after the day the results are published",
+    "codes_contradict": "未发现问题 (no problem) is combined with a problem code",
 }

@@ -2,6 +2,9 @@
 
 Copied from ../shared/reference (GB/T 2260, GB/T 4754-2017, practice of provincial
 platforms). Another city replaces `districts.csv`; nothing else is wired to Shenzhen.
+Ours: `result_codes.csv` gains `category` (none: 未发现问题; problem: a finding; status: the
+entity's state, e.g. 注销) and `closes_entity` (the entity is gone: the next draw leaves it
+out); `inspection_methods.csv` (检查方式) and `follow_up_actions.csv` (后续处置).
 """
 
 from __future__ import annotations
@@ -32,3 +35,28 @@ def department_names() -> dict[str, str]:
     """Department code → Chinese name."""
     t = reference_table("departments")
     return dict(zip(t["code"], t["name_zh"], strict=True))
+
+
+def code_names(name: str) -> dict[str, str]:
+    """Code → Chinese name of a code table with `code` and `name_zh` columns."""
+    t = reference_table(name)
+    return dict(zip(t["code"], t["name_zh"], strict=True))
+
+
+def enum_spellings(name: str) -> dict[str, str]:
+    """Every accepted spelling (code, Chinese name, English name; lower-case) → the code."""
+    t = reference_table(name)
+    return {spelling.lower(): code for col in ("code", "name_zh", "name_en")
+            for spelling, code in zip(t[col], t["code"], strict=True)}
+
+
+def closing_result_codes() -> list[str]:
+    """Result codes saying the entity is gone (closed, deregistered, revoked, moved out)."""
+    t = reference_table("result_codes")
+    return t.filter(pl.col("closes_entity") == "true")["code"].to_list()
+
+
+def result_codes_in(category: str) -> list[str]:
+    """Result codes of a category: none (未发现问题), problem, status."""
+    t = reference_table("result_codes")
+    return t.filter(pl.col("category") == category)["code"].to_list()

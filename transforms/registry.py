@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["objects", "inspectors", "items"]
-KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items")
+from transforms.reference import enum_spellings
+
+Kind = Literal["objects", "inspectors", "items", "results"]
+KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items")  # the registries a plan run reads
+RESULT_KINDS: tuple[Kind, ...] = ("results",)  # what departments submit after inspecting (SPEC §4.8)
 
 # Column name → how it is normalised: code (upper-case ASCII, no spaces), text (trimmed),
 # date, enum:<name>, list (split on ; ； , ， 、 |), list_code (a list of codes).
@@ -52,6 +55,18 @@ COLUMNS: dict[Kind, dict[str, str]] = {
         "method": "text",
         "scope": "text",
     },
+    "results": {
+        "joint_task_id": "code",
+        "department": "code",
+        "item_id": "code",
+        "inspection_date": "date",
+        "inspectors": "list_code",
+        "method": "enum:inspection_method",
+        "result_codes": "list_enum:result_code",
+        "follow_up": "enum:follow_up",
+        "findings": "text",
+        "substitution_reason": "text",
+    },
 }
 
 # A file that lacks one of these columns fails its department (file-level rule).
@@ -59,6 +74,7 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
     "objects": ("uscc", "name", "entity_type", "district_code", "industry_code", "status", "credit_risk"),
     "inspectors": ("inspector_id", "name", "department", "district_code", "cert_no", "cert_valid_until", "item_scope", "status"),
     "items": ("item_id", "department", "name", "category", "scope"),
+    "results": ("joint_task_id", "department", "item_id", "inspection_date", "inspectors", "method", "result_codes", "follow_up"),
 }
 
 # Chinese (and common English variant) headers → SPEC names. Matched after trimming,
@@ -101,6 +117,18 @@ HEADER_ALIASES: dict[Kind, dict[str, str]] = {
         "检查方式": "method",
         "适用范围": "scope", "检查对象范围": "scope",
     },
+    "results": {
+        "联合任务编号": "joint_task_id", "任务编号": "joint_task_id",
+        "检查部门": "department", "部门": "department",
+        "事项编号": "item_id", "抽查事项编号": "item_id",
+        "检查日期": "inspection_date", "检查时间": "inspection_date",
+        "检查人员": "inspectors", "执法人员": "inspectors", "检查人员编号": "inspectors",
+        "检查方式": "method",
+        "检查结果": "result_codes", "抽查结果": "result_codes", "结果代码": "result_codes",
+        "后续处置": "follow_up", "处置措施": "follow_up",
+        "检查发现": "findings", "问题描述": "findings", "检查情况": "findings",
+        "人员变更说明": "substitution_reason", "替换原因": "substitution_reason",
+    },
 }
 
 # Enumerations: every accepted spelling → the canonical value. Values not listed are
@@ -133,6 +161,11 @@ ENUMS: dict[str, dict[str, str]] = {
         "key": "key", "重点": "key", "重点事项": "key",
     },
 }
+
+# The results' vocabularies are code tables (data/reference/): code, Chinese or English name.
+ENUMS["inspection_method"] = enum_spellings("inspection_methods")
+ENUMS["follow_up"] = enum_spellings("follow_up_actions")
+ENUMS["result_code"] = enum_spellings("result_codes")
 
 # Labels for people (report, printed tables).
 KIND_LABELS_ZH = {"objects": "检查对象名录库", "inspectors": "执法检查人员名录库", "items": "抽查事项清单"}

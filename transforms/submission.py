@@ -75,7 +75,7 @@ def _as_text(df: pl.DataFrame, kind: Kind, lang: str) -> pl.DataFrame:
     sep = "；" if lang == "zh" else ";"
     date_fmt = "%Y/%m/%d" if lang == "zh" else "%Y-%m-%d"
     enums = {"entity_type": "entity_type", "status": "object_status" if kind == "objects" else "inspector_status",
-             "category": "item_category"}
+             "category": "item_category", "method": "inspection_method", "follow_up": "follow_up"}
     cols = []
     for name, dtype in df.schema.items():
         c = pl.col(name)
@@ -199,4 +199,17 @@ def write_city(city: City, out_dir: Path, dirty: bool = False, seed: int = 0) ->
         (plans / f"{plan.plan_id}.yaml").write_text(plan_as_yaml(plan), encoding="utf-8")
     if dirty:
         pl.concat(truths).sort("file", "line").write_csv(Path(out_dir) / "truth.csv")
+    return written
+
+
+def write_results(results: dict[str, tuple[pl.DataFrame, str]], truth: pl.DataFrame, inbox: Path) -> list[WrittenFile]:
+    """Each department's results file under `inbox/<DEPT>/` (GBK and XLSX with Chinese headers and
+    values, as for the registries); `truth.csv` beside the inbox when it lists planted errors."""
+    written = []
+    for dept, (df, fmt) in results.items():
+        folder = Path(inbox) / dept
+        folder.mkdir(parents=True, exist_ok=True)
+        written.append(_write(df, folder, "results", fmt, "zh" if fmt in ("csv-gbk", "xlsx") else "en"))
+    if not truth.is_empty():
+        truth.sort("file", "line").write_csv(Path(inbox).parent / "results-truth.csv")
     return written

@@ -8,8 +8,14 @@ looked up again. Written by the publish stage (`record_run`), read by commit and
     draws(run_id, plan_id, task_id, department, uscc, credit_risk, score_key, score, drawn_on)
     joint_tasks(run_id, plan_id, joint_task_id, uscc, departments, lead_department,
                 task_ids, item_ids, planned_date)
+    task_items(run_id, plan_id, joint_task_id, uscc, department, item_id, planned_date)
+                                                            what each department must answer
+    teams(run_id, plan_id, joint_task_id, department, inspector_id)      who was sent
     visits(uscc, plan_id, run_id, joint_task_id, inspector_id, planned_date, inspected_on)
-    results(...)                                            from issue 9 on
+        who went: the team as sent, replaced by the inspectors present once results arrive
+    results(plan_id, results_run_id, joint_task_id, uscc, department, item_id, inspection_date,
+            inspectors, method, result_codes, follow_up, findings, substitution_reason,
+            first_published_on, deadline, overdue)          written by the results flow
     history (a view): uscc, plan_id, run_id, task_id, drawn_on, inspected_on
         what the draw's exclusions read: one row per earlier draw
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -31,7 +38,13 @@ HISTORY_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, 
                   "drawn_on": pl.Date, "inspected_on": pl.Date}
 VISITS_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "joint_task_id": pl.String,
                  "inspector_id": pl.String, "planned_date": pl.Date, "inspected_on": pl.Date}
-TABLES = {"history": HISTORY_SCHEMA, "visits": VISITS_SCHEMA}
+RESULTS_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "joint_task_id": pl.String, "department": pl.String,
+                  "item_id": pl.String, "inspection_date": pl.Date, "result_codes": pl.List(pl.String),
+                  "first_published_on": pl.Date}
+TASK_ITEMS_SCHEMA = {"joint_task_id": pl.String, "uscc": pl.String, "department": pl.String, "item_id": pl.String,
+                     "planned_date": pl.Date}
+TEAMS_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "inspector_id": pl.String}
+TABLES = {"history": HISTORY_SCHEMA, "visits": VISITS_SCHEMA, "results": RESULTS_SCHEMA}
 LOCK_WAITS = (0.5, 1, 2, 4, 8)  # seconds between attempts to open a file another process holds
 
 SCHEMA_SQL = """
@@ -47,12 +60,34 @@ create table if not exists joint_tasks (run_id varchar, plan_id varchar, joint_t
                                         item_ids varchar[], planned_date date);
 create table if not exists visits (uscc varchar, plan_id varchar, run_id varchar, joint_task_id varchar,
                                    inspector_id varchar, planned_date date, inspected_on date);
+create table if not exists task_items (run_id varchar, plan_id varchar, joint_task_id varchar, uscc varchar, department varchar,
+                                       item_id varchar, planned_date date);
+create table if not exists teams (run_id varchar, plan_id varchar, joint_task_id varchar, department varchar, inspector_id varchar);
+create table if not exists results (plan_id varchar, results_run_id varchar, joint_task_id varchar, uscc varchar,
+                                    department varchar, item_id varchar, inspection_date date, inspectors varchar[],
+                                    method varchar, result_codes varchar[], follow_up varchar, findings varchar,
+                                    substitution_reason varchar, first_published_on date, deadline date, overdue boolean);
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
     group by all;
 """
-PLAN_TABLES = ("runs", "snapshots", "draws", "joint_tasks", "visits")
+PLAN_TABLES = ("runs", "snapshots", "draws", "joint_tasks", "task_items", "teams", "visits")  # what publishing a plan replaces
+VISITS_FROM_RESULTS = (  # where results arrived, who went is who was present, on the day they inspected
+    "delete from visits where plan_id = $plan and joint_task_id in (select joint_task_id from results where plan_id = $plan)",
+    """insert into visits
+       with present as (select uscc, plan_id, joint_task_id, unnest(inspectors) as inspector_id, inspection_date
+                        from results where plan_id = $plan)
+       select p.uscc, p.plan_id, j.run_id, p.joint_task_id, p.inspector_id, j.planned_date,
+              max(p.inspection_date) over (partition by p.joint_task_id)
+       from present p join joint_tasks j on j.plan_id = p.plan_id and j.joint_task_id = p.joint_task_id
+       qualify row_number() over (partition by p.joint_task_id, p.inspector_id order by p.inspection_date) = 1""",
+)
+
+
+def _visits_from_results(con: duckdb.DuckDBPyConnection, plan_id: str) -> None:
+    for statement in VISITS_FROM_RESULTS:
+        con.execute(statement, {"plan": plan_id})
 
 
 class WarehouseBusy(RuntimeError):
@@ -111,7 +146,7 @@ def previous_inspectors(visits: pl.DataFrame, plan_id: str) -> pl.DataFrame:
 
 
 def record_run(out_root: Path, *, run_id: str, plan_id: str, period: tuple[dt.date, dt.date], commitment: str, seed: str,
-               directory: Path, draws: Path, joint_tasks: Path, team: Path) -> dict[str, int]:
+               directory: Path, draws: Path, joint_tasks: Path, task_departments: Path, team: Path) -> dict[str, int]:
     """Replaces the plan's rows in every table with this run's, in one transaction; returns the rows written per table."""
     con = connect_warehouse(out_root)
     p = {"run": run_id, "plan": plan_id}
@@ -128,13 +163,61 @@ def record_run(out_root: Path, *, run_id: str, plan_id: str, period: tuple[dt.da
                        from read_parquet($path)""", {**p, "path": str(draws), "start": period[0]})
         con.execute("""insert into joint_tasks select $run, $plan, joint_task_id, uscc, departments, lead_department, task_ids,
                        item_ids, planned_date from read_parquet($path)""", {**p, "path": str(joint_tasks)})
+        con.execute("""insert into task_items select $run, $plan, d.joint_task_id, d.uscc, d.department, unnest(d.item_ids), j.planned_date
+                       from read_parquet($departments) d join read_parquet($joint) j using (joint_task_id)""",
+                    {**p, "departments": str(task_departments), "joint": str(joint_tasks)})
+        con.execute("insert into teams select $run, $plan, joint_task_id, department, inspector_id from read_parquet($team)",
+                    {**p, "team": str(team)})
         con.execute("""insert into visits select j.uscc, $plan, $run, t.joint_task_id, t.inspector_id, j.planned_date, null
                        from read_parquet($team) t join read_parquet($joint) j using (joint_task_id)""",
                     {**p, "team": str(team), "joint": str(joint_tasks)})
+        _visits_from_results(con, plan_id)  # a republished draw keeps what its results said
         counts = {t: con.execute(f"select count(*) from {t} where plan_id = $plan", {"plan": plan_id}).fetchall()[0][0]
                   for t in PLAN_TABLES}
         con.execute("commit")
         return counts
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def plan_side_tables(out_root: Path, plan_id: str) -> dict[str, Any]:
+    """The plan as the warehouse knows it: `period` (start, end), `task_items`, `teams` (as
+    sent) and `results` so far; raises LookupError when the plan was never published there."""
+    if not warehouse_path(out_root).exists():
+        raise LookupError(f"no warehouse in {out_root}: publish the plan first (`jointdraw run`)")
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        p = {"plan": plan_id}
+        period = con.execute("select period_start, period_end from runs where plan_id = $plan", p).fetchall()
+        if not period:
+            raise LookupError(f"plan {plan_id} has no published run in {warehouse_path(out_root)}: publish it first")
+        return {
+            "period": period[0],
+            "task_items": con.sql(f"select {', '.join(TASK_ITEMS_SCHEMA)} from task_items where plan_id = $plan", params=p).pl()
+                             .cast(TASK_ITEMS_SCHEMA),
+            "teams": con.sql(f"select {', '.join(TEAMS_SCHEMA)} from teams where plan_id = $plan", params=p).pl().cast(TEAMS_SCHEMA),
+            "results": con.sql("select * from results where plan_id = $plan", params=p).pl(),
+        }
+    finally:
+        con.close()
+
+
+def record_results(out_root: Path, plan_id: str, results: pl.DataFrame) -> int:
+    """Replaces the plan's results with `results` (columns of the `results` table) and updates
+    `visits` from them, in one transaction; returns the rows written."""
+    con = connect_warehouse(out_root)
+    try:
+        con.execute("begin transaction")
+        con.execute("delete from results where plan_id = $plan", {"plan": plan_id})
+        con.register("incoming", results.to_arrow())
+        con.execute("insert into results by name select * from incoming")
+        _visits_from_results(con, plan_id)
+        n = con.execute("select count(*) from results where plan_id = $plan", {"plan": plan_id}).fetchall()[0][0]
+        con.execute("commit")
+        return n
     except BaseException:
         con.execute("rollback")
         raise

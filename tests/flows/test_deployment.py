@@ -66,11 +66,12 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
         _wait("the Prefect server answering /api/health", lambda: _get(f"{api}/health") or None, 90, [server_log])
         _cli(["work-pool", "create", "jointdraw", "--type", "process"], env)
         deployed = _cli(["--no-prompt", "deploy", "--all"], env)
-        assert "plan-run/annual" in deployed and "plan-run/quarterly" in deployed
+        assert "plan-run/annual" in deployed and "plan-run/quarterly" in deployed and "results-run/results-weekly" in deployed
         schedules = {d["name"]: [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in d["schedules"]]
                      for d in json.loads(urllib.request.urlopen(urllib.request.Request(
                          f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json"}), timeout=10).read())}
-        assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai")], "quarterly": [("0 2 1 4,7,10 *", "Asia/Shanghai")], "demo": []}
+        assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai")], "quarterly": [("0 2 1 4,7,10 *", "Asia/Shanghai")], "demo": [],
+                             "results-weekly": [("0 6 * * 1", "Asia/Shanghai")]}
         with open(worker_log, "w") as log:
             started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "jointdraw"], env=env, cwd=ROOT,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True))

@@ -1,0 +1,201 @@
+"""The results flow (SPEC §4.8, "一公开"): departments' inspection results in, checked against the
+plan in the warehouse, published beside the draw, and fed back to the next draw.
+
+    results_run(plan_id, inbox, out, as_of=None, limit_working_days=20, run_id=None, threshold=0.05, dask=None)
+
+    OUT/runs/<run_id>/01_ingest/     results files → raw and typed Parquet (the registries' reader)
+    OUT/runs/<run_id>/02_validate/   GX contract + the checks against the plan; quarantine; Data Docs
+    OUT/runs/<run_id>/03_publish/    stage.json
+    OUT/published/<plan_id>/results/ the results bundle (own manifest.json), swapped in atomically
+
+A department's results file is its results so far (each submission replaces the last), so
+a run publishes every accepted result; a result keeps the date it was first published, which
+is what "overdue" measures. The warehouse's `results` replace the plan's previous ones and
+update `visits` (who went, when): the next plan's exclusions and inspector avoidance use them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+
+from flows.errors import StageFailed
+from flows.fanout import fan_out
+from flows.ingest import run_ingest
+from flows.validate import file_failures, finish_validation, map_files, validate_department_file
+from transforms.bundle import move_into_place, staging_folder
+from transforms.contract import result_rules
+from transforms.csvout import write_people_csv
+from transforms.manifest import algorithm, file_list
+from transforms.reference import department_names
+from transforms.registry import RESULT_KINDS, Kind
+from transforms.report import validation_table
+from transforms.results import (
+    PROGRESS_HEADERS,
+    RESULTS_NOTICE_HEADERS,
+    PlanSide,
+    outstanding_items,
+    problem_share,
+    progress_by_department,
+    published_results,
+    results_notice,
+    with_result_checks,
+)
+from transforms.results_report import (
+    problems_by_item,
+    render_results_report,
+    results_summary,
+)
+from transforms.runfolder import (
+    new_run_id,
+    read_stage_record,
+    stage_dir,
+    write_json,
+    write_parquet,
+)
+from transforms.runlock import PlanLocked, plan_lock
+from transforms.validate_registry import Contract
+from transforms.warehouse import WarehouseBusy, plan_side_tables, record_results
+from transforms.workdays import working_days
+
+USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy)
+RESULT_COLUMNS = ["joint_task_id", "uscc", "department", "item_id", "inspection_date", "inspectors", "method", "result_codes",
+                  "follow_up", "findings", "substitution_reason", "first_published_on", "deadline", "overdue"]
+
+
+@task(name="validate-results-file", task_run_name="validate results · {department}", cache_policy=NO_CACHE)
+def validate_results_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, plan: PlanSide) -> dict[str, Any]:
+    """One department's results: the checks against the plan, then the contract."""
+    checked = with_result_checks(pl.read_parquet(ingest_dir / kind / f"{department}.parquet"), plan)
+    checked_path = write_parquet(checked, out_dir / "checked" / f"{department}.parquet")
+    return validate_department_file(kind, department, checked_path, ingest_dir / "raw" / department / f"{kind}.parquet",
+                                    result_rules(), out_dir)
+
+
+def _plan_side(out: Path, plan_id: str, as_of: dt.date) -> tuple[PlanSide, pl.DataFrame]:
+    try:
+        tables = plan_side_tables(out, plan_id)
+    except LookupError as e:
+        raise StageFailed(f"results: {e}") from None
+    return PlanSide(tables["task_items"], tables["teams"], tuple(tables["period"]), as_of), tables["results"]
+
+
+@task(name="results-publish", task_run_name="publish results · {plan_id}", cache_policy=NO_CACHE)
+def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan: PlanSide, previous: pl.DataFrame,
+                    limit: int) -> dict[str, Any]:
+    """Writes published/<plan_id>/results/ (atomically) and the warehouse's results."""
+    started = time.perf_counter()
+    draw_bundle = out / "published" / plan_id
+    if not (draw_bundle / "notice.csv").is_file():
+        raise StageFailed(f"results: {draw_bundle} has no published draw (notice.csv); publish the plan first")
+    validate_dir = stage_dir(run_dir, "validate")
+    accepted_paths = sorted((validate_dir / "accepted" / "results").glob("*.parquet"))
+    accepted = pl.concat([pl.read_parquet(p) for p in accepted_paths]) if accepted_paths else None
+    results = (published_results(accepted, plan, previous, limit) if accepted is not None
+               else pl.DataFrame(schema={c: pl.String for c in RESULT_COLUMNS}))
+    outstanding = outstanding_items(plan, results, limit)
+    progress = progress_by_department(plan, results, outstanding)
+    notice_entities = pl.read_csv(draw_bundle / "notice.csv", infer_schema=False).select(
+        joint_task_id="联合任务编号", district="所属区", name="企业名称")
+    item_names = _item_names(out, plan_id)
+    summary = results_summary(results, progress, problem_share(results))
+    target = draw_bundle / "results"
+    staging = staging_folder(target)
+    try:
+        write_parquet(results.select(RESULT_COLUMNS), staging / "results.parquet")
+        write_people_csv(results.select(RESULT_COLUMNS), staging / "results.csv")
+        write_people_csv(results_notice(results, notice_entities, item_names), staging / "notice.csv", RESULTS_NOTICE_HEADERS)
+        names = department_names()
+        write_people_csv(progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
+                         .select(list(PROGRESS_HEADERS)), staging / "progress.csv", PROGRESS_HEADERS)
+        write_people_csv(outstanding, staging / "outstanding.csv")
+        write_json(summary, staging / "summary.json")
+        shutil.copytree(validate_dir / "quarantine", staging / "quarantine")
+        shutil.copy(validate_dir / "quarantine.csv", staging / "quarantine" / "quarantine.csv")
+        shutil.copytree(validate_dir / "validation", staging / "validation")
+        calendar = working_days(plan.as_of, plan.as_of).note
+        (staging / "report.html").write_text(render_results_report(
+            plan_id=plan_id, run_id=run_id, as_of=plan.as_of.isoformat(), limit=limit, calendar=calendar, summary=summary,
+            progress=progress, by_item=problems_by_item(results, item_names), overdue=results.filter(pl.col("overdue")),
+            validation=validation_table(read_stage_record(run_dir, "validate") or {})), encoding="utf-8")
+        files, documents = file_list(staging)
+        document = {"manifest_version": "jointdraw-results-manifest-v1", "plan_id": plan_id, "run_id": run_id,
+                    "as_of": plan.as_of.isoformat(), "limit_working_days": limit, "calendar": calendar,
+                    "timeline": {"published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+                    "algorithm": algorithm(), "inputs": [{"department": f["department"], **f["source"]}
+                                                         for f in (read_stage_record(run_dir, "ingest") or {}).get("files", [])],
+                    "files": files, "documents": documents}
+        write_json(document, staging / "manifest.json")
+        move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    rows = record_results(out, plan_id, results.select(RESULT_COLUMNS).with_columns(plan_id=pl.lit(plan_id), results_run_id=pl.lit(run_id)))
+    record = {"stage": "publish", "bundle": str(target), "results": results.height, "warehouse_rows": rows, **summary,
+              "seconds": round(time.perf_counter() - started, 3)}
+    write_json(record, run_dir / "03_publish" / "stage.json")
+    return record
+
+
+def _item_names(out: Path, plan_id: str) -> dict[str, str]:
+    """Item id → name, from the item list the plan's published draw froze (its run folder);
+    without it the notice names items by id, and the log says so."""
+    run_id = json.loads((out / "published" / plan_id / "manifest.json").read_text(encoding="utf-8"))["run_id"]
+    items = out / "runs" / run_id / "04_commit" / "items.parquet"
+    if not items.is_file():
+        get_run_logger().warning("results: %s is gone; the notice names items by their ids", items)
+        return {}
+    return dict(pl.read_parquet(items, columns=["item_id", "name"]).iter_rows())
+
+
+@flow(name="results-run", flow_run_name="{plan_id} results", log_prints=False, validate_parameters=True)
+def results_run(plan_id: str, inbox: str, out: str, as_of: str | None = None, limit_working_days: int = 20,
+                run_id: str | None = None, threshold: float = 0.05, dask: str | None = None) -> dict[str, Any]:
+    """Takes in the results in `inbox` (<DEPT>/results.*) for a published plan; publishes them to
+    OUT/published/<plan_id>/results/ and the warehouse. `as_of` (YYYY-MM-DD, default today in
+    China) is the publication day that deadlines are measured against."""
+    try:
+        return _run(plan_id, Path(inbox), Path(out), as_of, limit_working_days, run_id, threshold, dask)
+    except USER_ERRORS as e:
+        get_run_logger().error("%s", e)
+        return Failed(message=str(e), data=e)
+
+
+def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, run_id: str | None, threshold: float,
+         dask: str | None) -> dict[str, Any]:
+    logger = get_run_logger()
+    day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    run_id = run_id or new_run_id(f"{plan_id}-RESULTS")
+    run_dir = out / "runs" / run_id
+    with plan_lock(out, f"{plan_id}-results", run_id), fan_out(dask):
+        plan, previous = _plan_side(out, plan_id, day)
+        logger.info("results of plan %s as of %s: %s items of %s joint tasks to answer; run %s → %s", plan_id, day,
+                    f"{plan.task_items.height:,}", f"{plan.task_items['joint_task_id'].n_unique():,}", run_id, run_dir)
+        write_json({"run_id": run_id, "plan_id": plan_id, "inbox": str(inbox), "out": str(out), "as_of": day.isoformat(),
+                    "limit_working_days": limit}, run_dir / "run.json")
+        ingest = run_ingest(inbox, run_dir, RESULT_KINDS)
+        started = time.perf_counter()
+        contract = Contract.ephemeral()
+        validate_dir = stage_dir(run_dir, "validate")
+        failed = file_failures(contract, RESULT_KINDS, stage_dir(run_dir, "ingest"))
+        futures = map_files(RESULT_KINDS, failed, validate_results_file, ingest_dir=stage_dir(run_dir, "ingest"),
+                            out_dir=validate_dir, plan=plan)
+        validated = finish_validation(contract, failed + [f.result() for f in futures], validate_dir, threshold, RESULT_KINDS, started,
+                                      {"stage": "validate", "run_date": day.isoformat()})
+        published = publish_results(plan_id, run_id, run_dir, out, plan, previous, limit)
+    logger.info("results: %s rows read, %s accepted, %s quarantined; %s of %s items answered, %s outstanding, %s published late → %s",
+                f"{ingest['rows_read']:,}", f"{validated['rows_accepted']:,}", f"{validated['rows_quarantined']:,}",
+                f"{published['answered']:,}", f"{published['items_due']:,}", f"{published['outstanding']:,}",
+                f"{published['answered_late']:,}", published["bundle"])
+    return {"run_id": run_id, "run_dir": str(run_dir), "plan_id": plan_id, "as_of": day.isoformat(),
+            "ingest": {k: ingest[k] for k in ("rows_read", "rows_written")},
+            "validate": {k: validated[k] for k in ("rows_read", "rows_accepted", "rows_quarantined")},
+            "publish": published}
