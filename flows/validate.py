@@ -7,8 +7,8 @@
     02_validate/stage.json                         per file: read = accepted + quarantined, by reason
 
 One task run per department file (`validate-file`), mapped on the flow's threads or a Dask
-cluster (flows/fanout.py): items and objects at once, inspectors once the items are done
-(their item scopes must name accepted items). Each task writes its own accepted and quarantined rows
+cluster (flows/fanout.py): items first (inspectors' item scopes must name accepted items),
+then inspectors and objects together. Each task writes its own accepted and quarantined rows
 and returns its GX results; the stage gathers them into one Data Docs site. A file-level failure (required column missing, no rows) fails its
 department; the stage fails when any department failed, or when a registry kind's
 quarantined share passes the plan's threshold — after writing everything, so the reasons
@@ -157,14 +157,10 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     contract = Contract.ephemeral()
     failed = file_failures(contract, VALIDATION_ORDER, ingest_dir)
     common = {"ingest_dir": ingest_dir, "out_dir": out_dir, "run_date": run_date}
-    # objects do not depend on items: they start with them; inspectors wait for the accepted item ids
-    items = map_files(("items",), failed, validate_file, **common, item_ids=[])
-    objects = map_files(("objects",), failed, validate_file, **common, item_ids=[])
-    done = [f.result() for f in items]
+    done = [f.result() for f in map_files(("items",), failed, validate_file, **common, item_ids=[])]
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    inspectors = map_files(("inspectors",), failed, validate_file, **common, item_ids=item_ids)
-    done += [f.result() for f in (*inspectors, *objects)]
+    done += [f.result() for f in map_files(("inspectors", "objects"), failed, validate_file, **common, item_ids=item_ids)]
     return finish_validation(contract, failed + done, out_dir, threshold, KINDS, started,
                              {"stage": "validate", "inputs": inputs_from(run_dir, "ingest"), "run_date": run_date.isoformat()})
 
