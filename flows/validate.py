@@ -49,6 +49,7 @@ from transforms.runfolder import (
     copy_file,
     file_record,
     inputs_from,
+    read_stage_record,
     stage_dir,
     write_json,
     write_parquet,
@@ -76,18 +77,24 @@ def _file_problems(contract: Contract, ingest_dir: Path, kind: Kind) -> list[dic
         return []
     rules = file_rules(kind)
     inventory = file_inventory({d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
-    result = contract.validate(f"{kind}-files", inventory.rename(columns={"source_file": "department"}), rules,
-                               row_id=["department"])
+    result = contract.validate(f"{kind}-files", inventory, rules)
     problems: dict[str, list[str]] = {}
     for r in result.results:
         for row in r.result.get("unexpected_index_list") or []:
-            problems.setdefault(row["department"], []).append(rules[r.expectation_config.meta["rule_index"]].reason)
+            problems.setdefault(inventory["source_file"][row], []).append(rules[r.expectation_config.meta["rule_index"]].reason)
     return [{"department": d, "kind": kind, "file": _source_file(raw_path[d], d, kind), "rows_read": rows[d], "file_problems": why}
             for d, why in sorted(problems.items())]
 
 
 def _source_file(raw_path: Path, department: str, kind: Kind) -> str:
-    return pl.scan_parquet(raw_path).select(pl.col("source_file").first()).collect().item() or f"{department}/{kind}.*"
+    """The file as the department submitted it (`AMR/objects.csv`): from its rows, else (a file
+    without rows) from ingest's record."""
+    first = pl.scan_parquet(raw_path).select(pl.col("source_file").first()).collect().item()
+    if first:
+        return first
+    ingest = read_stage_record(raw_path.parents[2].parent, "ingest") or {}  # <run>/01_ingest/raw/<DEPT>/<kind>.parquet
+    return next((f["source"]["path"] for f in ingest.get("files", []) if f["department"] == department and f["kind"] == kind),
+                f"{department}/{kind}.*")
 
 
 @task(name="validate-file", task_run_name="validate {kind} · {department}", cache_policy=NO_CACHE)

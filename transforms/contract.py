@@ -29,6 +29,7 @@ from transforms.results import RESULT_CHECKS
 from transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
 INDUSTRY_CODE = r"^[A-T]\d{0,4}$"  # GB/T 4754-2017: a section letter and up to 4 digits
+MAX_TEXT = 2000  # characters in any one text value (a name, an address, findings); longer is a broken file
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ def _duplicates(kind: Kind) -> Rule:
                 first_kept=("source_file", *COLUMNS[kind]))
 
 
+def _text_length() -> Rule:
+    """No text value longer than MAX_TEXT (`longest_text` is each row's longest, see validation_frame)."""
+    return Rule(gxe.ExpectColumnValuesToBeBetween(column="longest_text", max_value=MAX_TEXT), "value_too_long", "")
+
+
 def _unique_in_file(column: str) -> Rule:
     """An id may appear once per file (the same entity in two departments' files is fine)."""
     return Rule(gxe.ExpectColumnValuesToBeUnique(column=f"{column}_in_file"), "duplicate_id", column,
@@ -77,6 +83,7 @@ def object_rules(run_date: dt.date) -> list[Rule]:
     registration number identifies the entity (merge links it)."""
     return [
         _duplicates("objects"),
+        _text_length(),
         Rule(gxe.ExpectColumnValuesToNotBeNull(column="identifier"), "required_missing", "uscc"),
         Rule(jdx.ExpectColumnValuesToBeValidUscc(column="uscc"), "uscc_check_char", "uscc", reason_of=uscc_reasons),
         Rule(jdx.ExpectColumnValuesToBeValidOrgCode(column="org_code"), "org_code_check", "org_code", reason_of=org_code_reasons),
@@ -98,6 +105,7 @@ def inspector_rules(item_ids: list[str]) -> list[Rule]:
     decides who may inspect."""
     return [
         _duplicates("inspectors"),
+        _text_length(),
         *_required("inspectors"),
         _unique_in_file("inspector_id"),
         _in_set("department", sorted(department_names()), "department_unknown"),
@@ -112,6 +120,7 @@ def item_rules() -> list[Rule]:
     """Items (抽查事项清单): ids unique per department file."""
     return [
         _duplicates("items"),
+        _text_length(),
         *_required("items", skip=("scope",)),
         _unique_in_file("item_id"),
         _in_set("department", sorted(department_names()), "department_unknown"),
@@ -124,6 +133,7 @@ def result_rules() -> list[Rule]:
     `transforms/results.with_result_checks` computed for each row (true = passes)."""
     return [
         _duplicates("results"),
+        _text_length(),
         *_required("results"),
         _unique_in_file("result_key"),  # one answer per joint task and item in a file
         _in_set("department", sorted(department_names()), "department_unknown"),
@@ -165,8 +175,10 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
     # flagged rows on the exact values, so a fingerprint collision can never reject a row
     in_file = {f"{r.column}_in_file": pl.when(pl.col(r.column).is_not_null()).then(pl.struct("source_file", r.column).hash(seed=0))
                for r in rules if r.reason == "duplicate_id"}
+    text = [c for c, how in COLUMNS[kind].items() if how == "text"]
     derived = {
         "row_digest": pl.struct("source_file", *spec).hash(seed=0),
+        "longest_text": pl.max_horizontal([pl.col(c).str.len_chars() for c in text]).fill_null(0).cast(pl.Int64),
         **in_file,
         # true where the entity is identified (USCC, organization code or registration number), else null
         **({"identifier": pl.when(pl.any_horizontal(pl.col("uscc", "org_code", "legacy_reg_no").is_not_null())).then(True)}

@@ -23,11 +23,11 @@ QUARANTINE_SCHEMA = {
 
 def failed_rows(results: list[Any], typed: pl.DataFrame) -> pl.DataFrame:
     """(source_file, source_line, rule_index) for every row each expectation found unexpected.
-    GX reports rows by their position in `typed` (validation_frame's `row`); results are
+    GX reports rows by their position in `typed` (the frame's index); results are
     matched to rules by the `rule_index` in each expectation's meta."""
     parts = []
     for r in results:
-        rows = [x["row"] for x in r.result.get("unexpected_index_list") or []]
+        rows = r.result.get("unexpected_index_list") or []
         if rows:
             parts.append(typed.select(ROW_KEY)[rows].with_columns(rule_index=pl.lit(r.expectation_config.meta["rule_index"], pl.Int64)))
     schema = {"source_file": pl.String, "source_line": pl.Int64, "rule_index": pl.Int64}

@@ -78,25 +78,36 @@ def scan_inbox(inbox: Path, kinds: tuple[Kind, ...] = KINDS) -> Inbox:
     return Inbox(files, ignored, problems)
 
 
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
 def sniff_encoding(path: Path, name: str | None = None) -> str:
     """'utf-8-sig' (BOM), 'utf-8' or 'gb18030', decided on the first MiB; raises when none fits."""
+    name = name or str(path)
     with open(path, "rb") as f:
         head = f.read(SNIFF_BYTES)
+    final = len(head) < SNIFF_BYTES
     if head.startswith(codecs.BOM_UTF8):
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head[3:], final=final)
+        except UnicodeDecodeError as e:
+            raise RegistryFileError(name, f"starts with a UTF-8 byte-order mark but is not UTF-8 (line {_line_of(head, e.start + 3)}): "
+                                          "GBK text saved with a UTF-8 mark? Save it again as UTF-8 (or as GBK without the mark)") from None
         return "utf-8-sig"
     if b"\x00" in head:
-        raise RegistryFileError(name or str(path), "looks binary (NUL bytes), not a CSV text file")
-    final = len(head) < SNIFF_BYTES
+        raise RegistryFileError(name, "looks binary (NUL bytes), not a CSV text file")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=final)
         return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        codecs.getincrementaldecoder("gb18030")().decode(head, final=final)
-        return "gb18030"
-    except UnicodeDecodeError as e:
-        raise RegistryFileError(name or str(path), f"is neither UTF-8 nor GB18030/GBK text (bad byte at offset {e.start})") from None
+    except UnicodeDecodeError as utf8_error:
+        try:
+            codecs.getincrementaldecoder("gb18030")().decode(head, final=final)
+            return "gb18030"
+        except UnicodeDecodeError:
+            line = _line_of(head, utf8_error.start)
+            raise RegistryFileError(name, f"is neither UTF-8 nor GB18030/GBK text: line {line} is not UTF-8 and the file is not "
+                                          "GBK either (mixed encodings? rows pasted from another file?)") from None
 
 
 def _header_key(header: str) -> str:
@@ -124,13 +135,20 @@ def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str]:
             return pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False), encoding
         return pl.read_csv(path, infer_schema=False, encoding="utf8"), encoding
     except UnicodeDecodeError as e:
-        raise RegistryFileError(rel, f"is not valid {encoding} text after byte {e.start} (mixed encodings?)") from None
+        line = _line_of(path.read_bytes(), e.start)
+        raise RegistryFileError(rel, f"is not valid {encoding} text at line {line} (mixed encodings? rows pasted from another file?)") from None
     except pl.exceptions.NoDataError:
         raise RegistryFileError(rel, "is empty (no header row)") from None
     except pl.exceptions.ComputeError as e:
         msg = str(e).splitlines()[0]
         if "invalid utf-8" in msg.lower():
-            raise RegistryFileError(rel, "is not valid UTF-8 past the first MiB (mixed encodings?)") from None
+            data = path.read_bytes()
+            try:
+                data.decode("utf-8-sig" if encoding == "utf-8-sig" else "utf-8")
+                line = "?"
+            except UnicodeDecodeError as e:
+                line = str(_line_of(data, e.start))
+            raise RegistryFileError(rel, f"is not valid UTF-8 at line {line} (mixed encodings? rows pasted from another file?)") from None
         raise RegistryFileError(rel, f"cannot be parsed as CSV: {msg}") from None
 
 
@@ -138,7 +156,34 @@ def _read_xlsx(path: Path, rel: str) -> pl.DataFrame:
     try:
         return pl.read_excel(path, sheet_id=1, infer_schema_length=0)
     except Exception as e:  # fastexcel raises its own error types for corrupt workbooks
-        raise RegistryFileError(rel, f"cannot be read as an XLSX workbook: {str(e).splitlines()[0]}") from None
+        reason = str(e).splitlines()[0]
+    if "empty" in reason.lower():  # the first sheet is empty: say where the data is
+        try:
+            import fastexcel
+
+            book = fastexcel.read_excel(path)
+            sheets = [name for name in book.sheet_names if book.load_sheet(name, header_row=None, n_rows=2).height]
+        except Exception:  # noqa: BLE001 - only to improve the message
+            sheets = []
+        if sheets:
+            raise RegistryFileError(rel, f"its first sheet is empty; the data is on sheet {sheets[0]!r}: move that sheet first")
+        raise RegistryFileError(rel, "has no data on any sheet")
+    raise RegistryFileError(rel, f"cannot be read as an XLSX workbook: {reason}")
+
+
+def _header_problems(df: pl.DataFrame, rel: str) -> None:
+    """A header the reader cannot trust: one column that looks like another delimiter, a header
+    named twice, a column with data but no header (merged header cells)."""
+    if df.width == 1 and (sep := next((c for c in (";", "\t", "|") if c in df.columns[0]), None)):
+        raise RegistryFileError(rel, f"has a single column whose header is separated by {sep!r}, not by commas: "
+                                     "save it as comma-separated CSV")
+    twice = sorted({c.split("_duplicated_")[0] for c in df.columns if "_duplicated_" in c})
+    if twice:
+        raise RegistryFileError(rel, f"names these headers more than once: {', '.join(twice)}: keep one of each")
+    for i, c in enumerate(df.columns, start=1):
+        if (c == "" or c.startswith("__UNNAMED__")) and df[c].drop_nulls().len():
+            raise RegistryFileError(rel, f"column {i} holds data but has no header (merged or blank header cells?): "
+                                         "give every column its own header in the first row")
 
 
 def _read_parquet(path: Path, rel: str) -> pl.DataFrame:
@@ -171,7 +216,12 @@ def read_registry(file: RegistryFile) -> RawRegistry:
         df, encoding = _read_xlsx(file.path, file.relative), "xlsx"
     else:
         df, encoding = _read_parquet(file.path, file.relative), "parquet"
+    _header_problems(df, file.relative)
     mapping = spec_headers(df.columns, file.kind)
+    if not mapping:
+        shown = ", ".join(df.columns[:5]) + (f" … ({df.width} columns)" if df.width > 5 else "")
+        raise RegistryFileError(file.relative, f"no header names a column of {file.kind} (headers: {shown}); see the README for the "
+                                               "accepted English and Chinese headers")
     targets = list(mapping.values())
     dupes = sorted({t for t in targets if targets.count(t) > 1})
     if dupes:

@@ -24,6 +24,7 @@ ROW_REASONS: dict[str, str] = {
     "enum_unknown": "value is not one of the allowed codes",
     "duplicate_row": "the same row appears earlier in the file",
     "duplicate_id": "the id appears earlier in the file",
+    "value_too_long": "a text value is longer than 2,000 characters (a broken file or a pasted document?)",
     # results (SPEC §4.8), checked against the plan in the warehouse
     "result_code_unknown": "a result code is not in data/reference/result_codes.csv",
     "not_own_result": "a department may enter only its own results (谁检查、谁录入)",
