@@ -39,7 +39,7 @@ from flows.validate import run_validate
 from transforms.certificate import draw_certificate
 from transforms.fusion import FIGURE_LABELS
 from transforms.ingest_summary import ingest_summary
-from transforms.plan import Plan, PlanError, read_plan
+from transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from transforms.report import validation_table
 from transforms.rerun import rerun_problems
 from transforms.runfolder import (
@@ -107,7 +107,7 @@ def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | No
                  run_id: str | None) -> tuple[Path, dict]:
     """The run folder and run.json (kept from the first attempt: a rerun uses the same run date,
     plan, inbox and seed, and is checked against the plan's SHA-256)."""
-    run_id = run_id or new_run_id(the_plan.plan_id)
+    run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(the_plan.plan_id)
     run_dir = Path(out) / "runs" / run_id
     existing = run_dir / "run.json"
     if existing.exists():

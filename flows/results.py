@@ -36,6 +36,7 @@ from transforms.bundle import move_into_place, staging_folder
 from transforms.contract import result_rules
 from transforms.csvout import write_people_csv
 from transforms.manifest import algorithm, file_list
+from transforms.plan import PlanError, check_safe_id
 from transforms.reference import department_names
 from transforms.registry import RESULT_KINDS, Kind
 from transforms.report import validation_table
@@ -67,7 +68,7 @@ from transforms.validate_registry import Contract
 from transforms.warehouse import WarehouseBusy, plan_side_tables, record_results
 from transforms.workdays import working_days
 
-USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy)
+USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy, PlanError)
 RESULT_COLUMNS = ["joint_task_id", "uscc", "department", "item_id", "inspection_date", "inspectors", "method", "result_codes",
                   "follow_up", "findings", "substitution_reason", "first_published_on", "deadline", "overdue"]
 
@@ -173,7 +174,8 @@ def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, ru
          dask: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-    run_id = run_id or new_run_id(f"{plan_id}-RESULTS")
+    check_safe_id(plan_id, "plan id")
+    run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(f"{plan_id}-RESULTS")
     run_dir = out / "runs" / run_id
     with plan_lock(out, f"{plan_id}-results", run_id), fan_out(dask):
         plan, previous = _plan_side(out, plan_id, day)

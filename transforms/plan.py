@@ -7,6 +7,7 @@ name the key, so a misspelt parameter is never silently ignored.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
-SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]  # = SAFE_ID: names folders
 
 
 class _Strict(BaseModel):
@@ -88,10 +89,33 @@ class PlanError(ValueError):
     """A plan file that cannot be used; the message names the file and what to fix."""
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a plan never needs them, and nested aliases expand
+    into billions of nodes (a "billion laughs" file) long before anything could check them."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"aliases (*name) are not accepted in a plan (line {mark.line + 1}); write the values out")
+        return super().compose_node(parent, index)
+
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_safe_id(value: str, what: str) -> str:
+    """`value` if it can name a folder under the output root (letters, digits, `_ . -`, not
+    starting with a dot or a dash, at most 64): a plan or run id with `..`, `/`, a leading dash or
+    other characters cannot write outside it."""
+    if not isinstance(value, str) or not SAFE_ID.match(value):
+        raise PlanError(f"{what} {value!r} is not accepted: use letters, digits, '_', '.', '-' (not first), at most 64")
+    return value
+
+
 def read_plan(path: Path) -> Plan:
     """The plan in `path`, checked; raises PlanError with every problem found."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise PlanError(f"plan {path}: cannot be read as UTF-8 YAML: {e}") from None
     if not isinstance(data, dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import polars as pl
 
 from transforms.registry import COLUMNS, HEADER_ALIASES, KINDS, Kind
 
+DEPARTMENT_FOLDER = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
 FORMATS = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 SNIFF_BYTES = 1 << 20
 
@@ -55,6 +57,10 @@ def scan_inbox(inbox: Path, kinds: tuple[Kind, ...] = KINDS) -> Inbox:
     if not inbox.is_dir():
         raise FileNotFoundError(f"inbox {inbox} is not a folder of department folders")
     for dept_dir in sorted(p for p in inbox.iterdir() if p.is_dir()):
+        if not DEPARTMENT_FOLDER.match(dept_dir.name):  # it names output folders: nothing outside the run may be written
+            problems.append(RegistryFileError(f"{dept_dir.name}/", "a department folder is named by its department code "
+                                                                    "(A–Z and digits, e.g. AMR); this one is not read"))
+            continue
         by_kind: dict[str, list[Path]] = {}
         for path in sorted(dept_dir.iterdir()):
             rel = f"{dept_dir.name}/{path.name}"
