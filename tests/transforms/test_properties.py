@@ -1,0 +1,101 @@
+"""Property-based tests (hypothesis): the rules hold for any input, not just the examples."""
+
+import csv
+import io
+import math
+from fractions import Fraction
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.transforms.test_draw import _directory, _draw, _plan
+from transforms.csvout import FORMULA_START, write_people_csv
+from transforms.fusion import fusion_figures
+from transforms.plan import Task
+from transforms.strata import CLASSES, stratum_k
+from transforms.uscc import USCC_CHARSET, complete_uscc, normalise_code, uscc_problem
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _normalise(values: list[str | None]) -> list[str | None]:
+    return pl.select(normalise_code(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=20))
+def test_code_normalisation_is_idempotent(values):
+    once = _normalise(values)
+    assert _normalise(once) == once
+
+
+@SETTINGS
+@given(st.text(alphabet=USCC_CHARSET, min_size=17, max_size=17), st.sampled_from(USCC_CHARSET))
+def test_a_uscc_whose_check_character_is_wrong_is_never_accepted(body, check):
+    code = body + check
+    if code != complete_uscc(body):
+        assert uscc_problem(code) is not None
+    # and normalising cannot make a wrong code right: spaces, case and full-width forms change nothing else
+    messy = " " + "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in code.lower()) + " "
+    (normal,) = _normalise([messy])
+    assert normal == code and (uscc_problem(normal) is None) == (uscc_problem(code) is None)
+
+
+@SETTINGS
+@given(st.dictionaries(st.sampled_from(CLASSES), st.integers(0, 400)),
+       st.one_of(st.dictionaries(st.sampled_from(CLASSES), st.decimals(0, 1, places=4).map(float)), st.integers(0, 600)))
+def test_k_per_stratum_is_the_rule_for_any_sizes(sizes, ratio_or_count):
+    if isinstance(ratio_or_count, dict):
+        task = Task(task_id="T", department="AMR", items=["I"], ratio=ratio_or_count)
+        k = stratum_k(task, sizes)
+        assert k == {c: min(sizes.get(c, 0), math.ceil(Fraction(str(ratio_or_count.get(c, 0))) * sizes.get(c, 0))) for c in CLASSES}
+    else:
+        task = Task(task_id="T", department="AMR", items=["I"], count=ratio_or_count)
+        k = stratum_k(task, sizes)
+        total = sum(sizes.values())
+        assert sum(k.values()) == min(ratio_or_count, total)
+        for c in CLASSES:  # largest remainder: each class within one of its exact quota, never above its size
+            exact = Fraction(min(ratio_or_count, total) * sizes.get(c, 0), total) if total else 0
+            assert math.floor(exact) <= k[c] <= math.ceil(exact) and k[c] <= sizes.get(c, 0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(8, 80), st.dictionaries(st.sampled_from(CLASSES), st.decimals(0, 1, places=3).map(float), min_size=1),
+       st.integers(0, 30), st.text(min_size=1, max_size=12))
+def test_the_draw_takes_exactly_k_per_stratum(n, ratio, count, seed):
+    directory = _directory(n)
+    plan = _plan([Task(task_id="AMR-1", department="AMR", items=["A"], ratio=ratio),
+                  Task(task_id="HLT-1", department="HLT", items=["H"], count=count)])
+    draws, strata = _draw(directory, plan, seed=seed)
+    drawn = draws.group_by("task_id", "credit_risk").len()
+    joined = strata.join(drawn, on=["task_id", "credit_risk"], how="left").with_columns(pl.col("len").fill_null(0))
+    assert (joined["len"] == joined["k"]).all()
+    for task in plan.tasks:
+        mine = strata.filter(pl.col("task_id") == task.task_id)
+        assert dict(zip(mine["credit_risk"], mine["k"], strict=True)) == {
+            c: k for c, k in stratum_k(task, dict(zip(mine["credit_risk"], mine["n"], strict=True))).items() if c in mine["credit_risk"]}
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(["T1", "T2", "T3", "T4"]), st.integers(0, 30)), max_size=120, unique=True))
+def test_fusion_figures_always_balance(rows):
+    draws = pl.DataFrame({"task_id": [t for t, _ in rows], "uscc": [f"U{u}" for _, u in rows]},
+                         schema={"task_id": pl.String, "uscc": pl.String})
+    f = fusion_figures(draws)
+    assert f["visits_saved"] == f["drawn_total"] - f["joint_tasks"]
+    assert f["duplicate_entities"] <= f["visits_saved"]
+    assert f["joint_tasks"] == draws["uscc"].n_unique()
+
+
+@SETTINGS
+@given(st.lists(st.text(), min_size=1, max_size=10))
+def test_the_csv_writer_round_trips_any_text_and_never_writes_a_formula(tmp_path_factory, values):
+    path = tmp_path_factory.mktemp("csv") / "people.csv"
+    write_people_csv(pl.DataFrame({"value": values}, schema={"value": pl.String}), path)
+    header, *rows = csv.reader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))  # as a spreadsheet reads it
+    back = [r[0] for r in rows]
+    assert header == ["value"]
+    for original, cell in zip(values, back, strict=True):
+        assert not pl.Series([cell]).str.contains(FORMULA_START)[0]  # nothing a spreadsheet would run
+        assert cell == ("'" + original if pl.Series([original]).str.contains(FORMULA_START)[0] else original)
