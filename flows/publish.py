@@ -127,7 +127,7 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
     out = stage_dir(run_dir, "publish")
     run_id = _json(run_dir / "run.json")["run_id"]
     target = run_dir.parent.parent / "published" / plan.plan_id  # OUT/published/<plan_id>
-    staging = staging_folder(target)
+    staging = staging_folder(target, run_dir.parent.parent)
     try:
         document = _assemble(staging, run_dir, plan, run_id)
         if (target / "results" / "manifest.json").is_file():  # the results published so far stay (their own manifest)

@@ -110,7 +110,7 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan: P
     item_names = _item_names(out, plan_id)
     summary = results_summary(results, progress, problem_share(results))
     target = draw_bundle / "results"
-    staging = staging_folder(target)
+    staging = staging_folder(target, out)
     try:
         write_parquet(results.select(RESULT_COLUMNS), staging / "results.parquet")
         write_people_csv(results.select(RESULT_COLUMNS), staging / "results.csv")

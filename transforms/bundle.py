@@ -1,8 +1,8 @@
 """Moving a finished bundle into place in one step (SPEC §4.7): a reader sees the previous
 bundle or the new one, never a mix, and a failed publish leaves the previous one untouched.
 
-The bundle is assembled in a hidden staging folder beside its place
-(`published/.<plan_id>.staging-*`). With no previous bundle it is renamed into place; with
+The bundle is assembled in a staging folder outside published/ (`OUT/.staging/`, same file
+system). With no previous bundle it is renamed into place; with
 one, the two folders are exchanged in one system call (Linux renameat2 RENAME_EXCHANGE)
 and the old one, now in the staging folder, is removed. Where that call does not exist the
 old folder is renamed aside first and restored if the second rename fails.
@@ -21,10 +21,21 @@ AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 
 
-def staging_folder(target: Path) -> Path:
-    """An empty hidden folder beside `target`, on the same file system."""
+STAGING = ".staging"  # OUT/.staging/: where bundles are assembled, outside published/
+
+
+def staging_folder(target: Path, out_root: Path) -> Path:
+    """An empty folder in OUT/.staging/ (same file system as `target`, never inside published/,
+    so a reader of published/ never sees a half bundle, even after a crash). Leftovers of an
+    earlier attempt at the same target (a killed run) are removed first: one run of a plan at a
+    time holds its lock, so nobody else is writing them."""
+    prefix = "-".join(Path(target).resolve().relative_to(Path(out_root).resolve()).parts) + ".staging-"
+    root = Path(out_root) / STAGING
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(f"{prefix}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; the bundle is for readers
@@ -55,7 +66,7 @@ def move_into_place(staging: Path, target: Path) -> None:
     if _exchange(staging, target):
         shutil.rmtree(staging)  # the previous bundle, swapped out
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous-", dir=target.parent))
+    aside = Path(tempfile.mkdtemp(prefix=f"{target.name}.previous-", dir=staging.parent))
     os.rmdir(aside)
     os.rename(target, aside)
     try:

@@ -149,3 +149,22 @@ def test_the_next_draw_avoids_who_inspected_and_leaves_out_closed_entities(resul
     assert draws.filter(pl.col("uscc").is_in(closed.implode())).is_empty()
     record = json.loads((out / "runs" / "q2" / "04_commit" / "stage.json").read_text(encoding="utf-8"))
     assert record["exclusions_by_reason"].get("closed_per_result") == len(set(closed) & set(exclusions["uscc"]))
+
+
+def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(results_out, dirty_run):
+    """Privacy (issue 10): the two files meant for citizens — the draw notice and the results
+    notice — against every operator name and phone and every inspector name and id submitted
+    (all departments, all rows, not just those drawn), and every credit class label."""
+    out, _, _ = results_out
+    ingest = dirty_run / "01_ingest"
+    objects = pl.read_parquet(ingest / "objects" / "*.parquet", columns=["operator_name", "phone"])
+    inspectors = pl.read_parquet(ingest / "inspectors" / "*.parquet", columns=["name", "inspector_id"])
+    people = {v for v in (set(objects["operator_name"]) | set(objects["phone"]) | set(inspectors["name"])
+                          | set(inspectors["inspector_id"])) if v and len(v) >= 2}
+    assert len(people) > 1000
+    classes = set(pl.read_csv("data/reference/credit_classes.csv")["name_zh"]) | {f"{c}类" for c in "ABCD"}
+    for public in (out / "published" / PLAN_ID / "notice.csv", out / "published" / PLAN_ID / "results" / "notice.csv"):
+        cells = pl.read_csv(public, infer_schema=False).drop("联合任务编号").unpivot()["value"].drop_nulls().unique()
+        assert cells.len() > 100
+        leaks = cells.filter(cells.str.contains_any(sorted(people | classes)) | cells.is_in(["A", "B", "C", "D"]))  # Aho–Corasick
+        assert leaks.is_empty(), (public.name, leaks.head(5).to_list())

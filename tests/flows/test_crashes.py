@@ -1,0 +1,74 @@
+"""Crashes (issue 10): a run killed with SIGKILL at a random point of every stage, then resumed,
+publishes the bundle an uninterrupted run publishes; the warehouse holds the plan's rows once;
+published/ never shows a partial bundle."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from prefect.settings import PREFECT_API_URL
+
+from tests.conftest import plan_path
+from tests.flows.test_publish_stage import VOLATILE
+from transforms.manifest import manifest_problems
+from transforms.runfolder import STAGES
+from transforms.warehouse import connect_warehouse
+
+PLAN_ID = "SZ-2026-ANNUAL"
+
+
+def _published_is_whole(out):
+    """published/ holds nothing but complete bundles: each one's manifest checks out."""
+    published = out / "published"
+    if not published.exists():
+        return
+    assert sorted(p.name for p in published.iterdir()) in ([], [PLAN_ID]), list(published.iterdir())
+    if (published / PLAN_ID).exists():
+        assert manifest_problems(published / PLAN_ID) == []
+
+
+def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, dirty_run, dirty_city, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    out, rng = tmp_path / "out", random.Random(20261127)
+    run_dir = out / "runs" / "crash"
+    cli = [sys.executable, "-m", "flows.cli"]
+    command = [*cli, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(out), "--run-id", "crash"]
+    killed_in = []
+    for number, stage in enumerate(STAGES, start=1):
+        if (run_dir / f"{number:02d}_{stage}" / "stage.json").exists():
+            continue  # finished before the last kill landed
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 240
+        while not (run_dir / f"{number:02d}_{stage}").exists() and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.4))  # somewhere in the stage
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            killed_in.append(next((s for n, s in reversed(list(enumerate(STAGES, 1))) if (run_dir / f"{n:02d}_{s}").exists()), "?"))
+        _published_is_whole(out)
+        # what an operator does after a crash: clear the dead run's lock, resume where it stopped
+        subprocess.run([*cli, "unlock", PLAN_ID, "--out", str(out)], env=env, check=True, capture_output=True)
+        command = [*cli, "resume", "crash", "--out", str(out)]
+    final = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert len(killed_in) >= 5, killed_in  # most stages were really interrupted
+
+    reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
+    first, second = (json.loads((b / "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    for f in first["files"]:
+        assert (reference / f["path"]).read_bytes() == (bundle / f["path"]).read_bytes(), f["path"]
+    con = connect_warehouse(out, read_only=True)
+    try:
+        assert con.sql("select count(*) from runs where plan_id = $p", params={"p": PLAN_ID}).fetchall() == [(1,)]
+        tasks = con.sql("select count(*), count(distinct joint_task_id) from joint_tasks where plan_id = $p", params={"p": PLAN_ID}).fetchall()
+    finally:
+        con.close()
+    assert tasks[0][0] == tasks[0][1] == second["accounting"]["fuse"]["joint_tasks"]  # each row once
+    assert not list((out / "published").glob(".*"))
