@@ -75,6 +75,30 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from transforms.audit import chain_problems, seed_shopping
+    from transforms.warehouse import audit_entries
+
+    entries = audit_entries(Path(args.out), args.plan_id)
+    console = _console()
+    if not entries:
+        console.print(f"no draw attempts of {args.plan_id} in {Path(args.out) / 'warehouse.duckdb'}")
+        return 1
+    console.print(_table(f"draw attempts of {args.plan_id} (audit log, chained by hash)",
+                         [{"seq": e["seq"], "time": e["time"], "run": e["run_id"], "seed": e["seed"], "commitment": e["commitment"][:16] + "…",
+                           "draw digest": e["draw_digest"][:16] + "…", "operator": e["operator"]} for e in entries]))
+    shopping = seed_shopping(entries)
+    for commitment, attempts in shopping.items():
+        console.print(f"[bold red]SEED SHOPPING?[/] commitment {commitment[:16]}… was drawn with {len({a['seed'] for a in attempts})} "
+                      f"different seeds: " + "; ".join(f"#{a['seq']} seed {a['seed']!r} → {a['draw_digest'][:16]}…" for a in attempts))
+    problems = chain_problems(entries)
+    if problems:
+        console.print(f"[bold red]the chain is broken[/]: {problems[0]}")
+        return 1
+    console.print(f"the chain of {len(entries)} entries is intact (last {entries[-1]['entry_hash'][:16]}…)")
+    return 0
+
+
 def _console():
     """A console as wide as the terminal, or 160 columns when the output is a file or a pipe
     (logs keep whole ids rather than folded ones)."""
@@ -309,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     rr.add_argument("--run-id", default=None)
     rr.add_argument("--dask", default=None, metavar="ADDRESS", help="run the per-department tasks on Dask ('local' or an address)")
     rr.set_defaults(func=_results)
+
+    au = sub.add_parser("audit", help="a plan's draw attempts and a check of their hash chain (审计日志)")
+    au.add_argument("plan_id")
+    au.add_argument("--out", required=True, help="the output root holding warehouse.duckdb")
+    au.set_defaults(func=_audit)
 
     v = sub.add_parser("verify", help="recompute a draw from its published files and report any difference")
     v.add_argument("folder", help="a published bundle, or a run folder (out/runs/<run_id>)")

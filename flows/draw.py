@@ -40,7 +40,8 @@ from transforms.runfolder import (
     write_parquet,
 )
 from transforms.seed import resolve_seed
-from transforms.warehouse import read_history, read_warehouse_table
+from transforms.audit import draw_digest, operator
+from transforms.warehouse import append_attempt, read_history, read_warehouse_table
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
                 "stratum_size", "k", "score_key", "score"]
@@ -120,12 +121,19 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     write_json({"seed": chosen.value, "origin": chosen.origin, "sources": list(chosen.sources),
                 "used_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commitment": committed["commitment"]},
                out / "seed.json")
+    # every attempt that reaches the draw is logged, chained per plan (transforms/audit.py); the same draw again is not new
+    attempt = append_attempt(run_dir.parent.parent, plan_id=plan.plan_id, time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                             run_id=json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["run_id"],
+                             commitment=committed["commitment"], seed=chosen.value,
+                             seed_sources=json.dumps(list(chosen.sources), ensure_ascii=False), draw_digest=draw_digest(table),
+                             operator=operator())
     figures = {"coordinated" if grouped else "independent": fusion_figures(table), other_mode: fusion_figures(other)}
     record = {
         "stage": "draw", "inputs": inputs_from(run_dir, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),
         "seed_origin": chosen.origin, "commitment": committed["commitment"],
         "eligible_pairs": eligible_pairs, "strata": strata.height, "drawn": table.height,
         "mode": "coordinated" if grouped else "independent", "fusion": figures,
+        "audit": {"logged_as": attempt["seq"], "entry_hash": attempt["entry_hash"]} if attempt else {"logged_as": "an earlier identical attempt"},
         "outputs": [file_record(path, table.height, out), file_record(strata_path, strata.height, out)],
         "seconds": round(time.perf_counter() - started, 3),
     }

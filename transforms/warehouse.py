@@ -67,6 +67,9 @@ create table if not exists results (plan_id varchar, results_run_id varchar, joi
                                     department varchar, item_id varchar, inspection_date date, inspectors varchar[],
                                     method varchar, result_codes varchar[], follow_up varchar, findings varchar,
                                     substitution_reason varchar, first_published_on date, deadline date, overdue boolean);
+create table if not exists audit_log (plan_id varchar, seq integer, time varchar, run_id varchar, commitment varchar,
+                                      seed varchar, seed_sources varchar, draw_digest varchar, operator varchar,
+                                      prev_hash varchar, entry_hash varchar);
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
@@ -218,6 +221,47 @@ def record_results(out_root: Path, plan_id: str, results: pl.DataFrame) -> int:
         n = con.execute("select count(*) from results where plan_id = $plan", {"plan": plan_id}).fetchall()[0][0]
         con.execute("commit")
         return n
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def audit_entries(out_root: Path, plan_id: str) -> list[dict[str, Any]]:
+    """The plan's audit log entries, as stored (transforms/audit.py checks them)."""
+    if not warehouse_path(out_root).exists():
+        return []
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        exists = con.sql("select count(*) from information_schema.tables where table_name = 'audit_log'").fetchall()[0][0]
+        if not exists:
+            return []
+        return con.sql("select * from audit_log where plan_id = $p order by seq", params={"p": plan_id}).pl().to_dicts()
+    finally:
+        con.close()
+
+
+def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
+    """Appends a draw attempt to the plan's chain, in one transaction; returns the entry, or None
+    when the plan already has an entry with this commitment, seed and draw digest (a rerun of
+    the same draw is not a new attempt)."""
+    from transforms.audit import next_entry
+
+    con = connect_warehouse(out_root)
+    p = {"p": fields["plan_id"]}
+    try:
+        con.execute("begin transaction")
+        same = con.execute("select count(*) from audit_log where plan_id = $p and commitment = $c and seed = $s and draw_digest = $d",
+                           {**p, "c": fields["commitment"], "s": fields["seed"], "d": fields["draw_digest"]}).fetchall()[0][0]
+        if same:
+            con.execute("commit")
+            return None
+        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
+        entry = next_entry(last[0] if last else None, **fields)
+        con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
+        con.execute("commit")
+        return entry
     except BaseException:
         con.execute("rollback")
         raise

@@ -1,0 +1,77 @@
+"""The audit log of draw attempts (issue 11, first part): every attempt that reaches the draw is
+chained in the warehouse; an edited, deleted or reordered entry breaks the chain and `jointdraw
+audit` says which; two seeds for one commitment are flagged; a rerun is not a new attempt."""
+
+import shutil
+
+import pytest
+
+from flows.cli import main
+from flows.plan_run import plan_run
+from tests.conftest import plan_path
+from transforms.audit import chain_problems, entry_hash, next_entry, seed_shopping
+from transforms.warehouse import audit_entries, connect_warehouse
+
+
+def _entries(n, seeds=None):
+    entries, last = [], None
+    for i in range(n):
+        last = next_entry(last, plan_id="P", time=f"2026-03-0{i + 1}T02:00:00+00:00", run_id=f"r{i}", commitment="c" * 64,
+                          seed=(seeds or ["s"] * n)[i], seed_sources="[]", draw_digest=f"{i:064d}", operator="ops@host")
+        entries.append(last)
+    return entries
+
+
+def test_an_edited_deleted_or_reordered_entry_breaks_the_chain_at_its_link():
+    entries = _entries(4)
+    assert chain_problems(entries) == []
+    edited = [dict(e) for e in entries]
+    edited[1]["seed"] = "a better seed"
+    assert chain_problems(edited) == ["entry 2 (run r1) does not match its hash: it was edited"]
+    deleted = entries[:1] + entries[2:]
+    assert chain_problems(deleted) == ["entry 2 is missing: the chain jumps to entry 3 (deleted?)"]
+    swapped = [dict(e) for e in entries]
+    swapped[1]["seq"], swapped[2]["seq"] = 3, 2  # renumbered to hide the order: their hashes no longer match
+    assert chain_problems(swapped) == ["entry 2 (run r2) does not match its hash: it was edited"]
+    reordered = [dict(e) for e in (entries[0], entries[2], entries[1], entries[3])]
+    for i, e in enumerate(reordered, start=1):  # renumbered and each rehashed: the previous-hash links still give it away
+        e["seq"] = i
+        e["entry_hash"] = entry_hash(e)
+    assert chain_problems(reordered) == ["entry 2 (run r2) does not follow entry 1: deleted or reordered"]
+
+
+def test_two_seeds_for_one_commitment_are_seed_shopping():
+    assert seed_shopping(_entries(3)) == {}
+    shopped = seed_shopping(_entries(3, seeds=["s1", "s2", "s1"]))
+    assert list(shopped) == ["c" * 64] and [e["seed"] for e in shopped["c" * 64]] == ["s1", "s2", "s1"]
+
+
+def test_attempts_are_logged_once_and_the_audit_command_checks_them(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(dirty_run.parent.parent, out)
+    plan = str(plan_path(dirty_city))
+    first = audit_entries(out, "SZ-2026-ANNUAL")
+    assert [e["run_id"] for e in first] == ["dirty"]
+    # a rerun from assign, and a rerun of the draw with the same seed, are not new attempts
+    plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="assign", stop_after="assign")
+    plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", stop_after="draw")
+    assert len(audit_entries(out, "SZ-2026-ANNUAL")) == 1
+    # another seed for the same commitment is
+    plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", stop_after="draw",
+             seed="a seed I like better")
+    entries = audit_entries(out, "SZ-2026-ANNUAL")
+    assert [e["seq"] for e in entries] == [1, 2] and entries[1]["prev_hash"] == entries[0]["entry_hash"]
+    assert main(["audit", "SZ-2026-ANNUAL", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "SEED SHOPPING?" in printed and "a seed I like better" in printed and "is intact" in printed
+    con = connect_warehouse(out)
+    con.execute("update audit_log set seed = 'SZ-2026-ANNUAL-demo-seed' where seq = 2")  # someone covers their tracks
+    con.close()
+    assert main(["audit", "SZ-2026-ANNUAL", "--out", str(out)]) == 1
+    assert "entry 2 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("plan_id", ["NOTHING"])
+def test_a_plan_without_attempts_says_so(tmp_path, capsys, plan_id):
+    assert main(["audit", plan_id, "--out", str(tmp_path)]) == 1
+    assert "no draw attempts" in capsys.readouterr().out
