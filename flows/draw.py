@@ -25,6 +25,7 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
+from transforms.audit import draw_digest, operator
 from transforms.commitment import commitment
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from transforms.exclusions import exclusions_from_history
@@ -40,7 +41,6 @@ from transforms.runfolder import (
     write_parquet,
 )
 from transforms.seed import resolve_seed
-from transforms.audit import draw_digest, operator
 from transforms.warehouse import append_attempt, read_history, read_warehouse_table
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",

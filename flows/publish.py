@@ -30,6 +30,7 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
+from transforms.audit import seed_shopping
 from transforms.bundle import move_into_place, staging_folder
 from transforms.csvout import write_people_csv
 from transforms.manifest import manifest, stage_accounting
@@ -46,7 +47,7 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.warehouse import record_run
+from transforms.warehouse import audit_entries, record_run
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 
@@ -59,7 +60,8 @@ def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in keys}
 
 
-def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any]) -> ReportData:
+def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any],
+                 attempts: list[dict[str, Any]]) -> ReportData:
     draw_dir = stage_dir(run_dir, "draw")
     strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
     assign_dir = stage_dir(run_dir, "assign")
@@ -73,6 +75,7 @@ def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any]
         mode=draw_record.get("mode", "independent"), strata=strata,
         exclusions=(read_stage_record(run_dir, "commit") or {}).get("exclusions_by_reason", {}),
         unassigned=unassigned, validation=validation, assign=read_stage_record(run_dir, "assign") or {},
+        seed_shopping=[e for es in seed_shopping(attempts).values() for e in es],
     )
 
 
@@ -104,7 +107,9 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     shutil.copytree(validate_dir / "quarantine", bundle / "quarantine")
     copy_file(validate_dir / "quarantine.csv", bundle / "quarantine" / "quarantine.csv")
     shutil.copytree(validate_dir / "validation", bundle / "validation")
-    html = render_report(_report_data(run_dir, plan, run_id, summary, seed))
+    entries = audit_entries(run_dir.parent.parent, plan.plan_id)  # every logged draw attempt of the plan, chained
+    audit = {"entries": entries, "seed_shopping": {c: [e["seq"] for e in es] for c, es in seed_shopping(entries).items()}}
+    html = render_report(_report_data(run_dir, plan, run_id, summary, seed, entries))
     (bundle / "report.html").write_text(html, encoding="utf-8")
     run = _json(run_dir / "run.json")
     ingest = read_stage_record(run_dir, "ingest") or {}
@@ -116,6 +121,7 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
         commitment=_without_keys(committed, "committed_at"),
         inputs=[{"department": f["department"], "kind": f["kind"], **f["source"]} for f in ingest.get("files", [])],
         folder=bundle, accounting=stage_accounting({stage: read_stage_record(run_dir, stage) or {} for stage in STAGES}),
+        audit=audit,
     )
     write_json(document, bundle / "manifest.json")
     return document

@@ -105,7 +105,7 @@ def _bundle_differences(first: Path, second: Path) -> list[str]:
     """The files of two published bundles of the same plan that differ (manifest: but its
     volatile fields, README "Publish")."""
     a, b = (json.loads((x / "manifest.json").read_text(encoding="utf-8")) for x in (first, second))
-    volatile = ("run_id", "timeline", "documents")
+    volatile = ("run_id", "timeline", "documents", "audit")
     differences = [] if {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile} \
         else ["manifest.json"]
     return differences + [f["path"] for f in a["files"] if (first / f["path"]).read_bytes() != (second / f["path"]).read_bytes()]

@@ -3,8 +3,9 @@
     manifest(...) -> the manifest as a dict, keys in a fixed order
 
 Fields that differ between two runs of the same inputs and seed — and only these:
-`run_id`, `timeline` (run date, commitment, seed use, publication times) and the SHA-256 of
-the `documents` (report.html and validation/, which print the run id and times). Everything
+`run_id`, `timeline` (run date, commitment, seed use, publication times), the SHA-256 of
+the `documents` (report.html and validation/, which print the run id and times) and `audit`
+(the plan's logged draw attempts: times, runs, operators; transforms/audit.py). Everything
 else — seed, commitment, algorithm, packages, inputs, `files` with their SHA-256 and rows,
 accounting — is the same, so two runs can be compared field by field.
 """
@@ -68,7 +69,7 @@ def file_list(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def manifest(*, plan_id: str, run_id: str, timeline: dict[str, str], seed: dict[str, Any], commitment: dict[str, Any],
-             inputs: list[dict[str, Any]], folder: Path, accounting: dict[str, Any]) -> dict[str, Any]:
+             inputs: list[dict[str, Any]], folder: Path, accounting: dict[str, Any], audit: dict[str, Any]) -> dict[str, Any]:
     files, documents = file_list(folder)
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -83,6 +84,7 @@ def manifest(*, plan_id: str, run_id: str, timeline: dict[str, str], seed: dict[
         "files": files,
         "documents": documents,
         "accounting": accounting,
+        "audit": audit,
     }
 
 

@@ -44,6 +44,7 @@ class ReportData:
     unassigned: pl.DataFrame  # joint_task_id, name, department, reason_zh, detail
     validation: pl.DataFrame  # department, registry, file, read, accepted, quarantined, reasons
     assign: dict[str, Any]
+    seed_shopping: list[dict[str, Any]]  # the attempts of a commitment drawn with several seeds (audit log), else empty
 
 
 def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.DataFrame:

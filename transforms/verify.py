@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from transforms.audit import chain_problems, draw_digest, seed_shopping
 from transforms.commitment import commitment
 from transforms.draw import score_keys, strata_table
 from transforms.manifest import manifest_problems
@@ -32,6 +34,8 @@ class Report:
     eligible_pairs: int = 0
     checked_files: int = 0  # files whose SHA-256 was checked against manifest.json
     problems: list[str] = field(default_factory=list)
+    attempts: int = 0  # logged draw attempts of the plan whose chain was checked (manifest.json)
+    warnings: list[str] = field(default_factory=list)  # seed shopping: the bundle may be right, people must ask why
 
     @property
     def ok(self) -> bool:
@@ -40,8 +44,10 @@ class Report:
     def text(self) -> str:
         head = (f"{'OK' if self.ok else 'DIFFERENCES'}: {self.checked_tasks} tasks, {self.eligible_pairs:,} eligible pairs "
                 f"rescored, {self.checked_draws:,} draws recomputed"
-                + (f", {self.checked_files} file hashes checked against manifest.json" if self.checked_files else ""))
-        return "\n".join([head, *[f"  - {p}" for p in self.problems[:200]],
+                + (f", {self.checked_files} file hashes checked against manifest.json" if self.checked_files else "")
+                + (f", audit chain of {self.attempts} attempts checked" if self.attempts else ""))
+        warnings = [f"WARNING: {w}" for w in self.warnings]
+        return "\n".join([*warnings, head, *[f"  - {p}" for p in self.problems[:200]],
                           *([f"  … and {len(self.problems) - 200} more"] if len(self.problems) > 200 else [])])
 
 
@@ -85,6 +91,24 @@ def expected_draws(pairs: pl.DataFrame, plan: Plan, seed: str, keys: dict[str, s
     return drawn.join(k_table.select("task_id", "credit_risk", stratum_size="n", k="k"), on=["task_id", "credit_risk"])
 
 
+def _check_audit(audit: dict[str, Any] | None, draws: pl.DataFrame, report: Report) -> None:
+    """The bundle's log of draw attempts: an unbroken chain whose last entry is this draw; and
+    seed shopping (several seeds for one commitment) said out loud, with every attempt."""
+    if audit is None:
+        report.problems.append("manifest.json has no audit log of draw attempts (published before jointdraw logged them?)")
+        return
+    entries = audit.get("entries", [])
+    report.attempts = len(entries)
+    report.problems += [f"audit: {p}" for p in chain_problems(entries)]
+    if not entries or entries[-1]["draw_digest"] != draw_digest(draws):
+        report.problems.append("audit: the published draw is not the last logged attempt of the plan")
+    for committed, attempts in seed_shopping(entries).items():
+        listed = "; ".join(f"#{e['seq']} {e['time']} run {e['run_id']} seed {e['seed']!r} → draw {e['draw_digest'][:16]}… by {e['operator']}"
+                           for e in attempts)
+        report.warnings.append(f"SEED SHOPPING? commitment {committed[:16]}… was drawn with {len({e['seed'] for e in attempts})} "
+                               f"different seeds: {listed}")
+
+
 def verify_draw(folder: Path) -> Report:
     files = _locate(Path(folder))
     report = Report()
@@ -96,6 +120,7 @@ def verify_draw(folder: Path) -> Report:
         report.problems += manifest_problems(Path(folder))
         listed = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
         report.checked_files = len(listed.get("files", [])) + len(listed.get("documents", []))
+        _check_audit(listed.get("audit"), pl.read_parquet(files["draws.parquet"]), report)
     committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
     recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"])
     for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", "commitment"):

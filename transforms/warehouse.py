@@ -244,20 +244,18 @@ def audit_entries(out_root: Path, plan_id: str) -> list[dict[str, Any]]:
 
 def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
     """Appends a draw attempt to the plan's chain, in one transaction; returns the entry, or None
-    when the plan already has an entry with this commitment, seed and draw digest (a rerun of
-    the same draw is not a new attempt)."""
+    when the plan's last entry has this commitment, seed and draw digest (a rerun of the same
+    draw is not a new attempt; going back to an earlier seed after another one is)."""
     from transforms.audit import next_entry
 
     con = connect_warehouse(out_root)
     p = {"p": fields["plan_id"]}
     try:
         con.execute("begin transaction")
-        same = con.execute("select count(*) from audit_log where plan_id = $p and commitment = $c and seed = $s and draw_digest = $d",
-                           {**p, "c": fields["commitment"], "s": fields["seed"], "d": fields["draw_digest"]}).fetchall()[0][0]
-        if same:
+        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
+        if last and all(last[0][k] == fields[k] for k in ("commitment", "seed", "draw_digest")):
             con.execute("commit")
             return None
-        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
         entry = next_entry(last[0] if last else None, **fields)
         con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
         con.execute("commit")

@@ -75,3 +75,29 @@ def test_attempts_are_logged_once_and_the_audit_command_checks_them(prefect_serv
 def test_a_plan_without_attempts_says_so(tmp_path, capsys, plan_id):
     assert main(["audit", plan_id, "--out", str(tmp_path)]) == 1
     assert "no draw attempts" in capsys.readouterr().out
+
+
+def test_the_manifest_report_and_verify_say_when_a_commitment_had_two_seeds(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
+    """The bundle carries its plan's chain; verify checks it alone and flags seed shopping."""
+    import json
+
+    out = tmp_path / "out"
+    shutil.copytree(dirty_run.parent.parent, out)
+    bundle = out / "published" / "SZ-2026-ANNUAL"
+    assert main(["verify", str(bundle)]) == 0
+    clean = capsys.readouterr().out
+    assert "audit chain of 1 attempts checked" in clean and "SEED SHOPPING" not in clean
+    plan = str(plan_path(dirty_city))
+    plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", seed="a seed I like better")
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    assert [e["seed"] for e in manifest["audit"]["entries"]] == ["SZ-2026-ANNUAL-demo-seed", "a seed I like better"]
+    assert list(manifest["audit"]["seed_shopping"].values()) == [[1, 2]]
+    assert "同一承诺值使用了多个随机种子" in (bundle / "report.html").read_text(encoding="utf-8")
+    assert main(["verify", str(bundle)]) == 0  # the draw itself is right …
+    printed = capsys.readouterr().out
+    assert printed.startswith("WARNING: SEED SHOPPING?") and "#1" in printed and "#2" in printed  # … and the repeat is said first
+    # a bundle whose chain was edited fails verify
+    manifest["audit"]["entries"][0]["seed"] = "something else"
+    (bundle / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    assert main(["verify", str(bundle)]) == 1
+    assert "audit: entry 1 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from transforms.verify import verify_draw
 SPEC_FILES = ["draws.parquet", "draws.csv", "joint_tasks.parquet", "joint_tasks.csv", "unassigned.csv", "notice.csv",
               "summary.json", "report.html", "manifest.json", "directory.parquet", "exclusions.parquet", "plan.yaml",
               "commitment.json", "seed.json", "quarantine/quarantine.csv", "validation/index.html"]
-VOLATILE = ("run_id", "timeline", "documents")  # README "Publish": what differs between two runs of the same inputs and seed
+VOLATILE = ("run_id", "timeline", "documents", "audit")  # README "Publish": what differs between two runs of the same inputs and seed
 
 
 @pytest.fixture(scope="module")
