@@ -2,6 +2,7 @@
 them: start a server on loopback, create the process pool, deploy, start a worker, trigger
 a run, wait for it, check the bundle, stop everything. Every wait is bounded."""
 
+import base64
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,8 +29,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as r:
+def _get(url: str, auth: str | None = None):
+    request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {})
+    with urllib.request.urlopen(request, timeout=5) as r:
         return json.loads(r.read())
 
 
@@ -57,19 +60,25 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api, "PREFECT_UI_ENABLED": "false",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1", "JOINTDRAW_HOME": str(ROOT),
            "PREFECT_LOGGING_LEVEL": "INFO"}
+    # API authentication on (README "Production"): the server checks, every client sends; credentials only in the environment
+    secret = f"jointdraw:{os.urandom(12).hex()}"
+    env.update({"PREFECT_SERVER_API_AUTH_STRING": secret, "PREFECT_API_AUTH_STRING": secret})
     server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
     started: list[subprocess.Popen] = []
     try:
         with open(server_log, "w") as log:
             started.append(subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        _wait("the Prefect server answering /api/health", lambda: _get(f"{api}/health") or None, 90, [server_log])
+        _wait("the Prefect server answering /api/health", lambda: _get(f"{api}/health", secret) or None, 90, [server_log])
+        with pytest.raises(urllib.error.HTTPError, match="401"):  # without the credentials the API answers nothing
+            _get(f"{api}/flow_runs/00000000-0000-0000-0000-000000000000")
         _cli(["work-pool", "create", "jointdraw", "--type", "process"], env)
         deployed = _cli(["--no-prompt", "deploy", "--all"], env)
         assert "plan-run/annual" in deployed and "plan-run/quarterly" in deployed and "results-run/results-weekly" in deployed
         schedules = {d["name"]: [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in d["schedules"]]
                      for d in json.loads(urllib.request.urlopen(urllib.request.Request(
-                         f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json"}), timeout=10).read())}
+                         f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json",
+                         "Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}), timeout=10).read())}
         assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai")], "quarterly": [("0 2 1 4,7,10 *", "Asia/Shanghai")], "demo": [],
                              "results-weekly": [("0 6 * * 1", "Asia/Shanghai")]}
         with open(worker_log, "w") as log:
@@ -81,7 +90,7 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
         run_id = next(line.split("UUID:")[1].strip() for line in triggered.splitlines() if "UUID:" in line)
 
         def finished():
-            state = _get(f"{api}/flow_runs/{run_id}")["state_type"]
+            state = _get(f"{api}/flow_runs/{run_id}", secret)["state_type"]
             if state in ("FAILED", "CRASHED", "CANCELLED"):
                 pytest.fail(f"flow run {run_id} ended {state}\n{worker_log.read_text(errors='replace')[-4000:]}")
             return state if state == "COMPLETED" else None
