@@ -40,7 +40,7 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.seed import resolve_seed
+from transforms.seed import SeedError, public_seed_problems, resolve_seed
 from transforms.warehouse import append_attempt, read_history, read_warehouse_table
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
@@ -106,7 +106,12 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     commit_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw")
     committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
     # the run's own seed or public numbers win over the plan's
-    chosen = resolve_seed(seed, seed_sources) if (seed or seed_sources) else resolve_seed(plan.seed, list(plan.seed_sources))
+    given = (seed, seed_sources) if (seed or seed_sources) else (plan.seed, list(plan.seed_sources))
+    if plan.seed_policy == "public":
+        problems = public_seed_problems(*given, plan.seed_announced_at, dt.datetime.fromisoformat(committed["committed_at"]))
+        if problems:
+            raise SeedError("draw refused: " + "; ".join(problems))
+    chosen = resolve_seed(*given)
     con = _connection(commit_dir, threads)
     sizes = eligible_sizes(con, plan)
     draws, strata = draw_plan(con, plan, chosen.value, score_keys(plan, "planned"), sizes)
@@ -118,7 +123,8 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     grouped = any(t.group for t in plan.tasks)
     other_mode = "independent" if grouped else "coordinated"
     other, _ = draw_plan(con, plan, chosen.value, score_keys(plan, other_mode), sizes)
-    write_json({"seed": chosen.value, "origin": chosen.origin, "sources": list(chosen.sources),
+    announced = {"sources_announced_at": plan.seed_announced_at.isoformat()} if plan.seed_policy == "public" else {}
+    write_json({"seed": chosen.value, "origin": chosen.origin, "sources": list(chosen.sources), **announced,
                 "used_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "commitment": committed["commitment"]},
                out / "seed.json")
     # every attempt that reaches the draw is logged, chained per plan (transforms/audit.py); the same draw again is not new

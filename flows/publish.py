@@ -115,7 +115,9 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     ingest = read_stage_record(run_dir, "ingest") or {}
     document = manifest(
         plan_id=plan.plan_id, run_id=run_id,
-        timeline={"run_date": run.get("run_date"), "committed_at": committed.get("committed_at"), "seed_used_at": seed.get("used_at"),
+        timeline={"run_date": run.get("run_date"), "committed_at": committed.get("committed_at"),
+                  **({"seed_announced_at": seed["sources_announced_at"]} if "sources_announced_at" in seed else {}),
+                  "seed_used_at": seed.get("used_at"),
                   "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         seed={"value": seed["seed"], "origin": seed["origin"], "sources": seed.get("sources", [])},
         commitment=_without_keys(committed, "committed_at"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import polars as pl
 import yaml
@@ -66,6 +66,9 @@ class Plan(_Strict):
     period: Period
     seed: str | None = None
     seed_sources: list[str] = []
+    # "public": the draw runs only on public numbers (RFC 3797) announced after the commitment
+    seed_policy: Literal["any", "public"] = "any"
+    seed_announced_at: dt.datetime | None = None  # when the public numbers are (to be) announced, with its UTC offset
     quarantine_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
     exclusion_window_days: Annotated[int, Field(ge=0)] = 0
     yearly_caps: dict[CreditClass, Annotated[int, Field(ge=0)]] = {}
@@ -74,6 +77,13 @@ class Plan(_Strict):
     inspectors_per_department: Annotated[int, Field(ge=1)] = 1
     daily_cap: Annotated[int, Field(ge=1)] = 4  # visits one inspector makes on one working day, at most
     tasks: list[Task] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _public_seed_has_a_date(self) -> Plan:
+        if self.seed_policy == "public" and (self.seed_announced_at is None or self.seed_announced_at.tzinfo is None):
+            raise ValueError("seed_policy public needs seed_announced_at: when the public numbers are announced, with its UTC "
+                             "offset (e.g. 2026-03-01T21:30:00+08:00)")
+        return self
 
     @model_validator(mode="after")
     def _unique_task_ids(self) -> Plan:

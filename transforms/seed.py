@@ -4,6 +4,7 @@ or, without either, a fresh random seed from the OS's secure source — always r
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
@@ -43,3 +44,20 @@ def resolve_seed(seed: str | None, sources: list[str] | None) -> Seed:
     if sources:
         return Seed(rfc3797_key(sources), "public numbers (RFC 3797)", tuple(sources))
     return Seed(secrets.token_hex(16), "generated")
+
+
+def public_seed_problems(seed: str | None, sources: list[str] | None, announced_at: dt.datetime,
+                         committed_at: dt.datetime) -> list[str]:
+    """Why a draw under `seed_policy: public` may not run: a plain seed (anyone could pick it),
+    no public numbers, or a commitment made after the numbers were announced (whoever committed
+    could have known them)."""
+    problems = []
+    if seed:
+        problems.append("seed_policy is public: a plain seed is refused (it could be chosen); give the announced numbers "
+                        "(--seed-source, or seed_sources in the plan)")
+    elif not sources:
+        problems.append("seed_policy is public: the draw needs the announced public numbers (--seed-source, or seed_sources in the plan)")
+    if committed_at >= announced_at:
+        problems.append(f"seed_policy is public: the commitment was made at {committed_at.isoformat()}, not before the numbers were "
+                        f"announced at {announced_at.isoformat()}: commit again before the next announcement")
+    return problems

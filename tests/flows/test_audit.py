@@ -101,3 +101,39 @@ def test_the_manifest_report_and_verify_say_when_a_commitment_had_two_seeds(pref
     (bundle / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     assert main(["verify", str(bundle)]) == 1
     assert "audit: entry 1 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out
+
+
+def test_a_public_seed_policy_refuses_a_plain_seed_and_a_late_commitment(prefect_server, small_city, tmp_path):
+    import datetime as dt
+
+    import yaml
+
+    from transforms.plan import PlanError, read_plan
+    from transforms.seed import SeedError, public_seed_problems
+
+    announced, before, after = (dt.datetime(2026, 3, 1, 21, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+                                dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC), dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC))
+    assert public_seed_problems(None, ["9 18 26"], announced, before) == []
+    assert "a plain seed is refused" in public_seed_problems("mine", None, announced, before)[0]
+    assert "needs the announced public numbers" in public_seed_problems(None, [], announced, before)[0]
+    assert "not before the numbers were announced" in public_seed_problems(None, ["9 18 26"], announced, after)[0]
+
+    data = yaml.safe_load(plan_path(small_city).read_text(encoding="utf-8"))
+    data.update({"seed_policy": "public", "seed": None, "seed_sources": []})
+    path = tmp_path / "public.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PlanError, match="seed_announced_at"):
+        read_plan(path)  # the policy needs the announcement's date
+    data["seed_announced_at"] = "2099-03-01T21:30:00+08:00"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    common = {"plan": str(path), "inbox": str(small_city / "inbox"), "out": str(tmp_path / "out"), "stop_after": "draw"}
+    with pytest.raises(SeedError, match="a plain seed is refused"):
+        plan_run(**common, run_id="plain", seed="picked by hand")
+    assert not (tmp_path / "out" / "runs" / "plain" / "05_draw" / "draws.parquet").exists()
+    plan_run(**common, run_id="public", seed_sources=["9319", "2 5 12 8 10"])
+    import json
+
+    seed = json.loads((tmp_path / "out" / "runs" / "public" / "05_draw" / "seed.json").read_text(encoding="utf-8"))
+    committed = json.loads((tmp_path / "out" / "runs" / "public" / "04_commit" / "commitment.json").read_text(encoding="utf-8"))
+    assert seed["seed"] == "9319./2.5.8.10.12./" and seed["sources_announced_at"] == "2099-03-01T21:30:00+08:00"
+    assert committed["committed_at"] < "2099"  # both times recorded
