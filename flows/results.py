@@ -31,7 +31,12 @@ from prefect.states import Failed
 from flows.errors import StageFailed
 from flows.fanout import fan_out
 from flows.ingest import run_ingest
-from flows.validate import file_failures, finish_validation, map_files, validate_department_file
+from flows.validate import (
+    file_failures,
+    finish_validation,
+    map_files,
+    validate_department_file,
+)
 from transforms.bundle import move_into_place, staging_folder
 from transforms.contract import result_rules
 from transforms.csvout import write_people_csv

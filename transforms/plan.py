@@ -125,7 +125,7 @@ def check_safe_id(value: str, what: str) -> str:
 def read_plan(path: Path) -> Plan:
     """The plan in `path`, checked; raises PlanError with every problem found."""
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_NoAliasLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise PlanError(f"plan {path}: cannot be read as UTF-8 YAML: {e}") from None
     if not isinstance(data, dict):

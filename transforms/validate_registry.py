@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
+import pandas as pd
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
-import pandas as pd
 
 from transforms.contract import Rule
 from transforms.datadocs import make_offline

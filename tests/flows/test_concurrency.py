@@ -44,7 +44,7 @@ def test_two_plans_at_once_both_finish_and_the_warehouse_holds_both(prefect_serv
                              "--run-id", plan_id.lower()], env)
             for plan_id in ("SZ-2026-ANNUAL", "SZ-2026-Q2")}
     for plan_id, process in runs.items():
-        stdout, stderr = process.communicate(timeout=400)
+        _, stderr = process.communicate(timeout=400)
         assert process.returncode == 0, (plan_id, stderr[-3000:])
     con = connect_warehouse(out, read_only=True)
     try:
