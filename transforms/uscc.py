@@ -132,8 +132,15 @@ def reg_no_reasons(codes: pl.Series) -> pl.Series:
 
 
 def normalise_code(expr: pl.Expr) -> pl.Expr:
-    """Codes as compared everywhere: full-width to ASCII (NFKC), no whitespace, upper case, '' → null."""
-    e = expr.cast(pl.String).str.normalize("NFKC").str.replace_all(r"\s+", "").str.to_uppercase()
+    """Codes as compared everywhere: full-width to ASCII (NFKC), no whitespace, upper case, '' → null.
+
+    NFKC runs again after the spaces go: a compatibility character can decompose into a space and
+    a combining mark (´ → " ́"), which composes with the letter before it only once the space is
+    gone — without the second pass, normalising twice would not give the same code (hypothesis
+    found `A´`)."""
+    e = expr.cast(pl.String)
+    for _ in range(2):
+        e = e.str.normalize("NFKC").str.replace_all(r"\s+", "").str.to_uppercase()
     return pl.when(e == "").then(None).otherwise(e)
 
 

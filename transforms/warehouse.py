@@ -268,8 +268,7 @@ def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
 
 
 def entity_history(out_root: Path, uscc: str) -> dict[str, pl.DataFrame]:
-    """One entity across every recorded run: its draws, joint tasks, teams (and, from issue 9,
-    results), oldest first."""
+    """One entity across every recorded run: its draws, joint tasks, teams and results, oldest first."""
     if not warehouse_path(out_root).exists():
         return {}
     con = connect_warehouse(out_root, read_only=True)
@@ -283,6 +282,9 @@ def entity_history(out_root: Path, uscc: str) -> dict[str, pl.DataFrame]:
             "visits": con.sql("""select plan_id, run_id, joint_task_id, list(inspector_id order by inspector_id) as inspector_ids,
                                  first(planned_date) as planned_date, max(inspected_on) as inspected_on
                                  from visits where uscc = $u group by all order by planned_date, plan_id""", params=p).pl(),
+            "results": con.sql("""select plan_id, joint_task_id, department, item_id, inspection_date, result_codes, follow_up,
+                                  first_published_on, overdue
+                                  from results where uscc = $u order by inspection_date, plan_id, department, item_id""", params=p).pl(),
         }
     finally:
         con.close()

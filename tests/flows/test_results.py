@@ -168,3 +168,14 @@ def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(re
         assert cells.len() > 100
         leaks = cells.filter(cells.str.contains_any(sorted(people | classes)) | cells.is_in(["A", "B", "C", "D"]))  # Aho–Corasick
         assert leaks.is_empty(), (public.name, leaks.head(5).to_list())
+
+
+def test_an_entitys_history_shows_its_results(results_out, capsys):
+    from flows.cli import main
+
+    out, _, _ = results_out
+    results = pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet")
+    uscc = results.filter(pl.col("result_codes").list.contains("E"))["uscc"][0]
+    assert main(["history", uscc, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "results (检查结果)" in printed and "rectify" in printed

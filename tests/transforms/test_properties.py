@@ -99,3 +99,9 @@ def test_the_csv_writer_round_trips_any_text_and_never_writes_a_formula(tmp_path
     for original, cell in zip(values, back, strict=True):
         assert not pl.Series([cell]).str.contains(FORMULA_START)[0]  # nothing a spreadsheet would run
         assert cell == ("'" + original if pl.Series([original]).str.contains(FORMULA_START)[0] else original)
+
+
+def test_a_spacing_accent_normalises_once_and_for_all():
+    """The case hypothesis found: ´ (U+00B4) is NFKC " ́", which composes with A only once the space is gone."""
+    once = _normalise(["A\u00b4"])
+    assert once == ["\u00c1"] and _normalise(once) == once
