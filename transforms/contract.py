@@ -68,8 +68,9 @@ def _duplicates(kind: Kind) -> Rule:
 
 
 def _text_length() -> Rule:
-    """No text value longer than MAX_TEXT (`longest_text` is each row's longest, see validation_frame)."""
-    return Rule(gxe.ExpectColumnValuesToBeBetween(column="longest_text", max_value=MAX_TEXT), "value_too_long", "")
+    """No text value longer than MAX_TEXT (`text_fits` is computed per row in validation_frame: a
+    set check is vectorised in GX, a between check calls Python per row — 4 s on AMR's 5.8M rows)."""
+    return Rule(gxe.ExpectColumnValuesToBeInSet(column="text_fits", value_set=[True]), "value_too_long", "")
 
 
 def _unique_in_file(column: str) -> Rule:
@@ -178,7 +179,7 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
     text = [c for c, how in COLUMNS[kind].items() if how == "text"]
     derived = {
         "row_digest": pl.struct("source_file", *spec).hash(seed=0),
-        "longest_text": pl.max_horizontal([pl.col(c).str.len_chars() for c in text]).fill_null(0).cast(pl.Int64),
+        "text_fits": pl.max_horizontal([pl.col(c).str.len_chars() for c in text]).fill_null(0) <= MAX_TEXT,
         **in_file,
         # true where the entity is identified (USCC, organization code or registration number), else null
         **({"identifier": pl.when(pl.any_horizontal(pl.col("uscc", "org_code", "legacy_reg_no").is_not_null())).then(True)}
