@@ -61,7 +61,7 @@ def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any],
-                 attempts: list[dict[str, Any]]) -> ReportData:
+                 shopped: list[dict[str, Any]]) -> ReportData:
     draw_dir = stage_dir(run_dir, "draw")
     strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
     assign_dir = stage_dir(run_dir, "assign")
@@ -75,7 +75,7 @@ def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any]
         mode=draw_record.get("mode", "independent"), strata=strata,
         exclusions=(read_stage_record(run_dir, "commit") or {}).get("exclusions_by_reason", {}),
         unassigned=unassigned, validation=validation, assign=read_stage_record(run_dir, "assign") or {},
-        seed_shopping=[e for es in seed_shopping(attempts).values() for e in es],
+        seed_shopping=shopped,
     )
 
 
@@ -108,8 +108,9 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     copy_file(validate_dir / "quarantine.csv", bundle / "quarantine" / "quarantine.csv")
     shutil.copytree(validate_dir / "validation", bundle / "validation")
     entries = audit_entries(run_dir.parent.parent, plan.plan_id)  # every logged draw attempt of the plan, chained
-    audit = {"entries": entries, "seed_shopping": {c: [e["seq"] for e in es] for c, es in seed_shopping(entries).items()}}
-    html = render_report(_report_data(run_dir, plan, run_id, summary, seed, entries))
+    shopping = seed_shopping(entries)
+    audit = {"entries": entries, "seed_shopping": {c: [e["seq"] for e in es] for c, es in shopping.items()}}
+    html = render_report(_report_data(run_dir, plan, run_id, summary, seed, [e for es in shopping.values() for e in es]))
     (bundle / "report.html").write_text(html, encoding="utf-8")
     run = _json(run_dir / "run.json")
     ingest = read_stage_record(run_dir, "ingest") or {}

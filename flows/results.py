@@ -3,6 +3,7 @@ plan in the warehouse, published beside the draw, and fed back to the next draw.
 
     results_run(plan_id, inbox, out, as_of=None, limit_working_days=20, run_id=None, threshold=0.05, dask=None)
 
+    OUT/runs/<run_id>/00_plan/       the plan as the warehouse holds it (task items, teams, results so far)
     OUT/runs/<run_id>/01_ingest/     results files → raw and typed Parquet (the registries' reader)
     OUT/runs/<run_id>/02_validate/   GX contract + the checks against the plan; quarantine; Data Docs
     OUT/runs/<run_id>/03_publish/    stage.json
@@ -47,6 +48,7 @@ from transforms.registry import RESULT_KINDS, Kind
 from transforms.report import validation_table
 from transforms.results import (
     PROGRESS_HEADERS,
+    PUBLISHED_SCHEMA,
     RESULTS_NOTICE_HEADERS,
     PlanSide,
     outstanding_items,
@@ -62,6 +64,7 @@ from transforms.results_report import (
     results_summary,
 )
 from transforms.runfolder import (
+    copy_file,
     new_run_id,
     read_stage_record,
     stage_dir,
@@ -74,40 +77,46 @@ from transforms.warehouse import WarehouseBusy, plan_side_tables, record_results
 from transforms.workdays import working_days
 
 USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy, PlanError)
-RESULT_COLUMNS = ["joint_task_id", "uscc", "department", "item_id", "inspection_date", "inspectors", "method", "result_codes",
-                  "follow_up", "findings", "substitution_reason", "first_published_on", "deadline", "overdue"]
+RESULT_COLUMNS = list(PUBLISHED_SCHEMA)
 
 
 @task(name="validate-results-file", task_run_name="validate results · {department}", cache_policy=NO_CACHE)
-def validate_results_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, plan: PlanSide) -> dict[str, Any]:
+def validate_results_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, plan_dir: Path) -> dict[str, Any]:
     """One department's results: the checks against the plan, then the contract."""
-    checked = with_result_checks(pl.read_parquet(ingest_dir / kind / f"{department}.parquet"), plan)
+    checked = with_result_checks(pl.read_parquet(ingest_dir / kind / f"{department}.parquet"), _load_plan_side(plan_dir))
     checked_path = write_parquet(checked, out_dir / "checked" / f"{department}.parquet")
-    return validate_department_file(kind, department, checked_path, ingest_dir / "raw" / department / f"{kind}.parquet",
-                                    result_rules(), out_dir)
+    return validate_department_file(kind, department, checked_path, ingest_dir, result_rules(), out_dir)
 
 
-def _plan_side(out: Path, plan_id: str, as_of: dt.date) -> tuple[PlanSide, pl.DataFrame]:
+def _save_plan_side(out: Path, plan_id: str, as_of: dt.date, plan_dir: Path) -> PlanSide:
+    """The plan as the warehouse holds it now, written to the run folder (00_plan/): what every
+    task of the run checks against (tasks get its path, not frames)."""
     try:
         tables = plan_side_tables(out, plan_id)
     except LookupError as e:
         raise StageFailed(f"results: {e}") from None
-    return PlanSide(tables["task_items"], tables["teams"], tuple(tables["period"]), as_of), tables["results"]
+    for name in ("task_items", "teams", "results"):
+        write_parquet(tables[name], plan_dir / f"{name}.parquet")
+    write_json({"period": [d.isoformat() for d in tables["period"]], "as_of": as_of.isoformat()}, plan_dir / "plan.json")
+    return _load_plan_side(plan_dir)
+
+
+def _load_plan_side(plan_dir: Path) -> PlanSide:
+    meta = json.loads((plan_dir / "plan.json").read_text(encoding="utf-8"))
+    return PlanSide(pl.read_parquet(plan_dir / "task_items.parquet"), pl.read_parquet(plan_dir / "teams.parquet"),
+                    tuple(dt.date.fromisoformat(d) for d in meta["period"]), dt.date.fromisoformat(meta["as_of"]))
 
 
 @task(name="results-publish", task_run_name="publish results · {plan_id}", cache_policy=NO_CACHE)
-def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan: PlanSide, previous: pl.DataFrame,
-                    limit: int) -> dict[str, Any]:
+def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_dir: Path, limit: int) -> dict[str, Any]:
     """Writes published/<plan_id>/results/ (atomically) and the warehouse's results."""
     started = time.perf_counter()
     draw_bundle = out / "published" / plan_id
-    if not (draw_bundle / "notice.csv").is_file():
-        raise StageFailed(f"results: {draw_bundle} has no published draw (notice.csv); publish the plan first")
+    plan = _load_plan_side(plan_dir)
     validate_dir = stage_dir(run_dir, "validate")
     accepted_paths = sorted((validate_dir / "accepted" / "results").glob("*.parquet"))
-    accepted = pl.concat([pl.read_parquet(p) for p in accepted_paths]) if accepted_paths else None
-    results = (published_results(accepted, plan, previous, limit) if accepted is not None
-               else pl.DataFrame(schema={c: pl.String for c in RESULT_COLUMNS}))
+    results = published_results(pl.read_parquet(accepted_paths) if accepted_paths else None, plan,
+                                pl.read_parquet(plan_dir / "results.parquet"), limit)
     outstanding = outstanding_items(plan, results, limit)
     progress = progress_by_department(plan, results, outstanding)
     notice_entities = pl.read_csv(draw_bundle / "notice.csv", infer_schema=False).select(
@@ -126,7 +135,7 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan: P
         write_people_csv(outstanding, staging / "outstanding.csv")
         write_json(summary, staging / "summary.json")
         shutil.copytree(validate_dir / "quarantine", staging / "quarantine")
-        shutil.copy(validate_dir / "quarantine.csv", staging / "quarantine" / "quarantine.csv")
+        copy_file(validate_dir / "quarantine.csv", staging / "quarantine" / "quarantine.csv")
         shutil.copytree(validate_dir / "validation", staging / "validation")
         calendar = working_days(plan.as_of, plan.as_of).note
         (staging / "report.html").write_text(render_results_report(
@@ -182,8 +191,11 @@ def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, ru
     check_safe_id(plan_id, "plan id")
     run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(f"{plan_id}-RESULTS")
     run_dir = out / "runs" / run_id
+    if not (out / "published" / plan_id / "notice.csv").is_file():
+        raise StageFailed(f"results: {out / 'published' / plan_id} holds no published draw; publish the plan first (`jointdraw run`)")
     with plan_lock(out, f"{plan_id}-results", run_id), fan_out(dask):
-        plan, previous = _plan_side(out, plan_id, day)
+        plan_dir = run_dir / "00_plan"
+        plan = _save_plan_side(out, plan_id, day, plan_dir)
         logger.info("results of plan %s as of %s: %s items of %s joint tasks to answer; run %s → %s", plan_id, day,
                     f"{plan.task_items.height:,}", f"{plan.task_items['joint_task_id'].n_unique():,}", run_id, run_dir)
         write_json({"run_id": run_id, "plan_id": plan_id, "inbox": str(inbox), "out": str(out), "as_of": day.isoformat(),
@@ -194,10 +206,10 @@ def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, ru
         validate_dir = stage_dir(run_dir, "validate")
         failed = file_failures(contract, RESULT_KINDS, stage_dir(run_dir, "ingest"))
         futures = map_files(RESULT_KINDS, failed, validate_results_file, ingest_dir=stage_dir(run_dir, "ingest"),
-                            out_dir=validate_dir, plan=plan)
+                            out_dir=validate_dir, plan_dir=plan_dir)
         validated = finish_validation(contract, failed + [f.result() for f in futures], validate_dir, threshold, RESULT_KINDS, started,
                                       {"stage": "validate", "run_date": day.isoformat()})
-        published = publish_results(plan_id, run_id, run_dir, out, plan, previous, limit)
+        published = publish_results(plan_id, run_id, run_dir, out, plan_dir, limit)
     logger.info("results: %s rows read, %s accepted, %s quarantined; %s of %s items answered, %s outstanding, %s published late → %s",
                 f"{ingest['rows_read']:,}", f"{validated['rows_accepted']:,}", f"{validated['rows_quarantined']:,}",
                 f"{published['answered']:,}", f"{published['items_due']:,}", f"{published['outstanding']:,}",

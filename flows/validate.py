@@ -44,7 +44,7 @@ from transforms.quarantine import (
     quarantine_rows,
     with_original_values,
 )
-from transforms.registry import KINDS, Kind
+from transforms.registry import KINDS, RESULT_KINDS, Kind
 from transforms.runfolder import (
     copy_file,
     file_record,
@@ -82,17 +82,17 @@ def _file_problems(contract: Contract, ingest_dir: Path, kind: Kind) -> list[dic
     for r in result.results:
         for row in r.result.get("unexpected_index_list") or []:
             problems.setdefault(inventory["source_file"][row], []).append(rules[r.expectation_config.meta["rule_index"]].reason)
-    return [{"department": d, "kind": kind, "file": _source_file(raw_path[d], d, kind), "rows_read": rows[d], "file_problems": why}
+    return [{"department": d, "kind": kind, "file": _source_file(ingest_dir, d, kind), "rows_read": rows[d], "file_problems": why}
             for d, why in sorted(problems.items())]
 
 
-def _source_file(raw_path: Path, department: str, kind: Kind) -> str:
+def _source_file(ingest_dir: Path, department: str, kind: Kind) -> str:
     """The file as the department submitted it (`AMR/objects.csv`): from its rows, else (a file
     without rows) from ingest's record."""
-    first = pl.scan_parquet(raw_path).select(pl.col("source_file").first()).collect().item()
+    first = pl.scan_parquet(ingest_dir / "raw" / department / f"{kind}.parquet").select(pl.col("source_file").first()).collect().item()
     if first:
         return first
-    ingest = read_stage_record(raw_path.parents[2].parent, "ingest") or {}  # <run>/01_ingest/raw/<DEPT>/<kind>.parquet
+    ingest = read_stage_record(ingest_dir.parent, "ingest") or {}
     return next((f["source"]["path"] for f in ingest.get("files", []) if f["department"] == department and f["kind"] == kind),
                 f"{department}/{kind}.*")
 
@@ -101,20 +101,22 @@ def _source_file(raw_path: Path, department: str, kind: Kind) -> str:
 def validate_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, run_date: dt.date,
                   item_ids: list[str]) -> dict[str, Any]:
     """Validates one department's registry file of one kind (its file-level rules already met)."""
-    return validate_department_file(kind, department, ingest_dir / kind / f"{department}.parquet",
-                                    ingest_dir / "raw" / department / f"{kind}.parquet", contract_rules(kind, run_date, item_ids), out_dir)
+    return validate_department_file(kind, department, ingest_dir / kind / f"{department}.parquet", ingest_dir,
+                                    contract_rules(kind, run_date, item_ids), out_dir)
 
 
-def validate_department_file(kind: Kind, department: str, typed_path: Path, raw_path: Path, rules: list[Rule],
+def validate_department_file(kind: Kind, department: str, typed_path: Path, ingest_dir: Path, rules: list[Rule],
                              out_dir: Path) -> dict[str, Any]:
-    """One GX validation of one department's typed file; writes its accepted and quarantined rows.
+    """One GX validation of one department's typed file (`typed_path`; its rows as submitted are in
+    `ingest_dir`/raw/); writes its accepted and quarantined rows.
 
     Returns the file's record for stage.json and, under "docs", its GX suites and results. A
     department with no quarantined row gets its typed file as is; the typed rows are read
     again (same order: GX's positions point into them) only when some row failed."""
     started = time.perf_counter()
+    raw_path = ingest_dir / "raw" / department / f"{kind}.parquet"
     rows = pl.scan_parquet(raw_path).select(pl.len()).collect().item()
-    record: dict[str, Any] = {"department": department, "kind": kind, "file": _source_file(raw_path, department, kind), "rows_read": rows}
+    record: dict[str, Any] = {"department": department, "kind": kind, "file": _source_file(ingest_dir, department, kind), "rows_read": rows}
     frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
     contract = Contract.ephemeral()
     result = contract.validate(f"{kind}-{department}", frame, rules)
@@ -178,7 +180,7 @@ def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: P
     fails when a department's file failed or a kind's quarantined share passes `threshold`."""
     logger = get_run_logger()
     files: list[dict[str, Any]] = []
-    order = {k: i for i, k in enumerate((*VALIDATION_ORDER, "results"))}
+    order = {k: i for i, k in enumerate((*VALIDATION_ORDER, *RESULT_KINDS))}
     for f in sorted(done, key=lambda f: (order[f["kind"]], f["department"])):
         contract.add_validations(f.pop("docs", []))
         files.append(f)
@@ -187,6 +189,7 @@ def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: P
         else:
             logger.info("validate: %s %s read, %s accepted, %s quarantined %s", f["file"], f"{f['rows_read']:,}",
                         f"{f['rows_accepted']:,}", f"{f['rows_quarantined']:,}", f["quarantined_by_reason"] or "")
+    (out_dir / "quarantine").mkdir(parents=True, exist_ok=True)  # there even when no file was validated (an empty inbox)
     quarantine = [pl.read_parquet(p) for p in sorted((out_dir / "quarantine").rglob("*.parquet"))]
     all_quarantined = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     csv_path = write_people_csv(all_quarantined.sort("source_file", "source_line"), out_dir / "quarantine.csv")

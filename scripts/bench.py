@@ -162,19 +162,27 @@ def _print_assignment(run_dir: Path, figures: dict) -> None:
         print(f"  {p['department'] + ' ' + p['district_code']:<12} {p['inspectors']:>10,} {p['tasks']:>7,} {p['min']:>5} {p['max']:>5} {p['spread']:>6}")
 
 
+def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> None:
+    """The whole flow again with `--dask local`, its figures, and its bundle compared with the default run's."""
+    figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
+    on_dask["bundle_differences"] = differences = _bundle_differences(out / "published" / plan.stem,
+                                                                      ROOT / "out" / "bench-dask" / "published" / plan.stem)
+    print(f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
+          f"{whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
+          f"{on_dask['largest_child_peak_gib']:.2f} GiB in its largest child (a worker)")
+    print("    " + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
+    print("    published bundle vs the default run's: "
+          + ("byte-identical (every listed file; manifest equal but run id, timeline, documents, audit)" if not differences
+             else f"DIFFERENT: {differences}"))
+
+
 def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
     """The whole flow (and with --dask the same on a local Dask cluster), without the per-stage runs."""
     figures["whole"] = whole = _whole_flow(plan, city, out)
     print(f"whole flow in one process: {whole['seconds']:.1f} s wall, peak {whole['peak_gib']:.2f} GiB; "
           + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items()))
     if args.dask:
-        figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
-        differences = _bundle_differences(out / "published" / plan.stem, ROOT / "out" / "bench-dask" / "published" / plan.stem)
-        on_dask["bundle_differences"] = differences
-        print(f"whole flow with --dask local: {on_dask['seconds']:.1f} s wall, peak {on_dask['peak_gib']:.2f} GiB (flow process), "
-              f"{on_dask['largest_child_peak_gib']:.2f} GiB (largest child); "
-              + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
-        print("bundle vs the default run's: " + ("byte-identical" if not differences else f"DIFFERENT: {differences}"))
+        _dask_run(plan, city, out, whole, figures)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {args.json}")
@@ -241,16 +249,7 @@ def main() -> None:
               f"SHA-256 per eligible pair {f['sha256_seconds']:.1f} s = {floor:.1f} s; whole flow's stages / floor = "
               f"{whole['stages_total'] / floor:.1f}x")
     if args.whole and args.dask:
-        figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
-        on_dask["bundle_differences"] = differences = _bundle_differences(out / "published" / plan.stem,
-                                                                          ROOT / "out" / "bench-dask" / "published" / plan.stem)
-        print(f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
-              f"{whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
-              f"{on_dask['largest_child_peak_gib']:.2f} GiB in its largest child (a worker)")
-        print("    " + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
-        print("    published bundle vs the default run's: "
-              + ("byte-identical (every listed file; manifest equal but run id, timeline, documents)" if not differences
-                 else f"DIFFERENT: {differences}"))
+        _dask_run(plan, city, out, whole, figures)
     if "stress" in figures:
         st = figures["stress"]
         print(f"  stress plan (every task 不定向, ratios ≤ 0.05%): {st['eligible_pairs']:,} eligible pairs → {st['drawn']:,} draws; "

@@ -166,8 +166,8 @@ def file_inventory(raw_columns: dict[str, list[str]], rows: dict[str, int], kind
 
 
 def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list[Rule]) -> pd.DataFrame:
-    """The columns the suite reads, as an Arrow-backed pandas frame; `row` is the row's position
-    in `typed` (all departments' files of one kind), which is how failures are reported.
+    """The columns the suite reads, as an Arrow-backed pandas frame whose index is the row's
+    position in `typed`, which is how GX reports failing rows.
 
     Given a LazyFrame (a scan of the typed files) it streams: only the frame is ever whole
     in memory, not the typed rows."""
@@ -187,7 +187,7 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
     }
     names = typed.collect_schema().names()
     needed = [c for c in names if c in {r.expectation.column for r in rules if hasattr(r.expectation, "column")}]
-    df = (typed.lazy().with_row_index("row").select(pl.col("row").cast(pl.Int64), *needed, **derived)
+    df = (typed.lazy().select(*needed, **derived)
           .collect(engine="streaming"))
     df = df.with_columns([pl.col(c).list.join(";") for c, t in df.schema.items() if isinstance(t, pl.List)])
     return df.to_pandas(use_pyarrow_extension_array=True)

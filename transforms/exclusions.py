@@ -28,7 +28,7 @@ def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan
     * closed_per_result: a result of the entity's most recent inspection (another plan's) says it is gone
       (a code with `closes_entity` in data/reference/result_codes.csv: closed, deregistered,
       revoked, cancelled, moved out) — the registry may not show it yet. `source_run` names
-      that plan's results."""
+      the results run that said so."""
     start = plan.period.start
     others = history.filter(pl.col("plan_id") != plan.plan_id).with_columns(on=pl.coalesce("inspected_on", "drawn_on"))
     parts = []
@@ -48,7 +48,7 @@ def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan
         others = results.filter(pl.col("plan_id") != plan.plan_id)
         latest = others.filter(pl.col("inspection_date") == pl.col("inspection_date").max().over("uscc"))
         says_closed = pl.col("result_codes").list.eval(pl.element().is_in(closing_result_codes())).list.any()
-        closed = latest.filter(says_closed).group_by("uscc").agg(source_run=pl.col("plan_id").max())
+        closed = latest.filter(says_closed).group_by("uscc").agg(source_run=pl.col("results_run_id").max())
         parts.append(closed.join(directory.select("uscc"), on="uscc", how="semi").select("uscc", "source_run")
                      .with_columns(reason=pl.lit("closed_per_result")))
     if not parts:

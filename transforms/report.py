@@ -72,7 +72,8 @@ def validation_table(validate_record: dict[str, Any]) -> pl.DataFrame:
                                 "accepted": pl.Int64, "quarantined": pl.Int64, "reasons": pl.String})
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+def styled(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
+    """`fig` in the reports' look: title, CJK font, white template, legend on top."""
     fig.update_layout(title=title, height=height, font={"family": FONT}, margin={"l": 60, "r": 20, "t": 50, "b": 60},
                       template="plotly_white", legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"})
     return fig
@@ -85,7 +86,7 @@ def _by_department_chart(summary: dict[str, Any]) -> go.Figure:
     fig = go.Figure([go.Bar(name="抽取检查对象", x=labels, y=[r["draws"] for r in rows.values()]),
                      go.Bar(name="联合检查任务", x=labels, y=[r["joint_tasks"] for r in rows.values()]),
                      go.Bar(name="牵头任务", x=labels, y=[r["lead"] for r in rows.values()])])
-    return _layout(fig.update_layout(barmode="group"), "各部门抽取与联合检查任务 draws and joint tasks by department")
+    return styled(fig.update_layout(barmode="group"), "各部门抽取与联合检查任务 draws and joint tasks by department")
 
 
 def _by_district_chart(summary: dict[str, Any]) -> go.Figure:
@@ -94,7 +95,7 @@ def _by_district_chart(summary: dict[str, Any]) -> go.Figure:
     labels = [districts.get(d, d) for d in rows]
     fig = go.Figure([go.Bar(name="抽取检查对象", x=labels, y=[r["draws"] for r in rows.values()]),
                      go.Bar(name="联合检查任务", x=labels, y=[r["joint_tasks"] for r in rows.values()])])
-    return _layout(fig.update_layout(barmode="group"), "各区抽取与联合检查任务 draws and joint tasks by district")
+    return styled(fig.update_layout(barmode="group"), "各区抽取与联合检查任务 draws and joint tasks by district")
 
 
 def _overlap_chart(summary: dict[str, Any]) -> go.Figure:
@@ -106,7 +107,7 @@ def _overlap_chart(summary: dict[str, Any]) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, text=z, texttemplate="%{text}", colorscale="Blues",
                                hovertemplate="%{y} × %{x}: %{z} 户<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "部门重叠矩阵 entities drawn by both departments (diagonal: by the department)", height=560)
+    return styled(fig, "部门重叠矩阵 entities drawn by both departments (diagonal: by the department)", height=560)
 
 
 def _reduction_chart(modes: dict[str, dict[str, Any]], used: str) -> go.Figure:
@@ -118,10 +119,11 @@ def _reduction_chart(modes: dict[str, dict[str, Any]], used: str) -> go.Figure:
                y=[modes[m]["joint_tasks"] for m in order],
                text=[f"减少 {modes[m]['reduction_rate']:.2%}" for m in order], textposition="outside"),
     ])
-    return _layout(fig.update_layout(barmode="group"), "融合减少的上门检查 visits saved by fusion, under both draw modes")
+    return styled(fig.update_layout(barmode="group"), "融合减少的上门检查 visits saved by fusion, under both draw modes")
 
 
-def _chart_html(fig: go.Figure, div_id: str) -> str:
+def chart_html(fig: go.Figure, div_id: str) -> str:
+    """`fig` as a <div> for a report page (plotly.js is inlined once per page)."""
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True, "displayModeBar": False})
 
 
@@ -131,10 +133,10 @@ def render_report(data: ReportData) -> str:
     figures = [(FIGURE_LABELS[k].split(" ")[0], f"{data.summary[k]:.2%}" if k == "reduction_rate" else f"{data.summary[k]:,}", k)
                for k in FIGURE_LABELS]
     charts = {
-        "by_department": _chart_html(_by_department_chart(data.summary), "chart-by-department"),
-        "by_district": _chart_html(_by_district_chart(data.summary), "chart-by-district"),
-        "overlap": _chart_html(_overlap_chart(data.summary), "chart-overlap"),
-        "reduction": _chart_html(_reduction_chart(data.fusion_modes, data.mode), "chart-reduction"),
+        "by_department": chart_html(_by_department_chart(data.summary), "chart-by-department"),
+        "by_district": chart_html(_by_district_chart(data.summary), "chart-by-district"),
+        "overlap": chart_html(_overlap_chart(data.summary), "chart-overlap"),
+        "reduction": chart_html(_reduction_chart(data.fusion_modes, data.mode), "chart-reduction"),
     }
     names = department_names()
     return env.get_template("report.html.j2").render(

@@ -33,6 +33,11 @@ RESULT_CHECKS: dict[str, tuple[str, str]] = {
     "codes_consistent": ("codes_contradict", "result_codes"),
 }
 RESULT_KEY = ("joint_task_id", "department", "item_id")
+PUBLISHED_SCHEMA = {  # a published result (results.parquet, the warehouse's `results`)
+    "joint_task_id": pl.String, "uscc": pl.String, "department": pl.String, "item_id": pl.String, "inspection_date": pl.Date,
+    "inspectors": pl.List(pl.String), "method": pl.String, "result_codes": pl.List(pl.String), "follow_up": pl.String,
+    "findings": pl.String, "substitution_reason": pl.String, "first_published_on": pl.Date, "deadline": pl.Date, "overdue": pl.Boolean,
+}
 NO_PROBLEM = "1"  # 未发现问题
 DEFAULT_LIMIT_WORKING_DAYS = 20
 
@@ -89,10 +94,13 @@ def result_deadlines(inspection_dates: pl.Series, limit: int) -> pl.Series:
     return inspection_dates.replace_strict(deadline, default=None, return_dtype=pl.Date).alias("deadline")
 
 
-def published_results(accepted: pl.DataFrame, plan: PlanSide, previous: pl.DataFrame, limit: int) -> pl.DataFrame:
-    """The results as published: the accepted rows with their entity, first publication date
-    (kept from an earlier results run, else today's `as_of`), deadline and whether they were
-    published late (`overdue`). `previous`: (joint_task_id, department, item_id, first_published_on)."""
+def published_results(accepted: pl.DataFrame | None, plan: PlanSide, previous: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """The results as published (PUBLISHED_SCHEMA, then planned_date, source_file, source_line):
+    the accepted rows with their entity, first publication date (kept from an earlier results
+    run, else today's `as_of`), deadline and whether they were published late (`overdue`).
+    `previous`: (joint_task_id, department, item_id, first_published_on); no accepted rows: none."""
+    if accepted is None:
+        return pl.DataFrame(schema={**PUBLISHED_SCHEMA, "planned_date": pl.Date, "source_file": pl.String, "source_line": pl.Int64})
     entity = plan.task_items.select(*RESULT_KEY, "uscc", "planned_date").unique(subset=list(RESULT_KEY))
     rows = (accepted.select("joint_task_id", "department", "item_id", "inspection_date", "inspectors", "method", "result_codes",
                             "follow_up", "findings", "substitution_reason", "source_file", "source_line")

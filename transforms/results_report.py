@@ -11,7 +11,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from transforms.reference import code_names, department_names, result_codes_in
-from transforms.report import TEMPLATES, _chart_html, _layout
+from transforms.report import TEMPLATES, chart_html, styled
 from transforms.results import PROGRESS_HEADERS
 
 
@@ -42,14 +42,14 @@ def _progress_chart(progress: pl.DataFrame) -> go.Figure:
     fig = go.Figure([go.Bar(name="已录入 answered", x=labels, y=progress["answered"].to_list()),
                      go.Bar(name="未录入 outstanding", x=labels, y=progress["outstanding"].to_list()),
                      go.Bar(name="逾期公示 published late", x=labels, y=progress["answered_late"].to_list())])
-    return _layout(fig.update_layout(barmode="group"), "各部门录入进度 results entered by department")
+    return styled(fig.update_layout(barmode="group"), "各部门录入进度 results entered by department")
 
 
 def _outcomes_chart(summary: dict[str, Any]) -> go.Figure:
     names = code_names("result_codes")
     codes = list(summary["by_code"])
     fig = go.Figure(go.Bar(x=[names.get(c, c) for c in codes], y=[summary["by_code"][c] for c in codes]))
-    return _layout(fig, "检查结果分布 results by code (an item may have several)", height=460)
+    return styled(fig, "检查结果分布 results by code (an item may have several)", height=460)
 
 
 def render_results_report(*, plan_id: str, run_id: str, as_of: str, limit: int, calendar: str, summary: dict[str, Any],
@@ -62,8 +62,8 @@ def render_results_report(*, plan_id: str, run_id: str, as_of: str, limit: int, 
     rows = progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
     return env.get_template("results_report.html.j2").render(
         plan_id=plan_id, run_id=run_id, as_of=as_of, limit=limit, calendar=calendar, figures=figures, plotly_js=get_plotlyjs(),
-        charts={"by_department": _chart_html(_progress_chart(progress), "chart-progress"),
-                "outcomes": _chart_html(_outcomes_chart(summary), "chart-outcomes")},
+        charts={"by_department": chart_html(_progress_chart(progress), "chart-progress"),
+                "outcomes": chart_html(_outcomes_chart(summary), "chart-outcomes")},
         progress_headers=list(PROGRESS_HEADERS.values()), progress=rows.select(list(PROGRESS_HEADERS)).rows(),
         by_item=by_item.head(30).to_dicts(), overdue=overdue.head(500).to_dicts(), overdue_total=overdue.height,
         validation=validation.to_dicts(),

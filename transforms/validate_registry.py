@@ -16,12 +16,12 @@ from typing import Any
 
 import great_expectations as gx
 import pandas as pd
-from great_expectations.validator.v1_validator import Validator as V1Validator
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
+from great_expectations.validator.v1_validator import Validator as V1Validator
 
 from transforms.contract import Rule
 from transforms.datadocs import make_offline

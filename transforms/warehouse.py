@@ -33,12 +33,14 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from transforms.audit import next_entry
+
 WAREHOUSE = "warehouse.duckdb"
 HISTORY_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "task_id": pl.String,
                   "drawn_on": pl.Date, "inspected_on": pl.Date}
 VISITS_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "joint_task_id": pl.String,
                  "inspector_id": pl.String, "planned_date": pl.Date, "inspected_on": pl.Date}
-RESULTS_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "joint_task_id": pl.String, "department": pl.String,
+RESULTS_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "results_run_id": pl.String, "joint_task_id": pl.String, "department": pl.String,
                   "item_id": pl.String, "inspection_date": pl.Date, "result_codes": pl.List(pl.String),
                   "first_published_on": pl.Date}
 TASK_ITEMS_SCHEMA = {"joint_task_id": pl.String, "uscc": pl.String, "department": pl.String, "item_id": pl.String,
@@ -246,8 +248,6 @@ def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
     """Appends a draw attempt to the plan's chain, in one transaction; returns the entry, or None
     when the plan's last entry has this commitment, seed and draw digest (a rerun of the same
     draw is not a new attempt; going back to an earlier seed after another one is)."""
-    from transforms.audit import next_entry
-
     con = connect_warehouse(out_root)
     p = {"p": fields["plan_id"]}
     try:

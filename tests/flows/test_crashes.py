@@ -41,7 +41,7 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
     for number, stage in enumerate(STAGES, start=1):
         if (run_dir / f"{number:02d}_{stage}" / "stage.json").exists():
             continue  # finished before the last kill landed
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 240
         while not (run_dir / f"{number:02d}_{stage}").exists() and process.poll() is None:
             assert time.monotonic() < deadline

@@ -179,3 +179,15 @@ def test_an_entitys_history_shows_its_results(results_out, capsys):
     assert main(["history", uscc, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "results (检查结果)" in printed and "rectify" in printed
+
+
+def test_before_any_department_submits_everything_is_outstanding(prefect_server, dirty_run, tmp_path):
+    """An empty results inbox is a normal day early in the year, not an error."""
+    out = tmp_path / "out"
+    shutil.copytree(dirty_run.parent.parent, out)
+    (tmp_path / "inbox").mkdir()
+    summary = results_run(plan_id=PLAN_ID, inbox=str(tmp_path / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="none")
+    p = summary["publish"]
+    assert p["answered"] == 0 and p["outstanding"] == p["items_due"] == plan_side_tables(out, PLAN_ID)["task_items"].height > 0
+    assert pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet").is_empty()
+    assert manifest_problems(out / "published" / PLAN_ID) == []

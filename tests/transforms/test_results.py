@@ -101,8 +101,8 @@ def test_an_entity_closed_at_its_last_inspection_is_not_drawn_again():
     plan = Plan.model_validate({"plan_id": "Q", "period": {"start": "2027-01-01", "end": "2027-03-31"},
                                 "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}]})
     directory = pl.DataFrame({"uscc": ["U1", "U2", "U3"], "credit_risk": ["A", "A", "A"]})
-    results = pl.DataFrame({"uscc": ["U1", "U2", "U2", "U3"], "plan_id": ["P"] * 4,
+    results = pl.DataFrame({"uscc": ["U1", "U2", "U2", "U3"], "plan_id": ["P"] * 4, "results_run_id": ["P-RESULTS-1"] * 4,
                             "inspection_date": [D(2026, 5, 1), D(2026, 5, 1), D(2026, 8, 1), D(2026, 5, 1)],
                             "result_codes": [["9"], ["7"], ["1"], ["1"]]})
     got = exclusions_from_history(pl.DataFrame(schema=HISTORY_SCHEMA), directory, plan, results)
-    assert got.select("uscc", "reason", "source_run").rows() == [("U1", "closed_per_result", "P")]  # U2 reopened by August
+    assert got.select("uscc", "reason", "source_run").rows() == [("U1", "closed_per_result", "P-RESULTS-1")]  # U2 reopened by August
