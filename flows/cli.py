@@ -125,7 +125,10 @@ def _print_run_summary(summary: dict) -> None:
     stages = summary["stages"]
     if ingest := stages.get("ingest"):
         console.print(_table(f"ingest (数据归集): rows per department and registry — run {summary['run_id']}", ingest["table"]))
-        console.print(f"rows read {ingest['rows_read']:,} = rows written {ingest['rows_written']:,}; {ingest['seconds']:.1f} s")
+        skipped = ingest.get("rows_skipped", 0)
+        console.print(f"rows read {ingest['rows_read']:,} = rows written {ingest['rows_written']:,}"
+                      f"{f' ({skipped:,} rows without data skipped: titles, blank rows, notes; listed in stage.json)' if skipped else ''}; "
+                      f"{ingest['seconds']:.1f} s")
     if validate := stages.get("validate"):
         rows = [{**{k: v for k, v in r.items() if k != "reasons"}, "top reason": (r["reasons"].split(" ")[0] if r["reasons"] else "")}
                 for r in validate["table"]]

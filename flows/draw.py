@@ -30,6 +30,7 @@ from transforms.commitment import commitment
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from transforms.exclusions import exclusions_from_history
 from transforms.fusion import fusion_figures
+from transforms.merge import DRAWN_ID
 from transforms.plan import Plan, plan_item_problems
 from transforms.runfolder import (
     accepted_registry,
@@ -61,7 +62,7 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
                           " — correct the plan's `items` or submit the missing items")
     history = read_history(run_dir.parent.parent)  # OUT/warehouse.duckdb, beside OUT/runs/
     results = read_warehouse_table(run_dir.parent.parent, "results")
-    excluded = exclusions_from_history(history, pl.read_parquet(directory, columns=["uscc", "credit_risk"]), plan, results)
+    excluded = exclusions_from_history(history, pl.read_parquet(directory, columns=["entity_key", "credit_risk"]).select(DRAWN_ID, "credit_risk"), plan, results)
     exclusions = write_parquet(excluded, out / "exclusions.parquet")
     by_reason = dict(sorted(excluded.group_by("reason").len().iter_rows()))
     plan_copy = copy_file(plan_file, out / "plan.yaml")
@@ -93,7 +94,7 @@ def draws_table(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.DataFram
     """The published draws: SPEC §6 columns, sorted by task, class, score, USCC."""
     tasks = pl.DataFrame({"task_id": [t.task_id for t in plan.tasks], "department": [t.department for t in plan.tasks],
                           "item_ids": [list(t.items) for t in plan.tasks]})
-    names = (pl.scan_parquet(directory).select("uscc", "name", "district_code")
+    names = (pl.scan_parquet(directory).select(DRAWN_ID, "name", "district_code")
              .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi").collect(engine="streaming"))
     return (draws.join(tasks, on="task_id", how="left").join(names, on="uscc", how="left")
             .with_columns(plan_id=pl.lit(plan.plan_id)).select(DRAW_COLUMNS).sort(DRAWS_ORDER))

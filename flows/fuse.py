@@ -19,6 +19,7 @@ from prefect import get_run_logger
 from flows.errors import StageFailed
 from transforms.fuse import fuse_draws
 from transforms.fusion import FIGURE_LABELS, fusion_summary
+from transforms.merge import DRAWN_ID
 from transforms.plan import Plan
 from transforms.runfolder import (
     file_record,
@@ -35,7 +36,7 @@ def run_fuse(run_dir: Path, plan: Plan) -> dict[str, Any]:
     commit_dir, draw_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw"), stage_dir(run_dir, "fuse")
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "department", "category"])
-    directory = (pl.scan_parquet(commit_dir / "directory.parquet")
+    directory = (pl.scan_parquet(commit_dir / "directory.parquet").with_columns(DRAWN_ID)
                  .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi").collect(engine="streaming"))
     missing = draws.join(directory, on="uscc", how="anti")["uscc"].unique().sort()
     if missing.len():

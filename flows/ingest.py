@@ -30,6 +30,9 @@ from transforms.registry import KINDS, Kind
 from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
 
 
+SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
+
+
 def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a file read only for an operating-system error (a network share that hiccupped),
     never for content: a bad file fails the same way every time."""
@@ -58,11 +61,23 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any
         "source": source,
         "encoding": raw.encoding,
         "unmapped_headers": raw.unmapped_headers,
+        "header_line": raw.header_line,
+        # rows without data (a title above the header, blank rows, notes below the data), by spreadsheet row
+        "rows_skipped": len(raw.skipped),
+        "skipped": [{"line": s.line, "why": s.why, "text": s.text} for s in raw.skipped[:SKIPPED_LISTED]],
         "rows_read": raw.frame.height,
         "rows_written": typed.height,
         "outputs": [file_record(raw_path, raw.frame.height, out_dir), file_record(typed_path, typed.height, out_dir)],
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _skipped_summary(skipped: list[dict[str, Any]]) -> str:
+    """'title row 1; blank 2, 18; note 19, 20'."""
+    by_why: dict[str, list[str]] = {}
+    for s in skipped:
+        by_why.setdefault(s["why"], []).append(str(s["line"]))
+    return "; ".join(f"{why} {', '.join(lines[:5])}{' …' if len(lines) > 5 else ''}" for why, lines in by_why.items())
 
 
 def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> dict[str, Any]:
@@ -80,8 +95,10 @@ def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> d
     failures += [{"department": r["department"], "file": r["source"]["path"], "reason": r["error"]} for r in files if "error" in r]
     for r in files:
         if "error" not in r:
-            logger.info("ingest: %s %s rows (%s)%s", r["source"]["path"], f"{r['rows_read']:,}", r["encoding"],
-                        f"; unmapped headers: {', '.join(r['unmapped_headers'])}" if r["unmapped_headers"] else "")
+            logger.info("ingest: %s %s rows (%s)%s%s", r["source"]["path"], f"{r['rows_read']:,}", r["encoding"],
+                        f"; unmapped headers: {', '.join(r['unmapped_headers'])}" if r["unmapped_headers"] else "",
+                        f"; header in row {r['header_line']}, {r['rows_skipped']} rows without data skipped "
+                        f"({_skipped_summary(r['skipped'])}: see stage.json)" if r["rows_skipped"] else "")
     record = {
         "stage": "ingest",
         "inbox": str(inbox),
@@ -90,6 +107,7 @@ def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> d
         "failed_departments": failures,
         "rows_read": sum(r.get("rows_read", 0) for r in files),
         "rows_written": sum(r.get("rows_written", 0) for r in files),
+        "rows_skipped": sum(r.get("rows_skipped", 0) for r in files),  # titles, blank rows, notes: never data
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(record, out_dir / "stage.json")

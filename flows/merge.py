@@ -18,7 +18,7 @@ from typing import Any
 from prefect import get_run_logger
 
 from transforms.csvout import write_people_csv
-from transforms.merge import links_query, merge_connection, merge_into
+from transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
 from transforms.runfolder import (
     atomic_path,
     file_record,
@@ -49,6 +49,7 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
     merged = merge_into(con)
     directory = _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / "directory.parquet")
     links = con.sql(links_query()).pl()
+    type_conflicts = con.sql(type_conflicts_query()).pl()
     several = con.execute("select count(*) from directory where len(departments) > 1").fetchall()[0][0]
     by_link = dict(con.execute("select l, count(*) from (select unnest(linked_by) as l from directory) group by l order by l").fetchall())
     con.close()
@@ -59,6 +60,7 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
         file_record(write_parquet(merged.conflicts, out_dir / "conflicts.parquet"), merged.conflicts.height, out_dir),
         file_record(write_people_csv(merged.conflicts, out_dir / "conflicts.csv"), merged.conflicts.height, out_dir),
         file_record(write_people_csv(merged.unlinked, out_dir / "unlinked.csv"), merged.unlinked.height, out_dir),
+        file_record(write_people_csv(type_conflicts, out_dir / "type_conflicts.csv"), type_conflicts.height, out_dir),
     ]
     unlinked_entities = merged.unlinked["entity_key"].n_unique()
     record = {
@@ -70,11 +72,13 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
         "entities_by_link": by_link,
         "unlinked_entities": unlinked_entities,
         "conflicts_by_attribute": dict(sorted(merged.conflicts.group_by("attribute").len().iter_rows())),
+        "type_conflicts": type_conflicts.height,  # registered type vs the USCC's entity class (GB 32100)
         "outputs": outputs,
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(record, out_dir / "stage.json")
-    logger.info("merge: %s records → %s entities (%s listed by several departments, %s unlinked); conflicts %s",
+    logger.info("merge: %s records → %s entities (%s listed by several departments, %s unlinked); conflicts %s; "
+                "%s records whose registered type contradicts their USCC (type_conflicts.csv)",
                 f"{merged.records:,}", f"{merged.entities:,}", f"{several:,}", f"{unlinked_entities:,}",
-                record["conflicts_by_attribute"] or "none")
+                record["conflicts_by_attribute"] or "none", f"{type_conflicts.height:,}")
     return record

@@ -34,6 +34,7 @@ from transforms.audit import seed_shopping
 from transforms.bundle import move_into_place, staging_folder
 from transforms.csvout import write_people_csv
 from transforms.manifest import manifest, stage_accounting
+from transforms.merge import DRAWN_ID
 from transforms.notice import NOTICE_COLUMNS, public_notice
 from transforms.plan import Plan
 from transforms.report import ReportData, render_report, strata_met, validation_table
@@ -92,7 +93,8 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     copy_file(assign_dir / "unassigned.csv", bundle / "unassigned.csv")
     directory = pl.read_parquet(commit_dir / "directory.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
-    notice = public_notice(joint_tasks, directory.join(joint_tasks.select("uscc"), on="uscc", how="semi"), items, plan)
+    notice = public_notice(joint_tasks, directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
+                           items, plan)
     write_people_csv(notice, bundle / "notice.csv", NOTICE_COLUMNS)
     summary = _json(fuse_dir / "summary.json")
     copy_file(fuse_dir / "summary.json", bundle / "summary.json")

@@ -7,6 +7,12 @@ driven by one seeded PCG64 generator, so the same arguments give the same bytes.
 `n_objects` counts object rows across all departments' directories (the platform's
 "about 8 million inspection objects"); an entity listed by three departments counts
 three times. Entities ≈ n_objects / 1.3.
+
+It speaks the registries' real vocabulary: industries are real GB/T 4754-2017 classes (uniform
+within a section), entity types are registered types of the type-code table in realistic shares
+(有限责任公司（自然人投资或控股）, 个人独资企业, 分公司, 外商投资 …), and the plan's 定向 tasks name
+real divisions and groups. How each department writes them (codes or names, its own status words)
+is `submission.DIALECTS`.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from transforms.industry import industries
 from transforms.plan import Plan, Period, Scope, Task
-from transforms.reference import department_names, district_codes
+from transforms.reference import department_names, district_codes, reference_table
 from transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
 # Share of entities by GB/T 4754 section (a Shenzhen-like mix: trade and services dominate).
@@ -27,6 +34,18 @@ INDUSTRY_MIX = {
     "K": 2, "L": 12, "M": 8, "N": 0.5, "O": 5, "P": 0.6, "Q": 0.6, "R": 1.5, "S": 0.3, "T": 0.01,
 }
 ENTITY_TYPES = {"enterprise": 0.55, "individual": 0.425, "cooperative": 0.005, "other": 0.02}
+# Registered types (企业类型代码, data/reference/entity_types.csv) within a category, by share: most
+# enterprises are small limited companies held by natural persons; branches, sole proprietorships,
+# partnerships and foreign-invested companies make up the rest.
+REGISTERED_TYPES = {
+    "enterprise": {"1130": 40, "1151": 18, "1150": 3, "1152": 3, "1153": 2, "1190": 2, "1110": 0.3, "1140": 0.5,
+                   "1220": 1.5, "1222": 1, "1210": 0.1, "1212": 0.05, "2130": 4, "2100": 2, "2151": 1.5, "2220": 0.5,
+                   "4540": 6, "4533": 2.5, "4531": 1, "4560": 0.3, "3100": 0.4, "3200": 0.4, "4310": 0.2,
+                   "6150": 2.5, "6110": 0.8, "6140": 0.8, "5150": 1.5, "5110": 0.6, "5140": 0.5, "6810": 0.3, "7310": 0.1},
+    "individual": {"9500": 1},
+    "cooperative": {"9100": 0.95, "9200": 0.05},
+    "other": {"事业单位": 0.4, "社会团体": 0.25, "民办非企业单位": 0.3, "基金会": 0.05},  # not registered by market regulation
+}
 CREDIT_MIX = {"A": 0.20, "B": 0.70, "C": 0.08, "D": 0.02}  # most B, few D
 STATUS_MIX = {"active": 0.92, "deregistered": 0.05, "revoked": 0.02, "moved_out": 0.01}
 # Which departments list an entity, by industry section: P(listed | section).
@@ -64,10 +83,11 @@ ITEMS_PER_DEPARTMENT = {"AMR": 41, "ENV": 60, "EMR": 58, "HLT": 62, "HSG": 55, "
                         "FIR": 52, "HRS": 40, "URB": 44, "WAT": 42, "EDU": 32}  # 580 in all
 BUSINESS_LINES = {"AMR": 21, "ENV": 8, "EMR": 8, "HLT": 9, "HSG": 7, "TRN": 6, "CUL": 6, "FIR": 7,
                   "HRS": 5, "URB": 6, "WAT": 5, "EDU": 4}
-# A 定向 task targets this year's focus: the first m 2-digit industry classes (of 10–99) of its
-# items' sections, so eligible sets are a share of a directory and class ratios stay in their
-# usual bands; m is tuned so fusion saves about 10% of visits.
-INDUSTRY_CLASSES = [f"{d}" for d in range(10, 100)]
+# A 定向 task targets this year's focus: the first m/FOCUS_STEPS of the GB/T 4754 groups (中类) of
+# its items' sections, written as whole divisions where a division is covered entirely (F52
+# 零售业, H62 餐饮业, C14 食品制造业), so eligible sets are a share of a directory and class ratios
+# stay in their usual bands; m is tuned so fusion saves about 10% of visits.
+FOCUS_STEPS = 60
 UNDIRECTED = ("EDU", "WAT")
 TARGET_DRAW_SHARE = 0.01  # a city plan draws about 1% of object rows
 TARGET_REDUCTION = 0.10  # and fusion saves about 10% of visits (Shenzhen 2021: 10.39%)
@@ -86,7 +106,55 @@ _DISTRICT_NAMES = {"440303": "罗湖区", "440304": "福田区", "440305": "南�
                    "440308": "盐田区", "440309": "龙华区", "440310": "坪山区", "440311": "光明区"}
 _DISTRICT_WEIGHTS = {"440303": 0.08, "440304": 0.14, "440305": 0.15, "440306": 0.2, "440307": 0.18,
                      "440308": 0.02, "440309": 0.13, "440310": 0.04, "440311": 0.06}
+_CAPITALS = ["1", "3", "5", "10", "30", "50", "100", "200", "500", "1000", "5000"]
+_SCOPES = {s: f"{w}相关业务；国内贸易（不含专营、专卖、专控商品）。" for s, w in _INDUSTRY_WORDS.items()}
+# columns real exports carry beyond the registry's (法定代表人, 注册资本, 登记机关, 经营范围, 核准日期)
+EXTRA_COLUMNS = ("legal_representative", "registered_capital", "registration_authority", "business_scope", "approved_on")
 _CLASS_WEIGHT = {"A": 0.5, "B": 1.0, "C": 3.0, "D": 10.0}  # relative draw ratios by credit class
+
+
+def classes_by_section() -> dict[str, list[str]]:
+    """Section → its GB/T 4754-2017 classes as normalised codes (I6513), in the standard's order."""
+    t = industries().filter(pl.col("level") == "class")
+    out: dict[str, list[str]] = {}
+    for code, section in t.select("code", "section").iter_rows():
+        out.setdefault(section, []).append(section + code)
+    return out
+
+
+def groups_by_section() -> dict[str, list[str]]:
+    """Section → its groups (中类) as normalised codes (F521), in the standard's order."""
+    t = industries().filter(pl.col("level") == "group")
+    out: dict[str, list[str]] = {}
+    for code, section in t.select("code", "section").iter_rows():
+        out.setdefault(section, []).append(section + code)
+    return out
+
+
+def focus_prefixes(section: str, m: int) -> list[str]:
+    """The first m/FOCUS_STEPS of a section's groups (at least one), each division whose groups are
+    all in written as the division: what a 定向 task of that focus names."""
+    groups = groups_by_section()[section]
+    chosen = groups[: max(1, -(-len(groups) * m // FOCUS_STEPS))]
+    out: list[str] = []
+    for division in dict.fromkeys(g[:3] for g in chosen):
+        of_division = [g for g in groups if g.startswith(division)]
+        out += [division] if all(g in chosen for g in of_division) else [g for g in chosen if g.startswith(division)]
+    return out
+
+
+def _registered_types(rng: np.random.Generator, category: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(registered type name, its code or '') per entity, drawn from REGISTERED_TYPES by category."""
+    table = reference_table("entity_types")
+    names = dict(zip(table["code"], table["name_zh"], strict=True))
+    name = np.empty(len(category), dtype=object)
+    code = np.full(len(category), "", dtype=object)
+    for cat, mix in REGISTERED_TYPES.items():
+        rows = np.flatnonzero(category == cat)
+        picked = _choice(rng, mix, len(rows))
+        code[rows] = np.where(np.char.isdigit(picked.astype(str)), picked, "")
+        name[rows] = [names.get(p, p) for p in picked]
+    return name.astype(str), code.astype(str)
 
 
 @dataclass(frozen=True)
@@ -193,23 +261,30 @@ def make_entities(rng: np.random.Generator, n: int) -> pl.DataFrame:
         tag_lists.append(np.where(rng.random(n) < p, tag, ""))
     abnormal = rng.random(n) < np.select([credit == "D", credit == "C"], [0.5, 0.15], 0.005)
     tag_lists.append(np.where(abnormal, ABNORMAL_LIST, ""))
+    registered_type, registered_type_code = _registered_types(rng, etype)
     df = pl.DataFrame({
         "uscc": make_usccs(rng, etype, new_style),
         "section": section.astype(str),
         "entity_type": etype.astype(str),
+        "registered_type": registered_type,
+        "registered_type_code": registered_type_code,
         "district_code": district.astype(str),
         "registered_on": registered,
         "status": _choice(rng, STATUS_MIX, n).astype(str),
         "credit_risk": credit.astype(str),
         **{f"_tag{i}": t for i, t in enumerate(tag_lists)},
     })
-    industry_digits = pl.Series(rng.integers(10, 100, n)).cast(pl.String)
+    by_section = classes_by_section()
+    industry = np.empty(n, dtype=object)
+    for s in np.unique(section):  # a class of the entity's section, uniformly
+        rows = np.flatnonzero(section == s)
+        industry[rows] = np.array(by_section[s])[rng.integers(0, len(by_section[s]), len(rows))]
     trade = _pick(rng, _TRADE_CHARS, n) + _pick(rng, _TRADE_CHARS, n)
     branch = pl.Series(np.where(rng.random(n) < 0.08, "（深圳）", ""))
     second_given = _pick(rng, _GIVEN, n).zip_with(pl.Series(rng.random(n) < 0.5), pl.Series([""] * n))
     person = _pick(rng, _SURNAMES, n) + _pick(rng, _GIVEN, n) + second_given
     df = df.with_columns(
-        industry_code=pl.col("section") + industry_digits,
+        industry_code=pl.Series(industry.astype(str)),
         trade=trade, branch=branch, operator_name=person,
         road=_pick(rng, _ROADS, n), number=pl.Series(rng.integers(1, 3000, n)),
         phone=pl.lit("1") + pl.Series(rng.choice(["3", "5", "8"], n)) + pl.Series(rng.integers(0, 10**9, n)).cast(pl.String).str.zfill(9),
@@ -218,17 +293,38 @@ def make_entities(rng: np.random.Generator, n: int) -> pl.DataFrame:
     district_name = pl.col("district_code").replace_strict(_DISTRICT_NAMES)
     industry_word = pl.col("section").replace_strict(_INDUSTRY_WORDS)
     shop_word = pl.col("section").replace_strict(_SHOP_WORDS, default="商行")
+    rtype = pl.col("registered_type")
+    district_short = district_name.str.strip_suffix("区")
     name = (
-        pl.when(pl.col("entity_type") == "enterprise").then(pl.concat_str(pl.lit("深圳市"), "trade", "branch", industry_word, pl.lit("有限公司")))
+        pl.when(rtype.str.contains("分公司|分支机构")).then(pl.concat_str(pl.lit("深圳市"), "trade", industry_word, pl.lit("有限公司"),
+                                                                         district_short, pl.lit("分公司")))
+        .when(rtype.str.contains("股份")).then(pl.concat_str(pl.lit("深圳市"), "trade", industry_word, pl.lit("股份有限公司")))
+        .when(rtype.str.contains("合伙")).then(pl.concat_str(pl.lit("深圳市"), "trade", industry_word,
+                                                              pl.when(rtype.str.contains("有限")).then(pl.lit("合伙企业（有限合伙）"))
+                                                              .otherwise(pl.lit("合伙企业（普通合伙）"))))
+        .when(rtype == "个人独资企业").then(pl.concat_str(pl.lit("深圳市"), "trade", industry_word, pl.lit("商行")))
+        .when(rtype.str.contains("台港澳|外国|外商")).then(pl.concat_str("trade", industry_word, pl.lit("（深圳）有限公司")))
+        .when(rtype.str.contains("全民所有制|集体")).then(pl.concat_str(pl.lit("深圳市"), "trade", industry_word, pl.lit("公司")))
+        .when(pl.col("entity_type") == "enterprise").then(pl.concat_str(pl.lit("深圳市"), "trade", "branch", industry_word, pl.lit("有限公司")))
         .when(pl.col("entity_type") == "individual").then(pl.concat_str(district_name, "trade", shop_word))
-        .when(pl.col("entity_type") == "cooperative").then(pl.concat_str(pl.lit("深圳市"), "trade", pl.lit("农业专业合作社")))
+        .when(pl.col("entity_type") == "cooperative").then(pl.concat_str(pl.lit("深圳市"), "trade", pl.lit("农民专业合作社"),
+                                                                         pl.when(rtype.str.contains("分支")).then(pl.lit("分社")).otherwise(pl.lit(""))))
         .otherwise(pl.concat_str(pl.lit("深圳市"), "trade", industry_word, pl.lit("协会")))
     )
     address = pl.concat_str(pl.lit("广东省深圳市"), district_name, "road", pl.col("number").cast(pl.String), pl.lit("号"))
+    individual = pl.col("entity_type") == "individual"
+    market = pl.col("entity_type") != "other"
+    approved = registered + (rng.random(n) * (np.datetime64("2026-10-31") - registered).astype(np.int64)).astype("timedelta64[D]")
     return df.with_columns(
         name=name, address=address,
-        operator_name=pl.when(pl.col("entity_type") == "individual").then("operator_name"),
-        phone=pl.when(pl.col("entity_type") == "individual").then("phone"),
+        operator_name=pl.when(individual).then("operator_name"),
+        phone=pl.when(individual).then("phone"),
+        # what exports carry beside the registry's columns (ingest keeps them out of the typed table)
+        legal_representative=pl.when(~individual).then(_pick(rng, _SURNAMES, n) + _pick(rng, _GIVEN, n) + _pick(rng, _GIVEN, n)),
+        registered_capital=pl.when(market & ~individual).then(_pick(rng, _CAPITALS, n) + pl.lit("万元人民币")),
+        registration_authority=pl.when(market).then(pl.concat_str(pl.lit("深圳市市场监督管理局"), district_short, pl.lit("监管局"))),
+        business_scope=pl.concat_str(pl.lit("一般经营项目是："), pl.col("section").replace_strict(_SCOPES)),
+        approved_on=pl.Series(approved),
     ).drop("trade", "branch", "road", "number")
 
 
@@ -282,13 +378,13 @@ def make_items() -> dict[str, pl.DataFrame]:
 
 
 def _tasks(items: dict[str, pl.DataFrame], focus: int) -> list[Task]:
-    """One task per business line: its items, its scope (定向: the focus classes of its items'
-    sections) or none (不定向), class ratios to be set."""
+    """One task per business line: its items, its scope (定向: the focus divisions and groups of its
+    items' sections) or none (不定向), class ratios to be set."""
     tasks = []
     for dept, df in items.items():
         for (line,), g in df.group_by("business_line", maintain_order=True):
             sections = sorted({s.split("=", 1)[1] for s in g["scope"].to_list() if s})
-            scope = Scope(industries=[sec + c for sec in sections for c in INDUSTRY_CLASSES[:focus]]) if sections else None
+            scope = Scope(industries=[p for sec in sections for p in focus_prefixes(sec, focus)]) if sections else None
             number = int(str(line).rsplit("线", 1)[1])
             if dept == "URB":  # 城管 draws a fixed count in one district per line
                 scope = Scope(industries=scope.industries if scope else [], districts=[district_codes()[number % 9]])
@@ -299,12 +395,12 @@ def _tasks(items: dict[str, pl.DataFrame], focus: int) -> list[Task]:
 
 def entity_patterns(entities: pl.DataFrame, listings: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Active entities grouped by what decides their draw chances: the departments that list
-    them, section, 2-digit industry class, district and class. Some thousands of patterns stand for millions of rows,
+    them, section, industry group (中类), district and class. Some thousands of patterns stand for millions of rows,
     so the plan can be tuned in milliseconds. (Tuning only: the draw stage owns the rule.)"""
     active = entities.filter(pl.col("status") == "active").select(
-        "uscc", "section", "district_code", "credit_risk", industry_class=pl.col("industry_code").str.slice(1, 2))
+        "uscc", "section", "district_code", "credit_risk", industry_group=pl.col("industry_code").str.slice(0, 4))
     member = [active["uscc"].is_in(listings[d]["uscc"].filter(listings[d]["status"] == "active").implode()).alias(d) for d in listings]
-    return active.with_columns(member).group_by(["section", "industry_class", "district_code", "credit_risk", *listings]).len("n").sort(pl.all())
+    return active.with_columns(member).group_by(["section", "industry_group", "district_code", "credit_risk", *listings]).len("n").sort(pl.all())
 
 
 def _pattern_eligibility(tasks: list[Task], patterns: pl.DataFrame) -> np.ndarray:
@@ -312,8 +408,9 @@ def _pattern_eligibility(tasks: list[Task], patterns: pl.DataFrame) -> np.ndarra
     cols = []
     for t in tasks:
         ok = patterns[t.department]
-        if t.scope and t.scope.industries:  # focus classes of some sections
-            ok = ok & (patterns["section"] + patterns["industry_class"]).is_in(t.scope.industries)
+        if t.scope and t.scope.industries:  # focus divisions and groups of some sections
+            group = patterns["industry_group"]
+            ok = ok & pl.select(pl.any_horizontal([pl.lit(group).str.starts_with(p) for p in t.scope.industries])).to_series()
         if t.scope and t.scope.districts:
             ok = ok & patterns["district_code"].is_in(t.scope.districts)
         cols.append(ok.to_numpy())
@@ -336,7 +433,7 @@ def _expected_figures(eligible: np.ndarray, patterns: pl.DataFrame, ratios: np.n
 
 
 def _tuned(items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows: int, focus: int) -> tuple:
-    """Tasks with `focus` industry classes, their class ratios, and the expected reduction."""
+    """Tasks with a focus of `focus`/FOCUS_STEPS of their sections' groups, their class ratios, and the expected reduction."""
     tasks = _tasks(items, focus)
     eligible = _pattern_eligibility(tasks, patterns)
     cls = patterns["credit_risk"].replace_strict({c: i for i, c in enumerate("ABCD")}, return_dtype=pl.Int64).to_numpy()
@@ -356,7 +453,7 @@ def make_plan(items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows
     Class ratios are weighted A 0.5 : B 1 : C 3 : D 10. The narrower the focus (fewer
     industry classes per 定向 task), the higher the ratios and the more departments' draws
     overlap: the focus is chosen by bisection so the expected reduction is closest to 10%."""
-    lo, hi = 1, len(INDUSTRY_CLASSES)  # reduction falls as the focus widens
+    lo, hi = 1, FOCUS_STEPS  # reduction falls as the focus widens
     while hi - lo > 1:
         mid = (lo + hi) // 2
         (lo, hi) = (mid, hi) if _tuned(items, patterns, total_rows, mid)[3] > TARGET_REDUCTION else (lo, mid)
@@ -439,6 +536,7 @@ def generate_city(n_objects: int, seed: int) -> City:
     items = make_items()
     plan, reduction = make_plan(items, entity_patterns(entities, listings), sum(df.height for df in listings.values()))
     inspectors = make_inspectors(rng, n_objects, items, listings)
-    objects = {d: df.select("uscc", "name", "entity_type", "district_code", "address", "industry_code", "registered_on",
-                            "status", "credit_risk", "tags", "operator_name", "phone") for d, df in listings.items()}
+    objects = {d: df.select("uscc", "name", "entity_type", "registered_type", "registered_type_code", "district_code", "address",
+                            "industry_code", "registered_on", "status", "credit_risk", "tags", "operator_name", "phone",
+                            *EXTRA_COLUMNS) for d, df in listings.items()}
     return City(objects=objects, inspectors=inspectors, items=items, plan=plan, expected_reduction=reduction)

@@ -23,12 +23,12 @@ import pandas as pd
 import polars as pl
 
 from transforms import gx_expectations as jdx
+from transforms.industry import industry_reasons, valid_industry_regex
 from transforms.reference import code_names, department_names, district_codes
 from transforms.registry import COLUMNS, ENUMS, REQUIRED, Kind
 from transforms.results import RESULT_CHECKS
 from transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
-INDUSTRY_CODE = r"^[A-T]\d{0,4}$"  # GB/T 4754-2017: a section letter and up to 4 digits
 MAX_TEXT = 2000  # characters in any one text value (a name, an address, findings); longer is a broken file
 
 
@@ -93,7 +93,9 @@ def object_rules(run_date: dt.date) -> list[Rule]:
         *_required("objects", skip=("uscc",)),
         _in_set("entity_type", _values("entity_type"), "enum_unknown"),
         _in_set("district_code", district_codes(), "district_unknown"),
-        Rule(gxe.ExpectColumnValuesToMatchRegex(column="industry_code", regex=INDUSTRY_CODE), "industry_unknown", "industry_code"),
+        # GB/T 4754-2017: a section, or its letter with one of its divisions' digits (the regex is built from the table)
+        Rule(gxe.ExpectColumnValuesToMatchRegex(column="industry_code", regex=valid_industry_regex()), "industry_unknown",
+             "industry_code", reason_of=industry_reasons),
         _readable_date("registered_on"),
         Rule(jdx.ExpectColumnValuesToBeDatesNotAfter(column="registered_on", latest=run_date.isoformat()), "date_implausible", "registered_on"),
         _in_set("status", _values("object_status"), "enum_unknown"),

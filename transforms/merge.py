@@ -6,7 +6,8 @@ positions 9–17) or its 15-digit registration number; one that links to nothing
 own key (`ORG:…` or `REG:…`) and is reported as unlinked, never dropped.
 
 Conflicts are resolved by these rules (sql/merge_directory.sql; README "Merge rules"):
-* registration facts — name, entity type, registration date, status, industry, address,
+* registration facts — name, entity type (category, and the type as registered with its code),
+  registration date, status, industry, address,
   district, operator — come from the market regulator's record (AMR: it registers market
   entities); without one, from the record of the smallest department code;
 * credit-risk class: the highest risk any department gives (D > C > B > A), as a precaution;
@@ -27,6 +28,10 @@ import duckdb
 import polars as pl
 
 REGISTRATION_AUTHORITY = "AMR"
+# What names an entity in everything drawn from the directory (draws, joint tasks, teams, results,
+# history): its USCC or, without one, its entity key (ORG:<organisation code> / REG:<registration
+# number>), which SPEC §4.4 scores in place of the USCC — so no eligible entity is undrawable.
+DRAWN_ID = pl.col("entity_key").alias("uscc")
 SQL_DIR = Path(__file__).parent / "sql"
 # Full-width ASCII (U+FF01–FF5E) and the ideographic space fold to ASCII, as NFKC folds them.
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
@@ -86,3 +91,10 @@ def merge_frames(objects: pl.DataFrame) -> tuple[pl.DataFrame, Merged]:
     con.register("records", objects)
     merged = merge_into(con)
     return con.sql("select * from directory order by entity_key").pl(), merged
+
+
+def type_conflicts_query() -> str:
+    """Records whose registered type and USCC disagree on the entity's category (a 个体工商户 with a
+    91… code): reported, not quarantined — the directory keeps the registered type."""
+    return ("select source_file, source_line, submitted_by as department, uscc, name, registered_type, registered_type_code, "
+            "entity_type, left(uscc, 2) as uscc_class from records where type_conflict order by source_file, source_line")

@@ -4,20 +4,29 @@ Codes: full-width to ASCII, no whitespace, upper case. Text: trimmed, inner runs
 white space folded. Dates: ISO, slashes, 8 digits, 年月日, or an Excel serial number;
 typed `Date`, with the submitted text kept beside it in `<col>_text` so a date that
 cannot be read is quarantined with its original value, never silently null.
-Enumerations: every known spelling mapped to the canonical value; unknown values kept
-as submitted. Lists: split on ; ； , ， 、 |. A column the file lacks comes out null
-(validation decides whether that is allowed).
+Enumerations: every known spelling mapped to the canonical value (compared after NFKC, lower case,
+without spaces: 吊销，未注销 = 吊销,未注销); unknown values kept as submitted. Lists: split on
+; ； , ， 、 |. Registry values as systems write them, through the code tables: the entity type as
+registered (transforms/entity_types.py), the district by code or name or from the address
+(transforms/districts.py), the industry in any GB/T 4754 form (transforms/industry.py). A column
+the file lacks comes out null (validation decides whether that is allowed).
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import polars as pl
 
+from transforms.districts import district_column
+from transforms.entity_types import entity_type_columns
+from transforms.industry import industry_column
 from transforms.registry import COLUMNS, ENUMS, Kind
-from transforms.uscc import normalise_code, normalise_org_code
+from transforms.uscc import INVISIBLE, normalise_code, normalise_org_code
 
 LIST_SEPARATORS = r"[;；,，、|]"
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日", "%Y.%m.%d")
@@ -26,7 +35,7 @@ TIME_OF_DAY = r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$"  # XLSX cells read as text 
 
 
 def normalise_text(expr: pl.Expr) -> pl.Expr:
-    e = expr.str.replace_all(r"\s+", " ").str.strip_chars()
+    e = expr.str.replace_all(INVISIBLE, "").str.replace_all(r"\s+", " ").str.strip_chars()
     return pl.when(e == "").then(None).otherwise(e)
 
 
@@ -37,9 +46,23 @@ def parse_date(expr: pl.Expr) -> pl.Expr:
     return pl.coalesce([text.str.to_date(f, strict=False) for f in DATE_FORMATS] + [serial])
 
 
+def enum_key(text: str) -> str:
+    """How an enumeration's spellings are compared: NFKC, lower case, no spaces."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+@cache
+def _spellings(enum: str) -> dict[str, str]:
+    return {enum_key(k): v for k, v in ENUMS[enum].items()}
+
+
+def _enum_key_expr(text: pl.Expr) -> pl.Expr:
+    return text.str.replace_all(r"\s+", "").str.to_lowercase()
+
+
 def _enum(expr: pl.Expr, enum: str) -> pl.Expr:
     text = normalise_text(expr.str.normalize("NFKC"))
-    return text.str.to_lowercase().replace_strict(ENUMS[enum], default=text)
+    return _enum_key_expr(text).replace_strict(_spellings(enum), default=text)
 
 
 def _list(expr: pl.Expr, codes: bool) -> pl.Expr:
@@ -52,7 +75,7 @@ def _list_enum(expr: pl.Expr, enum: str) -> pl.Expr:
     """A list of enumeration values (codes or names); unknown ones are kept as submitted."""
     parts = expr.str.replace_all(LIST_SEPARATORS, ";").str.split(";")
     element = normalise_text(pl.element().str.normalize("NFKC"))
-    return parts.list.eval(element.str.to_lowercase().replace_strict(ENUMS[enum], default=element)).list.drop_nulls().fill_null([])
+    return parts.list.eval(_enum_key_expr(element).replace_strict(_spellings(enum), default=element)).list.drop_nulls().fill_null([])
 
 
 def _rule(how: str) -> Callable[[pl.Expr], pl.Expr]:
@@ -95,12 +118,27 @@ def _apply(values: pl.Series, rule: Callable[[pl.Expr], pl.Expr], per_unique: bo
 
 
 def normalise_registry(raw: pl.DataFrame, kind: Kind, department: str) -> pl.DataFrame:
-    """The typed table of one file: SPEC columns in SPEC order, then `<date>_text` columns,
+    """The typed table of one file: SPEC columns in SPEC order, then the derived columns (objects:
+    `registered_type`, `registered_type_code`, `type_conflict`), `<date>_text` columns,
     `submitted_by`, `source_file`, `source_line`. Same rows, same order."""
     n = raw.height
     cols, extra = [], []
+
+    def submitted(name: str) -> pl.Series:
+        return raw[name] if name in raw.columns else pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+
     for name, how in COLUMNS[kind].items():
-        values = raw[name] if name in raw.columns else pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+        values = submitted(name)
+        if how in ("entity_type", "district", "industry"):  # code tables, once per distinct value
+            if how == "entity_type":
+                types = entity_type_columns(values, next(c for c in cols if c.name == "uscc"))
+                cols.append(types["entity_type"])
+                extra += [types[c] for c in ("registered_type", "registered_type_code", "type_conflict")]
+            elif how == "district":
+                cols.append(district_column(values, submitted("address") if "address" in COLUMNS[kind] else None))
+            else:
+                cols.append(industry_column(values))
+            continue
         repetitive = how != "text" and (how not in ("code", "org_code") or values.approx_n_unique() < n // 4)
         cols.append(_apply(values, _rule(how), per_unique=repetitive, already_normal=ALREADY_NORMAL.get(how)))
         if how == "date":

@@ -2,7 +2,8 @@
 
     public_notice(joint_tasks, directory, items, plan) -> one row per joint task, Chinese headers
 
-What it shows: district, entity name, USCC, the items (by name) and departments (by name)
+What it shows: district, entity name, USCC (or, for an entity without one, its organisation
+code or registration number), the items (by name) and departments (by name)
 of the joint task, the lead department and the inspection window (the plan's period).
 What it never shows: the credit class (class results are not public), inspectors, and an
 individual business operator's name or phone — an individual business's name that contains
@@ -46,6 +47,15 @@ def masked_name(name: pl.Expr, operator: pl.Expr, entity_type: pl.Expr) -> pl.Ex
         _mask, return_dtype=pl.String)
 
 
+def public_code(entity: pl.Expr) -> pl.Expr:
+    """The code a citizen can look the entity up by: its USCC, or for an entity without one the code
+    it has (组织机构代码 12345678-9, 注册号 440301…), not our ORG:/REG: key."""
+    return (pl.when(entity.str.starts_with("ORG:"))
+            .then(pl.concat_str(pl.lit("组织机构代码 "), entity.str.slice(4, 8), pl.lit("-"), entity.str.slice(12, 1)))
+            .when(entity.str.starts_with("REG:")).then(pl.concat_str(pl.lit("注册号 "), entity.str.slice(4)))
+            .otherwise(entity))
+
+
 def public_notice(joint_tasks: pl.DataFrame, directory: pl.DataFrame, items: pl.DataFrame, plan: Plan) -> pl.DataFrame:
     """The notice rows (English column names; NOTICE_COLUMNS gives the headers), sorted by district then name."""
     districts = dict(reference_table("districts_shenzhen").select("district_code", "name_zh").iter_rows())
@@ -58,7 +68,7 @@ def public_notice(joint_tasks: pl.DataFrame, directory: pl.DataFrame, items: pl.
         .select(
             district=pl.col("district_code").replace_strict(districts, default=pl.col("district_code")),
             name=masked_name(pl.col("name"), pl.col("operator_name"), pl.col("entity_type")),
-            uscc="uscc",
+            uscc=public_code(pl.col("uscc")),
             items=_names("item_ids", item_names),
             departments=_names("departments", departments),
             lead=pl.col("lead_department").replace_strict(departments, default=pl.col("lead_department")),

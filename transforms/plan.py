@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from transforms.industry import industry_reasons, normalise_industry
 
 CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]  # = SAFE_ID: names folders
@@ -37,10 +39,21 @@ class Period(_Strict):
 class Scope(_Strict):
     """定向 filters; every list left empty means no filter on that attribute."""
 
-    industries: list[str] = []  # GB/T 4754 section letters or longer prefixes (H, C13, ...)
+    industries: list[str] = []  # GB/T 4754-2017 sections, divisions, groups or classes (H, 62, H62, 621, I6513, 餐饮业)
     entity_types: list[str] = []
     districts: list[str] = []
     tags: list[str] = []
+
+    @field_validator("industries")
+    @classmethod
+    def _industry_codes(cls, values: list[str]) -> list[str]:
+        """Each written as the directory writes it (62 → H62), so a scope entry is a prefix of the codes it covers."""
+        codes = [normalise_industry(v) or "" for v in values]
+        bad = [v for v, reason in zip(values, industry_reasons(pl.Series(codes, dtype=pl.String)), strict=True) if reason]
+        if bad:
+            raise ValueError(f"scope industries {bad} are not GB/T 4754-2017 sections, divisions, groups or classes "
+                             "(data/reference/industries_gbt4754_2017.csv)")
+        return codes
 
 
 class Task(_Strict):

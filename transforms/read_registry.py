@@ -1,15 +1,22 @@
 """Reading one department file, whatever its format and encoding, into a raw frame.
 
 The raw frame is lossless: every column as text exactly as submitted (headers mapped to
-SPEC names), plus `source_file` (relative to the inbox) and `source_line` (the header is
-line 1, the first data row line 2, as a spreadsheet numbers rows). Nothing is typed or
-dropped here; `normalise.py` does that.
+SPEC names), plus `source_file` (relative to the inbox) and `source_line`: the row as a
+spreadsheet numbers it (with the header in row 1, the first data row is line 2).
+
+Exports as systems write them: the header row is found among the first rows (a merged title
+such as "深圳市应急管理局 检查对象名录导出（2026年11月30日）" and blank rows above it are
+skipped), blank rows and the note rows below the data (共 647 条记录; 导出人…导出时间…) are
+skipped too, and every skipped row is listed with its spreadsheet row (`RawRegistry.skipped`);
+a row with data is never skipped. Nothing is typed here; `normalise.py` does that.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import io
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -22,6 +29,13 @@ from transforms.registry import COLUMNS, HEADER_ALIASES, KINDS, Kind
 DEPARTMENT_FOLDER = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
 FORMATS = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 SNIFF_BYTES = 1 << 20
+HEAD_ROWS = 20  # the header row is looked for among this many rows at the top of a file
+HEAD_BYTES = 1 << 18  # … read from at most this much of a CSV file
+TAIL_ROWS = 20  # note rows are looked for among this many rows at the bottom
+# A note row below the data, as export functions write them: a count, a total, who exported it and when.
+NOTE_ROW = re.compile(r"^\s*(共\s*[\d,，]+\s*(条|行|户|家|个|项)|合计|总计|小计|导出|制表|打印|备注|说明|注\s*[:：]|数据来源|"
+                      r"数据截至|截至|截止|填报|审核|记录数|总数)")
+NOTE_MAX_CELLS = 3  # a note fills a few cells at most; a row with more values is data
 
 
 class RegistryFileError(Exception):
@@ -133,13 +147,42 @@ def spec_headers(headers: list[str], kind: Kind) -> dict[str, str]:
     return out
 
 
-def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str]:
+def header_row(rows: list[list[str | None]], kind: Kind) -> int:
+    """The index of the header among a file's first rows: the row naming the most columns of the
+    kind (the first of equals); 0 when no row names any (the file's own first row)."""
+    counts = [len(set(spec_headers([c for c in row if c], kind).values())) for row in rows[:HEAD_ROWS]]
+    best = max(counts, default=0)
+    return counts.index(best) if best else 0
+
+
+def _csv_head(path: Path, encoding: str) -> tuple[list[list[str]], list[int]]:
+    """The first rows of a CSV file as cells, and the text line each row starts on (1-based)."""
+    with open(path, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head, final=False)
+    lines = text.splitlines(keepends=True)
+    if len(head) == HEAD_BYTES and lines:
+        lines = lines[:-1]  # the last line may be cut short
+    reader = csv.reader(lines)
+    rows, starts, line = [], [], 1
+    for row in itertools.islice(reader, HEAD_ROWS):
+        rows.append(row)
+        starts.append(line)
+        line = reader.line_num + 1
+    return rows, starts
+
+
+def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, str, int]:
+    """The CSV from its header row on, its encoding, and the header's row number (1-based)."""
     encoding = sniff_encoding(path, rel)
+    rows, starts = _csv_head(path, encoding)
+    header = header_row(rows, kind)
+    skip = starts[header] - 1 if rows else 0  # text lines above the header
     try:
         if encoding == "gb18030":  # polars cannot decode GBK itself: decode strictly, hand it UTF-8
             text = path.read_bytes().decode("gb18030")
-            return pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False), encoding
-        return pl.read_csv(path, infer_schema=False, encoding="utf8"), encoding
+            return pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, skip_rows=skip), encoding, header + 1
+        return pl.read_csv(path, infer_schema=False, encoding="utf8", skip_rows=skip), encoding, header + 1
     except UnicodeDecodeError as e:
         line = _line_of(path.read_bytes(), e.start)
         raise RegistryFileError(rel, f"is not valid {encoding} text at line {line} (mixed encodings? rows pasted from another file?)") from None
@@ -158,23 +201,36 @@ def _read_csv(path: Path, rel: str) -> tuple[pl.DataFrame, str]:
         raise RegistryFileError(rel, f"cannot be parsed as CSV: {msg}") from None
 
 
-def _read_xlsx(path: Path, rel: str) -> pl.DataFrame:
+def _read_xlsx(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, int]:
+    """The first sheet from its header row on (every cell as text), and the header's row number.
+
+    The sheet is read whole as a grid (row i is spreadsheet row i + 1, leading blank rows kept),
+    so a title above the header is found and every row keeps its spreadsheet number."""
+    import fastexcel
+
     try:
-        return pl.read_excel(path, sheet_id=1, infer_schema_length=0)
+        book = fastexcel.read_excel(path)
+        grid = book.load_sheet(0, header_row=None, skip_rows=0, dtypes="string").to_polars()
     except Exception as e:  # fastexcel raises its own error types for corrupt workbooks
         reason = str(e).splitlines()[0]
-    if "empty" in reason.lower():  # the first sheet is empty: say where the data is
+        raise RegistryFileError(rel, f"cannot be read as an XLSX workbook: {reason}") from None
+    if grid.height == 0 or grid.width == 0:  # the first sheet is empty: say where the data is
         try:
-            import fastexcel
-
-            book = fastexcel.read_excel(path)
             sheets = [name for name in book.sheet_names if book.load_sheet(name, header_row=None, n_rows=2).height]
         except Exception:  # noqa: BLE001 - only to improve the message
             sheets = []
         if sheets:
             raise RegistryFileError(rel, f"its first sheet is empty; the data is on sheet {sheets[0]!r}: move that sheet first")
         raise RegistryFileError(rel, "has no data on any sheet")
-    raise RegistryFileError(rel, f"cannot be read as an XLSX workbook: {reason}")
+    header = header_row([list(r) for r in grid.head(HEAD_ROWS).iter_rows()], kind)
+    names = [str(v).strip() if v is not None else "" for v in grid.row(header)]
+    seen: dict[str, int] = {}
+    columns = []
+    for i, name in enumerate(names):  # blank headers get a placeholder name, repeated ones polars' suffix
+        name = name or f"__UNNAMED__{i}"
+        columns.append(name if name not in seen else f"{name}_duplicated_{seen[name]}")
+        seen[name] = seen.get(name, 0) + 1
+    return grid.slice(header + 1).rename(dict(zip(grid.columns, columns, strict=True))), header + 1
 
 
 def _header_problems(df: pl.DataFrame, rel: str) -> None:
@@ -205,23 +261,69 @@ def _read_parquet(path: Path, rel: str) -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
+class SkippedRow:
+    """A row of the file that holds no data: a title above the header, a blank row, a note below the data."""
+
+    line: int  # as the spreadsheet numbers it
+    why: str  # title | blank | note
+    text: str  # what it says (its cells joined, at most 120 characters)
+
+
+@dataclass(frozen=True)
 class RawRegistry:
     """A file's rows as text, with headers mapped; what was noticed while reading it."""
 
     frame: pl.DataFrame
     encoding: str
     unmapped_headers: list[str]
+    header_line: int = 1  # the header's spreadsheet row
+    skipped: tuple[SkippedRow, ...] = ()
+
+
+def _cells_text(row: tuple) -> str:
+    return " | ".join(str(v).strip() for v in row if v is not None and str(v).strip())[:120]
+
+
+def _is_note(row: tuple) -> bool:
+    values = [str(v).strip() for v in row if v is not None and str(v).strip()]
+    return 0 < len(values) <= NOTE_MAX_CELLS and bool(NOTE_ROW.match(values[0]))
+
+
+def drop_rows_without_data(df: pl.DataFrame, first_line: int) -> tuple[pl.DataFrame, list[SkippedRow]]:
+    """`df` with `source_line` (row i is spreadsheet row first_line + i), less its blank rows and the
+    note rows after the last data row; the rows dropped, in order."""
+    cells = [c for c in df.columns]
+    df = df.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
+    if not cells or df.is_empty():
+        return df, []
+    filled = pl.sum_horizontal(pl.col(c).str.strip_chars().str.len_chars().fill_null(0) > 0 for c in cells)
+    blank = df.select(filled == 0).to_series()
+    notes: list[int] = []  # positions of note rows, counted from the end, up to the last data row
+    for i in range(df.height - 1, max(df.height - 1 - TAIL_ROWS, -1), -1):
+        if blank[i]:
+            continue
+        if not _is_note(df.row(i)[: len(cells)]):
+            break
+        notes.append(i)
+    drop = blank.to_numpy().copy()
+    drop[notes] = True
+    if not drop.any():
+        return df, []
+    dropped = df.filter(pl.Series(drop))
+    skipped = [SkippedRow(line, "blank" if not text else "note", text)
+               for line, text in zip(dropped["source_line"], (_cells_text(r) for r in dropped.select(cells).iter_rows()), strict=True)]
+    return df.filter(~pl.Series(drop)), skipped
 
 
 def read_registry(file: RegistryFile) -> RawRegistry:
-    """The file's rows as text under SPEC column names, with source_file and source_line."""
+    """The file's data rows as text under SPEC column names, with source_file and source_line."""
     suffix = FORMATS[file.path.suffix.lower()]
     if suffix == "csv":
-        df, encoding = _read_csv(file.path, file.relative)
+        df, encoding, header_line = _read_csv(file.path, file.relative, file.kind)
     elif suffix == "xlsx":
-        df, encoding = _read_xlsx(file.path, file.relative), "xlsx"
+        (df, header_line), encoding = _read_xlsx(file.path, file.relative, file.kind), "xlsx"
     else:
-        df, encoding = _read_parquet(file.path, file.relative), "parquet"
+        df, encoding, header_line = _read_parquet(file.path, file.relative), "parquet", 1
     _header_problems(df, file.relative)
     mapping = spec_headers(df.columns, file.kind)
     if not mapping:
@@ -234,9 +336,27 @@ def read_registry(file: RegistryFile) -> RawRegistry:
         cols = "; ".join(f"{t} ← {', '.join(h for h, v in mapping.items() if v == t)}" for t in dupes)
         raise RegistryFileError(file.relative, f"several headers name the same column ({cols}): keep one")
     unmapped = [h for h in df.columns if h not in mapping]
-    df = df.select([pl.col(h).alias(n) for h, n in mapping.items()])
-    df = df.with_columns(
-        source_file=pl.lit(file.relative),
-        source_line=(pl.int_range(pl.len(), dtype=pl.Int64) + 2),
-    )
-    return RawRegistry(df, encoding, unmapped)
+    titles = _title_rows(file, header_line)
+    if suffix == "parquet":  # a table, not a sheet: every row is data
+        df = df.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
+        skipped: list[SkippedRow] = []
+    else:
+        df, skipped = drop_rows_without_data(df, header_line + 1)
+    df = df.select(*[pl.col(h).alias(n) for h, n in mapping.items()], "source_line").with_columns(
+        source_file=pl.lit(file.relative)).select(*mapping.values(), "source_file", "source_line")
+    return RawRegistry(df, encoding, unmapped, header_line, (*titles, *skipped))
+
+
+def _title_rows(file: RegistryFile, header_line: int) -> list[SkippedRow]:
+    """The rows above the header (titles, export dates, blank rows), as skipped rows."""
+    if header_line == 1:
+        return []
+    if file.path.suffix.lower() == ".xlsx":
+        import fastexcel
+
+        grid = fastexcel.read_excel(file.path).load_sheet(0, header_row=None, skip_rows=0, n_rows=header_line - 1,
+                                                          dtypes="string").to_polars()
+        rows = list(grid.iter_rows())
+    else:
+        rows = _csv_head(file.path, sniff_encoding(file.path, file.relative))[0][: header_line - 1]
+    return [SkippedRow(i + 1, "title" if _cells_text(tuple(r)) else "blank", _cells_text(tuple(r))) for i, r in enumerate(rows)]

@@ -1,7 +1,13 @@
-"""The code tables in `data/reference/` (districts, industries, credit classes, departments, result codes).
+"""The code tables in `data/reference/` (districts, industries, entity types, statuses, credit classes,
+departments, result codes).
 
-Copied from ../shared/reference (GB/T 2260, GB/T 4754-2017, practice of provincial
-platforms). Another city replaces `districts.csv`; nothing else is wired to Shenzhen.
+Districts, credit classes, departments and result codes copied from ../shared/reference (GB/T
+2260, practice of provincial platforms); `districts_shenzhen.csv` gains `aliases` (南山, 龙华新区,
+大鹏新区, 前海深港合作区 …). `industries_gbt4754_2017.csv` is the whole GB/T 4754-2017 with its
+2019 amendment (sections to classes; two public copies compared, disagreements settled by a
+third); `entity_types.csv` the registration authorities' type-code table (市场主体类型代码,
+cross-checked across six public copies); `object_statuses.csv` the status wordings registration
+systems print. Another city replaces `districts_shenzhen.csv`; nothing else is wired to Shenzhen.
 Ours: `result_codes.csv` gains `category` (none: 未发现问题; problem: a finding; status: the
 entity's state, e.g. 注销) and `closes_entity` (the entity is gone: the next draw leaves it
 out); `inspection_methods.csv` (检查方式) and `follow_up_actions.csv` (后续处置).
@@ -28,7 +34,9 @@ def district_codes() -> list[str]:
 
 
 def industry_sections() -> list[str]:
-    return reference_table("industry_sections")["section"].to_list()
+    """The 20 sections (门类) A–T of GB/T 4754-2017."""
+    t = reference_table("industries_gbt4754_2017")
+    return t.filter(pl.col("level") == "section")["code"].to_list()
 
 
 def department_names() -> dict[str, str]:

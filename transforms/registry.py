@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from transforms.reference import enum_spellings
+from transforms.reference import enum_spellings, reference_table
 
 Kind = Literal["objects", "inspectors", "items", "results"]
 KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items")  # the registries a plan run reads
@@ -21,10 +21,10 @@ COLUMNS: dict[Kind, dict[str, str]] = {
     "objects": {
         "uscc": "code",
         "name": "text",
-        "entity_type": "enum:entity_type",
-        "district_code": "code",
+        "entity_type": "entity_type",  # the type as registered → category (transforms/entity_types.py)
+        "district_code": "district",  # code or name, else from the address (transforms/districts.py)
         "address": "text",
-        "industry_code": "code",
+        "industry_code": "industry",  # GB/T 4754-2017 in any written form → I6513 (transforms/industry.py)
         "registered_on": "date",
         "status": "enum:object_status",
         "credit_risk": "enum:credit_risk",
@@ -38,7 +38,7 @@ COLUMNS: dict[Kind, dict[str, str]] = {
         "inspector_id": "code",
         "name": "text",
         "department": "code",
-        "district_code": "code",
+        "district_code": "district",
         "cert_no": "code",
         "cert_valid_until": "date",
         "item_scope": "list_code",
@@ -69,6 +69,9 @@ COLUMNS: dict[Kind, dict[str, str]] = {
     },
 }
 
+# Columns the typed objects table adds, derived from the submitted ones (not submitted themselves).
+DERIVED: dict[Kind, tuple[str, ...]] = {"objects": ("registered_type", "registered_type_code", "type_conflict")}
+
 # A file that lacks one of these columns fails its department (file-level rule).
 REQUIRED: dict[Kind, tuple[str, ...]] = {
     "objects": ("uscc", "name", "entity_type", "district_code", "industry_code", "status", "credit_risk"),
@@ -83,12 +86,16 @@ HEADER_ALIASES: dict[Kind, dict[str, str]] = {
     "objects": {
         "统一社会信用代码": "uscc", "信用代码": "uscc",
         "企业名称": "name", "名称": "name", "主体名称": "name", "市场主体名称": "name",
-        "主体类型": "entity_type", "市场主体类型": "entity_type", "企业类型": "entity_type",
+        "主体类型": "entity_type", "市场主体类型": "entity_type", "企业类型": "entity_type", "类型": "entity_type",
+        "企业类型代码": "entity_type", "registered_type": "entity_type",
         "行政区划代码": "district_code", "区划代码": "district_code", "所属辖区": "district_code", "district": "district_code",
-        "住所": "address", "地址": "address", "经营场所": "address", "住所(经营场所)": "address",
-        "行业代码": "industry_code", "国民经济行业代码": "industry_code", "industry": "industry_code",
+        "行政区划": "district_code", "所属区域": "district_code", "所属区": "district_code", "所在区": "district_code",
+        "区县": "district_code", "辖区": "district_code",
+        "住所": "address", "地址": "address", "经营场所": "address", "住所(经营场所)": "address", "注册地址": "address",
+        "行业代码": "industry_code", "国民经济行业代码": "industry_code", "industry": "industry_code", "所属行业": "industry_code",
+        "行业": "industry_code", "国民经济行业": "industry_code", "行业门类": "industry_code",
         "成立日期": "registered_on", "登记日期": "registered_on", "registration_date": "registered_on",
-        "登记状态": "status", "经营状态": "status",
+        "登记状态": "status", "经营状态": "status", "企业状态": "status", "状态": "status",
         "信用风险分类": "credit_risk", "信用风险等级": "credit_risk", "credit_class": "credit_risk",
         "注册号": "legacy_reg_no", "reg_no": "legacy_reg_no",
         "组织机构代码": "org_code",
@@ -140,11 +147,10 @@ ENUMS: dict[str, dict[str, str]] = {
         "cooperative": "cooperative", "农民专业合作社": "cooperative", "合作社": "cooperative",
         "other": "other", "其他": "other", "其它": "other",
     },
+    # the statuses as registration systems print them: data/reference/object_statuses.csv
     "object_status": {
-        "active": "active", "存续": "active", "在业": "active", "存续(在营、开业、在册)": "active", "开业": "active",
-        "deregistered": "deregistered", "注销": "deregistered",
-        "revoked": "revoked", "吊销": "revoked", "吊销,未注销": "revoked",
-        "moved_out": "moved_out", "moved out": "moved_out", "迁出": "moved_out",
+        "active": "active", "deregistered": "deregistered", "revoked": "revoked", "moved_out": "moved_out", "moved out": "moved_out",
+        **dict(reference_table("object_statuses").select("name_zh", "status").iter_rows()),
     },
     "credit_risk": {
         "a": "A", "b": "B", "c": "C", "d": "D",

@@ -20,6 +20,8 @@ ORG_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 
 # Reason codes, in the order they are tested: the first failing rule names the row.
 USCC_REASONS = {
+    "uscc_stored_as_number": "USCC was stored as a number by a spreadsheet (9.14403E+17, or 18 digits whose last ones "
+                             "were rounded away): export the column as text and send the file again",
     "uscc_length": "USCC is not 18 characters long",
     "uscc_charset": "USCC has a character outside 0-9 and A-Y without I, O, Z, S, V",
     "uscc_authority": "USCC position 1 is not a registration authority code (1-9, A, N, Y)",
@@ -98,8 +100,21 @@ def uscc_reasons(codes: pl.Series) -> pl.Series:
     safe = np.maximum(values, 0)
     check_ok = uscc_check_char_values(safe[:17]) == safe[17]
     org_ok = org_check_chars(np.maximum(_ORG_VALUE[chars[8:16]], 0)) == chars[16]
-    failed = [~fits, ~in_charset, ~authority_ok, ~check_ok, ~org_ok]
+    failed = [stored_as_number(codes, check_ok), ~fits, ~in_charset, ~authority_ok, ~check_ok, ~org_ok]
     return _first_reason(codes, failed, list(USCC_REASONS), "uscc_reason")
+
+
+def stored_as_number(codes: pl.Series, check_ok: np.ndarray) -> np.ndarray:
+    """Codes a spreadsheet turned into a floating-point number: scientific notation (9.14403E+17), or
+    18 digits that are exactly a 64-bit float (a number past 2^53 keeps about 16 significant digits:
+    914403001922038216 → 914403001922038272) and fail the check. A real all-digit USCC that passes
+    its check is kept, whatever it is as a float."""
+    s = codes.cast(pl.String).fill_null("")
+    scientific = s.str.contains(r"^\d+(\.\d+)?E\+?\d+$").to_numpy()
+    digits = s.str.contains(r"^\d{18}$").to_numpy()
+    as_int = s.cast(pl.UInt64, strict=False)
+    exact_float = (as_int.cast(pl.Float64).cast(pl.UInt64, strict=False) == as_int).fill_null(False).to_numpy()
+    return scientific | (digits & exact_float & ~check_ok)
 
 
 def org_code_reasons(codes: pl.Series) -> pl.Series:
@@ -131,8 +146,14 @@ def reg_no_reasons(codes: pl.Series) -> pl.Series:
     return _first_reason(codes, [~fits | ~all_digits, ~check_ok], list(REG_NO_REASONS), "reg_no_reason")
 
 
+INVISIBLE = "[\u200b\u200c\u200d\u2060\ufeff]"  # zero-width characters systems put in to keep a code text
+# what systems put around a code so a spreadsheet keeps it as text: a leading apostrophe ('9144…) or ="9144…"
+SPREADSHEET_TEXT_GUARDS = (r"^'", r'^="(.*)"$')
+
+
 def normalise_code(expr: pl.Expr) -> pl.Expr:
-    """Codes as compared everywhere: full-width to ASCII (NFKC), no whitespace, upper case, '' → null.
+    """Codes as compared everywhere: full-width to ASCII (NFKC), no whitespace or zero-width characters,
+    upper case, without a spreadsheet's text guard (a leading apostrophe, ="…"), '' → null.
 
     NFKC runs again after the spaces go: a compatibility character can decompose into a space and
     a combining mark (´ → " ́"), which composes with the letter before it only once the space is
@@ -140,7 +161,8 @@ def normalise_code(expr: pl.Expr) -> pl.Expr:
     found `A´`)."""
     e = expr.cast(pl.String)
     for _ in range(2):
-        e = e.str.normalize("NFKC").str.replace_all(r"\s+", "").str.to_uppercase()
+        e = e.str.normalize("NFKC").str.replace_all(INVISIBLE, "").str.replace_all(r"\s+", "").str.to_uppercase()
+    e = e.str.replace(SPREADSHEET_TEXT_GUARDS[0], "").str.replace(SPREADSHEET_TEXT_GUARDS[1], "${1}")
     return pl.when(e == "").then(None).otherwise(e)
 
 

@@ -20,6 +20,7 @@ from transforms.audit import chain_problems, draw_digest, seed_shopping
 from transforms.commitment import commitment
 from transforms.draw import score_keys, strata_table
 from transforms.manifest import manifest_problems
+from transforms.merge import DRAWN_ID
 from transforms.partition import partition_lowest_k
 from transforms.plan import Plan, read_plan
 from transforms.score import score
@@ -58,9 +59,10 @@ def _locate(folder: Path) -> dict[str, Path]:
 
 
 def eligible_pairs(directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """(task_id, uscc, credit_risk) for every task: active objects with a USCC its department
-    lists, in its scope (industry prefixes, entity types, districts, tags), not excluded."""
-    objects = directory.filter((pl.col("status") == "active") & pl.col("uscc").is_not_null()).explode("departments")
+    """(task_id, uscc, credit_risk) for every task: active objects its department lists, in its scope
+    (industry prefixes, entity types, districts, tags), not excluded; an entity without a USCC is named
+    by its entity key (ORG:… / REG:…), as the draw scores it."""
+    objects = directory.with_columns(DRAWN_ID).filter(pl.col("status") == "active").explode("departments")
     everyone = exclusions.filter(pl.col("task_id").is_null()).select("uscc")
     parts = []
     for t in plan.tasks:

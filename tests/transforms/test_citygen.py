@@ -75,7 +75,8 @@ def test_dirty_truth_points_at_rows_that_break_the_rule_it_names(dirty_city):
     truth = pl.read_csv(dirty_city / "truth.csv", infer_schema=False).with_columns(pl.col("line").cast(pl.Int64))
     kinds = set(truth["kind"])
     assert {"bad_check_char", "bad_org_check", "uscc_missing_org_code", "duplicate_row", "bad_date", "unknown_district",
-            "stray_spaces", "full_width", "blank_required", "duplicate_id"} <= kinds
+            "stray_spaces", "full_width", "blank_required", "duplicate_id", "bad_division", "wrong_section", "unknown_type",
+            "unknown_status", "type_conflict", "code_guard", "district_from_address"} <= kinds
     files = {f.relative: f for f in scan_inbox(dirty_city / "inbox").files}
     raw = pl.concat([read_registry(files[name]).frame.select("uscc", "source_file", "source_line")
                      for name in truth["file"].unique() if name.split("/")[1].startswith("objects")])
@@ -97,3 +98,42 @@ def test_inspectors_are_about_0_15_percent_of_the_object_count():
     total = sum(df.height for df in inspectors.values())
     assert abs(total - 6_000) <= 12  # 0.15% of 4M, rounded per department
     assert all(df["inspector_id"].is_unique().all() and df.height >= 12 for df in inspectors.values())
+
+
+def test_the_city_speaks_the_registries_real_vocabulary(small_city):
+    """Issue 16: registered types, each system's status words, districts as names, real GB/T 4754
+    classes with and without the letter, the extra columns of real exports, titled exports."""
+    from transforms.industry import industry_reasons, normalise_industry
+    from transforms.normalise import normalise_registry
+    from transforms.reference import reference_table
+
+    files = {f.relative: f for f in scan_inbox(small_city / "inbox").files if f.kind == "objects"}
+    raw = {name: read_registry(f) for name, f in files.items()}
+    written = pl.concat([r.frame.select("entity_type", "status", "district_code", "industry_code") for r in raw.values()])
+    types = set(reference_table("entity_types")["name_zh"])
+    assert len(set(written["entity_type"]) & types) >= 20  # registered type names …
+    assert {"1130", "9500"} <= set(written["entity_type"])  # … and type codes
+    assert any("(" in t and "(1130)" not in t for t in written["entity_type"])  # half-width brackets
+    assert {"存续（在营、开业、在册）", "在营（开业）企业", "开业", "在业", "吊销，未注销", "吊销,未注销"} <= set(written["status"])
+    assert {"南山区", "深圳市南山区", "广东省深圳市南山区", "440305"} <= set(written["district_code"])
+    assert written["district_code"].null_count() > 0  # left blank: the address names the district
+    industries = written["industry_code"].drop_nulls()
+    assert industries.str.contains(r"^[A-T]\d{4}$").any() and industries.str.contains(r"^\d{4}$").any()
+    assert industries.str.contains(r"^\[\d{4}\]$").any()
+    normalised = pl.Series([normalise_industry(v) for v in industries.unique()])
+    assert industry_reasons(normalised).null_count() == normalised.len()  # every one a real class of its section
+    assert {"法定代表人", "注册资本", "登记机关", "经营范围", "核准日期"} <= set(raw["CUL/objects.csv"].unmapped_headers)
+    assert raw["EMR/objects.xlsx"].header_line == 3 and raw["CUL/objects.csv"].skipped[-1].why == "note"
+    typed = normalise_registry(raw["AMR/objects.csv"].frame, "objects", "AMR")
+    assert not typed["type_conflict"].any()  # a clean city: every registered type fits its USCC
+    assert set(typed["entity_type"]) == {"enterprise", "individual", "cooperative"}
+
+
+def test_the_plans_targeted_tasks_name_real_divisions_and_groups(small_city):
+    from transforms.industry import industries
+
+    plan = read_plan(plan_path(small_city))
+    codes = set(industries()["section"] + industries()["code"])
+    scoped = [p for t in plan.tasks if t.scope for p in t.scope.industries]
+    assert scoped and all(p in codes for p in scoped)
+    assert any(len(p) == 3 for p in scoped) and any(len(p) == 4 for p in scoped)  # divisions (H62) and groups (F521)

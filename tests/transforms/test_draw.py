@@ -140,3 +140,21 @@ def test_every_object_is_drawn_with_probability_k_over_n(mode):
         assert _inclusion_chi2(counts[t], codes, 12, 300) < CHI2_999[59], t
     # independent: about 12·12/60 = 2.4 shared objects per draw; coordinated: all 12
     assert (overlap / 300 == 12) if mode == "coordinated" else (1.5 < overlap / 300 < 3.5)
+
+
+def test_an_entity_without_a_uscc_is_drawn_by_its_entity_key_and_verify_agrees():
+    # SPEC §4.4: an entity known only by its organisation code or registration number is scored on its
+    # entity key (ORG:… / REG:…) in the USCC's place. With a ratio of 1 every eligible entity is drawn.
+    from transforms.verify import eligible_pairs, expected_draws
+
+    directory = _directory(12).with_columns(
+        entity_key=pl.Series(["ORG:12345678X", "REG:440301000000000"] + _usccs(12)[2:]),
+        uscc=pl.Series([None, None] + _usccs(12)[2:]))
+    plan = _plan([Task(task_id="AMR-ALL", department="AMR", items=["AMR-001"], ratio=dict.fromkeys("ABCD", 1.0))])
+    draws, _ = _draw(directory, plan)
+    drawn = dict(zip(draws["uscc"], draws["score"], strict=True))
+    assert {"ORG:12345678X", "REG:440301000000000"} <= set(drawn)
+    assert drawn["ORG:12345678X"] == score("s", "AMR-ALL", "ORG:12345678X")
+    pairs = eligible_pairs(directory, pl.DataFrame(schema=EXCLUSIONS_SCHEMA), plan)
+    expected = expected_draws(pairs, plan, "s", score_keys(plan, "planned"))
+    assert sorted(expected["uscc"]) == sorted(draws["uscc"])

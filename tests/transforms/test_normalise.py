@@ -18,7 +18,7 @@ def test_objects_are_typed_and_nothing_is_lost():
         "uscc": [" 91350100m000100y43 ", "９１３５０１００Ｍ０００１００Ｙ４３", None],
         "name": ["  深圳市  华润 有限公司 ", "x", ""],
         "entity_type": ["企业", " Individual ", "公司制"],
-        "status": ["存续", "注销", "停业"],
+        "status": ["存续", "注销", "状态不详"],
         "credit_risk": ["b", "D类", "E"],
         "registered_on": ["2020/01/05", "bad", None],
         "tags": ["食品经营许可证；经营异常名录", None, "a, b ,"],
@@ -32,7 +32,7 @@ def test_objects_are_typed_and_nothing_is_lost():
     assert got["name"].to_list() == ["深圳市 华润 有限公司", "x", None]
     # known spellings → canonical codes; unknown values kept as submitted for validation to reject
     assert got["entity_type"].to_list() == ["enterprise", "individual", "公司制"]
-    assert got["status"].to_list() == ["active", "deregistered", "停业"]
+    assert got["status"].to_list() == ["active", "deregistered", "状态不详"]
     assert got["credit_risk"].to_list() == ["B", "D", "E"]
     assert got["registered_on"].to_list() == [dt.date(2020, 1, 5), None, None]
     assert got["registered_on_text"].to_list() == ["2020/01/05", "bad", None]  # the original stays beside the date

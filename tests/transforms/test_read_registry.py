@@ -104,3 +104,53 @@ def test_scan_inbox_finds_files_and_says_what_it_ignores(tmp_path):
     assert [f.relative for f in found.files] == ["AMR/objects.csv"]
     assert [i[0] for i in found.ignored] == ["AMR/notes.docx"]
     assert "two items files" in str(found.problems[0])
+
+
+# Exports as systems write them (issue 16): a title above the header, notes below the data.
+TITLED = ("深圳市应急管理局 检查对象名录导出（2026年11月30日）,,\n"
+          ",,\n"
+          "统一社会信用代码,企业名称,登记状态\n"
+          "91350100M000100Y43,深圳市华润贸易有限公司,存续\n"
+          ",,\n"  # a blank row inside the data: skipped, listed
+          "共计,,\n"  # one value, but not below the data: a data row (validation quarantines it)
+          "914403001922038216,\"华为技术\n有限公司\",存续\n"  # a cell over two text lines is one spreadsheet row
+          "\n"
+          "共 3 条记录\n"
+          "导出人：张三　导出时间：2026-11-30 09:30\n")
+
+
+def test_a_title_above_the_header_and_notes_below_the_data_are_skipped_and_listed(tmp_path):
+    raw = read_registry(_file(tmp_path, "objects.csv", TITLED.encode("gbk")))
+    assert raw.header_line == 3
+    assert raw.frame["uscc"].to_list() == ["91350100M000100Y43", "共计", "914403001922038216"]
+    assert raw.frame["source_line"].to_list() == [4, 6, 7]  # the spreadsheet's rows, not text lines
+    assert [(s.line, s.why, s.text) for s in raw.skipped] == [
+        (1, "title", "深圳市应急管理局 检查对象名录导出（2026年11月30日）"), (2, "blank", ""), (5, "blank", ""),
+        (8, "blank", ""), (9, "note", "共 3 条记录"), (10, "note", "导出人：张三　导出时间：2026-11-30 09:30")]
+
+
+def test_an_xlsx_export_with_a_merged_title_keeps_the_sheet_rows(tmp_path):
+    import xlsxwriter
+
+    path = tmp_path / "inbox" / "EMR" / "objects.xlsx"
+    path.parent.mkdir(parents=True)
+    book = xlsxwriter.Workbook(path)
+    sheet = book.add_worksheet()
+    sheet.merge_range(1, 0, 1, 2, "深圳市应急管理局 检查对象名录导出（2026年11月30日）")  # row 2: row 1 is empty
+    sheet.write_row(3, 0, ["统一社会信用代码", "企业名称", "登记状态"])  # row 4
+    sheet.write_row(4, 0, ["91350100M000100Y43", "深圳市华润贸易有限公司", "存续"])
+    sheet.write_number(5, 0, 914403001922038216)  # a code typed into a number cell: its last digits are gone
+    sheet.write_row(5, 1, ["华为技术有限公司", "存续"])
+    sheet.write_string(8, 0, "合计：2 户")
+    book.close()
+    raw = read_registry(RegistryFile("EMR", "objects", path, "EMR/objects.xlsx"))
+    assert raw.header_line == 4
+    assert raw.frame["source_line"].to_list() == [5, 6]
+    assert raw.frame["uscc"].to_list() == ["91350100M000100Y43", "914403001922038272"]
+    assert [(s.line, s.why) for s in raw.skipped] == [(1, "blank"), (2, "title"), (3, "blank"), (7, "blank"), (8, "blank"),
+                                                      (9, "note")]
+
+
+def test_without_a_title_the_first_row_is_the_header(tmp_path):
+    raw = read_registry(_file(tmp_path, "objects.csv", ZH_CSV.encode("gbk")))
+    assert raw.header_line == 1 and raw.skipped == () and raw.frame["source_line"].to_list() == [2, 3]

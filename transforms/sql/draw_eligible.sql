@@ -1,15 +1,16 @@
 -- The eligible (task, object) pairs of a plan (SPEC §4.4), as a view that is never stored:
--- active objects with a USCC that the task's department lists, in the task's scope, minus
+-- active objects that the task's department lists, in the task's scope, minus
 -- exclusions. `task_scopes` has one row per industry prefix a task covers (every section for
 -- a 不定向 task), with its `cell`: the prefix's first 1, 2 or 3 characters. Objects meet tasks
 -- in equi-joins on (department, cell) — no per-row pattern matching over every object.
 create or replace temp view eligible as
 with objects as not materialized (  -- streamed into each join, never held whole
-    select unnest(departments) as department, uscc, credit_risk, industry_code,
+    -- an entity without a USCC is drawn by its entity key (ORG:… / REG:…) in the USCC's place (SPEC §4.4)
+    select unnest(departments) as department, entity_key as uscc, credit_risk, industry_code,
            left(industry_code, 1) as cell1, left(industry_code, 2) as cell2, left(industry_code, 3) as cell3,
            entity_type, district_code, tags
     from directory
-    where status = 'active' and uscc is not null
+    where status = 'active'
 ),
 in_cells as (
     select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags

@@ -6,7 +6,8 @@
 -- (Unordered: writers order by entity_key.)
 with single as (
     select
-        entity_key, name, entity_type, registered_on, status, industry_code, address, district_code, operator_name, phone,
+        entity_key, name, entity_type, registered_type, registered_type_code, registered_on, status, industry_code, address,
+        district_code, operator_name, phone,
         credit_risk,
         list_sort(list_distinct(tags)) as tags,
         [submitted_by] as departments,
@@ -20,7 +21,8 @@ with single as (
 -- lists, the class and a count of the non-null values of every fact.
 first_record as (
     select entity_key,
-        arg_min({name: name, entity_type: entity_type, registered_on: registered_on, status: status,
+        arg_min({name: name, entity_type: entity_type, registered_type: registered_type,
+                 registered_type_code: registered_type_code, registered_on: registered_on, status: status,
                  industry_code: industry_code, address: address, district_code: district_code,
                  operator_name: operator_name, phone: phone}, precedence) as top
     from shared
@@ -33,7 +35,8 @@ gathered as (
         list_sort(list_distinct(list(submitted_by))) as departments,
         count(*)::uinteger as n_records,
         list_sort(list_distinct(list(linked_by))) as linked_by,
-        count(name) as n_name, count(entity_type) as n_entity_type, count(registered_on) as n_registered_on,
+        count(name) as n_name, count(entity_type) as n_entity_type, count(registered_type) as n_registered_type,
+        count(registered_on) as n_registered_on,
         count(status) as n_status, count(industry_code) as n_industry_code, count(address) as n_address,
         count(district_code) as n_district_code, count(operator_name) as n_operator_name, count(phone) as n_phone
     from shared
@@ -45,6 +48,7 @@ gaps as (
     select entity_key
     from first_record f join gathered g using (entity_key)
     where (f.top.name is null and g.n_name > 0) or (f.top.entity_type is null and g.n_entity_type > 0)
+       or (f.top.registered_type is null and g.n_registered_type > 0)
        or (f.top.registered_on is null and g.n_registered_on > 0) or (f.top.status is null and g.n_status > 0)
        or (f.top.industry_code is null and g.n_industry_code > 0) or (f.top.address is null and g.n_address > 0)
        or (f.top.district_code is null and g.n_district_code > 0) or (f.top.operator_name is null and g.n_operator_name > 0)
@@ -55,6 +59,9 @@ filled as (
         entity_key,
         arg_min(name, precedence) filter (where name is not null) as name,
         arg_min(entity_type, precedence) filter (where entity_type is not null) as entity_type,
+        -- the type and its code come together, from one record
+        arg_min({t: registered_type, c: registered_type_code}, precedence) filter (where registered_type is not null)
+            as registered,
         arg_min(registered_on, precedence) filter (where registered_on is not null) as registered_on,
         arg_min(status, precedence) filter (where status is not null) as status,
         arg_min(industry_code, precedence) filter (where industry_code is not null) as industry_code,
@@ -70,6 +77,8 @@ grouped as (
         entity_key,
         coalesce(f.top.name, x.name) as name,
         coalesce(f.top.entity_type, x.entity_type) as entity_type,
+        coalesce(f.top.registered_type, x.registered.t) as registered_type,
+        case when f.top.registered_type is null then x.registered.c else f.top.registered_type_code end as registered_type_code,
         coalesce(f.top.registered_on, x.registered_on) as registered_on,
         coalesce(f.top.status, x.status) as status,
         coalesce(f.top.industry_code, x.industry_code) as industry_code,
