@@ -319,11 +319,14 @@ def make_entities(rng: np.random.Generator, n: int) -> pl.DataFrame:
         name=name, address=address,
         operator_name=pl.when(individual).then("operator_name"),
         phone=pl.when(individual).then("phone"),
-        # what exports carry beside the registry's columns (ingest keeps them out of the typed table)
+        # what exports carry beside the registry's columns (ingest keeps them out of the typed table);
+        # the repetitive ones as categoricals: at 8M rows they would otherwise take gigabytes
         legal_representative=pl.when(~individual).then(_pick(rng, _SURNAMES, n) + _pick(rng, _GIVEN, n) + _pick(rng, _GIVEN, n)),
-        registered_capital=pl.when(market & ~individual).then(_pick(rng, _CAPITALS, n) + pl.lit("万元人民币")),
-        registration_authority=pl.when(market).then(pl.concat_str(pl.lit("深圳市市场监督管理局"), district_short, pl.lit("监管局"))),
-        business_scope=pl.concat_str(pl.lit("一般经营项目是："), pl.col("section").replace_strict(_SCOPES)),
+        registered_capital=pl.when(market & ~individual).then(_pick(rng, _CAPITALS, n) + pl.lit("万元人民币")).cast(pl.Categorical),
+        registration_authority=pl.when(market).then(pl.concat_str(pl.lit("深圳市市场监督管理局"), district_short, pl.lit("监管局")))
+        .cast(pl.Categorical),
+        business_scope=pl.concat_str(pl.lit("一般经营项目是："), pl.col("section").replace_strict(_SCOPES)).cast(pl.Categorical),
+        registered_type=pl.col("registered_type").cast(pl.Categorical),
         approved_on=pl.Series(approved),
     ).drop("trade", "branch", "road", "number")
 

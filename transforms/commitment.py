@@ -1,14 +1,16 @@
 """The commitment to the eligible sets (SPEC §5): a SHA-256 published before the seed is used.
 
-Canonical serialisation (version jointdraw-commitment-v1), UTF-8, one line per row, fields
-separated by a tab, lists joined by ';', null as the empty string:
+Canonical serialisation (version jointdraw-commitment-v2), UTF-8, one line per row, fields
+separated by a tab, lists joined by ';', booleans as true/false, null as the empty string:
 
 * directory: `entity_key uscc status credit_risk industry_code entity_type district_code
-  tags departments`, rows in entity_key order — every attribute that decides eligibility;
+  tags departments registered_type_code foreign_invested branch`, rows in entity_key order —
+  every attribute that decides eligibility (v1, before scopes could name registered types, had
+  the first nine; `jointdraw verify` recomputes a bundle under the version it was committed with);
 * exclusions: `uscc task_id reason`, rows sorted by those fields;
 * plan: the bytes of plan.yaml as published.
 
-    commitment = SHA-256("jointdraw-commitment-v1\\n" + directory_sha256 + "\\n" +
+    commitment = SHA-256("jointdraw-commitment-v2\\n" + directory_sha256 + "\\n" +
                          exclusions_sha256 + "\\n" + plan_sha256 + "\\n")
 
 Anyone can recompute it from directory.parquet, exclusions.parquet and plan.yaml.
@@ -21,8 +23,14 @@ from pathlib import Path
 
 import polars as pl
 
-VERSION = "jointdraw-commitment-v1"
-DIRECTORY_FIELDS = ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags", "departments"]
+VERSION = "jointdraw-commitment-v2"
+DIRECTORY_FIELDS_BY_VERSION = {
+    "jointdraw-commitment-v1": ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags",
+                                "departments"],
+    "jointdraw-commitment-v2": ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags",
+                                "departments", "registered_type_code", "foreign_invested", "branch"],
+}
+DIRECTORY_FIELDS = DIRECTORY_FIELDS_BY_VERSION[VERSION]
 EXCLUSION_FIELDS = ["uscc", "task_id", "reason"]
 EXCLUSIONS_SCHEMA = {"uscc": pl.String, "task_id": pl.String, "reason": pl.String, "source_run": pl.String}
 BATCH = 500_000
@@ -37,20 +45,24 @@ def _lines_sha256(df: pl.DataFrame, fields: list[str]) -> str:
     return h.hexdigest()
 
 
-def directory_sha256(path: Path) -> str:
-    return _lines_sha256(pl.read_parquet(path, columns=DIRECTORY_FIELDS).sort("entity_key"), DIRECTORY_FIELDS)
+def directory_sha256(path: Path, version: str = VERSION) -> str:
+    fields = DIRECTORY_FIELDS_BY_VERSION[version]
+    return _lines_sha256(pl.read_parquet(path, columns=fields).sort("entity_key"), fields)
 
 
 def exclusions_sha256(path: Path) -> str:
     return _lines_sha256(pl.read_parquet(path, columns=EXCLUSION_FIELDS).sort(EXCLUSION_FIELDS, nulls_last=True), EXCLUSION_FIELDS)
 
 
-def commitment(directory: Path, exclusions: Path, plan: Path) -> dict[str, str]:
-    """The three digests and the commitment over them."""
+def commitment(directory: Path, exclusions: Path, plan: Path, version: str = VERSION) -> dict[str, str]:
+    """The three digests and the commitment over them (under `version`: a published bundle is
+    recomputed under the version it was committed with)."""
+    if version not in DIRECTORY_FIELDS_BY_VERSION:
+        raise ValueError(f"unknown commitment version {version!r} (this jointdraw knows {', '.join(DIRECTORY_FIELDS_BY_VERSION)})")
     parts = {
-        "directory_sha256": directory_sha256(directory),
+        "directory_sha256": directory_sha256(directory, version),
         "exclusions_sha256": exclusions_sha256(exclusions),
         "plan_sha256": hashlib.sha256(Path(plan).read_bytes()).hexdigest(),
     }
-    text = f"{VERSION}\n" + "".join(f"{v}\n" for v in parts.values())
-    return {"version": VERSION, **parts, "commitment": hashlib.sha256(text.encode()).hexdigest()}
+    text = f"{version}\n" + "".join(f"{v}\n" for v in parts.values())
+    return {"version": version, **parts, "commitment": hashlib.sha256(text.encode()).hexdigest()}

@@ -58,9 +58,11 @@ def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
             rows.append({"task_id": t.task_id, "department": t.department, "score_key": keys[t.task_id], "prefix": prefix,
                          "cell": prefix[:3], "cell_len": min(len(prefix), 3),
                          "entity_types": list(s.entity_types) if s else [], "districts": list(s.districts) if s else [],
-                         "tags": list(s.tags) if s else []})
+                         "tags": list(s.tags) if s else [], "registered_types": list(s.registered_types) if s else [],
+                         "foreign_invested": s.foreign_invested if s else None, "branch": s.branch if s else None})
     schema = {"task_id": pl.String, "department": pl.String, "score_key": pl.String, "prefix": pl.String, "cell": pl.String,
-              "cell_len": pl.Int32, "entity_types": pl.List(pl.String), "districts": pl.List(pl.String), "tags": pl.List(pl.String)}
+              "cell_len": pl.Int32, "entity_types": pl.List(pl.String), "districts": pl.List(pl.String), "tags": pl.List(pl.String),
+              "registered_types": pl.List(pl.String), "foreign_invested": pl.Boolean, "branch": pl.Boolean}
     return pl.DataFrame(rows, schema=schema)
 
 

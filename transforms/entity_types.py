@@ -53,21 +53,21 @@ def registered_types() -> dict[str, dict[str, str | None]]:
     blocks of the table (其他, 分公司, 普通合伙企业 under 外商投资 …) the first, domestic one is meant."""
     table = reference_table("entity_types")
     out: dict[str, dict[str, str | None]] = {}
-    for code, name, category in table.select("code", "name_zh", "category").iter_rows():
-        entry = {"code": code, "name": name, "category": category}
+    for code, name, category, foreign, branch in table.select("code", "name_zh", "category", "foreign_invested", "branch").iter_rows():
+        entry = {"code": code, "name": name, "category": category, "foreign_invested": foreign == "true", "branch": branch == "true"}
         if code:
             out.setdefault(code, entry)
         out.setdefault(type_key(name), entry)
     for spelling, category in SHORT_FORMS.items():  # a short form means its category, not a type
-        out[type_key(spelling)] = {"code": None, "name": None, "category": category}
+        out[type_key(spelling)] = {"code": None, "name": None, "category": category, "foreign_invested": None, "branch": None}
     return out
 
 
 def parse_registered_type(text: str | None) -> dict[str, str | None]:
-    """{code, name, category} of a type as written; category None when the type is not known
+    """{code, name, category, foreign_invested, branch} of a type as written; category None when the type is not known
     (then name is the text as submitted, so validation quarantines it with the original value)."""
     if text is None or not text.strip():
-        return {"code": None, "name": None, "category": None}
+        return {"code": None, "name": None, "category": None, "foreign_invested": None, "branch": None}
     known = registered_types()
     key = type_key(text)
     if key in known:
@@ -78,7 +78,7 @@ def parse_registered_type(text: str | None) -> dict[str, str | None]:
             return known[m["code"]]
         if m and m["name"] and m["name"].strip("()-") in known:
             return known[m["name"].strip("()-")]
-    return {"code": None, "name": text.strip(), "category": None}
+    return {"code": None, "name": text.strip(), "category": None, "foreign_invested": None, "branch": None}
 
 
 def category_from_uscc(uscc: pl.Expr) -> pl.Expr:
@@ -93,6 +93,8 @@ def entity_type_columns(submitted: pl.Series, uscc: pl.Series) -> pl.DataFrame:
     * `entity_type`: the category (from the type, else from the USCC); an unknown type as submitted
     * `registered_type`, `registered_type_code`: the type as the code table names it (the text as
       submitted when unknown), and its code
+    * `foreign_invested`, `branch`: what the table says of the type (外商投资/港澳台/外国（地区）; 分公司 or
+      分支机构); null when the type is blank, a short form or unknown
     * `type_conflict`: the type's category and the USCC's disagree
     """
     distinct = submitted.unique().drop_nulls()
@@ -102,7 +104,10 @@ def entity_type_columns(submitted: pl.Series, uscc: pl.Series) -> pl.DataFrame:
         "_category": [p["category"] for p in parsed],
         "registered_type": [p["name"] for p in parsed],
         "registered_type_code": [p["code"] for p in parsed],
-    }, schema={"_submitted": pl.String, "_category": pl.String, "registered_type": pl.String, "registered_type_code": pl.String})
+        "foreign_invested": [p["foreign_invested"] for p in parsed],
+        "branch": [p["branch"] for p in parsed],
+    }, schema={"_submitted": pl.String, "_category": pl.String, "registered_type": pl.String, "registered_type_code": pl.String,
+               "foreign_invested": pl.Boolean, "branch": pl.Boolean})
     rows = pl.DataFrame({"_submitted": submitted, "_uscc": uscc}).join(mapping, on="_submitted", how="left", maintain_order="left")
     from_uscc = category_from_uscc(pl.col("_uscc"))
     unknown = pl.col("_submitted").is_not_null() & pl.col("_category").is_null()
@@ -110,5 +115,7 @@ def entity_type_columns(submitted: pl.Series, uscc: pl.Series) -> pl.DataFrame:
         entity_type=pl.when(unknown).then(pl.col("_submitted").str.strip_chars()).otherwise(pl.coalesce("_category", from_uscc)),
         registered_type="registered_type",
         registered_type_code="registered_type_code",
+        foreign_invested="foreign_invested",
+        branch="branch",
         type_conflict=(pl.col("_category").is_not_null() & from_uscc.is_not_null() & (pl.col("_category") != from_uscc)).fill_null(False),
     )

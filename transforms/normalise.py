@@ -25,7 +25,7 @@ import polars as pl
 from transforms.districts import district_column
 from transforms.entity_types import entity_type_columns
 from transforms.industry import industry_column
-from transforms.registry import COLUMNS, ENUMS, Kind
+from transforms.registry import COLUMNS, DERIVED, ENUMS, Kind
 from transforms.uscc import INVISIBLE, normalise_code, normalise_org_code
 
 LIST_SEPARATORS = r"[;；,，、|]"
@@ -119,7 +119,7 @@ def _apply(values: pl.Series, rule: Callable[[pl.Expr], pl.Expr], per_unique: bo
 
 def normalise_registry(raw: pl.DataFrame, kind: Kind, department: str) -> pl.DataFrame:
     """The typed table of one file: SPEC columns in SPEC order, then the derived columns (objects:
-    `registered_type`, `registered_type_code`, `type_conflict`), `<date>_text` columns,
+    `registered_type`, `registered_type_code`, `foreign_invested`, `branch`, `type_conflict`), `<date>_text` columns,
     `submitted_by`, `source_file`, `source_line`. Same rows, same order."""
     n = raw.height
     cols, extra = [], []
@@ -133,7 +133,7 @@ def normalise_registry(raw: pl.DataFrame, kind: Kind, department: str) -> pl.Dat
             if how == "entity_type":
                 types = entity_type_columns(values, next(c for c in cols if c.name == "uscc"))
                 cols.append(types["entity_type"])
-                extra += [types[c] for c in ("registered_type", "registered_type_code", "type_conflict")]
+                extra += [types[c] for c in DERIVED["objects"]]
             elif how == "district":
                 cols.append(district_column(values, submitted("address") if "address" in COLUMNS[kind] else None))
             else:

@@ -15,6 +15,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from transforms.entity_types import parse_registered_type
 from transforms.industry import industry_reasons, normalise_industry
 
 CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
@@ -43,6 +44,21 @@ class Scope(_Strict):
     entity_types: list[str] = []
     districts: list[str] = []
     tags: list[str] = []
+    # the type as registered (市场主体类型代码): type codes or names (4533, 有限合伙企业), and what the
+    # type-code table says of a type: foreign-invested (外商投资/港澳台/外国（地区）), a branch (分公司)
+    registered_types: list[str] = []
+    foreign_invested: bool | None = None
+    branch: bool | None = None
+
+    @field_validator("registered_types")
+    @classmethod
+    def _type_codes(cls, values: list[str]) -> list[str]:
+        """Each as its code in data/reference/entity_types.csv (有限合伙企业 → 4533)."""
+        parsed = [parse_registered_type(v) for v in values]
+        bad = [v for v, p in zip(values, parsed, strict=True) if not p["code"]]
+        if bad:
+            raise ValueError(f"scope registered_types {bad} are not types with a code in data/reference/entity_types.csv")
+        return [p["code"] for p in parsed]  # type: ignore[misc]
 
     @field_validator("industries")
     @classmethod

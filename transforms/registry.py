@@ -70,7 +70,7 @@ COLUMNS: dict[Kind, dict[str, str]] = {
 }
 
 # Columns the typed objects table adds, derived from the submitted ones (not submitted themselves).
-DERIVED: dict[Kind, tuple[str, ...]] = {"objects": ("registered_type", "registered_type_code", "type_conflict")}
+DERIVED: dict[Kind, tuple[str, ...]] = {"objects": ("registered_type", "registered_type_code", "foreign_invested", "branch", "type_conflict")}
 
 # A file that lacks one of these columns fails its department (file-level rule).
 REQUIRED: dict[Kind, tuple[str, ...]] = {

@@ -130,7 +130,7 @@ def in_dialect(objects: pl.DataFrame, dialect: Dialect, rng: np.random.Generator
     if dialect.blank_district:
         district = pl.when(pl.Series(rng.random(objects.height) < dialect.blank_district)).then(None).otherwise(district)
     code = pl.col("registered_type_code")
-    named = pl.col("registered_type")
+    named = pl.col("registered_type").cast(pl.String)
     entity_type = {
         "name": named,
         "name_half": named.str.replace_all("（", "(", literal=True).str.replace_all("）", ")", literal=True),
@@ -198,7 +198,7 @@ def _write(df: pl.DataFrame, folder: Path, kind: Kind, fmt: str, lang: str, titl
     fmt, _ = _effective_format(fmt, df.height)
     if fmt == "parquet":
         path = folder / f"{kind}.parquet"
-        df.write_parquet(path, statistics=False)
+        df.with_columns(pl.col(pl.Categorical).cast(pl.String)).write_parquet(path, statistics=False)
         return WrittenFile(path, df.height, fmt)
     text = _as_text(df, kind, lang)
     if fmt == "xlsx":

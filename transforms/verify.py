@@ -76,6 +76,12 @@ def eligible_pairs(directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan
             df = df.filter(pl.col("district_code").is_in(s.districts))
         if s and s.tags:
             df = df.filter(pl.col("tags").list.eval(pl.element().is_in(s.tags)).list.any())
+        if s and s.registered_types:
+            df = df.filter(pl.col("registered_type_code").is_in(s.registered_types))
+        if s and s.foreign_invested is not None:
+            df = df.filter(pl.col("foreign_invested").eq_missing(s.foreign_invested))
+        if s and s.branch is not None:
+            df = df.filter(pl.col("branch").eq_missing(s.branch))
         mine = exclusions.filter(pl.col("task_id") == t.task_id).select("uscc")
         df = df.join(everyone, on="uscc", how="anti").join(mine, on="uscc", how="anti")
         parts.append(df.select(pl.lit(t.task_id).alias("task_id"), "uscc", "credit_risk"))
@@ -124,7 +130,8 @@ def verify_draw(folder: Path) -> Report:
         report.checked_files = len(listed.get("files", [])) + len(listed.get("documents", []))
         _check_audit(listed.get("audit"), pl.read_parquet(files["draws.parquet"]), report)
     committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
-    recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"])
+    recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"],
+                            committed.get("version", "jointdraw-commitment-v1"))
     for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", "commitment"):
         if recomputed[key] != committed.get(key):
             report.problems.append(f"commitment: {key} is {recomputed[key]}, published {committed.get(key)}")

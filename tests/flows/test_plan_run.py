@@ -84,3 +84,39 @@ def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_c
     summary = plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="flaky",
                        stop_after="ingest")
     assert calls.count(calls[0]) == 2 and summary["stages"]["ingest"]["rows_read"] == summary["stages"]["ingest"]["rows_written"] > 0
+
+
+def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_verified(prefect_server, small_city, tmp_path):
+    """SPEC §4.4 (issue 16): no eligible entity is silently undrawable. A farm known to AMR only by its
+    organisation code (no other department lists it, so nothing links it to a USCC) is drawn by a
+    task that takes every agricultural entity, and is on the notice with the code it has."""
+    import datetime as dt
+
+    from transforms.plan import Task, plan_as_yaml, read_plan
+    from transforms.uscc import org_code_reasons
+    from transforms.verify import verify_draw
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(small_city / "inbox", inbox)
+    amr = pl.read_csv(inbox / "AMR" / "objects.csv", infer_schema=False)
+    org = next(c for c in (f"1234567{d}{x}" for d in "89" for x in "0123456789X")
+               if org_code_reasons(pl.Series([c]))[0] is None)
+    farm = {c: None for c in amr.columns} | {"org_code": org, "name": "深圳市光明农场", "entity_type": "全民所有制",
+                                             "district_code": "440311", "industry_code": "A0111", "registered_on": "1990-01-01",
+                                             "status": "存续（在营、开业、在册）", "credit_risk": "B"}
+    pl.concat([amr, pl.DataFrame([farm], schema=amr.schema)]).write_csv(inbox / "AMR" / "objects.csv")
+    annual = read_plan(plan_path(small_city))
+    plan = annual.model_copy(update={"tasks": [Task(task_id="AMR-FARMS", department="AMR", items=["AMR-001"],
+                                                    scope={"industries": ["A"]}, ratio=dict.fromkeys("ABCD", 1.0))],
+                                     "period": annual.period.model_copy(update={"end": dt.date(2026, 6, 30)})})
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")
+    plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="org")
+    bundle = tmp_path / "out" / "published" / plan.plan_id
+    key = f"ORG:{org}"
+    assert key in pl.read_parquet(bundle / "draws.parquet")["uscc"].to_list()
+    assert f"{plan.plan_id}-{key}" in pl.read_parquet(bundle / "joint_tasks.parquet")["joint_task_id"].to_list()
+    notice = pl.read_csv(bundle / "notice.csv", infer_schema=False)
+    assert f"组织机构代码 {org[:8]}-{org[8]}" in notice["统一社会信用代码"].to_list()
+    report = verify_draw(bundle)
+    assert report.ok, report.problems

@@ -33,6 +33,10 @@ def _directory(n: int = 60) -> pl.DataFrame:
         "entity_type": ["enterprise"] * n, "district_code": ["440305" if i % 3 else "440306" for i in range(n)],
         "tags": [["食品经营许可证"] if i % 5 == 0 else [] for i in range(n)],
         "departments": [["AMR", "HLT"] if i % 2 else ["AMR"] for i in range(n)],
+        # every 4th a Hong Kong-invested company (6150), every 7th a branch (2130), the rest 1130; one blank type
+        "registered_type_code": [None if i == 1 else "6150" if i % 4 == 0 else "2130" if i % 7 == 0 else "1130" for i in range(n)],
+        "foreign_invested": [None if i == 1 else i % 4 == 0 for i in range(n)],
+        "branch": [None if i == 1 else (i % 7 == 0 and i % 4 != 0) for i in range(n)],
     })
 
 
@@ -158,3 +162,25 @@ def test_an_entity_without_a_uscc_is_drawn_by_its_entity_key_and_verify_agrees()
     pairs = eligible_pairs(directory, pl.DataFrame(schema=EXCLUSIONS_SCHEMA), plan)
     expected = expected_draws(pairs, plan, "s", score_keys(plan, "planned"))
     assert sorted(expected["uscc"]) == sorted(draws["uscc"])
+
+
+@pytest.mark.parametrize("scope, wanted", [
+    (Scope(foreign_invested=True), lambda i: i % 4 == 0),
+    (Scope(branch=True), lambda i: i % 7 == 0 and i % 4 != 0),
+    (Scope(branch=False), lambda i: i != 1 and not (i % 7 == 0 and i % 4 != 0)),  # a blank type is neither
+    (Scope(registered_types=["有限责任公司（台港澳法人独资）", "2130"]), lambda i: i != 1 and (i % 4 == 0 or i % 7 == 0)),
+])
+def test_a_scope_can_name_registered_types_and_verify_agrees(scope, wanted):
+    from transforms.verify import eligible_pairs
+
+    directory = _directory(60)
+    plan = _plan([Task(task_id="AMR-T", department="AMR", items=["AMR-001"], scope=scope, ratio=dict.fromkeys("ABCD", 1.0))])
+    draws, _ = _draw(directory, plan)
+    active = [u for i, (u, s) in enumerate(zip(directory["uscc"], directory["status"], strict=True)) if s == "active" and wanted(i)]
+    assert sorted(draws["uscc"]) == sorted(active)
+    assert sorted(eligible_pairs(directory, pl.DataFrame(schema=EXCLUSIONS_SCHEMA), plan)["uscc"]) == sorted(active)
+
+
+def test_a_scope_naming_an_unknown_type_is_refused():
+    with pytest.raises(ValueError, match="registered_types"):
+        Scope(registered_types=["有限公司（不存在）"])

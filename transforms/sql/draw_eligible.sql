@@ -8,20 +8,23 @@ with objects as not materialized (  -- streamed into each join, never held whole
     -- an entity without a USCC is drawn by its entity key (ORG:… / REG:…) in the USCC's place (SPEC §4.4)
     select unnest(departments) as department, entity_key as uscc, credit_risk, industry_code,
            left(industry_code, 1) as cell1, left(industry_code, 2) as cell2, left(industry_code, 3) as cell3,
-           entity_type, district_code, tags
+           entity_type, district_code, tags, registered_type_code, foreign_invested, branch
     from directory
     where status = 'active'
 ),
 in_cells as (
-    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags
+    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags,
+           o.registered_type_code, o.foreign_invested as object_foreign_invested, o.branch as object_branch
     from task_scopes t join objects o on o.department = t.department and o.cell1 = t.cell
     where t.cell_len = 1
     union all by name
-    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags
+    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags,
+           o.registered_type_code, o.foreign_invested as object_foreign_invested, o.branch as object_branch
     from task_scopes t join objects o on o.department = t.department and o.cell2 = t.cell
     where t.cell_len = 2
     union all by name
-    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags
+    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags,
+           o.registered_type_code, o.foreign_invested as object_foreign_invested, o.branch as object_branch
     from task_scopes t join objects o on o.department = t.department and o.cell3 = t.cell
     where t.cell_len = 3
 ),
@@ -33,6 +36,10 @@ in_scope as (
       and (len(entity_types) = 0 or list_contains(entity_types, entity_type))
       and (len(districts) = 0 or list_contains(districts, district_code))
       and (len(tags) = 0 or list_has_any(tags, object_tags))
+      -- the type as registered: its code, or what the type-code table says of it (a blank type says nothing)
+      and (len(registered_types) = 0 or list_contains(registered_types, registered_type_code))
+      and (foreign_invested is null or object_foreign_invested is not distinct from foreign_invested)
+      and (branch is null or object_branch is not distinct from branch)
 ),
 final as (
     select * from in_scope

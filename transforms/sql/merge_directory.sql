@@ -6,7 +6,8 @@
 -- (Unordered: writers order by entity_key.)
 with single as (
     select
-        entity_key, name, entity_type, registered_type, registered_type_code, registered_on, status, industry_code, address,
+        entity_key, name, entity_type, registered_type, registered_type_code, foreign_invested, branch, registered_on, status,
+        industry_code, address,
         district_code, operator_name, phone,
         credit_risk,
         list_sort(list_distinct(tags)) as tags,
@@ -22,7 +23,8 @@ with single as (
 first_record as (
     select entity_key,
         arg_min({name: name, entity_type: entity_type, registered_type: registered_type,
-                 registered_type_code: registered_type_code, registered_on: registered_on, status: status,
+                 registered_type_code: registered_type_code, foreign_invested: foreign_invested, branch: branch,
+                 registered_on: registered_on, status: status,
                  industry_code: industry_code, address: address, district_code: district_code,
                  operator_name: operator_name, phone: phone}, precedence) as top
     from shared
@@ -59,9 +61,9 @@ filled as (
         entity_key,
         arg_min(name, precedence) filter (where name is not null) as name,
         arg_min(entity_type, precedence) filter (where entity_type is not null) as entity_type,
-        -- the type and its code come together, from one record
-        arg_min({t: registered_type, c: registered_type_code}, precedence) filter (where registered_type is not null)
-            as registered,
+        -- the type, its code and what the table says of it come together, from one record
+        arg_min({t: registered_type, c: registered_type_code, f: foreign_invested, b: branch}, precedence)
+            filter (where registered_type is not null) as registered,
         arg_min(registered_on, precedence) filter (where registered_on is not null) as registered_on,
         arg_min(status, precedence) filter (where status is not null) as status,
         arg_min(industry_code, precedence) filter (where industry_code is not null) as industry_code,
@@ -79,6 +81,8 @@ grouped as (
         coalesce(f.top.entity_type, x.entity_type) as entity_type,
         coalesce(f.top.registered_type, x.registered.t) as registered_type,
         case when f.top.registered_type is null then x.registered.c else f.top.registered_type_code end as registered_type_code,
+        case when f.top.registered_type is null then x.registered.f else f.top.foreign_invested end as foreign_invested,
+        case when f.top.registered_type is null then x.registered.b else f.top.branch end as branch,
         coalesce(f.top.registered_on, x.registered_on) as registered_on,
         coalesce(f.top.status, x.status) as status,
         coalesce(f.top.industry_code, x.industry_code) as industry_code,
