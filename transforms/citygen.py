@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import polars as pl
@@ -113,18 +114,11 @@ EXTRA_COLUMNS = ("legal_representative", "registered_capital", "registration_aut
 _CLASS_WEIGHT = {"A": 0.5, "B": 1.0, "C": 3.0, "D": 10.0}  # relative draw ratios by credit class
 
 
-def classes_by_section() -> dict[str, list[str]]:
-    """Section → its GB/T 4754-2017 classes as normalised codes (I6513), in the standard's order."""
-    t = industries().filter(pl.col("level") == "class")
-    out: dict[str, list[str]] = {}
-    for code, section in t.select("code", "section").iter_rows():
-        out.setdefault(section, []).append(section + code)
-    return out
-
-
-def groups_by_section() -> dict[str, list[str]]:
-    """Section → its groups (中类) as normalised codes (F521), in the standard's order."""
-    t = industries().filter(pl.col("level") == "group")
+@cache
+def codes_by_section(level: str) -> dict[str, list[str]]:
+    """Section → its GB/T 4754-2017 codes of one level (group: F521, class: I6513), normalised, in the
+    standard's order."""
+    t = industries().filter(pl.col("level") == level)
     out: dict[str, list[str]] = {}
     for code, section in t.select("code", "section").iter_rows():
         out.setdefault(section, []).append(section + code)
@@ -134,7 +128,7 @@ def groups_by_section() -> dict[str, list[str]]:
 def focus_prefixes(section: str, m: int) -> list[str]:
     """The first m/FOCUS_STEPS of a section's groups (at least one), each division whose groups are
     all in written as the division: what a 定向 task of that focus names."""
-    groups = groups_by_section()[section]
+    groups = codes_by_section("group")[section]
     chosen = groups[: max(1, -(-len(groups) * m // FOCUS_STEPS))]
     out: list[str] = []
     for division in dict.fromkeys(g[:3] for g in chosen):
@@ -274,7 +268,7 @@ def make_entities(rng: np.random.Generator, n: int) -> pl.DataFrame:
         "credit_risk": credit.astype(str),
         **{f"_tag{i}": t for i, t in enumerate(tag_lists)},
     })
-    by_section = classes_by_section()
+    by_section = codes_by_section("class")
     industry = np.empty(n, dtype=object)
     for s in np.unique(section):  # a class of the entity's section, uniformly
         rows = np.flatnonzero(section == s)

@@ -172,8 +172,17 @@ def _csv_head(path: Path, encoding: str) -> tuple[list[list[str]], list[int]]:
     return rows, starts
 
 
-def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, str, int]:
-    """The CSV from its header row on, its encoding, and the header's row number (1-based)."""
+@dataclass(frozen=True)
+class _Sheet:
+    """A file's table from its header row on, and what stood above the header."""
+
+    frame: pl.DataFrame
+    header_line: int  # 1-based, as the spreadsheet numbers rows
+    above: list[list[str | None]]  # the rows above the header (titles, blank rows)
+
+
+def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[_Sheet, str]:
+    """The CSV from its header row on, and its encoding."""
     encoding = sniff_encoding(path, rel)
     rows, starts = _csv_head(path, encoding)
     header = header_row(rows, kind)
@@ -181,8 +190,10 @@ def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, str, int]
     try:
         if encoding == "gb18030":  # polars cannot decode GBK itself: decode strictly, hand it UTF-8
             text = path.read_bytes().decode("gb18030")
-            return pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, skip_rows=skip), encoding, header + 1
-        return pl.read_csv(path, infer_schema=False, encoding="utf8", skip_rows=skip), encoding, header + 1
+            df = pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, skip_rows=skip)
+        else:
+            df = pl.read_csv(path, infer_schema=False, encoding="utf8", skip_rows=skip)
+        return _Sheet(df, header + 1, rows[:header]), encoding
     except UnicodeDecodeError as e:
         line = _line_of(path.read_bytes(), e.start)
         raise RegistryFileError(rel, f"is not valid {encoding} text at line {line} (mixed encodings? rows pasted from another file?)") from None
@@ -201,8 +212,8 @@ def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, str, int]
         raise RegistryFileError(rel, f"cannot be parsed as CSV: {msg}") from None
 
 
-def _read_xlsx(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, int]:
-    """The first sheet from its header row on (every cell as text), and the header's row number.
+def _read_xlsx(path: Path, rel: str, kind: Kind) -> _Sheet:
+    """The first sheet from its header row on (every cell as text).
 
     The sheet is read whole as a grid (row i is spreadsheet row i + 1, leading blank rows kept),
     so a title above the header is found and every row keeps its spreadsheet number."""
@@ -230,7 +241,8 @@ def _read_xlsx(path: Path, rel: str, kind: Kind) -> tuple[pl.DataFrame, int]:
         name = name or f"__UNNAMED__{i}"
         columns.append(name if name not in seen else f"{name}_duplicated_{seen[name]}")
         seen[name] = seen.get(name, 0) + 1
-    return grid.slice(header + 1).rename(dict(zip(grid.columns, columns, strict=True))), header + 1
+    above = [list(r) for r in grid.head(header).iter_rows()]
+    return _Sheet(grid.slice(header + 1).rename(dict(zip(grid.columns, columns, strict=True))), header + 1, above)
 
 
 def _header_problems(df: pl.DataFrame, rel: str) -> None:
@@ -319,11 +331,12 @@ def read_registry(file: RegistryFile) -> RawRegistry:
     """The file's data rows as text under SPEC column names, with source_file and source_line."""
     suffix = FORMATS[file.path.suffix.lower()]
     if suffix == "csv":
-        df, encoding, header_line = _read_csv(file.path, file.relative, file.kind)
+        sheet, encoding = _read_csv(file.path, file.relative, file.kind)
     elif suffix == "xlsx":
-        (df, header_line), encoding = _read_xlsx(file.path, file.relative, file.kind), "xlsx"
+        sheet, encoding = _read_xlsx(file.path, file.relative, file.kind), "xlsx"
     else:
-        df, encoding, header_line = _read_parquet(file.path, file.relative), "parquet", 1
+        sheet, encoding = _Sheet(_read_parquet(file.path, file.relative), 1, []), "parquet"
+    df, header_line = sheet.frame, sheet.header_line
     _header_problems(df, file.relative)
     mapping = spec_headers(df.columns, file.kind)
     if not mapping:
@@ -336,7 +349,7 @@ def read_registry(file: RegistryFile) -> RawRegistry:
         cols = "; ".join(f"{t} ← {', '.join(h for h, v in mapping.items() if v == t)}" for t in dupes)
         raise RegistryFileError(file.relative, f"several headers name the same column ({cols}): keep one")
     unmapped = [h for h in df.columns if h not in mapping]
-    titles = _title_rows(file, header_line)
+    titles = [SkippedRow(i + 1, "title" if _cells_text(tuple(r)) else "blank", _cells_text(tuple(r))) for i, r in enumerate(sheet.above)]
     if suffix == "parquet":  # a table, not a sheet: every row is data
         df = df.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
         skipped: list[SkippedRow] = []
@@ -346,17 +359,3 @@ def read_registry(file: RegistryFile) -> RawRegistry:
         source_file=pl.lit(file.relative)).select(*mapping.values(), "source_file", "source_line")
     return RawRegistry(df, encoding, unmapped, header_line, (*titles, *skipped))
 
-
-def _title_rows(file: RegistryFile, header_line: int) -> list[SkippedRow]:
-    """The rows above the header (titles, export dates, blank rows), as skipped rows."""
-    if header_line == 1:
-        return []
-    if file.path.suffix.lower() == ".xlsx":
-        import fastexcel
-
-        grid = fastexcel.read_excel(file.path).load_sheet(0, header_row=None, skip_rows=0, n_rows=header_line - 1,
-                                                          dtypes="string").to_polars()
-        rows = list(grid.iter_rows())
-    else:
-        rows = _csv_head(file.path, sniff_encoding(file.path, file.relative))[0][: header_line - 1]
-    return [SkippedRow(i + 1, "title" if _cells_text(tuple(r)) else "blank", _cells_text(tuple(r))) for i, r in enumerate(rows)]
