@@ -22,8 +22,9 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
+from transforms import people_headers
 from transforms.assign import avoid_pairs, match_inspectors, workload_spread
-from transforms.csvout import write_people_csv
+from transforms.xlsxout import write_people_tables
 from transforms.plan import Plan
 from transforms.runfolder import (
     file_record,
@@ -38,9 +39,7 @@ from transforms.workdays import working_days
 
 JOINT_TASKS_PUBLISHED = ["joint_task_id", "uscc", "name", "district_code", "address", "departments", "lead_department",
                          "task_ids", "item_ids", "inspector_ids", "planned_date"]
-UNASSIGNED_HEADERS = {"joint_task_id": "联合任务编号", "uscc": "统一社会信用代码", "name": "企业名称", "district_code": "所属区",
-                      "departments": "检查部门", "department": "未能派员部门", "reason": "原因代码", "reason_zh": "原因",
-                      "detail": "说明"}
+UNASSIGNED_HEADERS = people_headers.UNASSIGNED
 
 
 def _unique_inspector_ids(inspectors: pl.DataFrame) -> None:
@@ -82,7 +81,8 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
         file_record(write_parquet(published, out / "joint_tasks.parquet"), published.height, out),
         file_record(write_parquet(matching.team, out / "team.parquet"), matching.team.height, out),
         file_record(write_parquet(matching.unassigned, out / "unassigned.parquet"), matching.unassigned.height, out),
-        file_record(write_people_csv(unassigned_people, out / "unassigned.csv", UNASSIGNED_HEADERS), unassigned_people.height, out),
+        *[file_record(p, unassigned_people.height, out)
+          for p in write_people_tables(unassigned_people, out / "unassigned.csv", UNASSIGNED_HEADERS, "未派员任务")],
         file_record(write_parquet(matching.workload, out / "workload.parquet"), matching.workload.height, out),
     ]
     busy = spread.filter(pl.col("tasks") > 0)

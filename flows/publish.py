@@ -32,7 +32,7 @@ from prefect import get_run_logger
 from flows.errors import StageFailed
 from transforms.audit import seed_shopping
 from transforms.bundle import move_into_place, staging_folder
-from transforms.csvout import write_people_csv
+from transforms import people_headers
 from transforms.manifest import manifest, stage_accounting
 from transforms.merge import DRAWN_ID
 from transforms.notice import NOTICE_COLUMNS, public_notice
@@ -49,6 +49,7 @@ from transforms.runfolder import (
     write_parquet,
 )
 from transforms.warehouse import audit_entries, record_run
+from transforms.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 
@@ -86,16 +87,17 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
                                                                 ("commit", "draw", "fuse", "assign", "validate"))
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     copy_file(draw_dir / "draws.parquet", bundle / "draws.parquet")
-    write_people_csv(draws, bundle / "draws.csv")
+    write_people_tables(draws, bundle / "draws.csv", people_headers.DRAWS, "抽取结果")
     joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
     copy_file(assign_dir / "joint_tasks.parquet", bundle / "joint_tasks.parquet")
-    write_people_csv(joint_tasks, bundle / "joint_tasks.csv")
-    copy_file(assign_dir / "unassigned.csv", bundle / "unassigned.csv")
+    write_people_tables(joint_tasks, bundle / "joint_tasks.csv", people_headers.JOINT_TASKS, "联合检查任务")
+    for name in ("unassigned.csv", "unassigned.xlsx"):
+        copy_file(assign_dir / name, bundle / name)
     directory = pl.read_parquet(commit_dir / "directory.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
     notice = public_notice(joint_tasks, directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
                            items, plan)
-    write_people_csv(notice, bundle / "notice.csv", NOTICE_COLUMNS)
+    write_people_tables(notice, bundle / "notice.csv", NOTICE_COLUMNS, "公示名单")
     summary = _json(fuse_dir / "summary.json")
     copy_file(fuse_dir / "summary.json", bundle / "summary.json")
     # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment)
@@ -107,7 +109,8 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     write_json(_without_keys(committed, "committed_at"), bundle / "commitment.json")  # times go to the manifest's timeline
     write_json(_without_keys(seed, "used_at"), bundle / "seed.json")
     shutil.copytree(validate_dir / "quarantine", bundle / "quarantine")
-    copy_file(validate_dir / "quarantine.csv", bundle / "quarantine" / "quarantine.csv")
+    for name in ("quarantine.csv", "quarantine.xlsx"):
+        copy_file(validate_dir / name, bundle / "quarantine" / name)
     shutil.copytree(validate_dir / "validation", bundle / "validation")
     entries = audit_entries(run_dir.parent.parent, plan.plan_id)  # every logged draw attempt of the plan, chained
     shopping = seed_shopping(entries)

@@ -40,7 +40,8 @@ from flows.validate import (
 )
 from transforms.bundle import move_into_place, staging_folder
 from transforms.contract import result_rules
-from transforms.csvout import write_people_csv
+from transforms import people_headers
+from transforms.xlsxout import write_people_tables
 from transforms.manifest import algorithm, file_list
 from transforms.plan import PlanError, check_safe_id
 from transforms.reference import department_names
@@ -127,15 +128,17 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_di
     staging = staging_folder(target, out)
     try:
         write_parquet(results.select(RESULT_COLUMNS), staging / "results.parquet")
-        write_people_csv(results.select(RESULT_COLUMNS), staging / "results.csv")
-        write_people_csv(results_notice(results, notice_entities, item_names), staging / "notice.csv", RESULTS_NOTICE_HEADERS)
+        write_people_tables(results.select(RESULT_COLUMNS), staging / "results.csv", people_headers.RESULTS, "检查结果")
+        write_people_tables(results_notice(results, notice_entities, item_names), staging / "notice.csv", RESULTS_NOTICE_HEADERS,
+                            "检查结果公示")
         names = department_names()
-        write_people_csv(progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
-                         .select(list(PROGRESS_HEADERS)), staging / "progress.csv", PROGRESS_HEADERS)
-        write_people_csv(outstanding, staging / "outstanding.csv")
+        write_people_tables(progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
+                            .select(list(PROGRESS_HEADERS)), staging / "progress.csv", PROGRESS_HEADERS, "录入进度")
+        write_people_tables(outstanding, staging / "outstanding.csv", people_headers.OUTSTANDING, "未录入事项")
         write_json(summary, staging / "summary.json")
         shutil.copytree(validate_dir / "quarantine", staging / "quarantine")
-        copy_file(validate_dir / "quarantine.csv", staging / "quarantine" / "quarantine.csv")
+        for name in ("quarantine.csv", "quarantine.xlsx"):
+            copy_file(validate_dir / name, staging / "quarantine" / name)
         shutil.copytree(validate_dir / "validation", staging / "validation")
         calendar = working_days(plan.as_of, plan.as_of).note
         (staging / "report.html").write_text(render_results_report(

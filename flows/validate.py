@@ -37,7 +37,8 @@ from transforms.contract import (
     object_rules,
     validation_frame,
 )
-from transforms.csvout import write_people_csv
+from transforms import people_headers
+from transforms.xlsxout import write_people_tables
 from transforms.quarantine import (
     QUARANTINE_SCHEMA,
     accepted_rows,
@@ -192,7 +193,8 @@ def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: P
     (out_dir / "quarantine").mkdir(parents=True, exist_ok=True)  # there even when no file was validated (an empty inbox)
     quarantine = [pl.read_parquet(p) for p in sorted((out_dir / "quarantine").rglob("*.parquet"))]
     all_quarantined = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    csv_path = write_people_csv(all_quarantined.sort("source_file", "source_line"), out_dir / "quarantine.csv")
+    csv_path, _ = write_people_tables(all_quarantined.sort("source_file", "source_line"), out_dir / "quarantine.csv",
+                                      people_headers.QUARANTINE, "问题数据")
     docs_started = time.perf_counter()
     docs = build_data_docs(contract, out_dir / "validation")
     logger.info("validate: Data Docs of %d validations in %.1f s", len(files), time.perf_counter() - docs_started)

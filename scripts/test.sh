@@ -4,6 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
-bash scripts/browser.sh  # headless Chromium for the report test
+bash scripts/apps.sh  # headless Chromium and LibreOffice Calc: the tests open published files with them
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 exec .venv/bin/python -m pytest "$@"

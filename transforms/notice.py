@@ -14,19 +14,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from transforms import people_headers
 from transforms.plan import Plan
 from transforms.reference import department_names, reference_table
 
-NOTICE_COLUMNS = {  # column → header
-    "district": "所属区",
-    "name": "企业名称",
-    "uscc": "统一社会信用代码",
-    "items": "抽查事项",
-    "departments": "检查部门",
-    "lead": "牵头部门",
-    "window": "检查时间",
-    "joint_task_id": "联合任务编号",
-}
+NOTICE_COLUMNS = people_headers.NOTICE  # column → header
 INDIVIDUAL = "individual"
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from transforms import people_headers
 from transforms.reference import code_names, department_names, result_codes_in
 from transforms.workdays import add_working_days
 
@@ -133,15 +134,8 @@ def progress_by_department(plan: PlanSide, results: pl.DataFrame, outstanding: p
             .sort("department"))
 
 
-PROGRESS_HEADERS = {
-    "department_name": "部门", "department": "部门代码", "joint_tasks": "联合检查任务", "items_due": "应录入事项",
-    "answered": "已录入", "outstanding": "未录入", "answered_late": "逾期公示", "outstanding_overdue": "逾期未录入",
-}
-
-RESULTS_NOTICE_HEADERS = {
-    "district": "所属区", "name": "企业名称", "uscc": "统一社会信用代码", "item": "抽查事项", "department": "检查部门",
-    "inspection_date": "检查日期", "result": "检查结果", "follow_up": "后续处置", "joint_task_id": "联合任务编号",
-}
+PROGRESS_HEADERS = people_headers.PROGRESS
+RESULTS_NOTICE_HEADERS = people_headers.RESULTS_NOTICE
 
 
 def results_notice(results: pl.DataFrame, entities: pl.DataFrame, item_names: dict[str, str]) -> pl.DataFrame:

@@ -16,7 +16,9 @@ from transforms.verify import verify_draw
 
 SPEC_FILES = ["draws.parquet", "draws.csv", "joint_tasks.parquet", "joint_tasks.csv", "unassigned.csv", "notice.csv",
               "summary.json", "report.html", "manifest.json", "directory.parquet", "exclusions.parquet", "plan.yaml",
-              "commitment.json", "seed.json", "quarantine/quarantine.csv", "validation/index.html"]
+              "commitment.json", "seed.json", "quarantine/quarantine.csv", "validation/index.html",
+              # the spreadsheet beside every people-facing CSV (issue 17)
+              "draws.xlsx", "joint_tasks.xlsx", "unassigned.xlsx", "notice.xlsx", "quarantine/quarantine.xlsx"]
 VOLATILE = ("run_id", "timeline", "documents", "audit")  # README "Publish": what differs between two runs of the same inputs and seed
 
 
@@ -35,7 +37,7 @@ def test_the_bundle_has_every_spec_file_with_the_spec_columns(bundle):
                              "task_ids", "item_ids", "inspector_ids", "planned_date"]
     assert joint.schema["inspector_ids"] == pl.List(pl.String)  # lists stay lists in Parquet
     csv = pl.read_csv(bundle / "joint_tasks.csv", infer_schema=False)
-    several = csv.filter(pl.col("departments").str.contains("；"))
+    several = csv.filter(pl.col("检查部门").str.contains("；"))  # Chinese headers for people
     assert several.height == joint.filter(pl.col("departments").list.len() > 1).height > 0  # and are ；-joined in CSV
     for name in ("draws.csv", "joint_tasks.csv", "unassigned.csv", "notice.csv", "quarantine/quarantine.csv"):
         assert (bundle / name).read_bytes().startswith(b"\xef\xbb\xbf"), name
@@ -52,6 +54,11 @@ def test_the_notice_leaks_no_class_no_inspector_and_no_operator(bundle, dirty_ru
     order = notice.with_columns(code=pl.col("联合任务编号").replace_strict(dict(joint.select("joint_task_id", "district_code").iter_rows())))
     assert order.equals(order.sort("code", "企业名称", "统一社会信用代码", maintain_order=True))
     cells = set(notice.drop("联合任务编号").unpivot()["value"].drop_nulls())
+    import fastexcel  # the workbook beside it is scanned too (issue 17)
+
+    workbook = fastexcel.read_excel(bundle / "notice.xlsx").load_sheet(0, dtypes="string").to_polars()
+    assert workbook.columns == notice.columns and workbook.height == notice.height
+    cells |= set(workbook.drop("联合任务编号").unpivot()["value"].drop_nulls())
     inspectors = pl.read_parquet(dirty_run / "04_commit" / "inspectors.parquet")
     directory = pl.read_parquet(dirty_run / "04_commit" / "directory.parquet").join(joint.select("uscc"), on="uscc", how="semi")
     people = set(inspectors["name"]) | set(inspectors["inspector_id"]) | set(directory["operator_name"].drop_nulls()) \
@@ -123,7 +130,7 @@ def test_artifacts_have_stable_keys(prefect_server, dirty_run):
 
 
 def test_report_opens_offline_in_headless_chromium(bundle, tmp_path):
-    """Chromium (installed by scripts/browser.sh) renders the page with the network off; the
+    """Chromium (installed by scripts/apps.sh) renders the page with the network off; the
     five figures are in the rendered page and plotly drew its charts."""
     summary = json.loads((bundle / "summary.json").read_text(encoding="utf-8"))
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

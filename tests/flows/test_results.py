@@ -36,6 +36,15 @@ def results_out(prefect_server, dirty_run, tmp_path_factory):
     return out, summary, truth
 
 
+def test_the_results_workbooks_show_every_cell_as_published(results_out, tmp_path):
+    from tests.flows.test_spreadsheets import assert_workbooks_show_what_was_published
+
+    out, _, _ = results_out
+    tables = ["notice", "results", "progress", "outstanding", "quarantine/quarantine"]
+    seen = assert_workbooks_show_what_was_published(out / "published" / PLAN_ID / "results", tables, tmp_path)
+    assert seen["notice"]["统一社会信用代码"].str.contains(r"^\d{18}$").sum() > 10  # all-digit codes, to the last digit
+
+
 def test_every_planted_error_is_quarantined_for_its_reason_and_nothing_else(results_out):
     out, summary, truth = results_out
     quarantined = pl.read_parquet(out / "runs" / "r1" / "02_validate" / "quarantine" / "results" / "*.parquet")
@@ -163,8 +172,16 @@ def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(re
                           | set(inspectors["inspector_id"])) if v and len(v) >= 2}
     assert len(people) > 1000
     classes = set(pl.read_csv("data/reference/credit_classes.csv")["name_zh"]) | {f"{c}类" for c in "ABCD"}
-    for public in (out / "published" / PLAN_ID / "notice.csv", out / "published" / PLAN_ID / "results" / "notice.csv"):
-        cells = pl.read_csv(public, infer_schema=False).drop("联合任务编号").unpivot()["value"].drop_nulls().unique()
+    import fastexcel
+
+    def table(path):  # a notice as CSV, or the workbook beside it (issue 17)
+        if path.suffix == ".xlsx":
+            return fastexcel.read_excel(path).load_sheet(0, dtypes="string").to_polars()
+        return pl.read_csv(path, infer_schema=False)
+
+    bundle = out / "published" / PLAN_ID
+    for public in (bundle / "notice.csv", bundle / "notice.xlsx", bundle / "results" / "notice.csv", bundle / "results" / "notice.xlsx"):
+        cells = table(public).drop("联合任务编号").unpivot()["value"].drop_nulls().unique()
         assert cells.len() > 100
         leaks = cells.filter(cells.str.contains_any(sorted(people | classes)) | cells.is_in(["A", "B", "C", "D"]))  # Aho–Corasick
         assert leaks.is_empty(), (public.name, leaks.head(5).to_list())

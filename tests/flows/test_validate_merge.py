@@ -49,8 +49,11 @@ def test_quarantine_csv_is_for_people(dirty_run):
     data = (dirty_run / "02_validate" / "quarantine.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel on Chinese Windows
     q = pl.read_csv(data, infer_schema=False)
-    assert {"source_file", "source_line", "reason", "column", "original_values"} <= set(q.columns)
-    assert q.filter(pl.col("reason") == "blank_required").is_empty()  # reason codes, not generator kinds
+    from transforms.people_headers import QUARANTINE
+
+    assert q.columns == list(QUARANTINE.values())  # Chinese headers (文件, 行号, 报送部门, 名录类型, 原因代码 …)
+    assert q.filter(pl.col(QUARANTINE["reason"]) == "blank_required").is_empty()  # reason codes, not generator kinds
+    assert (dirty_run / "02_validate" / "quarantine.xlsx").is_file()  # and the workbook beside it
 
 
 def test_data_docs_render_offline(dirty_run, dirty_city):

@@ -105,3 +105,22 @@ def test_a_spacing_accent_normalises_once_and_for_all():
     """The case hypothesis found: ´ (U+00B4) is NFKC " ́", which composes with A only once the space is gone."""
     once = _normalise(["A\u00b4"])
     assert once == ["\u00c1"] and _normalise(once) == once
+
+
+@SETTINGS
+@given(st.lists(st.text(), min_size=1, max_size=10))
+def test_the_xlsx_writer_never_writes_a_formula_and_keeps_every_text(tmp_path_factory, values):
+    import zipfile
+
+    import fastexcel
+
+    from transforms.xlsxout import write_people_xlsx
+
+    path = tmp_path_factory.mktemp("xlsx") / "people.xlsx"
+    write_people_xlsx(pl.DataFrame({"value": values}, schema={"value": pl.String}), path, {"value": "值"})
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode("utf-8")
+    assert "<f>" not in sheet and "<f " not in sheet  # no cell is a formula, whatever its text
+    back = fastexcel.read_excel(path).load_sheet(0, dtypes="string").to_polars()
+    assert back.columns == ["值"]
+    got = back["值"].to_list() + [None] * (len(values) - back.height)  # trailing empty cells are no rows
+    assert [v or None for v in got] == [v or None for v in values]  # an empty text is an empty cell
