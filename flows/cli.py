@@ -264,8 +264,11 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from transforms.verify import verify_draw
+    from transforms.verify import check_entity, verify_draw
 
+    if args.entity:
+        print("\n".join(check_entity(Path(args.folder), args.entity)))
+        return 0
     report = verify_draw(Path(args.folder))
     print(report.text())
     return 0 if report.ok else 1
@@ -344,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
 
     v = sub.add_parser("verify", help="recompute a draw from its published files and report any difference")
     v.add_argument("folder", help="a published bundle, or a run folder (out/runs/<run_id>)")
+    v.add_argument("--entity", metavar="USCC", help="check one entity (核验): per task, eligible or not and why, its score, "
+                                                     "its stratum's cut-off, drawn or not")
     v.set_defaults(func=_verify)
 
     args = parser.parse_args(argv)

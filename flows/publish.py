@@ -30,9 +30,11 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
+from transforms import people_headers
 from transforms.audit import seed_shopping
 from transforms.bundle import move_into_place, staging_folder
-from transforms import people_headers
+from transforms.draw import score_keys
+from transforms.entity_check import stratum_cutoffs
 from transforms.manifest import manifest, stage_accounting
 from transforms.merge import DRAWN_ID
 from transforms.notice import NOTICE_COLUMNS, public_notice
@@ -98,6 +100,10 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     notice = public_notice(joint_tasks, directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
                            items, plan)
     write_people_tables(notice, bundle / "notice.csv", NOTICE_COLUMNS, "公示名单")
+    # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
+    cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
+    write_parquet(cutoffs, bundle / "strata.parquet")
+    write_people_tables(cutoffs, bundle / "strata.csv", people_headers.STRATA, "核验表")
     summary = _json(fuse_dir / "summary.json")
     copy_file(fuse_dir / "summary.json", bundle / "summary.json")
     # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment)

@@ -42,6 +42,10 @@ RESULTS = {  # the regulator's table of published results
     "follow_up": "后续处置", "findings": "检查情况", "substitution_reason": "人员变更说明", "first_published_on": "首次公示日期",
     "deadline": "公示期限", "overdue": "逾期公示",
 }
+STRATA = {  # 核验表: what anyone needs to check one entity's draw
+    "task_id": "抽查任务编号", "score_key": "评分键", "credit_risk": "信用风险分类", "stratum_size": "本层对象数",
+    "k": "本层抽取数", "cutoff_score": "入选分数线（本层第k低评分）",
+}
 OUTSTANDING = {
     "joint_task_id": "联合任务编号", "department": "检查部门", "item_id": "抽查事项编号", "uscc": "统一社会信用代码",
     "planned_date": "计划检查日期", "deadline": "录入期限", "overdue": "已逾期",

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
+from transforms.entity_check import CHECK_STEPS_ZH, score_snippet
 from transforms.fusion import FIGURE_LABELS
 from transforms.plan import Plan
 from transforms.reference import department_names, reference_table
@@ -48,16 +49,17 @@ class ReportData:
 
 
 def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """Every (task, class) stratum: the planned ratio (or the task's count), eligible N, k and
-    the rows actually drawn — "class ratios met" when drawn = k."""
+    """Every (task, class) stratum: the planned ratio (or the task's count), eligible N, k, the rows
+    actually drawn — "class ratios met" when drawn = k — and the cut-off score (the k-th lowest)."""
     planned = pl.DataFrame([{"task_id": t.task_id, "department": t.department, "credit_risk": c,
                              "ratio": (t.ratio or {}).get(c), "count": t.count} for t in plan.tasks for c in "ABCD"],
                            schema={"task_id": pl.String, "department": pl.String, "credit_risk": pl.String,
                                    "ratio": pl.Float64, "count": pl.Int64})
-    return (strata.join(draws.group_by("task_id", "credit_risk").len("drawn"), on=["task_id", "credit_risk"], how="left")
+    drawn = draws.group_by("task_id", "credit_risk").agg(drawn=pl.len(), cutoff_score=pl.col("score").max())
+    return (strata.join(drawn, on=["task_id", "credit_risk"], how="left")
             .join(planned, on=["task_id", "credit_risk"])
             .select("task_id", "department", "credit_risk", "ratio", "count", stratum_size="n", k="k",
-                    drawn=pl.col("drawn").fill_null(0).cast(pl.Int64))
+                    drawn=pl.col("drawn").fill_null(0).cast(pl.Int64), cutoff_score="cutoff_score")
             .sort("task_id", "credit_risk"))
 
 
@@ -142,5 +144,5 @@ def render_report(data: ReportData) -> str:
     return env.get_template("report.html.j2").render(
         data=data, figures=figures, charts=charts, plotly_js=get_plotlyjs(), department_names=names,
         strata=data.strata.to_dicts(), unassigned=data.unassigned.head(500).to_dicts(), unassigned_total=data.unassigned.height,
-        validation=data.validation.to_dicts(),
+        validation=data.validation.to_dicts(), check_steps=CHECK_STEPS_ZH, snippet=score_snippet(data.seed["seed"]),
     )

@@ -153,4 +153,46 @@ def verify_draw(folder: Path) -> Report:
     for col in ("score", "k", "stratum_size", "score_key", "credit_risk"):
         for row in both.filter(pl.col(col) != pl.col(f"{col}_expected")).sort(key).iter_rows(named=True):
             report.problems.append(f"wrong {col}: task {row['task_id']} {row['uscc']} has {row[col]}, expected {row[f'{col}_expected']}")
+    if (Path(folder) / "strata.parquet").exists():  # the published table anyone checks one entity against (核验)
+        report.problems += _strata_problems(pl.read_parquet(Path(folder) / "strata.parquet"), pairs, expected, plan)
     return report
+
+
+def _strata_problems(published: pl.DataFrame, pairs: pl.DataFrame, expected: pl.DataFrame, plan: Plan) -> list[str]:
+    """strata.parquet against the strata recomputed from the eligible pairs and the recomputed draws."""
+    from transforms.entity_check import CUTOFF_COLUMNS, stratum_cutoffs
+
+    sizes = pairs.group_by("task_id", "credit_risk").agg(n=pl.len()).sort("task_id", "credit_risk")
+    strata = strata_table(plan, sizes).select("task_id", "credit_risk", "n", "k")
+    recomputed = stratum_cutoffs(strata, expected, score_keys(plan, "planned"))
+    if published.select(CUTOFF_COLUMNS).equals(recomputed):
+        return []
+    key = ["task_id", "credit_risk"]
+    both = published.join(recomputed, on=key, how="full", suffix="_expected", coalesce=True)
+    wrong = both.filter(pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_expected")) for c in CUTOFF_COLUMNS if c not in key))
+    return [f"strata.parquet: task {r['task_id']} class {r['credit_risk']}: published N {r['stratum_size']}, k {r['k']}, cut-off "
+            f"{r['cutoff_score']}; recomputed {r['stratum_size_expected']}, {r['k_expected']}, {r['cutoff_score_expected']}"
+            for r in wrong.sort(key).head(50).iter_rows(named=True)] or ["strata.parquet: not the recomputed table"]
+
+
+def check_entity(folder: Path, uscc: str) -> list[str]:
+    """What `jointdraw verify --entity USCC FOLDER` prints: for every task of a department that lists the
+    entity, eligible or not (and why), its score recomputed with hashlib, its stratum's cut-off, drawn
+    or not. The cut-offs come from the bundle's strata.parquet, or (a run folder) from the draw stage."""
+    from transforms.entity_check import entity_report, score_snippet, stratum_cutoffs
+
+    files = _locate(Path(folder))
+    missing = [f for f, p in files.items() if not p.exists()]
+    if missing:
+        return [f"missing files in {folder}: {', '.join(missing)}"]
+    plan = read_plan(files["plan.yaml"])
+    seed = json.loads(files["seed.json"].read_text(encoding="utf-8"))["seed"]
+    keys = score_keys(plan, "planned")
+    draws = pl.read_parquet(files["draws.parquet"])
+    published = Path(folder) / "strata.parquet"
+    strata = files["draws.parquet"].parent / "strata.parquet"
+    cutoffs = pl.read_parquet(published) if published.exists() else stratum_cutoffs(pl.read_parquet(strata), draws, keys)
+    lines = entity_report(uscc.strip().upper(), pl.read_parquet(files["directory.parquet"]), pl.read_parquet(files["exclusions.parquet"]),
+                          plan, seed, keys, cutoffs, draws)
+    return [*lines, "", "The same score with standard Python (hashlib only), for one task:", "",
+            score_snippet(seed, next(iter(keys.values()), ""), uscc.strip().upper())]
