@@ -1,9 +1,11 @@
 """Stage `publish` (结果公示, SPEC §4.7, §6): the audit bundle OUT/published/<plan_id>/.
 
-    draws.parquet / .csv          one row per (task, entity) drawn (SPEC §6 columns)
-    joint_tasks.parquet / .csv    one row per entity: departments, lead, tasks, items, team, day
-    unassigned.csv                joint tasks that could not be staffed, with reasons
-    notice.csv                    the public notice (公示名单): Chinese headers, no class, no people
+    draws.parquet / .xlsx / .csv  one row per (task, entity) drawn (SPEC §6 columns)
+    joint_tasks.parquet / .xlsx / .csv   one row per entity: departments, lead, tasks, items, team, day
+    unassigned.xlsx / .csv        joint tasks that could not be staffed, with reasons
+    notice.xlsx / .csv            the public notice (公示名单): Chinese headers, no class, no people
+    notice.html                   the same as one searchable page that opens offline
+    strata.parquet / .xlsx / .csv per task and class: key, N, k, cut-off score (核验: check one entity)
     summary.json                  the five fusion figures, counts by department, district, class
     report.html                   the same for people, with charts; opens offline
     directory.parquet, exclusions.parquet, plan.yaml, commitment.json, seed.json
@@ -37,7 +39,7 @@ from transforms.draw import score_keys
 from transforms.entity_check import stratum_cutoffs
 from transforms.manifest import manifest, stage_accounting
 from transforms.merge import DRAWN_ID
-from transforms.notice import NOTICE_COLUMNS, public_notice
+from transforms.notice import NOTICE_COLUMNS, public_notice, render_notice_page
 from transforms.plan import Plan
 from transforms.report import ReportData, render_report, strata_met, validation_table
 from transforms.runfolder import (
@@ -100,6 +102,9 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     notice = public_notice(joint_tasks, directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
                            items, plan)
     write_people_tables(notice, bundle / "notice.csv", NOTICE_COLUMNS, "公示名单")
+    seed_used = _json(draw_dir / "seed.json")
+    (bundle / "notice.html").write_text(render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")),
+                                        encoding="utf-8")
     # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
     cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
     write_parquet(cutoffs, bundle / "strata.parquet")

@@ -71,3 +71,31 @@ def public_notice(joint_tasks: pl.DataFrame, directory: pl.DataFrame, items: pl.
         .sort("_district_code", "name", "uscc").drop("_district_code")
         .select(list(NOTICE_COLUMNS))
     )
+
+
+def render_notice_page(notice: pl.DataFrame, plan: Plan, seed: str, commitment: str) -> str:
+    """`notice.html`: the public notice as one self-contained page (no network; opens from a USB stick):
+    the plan's title and period, a search by name or USCC, district and department (also from the
+    address: notice.html#q=…&district=…), the rows in the CSV's order, and how the draw was made and
+    how to check one entity, in Chinese."""
+    import json
+
+    import jinja2
+
+    from transforms.entity_check import CHECK_STEPS_ZH, score_snippet
+    from transforms.report import TEMPLATES
+
+    from transforms.csvout import LIST_JOIN
+
+    cells = notice.select((pl.col(c).list.join(LIST_JOIN) if isinstance(notice.schema[c], pl.List) else pl.col(c).cast(pl.String))
+                          for c in NOTICE_COLUMNS)
+    rows = [list(r) for r in cells.iter_rows()]
+    departments = sorted({d for v in cells["departments"].drop_nulls() for d in v.split("；")})
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("notice.html.j2").render(
+        title=plan.title or plan.plan_id, plan_id=plan.plan_id, period=f"{plan.period.start}至{plan.period.end}",
+        seed=seed, commitment=commitment, headers=list(NOTICE_COLUMNS.values()), rows=rows,
+        districts=sorted(cells["district"].drop_nulls().unique()), departments=departments,
+        data_json=json.dumps(rows, ensure_ascii=False).replace("</", "<\\/"),
+        check_steps=CHECK_STEPS_ZH, snippet=score_snippet(seed),
+    )

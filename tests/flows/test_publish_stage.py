@@ -1,6 +1,7 @@
 """The publish stage: the audit bundle of SPEC §6 from a real flow run of the dirty city."""
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -59,6 +60,10 @@ def test_the_notice_leaks_no_class_no_inspector_and_no_operator(bundle, dirty_ru
     workbook = fastexcel.read_excel(bundle / "notice.xlsx").load_sheet(0, dtypes="string").to_polars()
     assert workbook.columns == notice.columns and workbook.height == notice.height
     cells |= set(workbook.drop("联合任务编号").unpivot()["value"].drop_nulls())
+    page = (bundle / "notice.html").read_text(encoding="utf-8")  # and the page's data (issue 17)
+    data = json.loads(re.search(r'<script id="notice-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    assert len(data) == notice.height
+    cells |= {v for row in data for v in row[:-1] if v}
     inspectors = pl.read_parquet(dirty_run / "04_commit" / "inspectors.parquet")
     directory = pl.read_parquet(dirty_run / "04_commit" / "directory.parquet").join(joint.select("uscc"), on="uscc", how="semi")
     people = set(inspectors["name"]) | set(inspectors["inspector_id"]) | set(directory["operator_name"].drop_nulls()) \
@@ -127,6 +132,31 @@ def test_artifacts_have_stable_keys(prefect_server, dirty_run):
     assert link is not None and "published/SZ-2026-ANNUAL" in link.data
     figures = Artifact.get("fusion-summary")
     assert figures is not None and [r["figure"] for r in json.loads(figures.data)] == list(FIGURE_LABELS.values())
+
+
+def _chromium_dom(url: str) -> str:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}", "--virtual-time-budget=5000",
+             "--proxy-server=127.0.0.1:9"]  # a dead proxy: any network fetch would fail
+    return subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+
+
+def test_the_notice_page_finds_a_drawn_entity_and_says_when_one_was_not_drawn(bundle):
+    """notice.html in headless Chromium, offline: a search (by name, from the page's address) finds a
+    drawn entity; a search for an entity that was not drawn says so."""
+    from urllib.parse import quote
+
+    notice = pl.read_csv(bundle / "notice.csv", infer_schema=False)
+    name, code = notice.row(3, named=True)["企业名称"], notice.row(3, named=True)["统一社会信用代码"]
+    page = (bundle / "notice.html").resolve().as_uri()
+    found = _chromium_dom(f"{page}#q={quote(name)}")
+    assert "找到 " in found and code in found and '<p id="none" style="display: none;">' in found
+    directory = pl.read_parquet(bundle / "directory.parquet").join(notice.select(uscc="统一社会信用代码"), on="uscc", how="anti")
+    missing = directory.filter(pl.col("name").is_not_null())["name"][0]
+    assert missing not in set(notice["企业名称"])
+    none = _chromium_dom(f"{page}#q={quote(missing)}")
+    assert 'id="count">找到 0 户' in none and '<p id="none" style="display: block;">未找到' in none
+    assert f'共 {notice.height:,} 户' in found and "自行核验" in found and "import hashlib" in found
 
 
 def test_report_opens_offline_in_headless_chromium(bundle, tmp_path):
