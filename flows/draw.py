@@ -25,13 +25,16 @@ import polars as pl
 from prefect import get_run_logger
 
 from flows.errors import StageFailed
+from transforms import people_headers
 from transforms.audit import draw_digest, operator
+from transforms.bundle import publish_prepublication
 from transforms.commitment import commitment
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from transforms.exclusions import exclusions_from_history
 from transforms.fusion import fusion_figures
 from transforms.merge import DRAWN_ID
 from transforms.plan import Plan, plan_item_problems
+from transforms.prepublication import plan_items, plan_notice
 from transforms.runfolder import (
     accepted_registry,
     copy_file,
@@ -43,9 +46,16 @@ from transforms.runfolder import (
 )
 from transforms.seed import SeedError, public_seed_problems, resolve_seed
 from transforms.warehouse import append_attempt, read_history, read_warehouse_table
+from transforms.xlsxout import write_people_tables
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
                 "stratum_size", "k", "score_key", "score"]
+
+
+def _prepublication(plan: Plan, items: pl.DataFrame, folder: Path) -> list[Path]:
+    """`04_commit/pre/`: the plan's item list and the plan notice, CSV and XLSX with Chinese headers."""
+    return [*write_people_tables(plan_items(plan, items), folder / "items.csv", people_headers.PRE_ITEMS, "抽查事项清单"),
+            *write_people_tables(plan_notice(plan), folder / "plan_notice.csv", people_headers.PRE_PLAN, "抽查计划")]
 
 
 def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
@@ -66,16 +76,20 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
     exclusions = write_parquet(excluded, out / "exclusions.parquet")
     by_reason = dict(sorted(excluded.group_by("reason").len().iter_rows()))
     plan_copy = copy_file(plan_file, out / "plan.yaml")
-    commit = commitment(directory, exclusions, plan_copy)
+    pre = _prepublication(plan, pl.read_parquet(registries["items"]), out / "pre")
+    commit = commitment(directory, exclusions, plan_copy, pre=out / "pre")
     write_json({**commit, "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, out / "commitment.json")
+    published_pre = publish_prepublication(run_dir.parent.parent, plan.plan_id, out)
     record = {"stage": "commit", "inputs": inputs_from(run_dir, "merge", "directory.parquet") + inputs_from(run_dir, "validate"),
               **commit, "history_rows": history.height, "exclusions_by_reason": by_reason,
-              "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy, *registries.values())],
+              "outputs": [file_record(p, None, out) for p in (directory, exclusions, plan_copy, *registries.values(), *pre)],
+              "prepublished": str(published_pre),
               "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, out / "stage.json")
-    get_run_logger().info("commit: commitment %s (directory %s…, exclusions %s…, plan %s…); excluded %s",
+    get_run_logger().info("commit: commitment %s (directory %s…, exclusions %s…, plan %s…, pre %s…); excluded %s; "
+                          "the item list and the plan notice are public before the draw in %s (事前公示)",
                           commit["commitment"], commit["directory_sha256"][:12], commit["exclusions_sha256"][:12],
-                          commit["plan_sha256"][:12], by_reason or "none")
+                          commit["plan_sha256"][:12], commit["pre_sha256"][:12], by_reason or "none", published_pre)
     return record
 
 

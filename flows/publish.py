@@ -34,7 +34,7 @@ from prefect import get_run_logger
 from flows.errors import StageFailed
 from transforms import people_headers
 from transforms.audit import seed_shopping
-from transforms.bundle import move_into_place, staging_folder
+from transforms.bundle import PRE, move_into_place, staging_folder, write_prepublication
 from transforms.draw import score_keys
 from transforms.entity_check import stratum_cutoffs
 from transforms.manifest import manifest, stage_accounting
@@ -119,6 +119,7 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     seed = _json(draw_dir / "seed.json")
     write_json(_without_keys(committed, "committed_at"), bundle / "commitment.json")  # times go to the manifest's timeline
     write_json(_without_keys(seed, "used_at"), bundle / "seed.json")
+    write_prepublication(commit_dir, bundle / PRE)  # 事前公示: as it was published at commit
     shutil.copytree(validate_dir / "quarantine", bundle / "quarantine")
     for name in ("quarantine.csv", "quarantine.xlsx"):
         copy_file(validate_dir / name, bundle / "quarantine" / name)

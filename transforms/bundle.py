@@ -75,3 +75,35 @@ def move_into_place(staging: Path, target: Path) -> None:
         os.rename(aside, target)
         raise
     shutil.rmtree(aside)
+
+
+PRE = "pre"  # published/<plan_id>/pre/: the publication before the draw (事前公示)
+
+
+def prepublication_files(commit_dir: Path) -> list[tuple[Path, str]]:
+    """(source, name in pre/) of what is made public before the draw: the item list and the plan notice
+    (CSV and XLSX), and the commitment without its time (the manifest's timeline keeps that)."""
+    return [(p, p.name) for p in sorted((commit_dir / PRE).iterdir()) if p.suffix in (".csv", ".xlsx")]
+
+
+def write_prepublication(commit_dir: Path, folder: Path) -> None:
+    """Fills `folder` (a bundle's pre/) from the commit stage's files."""
+    import json
+
+    from transforms.runfolder import write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, name in prepublication_files(commit_dir):
+        shutil.copyfile(source, folder / name)
+    committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
+    write_json({k: v for k, v in committed.items() if k != "committed_at"}, folder / "commitment.json")
+
+
+def publish_prepublication(out_root: Path, plan_id: str, commit_dir: Path) -> Path:
+    """published/<plan_id>/pre/, swapped in atomically at commit, before the seed is known; the full
+    bundle, published after the draw, carries the same pre/."""
+    target = Path(out_root) / "published" / plan_id / PRE
+    staging = staging_folder(target, out_root)
+    write_prepublication(commit_dir, staging)
+    move_into_place(staging, target)
+    return target

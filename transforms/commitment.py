@@ -1,6 +1,6 @@
 """The commitment to the eligible sets (SPEC §5): a SHA-256 published before the seed is used.
 
-Canonical serialisation (version jointdraw-commitment-v2), UTF-8, one line per row, fields
+Canonical serialisation (version jointdraw-commitment-v3), UTF-8, one line per row, fields
 separated by a tab, lists joined by ';', booleans as true/false, null as the empty string:
 
 * directory: `entity_key uscc status credit_risk industry_code entity_type district_code
@@ -8,10 +8,14 @@ separated by a tab, lists joined by ';', booleans as true/false, null as the emp
   every attribute that decides eligibility (v1, before scopes could name registered types, had
   the first nine; `jointdraw verify` recomputes a bundle under the version it was committed with);
 * exclusions: `uscc task_id reason`, rows sorted by those fields;
-* plan: the bytes of plan.yaml as published.
+* plan: the bytes of plan.yaml as published;
+* pre (v3): the publication before the draw (事前公示, transforms/prepublication.py): SHA-256 over
+  "items.csv <sha256>\\nplan_notice.csv <sha256>\\n" of `pre/`.
 
-    commitment = SHA-256("jointdraw-commitment-v2\\n" + directory_sha256 + "\\n" +
-                         exclusions_sha256 + "\\n" + plan_sha256 + "\\n")
+    commitment = SHA-256("jointdraw-commitment-v3\\n" + directory_sha256 + "\\n" +
+                         exclusions_sha256 + "\\n" + plan_sha256 + "\\n" + pre_sha256 + "\\n")
+
+(v2 had no pre part; v1, in addition, the first nine directory fields only.)
 
 Anyone can recompute it from directory.parquet, exclusions.parquet and plan.yaml.
 """
@@ -23,13 +27,15 @@ from pathlib import Path
 
 import polars as pl
 
-VERSION = "jointdraw-commitment-v2"
+VERSION = "jointdraw-commitment-v3"
+WITH_PRE = {"jointdraw-commitment-v3"}  # versions that cover the publication before the draw
 DIRECTORY_FIELDS_BY_VERSION = {
     "jointdraw-commitment-v1": ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags",
                                 "departments"],
     "jointdraw-commitment-v2": ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags",
                                 "departments", "registered_type_code", "foreign_invested", "branch"],
 }
+DIRECTORY_FIELDS_BY_VERSION["jointdraw-commitment-v3"] = DIRECTORY_FIELDS_BY_VERSION["jointdraw-commitment-v2"]
 DIRECTORY_FIELDS = DIRECTORY_FIELDS_BY_VERSION[VERSION]
 EXCLUSION_FIELDS = ["uscc", "task_id", "reason"]
 EXCLUSIONS_SCHEMA = {"uscc": pl.String, "task_id": pl.String, "reason": pl.String, "source_run": pl.String}
@@ -54,9 +60,11 @@ def exclusions_sha256(path: Path) -> str:
     return _lines_sha256(pl.read_parquet(path, columns=EXCLUSION_FIELDS).sort(EXCLUSION_FIELDS, nulls_last=True), EXCLUSION_FIELDS)
 
 
-def commitment(directory: Path, exclusions: Path, plan: Path, version: str = VERSION) -> dict[str, str]:
-    """The three digests and the commitment over them (under `version`: a published bundle is
-    recomputed under the version it was committed with)."""
+def commitment(directory: Path, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None) -> dict[str, str]:
+    """The digests and the commitment over them (under `version`: a published bundle is recomputed
+    under the version it was committed with); `pre` is the folder of the publication before the draw."""
+    from transforms.prepublication import pre_sha256
+
     if version not in DIRECTORY_FIELDS_BY_VERSION:
         raise ValueError(f"unknown commitment version {version!r} (this jointdraw knows {', '.join(DIRECTORY_FIELDS_BY_VERSION)})")
     parts = {
@@ -64,5 +72,9 @@ def commitment(directory: Path, exclusions: Path, plan: Path, version: str = VER
         "exclusions_sha256": exclusions_sha256(exclusions),
         "plan_sha256": hashlib.sha256(Path(plan).read_bytes()).hexdigest(),
     }
+    if version in WITH_PRE:
+        if pre is None:
+            raise ValueError(f"{version} covers the publication before the draw: give its folder (pre/)")
+        parts["pre_sha256"] = pre_sha256(pre)
     text = f"{version}\n" + "".join(f"{v}\n" for v in parts.values())
     return {"version": version, **parts, "commitment": hashlib.sha256(text.encode()).hexdigest()}

@@ -46,6 +46,14 @@ STRATA = {  # 核验表: what anyone needs to check one entity's draw
     "task_id": "抽查任务编号", "score_key": "评分键", "credit_risk": "信用风险分类", "stratum_size": "本层对象数",
     "k": "本层抽取数", "cutoff_score": "入选分数线（本层第k低评分）",
 }
+PRE_ITEMS = {  # 事前公示: the item list the plan uses
+    "item_id": "事项编号", "name": "抽查事项", "basis": "抽查依据", "method": "检查方式", "category": "事项类别",
+    "business_line": "业务条线", "department": "部门",
+}
+PRE_PLAN = {  # 事前公示: the plan notice
+    "plan_id": "计划编号", "task_id": "抽查任务编号", "title": "任务名称", "department": "部门", "kind": "抽查方式",
+    "scope": "抽查范围", "share": "抽查比例或数量", "window": "检查时间", "items": "抽查事项编号", "group": "协调组",
+}
 OUTSTANDING = {
     "joint_task_id": "联合任务编号", "department": "检查部门", "item_id": "抽查事项编号", "uscc": "统一社会信用代码",
     "planned_date": "计划检查日期", "deadline": "录入期限", "overdue": "已逾期",

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 
 from transforms.audit import chain_problems, draw_digest, seed_shopping
-from transforms.commitment import commitment
+from transforms.commitment import WITH_PRE, commitment
 from transforms.draw import score_keys, strata_table
 from transforms.manifest import manifest_problems
 from transforms.merge import DRAWN_ID
@@ -130,9 +130,16 @@ def verify_draw(folder: Path) -> Report:
         report.checked_files = len(listed.get("files", [])) + len(listed.get("documents", []))
         _check_audit(listed.get("audit"), pl.read_parquet(files["draws.parquet"]), report)
     committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
-    recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"],
-                            committed.get("version", "jointdraw-commitment-v1"))
-    for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", "commitment"):
+    version = committed.get("version", "jointdraw-commitment-v1")
+    pre = files["plan.yaml"].parent / "pre"  # the bundle's pre/, or the run's 04_commit/pre/
+    if version in WITH_PRE and not pre.is_dir():
+        report.problems.append(f"{version} covers the publication before the draw, but {pre} is missing")
+        return report
+    recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"], version,
+                            pre if version in WITH_PRE else None)
+    if version in WITH_PRE:
+        report.problems += prepublication_problems(pre, read_plan(files["plan.yaml"]))
+    for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", *(["pre_sha256"] if version in WITH_PRE else []), "commitment"):
         if recomputed[key] != committed.get(key):
             report.problems.append(f"commitment: {key} is {recomputed[key]}, published {committed.get(key)}")
     seed = json.loads(files["seed.json"].read_text(encoding="utf-8"))
@@ -196,3 +203,22 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
                           plan, seed, keys, cutoffs, draws)
     return [*lines, "", "The same score with standard Python (hashlib only), for one task:", "",
             score_snippet(seed, next(iter(keys.values()), ""), uscc.strip().upper())]
+
+
+def prepublication_problems(pre: Path, plan: Plan) -> list[str]:
+    """The publication before the draw against the plan: the plan notice re-derived from plan.yaml, and
+    an item list that has every item the plan uses (its bytes are pinned by the commitment)."""
+    from transforms.csvout import people_frame
+    from transforms.people_headers import PRE_ITEMS, PRE_PLAN
+    from transforms.prepublication import plan_notice
+
+    problems = []
+    expected = people_frame(plan_notice(plan)).rename(PRE_PLAN)
+    published = pl.read_csv(pre / "plan_notice.csv", infer_schema=False)
+    if not published.equals(expected):
+        problems.append("pre/plan_notice.csv is not the plan notice plan.yaml gives")
+    listed = set(pl.read_csv(pre / "items.csv", infer_schema=False)[PRE_ITEMS["item_id"]])
+    missing = sorted({i for t in plan.tasks for i in t.items} - listed)
+    if missing:
+        problems.append(f"pre/items.csv lacks items the plan uses: {', '.join(missing[:10])}")
+    return problems

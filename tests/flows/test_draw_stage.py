@@ -1,6 +1,7 @@
 """The commit and draw stages in real flow runs, and `verify` on what they wrote."""
 
 import json
+import re
 import shutil
 
 import polars as pl
@@ -11,6 +12,7 @@ from flows.errors import StageFailed
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
 from transforms.fusion import fusion_figures
+from transforms.plan import read_plan
 from transforms.verify import verify_draw
 
 SOURCES = ["9319", "2 5 12 8 10", "9 18 26 34 41 45"]
@@ -56,6 +58,23 @@ def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, d
     plan_run(**common, start_at="commit", stop_after="commit")
     assert not (run / "05_draw").exists()
     committed = json.loads((run / "04_commit" / "commitment.json").read_text())
+    # 事前公示 (issue 17): the item list and the plan notice are public before the seed is known
+    pre = tmp_path / "published" / "SZ-2026-ANNUAL" / "pre"
+    assert sorted(p.name for p in pre.iterdir()) == ["commitment.json", "items.csv", "items.xlsx", "plan_notice.csv", "plan_notice.xlsx"]
+    assert json.loads((pre / "commitment.json").read_text())["commitment"] == committed["commitment"]
+    notice = pl.read_csv(pre / "plan_notice.csv", infer_schema=False)
+    items = pl.read_csv(pre / "items.csv", infer_schema=False)
+    assert notice["抽查任务编号"].to_list() == [t.task_id for t in read_plan(plan_path(dirty_city)).tasks]
+    assert set(notice["抽查方式"]) == {"定向", "不定向"} and notice["抽查范围"].str.contains("行业：").any()
+    assert {"事项编号", "抽查事项", "抽查依据", "检查方式", "部门"} <= set(items.columns) and items.height > 100
+    # nothing about any entity: no USCC, no name or person of the directory or the inspectors
+    text = "".join(p.read_text(encoding="utf-8-sig") for p in (pre / "items.csv", pre / "plan_notice.csv"))
+    directory = pl.read_parquet(run / "03_merge" / "directory.parquet", columns=["uscc", "name", "operator_name"])
+    assert not re.search(r"[0-9A-Z]{18}", text)
+    inspectors = pl.read_parquet(run / "02_validate" / "accepted" / "inspectors" / "*.parquet", columns=["name", "inspector_id"])
+    people = {v for v in [*directory["name"], *directory["operator_name"], *inspectors["name"], *inspectors["inspector_id"]]
+              if v and len(v) >= 3}
+    assert not [p for p in people if p in text][:3]
     plan_run(**common, start_at="draw", seed_sources=SOURCES)
     seed = json.loads((run / "05_draw" / "seed.json").read_text())
     assert seed["seed"] == "9319./2.5.8.10.12./9.18.26.34.41.45./" and seed["origin"] == "public numbers (RFC 3797)"
@@ -76,6 +95,26 @@ def test_the_draw_refuses_files_changed_after_the_commitment(prefect_server, dir
     plan.write_text(plan.read_text().replace("ratio:", "ratio:", 1) + "\n# edited after the commitment\n")
     with pytest.raises(StageFailed, match="plan.yaml"):
         plan_run(**common, start_at="draw")
+
+
+def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run, tmp_path):
+    """pre/ is inside the commitment: an edited plan notice (its manifest entry updated to match) or item
+    list is caught by verify, and the plan notice is re-derived from plan.yaml."""
+    import hashlib
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL", bundle)
+    assert verify_draw(bundle).ok
+    notice = bundle / "pre" / "plan_notice.csv"
+    notice.write_text(notice.read_text(encoding="utf-8-sig").replace("不定向", "定向", 1), encoding="utf-8-sig")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for f in manifest["files"]:
+        if f["path"] == "pre/plan_notice.csv":
+            f["sha256"], f["bytes"] = hashlib.sha256(notice.read_bytes()).hexdigest(), notice.stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    problems = verify_draw(bundle).problems
+    assert any("pre_sha256" in p for p in problems) and any("plan notice plan.yaml gives" in p for p in problems)
 
 
 def test_history_in_the_warehouse_excludes_objects_from_the_draw(prefect_server, dirty_run, dirty_city, tmp_path):
