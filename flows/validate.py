@@ -78,7 +78,7 @@ def _file_problems(contract: Contract, ingest_dir: Path, kind: Kind) -> list[dic
         return []
     rules = file_rules(kind)
     inventory = file_inventory({d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
-    result = contract.validate(f"{kind}-files", inventory, rules)
+    result = contract.validate(f"{kind}-files", inventory, rules, suite_name=f"{kind}-files", batch=f"{kind} file inventory")
     problems: dict[str, list[str]] = {}
     for r in result.results:
         for row in r.result.get("unexpected_index_list") or []:
@@ -120,7 +120,7 @@ def validate_department_file(kind: Kind, department: str, typed_path: Path, inge
     record: dict[str, Any] = {"department": department, "kind": kind, "file": _source_file(ingest_dir, department, kind), "rows_read": rows}
     frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
     contract = Contract.ephemeral()
-    result = contract.validate(f"{kind}-{department}", frame, rules)
+    result = contract.validate(f"{kind}-{department}", frame, rules, suite_name=kind, batch=f"{department} {kind}")
     docs = contract.validations()
     del frame
     acc_path, q_path = out_dir / "accepted" / kind / f"{department}.parquet", out_dir / "quarantine" / kind / f"{department}.parquet"

@@ -43,6 +43,17 @@ class Rule:
     reason_of: Callable[[pl.Series], pl.Series] | None = None  # the row's own reason, from its column's value
 
 
+def rule_description(rule: Rule) -> str:
+    """The rule in Chinese, with its standard and the quarantine reason a failing row gets (Data Docs)."""
+    from transforms.reasons import RULE_TEXT_ZH
+
+    if rule.reason in RULE_TEXT_ZH:
+        return f"{RULE_TEXT_ZH[rule.reason].format(column=rule.column)}。不符合时隔离，原因代码 {rule.reason}。"
+    # a file-level rule: its reason is the sentence the department is failed with
+    what = f"文件须有 {rule.column} 列" if rule.column else "文件至少有一行数据"
+    return f"{what}。不符合时该部门的文件不予接收：{rule.reason}。"
+
+
 def _values(enum: str) -> list[str]:
     return sorted(set(ENUMS[enum].values()))
 

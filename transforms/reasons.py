@@ -37,3 +37,34 @@ ROW_REASONS: dict[str, str] = {
     "date_in_future": "the inspection date is after the day the results are published",
     "codes_contradict": "未发现问题 (no problem) is combined with a problem code",
 }
+
+
+# Each rule in Chinese, with the standard it comes from, as Data Docs show it ({column}: the column checked).
+RULE_TEXT_ZH: dict[str, str] = {
+    "duplicate_row": "同一文件中不得有与前面某行完全相同的行",
+    "value_too_long": "任何文本值不超过 2000 个字符",
+    "required_missing": "必填字段 {column} 不得为空",
+    "uscc_check_char": "统一社会信用代码符合 GB 32100-2015：18 位，字符集不含 I、O、Z、S、V，第 1 位为登记管理部门代码，"
+                       "第 18 位校验码正确，第 9–17 位组织机构代码符合 GB 11714 校验（每行的原因依次为 uscc_stored_as_number、"
+                       "uscc_length、uscc_charset、uscc_authority、uscc_check_char、uscc_org_check 中第一个不符合的）",
+    "org_code_check": "组织机构代码符合 GB 11714：8 位本体代码加 1 位校验码",
+    "reg_no_check": "注册号为 15 位数字，符合 ISO 7064 MOD 11,10 校验",
+    "duplicate_id": "同一文件中 {column} 不得重复（保留第一次出现的行）",
+    "district_unknown": "{column} 为区划表中的行政区划代码、名称或别称（GB/T 2260，data/reference/districts_shenzhen.csv）",
+    "industry_unknown": "行业代码为 GB/T 4754-2017 的门类、大类、中类或小类，门类字母与大类一致（字母与大类不一致的原因为 "
+                        "industry_section_mismatch）",
+    "date_unparseable": "{column} 是可识别的日期",
+    "date_implausible": "{column} 不晚于运行日期",
+    "enum_unknown": "{column} 的取值在代码表中",
+    "department_unknown": "部门代码在部门表中（data/reference/departments.csv）",
+    "item_scope_unknown": "检查事项范围中的每个事项都在事项清单中",
+    "result_code_unknown": "检查结果代码在结果代码表中（data/reference/result_codes.csv）",
+    "not_own_result": "部门只录入本部门的检查结果（谁检查、谁录入）",
+    "task_unknown": "联合任务编号属于本计划",
+    "department_not_on_task": "录入部门在该联合任务中",
+    "item_not_on_task": "事项属于该部门在该联合任务中的检查事项",
+    "inspector_not_on_team": "检查人员在检查组中，或写明人员变更原因",
+    "date_outside_period": "检查日期在计划检查时间内",
+    "date_in_future": "检查日期不晚于结果公示日",
+    "codes_contradict": "“未发现问题”不与发现问题的结果代码同时出现",
+}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 from great_expectations.validator.v1_validator import Validator as V1Validator
 
-from transforms.contract import Rule
+from transforms.contract import Rule, rule_description
 from transforms.datadocs import make_offline
 
 _GX = threading.RLock()  # one GX context at work per process: contexts share module state (the project manager)
@@ -50,8 +51,11 @@ class Contract:
             context.data_sources.add_pandas("registries")
         return cls(context)
 
-    def validate(self, name: str, frame: pd.DataFrame, rules: list[Rule]) -> Any:
-        """Validates `frame` against a suite named `name` made of the rules' expectations;
+    def validate(self, name: str, frame: pd.DataFrame, rules: list[Rule], suite_name: str | None = None,
+                 batch: str | None = None) -> Any:
+        """Validates `frame` against the suite `suite_name` (default `name`: one suite per registry kind,
+        so every department's file is a batch of the same suite) made of the rules' expectations, each
+        described in Chinese with its standard and quarantine reason;
         returns the GX validation result (`.results`: one per expectation, each expectation's
         rule index in its meta, the failing rows' positions in `frame` as `unexpected_index_list`).
 
@@ -65,14 +69,15 @@ class Contract:
             for i, rule in enumerate(rules):
                 e = rule.expectation.copy(deep=True)
                 e.meta = {**(e.meta or {}), "rule_index": i, "quarantine_reason": rule.reason}  # shown in Data Docs
+                e.description = rule_description(rule)
                 expectations.append(e)
-            suite = gx.ExpectationSuite(name=name, expectations=expectations)
+            suite = gx.ExpectationSuite(name=suite_name or name, expectations=expectations)
             # positions, not id columns: GX finds id columns row by row (80 s for a million failing rows). The
             # validator is what ValidationDefinition.run uses, minus the store; it loads (and fingerprints) the frame once
             validator = V1Validator(batch_definition=batch_definition, batch_parameters={"dataframe": frame},
                                     result_format={"result_format": "COMPLETE"})
             result = validator.validate_expectation_suite(suite)
-            self.done.append((suite, _for_docs(result, name)))
+            self.done.append((suite, _for_docs(result, batch or name)))
             return result
 
     def validations(self) -> list[tuple[Any, Any]]:
@@ -86,33 +91,46 @@ class Contract:
         self.done.extend(validations)
 
 
-def _for_docs(result: Any, name: str) -> Any:
-    """A copy of `result` with at most DOCS_ROWS failing rows per expectation, and a run id."""
+def _for_docs(result: Any, batch: str) -> Any:
+    """A copy of `result` with at most DOCS_ROWS failing rows per expectation, and a run id named
+    after its batch (the department's file)."""
     docs = copy.copy(result)
     docs.results = []
     for r in result.results:
         pruned = copy.copy(r)
         pruned.result = {k: (v[:DOCS_ROWS] if k in ROW_LISTS and isinstance(v, list) else v) for k, v in r.result.items()}
         docs.results.append(pruned)
-    docs.meta = {**(result.meta or {}), "run_id": RunIdentifier(run_name=name, run_time=dt.datetime.now(dt.UTC))}
+    docs.meta = {**(result.meta or {}), "batch": batch, "run_id": RunIdentifier(run_name=batch, run_time=dt.datetime.now(dt.UTC))}
     return docs
 
 
 def build_data_docs(contract: Contract, site: Path) -> Path:
-    """Static HTML of every suite and validation of this context under `site`, readable offline."""
+    """Static HTML of every suite and validation of this context under `site`, readable offline: one
+    suite per registry kind (and one per kind's file inventory), each department's file a validation
+    under its batch; the suites also as JSON in `site/suites/` (a change of the contract is a diff)."""
     site.mkdir(parents=True, exist_ok=True)
     contract.context.add_data_docs_site(site_name="jointdraw", site_config={
         "class_name": "SiteBuilder",
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site.resolve())},
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
     })
+    suites = {suite.name: suite for suite, _ in contract.done}  # one per kind, whichever file ran it first
     with _GX:
-        for suite, result in contract.done:
+        for suite in suites.values():
             contract.context.suites.add(suite)
+        for suite, result in contract.done:
             suite_id = ExpectationSuiteIdentifier(name=suite.name)
-            key = ValidationResultIdentifier(batch_identifier="whole", expectation_suite_identifier=suite_id, run_id=result.meta["run_id"])
+            key = ValidationResultIdentifier(batch_identifier=result.meta.get("batch", "whole"), expectation_suite_identifier=suite_id,
+                                             run_id=result.meta["run_id"])
             contract.context.validation_results_store.store_validation_results(
                 suite_validation_result=result, suite_validation_result_identifier=key, expectation_suite_identifier=suite_id)
         contract.context.build_data_docs(site_names=["jointdraw"])
     make_offline(site)
+    (site / "suites").mkdir(exist_ok=True)
+    for name, suite in sorted(suites.items()):
+        document = {k: v for k, v in suite.to_json_dict().items() if k not in ("id", "notes")}
+        for e in document.get("expectations", []):
+            e.pop("id", None)
+        (site / "suites" / f"{name}.json").write_text(json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                                                      encoding="utf-8")
     return site / "index.html"

@@ -56,6 +56,22 @@ def test_quarantine_csv_is_for_people(dirty_run):
     assert (dirty_run / "02_validate" / "quarantine.xlsx").is_file()  # and the workbook beside it
 
 
+def test_data_docs_have_one_suite_per_kind_with_every_rule_in_chinese(dirty_run):
+    """Issue 17: one suite per registry kind (and per kind's file inventory), each department's file a
+    validation of it; every expectation says its rule in Chinese with its quarantine reason code; the
+    suites are exported as JSON, so a change of the contract is a diff."""
+    site = dirty_run / "02_validate" / "validation"
+    assert sorted(p.stem for p in (site / "suites").glob("*.json")) == [
+        "inspectors", "inspectors-files", "items", "items-files", "objects", "objects-files"]
+    assert sorted(p.stem for p in (site / "expectations").glob("*.html")) == sorted(p.stem for p in (site / "suites").glob("*.json"))
+    objects = json.loads((site / "suites" / "objects.json").read_text(encoding="utf-8"))
+    for e in objects["expectations"]:
+        assert re.search(r"[\u4e00-\u9fff]", e["description"]) and e["meta"]["quarantine_reason"] in e["description"], e
+    assert any("GB 32100-2015" in e["description"] for e in objects["expectations"])
+    validations = list((site / "validations").rglob("*.html"))
+    assert len(validations) == 36 + 3  # each department's file of each kind, and the three file inventories
+
+
 def test_data_docs_render_offline(dirty_run, dirty_city):
     site = dirty_run / "02_validate" / "validation"
     pages = list(site.rglob("*.html"))
@@ -70,9 +86,10 @@ def test_data_docs_render_offline(dirty_run, dirty_city):
     index = (site / "index.html").read_text(encoding="utf-8")
     departments = sorted(p.name for p in (dirty_city / "inbox").iterdir())
     assert len(departments) == 12
-    suites = [f"{kind}-{d}" for kind in ("objects", "inspectors", "items") for d in departments] + ["objects-files"]
-    assert all(f'href="expectations/{suite}.html"' in index for suite in suites)  # one suite per department file
-    assert "expect_column_values_to_be_valid_uscc" in (site / "expectations" / "objects-AMR.html").read_text(encoding="utf-8")
+    suites = ["objects", "inspectors", "items", "objects-files"]
+    assert all(f'href="expectations/{suite}.html"' in index for suite in suites)  # one suite per registry kind
+    assert all(f"{d} objects" in index for d in departments)  # each department's file a validation of it
+    assert "GB 32100-2015" in (site / "expectations" / "objects.html").read_text(encoding="utf-8")
 
 
 def test_the_threshold_fails_the_run_and_names_the_registry(dirty_run, dirty_city, tmp_path):
