@@ -119,7 +119,7 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     seed = _json(draw_dir / "seed.json")
     write_json(_without_keys(committed, "committed_at"), bundle / "commitment.json")  # times go to the manifest's timeline
     write_json(_without_keys(seed, "used_at"), bundle / "seed.json")
-    write_prepublication(commit_dir, bundle / PRE)  # 事前公示: as it was published at commit
+    write_prepublication(commit_dir, bundle / PRE, plan.plan_id)  # 事前公示: as it was published at commit
     shutil.copytree(validate_dir / "quarantine", bundle / "quarantine")
     for name in ("quarantine.csv", "quarantine.xlsx"):
         copy_file(validate_dir / name, bundle / "quarantine" / name)

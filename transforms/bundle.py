@@ -86,24 +86,40 @@ def prepublication_files(commit_dir: Path) -> list[tuple[Path, str]]:
     return [(p, p.name) for p in sorted((commit_dir / PRE).iterdir()) if p.suffix in (".csv", ".xlsx")]
 
 
-def write_prepublication(commit_dir: Path, folder: Path) -> None:
-    """Fills `folder` (a bundle's pre/) from the commit stage's files."""
+def write_prepublication(commit_dir: Path, folder: Path, plan_id: str) -> None:
+    """Fills `folder` (a bundle's pre/) from the commit stage's files, with its own manifest.json (a
+    nested bundle: it is published before the rest and answers for itself, like results/)."""
     import json
 
+    from transforms.manifest import MANIFEST_VERSION, file_list
     from transforms.runfolder import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     for source, name in prepublication_files(commit_dir):
         shutil.copyfile(source, folder / name)
-    committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
-    write_json({k: v for k, v in committed.items() if k != "committed_at"}, folder / "commitment.json")
+    committed = {k: v for k, v in json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8")).items()
+                 if k != "committed_at"}
+    write_json(committed, folder / "commitment.json")
+    write_json({"manifest_version": MANIFEST_VERSION, "plan_id": plan_id, "published": "before the draw (事前公示)",
+                "commitment": committed, "files": file_list(folder)[0]}, folder / "manifest.json")
 
 
 def publish_prepublication(out_root: Path, plan_id: str, commit_dir: Path) -> Path:
     """published/<plan_id>/pre/, swapped in atomically at commit, before the seed is known; the full
     bundle, published after the draw, carries the same pre/."""
-    target = Path(out_root) / "published" / plan_id / PRE
-    staging = staging_folder(target, out_root)
-    write_prepublication(commit_dir, staging)
-    move_into_place(staging, target)
-    return target
+    from transforms.manifest import MANIFEST_VERSION
+    from transforms.runfolder import write_json
+
+    bundle = Path(out_root) / "published" / plan_id
+    if bundle.exists():  # an earlier run's bundle: only its pre/ is replaced (the rest waits for this run's publish)
+        staging = staging_folder(bundle / PRE, out_root)
+        write_prepublication(commit_dir, staging, plan_id)
+        move_into_place(staging, bundle / PRE)
+    else:  # the plan's folder starts as the publication before the draw, with a manifest that says so
+        staging = staging_folder(bundle, out_root)
+        write_prepublication(commit_dir, staging / PRE, plan_id)
+        write_json({"manifest_version": MANIFEST_VERSION, "plan_id": plan_id,
+                    "published": "before the draw (事前公示): everything is in pre/", "files": [], "documents": []},
+                   staging / "manifest.json")
+        move_into_place(staging, bundle)
+    return bundle / PRE

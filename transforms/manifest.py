@@ -27,7 +27,7 @@ from transforms.score import DRAW_ALGORITHM
 
 MANIFEST_VERSION = "jointdraw-manifest-v1"
 DOCUMENTS = ("report.html", "validation/")  # published files that print the run id and times
-NESTED_BUNDLES = ("results",)  # subfolders with their own manifest.json (the results flow's), checked by it
+NESTED_BUNDLES = ("results", "pre")  # subfolders with their own manifest.json (results; 事前公示), each checked by its own
 
 
 def _own_files(folder: Path) -> list[Path]:

@@ -12,6 +12,7 @@ from flows.errors import StageFailed
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
 from transforms.fusion import fusion_figures
+from transforms.manifest import manifest_problems
 from transforms.plan import read_plan
 from transforms.verify import verify_draw
 
@@ -60,7 +61,9 @@ def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, d
     committed = json.loads((run / "04_commit" / "commitment.json").read_text())
     # 事前公示 (issue 17): the item list and the plan notice are public before the seed is known
     pre = tmp_path / "published" / "SZ-2026-ANNUAL" / "pre"
-    assert sorted(p.name for p in pre.iterdir()) == ["commitment.json", "items.csv", "items.xlsx", "plan_notice.csv", "plan_notice.xlsx"]
+    assert sorted(p.name for p in pre.iterdir()) == ["commitment.json", "items.csv", "items.xlsx", "manifest.json", "plan_notice.csv",
+                                                     "plan_notice.xlsx"]
+    assert manifest_problems(pre.parent) == []  # the plan's folder is whole before the draw too: pre/ and a manifest saying so
     assert json.loads((pre / "commitment.json").read_text())["commitment"] == committed["commitment"]
     notice = pl.read_csv(pre / "plan_notice.csv", infer_schema=False)
     items = pl.read_csv(pre / "items.csv", infer_schema=False)
@@ -108,11 +111,11 @@ def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run,
     assert verify_draw(bundle).ok
     notice = bundle / "pre" / "plan_notice.csv"
     notice.write_text(notice.read_text(encoding="utf-8-sig").replace("不定向", "定向", 1), encoding="utf-8-sig")
-    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest = json.loads((bundle / "pre" / "manifest.json").read_text())  # pre/ is a nested bundle with its own manifest
     for f in manifest["files"]:
-        if f["path"] == "pre/plan_notice.csv":
+        if f["path"] == "plan_notice.csv":
             f["sha256"], f["bytes"] = hashlib.sha256(notice.read_bytes()).hexdigest(), notice.stat().st_size
-    (bundle / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    (bundle / "pre" / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     problems = verify_draw(bundle).problems
     assert any("pre_sha256" in p for p in problems) and any("plan notice plan.yaml gives" in p for p in problems)
 
