@@ -146,6 +146,9 @@ def _print_run_summary(summary: dict) -> None:
     if draw := stages.get("draw"):
         console.print(f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
                       f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s")
+        if draw.get("tasks_without_eligible"):
+            console.print(f"[bold red]{len(draw['tasks_without_eligible'])} task(s) had no eligible object and drew nothing:[/] "
+                          f"{', '.join(draw['tasks_without_eligible'])}")
         short = {"drawn_total": "drawn", "duplicate_entities": "dup. entities", "joint_tasks": "joint tasks",
                  "visits_saved": "saved", "reduction_rate": "reduction"}
         rows = [{"mode": m, **{short[k]: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}}

@@ -131,6 +131,8 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     sizes = eligible_sizes(con, plan)
     draws, strata = draw_plan(con, plan, chosen.value, score_keys(plan, "planned"), sizes)
     eligible_pairs = int(strata["n"].sum())
+    # a task nobody is eligible for draws nothing: said in the log, the run summary and the report, never silent
+    empty = [t.task_id for t in plan.tasks if t.task_id not in set(strata["task_id"])]
     table = draws_table(plan, draws, commit_dir / "directory.parquet")
     path = write_parquet(table, out / "draws.parquet")
     # every stratum, with or without draws: what "class ratios met" is checked against
@@ -152,7 +154,7 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     record = {
         "stage": "draw", "inputs": inputs_from(run_dir, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),
         "seed_origin": chosen.origin, "commitment": committed["commitment"],
-        "eligible_pairs": eligible_pairs, "strata": strata.height, "drawn": table.height,
+        "eligible_pairs": eligible_pairs, "strata": strata.height, "drawn": table.height, "tasks_without_eligible": empty,
         "mode": "coordinated" if grouped else "independent", "fusion": figures,
         "audit": {"logged_as": attempt["seq"], "entry_hash": attempt["entry_hash"]} if attempt else {"logged_as": "an earlier identical attempt"},
         "outputs": [file_record(path, table.height, out), file_record(strata_path, strata.height, out)],
@@ -162,4 +164,7 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
     logger.info("draw: %s eligible pairs in %s strata → %s draws (seed %s); reduction %s, %s if %s",
                 f"{eligible_pairs:,}", strata.height, f"{table.height:,}", chosen.origin,
                 f"{figures[record['mode']]['reduction_rate']:.2%}", f"{figures[other_mode]['reduction_rate']:.2%}", other_mode)
+    if empty:
+        logger.warning("draw: %d task(s) have no eligible object and draw nothing: %s (scope too narrow, everything excluded, "
+                       "or the department lists nothing active in it)", len(empty), ", ".join(empty))
     return record

@@ -40,6 +40,7 @@ from transforms.certificate import draw_certificate
 from transforms.fusion import FIGURE_LABELS
 from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, check_safe_id, read_plan
+from transforms.plan_check import plan_inbox_problems
 from transforms.report import validation_table
 from transforms.rerun import rerun_problems
 from transforms.runfolder import (
@@ -142,6 +143,11 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
     fans_out = dask if first <= STAGES.index("validate") else None  # only ingest and validate fan out
     with plan_lock(Path(out), the_plan.plan_id, context["run_id"]), fan_out(fans_out):
+        if first == 0:  # before anything runs: the plan against the inbox, one line per problem
+            gaps = plan_inbox_problems(the_plan, Path(inbox))
+            if gaps:
+                raise StageFailed(f"plan {the_plan.plan_id} does not fit the inbox {inbox}:\n" + "\n".join(f"  - {g}" for g in gaps)
+                                  + "\n(nothing was run; fix the plan or the inbox and run again)")
         if first > 0:
             problems = rerun_problems(run_dir, start_at, Path(plan), Path(inbox))
             if problems:
@@ -199,7 +205,8 @@ def _draw(ctx: RunContext) -> tuple[dict, str]:
     record = run_draw(ctx.run_dir, ctx.plan, ctx.seed, ctx.seed_sources)
     rows = [{"mode": m, **f} for m, f in record["fusion"].items()]
     create_table_artifact(key="fusion-figures", table=rows, description=f"Fusion figures (SPEC §4.5), run {ctx.run_id}")
-    summary = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn", "mode", "fusion", "seconds")}
+    summary = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn", "tasks_without_eligible", "mode",
+                                      "fusion", "seconds")}
     return summary, f"{record['eligible_pairs']:,} eligible pairs in, {record['drawn']:,} drawn, {record['seconds']:.1f} s"
 
 

@@ -81,7 +81,7 @@ def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any]
         mode=draw_record.get("mode", "independent"), strata=strata,
         exclusions=(read_stage_record(run_dir, "commit") or {}).get("exclusions_by_reason", {}),
         unassigned=unassigned, validation=validation, assign=read_stage_record(run_dir, "assign") or {},
-        seed_shopping=shopped,
+        seed_shopping=shopped, empty_tasks=draw_record.get("tasks_without_eligible", []),
     )
 
 

@@ -11,7 +11,7 @@ results. Labels are Chinese; every value comes from the run's files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class ReportData:
     validation: pl.DataFrame  # department, registry, file, read, accepted, quarantined, reasons
     assign: dict[str, Any]
     seed_shopping: list[dict[str, Any]]  # the attempts of a commitment drawn with several seeds (audit log), else empty
+    empty_tasks: list[str] = field(default_factory=list)  # tasks no object was eligible for: they drew nothing
 
 
 def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.DataFrame:

@@ -106,13 +106,17 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
                                              "status": "存续（在营、开业、在册）", "credit_risk": "B"}
     pl.concat([amr, pl.DataFrame([farm], schema=amr.schema)]).write_csv(inbox / "AMR" / "objects.csv")
     annual = read_plan(plan_path(small_city))
+    # and a task nobody is eligible for (no 外国（地区）企业常驻代表机构 in the city): reported, not silent (issue 18)
+    nobody = Task(task_id="AMR-NOBODY", department="AMR", items=["AMR-002"], scope={"registered_types": ["7200"]}, count=3)
     plan = annual.model_copy(update={"tasks": [Task(task_id="AMR-FARMS", department="AMR", items=["AMR-001"],
-                                                    scope={"industries": ["A"]}, ratio=dict.fromkeys("ABCD", 1.0))],
+                                                    scope={"industries": ["A"]}, ratio=dict.fromkeys("ABCD", 1.0)), nobody],
                                      "period": annual.period.model_copy(update={"end": dt.date(2026, 6, 30)})})
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")
-    plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="org")
+    summary = plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="org")
     bundle = tmp_path / "out" / "published" / plan.plan_id
+    assert summary["stages"]["draw"]["tasks_without_eligible"] == ["AMR-NOBODY"]
+    assert 'id="empty-tasks"' in (bundle / "report.html").read_text(encoding="utf-8")
     key = f"ORG:{org}"
     assert key in pl.read_parquet(bundle / "draws.parquet")["uscc"].to_list()
     assert f"{plan.plan_id}-{key}" in pl.read_parquet(bundle / "joint_tasks.parquet")["joint_task_id"].to_list()
@@ -120,3 +124,29 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
     assert f"组织机构代码 {org[:8]}-{org[8]}" in notice["统一社会信用代码"].to_list()
     report = verify_draw(bundle)
     assert report.ok, report.problems
+
+
+def test_the_plan_is_checked_against_the_inbox_before_anything_runs(prefect_server, small_city, tmp_path):
+    """Issue 18: a department of the plan with no folder, one with items and inspectors but no objects
+    file, a task for a department that does not exist, items a department does not list: one line
+    each, naming the department, said once, and nothing runs."""
+    from transforms.plan import Task, plan_as_yaml, read_plan
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(small_city / "inbox", inbox)
+    shutil.rmtree(inbox / "WAT")  # no folder at all
+    (inbox / "EMR" / "objects.xlsx").unlink()  # items and inspectors, but no objects
+    annual = read_plan(plan_path(small_city))
+    extra = [Task(task_id="XYZ-T01", department="XYZ", items=["XYZ-001"], ratio={"A": 0.1}),
+             Task(task_id="AMR-T99", department="AMR", items=["AMR-001", "AMR-998", "AMR-999"], ratio={"A": 0.1})]
+    plan = annual.model_copy(update={"tasks": [*annual.tasks, *extra]})
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")
+    with pytest.raises(StageFailed) as failure:
+        plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="gaps")
+    lines = [line.strip() for line in str(failure.value).splitlines() if line.strip().startswith("- ")]
+    assert [line.split(":")[0] for line in lines] == ["- AMR", "- EMR", "- WAT", "- XYZ"], lines  # one line each, once
+    assert "AMR-998, AMR-999" in lines[0] and "AMR/items.csv does not list" in lines[0]
+    assert "EMR/ has no objects.* file" in lines[1] and "the inbox has no folder WAT/" in lines[2]
+    assert "not in data/reference/departments.csv" in lines[3]
+    assert not (tmp_path / "out" / "runs" / "gaps" / "01_ingest").exists()  # nothing ran
