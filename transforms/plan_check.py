@@ -26,6 +26,7 @@ def plan_inbox_problems(plan: Plan, inbox: Path) -> list[str]:
     found = scan_inbox(Path(inbox))
     files = {(f.department, f.kind): f for f in found.files}
     folders = {p.name for p in Path(inbox).iterdir() if p.is_dir()}
+    refused = {p.file.split("/")[0]: f"{p.file} {p.reason}" for p in found.problems}  # e.g. a link leaving the inbox
     tasks_of: dict[str, list[str]] = {}
     for t in plan.tasks:
         tasks_of.setdefault(t.department, []).append(t.task_id)
@@ -36,6 +37,8 @@ def plan_inbox_problems(plan: Plan, inbox: Path) -> list[str]:
                             "data/reference/departments.csv (a typo in the plan?)")
         elif dept not in folders:
             problems.append(f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but the inbox has no folder {dept}/")
+        elif (dept, "objects") not in files and dept in refused:
+            problems.append(f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but {refused[dept]}")
         elif (dept, "objects") not in files:
             problems.append(f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but {dept}/ has no objects.* file "
                             "(its tasks would draw nothing)")

@@ -70,7 +70,16 @@ def scan_inbox(inbox: Path, kinds: tuple[Kind, ...] = KINDS) -> Inbox:
     files, ignored, problems = [], [], []
     if not inbox.is_dir():
         raise FileNotFoundError(f"inbox {inbox} is not a folder of department folders")
+    root = inbox.resolve()
+
+    def leaves(path: Path) -> bool:  # a link whose target is outside the inbox (even /etc/passwd) is never read
+        return path.is_symlink() and not path.resolve().is_relative_to(root)
+
     for dept_dir in sorted(p for p in inbox.iterdir() if p.is_dir()):
+        if leaves(dept_dir):
+            problems.append(RegistryFileError(f"{dept_dir.name}/", f"is a link to {dept_dir.resolve()}, outside the inbox: "
+                                                                    "copy the department's files into the inbox"))
+            continue
         if not DEPARTMENT_FOLDER.match(dept_dir.name):  # it names output folders: nothing outside the run may be written
             problems.append(RegistryFileError(f"{dept_dir.name}/", "a department folder is named by its department code "
                                                                     "(A–Z and digits, e.g. AMR); this one is not read"))
@@ -78,6 +87,9 @@ def scan_inbox(inbox: Path, kinds: tuple[Kind, ...] = KINDS) -> Inbox:
         by_kind: dict[str, list[Path]] = {}
         for path in sorted(dept_dir.iterdir()):
             rel = f"{dept_dir.name}/{path.name}"
+            if leaves(path):
+                problems.append(RegistryFileError(rel, f"is a link to {path.resolve()}, outside the inbox: copy the file into the inbox"))
+                continue
             if path.is_dir() or path.name.startswith((".", "~$")):
                 ignored.append((rel, "not a registry file"))
             elif path.stem not in kinds:

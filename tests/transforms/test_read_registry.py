@@ -154,3 +154,20 @@ def test_an_xlsx_export_with_a_merged_title_keeps_the_sheet_rows(tmp_path):
 def test_without_a_title_the_first_row_is_the_header(tmp_path):
     raw = read_registry(_file(tmp_path, "objects.csv", ZH_CSV.encode("gbk")))
     assert raw.header_line == 1 and raw.skipped == () and raw.frame["source_line"].to_list() == [2, 3]
+
+
+def test_links_that_leave_the_inbox_are_refused_with_the_path_named(tmp_path):
+    """Issue 18: a file or a department folder linking outside the inbox (even /etc/passwd) is never read."""
+    _file(tmp_path, "items.csv", b"item_id\nAMR-001\n", dept="AMR")
+    (tmp_path / "inbox" / "AMR" / "objects.csv").symlink_to("/etc/passwd")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "objects.csv").write_bytes(b"uscc\n")
+    (tmp_path / "inbox" / "ENV").symlink_to(outside)
+    inside = tmp_path / "inbox" / "HLT"
+    inside.mkdir()
+    (inside / "objects.csv").symlink_to(tmp_path / "inbox" / "AMR" / "items.csv")  # a link within the inbox is fine
+    found = scan_inbox(tmp_path / "inbox")
+    problems = {p.file: p.reason for p in found.problems}
+    assert "/etc/passwd" in problems["AMR/objects.csv"] and "outside the inbox" in problems["ENV/"]
+    assert [f.relative for f in found.files] == ["AMR/items.csv", "HLT/objects.csv"]
