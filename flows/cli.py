@@ -355,11 +355,38 @@ def main(argv: list[str] | None = None) -> int:
     v.set_defaults(func=_verify)
 
     args = parser.parse_args(argv)
+    _interrupt_on_sigterm()
     try:
         return args.func(args)
     except UserFacingError as e:
         print(f"jointdraw {args.command}: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (a scheduler, a container stop) turned into it
+        print(f"jointdraw {args.command}: interrupted; {_how_to_resume(args)}", file=sys.stderr)
+        return 130
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM ends a run the way Ctrl-C does: the flow is marked crashed, the plan's lock released,
+    the temporary Prefect server stopped (left running, it stayed listening: issue 18), no stage
+    recorded as finished that did not finish."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _how_to_resume(args: argparse.Namespace) -> str:
+    out = getattr(args, "out", None)
+    if args.command not in ("run", "resume") or not out:
+        return "nothing was published that was not whole"
+    runs = sorted((p for p in (Path(out) / "runs").glob("*") if (p / "run.json").is_file()), key=lambda p: p.stat().st_mtime)
+    run_id = getattr(args, "run_id", None) or (runs[-1].name if runs else "RUN_ID")
+    return f"the stages that finished are kept: continue with `jointdraw resume {run_id} --out {out}`"
 
 
 if __name__ == "__main__":

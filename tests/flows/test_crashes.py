@@ -72,3 +72,46 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
         con.close()
     assert tasks[0][0] == tasks[0][1] == second["accounting"]["fuse"]["joint_tasks"]  # each row once
     assert not list((out / "published").glob(".*"))
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_same_bytes(dirty_run, dirty_city, tmp_path):
+    """Issue 18: SIGTERM (what a scheduler or a container stop sends) at random points: the run stops
+    with a message saying how to resume, its temporary Prefect server stops listening, the plan's lock
+    is released (resume needs no unlock), and the resumed run publishes the uninterrupted run's bytes."""
+    import re
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the run starts its own temporary server
+    env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "INFO"  # INFO: the server says its port
+    out, rng = tmp_path / "out", random.Random(18)
+    run_dir = out / "runs" / "term"
+    cli = [sys.executable, "-m", "flows.cli"]
+    command = [*cli, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(out), "--run-id", "term"]
+    for stage in ("validate", "assign"):
+        number = STAGES.index(stage) + 1
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 240
+        while not (run_dir / f"{number:02d}_{stage}").exists() and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.3))
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+        assert process.returncode == 130, output[-2000:]
+        assert "interrupted; the stages that finished are kept: continue with `jointdraw resume term" in output
+        assert "Traceback" not in output
+        port = int(re.search(r"Starting temporary server on http://127\.0\.0\.1:(\d+)", output).group(1))
+        assert not _listening(port), f"the temporary server on port {port} is still listening"
+        command = [*cli, "resume", "term", "--out", str(out)]  # no unlock: the lock was released
+    final = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
+    first, second = (json.loads((b / "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
