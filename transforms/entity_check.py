@@ -53,33 +53,19 @@ def score_snippet(seed: str, key: str = "<抽查任务编号或协调组>", uscc
     )
 
 
-def _few(values: list[str], shown: int = 6) -> str:
-    return ", ".join(values[:shown]) + (f" … ({len(values)} in all)" if len(values) > shown else "")
+def _why_not_eligible(entity: pl.DataFrame, task, excluded: pl.DataFrame) -> str | None:
+    """Why the entity (a one-row directory frame) is not in the task's eligible set, None when it is:
+    the same conditions `jointdraw verify` recomputes every draw with (verify.scope_conditions)."""
+    from transforms.verify import scope_conditions
 
-
-def _why_not_eligible(entity: dict, task, excluded: pl.DataFrame) -> str | None:
-    """Why the entity is not in the task's eligible set (None when it is)."""
-    if task.department not in (entity["departments"] or []):
+    row = entity.row(0, named=True)
+    if task.department not in (row["departments"] or []):
         return f"{task.department} does not list it"
-    if entity["status"] != "active":
-        return f"status {entity['status']} (only active entities are drawn)"
-    s = task.scope
-    if s:
-        industry = entity["industry_code"] or ""
-        if s.industries and not any(industry.startswith(p) for p in s.industries):
-            return f"industry {industry or '(none)'} is outside the task's scope {_few(s.industries)}"
-        if s.entity_types and entity["entity_type"] not in s.entity_types:
-            return f"entity type {entity['entity_type']} is outside the task's scope"
-        if s.districts and entity["district_code"] not in s.districts:
-            return f"district {entity['district_code']} is outside the task's scope"
-        if s.tags and not set(s.tags) & set(entity["tags"] or []):
-            return "it has none of the task's tags"
-        if s.registered_types and entity.get("registered_type_code") not in s.registered_types:
-            return f"registered type {entity.get('registered_type_code')} is outside the task's scope"
-        if s.foreign_invested is not None and entity.get("foreign_invested") is not s.foreign_invested:
-            return "foreign investment is not as the task's scope asks"
-        if s.branch is not None and entity.get("branch") is not s.branch:
-            return "branch or not, not as the task's scope asks"
+    if row["status"] != "active":
+        return f"status {row['status']} (only active entities are drawn)"
+    for asks, condition in scope_conditions(task.scope):
+        if not entity.select(condition.fill_null(False)).item():
+            return f"outside the task's scope, which asks for {asks}"
     reasons = excluded.filter(pl.col("task_id").is_null() | (pl.col("task_id") == task.task_id))["reason"].to_list()
     if reasons:
         return f"excluded: {', '.join(sorted(set(reasons)))}"
@@ -100,7 +86,7 @@ def entity_report(uscc: str, directory: pl.DataFrame, exclusions: pl.DataFrame, 
     for task in plan.tasks:
         if task.department not in entity["departments"]:
             continue
-        why = _why_not_eligible(entity, task, excluded)
+        why = _why_not_eligible(rows.head(1), task, excluded)
         if why:
             lines.append(f"  {task.task_id}: not eligible: {why}")
             continue

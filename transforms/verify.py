@@ -22,7 +22,7 @@ from transforms.draw import score_keys, strata_table
 from transforms.manifest import manifest_problems
 from transforms.merge import DRAWN_ID
 from transforms.partition import partition_lowest_k
-from transforms.plan import Plan, read_plan
+from transforms.plan import Plan, Scope, read_plan
 from transforms.score import score
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
@@ -58,6 +58,31 @@ def _locate(folder: Path) -> dict[str, Path]:
     return {f: folder / f for f in FILES}
 
 
+def scope_conditions(scope: Scope | None) -> list[tuple[str, pl.Expr]]:
+    """A task's 定向 filters as (what it asks, the condition on a directory row), in the independent
+    recomputation's terms (polars, not the stage's SQL): what `eligible_pairs` applies and what
+    `jointdraw verify --entity` names when an entity falls outside a scope."""
+    if scope is None:
+        return []
+    s, out = scope, []
+    if s.industries:
+        out.append((f"industry in {', '.join(s.industries[:6])}{' …' if len(s.industries) > 6 else ''}",
+                    pl.any_horizontal([pl.col("industry_code").str.starts_with(p) for p in s.industries])))
+    if s.entity_types:
+        out.append((f"entity type in {', '.join(s.entity_types)}", pl.col("entity_type").is_in(s.entity_types)))
+    if s.districts:
+        out.append((f"district in {', '.join(s.districts)}", pl.col("district_code").is_in(s.districts)))
+    if s.tags:
+        out.append((f"a tag of {', '.join(s.tags)}", pl.col("tags").list.eval(pl.element().is_in(s.tags)).list.any()))
+    if s.registered_types:
+        out.append((f"registered type in {', '.join(s.registered_types)}", pl.col("registered_type_code").is_in(s.registered_types)))
+    if s.foreign_invested is not None:
+        out.append((f"foreign-invested {s.foreign_invested}", pl.col("foreign_invested").eq_missing(s.foreign_invested)))
+    if s.branch is not None:
+        out.append((f"branch {s.branch}", pl.col("branch").eq_missing(s.branch)))
+    return out
+
+
 def eligible_pairs(directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan) -> pl.DataFrame:
     """(task_id, uscc, credit_risk) for every task: active objects its department lists, in its scope
     (industry prefixes, entity types, districts, tags), not excluded; an entity without a USCC is named
@@ -67,21 +92,8 @@ def eligible_pairs(directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan
     parts = []
     for t in plan.tasks:
         df = objects.filter(pl.col("departments") == t.department)
-        s = t.scope
-        if s and s.industries:
-            df = df.filter(pl.any_horizontal([pl.col("industry_code").str.starts_with(p) for p in s.industries]))
-        if s and s.entity_types:
-            df = df.filter(pl.col("entity_type").is_in(s.entity_types))
-        if s and s.districts:
-            df = df.filter(pl.col("district_code").is_in(s.districts))
-        if s and s.tags:
-            df = df.filter(pl.col("tags").list.eval(pl.element().is_in(s.tags)).list.any())
-        if s and s.registered_types:
-            df = df.filter(pl.col("registered_type_code").is_in(s.registered_types))
-        if s and s.foreign_invested is not None:
-            df = df.filter(pl.col("foreign_invested").eq_missing(s.foreign_invested))
-        if s and s.branch is not None:
-            df = df.filter(pl.col("branch").eq_missing(s.branch))
+        for _, condition in scope_conditions(t.scope):
+            df = df.filter(condition)
         mine = exclusions.filter(pl.col("task_id") == t.task_id).select("uscc")
         df = df.join(everyone, on="uscc", how="anti").join(mine, on="uscc", how="anti")
         parts.append(df.select(pl.lit(t.task_id).alias("task_id"), "uscc", "credit_risk"))
