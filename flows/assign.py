@@ -23,7 +23,7 @@ from prefect import get_run_logger
 
 from flows.errors import StageFailed
 from transforms import people_headers
-from transforms.assign import avoid_pairs, match_inspectors, workload_spread
+from transforms.assign import avoid_pairs, match_inspectors, unassigned_for_people, workload_spread
 from transforms.xlsxout import write_people_tables
 from transforms.plan import Plan
 from transforms.runfolder import (
@@ -73,9 +73,7 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
     teams = (matching.team.group_by("joint_task_id", maintain_order=True).agg(inspector_ids=pl.col("inspector_id")))
     published = (joint_tasks.join(teams, on="joint_task_id", how="left").join(matching.planned_dates, on="joint_task_id", how="left")
                  .select(JOINT_TASKS_PUBLISHED).sort("joint_task_id"))
-    unassigned_people = (matching.unassigned.join(joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"),
-                                                  on="joint_task_id", how="left")
-                         .select(list(UNASSIGNED_HEADERS)))
+    unassigned_people = unassigned_for_people(matching.unassigned, joint_tasks)
     spread = workload_spread(matching.workload)
     outputs = [
         file_record(write_parquet(published, out / "joint_tasks.parquet"), published.height, out),

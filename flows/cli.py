@@ -71,7 +71,9 @@ def _results(args: argparse.Namespace) -> int:
     rows = [{"department": d, **f} for d, f in p["by_department"].items()]
     console.print(_table("progress by department (录入进度): items due, answered, outstanding, published late, overdue not entered", rows))
     console.print(f"{p['answered']:,} of {p['items_due']:,} items answered, {p['outstanding']:,} outstanding; problems found in "
-                  f"{p['problem_share']:.1%}; {p['answered_late']:,} published late; open {p['bundle']}/report.html")
+                  f"{p['problem_share']:.1%}; {p['answered_late']:,} published late; open {p['bundle']}/regulator/results/report.html")
+    console.print(f"results seal (封存值) [bold]{p['seal']}[/bold] — announce it; "
+                  f"`jointdraw verify {p['bundle']} --results-seal {p['seal']}` rechecks the results against it")
     return 0
 
 
@@ -169,8 +171,9 @@ def _print_run_summary(summary: dict) -> None:
                       f"{assign['seconds']:.1f} s")
     if publish := stages.get("publish"):
         console.print(f"publish (结果公示): {publish['files']} files and {publish['documents']} documents → {publish['bundle']} "
-                      f"(manifest {publish['manifest_sha256'][:16]}…); open {publish['bundle']}/report.html; "
-                      f"`jointdraw verify {publish['bundle']}` rechecks it")
+                      f"(public/, audit/, regulator/); open {publish['bundle']}/public/report.html")
+        console.print(f"seal (封存值) [bold]{publish['seal']}[/bold] — announce it; "
+                      f"`jointdraw verify {publish['bundle']} --seal {publish['seal']}` rechecks the bundle against it")
     console.print(f"run folder: {summary['run_dir']}")
 
 
@@ -272,7 +275,7 @@ def _verify(args: argparse.Namespace) -> int:
     if args.entity:
         print("\n".join(check_entity(Path(args.folder), args.entity)))
         return 0
-    report = verify_draw(Path(args.folder))
+    report = verify_draw(Path(args.folder), seal=args.seal, results_seal=args.results_seal)
     print(report.text())
     return 0 if report.ok else 1
 
@@ -349,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     au.set_defaults(func=_audit)
 
     v = sub.add_parser("verify", help="recompute a draw from its published files and report any difference")
-    v.add_argument("folder", help="a published bundle, or a run folder (out/runs/<run_id>)")
+    v.add_argument("folder", help="a published bundle (published/<plan_id>, or a folder holding its public/ and audit/ parts), "
+                                  "or a run folder (out/runs/<run_id>)")
+    v.add_argument("--seal", metavar="HASH", help="the seal (封存值) that was announced: the bundle must be the one it seals")
+    v.add_argument("--results-seal", metavar="HASH", help="the results' seal that was announced")
     v.add_argument("--entity", metavar="USCC", help="check one entity (核验): per task, eligible or not and why, its score, "
                                                      "its stratum's cut-off, drawn or not")
     v.set_defaults(func=_verify)

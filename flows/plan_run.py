@@ -234,11 +234,12 @@ def _publish(ctx: RunContext) -> tuple[dict, str]:
     record = run_publish(ctx.run_dir, ctx.plan)
     bundle = Path(record["bundle"]).resolve()
     create_link_artifact(key="published-bundle", link=bundle.as_uri(), link_text=f"published/{ctx.plan.plan_id}",
-                         description=f"The audit bundle of run {ctx.run_id}; open report.html in it")
-    create_markdown_artifact(key="draw-certificate", markdown=draw_certificate(record["manifest"]),
+                         description=f"The bundle of run {ctx.run_id} (seal {record['seal']}); open public/report.html in it")
+    create_markdown_artifact(key="draw-certificate", markdown=draw_certificate(record["manifest"], record["seal"]),
                              description=f"Draw certificate (抽取证书), run {ctx.run_id}")
-    return ({k: record[k] for k in ("bundle", "files", "documents", "manifest_sha256", "warehouse_rows", "seconds")},
-            f"{record['files']} files + {record['documents']} documents → {record['bundle']}, {record['seconds']:.1f} s")
+    return ({k: record[k] for k in ("bundle", "files", "documents", "seal", "warehouse_rows", "seconds")},
+            f"{record['files']} files + {record['documents']} documents → {record['bundle']}, seal {record['seal']}, "
+            f"{record['seconds']:.1f} s")
 
 
 STAGE_STEPS: dict[str, Callable[[RunContext], tuple[dict, str]]] = {

@@ -7,7 +7,10 @@ plan in the warehouse, published beside the draw, and fed back to the next draw.
     OUT/runs/<run_id>/01_ingest/     results files → raw and typed Parquet (the registries' reader)
     OUT/runs/<run_id>/02_validate/   GX contract + the checks against the plan; quarantine; Data Docs
     OUT/runs/<run_id>/03_publish/    stage.json
-    OUT/published/<plan_id>/results/ the results bundle (own manifest.json), swapped in atomically
+    OUT/published/<plan_id>/public/results/     the results notice, progress, summary, manifest.json (its
+                                                SHA-256 is the results' seal, appended to the audit log)
+    OUT/published/<plan_id>/regulator/results/  every result, outstanding items, quarantine, Data Docs, report
+    (both swapped in at once with the rest of the bundle)
 
 A department's results file is its results so far (each submission replaces the last), so
 a run publishes every accepted result; a result keeps the date it was first published, which
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -38,11 +42,25 @@ from flows.validate import (
     map_files,
     validate_department_file,
 )
-from transforms.bundle import move_into_place, staging_folder
+from transforms.audit import RESULTS as RESULTS_EVENT
+from transforms.bundle import (
+    PRE,
+    PUBLIC,
+    REGULATOR,
+    bundle_file,
+    folder_bytes,
+    io_errno,
+    move_into_place,
+    publish_failure,
+    results_folder,
+    staging_folder,
+)
 from transforms.contract import result_rules
 from transforms import people_headers
 from transforms.xlsxout import write_people_tables
-from transforms.manifest import algorithm, file_list
+from transforms.manifest import RESULTS_MANIFEST, algorithm, file_list, results_files
+from transforms.privacy import public_leaks
+from transforms.seal import seal_of
 from transforms.plan import PlanError, check_safe_id
 from transforms.reference import department_names
 from transforms.registry import RESULT_KINDS, Kind
@@ -52,6 +70,8 @@ from transforms.results import (
     PUBLISHED_SCHEMA,
     RESULTS_NOTICE_HEADERS,
     PlanSide,
+    notice_entities,
+    published_item_names,
     outstanding_items,
     problem_share,
     progress_by_department,
@@ -74,7 +94,7 @@ from transforms.runfolder import (
 )
 from transforms.runlock import PlanLocked, plan_lock
 from transforms.validate_registry import Contract
-from transforms.warehouse import WarehouseBusy, plan_side_tables, record_results
+from transforms.warehouse import WarehouseBusy, append_seal, plan_side_tables, record_results
 from transforms.workdays import working_days
 
 USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy, PlanError)
@@ -108,11 +128,50 @@ def _load_plan_side(plan_dir: Path) -> PlanSide:
                     tuple(dt.date.fromisoformat(d) for d in meta["period"]), dt.date.fromisoformat(meta["as_of"]))
 
 
+def _write_results(staging: Path, results: pl.DataFrame, outstanding: pl.DataFrame, progress: pl.DataFrame,
+                   summary: dict[str, Any], plan: PlanSide, run_dir: Path, plan_id: str, run_id: str, limit: int) -> None:
+    """The results' files, in their two parts of the bundle being staged (the old ones removed first)."""
+    public, regulator = results_folder(staging, PUBLIC), results_folder(staging, REGULATOR)
+    for folder in (public, regulator):
+        shutil.rmtree(folder, ignore_errors=True)  # hard links to the published files: removing them leaves those intact
+        folder.mkdir(parents=True)
+    validate_dir = stage_dir(run_dir, "validate")
+    item_names = published_item_names(bundle_file(staging, PRE) / "items.csv")
+    write_parquet(results.select(RESULT_COLUMNS), regulator / "results.parquet")
+    write_people_tables(results.select(RESULT_COLUMNS), regulator / "results.csv", people_headers.RESULTS, "检查结果")
+    write_people_tables(results_notice(results, notice_entities(bundle_file(staging, "notice.csv")), item_names),
+                        public / "notice.csv", RESULTS_NOTICE_HEADERS, "检查结果公示")
+    names = department_names()
+    write_people_tables(progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
+                        .select(list(PROGRESS_HEADERS)), public / "progress.csv", PROGRESS_HEADERS, "录入进度")
+    write_json(summary, public / "summary.json")
+    write_people_tables(outstanding, regulator / "outstanding.csv", people_headers.OUTSTANDING, "未录入事项")
+    shutil.copytree(validate_dir / "quarantine", regulator / "quarantine")
+    for name in ("quarantine.csv", "quarantine.xlsx"):
+        copy_file(validate_dir / name, regulator / "quarantine" / name)
+    shutil.copytree(validate_dir / "validation", regulator / "validation")
+    calendar = working_days(plan.as_of, plan.as_of).note
+    (regulator / "report.html").write_text(render_results_report(
+        plan_id=plan_id, run_id=run_id, as_of=plan.as_of.isoformat(), limit=limit, calendar=calendar, summary=summary,
+        progress=progress, by_item=problems_by_item(results, item_names), overdue=results.filter(pl.col("overdue")),
+        validation=validation_table(read_stage_record(run_dir, "validate") or {})), encoding="utf-8")
+    files, documents = file_list(staging, results_files(staging))
+    write_json({"manifest_version": "jointdraw-results-manifest-v2", "plan_id": plan_id, "run_id": run_id,
+                "draw_seal": seal_of(bundle_file(staging, "manifest.json")),  # the draw these results answer
+                "as_of": plan.as_of.isoformat(), "limit_working_days": limit, "calendar": calendar,
+                "timeline": {"published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+                "algorithm": algorithm(), "inputs": [{"department": f["department"], **f["source"]}
+                                                     for f in (read_stage_record(run_dir, "ingest") or {}).get("files", [])],
+                "results": results.height, "files": files, "documents": documents}, staging / RESULTS_MANIFEST)
+
+
 @task(name="results-publish", task_run_name="publish results · {plan_id}", cache_policy=NO_CACHE)
 def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_dir: Path, limit: int) -> dict[str, Any]:
-    """Writes published/<plan_id>/results/ (atomically) and the warehouse's results."""
+    """Writes the results into published/<plan_id>/ — public/results/ and regulator/results/ — by
+    swapping in a copy of the whole bundle (hard links to the draw's files: no copy of the data),
+    then appends the results' seal to the plan's audit log, and writes the warehouse's results."""
     started = time.perf_counter()
-    draw_bundle = out / "published" / plan_id
+    bundle = out / "published" / plan_id
     plan = _load_plan_side(plan_dir)
     validate_dir = stage_dir(run_dir, "validate")
     accepted_paths = sorted((validate_dir / "accepted" / "results").glob("*.parquet"))
@@ -120,58 +179,29 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_di
                                 pl.read_parquet(plan_dir / "results.parquet"), limit)
     outstanding = outstanding_items(plan, results, limit)
     progress = progress_by_department(plan, results, outstanding)
-    notice_entities = pl.read_csv(draw_bundle / "notice.csv", infer_schema=False).select(
-        joint_task_id="联合任务编号", district="所属区", name="企业名称")
-    item_names = _item_names(out, plan_id)
     summary = results_summary(results, progress, problem_share(results))
-    target = draw_bundle / "results"
-    staging = staging_folder(target, out)
+    staging = staging_folder(bundle, out)
     try:
-        write_parquet(results.select(RESULT_COLUMNS), staging / "results.parquet")
-        write_people_tables(results.select(RESULT_COLUMNS), staging / "results.csv", people_headers.RESULTS, "检查结果")
-        write_people_tables(results_notice(results, notice_entities, item_names), staging / "notice.csv", RESULTS_NOTICE_HEADERS,
-                            "检查结果公示")
-        names = department_names()
-        write_people_tables(progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
-                            .select(list(PROGRESS_HEADERS)), staging / "progress.csv", PROGRESS_HEADERS, "录入进度")
-        write_people_tables(outstanding, staging / "outstanding.csv", people_headers.OUTSTANDING, "未录入事项")
-        write_json(summary, staging / "summary.json")
-        shutil.copytree(validate_dir / "quarantine", staging / "quarantine")
-        for name in ("quarantine.csv", "quarantine.xlsx"):
-            copy_file(validate_dir / name, staging / "quarantine" / name)
-        shutil.copytree(validate_dir / "validation", staging / "validation")
-        calendar = working_days(plan.as_of, plan.as_of).note
-        (staging / "report.html").write_text(render_results_report(
-            plan_id=plan_id, run_id=run_id, as_of=plan.as_of.isoformat(), limit=limit, calendar=calendar, summary=summary,
-            progress=progress, by_item=problems_by_item(results, item_names), overdue=results.filter(pl.col("overdue")),
-            validation=validation_table(read_stage_record(run_dir, "validate") or {})), encoding="utf-8")
-        files, documents = file_list(staging)
-        document = {"manifest_version": "jointdraw-results-manifest-v1", "plan_id": plan_id, "run_id": run_id,
-                    "as_of": plan.as_of.isoformat(), "limit_working_days": limit, "calendar": calendar,
-                    "timeline": {"published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
-                    "algorithm": algorithm(), "inputs": [{"department": f["department"], **f["source"]}
-                                                         for f in (read_stage_record(run_dir, "ingest") or {}).get("files", [])],
-                    "files": files, "documents": documents}
-        write_json(document, staging / "manifest.json")
-        move_into_place(staging, target)
+        shutil.copytree(bundle, staging, copy_function=os.link, dirs_exist_ok=True)
+        _write_results(staging, results, outstanding, progress, summary, plan, run_dir, plan_id, run_id, limit)
+        leaks = public_leaks(results_folder(staging, PUBLIC))
+        if leaks:
+            raise StageFailed(f"results: refused, the public part would hold what is not public: {'; '.join(leaks[:5])}")
+        seal = seal_of(staging / RESULTS_MANIFEST)
+        move_into_place(staging, bundle)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        if not isinstance(e, OSError) and io_errno(e) is None:
+            raise
+        raise StageFailed(f"results: {publish_failure(e, bundle, folder_bytes(bundle))}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    sealed = append_seal(out, plan_id=plan_id, run_id=run_id, event=RESULTS_EVENT, seal=seal,
+                         time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     rows = record_results(out, plan_id, results.select(RESULT_COLUMNS).with_columns(plan_id=pl.lit(plan_id), results_run_id=pl.lit(run_id)))
-    record = {"stage": "publish", "bundle": str(target), "results": results.height, "warehouse_rows": rows, **summary,
-              "seconds": round(time.perf_counter() - started, 3)}
+    record = {"stage": "publish", "bundle": str(bundle), "results": results.height, "warehouse_rows": rows, **summary,
+              "seal": seal, "seal_entry": sealed["seq"], "seconds": round(time.perf_counter() - started, 3)}
     write_json(record, run_dir / "03_publish" / "stage.json")
     return record
-
-
-def _item_names(out: Path, plan_id: str) -> dict[str, str]:
-    """Item id → name, from the item list the plan's published draw froze (its run folder);
-    without it the notice names items by id, and the log says so."""
-    run_id = json.loads((out / "published" / plan_id / "manifest.json").read_text(encoding="utf-8"))["run_id"]
-    items = out / "runs" / run_id / "04_commit" / "items.parquet"
-    if not items.is_file():
-        get_run_logger().warning("results: %s is gone; the notice names items by their ids", items)
-        return {}
-    return dict(pl.read_parquet(items, columns=["item_id", "name"]).iter_rows())
 
 
 @flow(name="results-run", flow_run_name="{plan_id} results", log_prints=False, validate_parameters=True)
@@ -194,7 +224,7 @@ def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, ru
     check_safe_id(plan_id, "plan id")
     run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(f"{plan_id}-RESULTS")
     run_dir = out / "runs" / run_id
-    if not (out / "published" / plan_id / "notice.csv").is_file():
+    if not bundle_file(out / "published" / plan_id, "notice.csv").is_file():
         raise StageFailed(f"results: {out / 'published' / plan_id} holds no published draw; publish the plan first (`jointdraw run`)")
     with plan_lock(out, f"{plan_id}-results", run_id), fan_out(dask):
         plan_dir = run_dir / "00_plan"
@@ -213,10 +243,10 @@ def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, ru
         validated = finish_validation(contract, failed + [f.result() for f in futures], validate_dir, threshold, RESULT_KINDS, started,
                                       {"stage": "validate", "run_date": day.isoformat()})
         published = publish_results(plan_id, run_id, run_dir, out, plan_dir, limit)
-    logger.info("results: %s rows read, %s accepted, %s quarantined; %s of %s items answered, %s outstanding, %s published late → %s",
-                f"{ingest['rows_read']:,}", f"{validated['rows_accepted']:,}", f"{validated['rows_quarantined']:,}",
-                f"{published['answered']:,}", f"{published['items_due']:,}", f"{published['outstanding']:,}",
-                f"{published['answered_late']:,}", published["bundle"])
+    logger.info("results: %s rows read, %s accepted, %s quarantined; %s of %s items answered, %s outstanding, %s published late → %s; "
+                "results seal (封存值) %s", f"{ingest['rows_read']:,}", f"{validated['rows_accepted']:,}",
+                f"{validated['rows_quarantined']:,}", f"{published['answered']:,}", f"{published['items_due']:,}",
+                f"{published['outstanding']:,}", f"{published['answered_late']:,}", published["bundle"], published["seal"])
     return {"run_id": run_id, "run_dir": str(run_dir), "plan_id": plan_id, "as_of": day.isoformat(),
             "ingest": {k: ingest[k] for k in ("rows_read", "rows_written")},
             "validate": {k: validated[k] for k in ("rows_read", "rows_accepted", "rows_quarantined")},

@@ -385,3 +385,13 @@ def workload_spread(workload: pl.DataFrame) -> pl.DataFrame:
     return (workload.group_by("department", "district_code")
             .agg(inspectors=pl.len(), tasks=pl.col("tasks").sum(), min=pl.col("tasks").min(), max=pl.col("tasks").max())
             .with_columns(spread=pl.col("max") - pl.col("min")).sort("department", "district_code"))
+
+
+def unassigned_for_people(unassigned: pl.DataFrame, joint_tasks: pl.DataFrame) -> pl.DataFrame:
+    """unassigned.csv / .xlsx: each joint task that could not be staffed, with its entity (the columns
+    of people_headers.UNASSIGNED)."""
+    from transforms.people_headers import UNASSIGNED
+
+    return (unassigned.join(joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"), on="joint_task_id",
+                            how="left")
+            .select(list(UNASSIGNED)))

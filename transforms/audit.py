@@ -6,6 +6,12 @@ one commitment (seed shopping) shows too.
     entry = plan_id, seq, time, run_id, commitment, seed, seed_sources, draw_digest, operator, prev_hash
     entry_hash = SHA-256 of the entry as canonical JSON (sorted keys, no spaces, UTF-8)
 
+A publication adds a seal entry to the same chain (issue 18): the SHA-256 of the bundle's final
+manifest (transforms/seal.py), for the draw (`event` publish) and for every results publication
+(`event` results):
+
+    seal entry = plan_id, seq, time, run_id, event, seal, operator, prev_hash
+
 The first entry of a plan has prev_hash = 64 zeros. The draw digest is the SHA-256 over the
 canonical draw: one line `task_id|credit_risk|uscc|score` per draw, in the published order.
 """
@@ -22,6 +28,23 @@ import polars as pl
 
 GENESIS = "0" * 64
 ENTRY_FIELDS = ("plan_id", "seq", "time", "run_id", "commitment", "seed", "seed_sources", "draw_digest", "operator", "prev_hash")
+SEAL_FIELDS = ("plan_id", "seq", "time", "run_id", "event", "seal", "operator", "prev_hash")
+PUBLISH, RESULTS = "publish", "results"  # the events a seal entry records
+
+
+def is_attempt(entry: dict[str, Any]) -> bool:
+    """A draw attempt, not a seal entry."""
+    return not entry.get("event")
+
+
+def attempts(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in entries if is_attempt(e)]
+
+
+def last_seal(entries: list[dict[str, Any]], event: str) -> str | None:
+    """The seal of the plan's last publication of this kind, or None."""
+    sealed = [e for e in sorted(entries, key=lambda e: e["seq"]) if e.get("event") == event]
+    return sealed[-1]["seal"] if sealed else None
 
 
 def draw_digest(draws: pl.DataFrame) -> str:
@@ -32,7 +55,8 @@ def draw_digest(draws: pl.DataFrame) -> str:
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
-    canonical = json.dumps({k: entry[k] for k in ENTRY_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    fields = ENTRY_FIELDS if is_attempt(entry) else SEAL_FIELDS
+    canonical = json.dumps({k: entry[k] for k in fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -69,6 +93,6 @@ def chain_problems(entries: list[dict[str, Any]]) -> list[str]:
 def seed_shopping(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Commitment → its attempts, for every commitment drawn with more than one distinct seed."""
     by_commitment: dict[str, list[dict[str, Any]]] = {}
-    for e in sorted(entries, key=lambda e: e["seq"]):
+    for e in sorted(attempts(entries), key=lambda e: e["seq"]):
         by_commitment.setdefault(e["commitment"], []).append(e)
     return {c: es for c, es in by_commitment.items() if len({e["seed"] for e in es}) > 1}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,7 +78,44 @@ def move_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(aside)
 
 
-PRE = "pre"  # published/<plan_id>/pre/: the publication before the draw (事前公示)
+PRE = "pre"  # published/<plan_id>/public/pre/: the publication before the draw (事前公示)
+RESULTS = "results"  # published/<plan_id>/{public,regulator}/results/: the results, published later
+
+# Who sees what (issue 18): the bundle is three folders, each handed over whole to its audience.
+PUBLIC, AUDIT, REGULATOR = "public", "audit", "regulator"
+PARTS = {
+    PUBLIC: "anyone (公开): notices, pre-draw publication, seed, commitment, per-stratum N, k and cut-off, the report, "
+            "the manifest (its SHA-256 is the seal); nothing personal, no entity's class",
+    AUDIT: "a notary or auditor (核验): what recomputes every draw — directory with classes, exclusions, plan, draws, "
+           "the log of draw attempts; no personal fields",
+    REGULATOR: "the departments (监管部门): teams and dates, unassigned tasks, quarantined rows with their original values, "
+               "Data Docs, the regulator's results",
+}
+_PART_OF = {
+    **dict.fromkeys(("manifest.json", "notice.csv", "notice.xlsx", "notice.html", "strata.parquet", "strata.csv", "strata.xlsx",
+                     "summary.json", "report.html", "seed.json", "commitment.json", PRE), PUBLIC),
+    **dict.fromkeys(("directory.parquet", "exclusions.parquet", "plan.yaml", "draws.parquet", "draws.csv", "draws.xlsx",
+                     "attempts.json"), AUDIT),
+    **dict.fromkeys(("joint_tasks.parquet", "joint_tasks.csv", "joint_tasks.xlsx", "unassigned.parquet", "unassigned.csv",
+                     "unassigned.xlsx", "quarantine", "validation"), REGULATOR),
+}
+
+
+def bundle_file(bundle: Path, name: str) -> Path:
+    """Where a published file lives: published/<plan_id>/<part>/<name> (the one home of the layout)."""
+    return Path(bundle) / _PART_OF[name] / name
+
+
+def results_folder(bundle: Path, part: str) -> Path:
+    """published/<plan_id>/public/results/ (the results notice, progress, summary, the results manifest)
+    or regulator/results/ (every result, outstanding items, quarantine, Data Docs, the results report)."""
+    return Path(bundle) / part / RESULTS
+
+
+def bundle_root(folder: Path) -> Path:
+    """The bundle a path names: the bundle itself, or one of its parts (jointdraw verify published/P/public)."""
+    folder = Path(folder)
+    return folder.parent if folder.name in PARTS and not (folder / PUBLIC).is_dir() else folder
 
 
 def prepublication_files(commit_dir: Path) -> list[tuple[Path, str]]:
@@ -101,25 +139,62 @@ def write_prepublication(commit_dir: Path, folder: Path, plan_id: str) -> None:
                  if k != "committed_at"}
     write_json(committed, folder / "commitment.json")
     write_json({"manifest_version": MANIFEST_VERSION, "plan_id": plan_id, "published": "before the draw (事前公示)",
-                "commitment": committed, "files": file_list(folder)[0]}, folder / "manifest.json")
+                "commitment": committed, "files": file_list(folder)[0]}, folder / "manifest.json")  # paths relative to pre/
 
 
 def publish_prepublication(out_root: Path, plan_id: str, commit_dir: Path) -> Path:
-    """published/<plan_id>/pre/, swapped in atomically at commit, before the seed is known; the full
-    bundle, published after the draw, carries the same pre/."""
+    """published/<plan_id>/public/pre/, swapped in atomically at commit, before the seed is known; the
+    full bundle, published after the draw, carries the same pre/."""
     from transforms.manifest import MANIFEST_VERSION
     from transforms.runfolder import write_json
 
     bundle = Path(out_root) / "published" / plan_id
+    pre = bundle_file(bundle, PRE)
     if bundle.exists():  # an earlier run's bundle: only its pre/ is replaced (the rest waits for this run's publish)
-        staging = staging_folder(bundle / PRE, out_root)
+        staging = staging_folder(pre, out_root)
         write_prepublication(commit_dir, staging, plan_id)
-        move_into_place(staging, bundle / PRE)
+        move_into_place(staging, pre)
     else:  # the plan's folder starts as the publication before the draw, with a manifest that says so
         staging = staging_folder(bundle, out_root)
-        write_prepublication(commit_dir, staging / PRE, plan_id)
+        write_prepublication(commit_dir, bundle_file(staging, PRE), plan_id)
         write_json({"manifest_version": MANIFEST_VERSION, "plan_id": plan_id,
-                    "published": "before the draw (事前公示): everything is in pre/", "files": [], "documents": []},
-                   staging / "manifest.json")
+                    "published": "before the draw (事前公示): everything is in public/pre/", "files": [], "documents": []},
+                   bundle_file(staging, "manifest.json"))
         move_into_place(staging, bundle)
-    return bundle / PRE
+    return pre
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).is_dir() else 0
+
+
+def io_errno(e: BaseException) -> int | None:
+    """The system error number behind an exception: an OSError's, or the one a library's message
+    quotes (polars: "(os error 28)"; shutil.Error: "[Errno 28] …")."""
+    if isinstance(e, OSError) and e.errno:
+        return e.errno
+    found = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(e))
+    return int(found.group(1) or found.group(2)) if found else None
+
+
+def _first_error(e: BaseException) -> tuple[int | None, str, str]:
+    """(errno, path, reason) of an I/O error, or of the first error a shutil.Error (copytree) collected."""
+    if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
+        _, dst, why = e.args[0][0]
+        return io_errno(e), str(dst), os.strerror(io_errno(e)) if io_errno(e) else str(why)
+    if isinstance(e, OSError):
+        return io_errno(e), str(e.filename or ""), e.strerror or str(e)
+    code = io_errno(e)
+    return code, "", os.strerror(code) if code else str(e)
+
+
+def publish_failure(e: BaseException, target: Path, needs: int) -> str:
+    """One line for a publish that could not be written: which path, why, and — for a full disk — how
+    much a publish needs and how much is free; the previous bundle is kept (it was never touched)."""
+    code, path, why = _first_error(e)
+    kept = f"the previous bundle in {target} is kept" if Path(target).exists() else f"nothing was published to {target}"
+    if code == errno.ENOSPC or "No space left" in why:
+        free = shutil.disk_usage(Path(target).parent if Path(target).parent.exists() else Path(target).anchor).free
+        return (f"the disk is full at {path or target}: a publish needs about {needs / 2**20:,.0f} MiB, {free / 2**20:,.0f} MiB "
+                f"are free; {kept}. Free some space, then resume the run")
+    return f"could not write {path or target}: {why}; {kept}. Fix that, then resume the run"

@@ -8,7 +8,7 @@ from typing import Any
 from transforms.fusion import FIGURE_LABELS
 
 
-def draw_certificate(manifest: dict[str, Any]) -> str:
+def draw_certificate(manifest: dict[str, Any], seal: str) -> str:
     seed, commit, algo, acc = manifest["seed"], manifest["commitment"], manifest["algorithm"], manifest["accounting"]
     fuse = acc["fuse"]
     lines = [
@@ -27,7 +27,9 @@ def draw_certificate(manifest: dict[str, Any]) -> str:
         *[f"| {FIGURE_LABELS[k]} | {fuse[k]:.2%} |" if k == "reduction_rate" else f"| {FIGURE_LABELS[k]} | {fuse[k]:,} |"
           for k in FIGURE_LABELS if k in fuse],
         f"| 已派员 staffed | {acc['assign']['assigned']:,} of {acc['assign']['joint_tasks']:,} joint tasks |",
+        f"| 封存值 seal | `{seal}` |",
         "",
-        f"Anyone can recompute the draw from the bundle: `jointdraw verify published/{manifest['plan_id']}`.",
+        f"Anyone can recompute the draw from the bundle's public and audit parts: "
+        f"`jointdraw verify published/{manifest['plan_id']} --seal {seal}`.",
     ]
     return "\n".join(lines) + "\n"

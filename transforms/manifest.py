@@ -2,10 +2,15 @@
 
     manifest(...) -> the manifest as a dict, keys in a fixed order
 
+The manifest lists every file of the bundle's three parts (paths relative to the bundle:
+public/…, audit/…, regulator/…) but itself and the nested bundles that answer for themselves
+(public/pre/, and the results under public/results/manifest.json). Its SHA-256 is the seal.
+
 Fields that differ between two runs of the same inputs and seed — and only these:
 `run_id`, `timeline` (run date, commitment, seed use, publication times), the SHA-256 of
-the `documents` (report.html and validation/, which print the run id and times) and `audit`
-(the plan's logged draw attempts: times, runs, operators; transforms/audit.py). Everything
+the `documents` (report.html and validation/, which print the run id and times) and of
+audit/attempts.json (the plan's log: times, runs, operators; transforms/audit.py), and `audit`
+(counts from that log). Everything
 else — seed, commitment, algorithm, packages, inputs, `files` with their SHA-256 and rows,
 accounting — is the same, so two runs can be compared field by field.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from importlib.metadata import distributions, version
 from pathlib import Path
 from typing import Any
@@ -22,21 +28,37 @@ import polars as pl
 
 from transforms.assign import ASSIGN_ALGORITHM
 from transforms.commitment import VERSION as COMMITMENT_VERSION
+from transforms.bundle import PARTS, PRE, PUBLIC, REGULATOR, RESULTS
 from transforms.runfolder import sha256_file
 from transforms.score import DRAW_ALGORITHM
 
-MANIFEST_VERSION = "jointdraw-manifest-v1"
-DOCUMENTS = ("report.html", "validation/")  # published files that print the run id and times
-NESTED_BUNDLES = ("results", "pre")  # subfolders with their own manifest.json (results; 事前公示), each checked by its own
+MANIFEST_VERSION = "jointdraw-manifest-v2"  # v2: the bundle in parts (public/, audit/, regulator/), sealed
+MANIFEST = f"{PUBLIC}/manifest.json"  # the draw's manifest, in the public part; its SHA-256 is the seal
+DOCUMENTS = (f"{PUBLIC}/report.html", f"{REGULATOR}/validation/")  # published files that print the run id and times
+PRE_FOLDER = f"{PUBLIC}/{PRE}"  # 事前公示: published at commit, with its own manifest
+RESULT_FOLDERS = (f"{PUBLIC}/{RESULTS}", f"{REGULATOR}/{RESULTS}")  # published later, under public/results/manifest.json
+RESULTS_MANIFEST = f"{PUBLIC}/{RESULTS}/manifest.json"
+NESTED = (PRE_FOLDER, *RESULT_FOLDERS)  # what the draw's manifest leaves to the nested manifests
 
 
-def _own_files(folder: Path) -> list[Path]:
-    """The files of a bundle: not manifest.json, not a nested bundle's, not a hidden staging folder's."""
-    folder = Path(folder)
-    nested = {n for n in NESTED_BUNDLES if (folder / n / "manifest.json").is_file()}
-    return sorted(q for q in folder.rglob("*") if q.is_file() and q.name != "manifest.json"
-                  and not q.relative_to(folder).parts[0].startswith(".")
-                  and not (len(q.relative_to(folder).parts) > 1 and q.relative_to(folder).parts[0] in nested))
+def files_under(root: Path, folders: tuple[str, ...] = ("",), leave_out: tuple[str, ...] = ()) -> list[str]:
+    """Every file under root/<folder> for each folder — hidden ones too — as paths relative to `root`,
+    sorted; but those in or equal to a path of `leave_out`."""
+    root, found = Path(root), set()
+    for folder in folders:
+        base = root / folder if folder else root
+        if base.is_dir():
+            found |= {q.relative_to(root).as_posix() for q in base.rglob("*") if q.is_file() or q.is_symlink()}
+    return sorted(f for f in found if not any(f == x or f.startswith(x.rstrip("/") + "/") for x in leave_out))
+
+
+def draw_files(bundle: Path) -> list[str]:
+    """What the draw's manifest lists: everything in the bundle but itself and the nested bundles."""
+    return files_under(bundle, leave_out=(MANIFEST, *NESTED))
+
+
+def results_files(bundle: Path) -> list[str]:
+    return files_under(bundle, RESULT_FOLDERS, leave_out=(RESULTS_MANIFEST,))
 
 
 def package_versions() -> dict[str, str]:
@@ -57,12 +79,13 @@ def _rows(path: Path) -> int | None:
     return None
 
 
-def file_list(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(files, documents): every file under `folder` but manifest.json, sorted by path, with
-    SHA-256, bytes and rows (Parquet and CSV)."""
+def file_list(root: Path, paths: list[str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(files, documents): the files `paths` (relative to `root`; default every file under it but
+    manifest.json) with SHA-256, bytes and rows (Parquet and CSV)."""
+    root = Path(root)
     files, documents = [], []
-    for p in _own_files(folder):
-        rel = p.relative_to(folder).as_posix()
+    for rel in paths if paths is not None else files_under(root, leave_out=("manifest.json",)):
+        p = root / rel
         record = {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": _rows(p)}
         (documents if rel.startswith(DOCUMENTS) else files).append(record)
     return files, documents
@@ -70,7 +93,7 @@ def file_list(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 def manifest(*, plan_id: str, run_id: str, timeline: dict[str, str], seed: dict[str, Any], commitment: dict[str, Any],
              inputs: list[dict[str, Any]], folder: Path, accounting: dict[str, Any], audit: dict[str, Any]) -> dict[str, Any]:
-    files, documents = file_list(folder)
+    files, documents = file_list(folder, draw_files(folder))
     return {
         "manifest_version": MANIFEST_VERSION,
         "plan_id": plan_id,
@@ -81,6 +104,7 @@ def manifest(*, plan_id: str, run_id: str, timeline: dict[str, str], seed: dict[
         "algorithm": algorithm(),
         "packages": package_versions(),
         "inputs": inputs,
+        "parts": {part: about for part, about in PARTS.items()},
         "files": files,
         "documents": documents,
         "accounting": accounting,
@@ -88,24 +112,65 @@ def manifest(*, plan_id: str, run_id: str, timeline: dict[str, str], seed: dict[
     }
 
 
-def manifest_problems(folder: Path) -> list[str]:
-    """Every file the manifest lists whose SHA-256 differs or that is missing, and every file
-    in the folder the manifest does not list."""
-    data = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+@dataclass
+class ManifestCheck:
+    problems: list[str] = field(default_factory=list)
+    checked: int = 0  # files whose SHA-256 was compared
+    absent_parts: dict[str, int] = field(default_factory=dict)  # a part not handed over → files it would hold
+
+
+def check_manifest(root: Path, manifest_path: Path, present: list[str], seal_pages: tuple[str, ...] = ()) -> ManifestCheck:
+    """Every file the manifest at `manifest_path` lists (paths relative to `root`) against the files
+    `present`: missing, SHA-256 different, or present and not listed. A page in `seal_pages` is hashed
+    with its seal slot emptied (transforms/seal.py). A whole part that is not there (a bundle handed
+    over as public/ + audit/) is counted, not reported."""
+    from transforms.seal import hash_with_empty_slot
+
+    root, check = Path(root), ManifestCheck()
+    data = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     listed = {r["path"]: r for r in [*data.get("files", []), *data.get("documents", [])]}
-    problems = []
+    label = Path(manifest_path).relative_to(root).as_posix() if Path(manifest_path).is_relative_to(root) else "manifest"
     for path, record in listed.items():
-        p = Path(folder) / path
-        if not p.is_file():
-            problems.append(f"manifest: {path} is listed but missing")
-        elif (actual := sha256_file(p)) != record["sha256"]:
-            problems.append(f"manifest: {path} has SHA-256 {actual}, the manifest says {record['sha256']}")
-    present = {q.relative_to(folder).as_posix() for q in _own_files(folder)}
-    problems += [f"manifest: {path} is in the bundle but not in the manifest" for path in sorted(present - set(listed))]
-    for nested in NESTED_BUNDLES:  # results/ answers for itself
-        if (Path(folder) / nested / "manifest.json").is_file():
-            problems += [p.replace("manifest: ", f"manifest: {nested}/", 1) for p in manifest_problems(Path(folder) / nested)]
-    return problems
+        p = root / path
+        part = path.split("/")[0]
+        if part in PARTS and not (root / part).is_dir():
+            check.absent_parts[part] = check.absent_parts.get(part, 0) + 1
+        elif not p.is_file():
+            check.problems.append(f"{label}: {path} is listed but missing")
+        else:
+            actual = hash_with_empty_slot(p) if path in seal_pages else sha256_file(p)
+            check.checked += 1
+            if actual != record["sha256"]:
+                check.problems.append(f"{label}: {path} has SHA-256 {actual}, the manifest says {record['sha256']}")
+    check.problems += [f"{label}: {path} is in the bundle but not in the manifest" for path in sorted(set(present) - set(listed))]
+    return check
+
+
+def check_bundle(bundle: Path) -> ManifestCheck:
+    """The draw's manifest against the bundle, the publication before the draw against its own, and
+    the results (public/results/ and regulator/results/) against theirs."""
+    from transforms.seal import SEAL_PAGES
+
+    bundle = Path(bundle)
+    check = check_manifest(bundle, bundle / MANIFEST, draw_files(bundle), tuple(f"{PUBLIC}/{p}" for p in SEAL_PAGES))
+    nested = []
+    if (bundle / PRE_FOLDER / "manifest.json").is_file():
+        nested.append(check_manifest(bundle / PRE_FOLDER, bundle / PRE_FOLDER / "manifest.json",
+                                     files_under(bundle / PRE_FOLDER, leave_out=("manifest.json",))))
+    if (bundle / RESULTS_MANIFEST).is_file():
+        nested.append(check_manifest(bundle, bundle / RESULTS_MANIFEST, results_files(bundle)))
+    elif results_files(bundle):
+        check.problems.append(f"results files without a results manifest: {', '.join(results_files(bundle)[:5])}")
+    for n in nested:
+        check.problems += [p if p.startswith(PUBLIC) else f"{PRE_FOLDER}/{p}" for p in n.problems]
+        check.checked += n.checked
+        for part, count in n.absent_parts.items():
+            check.absent_parts[part] = check.absent_parts.get(part, 0) + count
+    return check
+
+
+def manifest_problems(bundle: Path) -> list[str]:
+    return check_bundle(bundle).problems
 
 
 def stage_accounting(records: dict[str, dict[str, Any]]) -> dict[str, Any]:

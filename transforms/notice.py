@@ -84,6 +84,7 @@ def render_notice_page(notice: pl.DataFrame, plan: Plan, seed: str, commitment: 
 
     from transforms.entity_check import CHECK_STEPS_ZH, score_snippet
     from transforms.report import TEMPLATES
+    from transforms.seal import seal_slot
 
     from transforms.csvout import LIST_JOIN
 
@@ -97,5 +98,5 @@ def render_notice_page(notice: pl.DataFrame, plan: Plan, seed: str, commitment: 
         seed=seed, commitment=commitment, headers=list(NOTICE_COLUMNS.values()), rows=rows,
         districts=sorted(cells["district"].drop_nulls().unique()), departments=departments,
         data_json=json.dumps(rows, ensure_ascii=False).replace("</", "<\\/"),
-        check_steps=CHECK_STEPS_ZH, snippet=score_snippet(seed),
+        check_steps=CHECK_STEPS_ZH, snippet=score_snippet(seed), seal=seal_slot(),
     )

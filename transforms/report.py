@@ -5,8 +5,8 @@
 Headline: the five fusion figures with the Shenzhen report's labels. Then charts (plotly,
 with plotly.js embedded once in the page: no network needed) of draws by department and by
 district, the department-overlap matrix as a heat map and the reduction under both draw
-modes; and tables of class ratios met, exclusions, unassigned joint tasks and validation
-results. Labels are Chinese; every value comes from the run's files.
+modes; and tables of class ratios met, exclusions, unassigned joint tasks by reason and validation
+results per file. Labels are Chinese; every value comes from the run's files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from transforms.entity_check import CHECK_STEPS_ZH, score_snippet
 from transforms.fusion import FIGURE_LABELS
 from transforms.plan import Plan
 from transforms.reference import department_names, reference_table
+from transforms.seal import seal_slot
 
 TEMPLATES = Path(__file__).parent / "templates"
 FONT = "Microsoft YaHei, PingFang SC, Noto Sans CJK SC, WenQuanYi Zen Hei, sans-serif"
@@ -131,7 +132,9 @@ def chart_html(fig: go.Figure, div_id: str) -> str:
 
 
 def render_report(data: ReportData) -> str:
-    """The report as one HTML page (plotly.js inline)."""
+    """The public report as one HTML page (plotly.js inline): figures and counts, no list of entities
+    (the unassigned joint tasks are counted by reason; their list is the regulator's), with an empty
+    seal slot (transforms/seal.py) filled once the manifest is final."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     figures = [(FIGURE_LABELS[k].split(" ")[0], f"{data.summary[k]:.2%}" if k == "reduction_rate" else f"{data.summary[k]:,}", k)
                for k in FIGURE_LABELS]
@@ -144,6 +147,7 @@ def render_report(data: ReportData) -> str:
     names = department_names()
     return env.get_template("report.html.j2").render(
         data=data, figures=figures, charts=charts, plotly_js=get_plotlyjs(), department_names=names,
-        strata=data.strata.to_dicts(), unassigned=data.unassigned.head(500).to_dicts(), unassigned_total=data.unassigned.height,
+        strata=data.strata.to_dicts(), unassigned_total=data.unassigned.height, seal=seal_slot(),
+        unassigned_by_reason=data.unassigned.group_by("reason_zh").len().sort("len", "reason_zh", descending=[True, False]).rows(),
         validation=data.validation.to_dicts(), check_steps=CHECK_STEPS_ZH, snippet=score_snippet(data.seed["seed"]),
     )

@@ -14,6 +14,7 @@ A result answers one item of one department in one joint task:
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import NamedTuple
 
 import polars as pl
@@ -136,6 +137,19 @@ def progress_by_department(plan: PlanSide, results: pl.DataFrame, outstanding: p
 
 PROGRESS_HEADERS = people_headers.PROGRESS
 RESULTS_NOTICE_HEADERS = people_headers.RESULTS_NOTICE
+
+
+def notice_entities(notice_csv: Path) -> pl.DataFrame:
+    """(joint_task_id, district, name) from the draw's public notice: what the results notice names."""
+    return pl.read_csv(notice_csv, infer_schema=False).select(
+        joint_task_id=people_headers.NOTICE["joint_task_id"], district=people_headers.NOTICE["district"],
+        name=people_headers.NOTICE["name"])
+
+
+def published_item_names(pre_items_csv: Path) -> dict[str, str]:
+    """Item id → name, from the item list published before the draw (public/pre/items.csv)."""
+    items = pl.read_csv(pre_items_csv, infer_schema=False)
+    return dict(items.select(people_headers.PRE_ITEMS["item_id"], people_headers.PRE_ITEMS["name"]).iter_rows())
 
 
 def results_notice(results: pl.DataFrame, entities: pl.DataFrame, item_names: dict[str, str]) -> pl.DataFrame:

@@ -2,9 +2,17 @@
 of the draw stage's SQL — polars for the eligible sets, Python's hashlib for every score —
 and report every difference.
 
-A folder is either a published bundle (directory.parquet, exclusions.parquet, plan.yaml,
-commitment.json, seed.json, draws.parquet side by side, and manifest.json: every file's
-SHA-256 is checked against it too) or a run folder (04_commit/, 05_draw/).
+A folder is either a published bundle (published/<plan_id>/, or its public/ and audit/ parts
+alone) or a run folder (04_commit/, 05_draw/). For a bundle, also:
+* every file against the manifest (public/manifest.json), hidden files too, and nothing unlisted;
+* the seal: the manifest's SHA-256, printed, shown on the public pages, and compared with an
+  announced value (`--seal`);
+* every derived file re-derived and compared by content (transforms/rederive.py);
+* the privacy scan of the public part (transforms/privacy.py);
+* the log of draw attempts (audit/attempts.json): an unbroken chain whose last attempt is this draw;
+* the results: bound to this draw's seal, rows only of its joint tasks and items, the results notice
+  re-derived, their seal compared with `--results-seal`, and — where the bundle sits in its output
+  root — with the warehouse's recorded results and the seals its audit log holds.
 """
 
 from __future__ import annotations
@@ -16,14 +24,16 @@ from typing import Any
 
 import polars as pl
 
-from transforms.audit import chain_problems, draw_digest, seed_shopping
+from transforms.audit import PUBLISH, RESULTS, attempts, chain_problems, draw_digest, last_seal, seed_shopping
+from transforms.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
 from transforms.commitment import WITH_PRE, commitment
 from transforms.draw import score_keys, strata_table
-from transforms.manifest import manifest_problems
+from transforms.manifest import MANIFEST, RESULTS_MANIFEST, check_bundle
 from transforms.merge import DRAWN_ID
 from transforms.partition import partition_lowest_k
 from transforms.plan import Plan, Scope, read_plan
 from transforms.score import score
+from transforms.seal import SEAL_PAGES, page_with_empty_slot, seal_of
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
 
@@ -33,10 +43,14 @@ class Report:
     checked_tasks: int = 0
     checked_draws: int = 0
     eligible_pairs: int = 0
-    checked_files: int = 0  # files whose SHA-256 was checked against manifest.json
+    checked_files: int = 0  # files whose SHA-256 was checked against the manifests
+    derived_files: int = 0  # files re-derived from others and compared by content
     problems: list[str] = field(default_factory=list)
-    attempts: int = 0  # logged draw attempts of the plan whose chain was checked (manifest.json)
+    attempts: int = 0  # logged draw attempts of the plan whose chain was checked (audit/attempts.json)
     warnings: list[str] = field(default_factory=list)  # seed shopping: the bundle may be right, people must ask why
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
+    seal: str | None = None  # the draw's seal (SHA-256 of public/manifest.json)
+    results_seal: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -45,17 +59,20 @@ class Report:
     def text(self) -> str:
         head = (f"{'OK' if self.ok else 'DIFFERENCES'}: {self.checked_tasks} tasks, {self.eligible_pairs:,} eligible pairs "
                 f"rescored, {self.checked_draws:,} draws recomputed"
-                + (f", {self.checked_files} file hashes checked against manifest.json" if self.checked_files else "")
+                + (f", {self.checked_files} file hashes checked against the manifests" if self.checked_files else "")
+                + (f", {self.derived_files} derived files re-derived" if self.derived_files else "")
                 + (f", audit chain of {self.attempts} attempts checked" if self.attempts else ""))
+        seals = ([f"seal (封存值) {self.seal}"] if self.seal else []) + (
+            [f"results seal {self.results_seal}"] if self.results_seal else [])
         warnings = [f"WARNING: {w}" for w in self.warnings]
-        return "\n".join([*warnings, head, *[f"  - {p}" for p in self.problems[:200]],
+        return "\n".join([*warnings, head, *seals, *[f"  note: {n}" for n in self.notes], *[f"  - {p}" for p in self.problems[:200]],
                           *([f"  … and {len(self.problems) - 200} more"] if len(self.problems) > 200 else [])])
 
 
 def _locate(folder: Path) -> dict[str, Path]:
     if (folder / "04_commit").is_dir():  # a run folder
         return {f: (folder / ("05_draw" if f in ("seed.json", "draws.parquet") else "04_commit") / f) for f in FILES}
-    return {f: folder / f for f in FILES}
+    return {f: bundle_file(folder, f) for f in FILES}
 
 
 def scope_conditions(scope: Scope | None) -> list[tuple[str, pl.Expr]]:
@@ -111,39 +128,108 @@ def expected_draws(pairs: pl.DataFrame, plan: Plan, seed: str, keys: dict[str, s
     return drawn.join(k_table.select("task_id", "credit_risk", stratum_size="n", k="k"), on=["task_id", "credit_risk"])
 
 
-def _check_audit(audit: dict[str, Any] | None, draws: pl.DataFrame, report: Report) -> None:
-    """The bundle's log of draw attempts: an unbroken chain whose last entry is this draw; and
-    seed shopping (several seeds for one commitment) said out loud, with every attempt."""
-    if audit is None:
-        report.problems.append("manifest.json has no audit log of draw attempts (published before jointdraw logged them?)")
+def _check_audit(bundle: Path, draws: pl.DataFrame, report: Report) -> None:
+    """The bundle's log of draw attempts (audit/attempts.json): an unbroken chain whose last attempt is
+    this draw; and seed shopping (several seeds for one commitment) said out loud, with every attempt."""
+    path = bundle_file(bundle, "attempts.json")
+    if not path.is_file():
+        report.problems.append(f"{AUDIT}/attempts.json is missing: no log of draw attempts to check")
         return
-    entries = audit.get("entries", [])
-    report.attempts = len(entries)
+    entries = json.loads(path.read_text(encoding="utf-8")).get("entries", [])
+    report.attempts = len(attempts(entries))
     report.problems += [f"audit: {p}" for p in chain_problems(entries)]
-    if not entries or entries[-1]["draw_digest"] != draw_digest(draws):
+    tried = attempts(entries)
+    if not tried or tried[-1]["draw_digest"] != draw_digest(draws):
         report.problems.append("audit: the published draw is not the last logged attempt of the plan")
-    for committed, attempts in seed_shopping(entries).items():
+    for committed, shopped in seed_shopping(entries).items():
         listed = "; ".join(f"#{e['seq']} {e['time']} run {e['run_id']} seed {e['seed']!r} → draw {e['draw_digest'][:16]}… by {e['operator']}"
-                           for e in attempts)
-        report.warnings.append(f"SEED SHOPPING? commitment {committed[:16]}… was drawn with {len({e['seed'] for e in attempts})} "
+                           for e in shopped)
+        report.warnings.append(f"SEED SHOPPING? commitment {committed[:16]}… was drawn with {len({e['seed'] for e in shopped})} "
                                f"different seeds: {listed}")
 
 
-def verify_draw(folder: Path) -> Report:
-    files = _locate(Path(folder))
+def _check_seal(bundle: Path, announced: str | None, report: Report) -> None:
+    """The seal is the manifest's SHA-256; the public pages show it; it is the one announced."""
+    report.seal = seal_of(bundle / MANIFEST)
+    for page in SEAL_PAGES:
+        path = bundle_file(bundle, page)
+        if path.is_file():
+            shown, _ = page_with_empty_slot(path.read_text(encoding="utf-8"))
+            if shown != report.seal:
+                report.problems.append(f"{PUBLIC}/{page} shows the seal {shown}, the manifest's SHA-256 is {report.seal}")
+    if announced and announced.strip().lower() != report.seal:
+        report.problems.append(f"seal: this bundle's seal is {report.seal}, the announced seal is {announced.strip()}: "
+                               f"it is not the bundle that was announced")
+
+
+def _warehouse_of(bundle: Path) -> Path | None:
+    """OUT/warehouse.duckdb when the bundle sits at OUT/published/<plan_id>."""
+    from transforms.warehouse import warehouse_path
+
+    out = bundle.resolve().parent.parent
+    return out if bundle.resolve().parent.name == "published" and warehouse_path(out).is_file() else None
+
+
+def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Report) -> None:
+    """The results published for this draw: bound to its seal, only its joint tasks and items, the
+    results notice re-derived; against the warehouse's recorded results and logged seals when here."""
+    from transforms.rederive import results_notice_problems
+
+    manifest = json.loads((bundle / RESULTS_MANIFEST).read_text(encoding="utf-8"))
+    report.results_seal = seal_of(bundle / RESULTS_MANIFEST)
+    if manifest.get("draw_seal") != report.seal:
+        report.problems.append(f"results: they answer the draw sealed {manifest.get('draw_seal')}, not this bundle's {report.seal}")
+    if announced and announced.strip().lower() != report.results_seal:
+        report.problems.append(f"results seal: {report.results_seal}, the announced results seal is {announced.strip()}")
+    if not (bundle / REGULATOR).is_dir():
+        report.notes.append("the regulator's part is not here: the results rows and the results notice were not re-derived")
+        return
+    results = pl.read_parquet(results_folder(bundle, REGULATOR) / "results.parquet")
+    items_of = (pl.read_parquet(bundle_file(bundle, "joint_tasks.parquet"), columns=["joint_task_id", "item_ids"])
+                .explode("item_ids").rename({"item_ids": "item_id"}))
+    strays = results.join(items_of, on=["joint_task_id", "item_id"], how="anti")
+    report.problems += [f"results: {r['joint_task_id']} item {r['item_id']} is not an item of a joint task of this draw"
+                        for r in strays.head(20).iter_rows(named=True)]
+    report.problems += results_notice_problems(bundle)
+    report.derived_files += 2
+    out = _warehouse_of(bundle)
+    if out is None:
+        report.notes.append("no warehouse beside the bundle: compare the results seal with the announced one (--results-seal)")
+        return
+    from transforms.warehouse import audit_entries, recorded_results
+
+    recorded = recorded_results(out, plan_id).select(results.columns).cast(results.schema)
+    key = ["joint_task_id", "department", "item_id"]
+    if not recorded.sort(key).equals(results.sort(key)):
+        report.problems.append(f"results: regulator/results/results.parquet ({results.height:,} rows) is not what the warehouse "
+                               f"recorded for {plan_id} ({recorded.height:,} rows)")
+    logged = last_seal(audit_entries(out, plan_id), RESULTS)
+    if logged != report.results_seal:
+        report.problems.append(f"results: the audit log's last results seal is {logged}, these results' is {report.results_seal}")
+
+
+def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None = None) -> Report:
+    """Everything `jointdraw verify FOLDER [--seal S] [--results-seal R]` checks."""
+    folder = Path(folder)
+    if not (folder / "04_commit").is_dir():
+        folder = bundle_root(folder)
+    files = _locate(folder)
     report = Report()
     missing = [f for f, p in files.items() if not p.exists()]
     if missing:
-        report.problems.append(f"missing files in {folder}: {', '.join(missing)}")
+        report.problems.append(f"missing files in {folder}: {', '.join(str(files[f].relative_to(folder)) for f in missing)}")
         return report
-    if (Path(folder) / "manifest.json").exists():  # a published bundle: every file as the manifest lists it
-        report.problems += manifest_problems(Path(folder))
-        listed = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-        report.checked_files = len(listed.get("files", [])) + len(listed.get("documents", []))
-        _check_audit(listed.get("audit"), pl.read_parquet(files["draws.parquet"]), report)
+    bundle = (folder / MANIFEST).is_file()
+    if bundle:  # a published bundle: every file as the manifest lists it, and the seal
+        check = check_bundle(folder)
+        report.problems += check.problems
+        report.checked_files = check.checked
+        report.notes += [f"the {part} part is not here: its {n} files were not checked" for part, n in check.absent_parts.items()]
+        _check_seal(folder, seal, report)
+        _check_audit(folder, pl.read_parquet(files["draws.parquet"]), report)
     committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
     version = committed.get("version", "jointdraw-commitment-v1")
-    pre = files["plan.yaml"].parent / "pre"  # the bundle's pre/, or the run's 04_commit/pre/
+    pre = bundle_file(folder, PRE) if bundle else files["plan.yaml"].parent / "pre"  # the bundle's public/pre/, or 04_commit/pre/
     if version in WITH_PRE and not pre.is_dir():
         report.problems.append(f"{version} covers the publication before the draw, but {pre} is missing")
         return report
@@ -172,9 +258,33 @@ def verify_draw(folder: Path) -> Report:
     for col in ("score", "k", "stratum_size", "score_key", "credit_risk"):
         for row in both.filter(pl.col(col) != pl.col(f"{col}_expected")).sort(key).iter_rows(named=True):
             report.problems.append(f"wrong {col}: task {row['task_id']} {row['uscc']} has {row[col]}, expected {row[f'{col}_expected']}")
-    if (Path(folder) / "strata.parquet").exists():  # the published table anyone checks one entity against (核验)
-        report.problems += _strata_problems(pl.read_parquet(Path(folder) / "strata.parquet"), pairs, expected, plan)
+    if bundle:
+        report.problems += _strata_problems(pl.read_parquet(bundle_file(folder, "strata.parquet")), pairs, expected, plan)
+        _check_derived(folder, plan, report)
+        if (folder / RESULTS_MANIFEST).is_file():
+            _check_results(folder, plan.plan_id, results_seal, report)
+        if (out := _warehouse_of(folder)) is not None:
+            from transforms.warehouse import audit_entries
+
+            logged = last_seal(audit_entries(out, plan.plan_id), PUBLISH)
+            if logged != report.seal:
+                report.problems.append(f"seal: the audit log's last publication of {plan.plan_id} is sealed {logged}, "
+                                       f"this bundle {report.seal}")
+    elif seal or results_seal:
+        report.problems.append(f"{folder} is a run folder: only a published bundle has a seal")
     return report
+
+
+def _check_derived(bundle: Path, plan: Plan, report: Report) -> None:
+    from transforms.privacy import public_leaks
+    from transforms.rederive import derived_problems
+
+    problems, derived = derived_problems(bundle, plan, report.seal or "")
+    report.problems += problems
+    report.derived_files += derived
+    if not (bundle / REGULATOR).is_dir():
+        report.notes.append("the regulator's part is not here: joint tasks and unassigned tasks were not re-derived")
+    report.problems += [f"privacy: {PUBLIC}/{leak}" for leak in public_leaks(bundle / PUBLIC)]
 
 
 def _strata_problems(published: pl.DataFrame, pairs: pl.DataFrame, expected: pl.DataFrame, plan: Plan) -> list[str]:
@@ -200,7 +310,8 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
     or not. The cut-offs come from the bundle's strata.parquet, or (a run folder) from the draw stage."""
     from transforms.entity_check import entity_report, score_snippet, stratum_cutoffs
 
-    files = _locate(Path(folder))
+    folder = Path(folder) if (Path(folder) / "04_commit").is_dir() else bundle_root(Path(folder))
+    files = _locate(folder)
     missing = [f for f, p in files.items() if not p.exists()]
     if missing:
         return [f"missing files in {folder}: {', '.join(missing)}"]
@@ -208,7 +319,7 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
     seed = json.loads(files["seed.json"].read_text(encoding="utf-8"))["seed"]
     keys = score_keys(plan, "planned")
     draws = pl.read_parquet(files["draws.parquet"])
-    published = Path(folder) / "strata.parquet"
+    published = bundle_file(bundle_root(Path(folder)), "strata.parquet")
     strata = files["draws.parquet"].parent / "strata.parquet"
     cutoffs = pl.read_parquet(published) if published.exists() else stratum_cutoffs(pl.read_parquet(strata), draws, keys)
     lines = entity_report(uscc.strip().upper(), pl.read_parquet(files["directory.parquet"]), pl.read_parquet(files["exclusions.parquet"]),

@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from transforms.audit import next_entry
+from transforms.audit import next_entry, operator
 
 WAREHOUSE = "warehouse.duckdb"
 HISTORY_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "task_id": pl.String,
@@ -72,6 +72,8 @@ create table if not exists results (plan_id varchar, results_run_id varchar, joi
 create table if not exists audit_log (plan_id varchar, seq integer, time varchar, run_id varchar, commitment varchar,
                                       seed varchar, seed_sources varchar, draw_digest varchar, operator varchar,
                                       prev_hash varchar, entry_hash varchar);
+alter table audit_log add column if not exists event varchar;  -- seal entries (issue 18): publish | results
+alter table audit_log add column if not exists seal varchar;
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
@@ -230,6 +232,15 @@ def record_results(out_root: Path, plan_id: str, results: pl.DataFrame) -> int:
         con.close()
 
 
+def recorded_results(out_root: Path, plan_id: str) -> pl.DataFrame:
+    """Every result the warehouse holds for the plan, all columns (what its last results run published)."""
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        return con.sql("select * from results where plan_id = $p", params={"p": plan_id}).pl()
+    finally:
+        con.close()
+
+
 def audit_entries(out_root: Path, plan_id: str) -> list[dict[str, Any]]:
     """The plan's audit log entries, as stored (transforms/audit.py checks them)."""
     if not warehouse_path(out_root).exists():
@@ -253,10 +264,35 @@ def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
     try:
         con.execute("begin transaction")
         last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
-        if last and all(last[0][k] == fields[k] for k in ("commitment", "seed", "draw_digest")):
+        last_attempt = con.sql("select * from audit_log where plan_id = $p and event is null order by seq desc limit 1",
+                               params=p).pl().to_dicts()
+        if last_attempt and all(last_attempt[0][k] == fields[k] for k in ("commitment", "seed", "draw_digest")):
             con.execute("commit")
             return None
         entry = next_entry(last[0] if last else None, **fields)
+        con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
+        con.execute("commit")
+        return entry
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def append_seal(out_root: Path, *, plan_id: str, run_id: str, event: str, seal: str, time: str) -> dict[str, Any]:
+    """Appends a publication's seal to the plan's chain (transforms/audit.py), in one transaction;
+    a republication of the same bytes appends nothing and returns the entry that has it."""
+    con = connect_warehouse(out_root)
+    p = {"p": plan_id}
+    try:
+        con.execute("begin transaction")
+        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
+        if last and last[0].get("event") == event and last[0].get("seal") == seal:
+            con.execute("commit")
+            return last[0]
+        entry = next_entry(last[0] if last else None, plan_id=plan_id, time=time, run_id=run_id, event=event, seal=seal,
+                           operator=operator())
         con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
         con.execute("commit")
         return entry

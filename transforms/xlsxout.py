@@ -96,3 +96,12 @@ def write_people_tables(df: pl.DataFrame, csv_path: Path, headers: dict[str, str
 
     return (write_people_csv(df, csv_path, headers),
             write_people_xlsx(df, csv_path.with_suffix(".xlsx"), headers, sheet))
+
+
+def read_workbook(path: Path) -> pl.DataFrame:
+    """A people's workbook back as text cells, its sheets one after another (a long table continues
+    on sheets named …续1, …续2): what `jointdraw verify` compares with the CSV beside it."""
+    import fastexcel
+
+    book = fastexcel.read_excel(path)
+    return pl.concat([book.load_sheet(name, dtypes="string").to_polars() for name in book.sheet_names], how="vertical")

@@ -1,0 +1,68 @@
+"""The privacy scan of the public part (issue 18): run on every file of public/ before a bundle is
+moved into place, by `jointdraw verify`, and by the tests with every personal value of the inputs.
+
+    public_leaks(public_dir, personal_values=()) -> one line per leak (file, what), or []
+
+What is a leak:
+* a table (CSV, XLSX, Parquet) with a personal column (operator, phone, inspector) or with an
+  entity's code and a credit class side by side (an entity's class is not public; the per-stratum
+  table has classes but no entity);
+* anywhere in any file (pages and JSON too): a mobile or fixed-line phone number, or one of
+  `personal_values` (the operators' names and phones, the inspectors' names and ids of the run).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+
+from transforms.xlsxout import read_workbook
+
+ENTITY_COLUMNS = {"uscc", "统一社会信用代码", "entity_key", "联合任务编号", "joint_task_id"}
+CLASS_COLUMNS = {"credit_risk", "信用风险分类", "信用风险分类等级", "credit_class", "信用等级"}
+PERSONAL_COLUMNS = {"operator_name", "phone", "经营者", "经营者姓名", "联系电话", "inspectors", "inspector_id", "检查人员",
+                    "执法人员", "执法证号"}
+PHONE = re.compile(r"(?<![0-9A-Za-z.:-])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9A-Za-z.:-])")  # not inside a hash or a code
+TABLES = (".csv", ".xlsx", ".parquet")
+
+
+def _table(path: Path) -> pl.DataFrame:
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    if path.suffix == ".csv":
+        return pl.read_csv(path, infer_schema=False)
+    return read_workbook(path)
+
+
+def _text_of(path: Path) -> str:
+    if path.suffix in (".xlsx", ".parquet"):
+        table = _table(path)
+        return "\n".join([*table.columns, *(str(v) for c in table.columns for v in table[c].drop_nulls().to_list())])
+    return path.read_text(encoding="utf-8-sig", errors="replace")
+
+
+def table_leaks(name: str, columns: list[str]) -> list[str]:
+    personal = sorted(set(columns) & PERSONAL_COLUMNS)
+    leaks = [f"{name}: personal column {', '.join(personal)}"] if personal else []
+    if set(columns) & ENTITY_COLUMNS and set(columns) & CLASS_COLUMNS:
+        leaks.append(f"{name}: entities side by side with their credit class ({', '.join(sorted(set(columns) & CLASS_COLUMNS))})")
+    return leaks
+
+
+def public_leaks(public_dir: Path, personal_values: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    public_dir, leaks = Path(public_dir), []
+    values = sorted(v for v in personal_values if v and len(v) >= 2)
+    for path in sorted(p for p in public_dir.rglob("*") if p.is_file()):
+        name = path.relative_to(public_dir).as_posix()
+        if path.suffix in TABLES:
+            leaks += table_leaks(name, _table(path).columns)
+        text = _text_of(path)
+        if found := PHONE.search(text):
+            leaks.append(f"{name}: a phone number ({found.group()[:3]}…)")
+        if values:
+            hits = pl.Series([text]).str.extract_many(values, overlapping=False)[0].to_list()
+            if hits:
+                leaks.append(f"{name}: {len(hits)} personal values of the inputs, e.g. {hits[0][:1]}…")
+    return leaks
