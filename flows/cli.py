@@ -78,7 +78,7 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from transforms.audit import chain_problems, seed_shopping
+    from transforms.audit import chain_problems, is_attempt, seed_shopping
     from transforms.warehouse import audit_entries
 
     entries = audit_entries(Path(args.out), args.plan_id)
@@ -86,9 +86,12 @@ def _audit(args: argparse.Namespace) -> int:
     if not entries:
         console.print(f"no draw attempts of {args.plan_id} in {Path(args.out) / 'warehouse.duckdb'}")
         return 1
-    console.print(_table(f"draw attempts of {args.plan_id} (audit log, chained by hash)",
-                         [{"seq": e["seq"], "time": e["time"], "run": e["run_id"], "seed": e["seed"], "commitment": e["commitment"][:16] + "…",
-                           "draw digest": e["draw_digest"][:16] + "…", "operator": e["operator"]} for e in entries]))
+    console.print(_table(f"draw attempts and seals of {args.plan_id} (audit log, chained by hash)",
+                         [{"seq": e["seq"], "time": e["time"], "run": e["run_id"], "event": e.get("event") or "draw",
+                           "seed or seal": e["seed"] if is_attempt(e) else e["seal"],
+                           "commitment": e["commitment"][:16] + "…" if is_attempt(e) else "",
+                           "draw digest": e["draw_digest"][:16] + "…" if is_attempt(e) else "", "operator": e["operator"]}
+                          for e in entries]))
     shopping = seed_shopping(entries)
     for commitment, attempts in shopping.items():
         console.print(f"[bold red]SEED SHOPPING?[/] commitment {commitment[:16]}… was drawn with {len({a['seed'] for a in attempts})} "
@@ -177,17 +180,42 @@ def _print_run_summary(summary: dict) -> None:
     console.print(f"run folder: {summary['run_dir']}")
 
 
+class _SaidOnce:
+    """A console-log filter: a failure the CLI ends with (one line, `jointdraw CMD: …`) is not also
+    printed by the flow's logger and echoed by Prefect's engine ("Task run failed with state:
+    Failed(…)", "Finished in state Failed(…)", with an empty "NoneType: None" traceback). Only
+    the terminal is spared: the Prefect API (the UI's run logs) keeps every record. Failures
+    that are defects (an exception, with its traceback) still show."""
+
+    ECHOES = ("failed with state: Failed(", "in state Failed(")
+
+    def filter(self, record) -> bool:  # noqa: A003 (logging's name)
+        if getattr(record, "user_facing", False):
+            return False
+        return not (record.name.startswith(("prefect.task_runs", "prefect.flow_runs")) and record.levelname == "ERROR"
+                    and any(echo in record.getMessage() for echo in self.ECHOES))
+
+
 def _quiet_temporary_server_shutdown() -> None:
     """Without PREFECT_API_URL, Prefect starts a temporary server for the run and stops it at
     exit; Prefect 3.9's task-run recorder and SQLAlchemy pool then log CancelledError
-    tracebacks about events still in flight. They say nothing about the run: hide them."""
+    tracebacks about events still in flight. They say nothing about the run: hide them. And a
+    failure is said once on the terminal, by the CLI (`_SaidOnce`)."""
     import logging
     import os
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+    from prefect.logging.loggers import get_logger
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry errors in the log
     if not os.environ.get("PREFECT_API_URL"):
         for name in ("prefect.server.services.task_run_recorder", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    get_logger()  # Prefect's logging is configured on first use
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers if isinstance(h, PrefectConsoleHandler)}:
+        if not any(isinstance(f, _SaidOnce) for f in handler.filters):
+            handler.addFilter(_SaidOnce())
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -362,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     _interrupt_on_sigterm()
+    if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):
+        print(f"jointdraw {args.command}: {problem}", file=sys.stderr)
+        return 1
     try:
         return args.func(args)
     except UserFacingError as e:
@@ -370,6 +401,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # SIGINT, or SIGTERM (a scheduler, a container stop) turned into it
         print(f"jointdraw {args.command}: interrupted; {_how_to_resume(args)}", file=sys.stderr)
         return 130
+
+
+FLOW_COMMANDS = ("run", "resume", "results")  # the commands that run a Prefect flow
+
+
+def _unreachable_prefect_api() -> str | None:
+    """With PREFECT_API_URL set, the API must answer before a run starts (else Prefect ends in
+    three tracebacks): one line saying where it looked and what to do. An answer of any status
+    (even 401 without credentials) means it is there."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None  # a temporary server is started for the run
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10)
+    except httpx.HTTPError as e:
+        return (f"cannot reach the Prefect API at {url} ({type(e).__name__}: {e or 'no answer'}): start the server "
+                "(`prefect server start`), fix PREFECT_API_URL, or unset it to run with a temporary server")
+    return None
 
 
 def _interrupt_on_sigterm() -> None:

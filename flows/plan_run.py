@@ -100,7 +100,7 @@ def plan_run(
         return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id, seed_sources, dask)
     except USER_ERRORS as e:
         # bad input or a busy plan: one clear line in the log and a Failed run that carries the error, no traceback
-        get_run_logger().error("%s", e)
+        get_run_logger().error("%s", e, extra={"user_facing": True})  # the CLI ends with it
         return Failed(message=str(e), data=e)
 
 

@@ -213,7 +213,7 @@ def results_run(plan_id: str, inbox: str, out: str, as_of: str | None = None, li
     try:
         return _run(plan_id, Path(inbox), Path(out), as_of, limit_working_days, run_id, threshold, dask)
     except USER_ERRORS as e:
-        get_run_logger().error("%s", e)
+        get_run_logger().error("%s", e, extra={"user_facing": True})  # the CLI ends with it
         return Failed(message=str(e), data=e)
 
 

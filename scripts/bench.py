@@ -22,7 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from transforms.bundle import bundle_file  # noqa: E402
+from transforms.manifest import file_digest  # noqa: E402
 from transforms.runfolder import STAGES  # noqa: E402
+
 # Runs one jointdraw command in this child process and prints its peak RSS (KiB) last.
 CHILD = """
 import json, resource, sys
@@ -104,11 +107,11 @@ def _whole_flow(plan: Path, city: Path, out: Path, dask: str | None = None) -> d
 def _bundle_differences(first: Path, second: Path) -> list[str]:
     """The files of two published bundles of the same plan that differ (manifest: but its
     volatile fields, README "Publish")."""
-    a, b = (json.loads((x / "manifest.json").read_text(encoding="utf-8")) for x in (first, second))
+    a, b = (json.loads(bundle_file(x, "manifest.json").read_text(encoding="utf-8")) for x in (first, second))
     volatile = ("run_id", "timeline", "documents", "audit")
     differences = [] if {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile} \
         else ["manifest.json"]
-    return differences + [f["path"] for f in a["files"] if (first / f["path"]).read_bytes() != (second / f["path"]).read_bytes()]
+    return differences + [f["path"] for f in a["files"] if file_digest(first, f["path"]) != file_digest(second, f["path"])]
 
 
 def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:

@@ -194,7 +194,10 @@ def publish_failure(e: BaseException, target: Path, needs: int) -> str:
     code, path, why = _first_error(e)
     kept = f"the previous bundle in {target} is kept" if Path(target).exists() else f"nothing was published to {target}"
     if code == errno.ENOSPC or "No space left" in why:
-        free = shutil.disk_usage(Path(target).parent if Path(target).parent.exists() else Path(target).anchor).free
-        return (f"the disk is full at {path or target}: a publish needs about {needs / 2**20:,.0f} MiB, {free / 2**20:,.0f} MiB "
+        where = Path(target).parent if Path(target).parent.exists() else Path(Path(target).anchor)
+        free = shutil.disk_usage(where).free
+        return (f"the disk holding {where} is full: a publish needs about {needs / 2**20:,.0f} MiB, {free / 2**20:,.0f} MiB "
                 f"are free; {kept}. Free some space, then resume the run")
-    return f"could not write {path or target}: {why}; {kept}. Fix that, then resume the run"
+    if code == errno.ENOENT:
+        return f"{path or 'a file'} is missing: {kept}. Rerun the stage that writes it, then publish"
+    return f"{path or target}: {why}; {kept}. Fix that, then resume the run"

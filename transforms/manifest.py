@@ -8,9 +8,9 @@ public/…, audit/…, regulator/…) but itself and the nested bundles that ans
 
 Fields that differ between two runs of the same inputs and seed — and only these:
 `run_id`, `timeline` (run date, commitment, seed use, publication times), the SHA-256 of
-the `documents` (report.html and validation/, which print the run id and times) and of
-audit/attempts.json (the plan's log: times, runs, operators; transforms/audit.py), and `audit`
-(counts from that log). Everything
+the `documents` (report.html, validation/ and audit/attempts.json — the plan's log: times, runs,
+operators — which print run ids and times), and `audit` (counts from that log). The pages that
+show the seal differ on disk by the seal only; their listed SHA-256 (`file_digest`) is equal. Everything
 else — seed, commitment, algorithm, packages, inputs, `files` with their SHA-256 and rows,
 accounting — is the same, so two runs can be compared field by field.
 """
@@ -28,13 +28,13 @@ import polars as pl
 
 from transforms.assign import ASSIGN_ALGORITHM
 from transforms.commitment import VERSION as COMMITMENT_VERSION
-from transforms.bundle import PARTS, PRE, PUBLIC, REGULATOR, RESULTS
+from transforms.bundle import AUDIT, PARTS, PRE, PUBLIC, REGULATOR, RESULTS
 from transforms.runfolder import sha256_file
 from transforms.score import DRAW_ALGORITHM
 
 MANIFEST_VERSION = "jointdraw-manifest-v2"  # v2: the bundle in parts (public/, audit/, regulator/), sealed
 MANIFEST = f"{PUBLIC}/manifest.json"  # the draw's manifest, in the public part; its SHA-256 is the seal
-DOCUMENTS = (f"{PUBLIC}/report.html", f"{REGULATOR}/validation/")  # published files that print the run id and times
+DOCUMENTS = (f"{PUBLIC}/report.html", f"{REGULATOR}/validation/", f"{AUDIT}/attempts.json")  # files that print run ids and times
 PRE_FOLDER = f"{PUBLIC}/{PRE}"  # 事前公示: published at commit, with its own manifest
 RESULT_FOLDERS = (f"{PUBLIC}/{RESULTS}", f"{REGULATOR}/{RESULTS}")  # published later, under public/results/manifest.json
 RESULTS_MANIFEST = f"{PUBLIC}/{RESULTS}/manifest.json"
@@ -119,13 +119,18 @@ class ManifestCheck:
     absent_parts: dict[str, int] = field(default_factory=dict)  # a part not handed over → files it would hold
 
 
-def check_manifest(root: Path, manifest_path: Path, present: list[str], seal_pages: tuple[str, ...] = ()) -> ManifestCheck:
-    """Every file the manifest at `manifest_path` lists (paths relative to `root`) against the files
-    `present`: missing, SHA-256 different, or present and not listed. A page in `seal_pages` is hashed
-    with its seal slot emptied (transforms/seal.py). A whole part that is not there (a bundle handed
-    over as public/ + audit/) is counted, not reported."""
-    from transforms.seal import hash_with_empty_slot
+def file_digest(root: Path, rel: str) -> str:
+    """The SHA-256 the manifest lists for a file: of its bytes, or for a page that shows the seal, of
+    the page with its seal slot emptied (transforms/seal.py)."""
+    from transforms.seal import SEAL_PAGES, hash_with_empty_slot
 
+    return hash_with_empty_slot(Path(root) / rel) if rel in {f"{PUBLIC}/{p}" for p in SEAL_PAGES} else sha256_file(Path(root) / rel)
+
+
+def check_manifest(root: Path, manifest_path: Path, present: list[str]) -> ManifestCheck:
+    """Every file the manifest at `manifest_path` lists (paths relative to `root`) against the files
+    `present`: missing, SHA-256 different (`file_digest`), or present and not listed. A whole part that is not there (a bundle handed
+    over as public/ + audit/) is counted, not reported."""
     root, check = Path(root), ManifestCheck()
     data = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     listed = {r["path"]: r for r in [*data.get("files", []), *data.get("documents", [])]}
@@ -138,7 +143,7 @@ def check_manifest(root: Path, manifest_path: Path, present: list[str], seal_pag
         elif not p.is_file():
             check.problems.append(f"{label}: {path} is listed but missing")
         else:
-            actual = hash_with_empty_slot(p) if path in seal_pages else sha256_file(p)
+            actual = file_digest(root, path)
             check.checked += 1
             if actual != record["sha256"]:
                 check.problems.append(f"{label}: {path} has SHA-256 {actual}, the manifest says {record['sha256']}")
@@ -149,10 +154,8 @@ def check_manifest(root: Path, manifest_path: Path, present: list[str], seal_pag
 def check_bundle(bundle: Path) -> ManifestCheck:
     """The draw's manifest against the bundle, the publication before the draw against its own, and
     the results (public/results/ and regulator/results/) against theirs."""
-    from transforms.seal import SEAL_PAGES
-
     bundle = Path(bundle)
-    check = check_manifest(bundle, bundle / MANIFEST, draw_files(bundle), tuple(f"{PUBLIC}/{p}" for p in SEAL_PAGES))
+    check = check_manifest(bundle, bundle / MANIFEST, draw_files(bundle))
     nested = []
     if (bundle / PRE_FOLDER / "manifest.json").is_file():
         nested.append(check_manifest(bundle / PRE_FOLDER, bundle / PRE_FOLDER / "manifest.json",

@@ -28,7 +28,7 @@ PHONE = re.compile(r"(?<![0-9A-Za-z.:-])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9A
 TABLES = (".csv", ".xlsx", ".parquet")
 
 
-def _table(path: Path) -> pl.DataFrame:
+def read_table(path: Path) -> pl.DataFrame:
     if path.suffix == ".parquet":
         return pl.read_parquet(path)
     if path.suffix == ".csv":
@@ -38,7 +38,7 @@ def _table(path: Path) -> pl.DataFrame:
 
 def _text_of(path: Path) -> str:
     if path.suffix in (".xlsx", ".parquet"):
-        table = _table(path)
+        table = read_table(path)
         return "\n".join([*table.columns, *(str(v) for c in table.columns for v in table[c].drop_nulls().to_list())])
     return path.read_text(encoding="utf-8-sig", errors="replace")
 
@@ -57,7 +57,7 @@ def public_leaks(public_dir: Path, personal_values: set[str] | frozenset[str] = 
     for path in sorted(p for p in public_dir.rglob("*") if p.is_file()):
         name = path.relative_to(public_dir).as_posix()
         if path.suffix in TABLES:
-            leaks += table_leaks(name, _table(path).columns)
+            leaks += table_leaks(name, read_table(path).columns)
         text = _text_of(path)
         if found := PHONE.search(text):
             leaks.append(f"{name}: a phone number ({found.group()[:3]}…)")

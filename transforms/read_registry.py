@@ -110,8 +110,13 @@ def scan_inbox(inbox: Path, kinds: tuple[Kind, ...] = KINDS) -> Inbox:
     return Inbox(files, ignored, problems)
 
 
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
+def _row_of(data: bytes, offset: int, encoding: str = "utf-8") -> int:
+    """The spreadsheet row (CSV record, 1-based, the header's row 1 when it is the first) holding the
+    byte at `offset`: a cell with line breaks inside quotes is one row, as a spreadsheet shows it and
+    as `source_line` counts, not several text lines."""
+    text = data[:offset].decode("utf-8" if encoding == "utf-8-sig" else encoding, errors="replace").lstrip("\ufeff")
+    records = sum(1 for _ in csv.reader(io.StringIO(text)))
+    return records + 1 if not text or text.endswith(("\n", "\r")) else max(records, 1)
 
 
 def sniff_encoding(path: Path, name: str | None = None) -> str:
@@ -124,7 +129,7 @@ def sniff_encoding(path: Path, name: str | None = None) -> str:
         try:
             codecs.getincrementaldecoder("utf-8")().decode(head[3:], final=final)
         except UnicodeDecodeError as e:
-            raise RegistryFileError(name, f"starts with a UTF-8 byte-order mark but is not UTF-8 (line {_line_of(head, e.start + 3)}): "
+            raise RegistryFileError(name, f"starts with a UTF-8 byte-order mark but is not UTF-8 (row {_row_of(head, e.start + 3)}): "
                                           "GBK text saved with a UTF-8 mark? Save it again as UTF-8 (or as GBK without the mark)") from None
         return "utf-8-sig"
     if b"\x00" in head:
@@ -137,8 +142,8 @@ def sniff_encoding(path: Path, name: str | None = None) -> str:
             codecs.getincrementaldecoder("gb18030")().decode(head, final=final)
             return "gb18030"
         except UnicodeDecodeError:
-            line = _line_of(head, utf8_error.start)
-            raise RegistryFileError(name, f"is neither UTF-8 nor GB18030/GBK text: line {line} is not UTF-8 and the file is not "
+            row = _row_of(head, utf8_error.start)
+            raise RegistryFileError(name, f"is neither UTF-8 nor GB18030/GBK text: row {row} is not UTF-8 and the file is not "
                                           "GBK either (mixed encodings? rows pasted from another file?)") from None
 
 
@@ -207,8 +212,8 @@ def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[_Sheet, str]:
             df = pl.read_csv(path, infer_schema=False, encoding="utf8", skip_rows=skip)
         return _Sheet(df, header + 1, rows[:header]), encoding
     except UnicodeDecodeError as e:
-        line = _line_of(path.read_bytes(), e.start)
-        raise RegistryFileError(rel, f"is not valid {encoding} text at line {line} (mixed encodings? rows pasted from another file?)") from None
+        row = _row_of(path.read_bytes(), e.start, encoding)
+        raise RegistryFileError(rel, f"is not valid {encoding} text at row {row} (mixed encodings? rows pasted from another file?)") from None
     except pl.exceptions.NoDataError:
         raise RegistryFileError(rel, "is empty (no header row)") from None
     except pl.exceptions.ComputeError as e:
@@ -217,10 +222,10 @@ def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[_Sheet, str]:
             data = path.read_bytes()
             try:
                 data.decode("utf-8-sig" if encoding == "utf-8-sig" else "utf-8")
-                line = "?"
+                row = "?"
             except UnicodeDecodeError as e:
-                line = str(_line_of(data, e.start))
-            raise RegistryFileError(rel, f"is not valid UTF-8 at line {line} (mixed encodings? rows pasted from another file?)") from None
+                row = str(_row_of(data, e.start))
+            raise RegistryFileError(rel, f"is not valid UTF-8 at row {row} (mixed encodings? rows pasted from another file?)") from None
         raise RegistryFileError(rel, f"cannot be parsed as CSV: {msg}") from None
 
 

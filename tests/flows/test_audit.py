@@ -9,7 +9,8 @@ import pytest
 from flows.cli import main
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.audit import chain_problems, entry_hash, next_entry, seed_shopping
+from transforms.audit import attempts, chain_problems, entry_hash, next_entry, seed_shopping
+from transforms.bundle import bundle_file
 from transforms.warehouse import audit_entries, connect_warehouse
 
 
@@ -51,24 +52,24 @@ def test_attempts_are_logged_once_and_the_audit_command_checks_them(prefect_serv
     shutil.copytree(dirty_run.parent.parent, out)
     plan = str(plan_path(dirty_city))
     first = audit_entries(out, "SZ-2026-ANNUAL")
-    assert [e["run_id"] for e in first] == ["dirty"]
+    assert [(e["run_id"], e["event"]) for e in first] == [("dirty", None), ("dirty", "publish")]  # the draw, then its seal
     # a rerun from assign, and a rerun of the draw with the same seed, are not new attempts
     plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="assign", stop_after="assign")
     plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", stop_after="draw")
-    assert len(audit_entries(out, "SZ-2026-ANNUAL")) == 1
+    assert len(audit_entries(out, "SZ-2026-ANNUAL")) == 2
     # another seed for the same commitment is
     plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", stop_after="draw",
              seed="a seed I like better")
     entries = audit_entries(out, "SZ-2026-ANNUAL")
-    assert [e["seq"] for e in entries] == [1, 2] and entries[1]["prev_hash"] == entries[0]["entry_hash"]
+    assert [e["seq"] for e in attempts(entries)] == [1, 3] and entries[2]["prev_hash"] == entries[1]["entry_hash"]
     assert main(["audit", "SZ-2026-ANNUAL", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "SEED SHOPPING?" in printed and "a seed I like better" in printed and "is intact" in printed
     con = connect_warehouse(out)
-    con.execute("update audit_log set seed = 'SZ-2026-ANNUAL-demo-seed' where seq = 2")  # someone covers their tracks
+    con.execute("update audit_log set seed = 'SZ-2026-ANNUAL-demo-seed' where seq = 3")  # someone covers their tracks
     con.close()
     assert main(["audit", "SZ-2026-ANNUAL", "--out", str(out)]) == 1
-    assert "entry 2 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out
+    assert "entry 3 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out
 
 
 def test_a_plan_without_attempts_says_so(tmp_path, capsys):
@@ -88,16 +89,17 @@ def test_the_manifest_report_and_verify_say_when_a_commitment_had_two_seeds(pref
     assert "audit chain of 1 attempts checked" in clean and "SEED SHOPPING" not in clean
     plan = str(plan_path(dirty_city))
     plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", seed="a seed I like better")
-    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    assert [e["seed"] for e in manifest["audit"]["entries"]] == ["SZ-2026-ANNUAL-demo-seed", "a seed I like better"]
-    assert list(manifest["audit"]["seed_shopping"].values()) == [[1, 2]]
-    assert "同一承诺值使用了多个随机种子" in (bundle / "report.html").read_text(encoding="utf-8")
+    manifest = json.loads(bundle_file(bundle, "manifest.json").read_text(encoding="utf-8"))
+    log = json.loads(bundle_file(bundle, "attempts.json").read_text(encoding="utf-8"))
+    assert [e["seed"] for e in attempts(log["entries"])] == ["SZ-2026-ANNUAL-demo-seed", "a seed I like better"]
+    assert list(manifest["audit"]["seed_shopping"].values()) == [[1, 3]] and manifest["audit"]["attempts"] == 2
+    assert "同一承诺值使用了多个随机种子" in bundle_file(bundle, "report.html").read_text(encoding="utf-8")
     assert main(["verify", str(bundle)]) == 0  # the draw itself is right …
     printed = capsys.readouterr().out
-    assert printed.startswith("WARNING: SEED SHOPPING?") and "#1" in printed and "#2" in printed  # … and the repeat is said first
+    assert printed.startswith("WARNING: SEED SHOPPING?") and "#1" in printed and "#3" in printed  # … and the repeat is said first
     # a bundle whose chain was edited fails verify
-    manifest["audit"]["entries"][0]["seed"] = "something else"
-    (bundle / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    log["entries"][0]["seed"] = "something else"
+    bundle_file(bundle, "attempts.json").write_text(json.dumps(log, ensure_ascii=False), encoding="utf-8")
     assert main(["verify", str(bundle)]) == 1
     assert "audit: entry 1 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out
 

@@ -47,7 +47,7 @@ UNREADABLE = {  # department → (file, what the message must say)
     "AMR": ("objects.csv", "is empty"),
     "CUL": ("objects.csv", "separated by ';'"),
     "EDU": ("objects.csv", "byte-order mark but is not UTF-8"),
-    "EMR": ("objects.csv", "line 3 is not UTF-8"),
+    "EMR": ("objects.csv", "row 3 is not UTF-8"),
     "ENV": ("objects.csv", "looks binary"),
     "FIR": ("objects.xlsx", "cannot be read as an XLSX workbook"),
     "HLT": ("objects.parquet", "cannot be read as Parquet"),

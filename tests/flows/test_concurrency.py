@@ -10,6 +10,7 @@ import time
 from prefect.settings import PREFECT_API_URL
 
 from tests.conftest import plan_path
+from transforms.bundle import bundle_file
 from transforms.runlock import lock_path
 from transforms.warehouse import connect_warehouse
 
@@ -55,4 +56,4 @@ def test_two_plans_at_once_both_finish_and_the_warehouse_holds_both(prefect_serv
         con.close()
     assert set(held) == {"SZ-2026-ANNUAL", "SZ-2026-Q2"} and all(n > 0 for n in held.values())
     assert runs_held == [("SZ-2026-ANNUAL", "sz-2026-annual"), ("SZ-2026-Q2", "sz-2026-q2")]
-    assert (out / "published" / "SZ-2026-ANNUAL" / "manifest.json").exists() and (out / "published" / "SZ-2026-Q2" / "manifest.json").exists()
+    assert bundle_file(out / "published" / "SZ-2026-ANNUAL", "manifest.json").exists() and bundle_file(out / "published" / "SZ-2026-Q2", "manifest.json").exists()

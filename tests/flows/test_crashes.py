@@ -14,7 +14,8 @@ from prefect.settings import PREFECT_API_URL
 
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
-from transforms.manifest import manifest_problems
+from transforms.bundle import bundle_file
+from transforms.manifest import file_digest, manifest_problems
 from transforms.runfolder import STAGES
 from transforms.warehouse import connect_warehouse
 
@@ -60,10 +61,10 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
     assert len(killed_in) >= 5, killed_in  # most stages were really interrupted
 
     reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
-    first, second = (json.loads((b / "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
+    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
     assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
     for f in first["files"]:
-        assert (reference / f["path"]).read_bytes() == (bundle / f["path"]).read_bytes(), f["path"]
+        assert file_digest(reference, f["path"]) == file_digest(bundle, f["path"]), f["path"]  # pages: but their seal
     con = connect_warehouse(out, read_only=True)
     try:
         assert con.sql("select count(*) from runs where plan_id = $p", params={"p": PLAN_ID}).fetchall() == [(1,)]
@@ -113,5 +114,5 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
-    first, second = (json.loads((b / "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
+    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
     assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import plan_path
+from transforms.bundle import bundle_file
 from transforms.verify import verify_draw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +98,7 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
 
         _wait(f"flow run {run_id} to complete", finished, 300, [worker_log, server_log])
         bundle = out / "published" / "SZ-2026-ANNUAL"
-        assert (bundle / "manifest.json").exists() and verify_draw(bundle).ok
+        assert bundle_file(bundle, "manifest.json").exists() and verify_draw(bundle).ok
         assert "Task run 'publish · SZ-2026-ANNUAL'" in worker_log.read_text(errors="replace")  # task runs say plan and stage
     finally:
         for p in reversed(started):

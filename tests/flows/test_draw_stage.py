@@ -11,6 +11,7 @@ from flows.cli import main
 from flows.errors import StageFailed
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
+from transforms.bundle import bundle_file
 from transforms.fusion import fusion_figures
 from transforms.manifest import manifest_problems
 from transforms.plan import read_plan
@@ -60,10 +61,10 @@ def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, d
     assert not (run / "05_draw").exists()
     committed = json.loads((run / "04_commit" / "commitment.json").read_text())
     # 事前公示 (issue 17): the item list and the plan notice are public before the seed is known
-    pre = tmp_path / "published" / "SZ-2026-ANNUAL" / "pre"
+    pre = bundle_file(tmp_path / "published" / "SZ-2026-ANNUAL", "pre")
     assert sorted(p.name for p in pre.iterdir()) == ["commitment.json", "items.csv", "items.xlsx", "manifest.json", "plan_notice.csv",
                                                      "plan_notice.xlsx"]
-    assert manifest_problems(pre.parent) == []  # the plan's folder is whole before the draw too: pre/ and a manifest saying so
+    assert manifest_problems(pre.parent.parent) == []  # the plan's folder is whole before the draw too: pre/ and a manifest saying so
     assert json.loads((pre / "commitment.json").read_text())["commitment"] == committed["commitment"]
     notice = pl.read_csv(pre / "plan_notice.csv", infer_schema=False)
     items = pl.read_csv(pre / "items.csv", infer_schema=False)
@@ -109,13 +110,13 @@ def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run,
     bundle = tmp_path / "bundle"
     shutil.copytree(dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL", bundle)
     assert verify_draw(bundle).ok
-    notice = bundle / "pre" / "plan_notice.csv"
+    notice = bundle_file(bundle, "pre") / "plan_notice.csv"
     notice.write_text(notice.read_text(encoding="utf-8-sig").replace("不定向", "定向", 1), encoding="utf-8-sig")
-    manifest = json.loads((bundle / "pre" / "manifest.json").read_text())  # pre/ is a nested bundle with its own manifest
+    manifest = json.loads((bundle_file(bundle, "pre") / "manifest.json").read_text())  # pre/ is a nested bundle with its own manifest
     for f in manifest["files"]:
         if f["path"] == "plan_notice.csv":
             f["sha256"], f["bytes"] = hashlib.sha256(notice.read_bytes()).hexdigest(), notice.stat().st_size
-    (bundle / "pre" / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    (bundle_file(bundle, "pre") / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     problems = verify_draw(bundle).problems
     assert any("pre_sha256" in p for p in problems) and any("plan notice plan.yaml gives" in p for p in problems)
 

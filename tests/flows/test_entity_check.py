@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from flows.cli import main
+from transforms.bundle import bundle_file
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def bundle(dirty_run):
 
 
 def _page_snippet(bundle, key: str, uscc: str) -> str:
-    page = (bundle / "report.html").read_text(encoding="utf-8")
+    page = bundle_file(bundle, "report.html").read_text(encoding="utf-8")
     snippet = html.unescape(re.search(r'<pre id="score-snippet">(.*?)</pre>', page, re.S).group(1))
     assert "import hashlib" in snippet and "seed = 'SZ-2026-ANNUAL-demo-seed'" in snippet
     snippet = re.sub(r"^key = .*$", f"key = {key!r}", snippet, flags=re.M)
@@ -32,8 +33,8 @@ def _plain_python(code: str) -> str:
 
 
 def test_anyone_can_check_a_drawn_and_an_undrawn_entity(bundle, capsys):
-    draws = pl.read_parquet(bundle / "draws.parquet")
-    strata = pl.read_csv(bundle / "strata.csv", infer_schema=False)
+    draws = pl.read_parquet(bundle_file(bundle, "draws.parquet"))
+    strata = pl.read_csv(bundle_file(bundle, "strata.csv"), infer_schema=False)
     drawn = draws.row(0, named=True)
     # an entity every draw passed over although it was eligible: it scores above its stratum's cut-off
     main(["verify", "--entity", drawn["uscc"], str(bundle)])
@@ -45,7 +46,7 @@ def test_anyone_can_check_a_drawn_and_an_undrawn_entity(bundle, capsys):
                  ["入选分数线（本层第k低评分）"][0])
     assert drawn["score"] <= cutoff
 
-    directory = pl.read_parquet(bundle / "directory.parquet").filter(pl.col("status") == "active")
+    directory = pl.read_parquet(bundle_file(bundle, "directory.parquet")).filter(pl.col("status") == "active")
     candidates = directory.join(draws, on="uscc", how="anti").filter(pl.col("departments").list.contains(drawn["department"]))
     for uscc in candidates["uscc"].drop_nulls().head(50):
         main(["verify", "--entity", uscc, str(bundle)])

@@ -10,6 +10,7 @@ from flows.cli import main
 from flows.errors import StageFailed
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
+from transforms.bundle import bundle_file
 from transforms.runfolder import sha256_file
 
 
@@ -116,11 +117,11 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
     summary = plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="org")
     bundle = tmp_path / "out" / "published" / plan.plan_id
     assert summary["stages"]["draw"]["tasks_without_eligible"] == ["AMR-NOBODY"]
-    assert 'id="empty-tasks"' in (bundle / "report.html").read_text(encoding="utf-8")
+    assert 'id="empty-tasks"' in bundle_file(bundle, "report.html").read_text(encoding="utf-8")
     key = f"ORG:{org}"
-    assert key in pl.read_parquet(bundle / "draws.parquet")["uscc"].to_list()
-    assert f"{plan.plan_id}-{key}" in pl.read_parquet(bundle / "joint_tasks.parquet")["joint_task_id"].to_list()
-    notice = pl.read_csv(bundle / "notice.csv", infer_schema=False)
+    assert key in pl.read_parquet(bundle_file(bundle, "draws.parquet"))["uscc"].to_list()
+    assert f"{plan.plan_id}-{key}" in pl.read_parquet(bundle_file(bundle, "joint_tasks.parquet"))["joint_task_id"].to_list()
+    notice = pl.read_csv(bundle_file(bundle, "notice.csv"), infer_schema=False)
     assert f"组织机构代码 {org[:8]}-{org[8]}" in notice["统一社会信用代码"].to_list()
     report = verify_draw(bundle)
     assert report.ok, report.problems

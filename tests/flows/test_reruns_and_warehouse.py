@@ -13,6 +13,7 @@ from flows.cli import main
 from flows.errors import StageFailed
 from flows.plan_run import plan_run
 from tests.conftest import plan_path
+from transforms.bundle import bundle_file
 from transforms.runlock import PlanLocked, lock_path, plan_lock
 from transforms.warehouse import connect_warehouse
 
@@ -38,8 +39,8 @@ def test_resume_after_a_failed_assign_redoes_nothing_before_it(prefect_server, d
     assert "resuming run r of plan SZ-2026-ANNUAL at assign" in capsys.readouterr().out
     assert _snapshot(run, EARLY) == before  # ingest … fuse untouched: same bytes, same modification times
     # the bundle equals the uninterrupted run's, file for file
-    mine = json.loads((tmp_path / "published" / "SZ-2026-ANNUAL" / "manifest.json").read_text(encoding="utf-8"))
-    theirs = json.loads((dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL" / "manifest.json").read_text(encoding="utf-8"))
+    mine = json.loads(bundle_file(tmp_path / "published" / "SZ-2026-ANNUAL", "manifest.json").read_text(encoding="utf-8"))
+    theirs = json.loads(bundle_file(dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL", "manifest.json").read_text(encoding="utf-8"))
     assert mine["files"] == theirs["files"]
     assert main(["resume", "r", "--out", str(tmp_path)]) == 0 and "nothing to resume" in capsys.readouterr().out
 

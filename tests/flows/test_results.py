@@ -13,13 +13,19 @@ import yaml
 from flows.plan_run import plan_run
 from flows.results import results_run
 from tests.conftest import plan_path
+from transforms.bundle import PUBLIC, REGULATOR, bundle_file, results_folder
 from transforms.manifest import manifest_problems
+from transforms.privacy import public_leaks, read_table
 from transforms.resultgen import generate_results
 from transforms.results import PlanSide
 from transforms.submission import write_results
 from transforms.warehouse import connect_warehouse, plan_side_tables
 
 PLAN_ID = "SZ-2026-ANNUAL"
+
+
+def results_of(out, part):
+    return results_folder(out / "published" / PLAN_ID, part)
 AS_OF = dt.date(2026, 11, 27)
 
 
@@ -40,8 +46,9 @@ def test_the_results_workbooks_show_every_cell_as_published(results_out, tmp_pat
     from tests.flows.test_spreadsheets import assert_workbooks_show_what_was_published
 
     out, _, _ = results_out
-    tables = ["notice", "results", "progress", "outstanding", "quarantine/quarantine"]
-    seen = assert_workbooks_show_what_was_published(out / "published" / PLAN_ID / "results", tables, tmp_path)
+    tables = ["public/results/notice", "regulator/results/results", "public/results/progress", "regulator/results/outstanding",
+              "regulator/results/quarantine/quarantine"]
+    seen = assert_workbooks_show_what_was_published(out / "published" / PLAN_ID, tables, tmp_path)
     assert seen["notice"]["统一社会信用代码"].str.contains(r"^\d{18}$").sum() > 10  # all-digit codes, to the last digit
 
 
@@ -57,20 +64,21 @@ def test_every_planted_error_is_quarantined_for_its_reason_and_nothing_else(resu
 
 def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
     out, summary, _ = results_out
-    bundle = out / "published" / PLAN_ID / "results"
-    for name in ("results.parquet", "results.csv", "notice.csv", "progress.csv", "outstanding.csv", "summary.json",
-                 "report.html", "manifest.json", "quarantine/quarantine.csv", "validation/index.html"):
-        assert (bundle / name).is_file(), name
+    public, regulator = results_of(out, PUBLIC), results_of(out, REGULATOR)
+    for name in ("notice.csv", "notice.xlsx", "progress.csv", "summary.json", "manifest.json"):
+        assert (public / name).is_file(), name
+    for name in ("results.parquet", "results.csv", "outstanding.csv", "report.html", "quarantine/quarantine.csv", "validation/index.html"):
+        assert (regulator / name).is_file(), name
     assert manifest_problems(out / "published" / PLAN_ID) == []  # the draw bundle and, nested, the results bundle
-    original = (bundle / "notice.csv").read_bytes()
-    (bundle / "notice.csv").write_bytes(original + b"x")  # an edit after publication is caught
-    assert any("results/notice.csv" in p for p in manifest_problems(out / "published" / PLAN_ID))
-    (bundle / "notice.csv").write_bytes(original)
-    notice = pl.read_csv(bundle / "notice.csv", infer_schema=False)
+    original = (public / "notice.csv").read_bytes()
+    (public / "notice.csv").write_bytes(original + b"x")  # an edit after publication is caught
+    assert any("public/results/notice.csv" in p for p in manifest_problems(out / "published" / PLAN_ID))
+    (public / "notice.csv").write_bytes(original)
+    notice = pl.read_csv(public / "notice.csv", infer_schema=False)
     assert list(notice.columns) == ["所属区", "企业名称", "统一社会信用代码", "抽查事项", "检查部门", "检查日期", "检查结果", "后续处置", "联合任务编号"]
-    results = pl.read_parquet(bundle / "results.parquet")
+    results = pl.read_parquet(regulator / "results.parquet")
     assert notice.height == results.height == summary["publish"]["answered"]
-    text = (bundle / "notice.csv").read_text(encoding="utf-8-sig")
+    text = (public / "notice.csv").read_text(encoding="utf-8-sig")
     inspectors = set(results["inspectors"].explode().drop_nulls())
     assert inspectors and not any(i in text for i in inspectors)
     assert not any(f in text for f in results["findings"].drop_nulls().unique())  # free text may name people
@@ -78,12 +86,11 @@ def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
 
 def test_progress_accounts_for_every_item_of_every_joint_task(results_out):
     out, summary, _ = results_out
-    bundle = out / "published" / PLAN_ID / "results"
-    progress = pl.read_csv(bundle / "progress.csv")
+    progress = pl.read_csv(results_of(out, PUBLIC) / "progress.csv")
     items_due = plan_side_tables(out, PLAN_ID)["task_items"].height
     assert progress["应录入事项"].sum() == items_due == summary["publish"]["items_due"]
     assert (progress["已录入"] + progress["未录入"] == progress["应录入事项"]).all()
-    outstanding = pl.read_csv(bundle / "outstanding.csv")
+    outstanding = pl.read_csv(results_of(out, REGULATOR) / "outstanding.csv")
     assert outstanding.height == progress["未录入"].sum() > 0
 
 
@@ -96,7 +103,7 @@ def _nth_working_day_after(day: dt.date, n: int) -> dt.date:
 
 def test_a_result_published_after_20_official_working_days_is_overdue(results_out):
     out, _, _ = results_out
-    results = pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet")
+    results = pl.read_parquet(results_of(out, REGULATOR) / "results.parquet")
     assert (results["first_published_on"] == AS_OF).all()
     for row in results.unique("inspection_date").iter_rows(named=True):
         assert row["deadline"] == _nth_working_day_after(row["inspection_date"], 20)
@@ -106,11 +113,53 @@ def test_a_result_published_after_20_official_working_days_is_overdue(results_ou
     assert 0 < results["overdue"].sum() < results.height
 
 
+def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tmp_path):
+    """The results' seal is logged and printed; a results folder rewritten to agree with itself (rows
+    removed, notice and its own manifest redone) fails against the warehouse's recorded results and
+    the logged seal, and — away from the warehouse — against the announced seal."""
+    from transforms.audit import last_seal
+    from transforms.manifest import RESULTS_MANIFEST, file_list, results_files
+    from transforms.people_headers import RESULTS as RESULTS_HEADERS
+    from transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
+    from transforms.runfolder import write_json, write_parquet
+    from transforms.seal import seal_of
+    from transforms.verify import verify_draw
+    from transforms.warehouse import audit_entries
+    from transforms.xlsxout import write_people_tables
+
+    out, summary, _ = results_out
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    bundle = copy / "published" / PLAN_ID
+    announced = summary["publish"]["seal"]
+    assert announced == seal_of(bundle / RESULTS_MANIFEST) == last_seal(audit_entries(copy, PLAN_ID), "results")
+    report = verify_draw(bundle, results_seal=announced)
+    assert report.ok and report.results_seal == announced, report.text()
+    public, regulator = results_folder(bundle, PUBLIC), results_folder(bundle, REGULATOR)
+    forged = pl.read_parquet(regulator / "results.parquet").slice(5)  # five results gone
+    write_parquet(forged, regulator / "results.parquet")
+    write_people_tables(forged, regulator / "results.csv", RESULTS_HEADERS, "检查结果")
+    notice = results_notice(forged, notice_entities(bundle_file(bundle, "notice.csv")),
+                            published_item_names(bundle_file(bundle, "pre") / "items.csv"))
+    write_people_tables(notice, public / "notice.csv", RESULTS_NOTICE_HEADERS, "检查结果公示")
+    manifest = json.loads((bundle / RESULTS_MANIFEST).read_text(encoding="utf-8"))
+    manifest["files"], manifest["documents"] = file_list(bundle, results_files(bundle))
+    write_json(manifest, bundle / RESULTS_MANIFEST)
+    assert manifest_problems(bundle) == []  # the forged folder agrees with its own manifest
+    problems = verify_draw(bundle).problems
+    assert any("is not what the warehouse recorded" in p for p in problems), problems
+    assert any(p.startswith("results: the audit log's last results seal is") for p in problems), problems
+    elsewhere = tmp_path / "usb" / PLAN_ID  # no warehouse beside it: the announced seal decides
+    shutil.copytree(bundle, elsewhere)
+    assert [p for p in verify_draw(elsewhere, results_seal=announced).problems if "results seal" in p] == [
+        f"results seal: {seal_of(bundle / RESULTS_MANIFEST)}, the announced results seal is {announced}"]
+
+
 def test_a_later_run_keeps_the_first_publication_date(results_out, tmp_path):
     out, _, _ = results_out
     later = AS_OF + dt.timedelta(days=30)
     results_run(plan_id=PLAN_ID, inbox=str(out.parent / "inbox"), out=str(out), as_of=later.isoformat(), run_id="r2")
-    results = pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet")
+    results = pl.read_parquet(results_of(out, REGULATOR) / "results.parquet")
     assert (results["first_published_on"] == AS_OF).all()
     con = connect_warehouse(out, read_only=True)
     try:
@@ -139,7 +188,7 @@ def test_the_next_draw_avoids_who_inspected_and_leaves_out_closed_entities(resul
     q2_path.write_text(yaml.safe_dump(q2, allow_unicode=True), encoding="utf-8")
     plan_run(plan=str(q2_path), inbox=str(dirty_city / "inbox"), out=str(out), run_id="q2")
 
-    annual = pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet")
+    annual = pl.read_parquet(results_of(out, REGULATOR) / "results.parquet")
     present = annual.select("uscc", inspector_id=pl.col("inspectors")).explode("inspector_id").unique()
     team = pl.read_parquet(out / "runs" / "q2" / "07_assign" / "team.parquet")
     tasks = pl.read_parquet(out / "runs" / "q2" / "07_assign" / "joint_tasks.parquet").select("joint_task_id", "uscc")
@@ -161,37 +210,39 @@ def test_the_next_draw_avoids_who_inspected_and_leaves_out_closed_entities(resul
 
 
 def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(results_out, dirty_run):
-    """Privacy (issue 10): the two files meant for citizens — the draw notice and the results
-    notice — against every operator name and phone and every inspector name and id submitted
-    (all departments, all rows, not just those drawn), and every credit class label."""
+    """Privacy (issues 10, 18): every file of the public part — notices, pages, tables, JSON, the
+    results — against every operator name and phone and every inspector name and id submitted (all
+    departments, all rows, not just those drawn); and the notices against every credit class label."""
     out, _, _ = results_out
     ingest = dirty_run / "01_ingest"
     objects = pl.read_parquet(ingest / "objects" / "*.parquet", columns=["operator_name", "phone"])
     inspectors = pl.read_parquet(ingest / "inspectors" / "*.parquet", columns=["name", "inspector_id"])
     people = {v for v in (set(objects["operator_name"]) | set(objects["phone"]) | set(inspectors["name"])
-                          | set(inspectors["inspector_id"])) if v and len(v) >= 2}
+                          | set(inspectors["inspector_id"])) if v and len(v) >= 3}  # a two-character name is in common words (工程建筑)
     assert len(people) > 1000
-    classes = set(pl.read_csv("data/reference/credit_classes.csv")["name_zh"]) | {f"{c}类" for c in "ABCD"}
-    import fastexcel
-
-    def table(path):  # a notice as CSV, or the workbook beside it (issue 17)
-        if path.suffix == ".xlsx":
-            return fastexcel.read_excel(path).load_sheet(0, dtypes="string").to_polars()
-        return pl.read_csv(path, infer_schema=False)
-
     bundle = out / "published" / PLAN_ID
-    for public in (bundle / "notice.csv", bundle / "notice.xlsx", bundle / "results" / "notice.csv", bundle / "results" / "notice.xlsx"):
-        cells = table(public).drop("联合任务编号").unpivot()["value"].drop_nulls().unique()
+    public = sorted(p.relative_to(bundle).as_posix() for p in (bundle / PUBLIC).rglob("*") if p.is_file())
+    assert {"public/notice.html", "public/report.html", "public/results/notice.xlsx", "public/manifest.json"} <= set(public)
+    assert public_leaks(bundle / PUBLIC, people) == []
+    # the scan finds what it looks for: a planted phone number, and an operator's name, in a copy
+    planted = out.parent / "planted"
+    shutil.copytree(bundle / PUBLIC, planted)
+    operator = next(v for v in objects["operator_name"].drop_nulls() if len(v) >= 3)
+    (planted / "summary.json").write_text(f'{{"note": "联系人 {operator} 13912345678"}}', encoding="utf-8")
+    assert [leak.split(":")[0] for leak in public_leaks(planted, people)] == ["summary.json", "summary.json"]
+    classes = set(pl.read_csv("data/reference/credit_classes.csv")["name_zh"]) | {f"{c}类" for c in "ABCD"}
+    for path in ("public/notice.csv", "public/notice.xlsx", "public/results/notice.csv", "public/results/notice.xlsx"):
+        cells = read_table(bundle / path).drop("联合任务编号").unpivot()["value"].drop_nulls().unique()
         assert cells.len() > 100
-        leaks = cells.filter(cells.str.contains_any(sorted(people | classes)) | cells.is_in(["A", "B", "C", "D"]))  # Aho–Corasick
-        assert leaks.is_empty(), (public.name, leaks.head(5).to_list())
+        leaks = cells.filter(cells.str.contains_any(sorted(classes)) | cells.is_in(["A", "B", "C", "D"]))  # Aho–Corasick
+        assert leaks.is_empty(), (path, leaks.head(5).to_list())
 
 
 def test_an_entitys_history_shows_its_results(results_out, capsys):
     from flows.cli import main
 
     out, _, _ = results_out
-    results = pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet")
+    results = pl.read_parquet(results_of(out, REGULATOR) / "results.parquet")
     uscc = results.filter(pl.col("result_codes").list.contains("E"))["uscc"][0]
     assert main(["history", uscc, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -206,5 +257,5 @@ def test_before_any_department_submits_everything_is_outstanding(prefect_server,
     summary = results_run(plan_id=PLAN_ID, inbox=str(tmp_path / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="none")
     p = summary["publish"]
     assert p["answered"] == 0 and p["outstanding"] == p["items_due"] == plan_side_tables(out, PLAN_ID)["task_items"].height > 0
-    assert pl.read_parquet(out / "published" / PLAN_ID / "results" / "results.parquet").is_empty()
+    assert pl.read_parquet(results_of(out, REGULATOR) / "results.parquet").is_empty()
     assert manifest_problems(out / "published" / PLAN_ID) == []

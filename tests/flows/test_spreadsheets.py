@@ -13,7 +13,9 @@ import subprocess
 import polars as pl
 import pytest
 
-TABLES = ["draws", "joint_tasks", "unassigned", "notice", "quarantine/quarantine"]
+from transforms.bundle import bundle_file
+
+TABLES = ["audit/draws", "regulator/joint_tasks", "regulator/unassigned", "public/notice", "regulator/quarantine/quarantine"]
 CODE_HEADERS = {"统一社会信用代码", "联合任务编号", "抽查事项编号", "抽查任务编号", "执法检查人员编号", "评分", "行政区划代码", "计划编号"}
 
 
@@ -44,7 +46,7 @@ def assert_workbooks_show_what_was_published(bundle, tables, tmp_path) -> dict[s
         got = seen[table.split("/")[-1]]
         assert got.columns == ours.columns, table
         assert got.height == ours.height, table
-        assert ours.height > 0 or table == "unassigned", table  # the dirty city's tasks are all staffed
+        assert ours.height > 0 or table.endswith("unassigned"), table  # the dirty city's tasks are all staffed
         for column in ours.columns:
             mismatch = ours.with_row_index().filter(pl.col(column).ne_missing(got[column]))
             assert mismatch.is_empty(), (table, column, mismatch.head(3).to_dicts(), got[column].gather(mismatch["index"].head(3)))
@@ -64,7 +66,7 @@ def test_the_workbooks_are_the_same_bytes_on_a_rerun(bundle, tmp_path):
     from transforms.people_headers import DRAWS
     from transforms.xlsxout import write_people_xlsx
 
-    draws = pl.read_parquet(bundle / "draws.parquet")
+    draws = pl.read_parquet(bundle_file(bundle, "draws.parquet"))
     first = write_people_xlsx(draws, tmp_path / "a.xlsx", DRAWS, "抽取结果").read_bytes()
-    assert first == (bundle / "draws.xlsx").read_bytes()
+    assert first == bundle_file(bundle, "draws.xlsx").read_bytes()
     assert first == write_people_xlsx(draws, tmp_path / "b.xlsx", DRAWS, "抽取结果").read_bytes()

@@ -3,8 +3,8 @@ import datetime as dt
 import polars as pl
 
 from transforms.exclusions import exclusions_from_history
-from transforms.warehouse import HISTORY_SCHEMA
 from transforms.plan import Period, Plan, Task
+from transforms.warehouse import HISTORY_SCHEMA
 
 PLAN = Plan(plan_id="Q2", period=Period(start=dt.date(2026, 4, 1), end=dt.date(2026, 6, 30)), exclusion_window_days=90,
             yearly_caps={"A": 1, "B": 2}, tasks=[Task(task_id="T", department="AMR", items=["I"], count=1)])

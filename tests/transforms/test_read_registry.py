@@ -95,6 +95,17 @@ def test_sniff_prefers_bom_then_utf8_then_gb18030(tmp_path):
         assert sniff_encoding(p) == want
 
 
+def test_an_encoding_error_names_the_spreadsheet_row_not_the_text_line(tmp_path):
+    """Row 3's address has two line breaks inside its quotes (one row in a spreadsheet, three text
+    lines); the bad byte is in row 4, text line 6. The message says row 4, as source_line counts."""
+    good = "uscc,name,address\n91440300MA5FXT4K1Q,甲公司,深圳\n91440300MA5FXT4K2Q,乙公司,\"深圳市\n南山区\n科技园\"\n".encode()
+    f = _file(tmp_path, "objects.csv", good + b"91440300MA5FXT4K3Q,\xff\xfe,x\n")
+    with pytest.raises(RegistryFileError, match=r"row 4 is not UTF-8"):
+        read_registry(f)
+    f = _file(tmp_path, "objects.csv", good + b"91440300MA5FXT4K4Q,ok,x\n")
+    assert read_registry(f).frame["source_line"].to_list() == [2, 3, 4]
+
+
 def test_scan_inbox_finds_files_and_says_what_it_ignores(tmp_path):
     _file(tmp_path, "objects.csv", b"uscc\n", dept="AMR")
     _file(tmp_path, "notes.docx", b"x", dept="AMR")

@@ -1,0 +1,72 @@
+"""Failures end in one clear line (issue 18): a full disk during publish, an unreachable Prefect API.
+The commands run as a user runs them (a subprocess, the real terminal output), on a real small
+file system (tmpfs, mounted for the test) that fills up."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+
+from tests.conftest import plan_path
+from transforms.manifest import manifest_problems
+
+PLAN_ID = "SZ-2026-ANNUAL"
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def _one_failure_line(stderr: str, command: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith(f"jointdraw {command}: ")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
+def test_an_unreachable_prefect_api_is_one_line(dirty_city, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # nothing listens on port 9
+    done = subprocess.run([*CLI, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    line = _one_failure_line(done.stderr, "run")
+    assert "cannot reach the Prefect API at http://127.0.0.1:9/api" in line and "prefect server start" in line
+    assert done.stderr.strip() == line and not (tmp_path / "runs").exists()  # nothing else said, nothing started
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_during_publish_keeps_the_previous_bundle_and_says_what_it_needs(prefect_server, dirty_run, small_disk):
+    out = small_disk / "out"
+    source = dirty_run.parent.parent
+    shutil.copytree(source / "runs" / "dirty", out / "runs" / "dirty")
+    shutil.copytree(source / "published", out / "published")
+    shutil.copy(source / "warehouse.duckdb", out / "warehouse.duckdb")
+    (out / "runs" / "dirty" / "08_publish" / "stage.json").unlink()  # publish again: resume starts there
+    before = {p.relative_to(out / "published"): p.read_bytes() for p in (out / "published").rglob("*") if p.is_file()}
+    free = shutil.disk_usage(small_disk).free
+    with open(small_disk / "filler", "wb") as f:  # leave 3 MiB: enough for the lock and the logs, not for a bundle
+        f.write(b"\0" * (free - 3 * 2**20))
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    done = subprocess.run([*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    line = _one_failure_line(done.stderr, "resume")
+    assert "NoneType: None" not in done.stderr and sum(line[len("jointdraw resume: "):] in x for x in done.stderr.splitlines()) == 1
+    assert f"publish: the disk holding {out / 'published'} is full" in line and "a publish needs about 1" in line and "MiB are free" in line, line
+    assert f"the previous bundle in {out / 'published' / PLAN_ID} is kept" in line
+    after = {p.relative_to(out / "published"): p.read_bytes() for p in (out / "published").rglob("*") if p.is_file()}
+    assert after == before and manifest_problems(out / "published" / PLAN_ID) == []
+    assert not list((out / ".staging").iterdir())  # the half bundle is gone
+    (small_disk / "filler").unlink()  # space again: the same command finishes the run
+    again = subprocess.run([*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
