@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import polars as pl
 import yaml
@@ -171,15 +171,24 @@ def plan_as_yaml(plan: Plan) -> str:
     return yaml.safe_dump(plan.model_dump(mode="json", exclude_none=True), allow_unicode=True, sort_keys=False)
 
 
-def plan_item_problems(plan: Plan, items: pl.DataFrame) -> list[str]:
-    """What is wrong with the plan's items against the item list (一单: no item outside the
-    list): every item a task names must be listed, and listed by the task's department."""
+class UnlistedItem(NamedTuple):
+    department: str
+    task_id: str
+    item_id: str
+    listed_by: str | None  # the department whose list has it instead, if any
+
+
+def unlisted_items(tasks: list[Task], items: pl.DataFrame) -> list[UnlistedItem]:
+    """The one home of 一单 (no item outside the list): every item one of `tasks` names that its department's
+    item list (`items`: item_id, department) does not have — the commit stage's check against the
+    validated items, and the plan check's against the inbox before anything runs."""
     owner = dict(items.select("item_id", "department").iter_rows())
-    problems = []
-    for t in plan.tasks:
-        for item in t.items:
-            if item not in owner:
-                problems.append(f"task {t.task_id} names item {item}, which no department's item list (items.*) has")
-            elif owner[item] != t.department:
-                problems.append(f"task {t.task_id} of {t.department} names item {item}, which is {owner[item]}'s item")
-    return problems
+    return [UnlistedItem(t.department, t.task_id, item, owner.get(item))
+            for t in tasks for item in t.items if owner.get(item) != t.department]
+
+
+def plan_item_problems(plan: Plan, items: pl.DataFrame) -> list[str]:
+    """`unlisted_items` as messages, one per task and item."""
+    return [f"task {u.task_id} names item {u.item_id}, which no department's item list (items.*) has" if u.listed_by is None
+            else f"task {u.task_id} of {u.department} names item {u.item_id}, which is {u.listed_by}'s item"
+            for u in unlisted_items(plan.tasks, items)]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from transforms.normalise import normalise_registry
-from transforms.plan import Plan
+from transforms.plan import Plan, unlisted_items
 from transforms.read_registry import RegistryFileError, read_registry, scan_inbox
 from transforms.reference import department_names
 
@@ -45,15 +47,16 @@ def plan_inbox_problems(plan: Plan, inbox: Path) -> list[str]:
         if dept not in known or dept not in folders:
             continue
         items_file = files.get((dept, "items"))
-        named = sorted({i for t in plan.tasks if t.department == dept for i in t.items})
         if items_file is None:
+            named = sorted({i for t in plan.tasks if t.department == dept for i in t.items})
             problems.append(f"{dept}: tasks {_listed(tasks)} name items {', '.join(named[:6])}…, but {dept}/ has no items.* file")
             continue
         try:
-            listed = set(normalise_registry(read_registry(items_file).frame, "items", dept)["item_id"].drop_nulls())
+            listed = normalise_registry(read_registry(items_file).frame, "items", dept).select("item_id", department=pl.lit(dept))
         except RegistryFileError:
             continue  # unreadable: ingest says why, with the file named
-        missing = [i for i in named if i not in listed]
+        named = sorted({i for t in plan.tasks if t.department == dept for i in t.items})
+        missing = sorted({u.item_id for u in unlisted_items([t for t in plan.tasks if t.department == dept], listed)})  # the rule's one home (transforms/plan.py)
         if missing:
             problems.append(f"{dept}: tasks name items {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''} that "
                             f"{items_file.relative} does not list ({len(missing)} of {len(named)})")

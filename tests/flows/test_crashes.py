@@ -116,3 +116,29 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
     reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
     first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
     assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+
+
+def test_sigterm_during_a_run_on_dask_stops_the_cluster_it_started(dirty_city, tmp_path):
+    """Issue 18: with `--dask local` the run starts a LocalCluster (a scheduler and worker processes);
+    SIGTERM while the workers validate: every process the run started is gone, none left listening."""
+    import psutil
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "flows.cli", "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"),
+               "--out", str(out), "--run-id", "dterm", "--dask", "local"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    validate, deadline = out / "runs" / "dterm" / "02_validate", time.monotonic() + 240
+    while not (validate / "accepted").exists() and process.poll() is None:  # the workers have started writing
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = psutil.Process(process.pid).children(recursive=True)
+    ports = {c.laddr.port for p in started for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    assert len(started) >= 3 and ports, started  # the temporary server, the cluster's worker processes; their ports
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in output, output[-3000:]
+    gone, alive = psutil.wait_procs(started, timeout=15)
+    assert not alive, [(p.pid, p.name()) for p in alive]
+    assert not [port for port in ports if _listening(port)]
