@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed), generate the built-in sample city, and run the plan flow on it.
-# Outputs: data/demo/ (the sample inbox, plan and truth.csv of planted errors), out/runs/<run_id>/ (the run's stages).
+# Outputs: data/demo/ (the sample inbox, plan and truth.csv of planted errors), out/runs/<run_id>/ (the run's stages),
+# out/published/SZ-2026-ANNUAL/{public,audit,regulator}/ (the sealed bundle; last, verify checks it against its seals).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,3 +13,7 @@ objects="${DEMO_OBJECTS:-20000}"
 # then the results departments would submit (sample, 1 planted error per department), checked and published (检查结果公示)
 .venv/bin/jointdraw generate-results SZ-2026-ANNUAL --out out --inbox data/demo/results-inbox --as-of 2026-11-27 --dirty
 .venv/bin/jointdraw results SZ-2026-ANNUAL --inbox data/demo/results-inbox --out out --as-of 2026-11-27
+# the seals the audit log recorded for the draw and the results (announce them); verify checks the bundle against them
+read -r seal results_seal < <(.venv/bin/python -c "from transforms.audit import last_seal; from transforms.warehouse import audit_entries
+e = audit_entries('out', 'SZ-2026-ANNUAL'); print(last_seal(e, 'publish'), last_seal(e, 'results'))")
+.venv/bin/jointdraw verify out/published/SZ-2026-ANNUAL --seal "$seal" --results-seal "$results_seal"
