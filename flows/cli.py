@@ -183,8 +183,9 @@ def _print_run_summary(summary: dict) -> None:
 class _SaidOnce:
     """A console-log filter: a failure the CLI ends with (one line, `jointdraw CMD: …`) is not also
     printed by the flow's logger and echoed by Prefect's engine ("Task run failed with state:
-    Failed(…)", "Finished in state Failed(…)", with an empty "NoneType: None" traceback). Only
-    the terminal is spared: the Prefect API (the UI's run logs) keeps every record. Failures
+    Failed(…)", "Finished in state Failed(…)", with an empty "NoneType: None" traceback), nor is
+    an interruption (SIGINT, SIGTERM) followed by the traceback of where it landed. Only the
+    terminal is spared: the Prefect API (the UI's run logs) keeps every record. Failures
     that are defects (an exception, with its traceback) still show."""
 
     ECHOES = ("failed with state: Failed(", "in state Failed(")
@@ -192,8 +193,28 @@ class _SaidOnce:
     def filter(self, record) -> bool:  # noqa: A003 (logging's name)
         if getattr(record, "user_facing", False):
             return False
-        return not (record.name.startswith(("prefect.task_runs", "prefect.flow_runs")) and record.levelname == "ERROR"
-                    and any(echo in record.getMessage() for echo in self.ECHOES))
+        if record.exc_info and record.exc_info[1] is not None and _by_a_signal(record.exc_info[1]):
+            return False  # a signal: the CLI says "interrupted" and how to resume (the traceback says where it landed)
+        if not record.name.startswith(("prefect.task_runs", "prefect.flow_runs", "prefect.engine")) or record.levelno < 40:
+            return True
+        message = record.getMessage()
+        return not (any(echo in message for echo in self.ECHOES) or any(s in message for s in SIGNAL_EXCEPTIONS))
+
+
+SIGNAL_EXCEPTIONS = ("KeyboardInterrupt", "TerminationSignal")
+
+
+def _by_a_signal(e: BaseException) -> bool:
+    """Whether `e` is, or was caused by, SIGINT or SIGTERM. During a flow run Prefect turns SIGTERM
+    into its own TerminationSignal; a library catching every exception may wrap it into another
+    (pydantic: "Error calling function …: TerminationSignal"), so the chain and the text are read."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ in SIGNAL_EXCEPTIONS or any(s in str(e) for s in SIGNAL_EXCEPTIONS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _quiet_temporary_server_shutdown() -> None:
@@ -399,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jointdraw {args.command}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # SIGINT, or SIGTERM (a scheduler, a container stop) turned into it
+        print(f"jointdraw {args.command}: interrupted; {_how_to_resume(args)}", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if not _by_a_signal(e):
+            raise  # a defect: its traceback is what to report
         print(f"jointdraw {args.command}: interrupted; {_how_to_resume(args)}", file=sys.stderr)
         return 130
 

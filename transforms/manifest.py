@@ -34,7 +34,8 @@ from transforms.score import DRAW_ALGORITHM
 
 MANIFEST_VERSION = "jointdraw-manifest-v2"  # v2: the bundle in parts (public/, audit/, regulator/), sealed
 MANIFEST = f"{PUBLIC}/manifest.json"  # the draw's manifest, in the public part; its SHA-256 is the seal
-DOCUMENTS = (f"{PUBLIC}/report.html", f"{REGULATOR}/validation/", f"{AUDIT}/attempts.json")  # files that print run ids and times
+DOCUMENTS = (f"{PUBLIC}/report.html", f"{REGULATOR}/validation/", f"{AUDIT}/attempts.json",  # files that print run ids and times
+             f"{REGULATOR}/{RESULTS}/report.html", f"{REGULATOR}/{RESULTS}/validation/")
 PRE_FOLDER = f"{PUBLIC}/{PRE}"  # 事前公示: published at commit, with its own manifest
 RESULT_FOLDERS = (f"{PUBLIC}/{RESULTS}", f"{REGULATOR}/{RESULTS}")  # published later, under public/results/manifest.json
 RESULTS_MANIFEST = f"{PUBLIC}/{RESULTS}/manifest.json"
