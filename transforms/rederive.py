@@ -123,10 +123,11 @@ def published_items(pre: Path) -> pl.DataFrame:
 def derived_problems(bundle: Path, plan: Plan, seal: str) -> tuple[list[str], int]:
     at = lambda name: bundle_file(bundle, name)  # noqa: E731
     problems, derived = [], 0
-    draws, directory = pl.read_parquet(at("draws.parquet")), pl.read_parquet(at("directory.parquet"))
+    draws = pl.read_parquet(at("draws.parquet"))
+    drawn = (pl.scan_parquet(at("directory.parquet")).with_columns(DRAWN_ID)  # only the entities drawn: a city's directory is large
+             .join(draws.lazy().select("uscc").unique(), on="uscc", how="semi").collect())
     items = published_items(at(PRE))
-    joint = fuse_draws(draws, items, directory.with_columns(DRAWN_ID), plan.plan_id).joint_tasks
-    drawn = directory.with_columns(DRAWN_ID).join(joint.select("uscc"), on="uscc", how="semi")
+    joint = fuse_draws(draws, items, drawn, plan.plan_id).joint_tasks
     notice = public_notice(joint, drawn.with_columns(operator_name=pl.lit(None, pl.String)), items, plan)
     names = drawn.select(pl.concat_str(pl.lit(plan.plan_id + "-"), "uscc").alias(NOTICE_COLUMNS["joint_task_id"]),
                          plain_name="name", entity_type="entity_type")
