@@ -364,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     ul = sub.add_parser("unlock", help="clear a plan's lock left by a run that is no longer running")
     ul.add_argument("plan_id")
     ul.add_argument("--out", required=True)
-    ul.add_argument("--force", action="store_true", help="clear it even if its run still seems to run")
+    ul.add_argument("--force", action="store_true", help="clear a lock named by a run on another machine (this host cannot "
+                                                         "tell whether it still runs)")
     ul.set_defaults(func=_unlock)
 
     hi = sub.add_parser("history", help="an entity's draws, joint tasks, teams and results across runs (warehouse)")

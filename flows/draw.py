@@ -44,7 +44,7 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.seed import SeedError, public_seed_problems, resolve_seed
+from transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
 from transforms.warehouse import append_attempt, read_history, read_warehouse_table
 from transforms.xlsxout import write_people_tables
 
@@ -114,6 +114,20 @@ def draws_table(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.DataFram
             .with_columns(plan_id=pl.lit(plan.plan_id)).select(DRAW_COLUMNS).sort(DRAWS_ORDER))
 
 
+def _run_seed(run_dir: Path, chosen: Seed) -> Seed:
+    """A generated seed belongs to its run: the first one drawn is kept in run.json and reused when the
+    run's draw is redone (a retry, a resume, `--start-at draw` without a seed), so redoing a stage is
+    never a new attempt with another seed. A given seed or public numbers are used as they are."""
+    if chosen.origin != "generated":
+        return chosen
+    run_file = run_dir / "run.json"
+    run = json.loads(run_file.read_text(encoding="utf-8"))
+    if run.get("generated_seed"):
+        return Seed(run["generated_seed"], "generated")
+    write_json({**run, "generated_seed": chosen.value}, run_file)
+    return chosen
+
+
 def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str] | None, threads: int | None = None) -> dict[str, Any]:
     """Draws every task of the plan from the committed eligible sets."""
     logger = get_run_logger()
@@ -126,7 +140,7 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
         problems = public_seed_problems(*given, plan.seed_announced_at, dt.datetime.fromisoformat(committed["committed_at"]))
         if problems:
             raise SeedError("draw refused: " + "; ".join(problems))
-    chosen = resolve_seed(*given)
+    chosen = _run_seed(run_dir, resolve_seed(*given))
     con = _connection(commit_dir, threads)
     sizes = eligible_sizes(con, plan)
     draws, strata = draw_plan(con, plan, chosen.value, score_keys(plan, "planned"), sizes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from transforms.ingest_summary import ingest_summary
 from transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from transforms.plan_check import plan_inbox_problems
 from transforms.report import validation_table
-from transforms.rerun import rerun_problems
+from transforms.rerun import first_unfinished_stage, rerun_problems
 from transforms.runfolder import (
     STAGE_RECORD,
     STAGES,
@@ -71,11 +72,26 @@ class RunContext:
     seed_sources: list[str] | None
 
 
+def _plan_id_of(plan: str) -> str:
+    """The plan's id as its YAML says (the file's stem when it cannot be read: the run says why later)."""
+    try:
+        return read_plan(Path(plan)).plan_id
+    except (OSError, PlanError):
+        return Path(plan).stem
+
+
+def flow_run_run_id(plan_id: str, flow_run_id: str) -> str:
+    """The run id of a flow run started without one: the plan and the flow run's id, so every attempt of
+    the flow run (a retry from the UI or `prefect flow-run retry`) works in the same run folder."""
+    return f"{plan_id}-{flow_run_id.replace('-', '')[:12]}"
+
+
 def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    return f"{Path(params['plan']).stem} from {params.get('start_at') or 'ingest'}"
+    run_id = params.get("run_id") or flow_run_run_id(_plan_id_of(params["plan"]), flow_run.id)
+    return f"{run_id} from {params.get('start_at') or 'ingest'}"
 
 
 @flow(name="plan-run", flow_run_name=_flow_run_name, log_prints=False, validate_parameters=True)
@@ -104,11 +120,22 @@ def plan_run(
         return Failed(message=str(e), data=e)
 
 
+def _derived_run_dir(the_plan: Plan, out: str) -> Path:
+    from prefect.runtime import flow_run
+
+    return Path(out) / "runs" / flow_run_run_id(the_plan.plan_id, flow_run.id or "-")
+
+
 def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | None, seed_sources: list[str] | None,
                  run_id: str | None) -> tuple[Path, dict]:
     """The run folder and run.json (kept from the first attempt: a rerun uses the same run date,
     plan, inbox and seed, and is checked against the plan's SHA-256)."""
-    run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(the_plan.plan_id)
+    if run_id:
+        run_id = check_safe_id(run_id, "run id")
+    else:
+        from prefect.runtime import flow_run
+
+        run_id = flow_run_run_id(the_plan.plan_id, flow_run.id) if flow_run.id else new_run_id(the_plan.plan_id)
     run_dir = Path(out) / "runs" / run_id
     existing = run_dir / "run.json"
     if existing.exists():
@@ -121,12 +148,22 @@ def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | No
     return run_dir, context
 
 
+FAULT_FILE = "JOINTDRAW_FAULT_FILE"  # for tests of retries on a real worker: a file naming a stage fails it while it exists
+
+
+def _injected_fault(stage: str) -> None:
+    path = os.environ.get(FAULT_FILE)
+    if path and Path(path).is_file() and Path(path).read_text(encoding="utf-8").strip() == stage:
+        raise StageFailed(f"{stage}: fault injected by {FAULT_FILE}={path} (remove the file, then retry the flow run)")
+
+
 @task(name="stage", task_run_name="{stage} · {plan_id}", cache_policy=NO_CACHE)
 def run_stage(stage: str, plan_id: str, ctx: RunContext) -> dict[str, Any]:
     """One stage as a Prefect task run; returns its summary for the end-of-run table. Stages are
     deterministic: they are not retried (a retry would fail the same way)."""
     get_run_logger().info("%s started", stage)
     try:
+        _injected_fault(stage)
         summary, line = STAGE_STEPS[stage](ctx)
     except USER_ERRORS as e:  # bad input: the task run fails with the message, without a traceback
         return Failed(message=str(e), data=e)
@@ -138,8 +175,16 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
                 run_id: str | None, seed_sources: list[str] | None, dask: str | None) -> dict[str, Any]:
     logger = get_run_logger()
     the_plan = read_plan(Path(plan))
+    retried = run_id is None and (_derived_run_dir(the_plan, out) / "run.json").exists()  # this flow run's folder: a retry
     run_dir, context = _run_context(the_plan, plan, inbox, out, seed, seed_sources, run_id)
     first = STAGES.index(start_at)
+    if retried:  # a retry of a failed flow run (UI, `prefect flow-run retry`) goes on where it stopped, as `jointdraw resume`
+        unfinished = first_unfinished_stage(run_dir)
+        if unfinished is None or (stop_after and STAGES.index(unfinished) > STAGES.index(stop_after)):
+            logger.info("retry of run %s: every stage asked for has finished; nothing to redo", context["run_id"])
+            return {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
+        first = max(first, STAGES.index(unfinished))
+        logger.info("retry of run %s: going on at %s (the stages before it are read from disk)", context["run_id"], STAGES[first])
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
     fans_out = dask if first <= STAGES.index("validate") else None  # only ingest and validate fan out
     with plan_lock(Path(out), the_plan.plan_id, context["run_id"]), fan_out(fans_out):

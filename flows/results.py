@@ -226,7 +226,7 @@ def _run(plan_id: str, inbox: Path, out: Path, as_of: str | None, limit: int, ru
     run_dir = out / "runs" / run_id
     if not bundle_file(out / "published" / plan_id, "notice.csv").is_file():
         raise StageFailed(f"results: {out / 'published' / plan_id} holds no published draw; publish the plan first (`jointdraw run`)")
-    with plan_lock(out, f"{plan_id}-results", run_id), fan_out(dask):
+    with plan_lock(out, plan_id, run_id), fan_out(dask):  # the plan's one lock: the plan flow publishes into the same bundle
         plan_dir = run_dir / "00_plan"
         plan = _save_plan_side(out, plan_id, day, plan_dir)
         logger.info("results of plan %s as of %s: %s items of %s joint tasks to answer; run %s → %s", plan_id, day,

@@ -206,7 +206,7 @@ def main() -> None:
                         "its published bundle with the default run's, byte for byte")
     p.add_argument("--stress", action="store_true",
                    help="also draw a stress plan: the city plan with every scope removed (all tasks 不定向) and ratios "
-                        "≤ 0.05%, on the same directory")
+                        "≤ 0.05%%, on the same directory")
     args = p.parse_args()
     city = ROOT / "data" / "generated" / f"city-{args.objects}-{args.seed}"
     figures: dict = {"objects": args.objects, "seed": args.seed, "steps": {}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ from transforms.contract import Rule, rule_description
 from transforms.datadocs import make_offline
 
 _GX = threading.RLock()  # one GX context at work per process: contexts share module state (the project manager)
+# GX sets this module's logger to INFO and says "Created temporary directory … for ephemeral docs site" for every
+# validation (36 lines per run on the terminal): library chatter, not the run's news
+logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 
 
 DOCS_ROWS = 20  # failing rows kept per expectation in the copy of a result shown in Data Docs

@@ -11,7 +11,7 @@ from prefect.settings import PREFECT_API_URL
 
 from tests.conftest import plan_path
 from transforms.bundle import bundle_file
-from transforms.runlock import lock_path
+from transforms.runlock import held
 from transforms.warehouse import connect_warehouse
 
 
@@ -29,7 +29,7 @@ def test_two_runs_of_one_plan_at_once_one_is_refused(prefect_server, small_city,
     run = ["run", str(plan_path(small_city)), "--inbox", str(small_city / "inbox"), "--out", str(out), "--stop-after", "validate"]
     first = _start([*run, "--run-id", "first"], env)
     deadline = time.monotonic() + 60
-    while not lock_path(out, "SZ-2026-ANNUAL").exists():  # the first run holds the plan
+    while not held(out, "SZ-2026-ANNUAL"):  # the first run holds the plan
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-3000:]
         time.sleep(0.05)
     second = subprocess.run([sys.executable, "-m", "flows.cli", *run, "--run-id", "second"], env=env, capture_output=True, text=True)

@@ -55,6 +55,47 @@ def _cli(args: list[str], env: dict, timeout: int = 120) -> str:
     return done.stdout
 
 
+def _state(api: str, secret: str, flow_run: str) -> str:
+    return _get(f"{api}/flow_runs/{flow_run}", secret)["state_type"]
+
+
+def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_path, reference, logs):
+    """Issue 19: a run that fails at publish (a fault the test injects), retried with `prefect
+    flow-run retry`, goes on at publish in the same run folder — the flow run's id fixes it — with
+    the earlier stages untouched, no new audit entry, and publishes the uninterrupted run's bytes."""
+    from tests.flows.test_publish_stage import VOLATILE
+    from transforms.audit import attempts
+    from transforms.manifest import file_digest
+    from transforms.warehouse import audit_entries
+
+    (tmp_path / "fault").write_text("publish", encoding="utf-8")
+    out = tmp_path / "out-retried"
+    triggered = _cli(["deployment", "run", "plan-run/demo", "--param", f"plan={plan_path(city)}",
+                      "--param", f"inbox={city / 'inbox'}", "--param", f"out={out}"], env)
+    flow_run = next(line.split("UUID:")[1].strip() for line in triggered.splitlines() if "UUID:" in line)
+    _wait(f"flow run {flow_run} to fail at publish", lambda: _state(api, secret, flow_run) if _state(api, secret, flow_run) in
+          ("FAILED", "CRASHED", "COMPLETED") else None, 300, logs)
+    assert _state(api, secret, flow_run) == "FAILED"
+    run_id = f"SZ-2026-ANNUAL-{flow_run.replace('-', '')[:12]}"
+    assert _get(f"{api}/flow_runs/{flow_run}", secret)["name"] == f"{run_id} from ingest"  # the name shows the run folder
+    run_dir = out / "runs" / run_id
+    finished = {p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")}
+    assert len(finished) == 7 and not (run_dir / "08_publish" / "stage.json").exists()
+    (tmp_path / "fault").unlink()
+    _cli(["flow-run", "retry", flow_run], env)
+    _wait(f"flow run {flow_run} to complete when retried", lambda: _state(api, secret, flow_run) if _state(api, secret, flow_run) in
+          ("FAILED", "CRASHED", "COMPLETED") else None, 300, logs)
+    assert _state(api, secret, flow_run) == "COMPLETED", logs[0].read_text(errors="replace")[-4000:]
+    assert {p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")} == finished  # nothing before publish redone
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [run_id]  # the same run folder, no new one
+    assert len(attempts(audit_entries(out, "SZ-2026-ANNUAL"))) == 1
+    bundle = out / "published" / "SZ-2026-ANNUAL"
+    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    for f in first["files"]:
+        assert file_digest(reference, f["path"]) == file_digest(bundle, f["path"]), f["path"]
+
+
 def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -82,6 +123,7 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
                          "Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}), timeout=10).read())}
         assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai")], "quarterly": [("0 2 1 4,7,10 *", "Asia/Shanghai")], "demo": [],
                              "results-weekly": [("0 6 * * 1", "Asia/Shanghai")]}
+        env["JOINTDRAW_FAULT_FILE"] = str(tmp_path / "fault")  # while it names a stage, that stage fails (flows/plan_run.py)
         with open(worker_log, "w") as log:
             started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "jointdraw"], env=env, cwd=ROOT,
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
@@ -100,6 +142,7 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
         bundle = out / "published" / "SZ-2026-ANNUAL"
         assert bundle_file(bundle, "manifest.json").exists() and verify_draw(bundle).ok
         assert "Task run 'publish · SZ-2026-ANNUAL'" in worker_log.read_text(errors="replace")  # task runs say plan and stage
+        _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, small_city, tmp_path, bundle, [worker_log, server_log])
     finally:
         for p in reversed(started):
             try:

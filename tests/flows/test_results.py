@@ -155,6 +155,19 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
         f"results seal: {seal_of(bundle / RESULTS_MANIFEST)}, the announced results seal is {announced}"]
 
 
+def test_results_take_the_plans_one_lock(results_out):
+    """Issue 19: the results flow publishes into the plan's bundle, so it takes the plan's lock: while
+    the plan flow holds it, results are refused with the holder named, and nothing is written."""
+    from transforms.runlock import PlanLocked, plan_lock
+
+    out, _, _ = results_out
+    before = {p: p.read_bytes() for p in (out / "published" / PLAN_ID).rglob("*") if p.is_file()}
+    with plan_lock(out, PLAN_ID, "publishing-the-draw"), pytest.raises(PlanLocked, match="being run by run publishing-the-draw"):
+        results_run(plan_id=PLAN_ID, inbox=str(out.parent / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="r-locked")
+    assert not (out / "runs" / "r-locked" / "01_ingest").exists()
+    assert {p: p.read_bytes() for p in (out / "published" / PLAN_ID).rglob("*") if p.is_file()} == before
+
+
 def test_a_later_run_keeps_the_first_publication_date(results_out, tmp_path):
     out, _, _ = results_out
     later = AS_OF + dt.timedelta(days=30)
