@@ -23,10 +23,11 @@ from typing import Any
 import duckdb
 import polars as pl
 from prefect import get_run_logger
+from prefect.events import emit_event
 
 from flows.errors import StageFailed
 from transforms import people_headers
-from transforms.audit import draw_digest, operator
+from transforms.audit import draw_digest, entry_event, operator, seed_shopping
 from transforms.bundle import publish_prepublication
 from transforms.commitment import commitment
 from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
@@ -45,7 +46,7 @@ from transforms.runfolder import (
     write_parquet,
 )
 from transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
-from transforms.warehouse import append_attempt, read_history, read_warehouse_table
+from transforms.warehouse import append_attempt, audit_entries, read_history, read_warehouse_table
 from transforms.xlsxout import write_people_tables
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
@@ -164,6 +165,9 @@ def run_draw(run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str
                              commitment=committed["commitment"], seed=chosen.value,
                              seed_sources=json.dumps(list(chosen.sources), ensure_ascii=False), draw_digest=draw_digest(table),
                              operator=operator())
+    if attempt:  # the chain's head leaves the building: a Prefect event an automation can react to (seed shopping)
+        emit_event(**entry_event(attempt, shopped=committed["commitment"] in seed_shopping(audit_entries(run_dir.parent.parent,
+                                                                                                          plan.plan_id))))
     figures = {"coordinated" if grouped else "independent": fusion_figures(table), other_mode: fusion_figures(other)}
     record = {
         "stage": "draw", "inputs": inputs_from(run_dir, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),

@@ -38,10 +38,11 @@ from typing import Any
 
 import polars as pl
 from prefect import get_run_logger
+from prefect.events import emit_event
 
 from flows.errors import StageFailed
 from transforms import people_headers
-from transforms.audit import PUBLISH, attempts, seed_shopping
+from transforms.audit import PUBLISH, attempts, entry_event, seed_shopping
 from transforms.bundle import (
     PRE,
     PUBLIC,
@@ -210,6 +211,7 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
     sealed = append_seal(run_dir.parent.parent, plan_id=plan.plan_id, run_id=run_id, event=PUBLISH, seal=seal,
                          time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    emit_event(**entry_event(sealed, shopped=False))  # the seal in Prefect's event store too
     # the warehouse learns what this plan drew and who goes where: later plans exclude and avoid by it
     warehouse_rows = record_run(run_dir.parent.parent, run_id=run_id, plan_id=plan.plan_id,
                                 period=(plan.period.start, plan.period.end), commitment=document["commitment"]["commitment"],

@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from prefect.states import Failed
 
 from flows.errors import StageFailed
@@ -43,6 +44,7 @@ from flows.validate import (
     validate_department_file,
 )
 from transforms.audit import RESULTS as RESULTS_EVENT
+from transforms.audit import entry_event
 from transforms.bundle import (
     PRE,
     PUBLIC,
@@ -197,6 +199,7 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_di
         shutil.rmtree(staging, ignore_errors=True)
     sealed = append_seal(out, plan_id=plan_id, run_id=run_id, event=RESULTS_EVENT, seal=seal,
                          time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    emit_event(**entry_event(sealed, shopped=False))  # the seal in Prefect's event store too
     rows = record_results(out, plan_id, results.select(RESULT_COLUMNS).with_columns(plan_id=pl.lit(plan_id), results_run_id=pl.lit(run_id)))
     record = {"stage": "publish", "bundle": str(bundle), "results": results.height, "warehouse_rows": rows, **summary,
               "seal": seal, "seal_entry": sealed["seq"], "seconds": round(time.perf_counter() - started, 3)}

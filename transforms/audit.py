@@ -96,3 +96,19 @@ def seed_shopping(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     for e in sorted(attempts(entries), key=lambda e: e["seq"]):
         by_commitment.setdefault(e["commitment"], []).append(e)
     return {c: es for c, es in by_commitment.items() if len({e["seed"] for e in es}) > 1}
+
+
+EVENT_PREFIX = "jointdraw"
+
+
+def entry_event(entry: dict[str, Any], shopped: bool) -> dict[str, Any]:
+    """A log entry as a Prefect event (prefect.events.emit_event's arguments), so the chain's head also
+    lives in Prefect's event store and an automation can react to it: `jointdraw.draw.attempt` (with
+    `seed_shopping`: this commitment has now been drawn with more than one seed) or
+    `jointdraw.publish.sealed` / `jointdraw.results.sealed`."""
+    kind = "draw.attempt" if is_attempt(entry) else f"{entry['event']}.sealed"
+    fields = ENTRY_FIELDS if is_attempt(entry) else SEAL_FIELDS
+    return {"event": f"{EVENT_PREFIX}.{kind}",
+            "resource": {"prefect.resource.id": f"{EVENT_PREFIX}.plan.{entry['plan_id']}", "prefect.resource.name": entry["plan_id"]},
+            "payload": {**{k: entry[k] for k in fields}, "entry_hash": entry["entry_hash"],
+                        **({"seed_shopping": shopped} if is_attempt(entry) else {})}}

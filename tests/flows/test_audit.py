@@ -72,6 +72,39 @@ def test_attempts_are_logged_once_and_the_audit_command_checks_them(prefect_serv
     assert "entry 3 (run dirty) does not match its hash: it was edited" in capsys.readouterr().out
 
 
+def _events(prefix: str) -> list[dict]:
+    """The newest 50 events of the session's Prefect server whose name starts with `prefix`."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    body = {"filter": {"event": {"prefix": [prefix]}, "occurred": {"since": "2000-01-01T00:00:00Z"}, "order": "DESC"}, "limit": 50}
+    answer = httpx.post(f"{PREFECT_API_URL.value()}/events/filter", json=body, timeout=10)
+    assert answer.status_code == 200, answer.text[:1000]
+    return answer.json()["events"]
+
+
+def test_every_entry_of_the_chain_is_also_a_prefect_event(prefect_server, dirty_run, dirty_city, tmp_path):
+    """Issue 19: the chain's head leaves the building — each new draw attempt (with the seed-shopping
+    flag) and each seal is emitted as a Prefect event, where an automation can react to it."""
+    import time
+
+    out = tmp_path / "out"
+    shutil.copytree(dirty_run.parent.parent, out)
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw",
+             seed="shopping for a better draw")
+    logged = {e["entry_hash"]: e for e in audit_entries(out, "SZ-2026-ANNUAL")[-2:]}  # the new attempt and the new seal
+    deadline, found = time.monotonic() + 60, {}
+    while len(found) < 2 and time.monotonic() < deadline:
+        found = {e["payload"]["entry_hash"]: e for e in _events("jointdraw.") if e["payload"].get("entry_hash") in logged}
+        time.sleep(1)
+    assert set(found) == set(logged)
+    attempt = next(e for e in found.values() if e["event"] == "jointdraw.draw.attempt")
+    assert attempt["payload"]["seed"] == "shopping for a better draw" and attempt["payload"]["seed_shopping"] is True
+    assert attempt["resource"]["prefect.resource.id"] == "jointdraw.plan.SZ-2026-ANNUAL"
+    sealed = next(e for e in found.values() if e["event"] == "jointdraw.publish.sealed")
+    assert sealed["payload"]["prev_hash"] == attempt["payload"]["entry_hash"]  # the chain, as the warehouse holds it
+
+
 def test_a_plan_without_attempts_says_so(tmp_path, capsys):
     assert main(["audit", "NOTHING", "--out", str(tmp_path)]) == 1
     assert "no draw attempts" in capsys.readouterr().out
