@@ -59,10 +59,38 @@ def _state(api: str, secret: str, flow_run: str) -> str:
     return _get(f"{api}/flow_runs/{flow_run}", secret)["state_type"]
 
 
-def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_path, reference, logs):
-    """Issue 19: a run that fails at publish (a fault the test injects), retried with `prefect
-    flow-run retry`, goes on at publish in the same run folder — the flow run's id fixes it — with
-    the earlier stages untouched, no new audit entry, and publishes the uninterrupted run's bytes."""
+def _webhook_sink():
+    """A local HTTP server standing in for the city's messaging robot: it keeps what is posted."""
+    import http.server
+    import threading
+
+    class Robot(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.server.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"errcode": 0}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Robot)
+    server.messages = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _run_script(args: list[str], env: dict) -> str:
+    done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_path, reference, logs, sink):
+    """Issue 19: a run that fails at publish (a fault the test injects) is reported to the webhook by
+    the automation of scripts/notify.py; retried with `prefect flow-run retry`, it goes on at publish
+    in the same run folder — the flow run's id fixes it — with the earlier stages untouched, no new
+    audit entry, and publishes the uninterrupted run's bytes."""
     from tests.flows.test_publish_stage import VOLATILE
     from transforms.audit import attempts
     from transforms.manifest import file_digest
@@ -78,6 +106,10 @@ def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_p
     assert _state(api, secret, flow_run) == "FAILED"
     run_id = f"SZ-2026-ANNUAL-{flow_run.replace('-', '')[:12]}"
     assert _get(f"{api}/flow_runs/{flow_run}", secret)["name"] == f"{run_id} from ingest"  # the name shows the run folder
+    told = _wait("the failure posted to the robot", lambda: next((m for m in sink.messages if run_id in m["text"]["content"]), None),
+                 90, logs)
+    assert told["msgtype"] == "text" and "Failed" in told["text"]["content"] and "fault injected" in told["text"]["content"]
+    assert f"prefect flow-run retry {flow_run}" in told["text"]["content"]
     run_dir = out / "runs" / run_id
     finished = {p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")}
     assert len(finished) == 7 and not (run_dir / "08_publish" / "stage.json").exists()
@@ -115,14 +147,28 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
         with pytest.raises(urllib.error.HTTPError, match="401"):  # without the credentials the API answers nothing
             _get(f"{api}/flow_runs/00000000-0000-0000-0000-000000000000")
         _cli(["work-pool", "create", "jointdraw", "--type", "process"], env)
+        for name, value in (("jointdraw_inbox", "/data/inbox"), ("jointdraw_out", "/data/out"),
+                            ("jointdraw_results_inbox", "/data/results-inbox")):  # README: set once, read when deploying
+            _cli(["variable", "set", name, value], env)
         deployed = _cli(["--no-prompt", "deploy", "--all"], env)
         assert "plan-run/annual" in deployed and "plan-run/quarterly" in deployed and "results-run/results-weekly" in deployed
-        schedules = {d["name"]: [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in d["schedules"]]
-                     for d in json.loads(urllib.request.urlopen(urllib.request.Request(
-                         f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json",
-                         "Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}), timeout=10).read())}
-        assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai")], "quarterly": [("0 2 1 4,7,10 *", "Asia/Shanghai")], "demo": [],
-                             "results-weekly": [("0 6 * * 1", "Asia/Shanghai")]}
+        deployments = {d["name"]: d for d in json.loads(urllib.request.urlopen(urllib.request.Request(
+            f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json",
+            "Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}), timeout=10).read())}
+        schedules = {name: sorted(((s["schedule"]["cron"], s["schedule"]["timezone"], s.get("parameters", {}).get("plan"))
+                                   for s in d["schedules"]), key=lambda c: [int(m) if m.isdigit() else 0 for m in c[0].split()[3].split(",")])
+                     for name, d in deployments.items()}
+        assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai", None)], "demo": [],
+                             "quarterly": [("0 2 1 4 *", "Asia/Shanghai", "data/plans/SZ-2026-Q2.yaml"),  # each quarter its own plan
+                                           ("0 2 1 7 *", "Asia/Shanghai", "data/plans/SZ-2026-Q3.yaml"),
+                                           ("0 2 1 10 *", "Asia/Shanghai", "data/plans/SZ-2026-Q4.yaml")],
+                             "results-weekly": [("0 6 * * 1", "Asia/Shanghai", None)]}
+        assert deployments["annual"]["parameters"]["inbox"] == "/data/inbox" and deployments["annual"]["parameters"]["out"] == "/data/out"
+        assert deployments["results-weekly"]["parameters"]["inbox"] == "/data/results-inbox"
+        for d in deployments.values():  # one run at a time per deployment: a second one waits
+            assert d["global_concurrency_limit"]["limit"] == 1 and d["concurrency_options"]["collision_strategy"] == "ENQUEUE", d["name"]
+        sink = _webhook_sink()
+        _run_script(["scripts/notify.py", "--url", f"http://127.0.0.1:{sink.server_port}/robot", "--allow-private"], env)
         env["JOINTDRAW_FAULT_FILE"] = str(tmp_path / "fault")  # while it names a stage, that stage fails (flows/plan_run.py)
         with open(worker_log, "w") as log:
             started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "jointdraw"], env=env, cwd=ROOT,
@@ -142,7 +188,7 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
         bundle = out / "published" / "SZ-2026-ANNUAL"
         assert bundle_file(bundle, "manifest.json").exists() and verify_draw(bundle).ok
         assert "Task run 'publish · SZ-2026-ANNUAL'" in worker_log.read_text(errors="replace")  # task runs say plan and stage
-        _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, small_city, tmp_path, bundle, [worker_log, server_log])
+        _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, small_city, tmp_path, bundle, [worker_log, server_log], sink)
     finally:
         for p in reversed(started):
             try:
