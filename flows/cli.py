@@ -195,10 +195,12 @@ class _SaidOnce:
             return False
         if record.exc_info and record.exc_info[1] is not None and _by_a_signal(record.exc_info[1]):
             return False  # a signal: the CLI says "interrupted" and how to resume (the traceback says where it landed)
-        if not record.name.startswith(("prefect.task_runs", "prefect.flow_runs", "prefect.engine")) or record.levelno < 40:
+        if not record.name.startswith(("prefect.task_runs", "prefect.flow_runs", "prefect.engine")):
             return True
         message = record.getMessage()
-        return not (any(echo in message for echo in self.ECHOES) or any(s in message for s in SIGNAL_EXCEPTIONS))
+        if any(echo in message for echo in self.ECHOES):  # at INFO too: "Finished in state Failed('…the whole message…')"
+            return False
+        return record.levelno < 40 or not any(s in message for s in SIGNAL_EXCEPTIONS)
 
 
 SIGNAL_EXCEPTIONS = ("KeyboardInterrupt", "TerminationSignal")

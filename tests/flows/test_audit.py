@@ -83,15 +83,11 @@ def _events(prefix: str) -> list[dict]:
     return answer.json()["events"]
 
 
-def test_every_entry_of_the_chain_is_also_a_prefect_event(prefect_server, dirty_run, dirty_city, tmp_path):
+def _the_new_entries_are_prefect_events(out, seed):
     """Issue 19: the chain's head leaves the building — each new draw attempt (with the seed-shopping
     flag) and each seal is emitted as a Prefect event, where an automation can react to it."""
     import time
 
-    out = tmp_path / "out"
-    shutil.copytree(dirty_run.parent.parent, out)
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw",
-             seed="shopping for a better draw")
     logged = {e["entry_hash"]: e for e in audit_entries(out, "SZ-2026-ANNUAL")[-2:]}  # the new attempt and the new seal
     deadline, found = time.monotonic() + 60, {}
     while len(found) < 2 and time.monotonic() < deadline:
@@ -99,7 +95,7 @@ def test_every_entry_of_the_chain_is_also_a_prefect_event(prefect_server, dirty_
         time.sleep(1)
     assert set(found) == set(logged)
     attempt = next(e for e in found.values() if e["event"] == "jointdraw.draw.attempt")
-    assert attempt["payload"]["seed"] == "shopping for a better draw" and attempt["payload"]["seed_shopping"] is True
+    assert attempt["payload"]["seed"] == seed and attempt["payload"]["seed_shopping"] is True
     assert attempt["resource"]["prefect.resource.id"] == "jointdraw.plan.SZ-2026-ANNUAL"
     sealed = next(e for e in found.values() if e["event"] == "jointdraw.publish.sealed")
     assert sealed["payload"]["prev_hash"] == attempt["payload"]["entry_hash"]  # the chain, as the warehouse holds it
@@ -111,7 +107,8 @@ def test_a_plan_without_attempts_says_so(tmp_path, capsys):
 
 
 def test_the_manifest_report_and_verify_say_when_a_commitment_had_two_seeds(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
-    """The bundle carries its plan's chain; verify checks it alone and flags seed shopping."""
+    """The bundle carries its plan's chain; verify checks it alone and flags seed shopping; the new
+    entries are Prefect events too."""
     import json
 
     out = tmp_path / "out"
@@ -122,6 +119,7 @@ def test_the_manifest_report_and_verify_say_when_a_commitment_had_two_seeds(pref
     assert "audit chain of 1 attempts checked" in clean and "SEED SHOPPING" not in clean
     plan = str(plan_path(dirty_city))
     plan_run(plan=plan, inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="draw", seed="a seed I like better")
+    _the_new_entries_are_prefect_events(out, "a seed I like better")
     manifest = json.loads(bundle_file(bundle, "manifest.json").read_text(encoding="utf-8"))
     log = json.loads(bundle_file(bundle, "attempts.json").read_text(encoding="utf-8"))
     assert [e["seed"] for e in attempts(log["entries"])] == ["SZ-2026-ANNUAL-demo-seed", "a seed I like better"]

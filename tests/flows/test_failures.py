@@ -70,3 +70,28 @@ def test_a_full_disk_during_publish_keeps_the_previous_bundle_and_says_what_it_n
     (small_disk / "filler").unlink()  # space again: the same command finishes the run
     again = subprocess.run([*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_a_failing_plan_ends_with_its_own_message_and_no_library_traceback(small_city, tmp_path):
+    """Issue 19: a department file with a header and no rows, run as a new user runs it (no
+    PREFECT_API_URL: a temporary Prefect server each time), twice: each run ends with the contract's
+    message and nothing else — no CancelledError tracebacks from the server's shutdown, no GX chatter."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(small_city / "inbox", inbox)
+    objects = next((inbox / "EDU").glob("objects.*"))
+    if objects.suffix == ".csv":
+        objects.write_bytes(objects.read_bytes().splitlines(keepends=True)[0])
+    else:
+        pytest.skip("the generator writes EDU's objects as CSV")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "INFO"  # what a user sees
+    for attempt in range(2):
+        done = subprocess.run([*CLI, "run", str(plan_path(small_city)), "--inbox", str(inbox), "--out", str(tmp_path / f"out{attempt}")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1
+        terminal = done.stdout + done.stderr
+        assert "Traceback" not in terminal and "CancelledError" not in terminal, terminal[-3000:]
+        assert "Created temporary directory" not in terminal  # Great Expectations' per-validation chatter
+        assert "jointdraw run: validate: the data contract is not met:\n  - EDU: EDU/objects.csv: the file has no data rows" in done.stderr
+        # the stage's line when it finds the file, and the run's last line; the flow's log and Prefect's echoes stay in the API
+        assert terminal.count("the file has no data rows") == 2, terminal[-3000:]
