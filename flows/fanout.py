@@ -17,6 +17,8 @@ cannot be.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -37,6 +39,9 @@ def dask_runner(dask: str) -> TaskRunner:
     from prefect_dask import DaskTaskRunner
 
     if dask == "local":
+        # the cluster's own processes say nothing on the terminal: a task's failure reaches the run through Prefect, and an
+        # interrupted run's workers would print the cancellation of every task they held (issue 19: no library chatter)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
         return DaskTaskRunner(cluster_kwargs=LOCAL_CLUSTER)
     return DaskTaskRunner(address=dask)
 

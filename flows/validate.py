@@ -57,6 +57,8 @@ from transforms.runfolder import (
 )
 from transforms.validate_registry import Contract, build_data_docs
 
+QUARANTINE_XLSX_ROWS = 100_000  # quarantine.xlsx for people: the first 100,000 rows and a note; quarantine.csv has every row
+
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
 
@@ -194,7 +196,7 @@ def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: P
     quarantine = [pl.read_parquet(p) for p in sorted((out_dir / "quarantine").rglob("*.parquet"))]
     all_quarantined = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     csv_path, _ = write_people_tables(all_quarantined.sort("source_file", "source_line"), out_dir / "quarantine.csv",
-                                      people_headers.QUARANTINE, "问题数据")
+                                      people_headers.QUARANTINE, "问题数据", max_xlsx_rows=QUARANTINE_XLSX_ROWS)
     docs_started = time.perf_counter()
     docs = build_data_docs(contract, out_dir / "validation")
     logger.info("validate: Data Docs of %d validations in %.1f s", len(files), time.perf_counter() - docs_started)

@@ -64,10 +64,19 @@ def _widths(df: pl.DataFrame, headers: list[str]) -> list[int]:
     return out
 
 
-def write_people_xlsx(df: pl.DataFrame, path: Path, headers: dict[str, str] | None = None, sheet: str = "Sheet1") -> Path:
-    """Writes `df` as a workbook for people (columns renamed to `headers` where given), atomically."""
+def write_people_xlsx(df: pl.DataFrame, path: Path, headers: dict[str, str] | None = None, sheet: str = "Sheet1",
+                      max_rows: int | None = None) -> Path:
+    """Writes `df` as a workbook for people (columns renamed to `headers` where given), atomically.
+    With `max_rows`, a longer table keeps its first `max_rows` rows and says so in a last row (the
+    CSV beside it has them all): a workbook of a million rows helps nobody and takes a minute."""
     headers = headers or {}
+    total = df.height
+    if max_rows is not None and total > max_rows:
+        df = df.head(max_rows)
     table = _cells(df)
+    if df.height < total:
+        note = f"……仅列出前 {df.height:,} 行，共 {total:,} 行：全部见同名 CSV 文件 (the first {df.height:,} of {total:,} rows; all in the CSV)"
+        table = pl.concat([table, pl.DataFrame({table.columns[0]: [note]}).cast(pl.String)], how="diagonal_relaxed")
     names = [headers.get(c, c) for c in table.columns]
     widths = _widths(table, names)
     with atomic_path(path) as tmp:
@@ -89,13 +98,14 @@ def write_people_xlsx(df: pl.DataFrame, path: Path, headers: dict[str, str] | No
     return path
 
 
-def write_people_tables(df: pl.DataFrame, csv_path: Path, headers: dict[str, str], sheet: str) -> tuple[Path, Path]:
+def write_people_tables(df: pl.DataFrame, csv_path: Path, headers: dict[str, str], sheet: str,
+                        max_xlsx_rows: int | None = None) -> tuple[Path, Path]:
     """A people-facing table as CSV (for machines and spreadsheets that import text) and, beside it,
     as XLSX (for people: codes stay codes); both with the Chinese headers."""
     from transforms.csvout import write_people_csv
 
     return (write_people_csv(df, csv_path, headers),
-            write_people_xlsx(df, csv_path.with_suffix(".xlsx"), headers, sheet))
+            write_people_xlsx(df, csv_path.with_suffix(".xlsx"), headers, sheet, max_xlsx_rows))
 
 
 def read_workbook(path: Path) -> pl.DataFrame:

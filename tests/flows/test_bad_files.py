@@ -141,3 +141,7 @@ def test_a_million_bad_rows_stop_the_run_and_every_one_is_in_the_quarantine(pref
     quarantined = pl.scan_parquet(validate / "quarantine" / "objects" / "ENV.parquet").select(pl.len(), pl.col("source_line").n_unique()).collect()
     assert quarantined.row(0) == (n, n)  # complete: every row, once, with its reason
     assert pl.scan_csv(validate / "quarantine.csv", infer_schema=False).select(pl.len()).collect().item() >= n
+    from transforms.xlsxout import read_workbook  # the workbook for people: the first 100,000 rows, and a last row saying so
+
+    workbook = read_workbook(validate / "quarantine.xlsx")
+    assert workbook.height == 100_001 and "仅列出前 100,000 行" in workbook[workbook.columns[0]][-1]

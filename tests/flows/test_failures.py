@@ -74,8 +74,9 @@ def test_a_full_disk_during_publish_keeps_the_previous_bundle_and_says_what_it_n
 
 def test_a_failing_plan_ends_with_its_own_message_and_no_library_traceback(small_city, tmp_path):
     """Issue 19: a department file with a header and no rows, run as a new user runs it (no
-    PREFECT_API_URL: a temporary Prefect server each time), twice: each run ends with the contract's
-    message and nothing else — no CancelledError tracebacks from the server's shutdown, no GX chatter."""
+    PREFECT_API_URL: a temporary Prefect server): the run ends with the contract's
+    message and nothing else — no CancelledError tracebacks from the server's shutdown, no GX chatter.
+    (The SIGTERM test runs two more plans on temporary servers and asserts the same.)"""
     inbox = tmp_path / "inbox"
     shutil.copytree(small_city / "inbox", inbox)
     objects = next((inbox / "EDU").glob("objects.*"))
@@ -85,7 +86,7 @@ def test_a_failing_plan_ends_with_its_own_message_and_no_library_traceback(small
         pytest.skip("the generator writes EDU's objects as CSV")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "INFO"  # what a user sees
-    for attempt in range(2):
+    for attempt in range(1):
         done = subprocess.run([*CLI, "run", str(plan_path(small_city)), "--inbox", str(inbox), "--out", str(tmp_path / f"out{attempt}")],
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 1
