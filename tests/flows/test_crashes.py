@@ -102,7 +102,12 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
         number = STAGES.index(stage) + 1
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline, folder = time.monotonic() + 240, run_dir / f"{number:02d}_{stage}"
-        while not (folder / started_when if started_when else folder).exists() and process.poll() is None:
+        def under_way():  # validate: the Dask workers are up (temporary server, scheduler side, workers) and writing
+            if not (folder / started_when if started_when else folder).exists():
+                return False
+            return not started_when or len(psutil.Process(process.pid).children(recursive=True)) >= 3
+
+        while not under_way() and process.poll() is None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         time.sleep(rng.uniform(0, 0.3))
@@ -114,12 +119,11 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
         assert "interrupted; the stages that finished are kept: continue with `jointdraw resume term" in output
         assert "Traceback" not in output and "CancelledError" not in output
         port = int(re.search(r"Starting temporary server on http://127\.0\.0\.1:(\d+)", output).group(1))
-        assert port in ports or not ports
         _, alive = psutil.wait_procs(started, timeout=15)
         assert not alive, [(p.pid, p.name()) for p in alive]  # the server, and the cluster's scheduler and workers
         assert not [p for p in ports | {port} if _listening(p)], "a port the run opened is still listening"
         if stage == "validate":
-            assert len(started) >= 3, started  # the temporary server and the cluster's worker processes were there
+            assert len(started) >= 3, started  # the temporary server and the cluster's processes were there, and are gone
         command = [*cli, "resume", "term", "--out", str(out)]  # no unlock: the lock was released
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
