@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,52 +256,50 @@ def audit_entries(out_root: Path, plan_id: str) -> list[dict[str, Any]]:
         con.close()
 
 
-def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
-    """Appends a draw attempt to the plan's chain, in one transaction; returns the entry, or None
-    when the plan's last entry has this commitment, seed and draw digest (a rerun of the same
-    draw is not a new attempt; going back to an earlier seed after another one is)."""
+def _append_entry(out_root: Path, plan_id: str, fields: dict[str, Any],
+                  already: Callable[[duckdb.DuckDBPyConnection, dict[str, Any] | None], dict[str, Any] | None]
+                  ) -> tuple[dict[str, Any], bool]:
+    """Appends an entry to the plan's chain in one transaction, unless `already` (given the plan's last
+    entry) finds the entry that has it; returns (the entry, whether it is new)."""
     con = connect_warehouse(out_root)
-    p = {"p": fields["plan_id"]}
     try:
         con.execute("begin transaction")
-        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
-        last_attempt = con.sql("select * from audit_log where plan_id = $p and event is null order by seq desc limit 1",
-                               params=p).pl().to_dicts()
-        if last_attempt and all(last_attempt[0][k] == fields[k] for k in ("commitment", "seed", "draw_digest")):
+        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params={"p": plan_id}).pl().to_dicts()
+        found = already(con, last[0] if last else None)
+        if found is not None:
             con.execute("commit")
-            return None
+            return found, False
         entry = next_entry(last[0] if last else None, **fields)
         con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
         con.execute("commit")
-        return entry
+        return entry, True
     except BaseException:
         con.execute("rollback")
         raise
     finally:
         con.close()
+
+
+def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
+    """Appends a draw attempt to the plan's chain; returns the entry, or None when the plan's last
+    attempt has this commitment, seed and draw digest (a rerun of the same draw is not a new attempt;
+    going back to an earlier seed after another one is)."""
+    def same_draw(con: duckdb.DuckDBPyConnection, _: dict[str, Any] | None) -> dict[str, Any] | None:
+        last = con.sql("select * from audit_log where plan_id = $p and event is null order by seq desc limit 1",
+                       params={"p": fields["plan_id"]}).pl().to_dicts()
+        return last[0] if last and all(last[0][k] == fields[k] for k in ("commitment", "seed", "draw_digest")) else None
+
+    entry, new = _append_entry(out_root, fields["plan_id"], fields, same_draw)
+    return entry if new else None
 
 
 def append_seal(out_root: Path, *, plan_id: str, run_id: str, event: str, seal: str, time: str) -> dict[str, Any]:
-    """Appends a publication's seal to the plan's chain (transforms/audit.py), in one transaction;
-    a republication of the same bytes appends nothing and returns the entry that has it."""
-    con = connect_warehouse(out_root)
-    p = {"p": plan_id}
-    try:
-        con.execute("begin transaction")
-        last = con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params=p).pl().to_dicts()
-        if last and last[0].get("event") == event and last[0].get("seal") == seal:
-            con.execute("commit")
-            return last[0]
-        entry = next_entry(last[0] if last else None, plan_id=plan_id, time=time, run_id=run_id, event=event, seal=seal,
-                           operator=operator())
-        con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
-        con.execute("commit")
-        return entry
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.close()
+    """Appends a publication's seal to the plan's chain (transforms/audit.py); a republication of the
+    same bytes appends nothing and returns the entry that has it."""
+    fields = {"plan_id": plan_id, "time": time, "run_id": run_id, "event": event, "seal": seal, "operator": operator()}
+    entry, _ = _append_entry(out_root, plan_id, fields,
+                             lambda con, last: last if last and last.get("event") == event and last.get("seal") == seal else None)
+    return entry
 
 
 def entity_history(out_root: Path, uscc: str) -> dict[str, pl.DataFrame]:
