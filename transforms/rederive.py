@@ -2,7 +2,7 @@
 made again from them and compared by content, so a file edited together with its manifest entry
 still shows.
 
-    derived_problems(bundle, plan, seal) -> (problems, files re-derived)
+    derived_problems(bundle, plan) -> (problems, files re-derived)
 
 From the audit part (the draws, the directory) and the publication before the draw (the items):
 the joint tasks (fusion), the public notice (CSV, XLSX, page), summary.json; the people's tables
@@ -120,7 +120,7 @@ def published_items(pre: Path) -> pl.DataFrame:
         item_id=h["item_id"], name=h["name"], category=pl.col(h["category"]).replace({"重点": "key", "一般": "general"}))
 
 
-def derived_problems(bundle: Path, plan: Plan, seal: str) -> tuple[list[str], int]:
+def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
     at = lambda name: bundle_file(bundle, name)  # noqa: E731
     problems, derived = [], 0
     draws = pl.read_parquet(at("draws.parquet"))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -279,7 +278,7 @@ def _check_derived(bundle: Path, plan: Plan, report: Report) -> None:
     from transforms.privacy import public_leaks
     from transforms.rederive import derived_problems
 
-    problems, derived = derived_problems(bundle, plan, report.seal or "")
+    problems, derived = derived_problems(bundle, plan)
     report.problems += problems
     report.derived_files += derived
     if not (bundle / REGULATOR).is_dir():
