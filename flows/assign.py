@@ -21,21 +21,21 @@ from typing import Any
 import polars as pl
 from prefect import get_run_logger
 
-from flows.errors import StageFailed
-from transforms import people_headers
-from transforms.assign import avoid_pairs, match_inspectors, unassigned_for_people, workload_spread
-from transforms.xlsxout import write_people_tables
-from transforms.plan import Plan
-from transforms.runfolder import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.assign import avoid_pairs, match_inspectors, unassigned_for_people, workload_spread
+from jointdraw.transforms.xlsxout import write_people_tables
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.runfolder import (
     file_record,
     inputs_from,
     stage_dir,
     write_json,
     write_parquet,
 )
-from transforms.team_rules import team_violations
-from transforms.warehouse import previous_inspectors, read_warehouse_table
-from transforms.workdays import working_days
+from jointdraw.transforms.team_rules import team_violations
+from jointdraw.transforms.warehouse import previous_inspectors, read_warehouse_table
+from jointdraw.transforms.workdays import working_days
 
 JOINT_TASKS_PUBLISHED = ["joint_task_id", "uscc", "name", "district_code", "address", "departments", "lead_department",
                          "task_ids", "item_ids", "inspector_ids", "planned_date"]

@@ -7,16 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from flows.errors import UserFacingError
-from transforms.fusion import FIGURE_LABELS
-from transforms.runfolder import STAGES
+from jointdraw.flows.errors import UserFacingError
+from jointdraw.transforms.fusion import FIGURE_LABELS
+from jointdraw.transforms.runfolder import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from transforms.citygen import generate_city
-    from transforms.submission import write_city
+    from jointdraw.transforms.citygen import generate_city
+    from jointdraw.transforms.submission import write_city
 
     started = time.perf_counter()
     city = generate_city(args.objects, args.seed)
@@ -37,10 +37,10 @@ def _generate(args: argparse.Namespace) -> int:
 def _generate_results(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from transforms.resultgen import generate_results
-    from transforms.results import PlanSide
-    from transforms.submission import write_results
-    from transforms.warehouse import plan_side_tables
+    from jointdraw.transforms.resultgen import generate_results
+    from jointdraw.transforms.results import PlanSide
+    from jointdraw.transforms.submission import write_results
+    from jointdraw.transforms.warehouse import plan_side_tables
 
     try:
         tables = plan_side_tables(Path(args.out), args.plan_id)
@@ -59,7 +59,7 @@ def _generate_results(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from flows.results import results_run
+    from jointdraw.flows.results import results_run
 
     _quiet_temporary_server_shutdown()
     summary = results_run(plan_id=args.plan_id, inbox=args.inbox, out=args.out, as_of=args.as_of,
@@ -78,8 +78,8 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from transforms.audit import chain_problems, is_attempt, seed_shopping
-    from transforms.warehouse import audit_entries
+    from jointdraw.transforms.audit import chain_problems, is_attempt, seed_shopping
+    from jointdraw.transforms.warehouse import audit_entries
 
     entries = audit_entries(Path(args.out), args.plan_id)
     console = _console()
@@ -242,7 +242,7 @@ def _quiet_temporary_server_shutdown() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.plan_run import plan_run
+    from jointdraw.flows.plan_run import plan_run
 
     _quiet_temporary_server_shutdown()
     first, last = STAGES.index(args.start_at), STAGES.index(args.stop_after) if args.stop_after else len(STAGES) - 1
@@ -261,7 +261,7 @@ def _progress(stages: int):
         return nullcontext()
     import prefect  # noqa: F401  (sets up Prefect's logging, whose console lines the bar replaces)
 
-    from flows.progress import stage_progress
+    from jointdraw.flows.progress import stage_progress
 
     return stage_progress(stages)
 
@@ -269,8 +269,8 @@ def _progress(stages: int):
 def _resume(args: argparse.Namespace) -> int:
     import json
 
-    from flows.plan_run import plan_run
-    from transforms.rerun import first_unfinished_stage
+    from jointdraw.flows.plan_run import plan_run
+    from jointdraw.transforms.rerun import first_unfinished_stage
 
     run_dir = Path(args.out) / "runs" / args.run_id
     if not (run_dir / "run.json").exists():
@@ -291,7 +291,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _unlock(args: argparse.Namespace) -> int:
-    from transforms.runlock import clear_lock
+    from jointdraw.transforms.runlock import clear_lock
 
     print(clear_lock(Path(args.out), args.plan_id, force=args.force))
     return 0
@@ -299,7 +299,7 @@ def _unlock(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
 
-    from transforms.warehouse import entity_history
+    from jointdraw.transforms.warehouse import entity_history
 
     console = _console()
     found = entity_history(Path(args.out), args.uscc.strip().upper())
@@ -314,14 +314,14 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from transforms.seed import rfc3797_key
+    from jointdraw.transforms.seed import rfc3797_key
 
     print(rfc3797_key(args.source))
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from transforms.verify import check_entity, verify_draw
+    from jointdraw.transforms.verify import check_entity, verify_draw
 
     if args.entity:
         print("\n".join(check_entity(Path(args.folder), args.entity)))

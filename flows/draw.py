@@ -25,18 +25,18 @@ import polars as pl
 from prefect import get_run_logger
 from prefect.events import emit_event
 
-from flows.errors import StageFailed
-from transforms import people_headers
-from transforms.audit import draw_digest, entry_event, operator, seed_shopping
-from transforms.bundle import publish_prepublication
-from transforms.commitment import commitment
-from transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
-from transforms.exclusions import exclusions_from_history
-from transforms.fusion import fusion_figures
-from transforms.merge import DRAWN_ID
-from transforms.plan import Plan, plan_item_problems
-from transforms.prepublication import plan_items, plan_notice
-from transforms.runfolder import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.audit import draw_digest, entry_event, operator, seed_shopping
+from jointdraw.transforms.bundle import publish_prepublication
+from jointdraw.transforms.commitment import commitment
+from jointdraw.transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
+from jointdraw.transforms.exclusions import exclusions_from_history
+from jointdraw.transforms.fusion import fusion_figures
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.plan import Plan, plan_item_problems
+from jointdraw.transforms.prepublication import plan_items, plan_notice
+from jointdraw.transforms.runfolder import (
     accepted_registry,
     copy_file,
     file_record,
@@ -45,9 +45,9 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
-from transforms.warehouse import append_attempt, audit_entries, read_history, read_warehouse_table
-from transforms.xlsxout import write_people_tables
+from jointdraw.transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
+from jointdraw.transforms.warehouse import append_attempt, audit_entries, read_history, read_warehouse_table
+from jointdraw.transforms.xlsxout import write_people_tables
 
 DRAW_COLUMNS = ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
                 "stratum_size", "k", "score_key", "score"]

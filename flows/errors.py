@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from transforms.plan import PlanError
-from transforms.read_registry import RegistryFileError
-from transforms.runlock import PlanLocked
-from transforms.seed import SeedError
-from transforms.warehouse import WarehouseBusy
+from jointdraw.transforms.plan import PlanError
+from jointdraw.transforms.read_registry import RegistryFileError
+from jointdraw.transforms.runlock import PlanLocked
+from jointdraw.transforms.seed import SeedError
+from jointdraw.transforms.warehouse import WarehouseBusy
 
 
 class StageFailed(Exception):

@@ -28,7 +28,7 @@ from prefect import Task
 from prefect.futures import PrefectFutureList
 from prefect.task_runners import TaskRunner
 
-from flows.errors import StageFailed
+from jointdraw.flows.errors import StageFailed
 
 _RUNNER: ContextVar[TaskRunner | None] = ContextVar("jointdraw_fan_out", default=None)
 LOCAL_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}

@@ -16,12 +16,12 @@ from typing import Any
 import polars as pl
 from prefect import get_run_logger
 
-from flows.errors import StageFailed
-from transforms.fuse import fuse_draws
-from transforms.fusion import FIGURE_LABELS, fusion_summary
-from transforms.merge import DRAWN_ID
-from transforms.plan import Plan
-from transforms.runfolder import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms.fuse import fuse_draws
+from jointdraw.transforms.fusion import FIGURE_LABELS, fusion_summary
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.runfolder import (
     file_record,
     inputs_from,
     stage_dir,

@@ -17,17 +17,17 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.errors import StageFailed
-from flows.fanout import map_tasks
-from transforms.normalise import normalise_registry
-from transforms.read_registry import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.fanout import map_tasks
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.read_registry import (
     RegistryFile,
     RegistryFileError,
     read_registry,
     scan_inbox,
 )
-from transforms.registry import KINDS, Kind
-from transforms.runfolder import file_record, stage_dir, write_json, write_parquet
+from jointdraw.transforms.registry import KINDS, Kind
+from jointdraw.transforms.runfolder import file_record, stage_dir, write_json, write_parquet
 
 
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)

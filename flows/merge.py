@@ -17,9 +17,9 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from transforms.csvout import write_people_csv
-from transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
-from transforms.runfolder import (
+from jointdraw.transforms.csvout import write_people_csv
+from jointdraw.transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
+from jointdraw.transforms.runfolder import (
     atomic_path,
     file_record,
     stage_dir,

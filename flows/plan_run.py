@@ -28,23 +28,23 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.assign import run_assign
-from flows.draw import run_commit, run_draw
-from flows.errors import StageFailed
-from flows.fanout import fan_out
-from flows.fuse import run_fuse
-from flows.ingest import run_ingest
-from flows.merge import run_merge
-from flows.publish import run_publish
-from flows.validate import run_validate
-from transforms.certificate import draw_certificate
-from transforms.fusion import FIGURE_LABELS
-from transforms.ingest_summary import ingest_summary
-from transforms.plan import Plan, PlanError, check_safe_id, read_plan
-from transforms.plan_check import plan_inbox_problems
-from transforms.report import validation_table
-from transforms.rerun import first_unfinished_stage, rerun_problems
-from transforms.runfolder import (
+from jointdraw.flows.assign import run_assign
+from jointdraw.flows.draw import run_commit, run_draw
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.fanout import fan_out
+from jointdraw.flows.fuse import run_fuse
+from jointdraw.flows.ingest import run_ingest
+from jointdraw.flows.merge import run_merge
+from jointdraw.flows.publish import run_publish
+from jointdraw.flows.validate import run_validate
+from jointdraw.transforms.certificate import draw_certificate
+from jointdraw.transforms.fusion import FIGURE_LABELS
+from jointdraw.transforms.ingest_summary import ingest_summary
+from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
+from jointdraw.transforms.plan_check import plan_inbox_problems
+from jointdraw.transforms.report import validation_table
+from jointdraw.transforms.rerun import first_unfinished_stage, rerun_problems
+from jointdraw.transforms.runfolder import (
     STAGE_RECORD,
     STAGES,
     new_run_id,
@@ -52,9 +52,9 @@ from transforms.runfolder import (
     stage_dir,
     write_json,
 )
-from transforms.runlock import PlanLocked, plan_lock
-from transforms.seed import SeedError
-from transforms.warehouse import WarehouseBusy
+from jointdraw.transforms.runlock import PlanLocked, plan_lock
+from jointdraw.transforms.seed import SeedError
+from jointdraw.transforms.warehouse import WarehouseBusy
 
 USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy)
 Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
@@ -174,6 +174,8 @@ def run_stage(stage: str, plan_id: str, ctx: RunContext) -> dict[str, Any]:
 def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str, stop_after: str | None,
                 run_id: str | None, seed_sources: list[str] | None, dask: str | None) -> dict[str, Any]:
     logger = get_run_logger()
+    # absolute from here on: Dask workers and `jointdraw resume` have working folders of their own
+    plan, inbox, out = (os.path.abspath(p) for p in (plan, inbox, out))
     the_plan = read_plan(Path(plan))
     retried = run_id is None and (_derived_run_dir(the_plan, out) / "run.json").exists()  # this flow run's folder: a retry
     run_dir, context = _run_context(the_plan, plan, inbox, out, seed, seed_sources, run_id)

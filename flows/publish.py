@@ -40,10 +40,10 @@ import polars as pl
 from prefect import get_run_logger
 from prefect.events import emit_event
 
-from flows.errors import StageFailed
-from transforms import people_headers
-from transforms.audit import PUBLISH, attempts, entry_event, seed_shopping
-from transforms.bundle import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.audit import PUBLISH, attempts, entry_event, seed_shopping
+from jointdraw.transforms.bundle import (
     PRE,
     PUBLIC,
     REGULATOR,
@@ -56,15 +56,15 @@ from transforms.bundle import (
     staging_folder,
     write_prepublication,
 )
-from transforms.draw import score_keys
-from transforms.entity_check import stratum_cutoffs
-from transforms.manifest import manifest, stage_accounting
-from transforms.merge import DRAWN_ID
-from transforms.notice import NOTICE_COLUMNS, public_notice, render_notice_page
-from transforms.plan import Plan
-from transforms.privacy import public_leaks
-from transforms.report import ReportData, render_report, strata_met, validation_table
-from transforms.runfolder import (
+from jointdraw.transforms.draw import score_keys
+from jointdraw.transforms.entity_check import stratum_cutoffs
+from jointdraw.transforms.manifest import manifest, stage_accounting
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.notice import NOTICE_COLUMNS, public_notice, render_notice_page
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.privacy import public_leaks
+from jointdraw.transforms.report import ReportData, render_report, strata_met, validation_table
+from jointdraw.transforms.runfolder import (
     STAGES,
     copy_file,
     inputs_from,
@@ -73,9 +73,9 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.seal import SEAL_PAGES, fill_seal, seal_of
-from transforms.warehouse import append_seal, audit_entries, record_run
-from transforms.xlsxout import write_people_tables
+from jointdraw.transforms.seal import SEAL_PAGES, fill_seal, seal_of
+from jointdraw.transforms.warehouse import append_seal, audit_entries, record_run
+from jointdraw.transforms.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 

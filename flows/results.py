@@ -34,18 +34,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Failed
 
-from flows.errors import StageFailed
-from flows.fanout import fan_out
-from flows.ingest import run_ingest
-from flows.validate import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.fanout import fan_out
+from jointdraw.flows.ingest import run_ingest
+from jointdraw.flows.validate import (
     file_failures,
     finish_validation,
     map_files,
     validate_department_file,
 )
-from transforms.audit import RESULTS as RESULTS_EVENT
-from transforms.audit import entry_event
-from transforms.bundle import (
+from jointdraw.transforms.audit import RESULTS as RESULTS_EVENT
+from jointdraw.transforms.audit import entry_event
+from jointdraw.transforms.bundle import (
     PRE,
     PUBLIC,
     REGULATOR,
@@ -57,17 +57,17 @@ from transforms.bundle import (
     results_folder,
     staging_folder,
 )
-from transforms.contract import result_rules
-from transforms import people_headers
-from transforms.xlsxout import write_people_tables
-from transforms.manifest import RESULTS_MANIFEST, algorithm, file_list, results_files
-from transforms.privacy import public_leaks
-from transforms.seal import seal_of
-from transforms.plan import PlanError, check_safe_id
-from transforms.reference import department_names
-from transforms.registry import RESULT_KINDS, Kind
-from transforms.report import validation_table
-from transforms.results import (
+from jointdraw.transforms.contract import result_rules
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.xlsxout import write_people_tables
+from jointdraw.transforms.manifest import RESULTS_MANIFEST, algorithm, file_list, results_files
+from jointdraw.transforms.privacy import public_leaks
+from jointdraw.transforms.seal import seal_of
+from jointdraw.transforms.plan import PlanError, check_safe_id
+from jointdraw.transforms.reference import department_names
+from jointdraw.transforms.registry import RESULT_KINDS, Kind
+from jointdraw.transforms.report import validation_table
+from jointdraw.transforms.results import (
     PROGRESS_HEADERS,
     PUBLISHED_SCHEMA,
     RESULTS_NOTICE_HEADERS,
@@ -81,12 +81,12 @@ from transforms.results import (
     results_notice,
     with_result_checks,
 )
-from transforms.results_report import (
+from jointdraw.transforms.results_report import (
     problems_by_item,
     render_results_report,
     results_summary,
 )
-from transforms.runfolder import (
+from jointdraw.transforms.runfolder import (
     copy_file,
     new_run_id,
     read_stage_record,
@@ -94,10 +94,10 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.runlock import PlanLocked, plan_lock
-from transforms.validate_registry import Contract
-from transforms.warehouse import WarehouseBusy, append_seal, plan_side_tables, record_results
-from transforms.workdays import working_days
+from jointdraw.transforms.runlock import PlanLocked, plan_lock
+from jointdraw.transforms.validate_registry import Contract
+from jointdraw.transforms.warehouse import WarehouseBusy, append_seal, plan_side_tables, record_results
+from jointdraw.transforms.workdays import working_days
 
 USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy, PlanError)
 RESULT_COLUMNS = list(PUBLISHED_SCHEMA)
@@ -214,7 +214,8 @@ def results_run(plan_id: str, inbox: str, out: str, as_of: str | None = None, li
     OUT/published/<plan_id>/results/ and the warehouse. `as_of` (YYYY-MM-DD, default today in
     China) is the publication day that deadlines are measured against."""
     try:
-        return _run(plan_id, Path(inbox), Path(out), as_of, limit_working_days, run_id, threshold, dask)
+        # absolute: Dask workers have working folders of their own
+        return _run(plan_id, Path(inbox).absolute(), Path(out).absolute(), as_of, limit_working_days, run_id, threshold, dask)
     except USER_ERRORS as e:
         get_run_logger().error("%s", e, extra={"user_facing": True})  # the CLI ends with it
         return Failed(message=str(e), data=e)

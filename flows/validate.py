@@ -26,9 +26,9 @@ import polars as pl
 from prefect import Task, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
-from flows.errors import StageFailed
-from flows.fanout import map_tasks
-from transforms.contract import (
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.fanout import map_tasks
+from jointdraw.transforms.contract import (
     Rule,
     file_inventory,
     file_rules,
@@ -37,16 +37,16 @@ from transforms.contract import (
     object_rules,
     validation_frame,
 )
-from transforms import people_headers
-from transforms.xlsxout import write_people_tables
-from transforms.quarantine import (
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.xlsxout import write_people_tables
+from jointdraw.transforms.quarantine import (
     QUARANTINE_SCHEMA,
     accepted_rows,
     quarantine_rows,
     with_original_values,
 )
-from transforms.registry import KINDS, RESULT_KINDS, Kind
-from transforms.runfolder import (
+from jointdraw.transforms.registry import KINDS, RESULT_KINDS, Kind
+from jointdraw.transforms.runfolder import (
     copy_file,
     file_record,
     inputs_from,
@@ -55,7 +55,7 @@ from transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from transforms.validate_registry import Contract, build_data_docs
+from jointdraw.transforms.validate_registry import Contract, build_data_docs
 
 QUARANTINE_XLSX_ROWS = 100_000  # quarantine.xlsx for people: the first 100,000 rows and a note; quarantine.csv has every row
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from transforms.bundle import bundle_file  # noqa: E402
-from transforms.manifest import file_digest  # noqa: E402
-from transforms.runfolder import STAGES  # noqa: E402
+from jointdraw.transforms.bundle import bundle_file  # noqa: E402
+from jointdraw.transforms.manifest import file_digest  # noqa: E402
+from jointdraw.transforms.runfolder import STAGES  # noqa: E402
 
 # Runs one jointdraw command in this child process and prints its peak RSS (KiB) last.
 CHILD = """
 import json, resource, sys
-from flows.cli import main
+from jointdraw.flows.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "children_peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
@@ -51,8 +51,8 @@ def _draw_floor(run_dir: Path) -> dict:
     """One SHA-256 over every eligible pair of the run's plan, in DuckDB: the cost no draw avoids."""
     import duckdb
 
-    from transforms.draw import eligible_sizes, score_keys, task_scopes
-    from transforms.plan import read_plan
+    from jointdraw.transforms.draw import eligible_sizes, score_keys, task_scopes
+    from jointdraw.transforms.plan import read_plan
 
     commit = run_dir / "04_commit"
     plan = read_plan(commit / "plan.yaml")
@@ -73,7 +73,7 @@ def _input_scan_floor(city: Path) -> dict:
     import duckdb
     import polars as pl
 
-    from transforms.read_registry import scan_inbox, sniff_encoding
+    from jointdraw.transforms.read_registry import scan_inbox, sniff_encoding
 
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")

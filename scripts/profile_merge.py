@@ -15,8 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from flows.merge import MEMORY_LIMIT  # noqa: E402
-from transforms.merge import FULL_WIDTH, HALF_WIDTH, REGISTRATION_AUTHORITY, _sql, merge_connection  # noqa: E402
+from jointdraw.flows.merge import MEMORY_LIMIT  # noqa: E402
+from jointdraw.transforms.merge import FULL_WIDTH, HALF_WIDTH, REGISTRATION_AUTHORITY, _sql, merge_connection  # noqa: E402
 
 
 def main() -> None:

@@ -18,6 +18,9 @@ echo "setup: creating .venv and installing requirements.lock (about a minute the
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade "pip>=24"
 .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
-.venv/bin/python -m pip install --quiet --no-deps -e .
+# The checkout installed as the package `jointdraw` (flows/ → jointdraw.flows …, see pyproject.toml);
+# setuptools' note that an editable install maps folders is expected here, so it is not printed.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install --quiet --no-deps -e .
+rm -rf build ./*.egg-info
 echo "$want" > "$stamp"
 echo "setup: done ($(.venv/bin/python --version))"

@@ -4,6 +4,8 @@ generated cities (clean and dirty) made once per session."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,9 +17,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest  # noqa: E402
 
-from transforms.citygen import generate_city  # noqa: E402
-from transforms.submission import write_city  # noqa: E402
+from jointdraw.transforms.citygen import generate_city  # noqa: E402
+from jointdraw.transforms.submission import write_city  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL_CITY_OBJECTS = 20_000
 CITY_SEED = 2021
 
@@ -53,8 +56,24 @@ def plan_path(city: Path, plan_id: str = "SZ-2026-ANNUAL") -> Path:
 @pytest.fixture(scope="session")
 def dirty_run(prefect_server, dirty_city, tmp_path_factory) -> Path:
     """The dirty city run through every stage once (the plan's own seed); returns the run folder."""
-    from flows.plan_run import plan_run
+    from jointdraw.flows.plan_run import plan_run
 
     out = tmp_path_factory.mktemp("dirty-run")
     plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty")
     return out / "runs" / "dirty"
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """The project as another machine installs it: the wheel built from this checkout (the pinned
+    build backend), installed with requirements.lock (hashes checked) into a fresh environment that
+    has no checkout on its path. Returns the environment's bin/ (jointdraw, python, dask)."""
+    root = tmp_path_factory.mktemp("installed")
+    pip = [sys.executable, "-m", "pip", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(ROOT)], check=True,
+                   env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    into = [*pip, "--python", str(root / "venv" / "bin" / "python"), "install", "--no-compile"]
+    subprocess.run([*into, "--require-hashes", "--requirement", str(ROOT / "requirements.lock")], check=True)
+    subprocess.run([*into, "--no-deps", *map(str, (root / "dist").glob("jointdraw-*.whl"))], check=True)
+    return root / "venv" / "bin"

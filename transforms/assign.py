@@ -37,8 +37,8 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from transforms.plan import Plan
-from transforms.score import score
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.score import score
 
 ASSIGN_ALGORITHM = ("jointdraw-assign-v1: joint tasks in order of score(seed, '#assign', uscc); least-loaded eligible inspector, "
                     "ties by score(seed, '#inspectors', inspector_id) XOR the task's score; chain rebalancing per (department, district) "
@@ -390,7 +390,7 @@ def workload_spread(workload: pl.DataFrame) -> pl.DataFrame:
 def unassigned_for_people(unassigned: pl.DataFrame, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """unassigned.csv / .xlsx: each joint task that could not be staffed, with its entity (the columns
     of people_headers.UNASSIGNED)."""
-    from transforms.people_headers import UNASSIGNED
+    from jointdraw.transforms.people_headers import UNASSIGNED
 
     return (unassigned.join(joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"), on="joint_task_id",
                             how="left")

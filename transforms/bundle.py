@@ -129,8 +129,8 @@ def write_prepublication(commit_dir: Path, folder: Path, plan_id: str) -> None:
     nested bundle: it is published before the rest and answers for itself, like results/)."""
     import json
 
-    from transforms.manifest import MANIFEST_VERSION, file_list
-    from transforms.runfolder import write_json
+    from jointdraw.transforms.manifest import MANIFEST_VERSION, file_list
+    from jointdraw.transforms.runfolder import write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     for source, name in prepublication_files(commit_dir):
@@ -145,8 +145,8 @@ def write_prepublication(commit_dir: Path, folder: Path, plan_id: str) -> None:
 def publish_prepublication(out_root: Path, plan_id: str, commit_dir: Path) -> Path:
     """published/<plan_id>/public/pre/, swapped in atomically at commit, before the seed is known; the
     full bundle, published after the draw, carries the same pre/."""
-    from transforms.manifest import MANIFEST_VERSION
-    from transforms.runfolder import write_json
+    from jointdraw.transforms.manifest import MANIFEST_VERSION
+    from jointdraw.transforms.runfolder import write_json
 
     bundle = Path(out_root) / "published" / plan_id
     pre = bundle_file(bundle, PRE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transforms.fusion import FIGURE_LABELS
+from jointdraw.transforms.fusion import FIGURE_LABELS
 
 
 def draw_certificate(manifest: dict[str, Any], seal: str) -> str:

@@ -24,10 +24,10 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from transforms.industry import industries
-from transforms.plan import Plan, Period, Scope, Task
-from transforms.reference import department_names, district_codes, reference_table
-from transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
+from jointdraw.transforms.industry import industries
+from jointdraw.transforms.plan import Plan, Period, Scope, Task
+from jointdraw.transforms.reference import department_names, district_codes, reference_table
+from jointdraw.transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
 # Share of entities by GB/T 4754 section (a Shenzhen-like mix: trade and services dominate).
 INDUSTRY_MIX = {

@@ -63,7 +63,7 @@ def exclusions_sha256(path: Path) -> str:
 def commitment(directory: Path, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None) -> dict[str, str]:
     """The digests and the commitment over them (under `version`: a published bundle is recomputed
     under the version it was committed with); `pre` is the folder of the publication before the draw."""
-    from transforms.prepublication import pre_sha256
+    from jointdraw.transforms.prepublication import pre_sha256
 
     if version not in DIRECTORY_FIELDS_BY_VERSION:
         raise ValueError(f"unknown commitment version {version!r} (this jointdraw knows {', '.join(DIRECTORY_FIELDS_BY_VERSION)})")

@@ -22,12 +22,12 @@ from great_expectations.expectations.expectation import Expectation
 import pandas as pd
 import polars as pl
 
-from transforms import gx_expectations as jdx
-from transforms.industry import industry_reasons, valid_industry_regex
-from transforms.reference import code_names, department_names, district_codes
-from transforms.registry import COLUMNS, ENUMS, REQUIRED, Kind
-from transforms.results import RESULT_CHECKS
-from transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
+from jointdraw.transforms import gx_expectations as jdx
+from jointdraw.transforms.industry import industry_reasons, valid_industry_regex
+from jointdraw.transforms.reference import code_names, department_names, district_codes
+from jointdraw.transforms.registry import COLUMNS, ENUMS, REQUIRED, Kind
+from jointdraw.transforms.results import RESULT_CHECKS
+from jointdraw.transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
 MAX_TEXT = 2000  # characters in any one text value (a name, an address, findings); longer is a broken file
 
@@ -45,7 +45,7 @@ class Rule:
 
 def rule_description(rule: Rule) -> str:
     """The rule in Chinese, with its standard and the quarantine reason a failing row gets (Data Docs)."""
-    from transforms.reasons import RULE_TEXT_ZH
+    from jointdraw.transforms.reasons import RULE_TEXT_ZH
 
     if rule.reason in RULE_TEXT_ZH:
         return f"{RULE_TEXT_ZH[rule.reason].format(column=rule.column)}。不符合时隔离，原因代码 {rule.reason}。"

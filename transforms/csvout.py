@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.runfolder import atomic_path
+from jointdraw.transforms.runfolder import atomic_path
 
 FORMULA_START = r"^[=+\-@\t\r]"
 LIST_JOIN = "；"

@@ -13,7 +13,8 @@ import re
 import shutil
 from pathlib import Path
 
-VENDOR_DIR = Path(__file__).resolve().parents[1] / "data" / "vendor" / "datadocs"
+from jointdraw.transforms.packaged import datadocs_vendor_dir
+
 
 # CDN address in GX's templates (prefix match) → vendored file.
 CDN_FILES = {
@@ -56,7 +57,7 @@ def make_offline(site: Path) -> list[Path]:
     <script src>, <link href> and <img src> to local files; returns the pages rewritten. Raises when a page
     loads an asset that is not vendored (a GX upgrade changed its templates)."""
     static = site / "static"
-    shutil.copytree(VENDOR_DIR, static / "vendor", dirs_exist_ok=True)
+    shutil.copytree(datadocs_vendor_dir(), static / "vendor", dirs_exist_ok=True)
     for css in (static / "styles").glob("*.css"):  # the dark theme's logo, also from GX's bucket
         text = css.read_text(encoding="utf-8")
         css.write_text(re.sub(re.escape(GX_IMAGES) + r"[^'\")]+", f"../{LOCAL_LOGO}", text), encoding="utf-8")

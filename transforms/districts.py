@@ -17,7 +17,7 @@ from functools import cache
 
 import polars as pl
 
-from transforms.reference import reference_table
+from jointdraw.transforms.reference import reference_table
 
 PREFIXES = re.compile(r"^(?:\S{2,}?省)?(?:\S{2,}?市)?")  # 广东省深圳市南山区 → 南山区
 

@@ -9,22 +9,17 @@ or machine: every step is a total order (score, then USCC) or exact integer arit
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from transforms.plan import Plan
-from transforms.reference import industry_sections
-from transforms.strata import CLASSES, stratum_k
+from jointdraw.transforms.packaged import sql_text
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.reference import industry_sections
+from jointdraw.transforms.strata import CLASSES, stratum_k
 
-SQL_DIR = Path(__file__).parent / "sql"
 DRAWS_ORDER = ["task_id", "credit_risk", "score", "uscc"]
 ABOVE_ALL = "g"  # sorts after every lower-case hex string: no threshold
-
-
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def score_keys(plan: Plan, mode: str) -> dict[str, str]:
@@ -91,7 +86,7 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
 def eligible_sizes(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
     """(task_id, credit_risk, n): the size of every non-empty stratum (they do not depend on keys or seed)."""
     con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
-    con.execute(_sql("draw_eligible"))
+    con.execute(sql_text("draw_eligible"))
     return con.sql("select task_id, credit_risk, count(*)::bigint as n from eligible group by all order by all").pl()
 
 
@@ -103,14 +98,14 @@ def draw_plan(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[
     if sizes is None:
         sizes = eligible_sizes(con, plan)
     con.register("task_scopes", task_scopes(plan, keys))
-    con.execute(_sql("draw_eligible"))
+    con.execute(sql_text("draw_eligible"))
     strata = strata_table(plan, sizes)
     con.register("strata", strata)
-    draws = con.sql(_sql("draw_select"), params={"seed": seed}).pl()
+    draws = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
     drawn = draws.group_by("task_id", "credit_risk").len()
     short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(pl.col("len").fill_null(0) < pl.col("k"))
     if not short.is_empty():  # rare: rank the short strata in full
         con.register("strata", short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL)))
-        redo = con.sql(_sql("draw_select"), params={"seed": seed}).pl()
+        redo = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
         draws = pl.concat([draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo])
     return draws.sort(DRAWS_ORDER), strata

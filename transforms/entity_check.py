@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.merge import DRAWN_ID
-from transforms.plan import Plan
-from transforms.score import score
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.score import score
 
 CUTOFF_COLUMNS = ["task_id", "score_key", "credit_risk", "stratum_size", "k", "cutoff_score"]
 
@@ -56,7 +56,7 @@ def score_snippet(seed: str, key: str = "<抽查任务编号或协调组>", uscc
 def _why_not_eligible(entity: pl.DataFrame, task, excluded: pl.DataFrame) -> str | None:
     """Why the entity (a one-row directory frame) is not in the task's eligible set, None when it is:
     the same conditions `jointdraw verify` recomputes every draw with (verify.scope_conditions)."""
-    from transforms.verify import scope_conditions
+    from jointdraw.transforms.verify import scope_conditions
 
     row = entity.row(0, named=True)
     if task.department not in (row["departments"] or []):

@@ -23,7 +23,7 @@ from functools import cache
 
 import polars as pl
 
-from transforms.reference import reference_table
+from jointdraw.transforms.reference import reference_table
 
 CATEGORIES = ("enterprise", "individual", "cooperative", "other")
 # the short forms exports used before the type codes (and the SPEC's own names)

@@ -12,9 +12,9 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.commitment import EXCLUSIONS_SCHEMA
-from transforms.plan import Plan
-from transforms.reference import closing_result_codes
+from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.reference import closing_result_codes
 
 
 def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan: Plan,

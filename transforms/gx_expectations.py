@@ -18,8 +18,8 @@ from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import ColumnMapExpectation
 from great_expectations.expectations.metrics.map_metric_provider import ColumnMapMetricProvider, column_condition_partial
 
-from transforms.normalise import parse_date
-from transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
+from jointdraw.transforms.normalise import parse_date
+from jointdraw.transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
 def _as_polars(column: pd.Series) -> pl.Series:
     return pl.from_pandas(column).cast(pl.String)

@@ -17,7 +17,7 @@ from functools import cache
 
 import polars as pl
 
-from transforms.reference import reference_table
+from jointdraw.transforms.reference import reference_table
 
 _CODE = re.compile(r"^(?P<letter>[A-Z])?(?P<digits>\d{2,4})?(?![\d])")
 _BRACKETS = re.compile(r"[\[\]【】()（）\s]")

@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.registry import KINDS
+from jointdraw.transforms.registry import KINDS
 
 
 def ingest_summary(record: dict[str, Any]) -> pl.DataFrame:

@@ -26,11 +26,11 @@ from typing import Any
 
 import polars as pl
 
-from transforms.assign import ASSIGN_ALGORITHM
-from transforms.commitment import VERSION as COMMITMENT_VERSION
-from transforms.bundle import AUDIT, PARTS, PRE, PUBLIC, REGULATOR, RESULTS
-from transforms.runfolder import sha256_file
-from transforms.score import DRAW_ALGORITHM
+from jointdraw.transforms.assign import ASSIGN_ALGORITHM
+from jointdraw.transforms.commitment import VERSION as COMMITMENT_VERSION
+from jointdraw.transforms.bundle import AUDIT, PARTS, PRE, PUBLIC, REGULATOR, RESULTS
+from jointdraw.transforms.runfolder import sha256_file
+from jointdraw.transforms.score import DRAW_ALGORITHM
 
 MANIFEST_VERSION = "jointdraw-manifest-v2"  # v2: the bundle in parts (public/, audit/, regulator/), sealed
 MANIFEST = f"{PUBLIC}/manifest.json"  # the draw's manifest, in the public part; its SHA-256 is the seal
@@ -62,10 +62,13 @@ def results_files(bundle: Path) -> list[str]:
     return files_under(bundle, RESULT_FOLDERS, leave_out=(RESULTS_MANIFEST,))
 
 
+INSTALLERS = {"pip", "setuptools", "wheel"}  # what installed the environment, not what ran: a venv made without pip lacks them
+
+
 def package_versions() -> dict[str, str]:
-    """Every installed distribution and its version, by normalised name (PEP 503)."""
+    """Every installed distribution and its version, by normalised name (PEP 503), but the installers."""
     found = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in distributions() if d.metadata["Name"]}
-    return dict(sorted(found.items()))
+    return dict(sorted((name, v) for name, v in found.items() if name not in INSTALLERS))
 
 
 def algorithm() -> dict[str, str]:
@@ -123,7 +126,7 @@ class ManifestCheck:
 def file_digest(root: Path, rel: str) -> str:
     """The SHA-256 the manifest lists for a file: of its bytes, or for a page that shows the seal, of
     the page with its seal slot emptied (transforms/seal.py)."""
-    from transforms.seal import SEAL_PAGES, hash_with_empty_slot
+    from jointdraw.transforms.seal import SEAL_PAGES, hash_with_empty_slot
 
     return hash_with_empty_slot(Path(root) / rel) if rel in {f"{PUBLIC}/{p}" for p in SEAL_PAGES} else sha256_file(Path(root) / rel)
 

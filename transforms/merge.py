@@ -27,12 +27,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from jointdraw.transforms.packaged import sql_text
+
 REGISTRATION_AUTHORITY = "AMR"
 # What names an entity in everything drawn from the directory (draws, joint tasks, teams, results,
 # history): its USCC or, without one, its entity key (ORG:<organisation code> / REG:<registration
 # number>), which SPEC §4.4 scores in place of the USCC — so no eligible entity is undrawable.
 DRAWN_ID = pl.col("entity_key").alias("uscc")
-SQL_DIR = Path(__file__).parent / "sql"
 # Full-width ASCII (U+FF01–FF5E) and the ideographic space fold to ASCII, as NFKC folds them.
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
 HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
@@ -48,10 +49,6 @@ class Merged:
     unlinked: pl.DataFrame
 
 
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-
-
 def merge_connection(memory_limit: str = "3GB", temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"memory_limit": memory_limit, **({"temp_directory": str(temp_directory)} if temp_directory else {})})
     con.execute("set enable_progress_bar = false")
@@ -62,12 +59,12 @@ def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
     """From the view `records` (accepted objects), builds the temp tables `keyed` (every record
     with its entity key and precedence), `listed_several_times`, `shared` (their records) and
     `directory` (one row per entity, unordered: writers order by entity_key)."""
-    con.execute(_sql("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})
+    con.execute(sql_text("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})
     con.execute("create or replace temp table listed_several_times as select entity_key from keyed group by 1 having count(*) > 1")
     # the records of entities listed several times: grouped for the directory, compared for conflicts
     con.execute("create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)")
-    con.execute(f"create or replace temp table directory as {_sql('merge_directory')}")
-    conflicts = con.sql(_sql("merge_conflicts"), params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH,
+    con.execute(f"create or replace temp table directory as {sql_text('merge_directory')}")
+    conflicts = con.sql(sql_text("merge_conflicts"), params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH,
                                                          "authority": REGISTRATION_AUTHORITY}).pl()
     unlinked = con.sql("""
         select k.entity_key, d.name, k.submitted_by as department, k.source_file, k.source_line

@@ -22,11 +22,11 @@ from functools import cache
 import numpy as np
 import polars as pl
 
-from transforms.districts import district_column
-from transforms.entity_types import entity_type_columns
-from transforms.industry import industry_column
-from transforms.registry import COLUMNS, DERIVED, ENUMS, Kind
-from transforms.uscc import INVISIBLE, normalise_code, normalise_org_code
+from jointdraw.transforms.districts import district_column
+from jointdraw.transforms.entity_types import entity_type_columns
+from jointdraw.transforms.industry import industry_column
+from jointdraw.transforms.registry import COLUMNS, DERIVED, ENUMS, Kind
+from jointdraw.transforms.uscc import INVISIBLE, normalise_code, normalise_org_code
 
 LIST_SEPARATORS = r"[;；,，、|]"
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日", "%Y.%m.%d")

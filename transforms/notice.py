@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms import people_headers
-from transforms.plan import Plan
-from transforms.reference import department_names, reference_table
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.reference import department_names, reference_table
 
 NOTICE_COLUMNS = people_headers.NOTICE  # column → header
 INDIVIDUAL = "individual"
@@ -80,20 +80,18 @@ def render_notice_page(notice: pl.DataFrame, plan: Plan, seed: str, commitment: 
     how to check one entity, in Chinese."""
     import json
 
-    import jinja2
 
-    from transforms.entity_check import CHECK_STEPS_ZH, score_snippet
-    from transforms.report import TEMPLATES
-    from transforms.seal import seal_slot
+    from jointdraw.transforms.entity_check import CHECK_STEPS_ZH, score_snippet
+    from jointdraw.transforms.packaged import page_template
+    from jointdraw.transforms.seal import seal_slot
 
-    from transforms.csvout import LIST_JOIN
+    from jointdraw.transforms.csvout import LIST_JOIN
 
     cells = notice.select((pl.col(c).list.join(LIST_JOIN) if isinstance(notice.schema[c], pl.List) else pl.col(c).cast(pl.String))
                           for c in NOTICE_COLUMNS)
     rows = [list(r) for r in cells.iter_rows()]
     departments = sorted({d for v in cells["departments"].drop_nulls() for d in v.split("；")})
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.get_template("notice.html.j2").render(
+    return page_template("notice.html.j2").render(
         title=plan.title or plan.plan_id, plan_id=plan.plan_id, period=f"{plan.period.start}至{plan.period.end}",
         seed=seed, commitment=commitment, headers=list(NOTICE_COLUMNS.values()), rows=rows,
         districts=sorted(cells["district"].drop_nulls().unique()), departments=departments,

@@ -15,8 +15,8 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from transforms.entity_types import parse_registered_type
-from transforms.industry import industry_reasons, normalise_industry
+from jointdraw.transforms.entity_types import parse_registered_type
+from jointdraw.transforms.industry import industry_reasons, normalise_industry
 
 CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]  # = SAFE_ID: names folders

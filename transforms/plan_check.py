@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.normalise import normalise_registry
-from transforms.plan import Plan, unlisted_items
-from transforms.read_registry import RegistryFileError, read_registry, scan_inbox
-from transforms.reference import department_names
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.plan import Plan, unlisted_items
+from jointdraw.transforms.read_registry import RegistryFileError, read_registry, scan_inbox
+from jointdraw.transforms.reference import department_names
 
 
 def _listed(tasks: list[str]) -> str:

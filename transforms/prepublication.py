@@ -20,9 +20,9 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.industry import industry_name
-from transforms.plan import Plan
-from transforms.reference import department_names, reference_table
+from jointdraw.transforms.industry import industry_name
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.reference import department_names, reference_table
 
 PRE_FILES = ("items.csv", "plan_notice.csv")  # what the commitment covers (the XLSX beside each is for people)
 

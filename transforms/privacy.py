@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.xlsxout import read_workbook
+from jointdraw.transforms.xlsxout import read_workbook
 
 ENTITY_COLUMNS = {"uscc", "统一社会信用代码", "entity_key", "联合任务编号", "joint_task_id"}
 CLASS_COLUMNS = {"credit_risk", "信用风险分类", "信用风险分类等级", "credit_class", "信用等级"}

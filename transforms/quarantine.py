@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from transforms.contract import Rule
+from jointdraw.transforms.contract import Rule
 
 ROW_KEY = ["source_file", "source_line"]
 QUARANTINE_SCHEMA = {

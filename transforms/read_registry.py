@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.registry import COLUMNS, HEADER_ALIASES, KINDS, Kind
+from jointdraw.transforms.registry import COLUMNS, HEADER_ALIASES, KINDS, Kind
 
 DEPARTMENT_FOLDER = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
 FORMATS = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}

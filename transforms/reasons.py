@@ -6,7 +6,7 @@ generator's truth file, validation's quarantine and the tests.
 
 from __future__ import annotations
 
-from transforms.uscc import ORG_CODE_REASONS, REG_NO_REASONS, USCC_REASONS
+from jointdraw.transforms.uscc import ORG_CODE_REASONS, REG_NO_REASONS, USCC_REASONS
 
 ACCEPT = "accept"
 

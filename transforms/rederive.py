@@ -20,16 +20,16 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms import people_headers
-from transforms.bundle import PRE, PUBLIC, REGULATOR, bundle_file, results_folder
-from transforms.csvout import people_frame
-from transforms.fuse import JOINT_TASK_COLUMNS, fuse_draws
-from transforms.fusion import fusion_summary
-from transforms.merge import DRAWN_ID
-from transforms.notice import INDIVIDUAL, NOTICE_COLUMNS, public_notice, render_notice_page
-from transforms.plan import Plan
-from transforms.seal import page_with_empty_slot
-from transforms.xlsxout import read_workbook
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.bundle import PRE, PUBLIC, REGULATOR, bundle_file, results_folder
+from jointdraw.transforms.csvout import people_frame
+from jointdraw.transforms.fuse import JOINT_TASK_COLUMNS, fuse_draws
+from jointdraw.transforms.fusion import fusion_summary
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.notice import INDIVIDUAL, NOTICE_COLUMNS, public_notice, render_notice_page
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.seal import page_with_empty_slot
+from jointdraw.transforms.xlsxout import read_workbook
 
 SHOWN_ROWS = 5  # differences listed per file
 
@@ -149,7 +149,7 @@ def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
         if not published.select(fused).equals(joint.select(fused)):
             problems.append(f"{REGULATOR}/joint_tasks.parquet: not the joint tasks the draws give (fusion re-derived)")
         problems += [f"{REGULATOR}/{p}" for p in table_problems(at("joint_tasks.csv"), published, people_headers.JOINT_TASKS)]
-        from transforms.assign import unassigned_for_people
+        from jointdraw.transforms.assign import unassigned_for_people
 
         unassigned = unassigned_for_people(pl.read_parquet(at("unassigned.parquet")), published)
         problems += [f"{REGULATOR}/{p}" for p in table_problems(at("unassigned.csv"), unassigned, people_headers.UNASSIGNED)]
@@ -159,7 +159,7 @@ def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
 
 def results_notice_problems(bundle: Path) -> list[str]:
     """public/results/notice.* re-derived from regulator/results/results.parquet and the draw's notice."""
-    from transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
+    from jointdraw.transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
 
     results = pl.read_parquet(results_folder(bundle, REGULATOR) / "results.parquet")
     expected = results_notice(results, notice_entities(bundle_file(bundle, "notice.csv")),

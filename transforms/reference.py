@@ -16,17 +16,17 @@ out); `inspection_methods.csv` (检查方式) and `follow_up_actions.csv` (后�
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import polars as pl
 
-REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
+from jointdraw.transforms.packaged import reference_dir
+
 
 
 @cache
 def reference_table(name: str) -> pl.DataFrame:
     """One code table, every column a string (codes keep their leading zeros)."""
-    return pl.read_csv(REFERENCE_DIR / f"{name}.csv", infer_schema=False)
+    return pl.read_csv(reference_dir() / f"{name}.csv", infer_schema=False)
 
 
 def district_codes() -> list[str]:

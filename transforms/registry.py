@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from transforms.reference import enum_spellings, reference_table
+from jointdraw.transforms.reference import enum_spellings, reference_table
 
 Kind = Literal["objects", "inspectors", "items", "results"]
 KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items")  # the registries a plan run reads

@@ -12,21 +12,19 @@ results per file. Labels are Chinese; every value comes from the run's files.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import jinja2
 import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
-from transforms.entity_check import CHECK_STEPS_ZH, score_snippet
-from transforms.fusion import FIGURE_LABELS
-from transforms.plan import Plan
-from transforms.reference import department_names, reference_table
-from transforms.seal import seal_slot
+from jointdraw.transforms.entity_check import CHECK_STEPS_ZH, score_snippet
+from jointdraw.transforms.fusion import FIGURE_LABELS
+from jointdraw.transforms.packaged import page_template
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.reference import department_names, reference_table
+from jointdraw.transforms.seal import seal_slot
 
-TEMPLATES = Path(__file__).parent / "templates"
 FONT = "Microsoft YaHei, PingFang SC, Noto Sans CJK SC, WenQuanYi Zen Hei, sans-serif"
 
 
@@ -135,7 +133,6 @@ def render_report(data: ReportData) -> str:
     """The public report as one HTML page (plotly.js inline): figures and counts, no list of entities
     (the unassigned joint tasks are counted by reason; their list is the regulator's), with an empty
     seal slot (transforms/seal.py) filled once the manifest is final."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     figures = [(FIGURE_LABELS[k].split(" ")[0], f"{data.summary[k]:.2%}" if k == "reduction_rate" else f"{data.summary[k]:,}", k)
                for k in FIGURE_LABELS]
     charts = {
@@ -145,7 +142,7 @@ def render_report(data: ReportData) -> str:
         "reduction": chart_html(_reduction_chart(data.fusion_modes, data.mode), "chart-reduction"),
     }
     names = department_names()
-    return env.get_template("report.html.j2").render(
+    return page_template("report.html.j2").render(
         data=data, figures=figures, charts=charts, plotly_js=get_plotlyjs(), department_names=names,
         strata=data.strata.to_dicts(), unassigned_total=data.unassigned.height, seal=seal_slot(),
         unassigned_by_reason=data.unassigned.group_by("reason_zh").len().sort("len", "reason_zh", descending=[True, False]).rows(),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transforms.read_registry import scan_inbox
-from transforms.runfolder import STAGES, changed_outputs, read_stage_record, sha256_file, stage_dir
+from jointdraw.transforms.read_registry import scan_inbox
+from jointdraw.transforms.runfolder import STAGES, changed_outputs, read_stage_record, sha256_file, stage_dir
 
 
 def first_unfinished_stage(run_dir: Path) -> str | None:

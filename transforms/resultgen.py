@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 import polars as pl
 
-from transforms.results import PlanSide
+from jointdraw.transforms.results import PlanSide
 
 ANSWERED = 0.9
 OUTCOMES = [  # result codes, follow-up, findings, weight

@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 import polars as pl
 
-from transforms import people_headers
-from transforms.reference import code_names, department_names, result_codes_in
-from transforms.workdays import add_working_days
+from jointdraw.transforms import people_headers
+from jointdraw.transforms.reference import code_names, department_names, result_codes_in
+from jointdraw.transforms.workdays import add_working_days
 
 # derived check column → (quarantine reason, the column it is about); true = the row passes
 RESULT_CHECKS: dict[str, tuple[str, str]] = {

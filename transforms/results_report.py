@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
-from transforms.reference import code_names, department_names, result_codes_in
-from transforms.report import TEMPLATES, chart_html, styled
-from transforms.results import PROGRESS_HEADERS
+from jointdraw.transforms.reference import code_names, department_names, result_codes_in
+from jointdraw.transforms.packaged import page_template
+from jointdraw.transforms.report import chart_html, styled
+from jointdraw.transforms.results import PROGRESS_HEADERS
 
 
 def results_summary(results: pl.DataFrame, progress: pl.DataFrame, share: float) -> dict[str, Any]:
@@ -54,13 +54,12 @@ def _outcomes_chart(summary: dict[str, Any]) -> go.Figure:
 
 def render_results_report(*, plan_id: str, run_id: str, as_of: str, limit: int, calendar: str, summary: dict[str, Any],
                           progress: pl.DataFrame, by_item: pl.DataFrame, overdue: pl.DataFrame, validation: pl.DataFrame) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
     figures = [("应录入事项 items due", f"{summary['items_due']:,}"), ("已录入 answered", f"{summary['answered']:,}"),
                ("未录入 outstanding", f"{summary['outstanding']:,}"), ("发现问题比例 problems found", f"{summary['problem_share']:.1%}"),
                ("逾期公示 published late", f"{summary['answered_late']:,}"), ("逾期未录入 overdue, not entered", f"{summary['outstanding_overdue']:,}")]
     names = department_names()
     rows = progress.with_columns(department_name=pl.col("department").replace_strict(names, default=pl.col("department")))
-    return env.get_template("results_report.html.j2").render(
+    return page_template("results_report.html.j2").render(
         plan_id=plan_id, run_id=run_id, as_of=as_of, limit=limit, calendar=calendar, figures=figures, plotly_js=get_plotlyjs(),
         charts={"by_department": chart_html(_progress_chart(progress), "chart-progress"),
                 "outcomes": chart_html(_outcomes_chart(summary), "chart-outcomes")},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from transforms.plan import Task
+from jointdraw.transforms.plan import Task
 
 CLASSES = ("A", "B", "C", "D")
 

@@ -24,12 +24,12 @@ import numpy as np
 import polars as pl
 import xlsxwriter
 
-from transforms.citygen import FORMATS, XLSX_MAX_ROWS, City, quarterly_plan
-from transforms.reference import department_names, reference_table
-from transforms.plan import plan_as_yaml
-from transforms.reasons import ACCEPT
-from transforms.registry import ENUMS, HEADER_ALIASES, KIND_LABELS_ZH, Kind
-from transforms.uscc import complete_uscc
+from jointdraw.transforms.citygen import FORMATS, XLSX_MAX_ROWS, City, quarterly_plan
+from jointdraw.transforms.reference import department_names, reference_table
+from jointdraw.transforms.plan import plan_as_yaml
+from jointdraw.transforms.reasons import ACCEPT
+from jointdraw.transforms.registry import ENUMS, HEADER_ALIASES, KIND_LABELS_ZH, Kind
+from jointdraw.transforms.uscc import complete_uscc
 
 MIN_ROWS_TO_PLANT = 100
 DIRTY_SHARE = 0.01  # share of rows of each objects/inspectors file given a planted error

@@ -11,8 +11,8 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.assign import available_inspectors, team_need
-from transforms.plan import Plan
+from jointdraw.transforms.assign import available_inspectors, team_need
+from jointdraw.transforms.plan import Plan
 
 VIOLATION_SCHEMA = {"joint_task_id": pl.String, "rule": pl.String, "detail": pl.String}
 

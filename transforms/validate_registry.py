@@ -25,8 +25,8 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 from great_expectations.validator.v1_validator import Validator as V1Validator
 
-from transforms.contract import Rule, rule_description
-from transforms.datadocs import make_offline
+from jointdraw.transforms.contract import Rule, rule_description
+from jointdraw.transforms.datadocs import make_offline
 
 _GX = threading.RLock()  # one GX context at work per process: contexts share module state (the project manager)
 # GX sets this module's logger to INFO and says "Created temporary directory … for ephemeral docs site" for every

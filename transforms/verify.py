@@ -23,16 +23,16 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.audit import PUBLISH, RESULTS, attempts, chain_problems, draw_digest, last_seal, seed_shopping
-from transforms.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
-from transforms.commitment import WITH_PRE, commitment
-from transforms.draw import score_keys, strata_table
-from transforms.manifest import MANIFEST, RESULTS_MANIFEST, check_bundle
-from transforms.merge import DRAWN_ID
-from transforms.partition import partition_lowest_k
-from transforms.plan import Plan, Scope, read_plan
-from transforms.score import score
-from transforms.seal import SEAL_PAGES, page_with_empty_slot, seal_of
+from jointdraw.transforms.audit import PUBLISH, RESULTS, attempts, chain_problems, draw_digest, last_seal, seed_shopping
+from jointdraw.transforms.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
+from jointdraw.transforms.commitment import WITH_PRE, commitment
+from jointdraw.transforms.draw import score_keys, strata_table
+from jointdraw.transforms.manifest import MANIFEST, RESULTS_MANIFEST, check_bundle
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.partition import partition_lowest_k
+from jointdraw.transforms.plan import Plan, Scope, read_plan
+from jointdraw.transforms.score import score
+from jointdraw.transforms.seal import SEAL_PAGES, page_with_empty_slot, seal_of
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
 
@@ -163,7 +163,7 @@ def _check_seal(bundle: Path, announced: str | None, report: Report) -> None:
 
 def _warehouse_of(bundle: Path) -> Path | None:
     """OUT/warehouse.duckdb when the bundle sits at OUT/published/<plan_id>."""
-    from transforms.warehouse import warehouse_path
+    from jointdraw.transforms.warehouse import warehouse_path
 
     out = bundle.resolve().parent.parent
     return out if bundle.resolve().parent.name == "published" and warehouse_path(out).is_file() else None
@@ -172,7 +172,7 @@ def _warehouse_of(bundle: Path) -> Path | None:
 def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Report) -> None:
     """The results published for this draw: bound to its seal, only its joint tasks and items, the
     results notice re-derived; against the warehouse's recorded results and logged seals when here."""
-    from transforms.rederive import results_notice_problems
+    from jointdraw.transforms.rederive import results_notice_problems
 
     manifest = json.loads((bundle / RESULTS_MANIFEST).read_text(encoding="utf-8"))
     report.results_seal = seal_of(bundle / RESULTS_MANIFEST)
@@ -195,7 +195,7 @@ def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Re
     if out is None:
         report.notes.append("no warehouse beside the bundle: compare the results seal with the announced one (--results-seal)")
         return
-    from transforms.warehouse import audit_entries, recorded_results
+    from jointdraw.transforms.warehouse import audit_entries, recorded_results
 
     recorded = recorded_results(out, plan_id).select(results.columns).cast(results.schema)
     key = ["joint_task_id", "department", "item_id"]
@@ -263,7 +263,7 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
         if (folder / RESULTS_MANIFEST).is_file():
             _check_results(folder, plan.plan_id, results_seal, report)
         if (out := _warehouse_of(folder)) is not None:
-            from transforms.warehouse import audit_entries
+            from jointdraw.transforms.warehouse import audit_entries
 
             logged = last_seal(audit_entries(out, plan.plan_id), PUBLISH)
             if logged != report.seal:
@@ -275,8 +275,8 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
 
 
 def _check_derived(bundle: Path, plan: Plan, report: Report) -> None:
-    from transforms.privacy import public_leaks
-    from transforms.rederive import derived_problems
+    from jointdraw.transforms.privacy import public_leaks
+    from jointdraw.transforms.rederive import derived_problems
 
     problems, derived = derived_problems(bundle, plan)
     report.problems += problems
@@ -288,7 +288,7 @@ def _check_derived(bundle: Path, plan: Plan, report: Report) -> None:
 
 def _strata_problems(published: pl.DataFrame, pairs: pl.DataFrame, expected: pl.DataFrame, plan: Plan) -> list[str]:
     """strata.parquet against the strata recomputed from the eligible pairs and the recomputed draws."""
-    from transforms.entity_check import CUTOFF_COLUMNS, stratum_cutoffs
+    from jointdraw.transforms.entity_check import CUTOFF_COLUMNS, stratum_cutoffs
 
     sizes = pairs.group_by("task_id", "credit_risk").agg(n=pl.len()).sort("task_id", "credit_risk")
     strata = strata_table(plan, sizes).select("task_id", "credit_risk", "n", "k")
@@ -307,7 +307,7 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
     """What `jointdraw verify --entity USCC FOLDER` prints: for every task of a department that lists the
     entity, eligible or not (and why), its score recomputed with hashlib, its stratum's cut-off, drawn
     or not. The cut-offs come from the bundle's strata.parquet, or (a run folder) from the draw stage."""
-    from transforms.entity_check import entity_report, score_snippet, stratum_cutoffs
+    from jointdraw.transforms.entity_check import entity_report, score_snippet, stratum_cutoffs
 
     folder = Path(folder) if (Path(folder) / "04_commit").is_dir() else bundle_root(Path(folder))
     files = _locate(folder)
@@ -330,9 +330,9 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
 def prepublication_problems(pre: Path, plan: Plan) -> list[str]:
     """The publication before the draw against the plan: the plan notice re-derived from plan.yaml, and
     an item list that has every item the plan uses (its bytes are pinned by the commitment)."""
-    from transforms.csvout import people_frame
-    from transforms.people_headers import PRE_ITEMS, PRE_PLAN
-    from transforms.prepublication import plan_notice
+    from jointdraw.transforms.csvout import people_frame
+    from jointdraw.transforms.people_headers import PRE_ITEMS, PRE_PLAN
+    from jointdraw.transforms.prepublication import plan_notice
 
     problems = []
     expected = people_frame(plan_notice(plan)).rename(PRE_PLAN)

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from transforms.audit import next_entry, operator
+from jointdraw.transforms.audit import next_entry, operator
 
 WAREHOUSE = "warehouse.duckdb"
 HISTORY_SCHEMA = {"uscc": pl.String, "plan_id": pl.String, "run_id": pl.String, "task_id": pl.String,

@@ -20,8 +20,8 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
-from transforms.csvout import LIST_JOIN, yes_no
-from transforms.runfolder import atomic_path
+from jointdraw.transforms.csvout import LIST_JOIN, yes_no
+from jointdraw.transforms.runfolder import atomic_path
 
 CREATED = dt.datetime(2026, 1, 1)  # fixed document date: byte-identical files on reruns
 SHEET_ROWS = 1_048_575  # data rows per sheet (one row is the header)
@@ -102,7 +102,7 @@ def write_people_tables(df: pl.DataFrame, csv_path: Path, headers: dict[str, str
                         max_xlsx_rows: int | None = None) -> tuple[Path, Path]:
     """A people-facing table as CSV (for machines and spreadsheets that import text) and, beside it,
     as XLSX (for people: codes stay codes); both with the Chinese headers."""
-    from transforms.csvout import write_people_csv
+    from jointdraw.transforms.csvout import write_people_csv
 
     return (write_people_csv(df, csv_path, headers),
             write_people_xlsx(df, csv_path.with_suffix(".xlsx"), headers, sheet, max_xlsx_rows))

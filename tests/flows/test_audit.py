@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
-from flows.cli import main
-from flows.plan_run import plan_run
+from jointdraw.flows.cli import main
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.audit import attempts, chain_problems, entry_hash, next_entry, seed_shopping
-from transforms.bundle import bundle_file
-from transforms.warehouse import audit_entries, connect_warehouse
+from jointdraw.transforms.audit import attempts, chain_problems, entry_hash, next_entry, seed_shopping
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.warehouse import audit_entries, connect_warehouse
 
 
 def _entries(n, seeds=None):
@@ -140,8 +140,8 @@ def test_a_public_seed_policy_refuses_a_plain_seed_and_a_late_commitment(prefect
 
     import yaml
 
-    from transforms.plan import PlanError, read_plan
-    from transforms.seed import SeedError, public_seed_problems
+    from jointdraw.transforms.plan import PlanError, read_plan
+    from jointdraw.transforms.seed import SeedError, public_seed_problems
 
     announced, before, after = (dt.datetime(2026, 3, 1, 21, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))),
                                 dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC), dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC))

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from flows.plan_run import plan_run
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
 
 HEADER = "统一社会信用代码,企业名称,主体类型,行政区划代码,行业代码,登记状态,信用风险分类,成立日期"
@@ -141,7 +141,7 @@ def test_a_million_bad_rows_stop_the_run_and_every_one_is_in_the_quarantine(pref
     quarantined = pl.scan_parquet(validate / "quarantine" / "objects" / "ENV.parquet").select(pl.len(), pl.col("source_line").n_unique()).collect()
     assert quarantined.row(0) == (n, n)  # complete: every row, once, with its reason
     assert pl.scan_csv(validate / "quarantine.csv", infer_schema=False).select(pl.len()).collect().item() >= n
-    from transforms.xlsxout import read_workbook  # the workbook for people: the first 100,000 rows, and a last row saying so
+    from jointdraw.transforms.xlsxout import read_workbook  # the workbook for people: the first 100,000 rows, and a last row saying so
 
     workbook = read_workbook(validate / "quarantine.xlsx")
     assert workbook.height == 100_001 and "仅列出前 100,000 行" in workbook[workbook.columns[0]][-1]

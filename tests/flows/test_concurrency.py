@@ -10,13 +10,13 @@ import time
 from prefect.settings import PREFECT_API_URL
 
 from tests.conftest import plan_path
-from transforms.bundle import bundle_file
-from transforms.runlock import held
-from transforms.warehouse import connect_warehouse
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.runlock import held
+from jointdraw.transforms.warehouse import connect_warehouse
 
 
 def _start(args, env):
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "jointdraw.flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -32,7 +32,7 @@ def test_two_runs_of_one_plan_at_once_one_is_refused(prefect_server, small_city,
     while not held(out, "SZ-2026-ANNUAL"):  # the first run holds the plan
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()[1][-3000:]
         time.sleep(0.05)
-    second = subprocess.run([sys.executable, "-m", "flows.cli", *run, "--run-id", "second"], env=env, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "-m", "jointdraw.flows.cli", *run, "--run-id", "second"], env=env, capture_output=True, text=True)
     _, first_err = first.communicate(timeout=300)  # reads its output: a full pipe cannot stall it
     assert first.returncode == 0, first_err[-3000:]
     assert second.returncode == 1

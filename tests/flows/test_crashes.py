@@ -14,10 +14,10 @@ from prefect.settings import PREFECT_API_URL
 
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
-from transforms.bundle import bundle_file
-from transforms.manifest import file_digest, manifest_problems
-from transforms.runfolder import STAGES
-from transforms.warehouse import connect_warehouse
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.manifest import file_digest, manifest_problems
+from jointdraw.transforms.runfolder import STAGES
+from jointdraw.transforms.warehouse import connect_warehouse
 
 PLAN_ID = "SZ-2026-ANNUAL"
 
@@ -36,7 +36,7 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     out, rng = tmp_path / "out", random.Random(20261127)
     run_dir = out / "runs" / "crash"
-    cli = [sys.executable, "-m", "flows.cli"]
+    cli = [sys.executable, "-m", "jointdraw.flows.cli"]
     command = [*cli, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(out), "--run-id", "crash"]
     killed_in = []
     for number, stage in enumerate(STAGES, start=1):
@@ -95,7 +95,7 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
     env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "INFO"  # INFO: the server says its port
     out, rng = tmp_path / "out", random.Random(18)
     run_dir = out / "runs" / "term"
-    cli = [sys.executable, "-m", "flows.cli"]
+    cli = [sys.executable, "-m", "jointdraw.flows.cli"]
     command = [*cli, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(out), "--run-id", "term",
                "--dask", "local"]
     for stage, started_when in (("validate", "accepted"), ("assign", None)):  # validate: while the Dask workers write

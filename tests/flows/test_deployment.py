@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import plan_path
-from transforms.bundle import bundle_file
-from transforms.verify import verify_draw
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.verify import verify_draw
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -92,9 +92,9 @@ def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_p
     in the same run folder — the flow run's id fixes it — with the earlier stages untouched, no new
     audit entry, and publishes the uninterrupted run's bytes."""
     from tests.flows.test_publish_stage import VOLATILE
-    from transforms.audit import attempts
-    from transforms.manifest import file_digest
-    from transforms.warehouse import audit_entries
+    from jointdraw.transforms.audit import attempts
+    from jointdraw.transforms.manifest import file_digest
+    from jointdraw.transforms.warehouse import audit_entries
 
     (tmp_path / "fault").write_text("publish", encoding="utf-8")
     out = tmp_path / "out-retried"

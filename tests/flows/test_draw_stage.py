@@ -7,15 +7,15 @@ import shutil
 import polars as pl
 import pytest
 
-from flows.cli import main
-from flows.errors import StageFailed
-from flows.plan_run import plan_run
+from jointdraw.flows.cli import main
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.bundle import bundle_file
-from transforms.fusion import fusion_figures
-from transforms.manifest import manifest_problems
-from transforms.plan import read_plan
-from transforms.verify import verify_draw
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.fusion import fusion_figures
+from jointdraw.transforms.manifest import manifest_problems
+from jointdraw.transforms.plan import read_plan
+from jointdraw.transforms.verify import verify_draw
 
 SOURCES = ["9319", "2 5 12 8 10", "9 18 26 34 41 45"]
 
@@ -124,7 +124,7 @@ def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run,
 def test_history_in_the_warehouse_excludes_objects_from_the_draw(prefect_server, dirty_run, dirty_city, tmp_path):
     import datetime as dt
 
-    from transforms.warehouse import connect_warehouse
+    from jointdraw.transforms.warehouse import connect_warehouse
 
     run = _copy_until_merge(dirty_run, tmp_path, "quarterly")
     drawn_before = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")["uscc"].unique().sort().to_list()

@@ -10,8 +10,8 @@ import sys
 import polars as pl
 import pytest
 
-from flows.cli import main
-from transforms.bundle import bundle_file
+from jointdraw.flows.cli import main
+from jointdraw.transforms.bundle import bundle_file
 
 
 @pytest.fixture(scope="module")

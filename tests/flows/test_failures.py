@@ -11,10 +11,10 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from tests.conftest import plan_path
-from transforms.manifest import manifest_problems
+from jointdraw.transforms.manifest import manifest_problems
 
 PLAN_ID = "SZ-2026-ANNUAL"
-CLI = [sys.executable, "-m", "flows.cli"]
+CLI = [sys.executable, "-m", "jointdraw.flows.cli"]
 
 
 def _one_failure_line(stderr: str, command: str) -> str:

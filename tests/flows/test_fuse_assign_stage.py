@@ -6,14 +6,14 @@ import shutil
 
 import polars as pl
 
-from flows.plan_run import plan_run
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.assign import avoid_pairs
-from transforms.fusion import fusion_figures
-from transforms.plan import read_plan
-from transforms.team_rules import team_violations
-from transforms.warehouse import connect_warehouse, previous_inspectors, read_warehouse_table
-from transforms.workdays import working_days
+from jointdraw.transforms.assign import avoid_pairs
+from jointdraw.transforms.fusion import fusion_figures
+from jointdraw.transforms.plan import read_plan
+from jointdraw.transforms.team_rules import team_violations
+from jointdraw.transforms.warehouse import connect_warehouse, previous_inspectors, read_warehouse_table
+from jointdraw.transforms.workdays import working_days
 
 
 def _copy_until(dirty_run, tmp_path, run_id, last="05_draw"):

@@ -6,9 +6,9 @@ import shutil
 import pytest
 import yaml
 
-from flows.plan_run import plan_run
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.plan import PlanError, read_plan
+from jointdraw.transforms.plan import PlanError, read_plan
 
 
 def _files(root):

@@ -6,12 +6,12 @@ import shutil
 import polars as pl
 import pytest
 
-from flows.cli import main
-from flows.errors import StageFailed
-from flows.plan_run import plan_run
+from jointdraw.flows.cli import main
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.bundle import bundle_file
-from transforms.runfolder import sha256_file
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.runfolder import sha256_file
 
 
 def test_ingest_accounts_for_every_row_of_every_file(prefect_server, small_city, tmp_path):
@@ -71,9 +71,9 @@ def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tm
 
 
 def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_city, tmp_path, monkeypatch):
-    import flows.ingest
+    import jointdraw.flows.ingest
 
-    real, calls = flows.ingest.read_registry, []
+    real, calls = jointdraw.flows.ingest.read_registry, []
 
     def flaky(file):
         calls.append(file.relative)
@@ -81,7 +81,7 @@ def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_c
             raise OSError(5, "Input/output error")
         return real(file)
 
-    monkeypatch.setattr("flows.ingest.read_registry", flaky)
+    monkeypatch.setattr("jointdraw.flows.ingest.read_registry", flaky)
     summary = plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="flaky",
                        stop_after="ingest")
     assert calls.count(calls[0]) == 2 and summary["stages"]["ingest"]["rows_read"] == summary["stages"]["ingest"]["rows_written"] > 0
@@ -93,9 +93,9 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
     task that takes every agricultural entity, and is on the notice with the code it has."""
     import datetime as dt
 
-    from transforms.plan import Task, plan_as_yaml, read_plan
-    from transforms.uscc import org_code_reasons
-    from transforms.verify import verify_draw
+    from jointdraw.transforms.plan import Task, plan_as_yaml, read_plan
+    from jointdraw.transforms.uscc import org_code_reasons
+    from jointdraw.transforms.verify import verify_draw
 
     inbox = tmp_path / "inbox"
     shutil.copytree(small_city / "inbox", inbox)
@@ -131,7 +131,7 @@ def test_the_plan_is_checked_against_the_inbox_before_anything_runs(prefect_serv
     """Issue 18: a department of the plan with no folder, one with items and inspectors but no objects
     file, a task for a department that does not exist, items a department does not list: one line
     each, naming the department, said once, and nothing runs."""
-    from transforms.plan import Task, plan_as_yaml, read_plan
+    from jointdraw.transforms.plan import Task, plan_as_yaml, read_plan
 
     inbox = tmp_path / "inbox"
     shutil.copytree(small_city / "inbox", inbox)

@@ -9,13 +9,13 @@ import tempfile
 import polars as pl
 import pytest
 
-from flows.cli import main
-from flows.plan_run import plan_run
+from jointdraw.flows.cli import main
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.bundle import bundle_file
-from transforms.fusion import FIGURE_LABELS
-from transforms.manifest import file_digest
-from transforms.verify import verify_draw
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.fusion import FIGURE_LABELS
+from jointdraw.transforms.manifest import file_digest
+from jointdraw.transforms.verify import verify_draw
 
 SPEC_FILES = {  # by part (issue 18): what each audience is handed
     "public": ["notice.csv", "notice.xlsx", "notice.html", "strata.parquet", "strata.csv", "strata.xlsx", "summary.json",

@@ -9,13 +9,13 @@ import sys
 import polars as pl
 import pytest
 
-from flows.cli import main
-from flows.errors import StageFailed
-from flows.plan_run import plan_run
+from jointdraw.flows.cli import main
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
-from transforms.bundle import bundle_file
-from transforms.runlock import PlanLocked, held, lock_path, plan_lock, read_lock
-from transforms.warehouse import connect_warehouse
+from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.runlock import PlanLocked, held, lock_path, plan_lock, read_lock
+from jointdraw.transforms.warehouse import connect_warehouse
 
 EARLY = ("01_ingest", "02_validate", "03_merge", "04_commit", "05_draw", "06_fuse")
 
@@ -28,7 +28,7 @@ def test_resume_after_a_failed_assign_redoes_nothing_before_it(prefect_server, d
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure in assign")
 
-    monkeypatch.setattr("flows.assign.match_inspectors", broken)
+    monkeypatch.setattr("jointdraw.flows.assign.match_inspectors", broken)
     with pytest.raises(RuntimeError, match="injected"):
         plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="r", seed="SZ-2026-ANNUAL-demo-seed")
     monkeypatch.undo()
@@ -68,8 +68,8 @@ def test_one_run_of_a_plan_at_a_time_and_a_dead_holder_needs_no_unlock(prefect_s
         plan_run(**common, run_id="second")
     assert main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path)]) == 0  # nothing to clear now
     # a run killed with SIGKILL while holding the lock: the kernel releases it, the next run just runs
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from transforms.runlock import plan_lock\n"
-                               f"with plan_lock(sys.argv[1], 'SZ-2026-ANNUAL', 'killed'):\n print('held', flush=True); time.sleep(600)",
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jointdraw.transforms.runlock import plan_lock\n"
+                               "with plan_lock(sys.argv[1], 'SZ-2026-ANNUAL', 'killed'):\n print('held', flush=True); time.sleep(600)",
                                str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held" and held(tmp_path, "SZ-2026-ANNUAL")
     with pytest.raises(PlanLocked, match="being run by run killed"):

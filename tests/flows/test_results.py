@@ -10,16 +10,16 @@ import polars as pl
 import pytest
 import yaml
 
-from flows.plan_run import plan_run
-from flows.results import results_run
+from jointdraw.flows.plan_run import plan_run
+from jointdraw.flows.results import results_run
 from tests.conftest import plan_path
-from transforms.bundle import PUBLIC, REGULATOR, bundle_file, results_folder
-from transforms.manifest import manifest_problems
-from transforms.privacy import public_leaks, read_table
-from transforms.resultgen import generate_results
-from transforms.results import PlanSide
-from transforms.submission import write_results
-from transforms.warehouse import connect_warehouse, plan_side_tables
+from jointdraw.transforms.bundle import PUBLIC, REGULATOR, bundle_file, results_folder
+from jointdraw.transforms.manifest import manifest_problems
+from jointdraw.transforms.privacy import public_leaks, read_table
+from jointdraw.transforms.resultgen import generate_results
+from jointdraw.transforms.results import PlanSide
+from jointdraw.transforms.submission import write_results
+from jointdraw.transforms.warehouse import connect_warehouse, plan_side_tables
 
 PLAN_ID = "SZ-2026-ANNUAL"
 
@@ -117,15 +117,15 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
     """The results' seal is logged and printed; a results folder rewritten to agree with itself (rows
     removed, notice and its own manifest redone) fails against the warehouse's recorded results and
     the logged seal, and — away from the warehouse — against the announced seal."""
-    from transforms.audit import last_seal
-    from transforms.manifest import RESULTS_MANIFEST, file_list, results_files
-    from transforms.people_headers import RESULTS as RESULTS_HEADERS
-    from transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
-    from transforms.runfolder import write_json, write_parquet
-    from transforms.seal import seal_of
-    from transforms.verify import verify_draw
-    from transforms.warehouse import audit_entries
-    from transforms.xlsxout import write_people_tables
+    from jointdraw.transforms.audit import last_seal
+    from jointdraw.transforms.manifest import RESULTS_MANIFEST, file_list, results_files
+    from jointdraw.transforms.people_headers import RESULTS as RESULTS_HEADERS
+    from jointdraw.transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
+    from jointdraw.transforms.runfolder import write_json, write_parquet
+    from jointdraw.transforms.seal import seal_of
+    from jointdraw.transforms.verify import verify_draw
+    from jointdraw.transforms.warehouse import audit_entries
+    from jointdraw.transforms.xlsxout import write_people_tables
 
     out, summary, _ = results_out
     copy = tmp_path / "out"
@@ -158,7 +158,7 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
 def test_results_take_the_plans_one_lock(results_out):
     """Issue 19: the results flow publishes into the plan's bundle, so it takes the plan's lock: while
     the plan flow holds it, results are refused with the holder named, and nothing is written."""
-    from transforms.runlock import PlanLocked, plan_lock
+    from jointdraw.transforms.runlock import PlanLocked, plan_lock
 
     out, _, _ = results_out
     before = {p: p.read_bytes() for p in (out / "published" / PLAN_ID).rglob("*") if p.is_file()}
@@ -252,7 +252,7 @@ def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(re
 
 
 def test_an_entitys_history_shows_its_results(results_out, capsys):
-    from flows.cli import main
+    from jointdraw.flows.cli import main
 
     out, _, _ = results_out
     results = pl.read_parquet(results_of(out, REGULATOR) / "results.parquet")

@@ -8,15 +8,15 @@ import shutil
 import polars as pl
 import pytest
 
-from flows.cli import main
-from transforms.bundle import AUDIT, PUBLIC, REGULATOR, bundle_file
-from transforms.manifest import MANIFEST, file_digest
-from transforms.people_headers import NOTICE
-from transforms.runfolder import write_json
-from transforms.seal import SEAL_PAGES, fill_seal, page_with_empty_slot, seal_of
-from transforms.verify import verify_draw
-from transforms.warehouse import audit_entries
-from transforms.xlsxout import write_people_xlsx
+from jointdraw.flows.cli import main
+from jointdraw.transforms.bundle import AUDIT, PUBLIC, REGULATOR, bundle_file
+from jointdraw.transforms.manifest import MANIFEST, file_digest
+from jointdraw.transforms.people_headers import NOTICE
+from jointdraw.transforms.runfolder import write_json
+from jointdraw.transforms.seal import SEAL_PAGES, fill_seal, page_with_empty_slot, seal_of
+from jointdraw.transforms.verify import verify_draw
+from jointdraw.transforms.warehouse import audit_entries
+from jointdraw.transforms.xlsxout import write_people_xlsx
 
 PLAN_ID = "SZ-2026-ANNUAL"
 

@@ -13,7 +13,7 @@ import subprocess
 import polars as pl
 import pytest
 
-from transforms.bundle import bundle_file
+from jointdraw.transforms.bundle import bundle_file
 
 TABLES = ["audit/draws", "regulator/joint_tasks", "regulator/unassigned", "public/notice", "regulator/quarantine/quarantine"]
 CODE_HEADERS = {"统一社会信用代码", "联合任务编号", "抽查事项编号", "抽查任务编号", "执法检查人员编号", "评分", "行政区划代码", "计划编号"}
@@ -63,8 +63,8 @@ def test_every_published_workbook_shows_every_cell_as_published(bundle, tmp_path
 
 
 def test_the_workbooks_are_the_same_bytes_on_a_rerun(bundle, tmp_path):
-    from transforms.people_headers import DRAWS
-    from transforms.xlsxout import write_people_xlsx
+    from jointdraw.transforms.people_headers import DRAWS
+    from jointdraw.transforms.xlsxout import write_people_xlsx
 
     draws = pl.read_parquet(bundle_file(bundle, "draws.parquet"))
     first = write_people_xlsx(draws, tmp_path / "a.xlsx", DRAWS, "抽取结果").read_bytes()

@@ -7,8 +7,8 @@ import shutil
 import polars as pl
 import pytest
 
-from flows.errors import StageFailed
-from flows.plan_run import plan_run
+from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.plan_run import plan_run
 from tests.conftest import plan_path
 
 
@@ -49,7 +49,7 @@ def test_quarantine_csv_is_for_people(dirty_run):
     data = (dirty_run / "02_validate" / "quarantine.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel on Chinese Windows
     q = pl.read_csv(data, infer_schema=False)
-    from transforms.people_headers import QUARANTINE
+    from jointdraw.transforms.people_headers import QUARANTINE
 
     assert q.columns == list(QUARANTINE.values())  # Chinese headers (文件, 行号, 报送部门, 名录类型, 原因代码 …)
     assert q.filter(pl.col(QUARANTINE["reason"]) == "blank_required").is_empty()  # reason codes, not generator kinds

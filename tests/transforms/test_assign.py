@@ -8,10 +8,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from transforms.assign import _Pools, _rebalance, avoid_pairs, match_inspectors, workload_spread
-from transforms.plan import Plan
-from transforms.team_rules import team_violations
-from transforms.workdays import working_days
+from jointdraw.transforms.assign import _Pools, _rebalance, avoid_pairs, match_inspectors, workload_spread
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.team_rules import team_violations
+from jointdraw.transforms.workdays import working_days
 
 DAYS = [dt.date(2026, 3, 2) + dt.timedelta(days=i) for i in range(5)]  # Mon 2 – Fri 6 March 2026
 NO_PREVIOUS = pl.DataFrame(schema={"uscc": pl.String, "inspector_id": pl.String})

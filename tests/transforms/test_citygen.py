@@ -5,11 +5,11 @@ import hashlib
 import polars as pl
 
 from tests.conftest import CITY_SEED, SMALL_CITY_OBJECTS, plan_path
-from transforms.citygen import generate_city
-from transforms.plan import read_plan
-from transforms.read_registry import read_registry, scan_inbox
-from transforms.submission import write_city
-from transforms.uscc import uscc_reasons
+from jointdraw.transforms.citygen import generate_city
+from jointdraw.transforms.plan import read_plan
+from jointdraw.transforms.read_registry import read_registry, scan_inbox
+from jointdraw.transforms.submission import write_city
+from jointdraw.transforms.uscc import uscc_reasons
 
 
 def _digests(root):
@@ -90,7 +90,7 @@ def test_dirty_truth_points_at_rows_that_break_the_rule_it_names(dirty_city):
 def test_inspectors_are_about_0_15_percent_of_the_object_count():
     import numpy as np
 
-    from transforms.citygen import list_entities, make_entities, make_inspectors, make_items
+    from jointdraw.transforms.citygen import list_entities, make_entities, make_inspectors, make_items
 
     rng = np.random.default_rng(1)
     listings = list_entities(rng, make_entities(rng, 20_000))
@@ -103,9 +103,9 @@ def test_inspectors_are_about_0_15_percent_of_the_object_count():
 def test_the_city_speaks_the_registries_real_vocabulary(small_city):
     """Issue 16: registered types, each system's status words, districts as names, real GB/T 4754
     classes with and without the letter, the extra columns of real exports, titled exports."""
-    from transforms.industry import industry_reasons, normalise_industry
-    from transforms.normalise import normalise_registry
-    from transforms.reference import reference_table
+    from jointdraw.transforms.industry import industry_reasons, normalise_industry
+    from jointdraw.transforms.normalise import normalise_registry
+    from jointdraw.transforms.reference import reference_table
 
     files = {f.relative: f for f in scan_inbox(small_city / "inbox").files if f.kind == "objects"}
     raw = {name: read_registry(f) for name, f in files.items()}
@@ -130,7 +130,7 @@ def test_the_city_speaks_the_registries_real_vocabulary(small_city):
 
 
 def test_the_plans_targeted_tasks_name_real_divisions_and_groups(small_city):
-    from transforms.industry import industries
+    from jointdraw.transforms.industry import industries
 
     plan = read_plan(plan_path(small_city))
     codes = set(industries()["section"] + industries()["code"])

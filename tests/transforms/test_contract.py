@@ -6,11 +6,11 @@ import json
 import polars as pl
 import pytest
 
-from transforms.contract import inspector_rules, item_rules, object_rules, validation_frame
-from transforms.normalise import normalise_registry
-from transforms.quarantine import accepted_rows, quarantine_rows, with_original_values
-from transforms.uscc import complete_uscc
-from transforms.validate_registry import Contract
+from jointdraw.transforms.contract import inspector_rules, item_rules, object_rules, validation_frame
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.quarantine import accepted_rows, quarantine_rows, with_original_values
+from jointdraw.transforms.uscc import complete_uscc
+from jointdraw.transforms.validate_registry import Contract
 
 RUN_DATE = dt.date(2026, 11, 27)
 VALID = "91350100M000100Y43"  # worked by hand in test_uscc.py
@@ -104,8 +104,8 @@ def test_item_rules(contract):
 
 def test_every_quarantine_reason_is_in_the_shared_vocabulary():
     # the rules, the generator's truth file and the docs meet on transforms/reasons.py
-    from transforms.reasons import ACCEPT, ROW_REASONS
-    from transforms.submission import INSPECTOR_ERRORS, OBJECT_ERRORS
+    from jointdraw.transforms.reasons import ACCEPT, ROW_REASONS
+    from jointdraw.transforms.submission import INSPECTOR_ERRORS, OBJECT_ERRORS
 
     rules = [*object_rules(RUN_DATE), *inspector_rules([]), *item_rules()]
     assert {r.reason for r in rules} <= set(ROW_REASONS)

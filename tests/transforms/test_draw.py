@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from transforms.commitment import EXCLUSIONS_SCHEMA
-from transforms.draw import draw_plan, score_keys
-from transforms.plan import Period, Plan, Scope, Task
-from transforms.score import score
-from transforms.uscc import USCC_CHARSET, complete_uscc
+from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
+from jointdraw.transforms.draw import draw_plan, score_keys
+from jointdraw.transforms.plan import Period, Plan, Scope, Task
+from jointdraw.transforms.score import score
+from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc
 
 GOLDEN = Path(__file__).parent / "golden" / "draws.csv"
 
@@ -149,7 +149,7 @@ def test_every_object_is_drawn_with_probability_k_over_n(mode):
 def test_an_entity_without_a_uscc_is_drawn_by_its_entity_key_and_verify_agrees():
     # SPEC §4.4: an entity known only by its organisation code or registration number is scored on its
     # entity key (ORG:… / REG:…) in the USCC's place. With a ratio of 1 every eligible entity is drawn.
-    from transforms.verify import eligible_pairs, expected_draws
+    from jointdraw.transforms.verify import eligible_pairs, expected_draws
 
     directory = _directory(12).with_columns(
         entity_key=pl.Series(["ORG:12345678X", "REG:440301000000000"] + _usccs(12)[2:]),
@@ -171,7 +171,7 @@ def test_an_entity_without_a_uscc_is_drawn_by_its_entity_key_and_verify_agrees()
     (Scope(registered_types=["有限责任公司（台港澳法人独资）", "2130"]), lambda i: i != 1 and (i % 4 == 0 or i % 7 == 0)),
 ])
 def test_a_scope_can_name_registered_types_and_verify_agrees(scope, wanted):
-    from transforms.verify import eligible_pairs
+    from jointdraw.transforms.verify import eligible_pairs
 
     directory = _directory(60)
     plan = _plan([Task(task_id="AMR-T", department="AMR", items=["AMR-001"], scope=scope, ratio=dict.fromkeys("ABCD", 1.0))])

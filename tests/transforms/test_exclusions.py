@@ -2,9 +2,9 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.exclusions import exclusions_from_history
-from transforms.plan import Period, Plan, Task
-from transforms.warehouse import HISTORY_SCHEMA
+from jointdraw.transforms.exclusions import exclusions_from_history
+from jointdraw.transforms.plan import Period, Plan, Task
+from jointdraw.transforms.warehouse import HISTORY_SCHEMA
 
 PLAN = Plan(plan_id="Q2", period=Period(start=dt.date(2026, 4, 1), end=dt.date(2026, 6, 30)), exclusion_window_days=90,
             yearly_caps={"A": 1, "B": 2}, tasks=[Task(task_id="T", department="AMR", items=["I"], count=1)])
@@ -39,7 +39,7 @@ def test_no_history_no_exclusions():
 def test_previous_inspectors_are_the_last_team_of_another_plan():
     import datetime as dt
 
-    from transforms.warehouse import VISITS_SCHEMA, previous_inspectors
+    from jointdraw.transforms.warehouse import VISITS_SCHEMA, previous_inspectors
 
     d = dt.date
     visits = pl.DataFrame([

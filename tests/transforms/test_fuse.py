@@ -3,8 +3,8 @@
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from transforms.fuse import fuse_draws
-from transforms.fusion import fusion_figures, fusion_summary, overlap_matrix
+from jointdraw.transforms.fuse import fuse_draws
+from jointdraw.transforms.fusion import fusion_figures, fusion_summary, overlap_matrix
 
 ITEMS = pl.DataFrame({
     "item_id": ["AMR-1", "AMR-2", "AMR-3", "ENV-1", "ENV-2", "HLT-1", "HLT-2"],

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from transforms.merge import merge_frames
-from transforms.normalise import normalise_registry
-from transforms.uscc import complete_uscc
+from jointdraw.transforms.merge import merge_frames
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.uscc import complete_uscc
 
 RESTAURANT = complete_uscc("91440300MA5DC6QX5")  # org code MA5DC6QX5 at positions 9-17
 SHOP = "91350100M000100Y43"

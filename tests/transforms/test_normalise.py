@@ -2,7 +2,7 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.normalise import normalise_registry, parse_date
+from jointdraw.transforms.normalise import normalise_registry, parse_date
 
 
 def test_dates_in_the_forms_departments_use():
@@ -43,7 +43,7 @@ def test_objects_are_typed_and_nothing_is_lost():
 
 
 def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():
-    from transforms.normalise import ALREADY_NORMAL, _apply, _rule
+    from jointdraw.transforms.normalise import ALREADY_NORMAL, _apply, _rule
 
     messy = pl.Series("v", ["91350100M000100Y43", " 9135 0100m000100y43", "９１", "", None, "深圳市  华润 ", "A", "A", "2021/1/5",
                             "44201", "存续", "a；b", "已是 正常"])

@@ -5,9 +5,9 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.csvout import write_people_csv
-from transforms.notice import NOTICE_COLUMNS, public_notice
-from transforms.plan import Plan
+from jointdraw.transforms.csvout import write_people_csv
+from jointdraw.transforms.notice import NOTICE_COLUMNS, public_notice
+from jointdraw.transforms.plan import Plan
 
 PLAN = Plan.model_validate({"plan_id": "P", "period": {"start": "2026-03-01", "end": "2026-11-30"},
                             "tasks": [{"task_id": "T", "department": "AMR", "items": ["AMR-1"], "count": 1}]})

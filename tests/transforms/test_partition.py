@@ -4,11 +4,11 @@ import json
 
 import polars as pl
 
-from transforms.draw import score_keys, strata_table
-from transforms.partition import merge_lowest_k, partition_lowest_k, stratum_counts
-from transforms.plan import read_plan
-from transforms.score import score
-from transforms.verify import eligible_pairs
+from jointdraw.transforms.draw import score_keys, strata_table
+from jointdraw.transforms.partition import merge_lowest_k, partition_lowest_k, stratum_counts
+from jointdraw.transforms.plan import read_plan
+from jointdraw.transforms.score import score
+from jointdraw.transforms.verify import eligible_pairs
 
 
 def test_per_district_lowest_k_merged_is_the_published_draw(dirty_run):

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from transforms.plan import Plan, plan_item_problems
+from jointdraw.transforms.plan import Plan, plan_item_problems
 
 ITEMS = pl.DataFrame({"item_id": ["AMR-1", "ENV-1"], "department": ["AMR", "ENV"]})
 

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.transforms.test_draw import _directory, _draw, _plan
-from transforms.csvout import FORMULA_START, write_people_csv
-from transforms.fusion import fusion_figures
-from transforms.plan import Task
-from transforms.strata import CLASSES, stratum_k
-from transforms.uscc import USCC_CHARSET, complete_uscc, normalise_code, uscc_problem
+from jointdraw.transforms.csvout import FORMULA_START, write_people_csv
+from jointdraw.transforms.fusion import fusion_figures
+from jointdraw.transforms.plan import Task
+from jointdraw.transforms.strata import CLASSES, stratum_k
+from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc, normalise_code, uscc_problem
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -114,7 +114,7 @@ def test_the_xlsx_writer_never_writes_a_formula_and_keeps_every_text(tmp_path_fa
 
     import fastexcel
 
-    from transforms.xlsxout import write_people_xlsx
+    from jointdraw.transforms.xlsxout import write_people_xlsx
 
     path = tmp_path_factory.mktemp("xlsx") / "people.xlsx"
     write_people_xlsx(pl.DataFrame({"value": values}, schema={"value": pl.String}), path, {"value": "值"})

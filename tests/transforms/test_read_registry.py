@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox, sniff_encoding
+from jointdraw.transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox, sniff_encoding
 
 ZH_CSV = "统一社会信用代码,企业名称,主体类型,行政区划代码,成立日期,登记状态,信用风险分类\n" \
          "91350100M000100Y43,深圳市华润（深圳）贸易有限公司,企业,440305,2020/01/05,存续,B\n" \

@@ -15,11 +15,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from transforms.contract import object_rules, validation_frame
-from transforms.normalise import normalise_registry
-from transforms.quarantine import accepted_rows, quarantine_rows
-from transforms.read_registry import RegistryFile, read_registry
-from transforms.validate_registry import Contract
+from jointdraw.transforms.contract import object_rules, validation_frame
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.quarantine import accepted_rows, quarantine_rows
+from jointdraw.transforms.read_registry import RegistryFile, read_registry
+from jointdraw.transforms.validate_registry import Contract
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "market_regulation_export"
 RULES = object_rules(dt.date(2026, 11, 30))

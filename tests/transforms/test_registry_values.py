@@ -3,11 +3,11 @@
 import polars as pl
 import pytest
 
-from transforms.districts import district_code_of, district_column, district_in_address
-from transforms.entity_types import entity_type_columns, parse_registered_type
-from transforms.industry import industries, industry_reasons, normalise_industry
-from transforms.normalise import normalise_registry
-from transforms.uscc import normalise_code, uscc_reasons
+from jointdraw.transforms.districts import district_code_of, district_column, district_in_address
+from jointdraw.transforms.entity_types import entity_type_columns, parse_registered_type
+from jointdraw.transforms.industry import industries, industry_reasons, normalise_industry
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.uscc import normalise_code, uscc_reasons
 
 
 @pytest.mark.parametrize("written, code, category", [
@@ -36,7 +36,7 @@ def test_registered_types_map_to_their_code_and_category(written, code, category
 
 
 def test_type_table_flags_foreign_investment_and_branches():
-    from transforms.reference import reference_table
+    from jointdraw.transforms.reference import reference_table
 
     t = reference_table("entity_types")
     flags = {r["code"]: (r["foreign_invested"], r["branch"]) for r in t.iter_rows(named=True) if r["code"]}

@@ -5,18 +5,18 @@ import datetime as dt
 
 import polars as pl
 
-from transforms.exclusions import exclusions_from_history
-from transforms.normalise import normalise_registry
-from transforms.plan import Plan
-from transforms.results import (
+from jointdraw.transforms.exclusions import exclusions_from_history
+from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.results import (
     PlanSide,
     outstanding_items,
     progress_by_department,
     published_results,
     with_result_checks,
 )
-from transforms.warehouse import HISTORY_SCHEMA
-from transforms.workdays import add_working_days
+from jointdraw.transforms.warehouse import HISTORY_SCHEMA
+from jointdraw.transforms.workdays import add_working_days
 
 D = dt.date
 PLAN = PlanSide(

@@ -1,6 +1,6 @@
 import pytest
 
-from transforms.seed import SeedError, resolve_seed, rfc3797_key
+from jointdraw.transforms.seed import SeedError, resolve_seed, rfc3797_key
 
 
 def test_rfc3797_key_string_from_the_spec_example():

@@ -1,5 +1,5 @@
-from transforms.plan import Task
-from transforms.strata import stratum_k
+from jointdraw.transforms.plan import Task
+from jointdraw.transforms.strata import stratum_k
 
 
 def _task(**kw):

@@ -1,7 +1,7 @@
 import polars as pl
 import pytest
 
-from transforms.uscc import (
+from jointdraw.transforms.uscc import (
     complete_uscc,
     normalise_code,
     org_code_reasons,
