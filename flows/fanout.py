@@ -17,6 +17,7 @@ cannot be.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from collections.abc import Iterator
@@ -41,7 +42,10 @@ def dask_runner(dask: str) -> TaskRunner:
     if dask == "local":
         # the cluster's own processes say nothing on the terminal: a task's failure reaches the run through Prefect, and an
         # interrupted run's workers would print the cancellation of every task they held (issue 19: no library chatter)
-        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")  # the worker processes read it when they start
+        # the scheduler and the nannies live in this process, whose `distributed` logging was configured at import: under
+        # load a worker ended by the signal left "Error in batched write" and its traceback on the terminal
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         return DaskTaskRunner(cluster_kwargs=LOCAL_CLUSTER)
     return DaskTaskRunner(address=dask)
 

@@ -161,8 +161,11 @@ def test_a_public_seed_policy_refuses_a_plain_seed_and_a_late_commitment(prefect
     common = {"plan": str(path), "inbox": str(small_city / "inbox"), "out": str(tmp_path / "out"), "stop_after": "draw"}
     with pytest.raises(SeedError, match="a plain seed is refused"):
         plan_run(**common, run_id="plain", seed="picked by hand")
-    assert not (tmp_path / "out" / "runs" / "plain" / "05_draw" / "draws.parquet").exists()
-    plan_run(**common, run_id="public", seed_sources=["9319", "2 5 12 8 10"])
+    runs = tmp_path / "out" / "runs"
+    assert not (runs / "plain" / "05_draw" / "draws.parquet").exists()
+    for stage in ("01_ingest", "02_validate", "03_merge", "04_commit"):  # the refused run's commitment, drawn with the numbers
+        shutil.copytree(runs / "plain" / stage, runs / "public" / stage)
+    plan_run(**common, run_id="public", start_at="draw", seed_sources=["9319", "2 5 12 8 10"])
     import json
 
     seed = json.loads((tmp_path / "out" / "runs" / "public" / "05_draw" / "seed.json").read_text(encoding="utf-8"))
