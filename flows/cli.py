@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 
 from jointdraw.flows.errors import UserFacingError
-from jointdraw.transforms.fusion import FIGURE_LABELS
-from jointdraw.transforms.runfolder import STAGES
+from jointdraw.transforms.fusion_figures import FIGURE_LABELS
+from jointdraw.transforms.storage.runfolder import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from jointdraw.transforms.citygen import generate_city
-    from jointdraw.transforms.submission import write_city
+    from jointdraw.transforms.samplecity.city import generate_city
+    from jointdraw.transforms.samplecity.submission import write_city
 
     started = time.perf_counter()
     city = generate_city(args.objects, args.seed)
@@ -29,18 +29,20 @@ def _generate(args: argparse.Namespace) -> int:
     console = _console()
     console.print(table)
     n_rows = sum(w.rows for w in written if w.path.stem == "objects")
-    console.print(f"object rows {n_rows:,}; plan {city.plan.plan_id} with {len(city.plan.tasks)} tasks; "
-                  f"expected reduction {city.expected_reduction:.2%}; {time.perf_counter() - started:.1f} s")
+    console.print(
+        f"object rows {n_rows:,}; plan {city.plan.plan_id} with {len(city.plan.tasks)} tasks; "
+        f"expected reduction {city.expected_reduction:.2%}; {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 
 def _generate_results(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from jointdraw.transforms.resultgen import generate_results
     from jointdraw.transforms.results import PlanSide
-    from jointdraw.transforms.submission import write_results
-    from jointdraw.transforms.warehouse import plan_side_tables
+    from jointdraw.transforms.samplecity.results import generate_results
+    from jointdraw.transforms.samplecity.submission import write_results
+    from jointdraw.transforms.storage.warehouse import plan_side_tables
 
     try:
         tables = plan_side_tables(Path(args.out), args.plan_id)
@@ -51,8 +53,12 @@ def _generate_results(args: argparse.Namespace) -> int:
     results, truth = generate_results(plan, args.seed, dirty=args.dirty)
     written = write_results(results, truth, Path(args.inbox))
     console = _console()
-    console.print(_table(f"generated results for {args.plan_id} as of {args.as_of} → {args.inbox}",
-                         [{"file": str(w.path.relative_to(args.inbox)), "format": w.fmt, "rows": w.rows} for w in written]))
+    console.print(
+        _table(
+            f"generated results for {args.plan_id} as of {args.as_of} → {args.inbox}",
+            [{"file": str(w.path.relative_to(args.inbox)), "format": w.fmt, "rows": w.rows} for w in written],
+        )
+    )
     if not truth.is_empty():
         console.print(f"{truth.height} planted errors listed in {Path(args.inbox).parent / 'results-truth.csv'}")
     return 0
@@ -62,40 +68,76 @@ def _results(args: argparse.Namespace) -> int:
     from jointdraw.flows.results import results_run
 
     _quiet_temporary_server_shutdown()
-    summary = results_run(plan_id=args.plan_id, inbox=args.inbox, out=args.out, as_of=args.as_of,
-                          limit_working_days=args.limit_days, run_id=args.run_id, dask=args.dask)
+    summary = results_run(
+        plan_id=args.plan_id,
+        inbox=args.inbox,
+        out=args.out,
+        as_of=args.as_of,
+        limit_working_days=args.limit_days,
+        run_id=args.run_id,
+        dask=args.dask,
+    )
     p = summary["publish"]
     console = _console()
-    console.print(f"results (检查结果) of {summary['plan_id']} as of {summary['as_of']}: read {summary['validate']['rows_read']:,} = "
-                  f"accepted {summary['validate']['rows_accepted']:,} + quarantined {summary['validate']['rows_quarantined']:,}")
+    console.print(
+        f"results (检查结果) of {summary['plan_id']} as of {summary['as_of']}: "
+        f"read {summary['validate']['rows_read']:,} = "
+        f"accepted {summary['validate']['rows_accepted']:,} + quarantined {summary['validate']['rows_quarantined']:,}"
+    )
     rows = [{"department": d, **f} for d, f in p["by_department"].items()]
-    console.print(_table("progress by department (录入进度): items due, answered, outstanding, published late, overdue not entered", rows))
-    console.print(f"{p['answered']:,} of {p['items_due']:,} items answered, {p['outstanding']:,} outstanding; problems found in "
-                  f"{p['problem_share']:.1%}; {p['answered_late']:,} published late; open {p['bundle']}/regulator/results/report.html")
-    console.print(f"results seal (封存值) [bold]{p['seal']}[/bold] — announce it; "
-                  f"`jointdraw verify {p['bundle']} --results-seal {p['seal']}` rechecks the results against it")
+    console.print(
+        _table(
+            "progress by department (录入进度): items due, answered, outstanding, published late, overdue not entered",
+            rows,
+        )
+    )
+    console.print(
+        f"{p['answered']:,} of {p['items_due']:,} items answered, {p['outstanding']:,} outstanding; problems found in "
+        f"{p['problem_share']:.1%}; {p['answered_late']:,} published late; "
+        f"open {p['bundle']}/regulator/results/report.html"
+    )
+    console.print(
+        f"results seal (封存值) [bold]{p['seal']}[/bold] — announce it; "
+        f"`jointdraw verify {p['bundle']} --results-seal {p['seal']}` rechecks the results against it"
+    )
     return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
     from jointdraw.transforms.audit import chain_problems, is_attempt, seed_shopping
-    from jointdraw.transforms.warehouse import audit_entries
+    from jointdraw.transforms.storage.warehouse import audit_entries
 
     entries = audit_entries(Path(args.out), args.plan_id)
     console = _console()
     if not entries:
         console.print(f"no draw attempts of {args.plan_id} in {Path(args.out) / 'warehouse.duckdb'}")
         return 1
-    console.print(_table(f"draw attempts and seals of {args.plan_id} (audit log, chained by hash)",
-                         [{"seq": e["seq"], "time": e["time"], "run": e["run_id"], "event": e.get("event") or "draw",
-                           "seed or seal": e["seed"] if is_attempt(e) else e["seal"],
-                           "commitment": e["commitment"][:16] + "…" if is_attempt(e) else "",
-                           "draw digest": e["draw_digest"][:16] + "…" if is_attempt(e) else "", "operator": e["operator"]}
-                          for e in entries]))
+    console.print(
+        _table(
+            f"draw attempts and seals of {args.plan_id} (audit log, chained by hash)",
+            [
+                {
+                    "seq": e["seq"],
+                    "time": e["time"],
+                    "run": e["run_id"],
+                    "event": e.get("event") or "draw",
+                    "seed or seal": e["seed"] if is_attempt(e) else e["seal"],
+                    "commitment": e["commitment"][:16] + "…" if is_attempt(e) else "",
+                    "draw digest": e["draw_digest"][:16] + "…" if is_attempt(e) else "",
+                    "operator": e["operator"],
+                }
+                for e in entries
+            ],
+        )
+    )
     shopping = seed_shopping(entries)
     for commitment, attempts in shopping.items():
-        console.print(f"[bold red]SEED SHOPPING?[/] commitment {commitment[:16]}… was drawn with {len({a['seed'] for a in attempts})} "
-                      f"different seeds: " + "; ".join(f"#{a['seq']} seed {a['seed']!r} → {a['draw_digest'][:16]}…" for a in attempts))
+        console.print(
+            f"[bold red]SEED SHOPPING?[/] commitment {commitment[:16]}… "
+            f"was drawn with {len({a['seed'] for a in attempts})} "
+            f"different seeds: "
+            + "; ".join(f"#{a['seq']} seed {a['seed']!r} → {a['draw_digest'][:16]}…" for a in attempts)
+        )
     problems = chain_problems(entries)
     if problems:
         console.print(f"[bold red]the chain is broken[/]: {problems[0]}")
@@ -120,7 +162,9 @@ def _table(title: str, rows: list[dict]):
     for c in columns:
         table.add_column(c, justify="right" if rows and isinstance(rows[0][c], int) else "left", overflow="fold")
     for row in rows:
-        table.add_row(*["" if row[c] is None else (f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])) for c in columns])
+        table.add_row(
+            *["" if row[c] is None else (f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])) for c in columns]
+        )
     return table
 
 
@@ -129,54 +173,95 @@ def _print_run_summary(summary: dict) -> None:
     console = _console()
     stages = summary["stages"]
     if ingest := stages.get("ingest"):
-        console.print(_table(f"ingest (数据归集): rows per department and registry — run {summary['run_id']}", ingest["table"]))
+        console.print(
+            _table(f"ingest (数据归集): rows per department and registry — run {summary['run_id']}", ingest["table"])
+        )
         skipped = ingest.get("rows_skipped", 0)
-        console.print(f"rows read {ingest['rows_read']:,} = rows written {ingest['rows_written']:,}"
-                      f"{f' ({skipped:,} rows without data skipped: titles, blank rows, notes; listed in stage.json)' if skipped else ''}; "
-                      f"{ingest['seconds']:.1f} s")
+        console.print(
+            f"rows read {ingest['rows_read']:,} = rows written {ingest['rows_written']:,}"
+            + (
+                f" ({skipped:,} rows without data skipped: titles, blank rows, notes; listed in stage.json)"
+                if skipped
+                else ""
+            )
+            + f"; {ingest['seconds']:.1f} s"
+        )
     if validate := stages.get("validate"):
-        rows = [{**{k: v for k, v in r.items() if k != "reasons"}, "top reason": (r["reasons"].split(" ")[0] if r["reasons"] else "")}
-                for r in validate["table"]]
+        rows = [
+            {
+                **{k: v for k, v in r.items() if k != "reasons"},
+                "top reason": (r["reasons"].split(" ")[0] if r["reasons"] else ""),
+            }
+            for r in validate["table"]
+        ]
         console.print(_table("validate (数据校验): the data contract per department file", rows))
-        console.print(f"read {validate['rows_read']:,} = accepted {validate['rows_accepted']:,} + quarantined "
-                      f"{validate['rows_quarantined']:,}; {validate['seconds']:.1f} s; Data Docs: "
-                      f"{summary['run_dir']}/02_validate/{validate['data_docs']}")
+        console.print(
+            f"read {validate['rows_read']:,} = accepted {validate['rows_accepted']:,} + quarantined "
+            f"{validate['rows_quarantined']:,}; {validate['seconds']:.1f} s; Data Docs: "
+            f"{summary['run_dir']}/02_validate/{validate['data_docs']}"
+        )
     if merge := stages.get("merge"):
-        console.print(f"merge (名录合并): {merge['records_in']:,} records → {merge['entities']:,} entities "
-                      f"({merge['entities_listed_by_several_departments']:,} listed by several departments, "
-                      f"{merge['unlinked_entities']:,} unlinked); conflicts {merge['conflicts_by_attribute'] or 'none'}; "
-                      f"{merge['seconds']:.1f} s")
+        console.print(
+            f"merge (名录合并): {merge['records_in']:,} records → {merge['entities']:,} entities "
+            f"({merge['entities_listed_by_several_departments']:,} listed by several departments, "
+            f"{merge['unlinked_entities']:,} unlinked); conflicts {merge['conflicts_by_attribute'] or 'none'}; "
+            f"{merge['seconds']:.1f} s"
+        )
     if commit := stages.get("commit"):
         console.print(f"commit (承诺): {commit['commitment']}; excluded {commit['exclusions_by_reason'] or 'none'}")
     if draw := stages.get("draw"):
-        console.print(f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
-                      f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s")
+        console.print(
+            f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
+            f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s"
+        )
         if draw.get("tasks_without_eligible"):
-            console.print(f"[bold red]{len(draw['tasks_without_eligible'])} task(s) had no eligible object and drew nothing:[/] "
-                          f"{', '.join(draw['tasks_without_eligible'])}")
-        short = {"drawn_total": "drawn", "duplicate_entities": "dup. entities", "joint_tasks": "joint tasks",
-                 "visits_saved": "saved", "reduction_rate": "reduction"}
-        rows = [{"mode": m, **{short[k]: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}}
-                for m, f in draw["fusion"].items()]
-        console.print(_table(f"fusion figures (查重融合; SPEC §4.5 names in stage.json), mode used: {draw['mode']}", rows))
+            console.print(
+                f"[bold red]{len(draw['tasks_without_eligible'])} task(s) had no eligible object and drew nothing:[/] "
+                f"{', '.join(draw['tasks_without_eligible'])}"
+            )
+        short = {
+            "drawn_total": "drawn",
+            "duplicate_entities": "dup. entities",
+            "joint_tasks": "joint tasks",
+            "visits_saved": "saved",
+            "reduction_rate": "reduction",
+        }
+        rows = [
+            {"mode": m, **{short[k]: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}}
+            for m, f in draw["fusion"].items()
+        ]
+        console.print(
+            _table(f"fusion figures (查重融合; SPEC §4.5 names in stage.json), mode used: {draw['mode']}", rows)
+        )
     if fuse := stages.get("fuse"):
-        rows = [{"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"} for k, v in fuse["figures"].items()]
+        rows = [
+            {"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"}
+            for k, v in fuse["figures"].items()
+        ]
         console.print(_table("fuse (查重融合): the joint draw's figures, as the Shenzhen report gave them", rows))
         rows = [{"department": d, **f} for d, f in fuse["by_department"].items()]
         console.print(_table("draws, joint tasks and lead by department (部门)", rows))
     if assign := stages.get("assign"):
         w = assign["workload"]
-        console.print(f"assign (随机匹配执法人员): {assign['assigned']:,} of {assign['joint_tasks']:,} joint tasks staffed and "
-                      f"scheduled on {assign['working_days']} working days ({assign['calendar']}); unassigned {assign['unassigned']:,} "
-                      f"{assign['unassigned_by_reason'] or ''}; {assign['inspectors_sent']:,} of {assign['inspectors_available']:,} "
-                      f"available inspectors sent; tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
-                      f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); busiest day {w['busiest_day']} visits; "
-                      f"{assign['seconds']:.1f} s")
+        console.print(
+            f"assign (随机匹配执法人员): {assign['assigned']:,} of {assign['joint_tasks']:,} joint tasks "
+            f"staffed and scheduled on {assign['working_days']} working days ({assign['calendar']}); "
+            f"unassigned {assign['unassigned']:,} {assign['unassigned_by_reason'] or ''}; "
+            f"{assign['inspectors_sent']:,} of {assign['inspectors_available']:,} available inspectors sent; "
+            f"tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
+            f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); "
+            f"busiest day {w['busiest_day']} visits; "
+            f"{assign['seconds']:.1f} s"
+        )
     if publish := stages.get("publish"):
-        console.print(f"publish (结果公示): {publish['files']} files and {publish['documents']} documents → {publish['bundle']} "
-                      f"(public/, audit/, regulator/); open {publish['bundle']}/public/report.html")
-        console.print(f"seal (封存值) [bold]{publish['seal']}[/bold] — announce it; "
-                      f"`jointdraw verify {publish['bundle']} --seal {publish['seal']}` rechecks the bundle against it")
+        console.print(
+            f"publish (结果公示): {publish['files']} files and {publish['documents']} documents → {publish['bundle']} "
+            f"(public/, audit/, regulator/); open {publish['bundle']}/public/report.html"
+        )
+        console.print(
+            f"seal (封存值) [bold]{publish['seal']}[/bold] — announce it; "
+            f"`jointdraw verify {publish['bundle']} --seal {publish['seal']}` rechecks the bundle against it"
+        )
     console.print(f"run folder: {summary['run_dir']}")
 
 
@@ -198,7 +283,9 @@ class _SaidOnce:
         if not record.name.startswith(("prefect.task_runs", "prefect.flow_runs", "prefect.engine")):
             return True
         message = record.getMessage()
-        if any(echo in message for echo in self.ECHOES):  # at INFO too: "Finished in state Failed('…the whole message…')"
+        if any(
+            echo in message for echo in self.ECHOES
+        ):  # at INFO too: "Finished in state Failed('…the whole message…')"
             return False
         return record.levelno < 40 or not any(s in message for s in SIGNAL_EXCEPTIONS)
 
@@ -235,7 +322,10 @@ def _quiet_temporary_server_shutdown() -> None:
         for name in ("prefect.server.services.task_run_recorder", "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     get_logger()  # Prefect's logging is configured on first use
-    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
     for handler in {h for lg in loggers for h in lg.handlers if isinstance(h, PrefectConsoleHandler)}:
         if not any(isinstance(f, _SaidOnce) for f in handler.filters):
             handler.addFilter(_SaidOnce())
@@ -247,8 +337,17 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_temporary_server_shutdown()
     first, last = STAGES.index(args.start_at), STAGES.index(args.stop_after) if args.stop_after else len(STAGES) - 1
     with _progress(last - first + 1):
-        summary = plan_run(plan=args.plan, inbox=args.inbox, out=args.out, seed=args.seed, start_at=args.start_at, dask=args.dask,
-                           stop_after=args.stop_after, run_id=args.run_id, seed_sources=args.seed_source)
+        summary = plan_run(
+            plan=args.plan,
+            inbox=args.inbox,
+            out=args.out,
+            seed=args.seed,
+            start_at=args.start_at,
+            dask=args.dask,
+            stop_after=args.stop_after,
+            run_id=args.run_id,
+            seed_sources=args.seed_source,
+        )
     _print_run_summary(summary)
     return 0
 
@@ -279,19 +378,30 @@ def _resume(args: argparse.Namespace) -> int:
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     stage = first_unfinished_stage(run_dir)
     if stage is None:
-        print(f"run {args.run_id} finished every stage; nothing to resume (rerun a stage with `jointdraw run … --start-at`)")
+        print(
+            f"run {args.run_id} finished every stage; nothing to resume "
+            "(rerun a stage with `jointdraw run … --start-at`)"
+        )
         return 0
     print(f"resuming run {args.run_id} of plan {run['plan_id']} at {stage} (the stages before it are read from disk)")
     _quiet_temporary_server_shutdown()
     with _progress(len(STAGES) - STAGES.index(stage)):
-        summary = plan_run(plan=run["plan"], inbox=run["inbox"], out=args.out, run_id=args.run_id, start_at=stage, dask=args.dask,
-                           seed=run.get("seed"), seed_sources=run.get("seed_sources"))
+        summary = plan_run(
+            plan=run["plan"],
+            inbox=run["inbox"],
+            out=args.out,
+            run_id=args.run_id,
+            start_at=stage,
+            dask=args.dask,
+            seed=run.get("seed"),
+            seed_sources=run.get("seed_sources"),
+        )
     _print_run_summary(summary)
     return 0
 
 
 def _unlock(args: argparse.Namespace) -> int:
-    from jointdraw.transforms.runlock import clear_lock
+    from jointdraw.transforms.storage.runlock import clear_lock
 
     print(clear_lock(Path(args.out), args.plan_id, force=args.force))
     return 0
@@ -299,17 +409,29 @@ def _unlock(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
 
-    from jointdraw.transforms.warehouse import entity_history
+    from jointdraw.transforms.storage.warehouse import entity_history
 
     console = _console()
     found = entity_history(Path(args.out), args.uscc.strip().upper())
     if not any(t.height for t in found.values()):
         console.print(f"{args.uscc}: no draws, joint tasks or visits in {Path(args.out) / 'warehouse.duckdb'}")
         return 0
-    titles = {"draws": "draws (抽取)", "joint_tasks": "joint tasks (联合检查任务)", "visits": "teams (检查人员)", "results": "results (检查结果)"}
+    titles = {
+        "draws": "draws (抽取)",
+        "joint_tasks": "joint tasks (联合检查任务)",
+        "visits": "teams (检查人员)",
+        "results": "results (检查结果)",
+    }
     for name, table in found.items():
-        rows = [{k: ("；".join(v) if isinstance(v, list) else (None if v is None else str(v))) for k, v in r.items()} for r in table.to_dicts()]
-        console.print(_table(f"{args.uscc}: {titles.get(name, name)}", rows) if rows else f"{args.uscc}: no {titles.get(name, name)}")
+        rows = [
+            {k: ("；".join(v) if isinstance(v, list) else (None if v is None else str(v))) for k, v in r.items()}
+            for r in table.to_dicts()
+        ]
+        console.print(
+            _table(f"{args.uscc}: {titles.get(name, name)}", rows)
+            if rows
+            else f"{args.uscc}: no {titles.get(name, name)}"
+        )
     return 0
 
 
@@ -335,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jointdraw", description="Joint random inspection draw (双随机、一公开).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="write a synthetic city's submissions and plan (检查对象、执法人员、事项、计划)")
+    g = sub.add_parser(
+        "generate", help="write a synthetic city's submissions and plan (检查对象、执法人员、事项、计划)"
+    )
     g.add_argument("out_dir")
     g.add_argument("--objects", type=int, default=20_000, help="object rows across all departments (default 20,000)")
     g.add_argument("--seed", type=int, default=2021)
@@ -347,27 +471,46 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--inbox", required=True, help="folder of department folders (inbox/<DEPT>/objects.* ...)")
     r.add_argument("--out", required=True, help="output root: runs/<run_id>/ and published/<plan_id>/ go here")
     r.add_argument("--seed", default=None, help="seed string (overrides the plan's)")
-    r.add_argument("--seed-source", action="append", default=None, metavar="NUMBERS",
-                   help="public numbers announced after the commitment, one source per option (RFC 3797), e.g. --seed-source '2 5 12 8 10'")
-    r.add_argument("--start-at", default="ingest", choices=STAGES, help="first stage to run (earlier ones are read from disk)")
+    r.add_argument(
+        "--seed-source",
+        action="append",
+        default=None,
+        metavar="NUMBERS",
+        help="public numbers announced after the commitment, one source per option (RFC 3797), "
+        "e.g. --seed-source '2 5 12 8 10'",
+    )
+    r.add_argument(
+        "--start-at", default="ingest", choices=STAGES, help="first stage to run (earlier ones are read from disk)"
+    )
     r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
-    r.add_argument("--dask", default=None, metavar="ADDRESS",
-                    help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address")
+    r.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address",
+    )
     r.set_defaults(func=_run)
 
     rs = sub.add_parser("resume", help="rerun a run from the first stage that did not finish")
     rs.add_argument("run_id")
     rs.add_argument("--out", required=True, help="the output root the run is under (runs/<run_id>/)")
-    rs.add_argument("--dask", default=None, metavar="ADDRESS",
-                    help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address")
+    rs.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address",
+    )
     rs.set_defaults(func=_resume)
 
     ul = sub.add_parser("unlock", help="clear a plan's lock left by a run that is no longer running")
     ul.add_argument("plan_id")
     ul.add_argument("--out", required=True)
-    ul.add_argument("--force", action="store_true", help="clear a lock named by a run on another machine (this host cannot "
-                                                         "tell whether it still runs)")
+    ul.add_argument(
+        "--force",
+        action="store_true",
+        help="clear a lock named by a run on another machine (this host cannot tell whether it still runs)",
+    )
     ul.set_defaults(func=_unlock)
 
     hi = sub.add_parser("history", help="an entity's draws, joint tasks, teams and results across runs (warehouse)")
@@ -376,7 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     hi.set_defaults(func=_history)
 
     sd = sub.add_parser("seed", help="print the RFC 3797 key string of public numbers")
-    sd.add_argument("--source", action="append", required=True, metavar="NUMBERS", help="one source's numbers, in published order")
+    sd.add_argument(
+        "--source", action="append", required=True, metavar="NUMBERS", help="one source's numbers, in published order"
+    )
     sd.set_defaults(func=_seed)
 
     gr = sub.add_parser("generate-results", help="write sample inspection results (检查结果) for a published plan")
@@ -385,7 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--inbox", required=True, help="where to write <DEPT>/results.*")
     gr.add_argument("--as-of", required=True, help="results for task items planned on or before this day (YYYY-MM-DD)")
     gr.add_argument("--seed", type=int, default=2021)
-    gr.add_argument("--dirty", action="store_true", help="plant one error per department file and write results-truth.csv")
+    gr.add_argument(
+        "--dirty", action="store_true", help="plant one error per department file and write results-truth.csv"
+    )
     gr.set_defaults(func=_generate_results)
 
     rr = sub.add_parser("results", help="take in, check and publish inspection results (检查结果公示)")
@@ -393,9 +540,13 @@ def main(argv: list[str] | None = None) -> int:
     rr.add_argument("--inbox", required=True, help="folder of department folders (inbox/<DEPT>/results.*)")
     rr.add_argument("--out", required=True, help="the output root the plan was published under")
     rr.add_argument("--as-of", default=None, help="publication day (YYYY-MM-DD; default: today in China)")
-    rr.add_argument("--limit-days", type=int, default=20, help="working days after the inspection to publish a result (default 20)")
+    rr.add_argument(
+        "--limit-days", type=int, default=20, help="working days after the inspection to publish a result (default 20)"
+    )
     rr.add_argument("--run-id", default=None)
-    rr.add_argument("--dask", default=None, metavar="ADDRESS", help="run the per-department tasks on Dask ('local' or an address)")
+    rr.add_argument(
+        "--dask", default=None, metavar="ADDRESS", help="run the per-department tasks on Dask ('local' or an address)"
+    )
     rr.set_defaults(func=_results)
 
     au = sub.add_parser("audit", help="a plan's draw attempts and a check of their hash chain (审计日志)")
@@ -404,12 +555,21 @@ def main(argv: list[str] | None = None) -> int:
     au.set_defaults(func=_audit)
 
     v = sub.add_parser("verify", help="recompute a draw from its published files and report any difference")
-    v.add_argument("folder", help="a published bundle (published/<plan_id>, or a folder holding its public/ and audit/ parts), "
-                                  "or a run folder (out/runs/<run_id>)")
-    v.add_argument("--seal", metavar="HASH", help="the seal (封存值) that was announced: the bundle must be the one it seals")
+    v.add_argument(
+        "folder",
+        help="a published bundle (published/<plan_id>, or a folder holding its public/ and audit/ parts), "
+        "or a run folder (out/runs/<run_id>)",
+    )
+    v.add_argument(
+        "--seal", metavar="HASH", help="the seal (封存值) that was announced: the bundle must be the one it seals"
+    )
     v.add_argument("--results-seal", metavar="HASH", help="the results' seal that was announced")
-    v.add_argument("--entity", metavar="USCC", help="check one entity (核验): per task, eligible or not and why, its score, "
-                                                     "its stratum's cut-off, drawn or not")
+    v.add_argument(
+        "--entity",
+        metavar="USCC",
+        help="check one entity (核验): per task, eligible or not and why, its score, "
+        "its stratum's cut-off, drawn or not",
+    )
     v.set_defaults(func=_verify)
 
     args = parser.parse_args(argv)
@@ -448,8 +608,10 @@ def _unreachable_prefect_api() -> str | None:
     try:
         httpx.get(f"{url.rstrip('/')}/health", timeout=10)
     except httpx.HTTPError as e:
-        return (f"cannot reach the Prefect API at {url} ({type(e).__name__}: {e or 'no answer'}): start the server "
-                "(`prefect server start`), fix PREFECT_API_URL, or unset it to run with a temporary server")
+        return (
+            f"cannot reach the Prefect API at {url} ({type(e).__name__}: {e or 'no answer'}): start the server "
+            "(`prefect server start`), fix PREFECT_API_URL, or unset it to run with a temporary server"
+        )
     return None
 
 
@@ -471,7 +633,9 @@ def _how_to_resume(args: argparse.Namespace) -> str:
     out = getattr(args, "out", None)
     if args.command not in ("run", "resume") or not out:
         return "nothing was published that was not whole"
-    runs = sorted((p for p in (Path(out) / "runs").glob("*") if (p / "run.json").is_file()), key=lambda p: p.stat().st_mtime)
+    runs = sorted(
+        (p for p in (Path(out) / "runs").glob("*") if (p / "run.json").is_file()), key=lambda p: p.stat().st_mtime
+    )
     run_id = getattr(args, "run_id", None) or (runs[-1].name if runs else "RUN_ID")
     return f"the stages that finished are kept: continue with `jointdraw resume {run_id} --out {out}`"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from jointdraw.transforms.plan import PlanError
-from jointdraw.transforms.read_registry import RegistryFileError
-from jointdraw.transforms.runlock import PlanLocked
 from jointdraw.transforms.seed import SeedError
-from jointdraw.transforms.warehouse import WarehouseBusy
+from jointdraw.transforms.storage.registry_files import RegistryFileError
+from jointdraw.transforms.storage.runlock import PlanLocked
+from jointdraw.transforms.storage.warehouse import WarehouseBusy
 
 
 class StageFailed(Exception):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
@@ -40,11 +39,12 @@ def dask_runner(dask: str) -> TaskRunner:
     from prefect_dask import DaskTaskRunner
 
     if dask == "local":
-        # the cluster's own processes say nothing on the terminal: a task's failure reaches the run through Prefect, and an
-        # interrupted run's workers would print the cancellation of every task they held (issue 19: no library chatter)
+        # the cluster's own processes say nothing on the terminal: a task's failure reaches the run through Prefect, and
+        # an interrupted run's workers would print the cancellation of every task they held (issue 19: no library
+        # chatter)
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")  # the worker processes read it when they start
-        # the scheduler and the nannies live in this process, whose `distributed` logging was configured at import: under
-        # load a worker ended by the signal left "Error in batched write" and its traceback on the terminal
+        # the scheduler and the nannies live in this process, whose `distributed` logging was configured at import:
+        # under load a worker ended by the signal left "Error in batched write" and its traceback on the terminal
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
         return DaskTaskRunner(cluster_kwargs=LOCAL_CLUSTER)
     return DaskTaskRunner(address=dask)
@@ -61,8 +61,9 @@ def fan_out(dask: str | None) -> Iterator[None]:
         try:
             _ = runner.client  # connects now (or starts the local cluster), so a wrong address fails here, clearly
         except OSError as e:
-            raise StageFailed(f"cannot reach the Dask scheduler at {dask}: {e} — start it, fix the address, "
-                              "or run without --dask") from None
+            raise StageFailed(
+                f"cannot reach the Dask scheduler at {dask}: {e} — start it, fix the address, or run without --dask"
+            ) from None
         token = _RUNNER.set(runner)
         try:
             yield

@@ -20,15 +20,14 @@ from prefect.cache_policies import NO_CACHE
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_tasks
 from jointdraw.transforms.normalise import normalise_registry
-from jointdraw.transforms.read_registry import (
+from jointdraw.transforms.registry import KINDS, Kind
+from jointdraw.transforms.storage.registry_files import (
     RegistryFile,
     RegistryFileError,
     read_registry,
     scan_inbox,
 )
-from jointdraw.transforms.registry import KINDS, Kind
-from jointdraw.transforms.runfolder import file_record, stage_dir, write_json, write_parquet
-
+from jointdraw.transforms.storage.runfolder import file_record, stage_dir, write_json, write_parquet
 
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
 
@@ -39,8 +38,14 @@ def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(state.data, OSError)
 
 
-@task(name="ingest-file", task_run_name="ingest {file.relative}", cache_policy=NO_CACHE,
-      retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient_read_error)
+@task(
+    name="ingest-file",
+    task_run_name="ingest {file.relative}",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_transient_read_error,
+)
 def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
     """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
     started = time.perf_counter()
@@ -91,14 +96,27 @@ def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> d
         logger.warning("ingest: ignored %s: %s", rel, why)
     futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=out_dir)
     files = sorted((f.result() for f in futures), key=lambda r: (r["department"], r["kind"]))
-    failures = [{"department": e.file.rstrip("/").split("/")[0], "file": e.file, "reason": e.reason} for e in found.problems]
-    failures += [{"department": r["department"], "file": r["source"]["path"], "reason": r["error"]} for r in files if "error" in r]
+    failures = [
+        {"department": e.file.rstrip("/").split("/")[0], "file": e.file, "reason": e.reason} for e in found.problems
+    ]
+    failures += [
+        {"department": r["department"], "file": r["source"]["path"], "reason": r["error"]}
+        for r in files
+        if "error" in r
+    ]
     for r in files:
         if "error" not in r:
-            logger.info("ingest: %s %s rows (%s)%s%s", r["source"]["path"], f"{r['rows_read']:,}", r["encoding"],
-                        f"; unmapped headers: {', '.join(r['unmapped_headers'])}" if r["unmapped_headers"] else "",
-                        f"; header in row {r['header_line']}, {r['rows_skipped']} rows without data skipped "
-                        f"({_skipped_summary(r['skipped'])}: see stage.json)" if r["rows_skipped"] else "")
+            logger.info(
+                "ingest: %s %s rows (%s)%s%s",
+                r["source"]["path"],
+                f"{r['rows_read']:,}",
+                r["encoding"],
+                f"; unmapped headers: {', '.join(r['unmapped_headers'])}" if r["unmapped_headers"] else "",
+                f"; header in row {r['header_line']}, {r['rows_skipped']} rows without data skipped "
+                f"({_skipped_summary(r['skipped'])}: see stage.json)"
+                if r["rows_skipped"]
+                else "",
+            )
     record = {
         "stage": "ingest",
         "inbox": str(inbox),
@@ -113,5 +131,7 @@ def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> d
     write_json(record, out_dir / "stage.json")
     if failures:
         lines = "\n".join(f"  - {f['department']}: {f['file']}: {f['reason']}" for f in failures)
-        raise StageFailed(f"ingest: {len({f['department'] for f in failures})} department(s) could not be read:\n{lines}")
+        raise StageFailed(
+            f"ingest: {len({f['department'] for f in failures})} department(s) could not be read:\n{lines}"
+        )
     return record

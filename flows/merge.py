@@ -1,11 +1,11 @@
 """Stage `merge` (SPEC §4.3): the departments' accepted objects → one object directory.
 
-    03_merge/directory.parquet   one row per entity, sorted by entity_key (transforms/merge.py states the rules)
-    03_merge/links.csv           records without a USCC, and the entity each was linked to (or not)
-    03_merge/conflicts.parquet   every attribute on which departments disagree, and the value chosen
-    03_merge/conflicts.csv       the same, for people
-    03_merge/unlinked.csv        of those, the ones no other record's codes link to
-    03_merge/stage.json          records in, entities out, linked and unlinked counts
+03_merge/directory.parquet   one row per entity, sorted by entity_key (transforms/merge.py states the rules)
+03_merge/links.csv           records without a USCC, and the entity each was linked to (or not)
+03_merge/conflicts.parquet   every attribute on which departments disagree, and the value chosen
+03_merge/conflicts.csv       the same, for people
+03_merge/unlinked.csv        of those, the ones no other record's codes link to
+03_merge/stage.json          records in, entities out, linked and unlinked counts
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from jointdraw.transforms.csvout import write_people_csv
 from jointdraw.transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
-from jointdraw.transforms.runfolder import (
+from jointdraw.transforms.storage.csvout import write_people_csv
+from jointdraw.transforms.storage.runfolder import (
     atomic_path,
     file_record,
     stage_dir,
@@ -51,7 +51,11 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
     links = con.sql(links_query()).pl()
     type_conflicts = con.sql(type_conflicts_query()).pl()
     several = con.execute("select count(*) from directory where len(departments) > 1").fetchall()[0][0]
-    by_link = dict(con.execute("select l, count(*) from (select unnest(linked_by) as l from directory) group by l order by l").fetchall())
+    by_link = dict(
+        con.execute(
+            "select l, count(*) from (select unnest(linked_by) as l from directory) group by l order by l"
+        ).fetchall()
+    )
     con.close()
     shutil.rmtree(spill, ignore_errors=True)
     outputs = [
@@ -77,8 +81,14 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(record, out_dir / "stage.json")
-    logger.info("merge: %s records → %s entities (%s listed by several departments, %s unlinked); conflicts %s; "
-                "%s records whose registered type contradicts their USCC (type_conflicts.csv)",
-                f"{merged.records:,}", f"{merged.entities:,}", f"{several:,}", f"{unlinked_entities:,}",
-                record["conflicts_by_attribute"] or "none", f"{type_conflicts.height:,}")
+    logger.info(
+        "merge: %s records → %s entities (%s listed by several departments, %s unlinked); conflicts %s; "
+        "%s records whose registered type contradicts their USCC (type_conflicts.csv)",
+        f"{merged.records:,}",
+        f"{merged.entities:,}",
+        f"{several:,}",
+        f"{unlinked_entities:,}",
+        record["conflicts_by_attribute"] or "none",
+        f"{type_conflicts.height:,}",
+    )
     return record

@@ -2,11 +2,11 @@
 
     plan_run(plan, inbox, out, seed=None, start_at="ingest", stop_after=None, run_id=None, seed_sources=None)
 
-Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/runfolder.py); each is a Prefect
+Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/storage/runfolder.py); each is a Prefect
 task run named "<stage> · <plan_id>". A run started at a later stage first checks that every
 earlier stage finished and its recorded files are unchanged, and that the plan and the
 inputs are the ones the run started with (transforms/rerun.py); it refuses otherwise. Only
-one run of a plan works at a time (transforms/runlock.py).
+one run of a plan works at a time (transforms/storage/runlock.py).
 """
 
 from __future__ import annotations
@@ -37,14 +37,15 @@ from jointdraw.flows.ingest import run_ingest
 from jointdraw.flows.merge import run_merge
 from jointdraw.flows.publish import run_publish
 from jointdraw.flows.validate import run_validate
-from jointdraw.transforms.certificate import draw_certificate
-from jointdraw.transforms.fusion import FIGURE_LABELS
-from jointdraw.transforms.ingest_summary import ingest_summary
+from jointdraw.transforms.documents.certificate import draw_certificate
+from jointdraw.transforms.documents.ingest_summary import ingest_summary
+from jointdraw.transforms.documents.report import validation_table
+from jointdraw.transforms.fusion_figures import FIGURE_LABELS
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.plan_check import plan_inbox_problems
-from jointdraw.transforms.report import validation_table
 from jointdraw.transforms.rerun import first_unfinished_stage, rerun_problems
-from jointdraw.transforms.runfolder import (
+from jointdraw.transforms.seed import SeedError
+from jointdraw.transforms.storage.runfolder import (
     STAGE_RECORD,
     STAGES,
     new_run_id,
@@ -52,9 +53,8 @@ from jointdraw.transforms.runfolder import (
     stage_dir,
     write_json,
 )
-from jointdraw.transforms.runlock import PlanLocked, plan_lock
-from jointdraw.transforms.seed import SeedError
-from jointdraw.transforms.warehouse import WarehouseBusy
+from jointdraw.transforms.storage.runlock import PlanLocked, plan_lock
+from jointdraw.transforms.storage.warehouse import WarehouseBusy
 
 USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy)
 Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
@@ -126,8 +126,15 @@ def _derived_run_dir(the_plan: Plan, out: str) -> Path:
     return Path(out) / "runs" / flow_run_run_id(the_plan.plan_id, flow_run.id or "-")
 
 
-def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | None, seed_sources: list[str] | None,
-                 run_id: str | None) -> tuple[Path, dict]:
+def _run_context(
+    the_plan: Plan,
+    plan: str,
+    inbox: str,
+    out: str,
+    seed: str | None,
+    seed_sources: list[str] | None,
+    run_id: str | None,
+) -> tuple[Path, dict]:
     """The run folder and run.json (kept from the first attempt: a rerun uses the same run date,
     plan, inbox and seed, and is checked against the plan's SHA-256)."""
     if run_id:
@@ -141,14 +148,24 @@ def _run_context(the_plan: Plan, plan: str, inbox: str, out: str, seed: str | No
     if existing.exists():
         context = {**json.loads(existing.read_text(encoding="utf-8")), "run_id": run_id}
     else:
-        context = {"run_id": run_id, "plan_id": the_plan.plan_id, "plan": str(plan), "plan_sha256": sha256_file(Path(plan)),
-                   "inbox": str(inbox), "out": str(out), "seed": seed, "seed_sources": seed_sources,
-                   "run_date": dt.datetime.now(dt.UTC).date().isoformat()}
+        context = {
+            "run_id": run_id,
+            "plan_id": the_plan.plan_id,
+            "plan": str(plan),
+            "plan_sha256": sha256_file(Path(plan)),
+            "inbox": str(inbox),
+            "out": str(out),
+            "seed": seed,
+            "seed_sources": seed_sources,
+            "run_date": dt.datetime.now(dt.UTC).date().isoformat(),
+        }
         write_json(context, existing)
     return run_dir, context
 
 
-FAULT_FILE = "JOINTDRAW_FAULT_FILE"  # for tests of retries on a real worker: a file naming a stage fails it while it exists
+FAULT_FILE = (
+    "JOINTDRAW_FAULT_FILE"  # for tests of retries on a real worker: a file naming a stage fails it while it exists
+)
 
 
 def _injected_fault(stage: str) -> None:
@@ -171,44 +188,86 @@ def run_stage(stage: str, plan_id: str, ctx: RunContext) -> dict[str, Any]:
     return summary
 
 
-def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str, stop_after: str | None,
-                run_id: str | None, seed_sources: list[str] | None, dask: str | None) -> dict[str, Any]:
+def _run_stages(
+    plan: str,
+    inbox: str,
+    out: str,
+    seed: str | None,
+    start_at: str,
+    stop_after: str | None,
+    run_id: str | None,
+    seed_sources: list[str] | None,
+    dask: str | None,
+) -> dict[str, Any]:
     logger = get_run_logger()
     # absolute from here on: Dask workers and `jointdraw resume` have working folders of their own
     plan, inbox, out = (os.path.abspath(p) for p in (plan, inbox, out))
     the_plan = read_plan(Path(plan))
-    retried = run_id is None and (_derived_run_dir(the_plan, out) / "run.json").exists()  # this flow run's folder: a retry
+    retried = (
+        run_id is None and (_derived_run_dir(the_plan, out) / "run.json").exists()
+    )  # this flow run's folder: a retry
     run_dir, context = _run_context(the_plan, plan, inbox, out, seed, seed_sources, run_id)
     first = STAGES.index(start_at)
-    if retried:  # a retry of a failed flow run (UI, `prefect flow-run retry`) goes on where it stopped, as `jointdraw resume`
+    if (
+        retried
+    ):  # a retry of a failed flow run (UI, `prefect flow-run retry`) goes on where it stopped, as `jointdraw resume`
         unfinished = first_unfinished_stage(run_dir)
         if unfinished is None or (stop_after and STAGES.index(unfinished) > STAGES.index(stop_after)):
             logger.info("retry of run %s: every stage asked for has finished; nothing to redo", context["run_id"])
             return {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
         first = max(first, STAGES.index(unfinished))
-        logger.info("retry of run %s: going on at %s (the stages before it are read from disk)", context["run_id"], STAGES[first])
+        logger.info(
+            "retry of run %s: going on at %s (the stages before it are read from disk)",
+            context["run_id"],
+            STAGES[first],
+        )
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
     fans_out = dask if first <= STAGES.index("validate") else None  # only ingest and validate fan out
     with plan_lock(Path(out), the_plan.plan_id, context["run_id"]), fan_out(fans_out):
         if first == 0:  # before anything runs: the plan against the inbox, one line per problem
             gaps = plan_inbox_problems(the_plan, Path(inbox))
             if gaps:
-                raise StageFailed(f"plan {the_plan.plan_id} does not fit the inbox {inbox}:\n" + "\n".join(f"  - {g}" for g in gaps)
-                                  + "\n(nothing was run; fix the plan or the inbox and run again)")
+                raise StageFailed(
+                    f"plan {the_plan.plan_id} does not fit the inbox {inbox}:\n"
+                    + "\n".join(f"  - {g}" for g in gaps)
+                    + "\n(nothing was run; fix the plan or the inbox and run again)"
+                )
         if first > 0:
             problems = rerun_problems(run_dir, start_at, Path(plan), Path(inbox))
             if problems:
-                raise StageFailed(f"run {context['run_id']} cannot go on from {start_at}: " + "; ".join(problems)
-                                  + " — start a new run (without --run-id), or rerun from an earlier stage")
+                raise StageFailed(
+                    f"run {context['run_id']} cannot go on from {start_at}: "
+                    + "; ".join(problems)
+                    + " — start a new run (without --run-id), or rerun from an earlier stage"
+                )
         for stage in STAGES[first:]:  # what follows is redone: its old records no longer say "finished"
             (stage_dir(run_dir, stage) / STAGE_RECORD).unlink(missing_ok=True)
-        logger.info("run %s of plan %s (%d tasks), stages %s–%s → %s", context["run_id"], the_plan.plan_id, len(the_plan.tasks),
-                    STAGES[first], STAGES[last], run_dir)
-        ctx = RunContext(plan=the_plan, plan_file=Path(plan), inbox=Path(inbox), run_dir=run_dir, run_id=context["run_id"],
-                         run_date=dt.date.fromisoformat(context["run_date"]), seed=seed or context.get("seed"),
-                         seed_sources=seed_sources or context.get("seed_sources"))
-        summary: dict[str, Any] = {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
-        for stage in STAGES[first:last + 1]:
+        logger.info(
+            "run %s of plan %s (%d tasks), stages %s–%s → %s",
+            context["run_id"],
+            the_plan.plan_id,
+            len(the_plan.tasks),
+            STAGES[first],
+            STAGES[last],
+            run_dir,
+        )
+        ctx = RunContext(
+            plan=the_plan,
+            plan_file=Path(plan),
+            inbox=Path(inbox),
+            run_dir=run_dir,
+            run_id=context["run_id"],
+            run_date=dt.date.fromisoformat(context["run_date"]),
+            seed=seed or context.get("seed"),
+            seed_sources=seed_sources or context.get("seed_sources"),
+        )
+        summary: dict[str, Any] = {
+            "run_id": context["run_id"],
+            "run_dir": str(run_dir),
+            "plan_id": the_plan.plan_id,
+            "stages": {},
+        }
+        for stage in STAGES[first : last + 1]:
             outcome = run_stage(stage, the_plan.plan_id, ctx)
             if isinstance(outcome, State):  # the stage refused its input: raise its error here
                 outcome.result()
@@ -218,79 +277,169 @@ def _run_stages(plan: str, inbox: str, out: str, seed: str | None, start_at: str
 
 # Each step runs one stage and returns (its part of the run summary, its one log line).
 
+
 def _ingest(ctx: RunContext) -> tuple[dict, str]:
     record = run_ingest(ctx.inbox, ctx.run_dir)
     table = ingest_summary(record)
-    create_table_artifact(key="ingest-rows", table=table.to_dicts(), description=f"Rows ingested per department and registry, run {ctx.run_id}")
-    return ({"rows_read": record["rows_read"], "rows_written": record["rows_written"], "seconds": record["seconds"], "table": table.to_dicts()},
-            f"{record['rows_read']:,} rows read = {record['rows_written']:,} written, {len(record['files'])} files, {record['seconds']:.1f} s")
+    create_table_artifact(
+        key="ingest-rows",
+        table=table.to_dicts(),
+        description=f"Rows ingested per department and registry, run {ctx.run_id}",
+    )
+    return (
+        {
+            "rows_read": record["rows_read"],
+            "rows_written": record["rows_written"],
+            "seconds": record["seconds"],
+            "table": table.to_dicts(),
+        },
+        f"{record['rows_read']:,} rows read = {record['rows_written']:,} written, {len(record['files'])} files, "
+        f"{record['seconds']:.1f} s",
+    )
 
 
 def _validate(ctx: RunContext) -> tuple[dict, str]:
     record = run_validate(ctx.run_dir, ctx.plan.quarantine_threshold, ctx.run_date)
     table = validation_table(record).drop("file").to_dicts()
-    create_table_artifact(key="validation-results", table=table, description=f"Data contract per department file, run {ctx.run_id}")
+    create_table_artifact(
+        key="validation-results", table=table, description=f"Data contract per department file, run {ctx.run_id}"
+    )
     summary = {k: record[k] for k in ("rows_read", "rows_accepted", "rows_quarantined", "seconds", "data_docs")}
-    return ({**summary, "table": table}, (f"{record['rows_read']:,} rows in, {record['rows_accepted']:,} accepted, "
-                                         f"{record['rows_quarantined']:,} quarantined, {record['seconds']:.1f} s"))
+    return (
+        {**summary, "table": table},
+        (
+            f"{record['rows_read']:,} rows in, {record['rows_accepted']:,} accepted, "
+            f"{record['rows_quarantined']:,} quarantined, {record['seconds']:.1f} s"
+        ),
+    )
 
 
 def _merge(ctx: RunContext) -> tuple[dict, str]:
     record = run_merge(ctx.run_dir)
-    summary = {k: record[k] for k in ("records_in", "entities", "entities_listed_by_several_departments", "unlinked_entities",
-                                      "conflicts_by_attribute", "seconds")}
-    return summary, f"{record['records_in']:,} records in, {record['entities']:,} entities out, {record['seconds']:.1f} s"
+    summary = {
+        k: record[k]
+        for k in (
+            "records_in",
+            "entities",
+            "entities_listed_by_several_departments",
+            "unlinked_entities",
+            "conflicts_by_attribute",
+            "seconds",
+        )
+    }
+    return (
+        summary,
+        f"{record['records_in']:,} records in, {record['entities']:,} entities out, {record['seconds']:.1f} s",
+    )
 
 
 def _commit(ctx: RunContext) -> tuple[dict, str]:
     record = run_commit(ctx.run_dir, ctx.plan_file, ctx.plan)
-    return ({k: record[k] for k in ("commitment", "exclusions_by_reason", "seconds")},
-            f"commitment {record['commitment'][:16]}…, excluded {record['exclusions_by_reason'] or 'none'}, {record['seconds']:.1f} s")
+    return (
+        {k: record[k] for k in ("commitment", "exclusions_by_reason", "seconds")},
+        f"commitment {record['commitment'][:16]}…, excluded {record['exclusions_by_reason'] or 'none'}, "
+        f"{record['seconds']:.1f} s",
+    )
 
 
 def _draw(ctx: RunContext) -> tuple[dict, str]:
     record = run_draw(ctx.run_dir, ctx.plan, ctx.seed, ctx.seed_sources)
     rows = [{"mode": m, **f} for m, f in record["fusion"].items()]
     create_table_artifact(key="fusion-figures", table=rows, description=f"Fusion figures (SPEC §4.5), run {ctx.run_id}")
-    summary = {k: record[k] for k in ("seed_origin", "commitment", "eligible_pairs", "strata", "drawn", "tasks_without_eligible", "mode",
-                                      "fusion", "seconds")}
-    return summary, f"{record['eligible_pairs']:,} eligible pairs in, {record['drawn']:,} drawn, {record['seconds']:.1f} s"
+    summary = {
+        k: record[k]
+        for k in (
+            "seed_origin",
+            "commitment",
+            "eligible_pairs",
+            "strata",
+            "drawn",
+            "tasks_without_eligible",
+            "mode",
+            "fusion",
+            "seconds",
+        )
+    }
+    return (
+        summary,
+        f"{record['eligible_pairs']:,} eligible pairs in, {record['drawn']:,} drawn, {record['seconds']:.1f} s",
+    )
 
 
 def _fuse(ctx: RunContext) -> tuple[dict, str]:
     record = run_fuse(ctx.run_dir, ctx.plan)
-    rows = [{"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"} for k, v in record["figures"].items()]
+    rows = [
+        {"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"}
+        for k, v in record["figures"].items()
+    ]
     create_table_artifact(key="fusion-summary", table=rows, description=f"Fusion (查重融合), run {ctx.run_id}")
     f = record["figures"]
-    return ({k: record[k] for k in ("figures", "by_department", "seconds")},
-            f"{f['drawn_total']:,} draws in, {f['joint_tasks']:,} joint tasks out, {f['visits_saved']:,} visits saved, {record['seconds']:.1f} s")
+    return (
+        {k: record[k] for k in ("figures", "by_department", "seconds")},
+        f"{f['drawn_total']:,} draws in, {f['joint_tasks']:,} joint tasks out, {f['visits_saved']:,} visits saved, "
+        f"{record['seconds']:.1f} s",
+    )
 
 
 def _assign(ctx: RunContext) -> tuple[dict, str]:
     record = run_assign(ctx.run_dir, ctx.plan)
-    summary = {k: record[k] for k in ("joint_tasks", "assigned", "unassigned", "unassigned_by_reason", "inspectors_available",
-                                      "inspectors_sent", "team_size", "from_department_pool", "working_days", "calendar", "seconds")}
+    summary = {
+        k: record[k]
+        for k in (
+            "joint_tasks",
+            "assigned",
+            "unassigned",
+            "unassigned_by_reason",
+            "inspectors_available",
+            "inspectors_sent",
+            "team_size",
+            "from_department_pool",
+            "working_days",
+            "calendar",
+            "seconds",
+        )
+    }
     summary["workload"] = {k: v for k, v in record["workload"].items() if k != "by_pool"}
-    create_table_artifact(key="workload-by-pool", table=record["workload"]["by_pool"],
-                          description=f"Tasks per inspector in each (department, district) pool, run {ctx.run_id}")
-    return summary, (f"{record['joint_tasks']:,} joint tasks in, {record['assigned']:,} staffed, {record['unassigned']:,} unassigned, "
-                     f"{record['seconds']:.1f} s")
+    create_table_artifact(
+        key="workload-by-pool",
+        table=record["workload"]["by_pool"],
+        description=f"Tasks per inspector in each (department, district) pool, run {ctx.run_id}",
+    )
+    return summary, (
+        f"{record['joint_tasks']:,} joint tasks in, {record['assigned']:,} staffed, "
+        f"{record['unassigned']:,} unassigned, {record['seconds']:.1f} s"
+    )
 
 
 def _publish(ctx: RunContext) -> tuple[dict, str]:
     record = run_publish(ctx.run_dir, ctx.plan)
     bundle = Path(record["bundle"]).resolve()
-    create_link_artifact(key="published-bundle", link=bundle.as_uri(), link_text=f"published/{ctx.plan.plan_id}",
-                         description=f"The bundle of run {ctx.run_id} (seal {record['seal']}); open public/report.html in it")
-    create_markdown_artifact(key="draw-certificate", markdown=draw_certificate(record["manifest"], record["seal"]),
-                             description=f"Draw certificate (抽取证书), run {ctx.run_id}")
-    return ({k: record[k] for k in ("bundle", "files", "documents", "seal", "warehouse_rows", "seconds")},
-            f"{record['files']} files + {record['documents']} documents → {record['bundle']}, seal {record['seal']}, "
-            f"{record['seconds']:.1f} s")
+    create_link_artifact(
+        key="published-bundle",
+        link=bundle.as_uri(),
+        link_text=f"published/{ctx.plan.plan_id}",
+        description=f"The bundle of run {ctx.run_id} (seal {record['seal']}); open public/report.html in it",
+    )
+    create_markdown_artifact(
+        key="draw-certificate",
+        markdown=draw_certificate(record["manifest"], record["seal"]),
+        description=f"Draw certificate (抽取证书), run {ctx.run_id}",
+    )
+    return (
+        {k: record[k] for k in ("bundle", "files", "documents", "seal", "warehouse_rows", "seconds")},
+        f"{record['files']} files + {record['documents']} documents → {record['bundle']}, seal {record['seal']}, "
+        f"{record['seconds']:.1f} s",
+    )
 
 
 STAGE_STEPS: dict[str, Callable[[RunContext], tuple[dict, str]]] = {
-    "ingest": _ingest, "validate": _validate, "merge": _merge, "commit": _commit, "draw": _draw,
-    "fuse": _fuse, "assign": _assign, "publish": _publish,
+    "ingest": _ingest,
+    "validate": _validate,
+    "merge": _merge,
+    "commit": _commit,
+    "draw": _draw,
+    "fuse": _fuse,
+    "assign": _assign,
+    "publish": _publish,
 }
 assert tuple(STAGE_STEPS) == STAGES

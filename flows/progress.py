@@ -38,7 +38,9 @@ class StageProgress(logging.Handler):
             self.progress.console.print(f"[red]{message}[/red]")
         elif not message.startswith(("Finished in state", "Beginning flow run", "Created task run")):
             short = message if len(message) < 90 else message[:87] + "…"
-            self.progress.update(self.task, description=f"{self.progress.tasks[0].description.split(' — ')[0]} — {short}")
+            self.progress.update(
+                self.task, description=f"{self.progress.tasks[0].description.split(' — ')[0]} — {short}"
+            )
 
 
 @contextmanager
@@ -52,10 +54,13 @@ def stage_progress(stages: int) -> Iterator[None]:
     )
 
     loggers = [logging.getLogger(name) for name in ("", "prefect", *RUN_LOGGERS)]
-    prefect_console = list({id(h): h for lg in loggers for h in lg.handlers if isinstance(h, logging.StreamHandler)}.values())
+    prefect_console = list(
+        {id(h): h for lg in loggers for h in lg.handlers if isinstance(h, logging.StreamHandler)}.values()
+    )
     levels = [h.level for h in prefect_console]
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+    ) as progress:
         handler = StageProgress(progress, stages)
         for h in prefect_console:
             h.setLevel(logging.WARNING)

@@ -1,5 +1,5 @@
 """Stage `publish` (结果公示, SPEC §4.7, §6): the bundle OUT/published/<plan_id>/, in three parts,
-each a folder handed over whole to its audience (transforms/bundle.py: PARTS, bundle_file):
+each a folder handed over whole to its audience (transforms/storage/bundle.py: PARTS, bundle_file):
 
     public/      for anyone (公开)
       notice.xlsx / .csv / .html    the public notice (公示名单): Chinese headers, no class, no people
@@ -10,7 +10,7 @@ each a folder handed over whole to its audience (transforms/bundle.py: PARTS, bu
       pre/                          the publication before the draw (事前公示; own manifest)
       manifest.json                 seed, commitment, algorithm, packages, every input and every file of
                                     the three parts with SHA-256 and rows, every stage's accounting;
-                                    its SHA-256 is the seal (封存值, transforms/seal.py)
+                                    its SHA-256 is the seal (封存值, transforms/documents/seal.py)
     audit/       for a notary or auditor: `jointdraw verify` recomputes every draw from public/ + audit/
       directory.parquet, exclusions.parquet, plan.yaml   what fixed the eligible sets (classes, no personal fields)
       draws.parquet / .xlsx / .csv  one row per (task, entity) drawn (SPEC §6 columns, with the class)
@@ -22,7 +22,7 @@ each a folder handed over whole to its audience (transforms/bundle.py: PARTS, bu
       validation/                   the Great Expectations results as Data Docs
 
 The bundle is assembled in a staging folder and moved into place in one step
-(transforms/bundle.py); the seal is then appended to the plan's audit log. 08_publish/stage.json
+(transforms/storage/bundle.py); the seal is then appended to the plan's audit log. 08_publish/stage.json
 records where the bundle went and its seal.
 """
 
@@ -41,9 +41,18 @@ from prefect import get_run_logger
 from prefect.events import emit_event
 
 from jointdraw.flows.errors import StageFailed
-from jointdraw.transforms import people_headers
 from jointdraw.transforms.audit import PUBLISH, attempts, entry_event, seed_shopping
-from jointdraw.transforms.bundle import (
+from jointdraw.transforms.documents import people_headers
+from jointdraw.transforms.documents.manifest import manifest, stage_accounting
+from jointdraw.transforms.documents.notice import NOTICE_COLUMNS, public_notice, render_notice_page
+from jointdraw.transforms.documents.report import ReportData, render_report, strata_met, validation_table
+from jointdraw.transforms.documents.seal import SEAL_PAGES, fill_seal, seal_of
+from jointdraw.transforms.draw import score_keys
+from jointdraw.transforms.entity_check import stratum_cutoffs
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.privacy import public_leaks
+from jointdraw.transforms.storage.bundle import (
     PRE,
     PUBLIC,
     REGULATOR,
@@ -56,15 +65,7 @@ from jointdraw.transforms.bundle import (
     staging_folder,
     write_prepublication,
 )
-from jointdraw.transforms.draw import score_keys
-from jointdraw.transforms.entity_check import stratum_cutoffs
-from jointdraw.transforms.manifest import manifest, stage_accounting
-from jointdraw.transforms.merge import DRAWN_ID
-from jointdraw.transforms.notice import NOTICE_COLUMNS, public_notice, render_notice_page
-from jointdraw.transforms.plan import Plan
-from jointdraw.transforms.privacy import public_leaks
-from jointdraw.transforms.report import ReportData, render_report, strata_met, validation_table
-from jointdraw.transforms.runfolder import (
+from jointdraw.transforms.storage.runfolder import (
     STAGES,
     copy_file,
     inputs_from,
@@ -73,9 +74,8 @@ from jointdraw.transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from jointdraw.transforms.seal import SEAL_PAGES, fill_seal, seal_of
-from jointdraw.transforms.warehouse import append_seal, audit_entries, record_run
-from jointdraw.transforms.xlsxout import write_people_tables
+from jointdraw.transforms.storage.warehouse import append_seal, audit_entries, record_run
+from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 
@@ -88,30 +88,45 @@ def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in keys}
 
 
-def _report_data(run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any],
-                 shopped: list[dict[str, Any]]) -> ReportData:
+def _report_data(
+    run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any], shopped: list[dict[str, Any]]
+) -> ReportData:
     draw_dir = stage_dir(run_dir, "draw")
     strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
     assign_dir = stage_dir(run_dir, "assign")
-    unassigned = (pl.read_parquet(assign_dir / "unassigned.parquet")
-                  .join(pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]), on="joint_task_id", how="left"))
+    unassigned = pl.read_parquet(assign_dir / "unassigned.parquet").join(
+        pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]),
+        on="joint_task_id",
+        how="left",
+    )
     validation = validation_table(read_stage_record(run_dir, "validate") or {})
     draw_record = read_stage_record(run_dir, "draw") or {}
     return ReportData(
-        plan_id=plan.plan_id, plan_title=plan.title, period=f"{plan.period.start}至{plan.period.end}", run_id=run_id,
-        seed=seed, commitment=seed.get("commitment", ""), summary=summary, fusion_modes=draw_record.get("fusion", {}),
-        mode=draw_record.get("mode", "independent"), strata=strata,
+        plan_id=plan.plan_id,
+        plan_title=plan.title,
+        period=f"{plan.period.start}至{plan.period.end}",
+        run_id=run_id,
+        seed=seed,
+        commitment=seed.get("commitment", ""),
+        summary=summary,
+        fusion_modes=draw_record.get("fusion", {}),
+        mode=draw_record.get("mode", "independent"),
+        strata=strata,
         exclusions=(read_stage_record(run_dir, "commit") or {}).get("exclusions_by_reason", {}),
-        unassigned=unassigned, validation=validation, assign=read_stage_record(run_dir, "assign") or {},
-        seed_shopping=shopped, empty_tasks=draw_record.get("tasks_without_eligible", []),
+        unassigned=unassigned,
+        validation=validation,
+        assign=read_stage_record(run_dir, "assign") or {},
+        seed_shopping=shopped,
+        empty_tasks=draw_record.get("tasks_without_eligible", []),
     )
 
 
 def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str, Any]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
     the manifest. The pages that show the seal are written with an empty slot (see `_seal`)."""
-    commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (stage_dir(run_dir, s) for s in
-                                                                ("commit", "draw", "fuse", "assign", "validate"))
+    commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
+        stage_dir(run_dir, s) for s in ("commit", "draw", "fuse", "assign", "validate")
+    )
     at = partial(bundle_file, bundle)
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
@@ -124,11 +139,17 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
         copy_file(assign_dir / name, at(name))
     directory = pl.read_parquet(commit_dir / "directory.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
-    notice = public_notice(joint_tasks, directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
-                           items, plan)
+    notice = public_notice(
+        joint_tasks,
+        directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
+        items,
+        plan,
+    )
     write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, "公示名单")
     seed_used = _json(draw_dir / "seed.json")
-    at("notice.html").write_text(render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")), encoding="utf-8")
+    at("notice.html").write_text(
+        render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")), encoding="utf-8"
+    )
     # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
     cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
     write_parquet(cutoffs, at("strata.parquet"))
@@ -151,21 +172,31 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     entries = audit_entries(run_dir.parent.parent, plan.plan_id)  # every logged attempt and seal of the plan, chained
     shopping = seed_shopping(entries)
     write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
-    html = render_report(_report_data(run_dir, plan, run_id, summary, seed, [e for es in shopping.values() for e in es]))
+    html = render_report(
+        _report_data(run_dir, plan, run_id, summary, seed, [e for es in shopping.values() for e in es])
+    )
     at("report.html").write_text(html, encoding="utf-8")
     run = _json(run_dir / "run.json")
     ingest = read_stage_record(run_dir, "ingest") or {}
     document = manifest(
-        plan_id=plan.plan_id, run_id=run_id,
-        timeline={"run_date": run.get("run_date"), "committed_at": committed.get("committed_at"),
-                  **({"seed_announced_at": seed["sources_announced_at"]} if "sources_announced_at" in seed else {}),
-                  "seed_used_at": seed.get("used_at"),
-                  "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        plan_id=plan.plan_id,
+        run_id=run_id,
+        timeline={
+            "run_date": run.get("run_date"),
+            "committed_at": committed.get("committed_at"),
+            **({"seed_announced_at": seed["sources_announced_at"]} if "sources_announced_at" in seed else {}),
+            "seed_used_at": seed.get("used_at"),
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
         seed={"value": seed["seed"], "origin": seed["origin"], "sources": seed.get("sources", [])},
         commitment=_without_keys(committed, "committed_at"),
         inputs=[{"department": f["department"], "kind": f["kind"], **f["source"]} for f in ingest.get("files", [])],
-        folder=bundle, accounting=stage_accounting({stage: read_stage_record(run_dir, stage) or {} for stage in STAGES}),
-        audit={"attempts": len(attempts(entries)), "seed_shopping": {c: [e["seq"] for e in es] for c, es in shopping.items()}},
+        folder=bundle,
+        accounting=stage_accounting({stage: read_stage_record(run_dir, stage) or {} for stage in STAGES}),
+        audit={
+            "attempts": len(attempts(entries)),
+            "seed_shopping": {c: [e["seq"] for e in es] for c, es in shopping.items()},
+        },
     )
     write_json(document, at("manifest.json"))
     return document
@@ -198,34 +229,66 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
         document = _assemble(staging, run_dir, plan, run_id)
         leaks = public_leaks(staging / PUBLIC)
         if leaks:
-            raise StageFailed(f"publish: refused, the public part would hold what is not public: {'; '.join(leaks[:5])}")
+            raise StageFailed(
+                f"publish: refused, the public part would hold what is not public: {'; '.join(leaks[:5])}"
+            )
         seal = _seal(staging)
         _keep_results(target, staging)
         move_into_place(staging, target)
     except (OSError, pl.exceptions.PolarsError) as e:
         if not isinstance(e, OSError) and io_errno(e) is None:
             raise  # not the disk: a defect to see whole
-        needs = folder_bytes(target) or sum(folder_bytes(stage_dir(run_dir, s)) for s in ("commit", "draw", "assign", "validate"))
+        needs = folder_bytes(target) or sum(
+            folder_bytes(stage_dir(run_dir, s)) for s in ("commit", "draw", "assign", "validate")
+        )
         raise StageFailed(f"publish: {publish_failure(e, target, needs)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
-    sealed = append_seal(run_dir.parent.parent, plan_id=plan.plan_id, run_id=run_id, event=PUBLISH, seal=seal,
-                         time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    sealed = append_seal(
+        run_dir.parent.parent,
+        plan_id=plan.plan_id,
+        run_id=run_id,
+        event=PUBLISH,
+        seal=seal,
+        time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
     emit_event(**entry_event(sealed, shopped=False))  # the seal in Prefect's event store too
     # the warehouse learns what this plan drew and who goes where: later plans exclude and avoid by it
-    warehouse_rows = record_run(run_dir.parent.parent, run_id=run_id, plan_id=plan.plan_id,
-                                period=(plan.period.start, plan.period.end), commitment=document["commitment"]["commitment"],
-                                seed=document["seed"]["value"], directory=bundle_file(target, "directory.parquet"),
-                                draws=stage_dir(run_dir, "draw") / "draws.parquet",
-                                joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",
-                                task_departments=stage_dir(run_dir, "fuse") / "task_departments.parquet",
-                                team=stage_dir(run_dir, "assign") / "team.parquet")
+    warehouse_rows = record_run(
+        run_dir.parent.parent,
+        run_id=run_id,
+        plan_id=plan.plan_id,
+        period=(plan.period.start, plan.period.end),
+        commitment=document["commitment"]["commitment"],
+        seed=document["seed"]["value"],
+        directory=bundle_file(target, "directory.parquet"),
+        draws=stage_dir(run_dir, "draw") / "draws.parquet",
+        joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",
+        task_departments=stage_dir(run_dir, "fuse") / "task_departments.parquet",
+        team=stage_dir(run_dir, "assign") / "team.parquet",
+    )
     inputs = [r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run_dir, stage)]
-    record = {"stage": "publish", "inputs": inputs, "bundle": str(target), "warehouse_rows": warehouse_rows, "files": len(document["files"]), "documents": len(document["documents"]),
-              "seal": seal, "seal_entry": sealed["seq"],
-              "published": [f for f in document["files"] if f["path"].count("/") == 1],
-              "seconds": round(time.perf_counter() - started, 3)}
+    record = {
+        "stage": "publish",
+        "inputs": inputs,
+        "bundle": str(target),
+        "warehouse_rows": warehouse_rows,
+        "files": len(document["files"]),
+        "documents": len(document["documents"]),
+        "seal": seal,
+        "seal_entry": sealed["seq"],
+        "published": [f for f in document["files"] if f["path"].count("/") == 1],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     write_json(record, out / "stage.json")
-    logger.info("publish: %s files and %s documents → %s; seal (封存值) %s, audit log entry %s; warehouse rows for %s: %s",
-                record["files"], record["documents"], target, seal, sealed["seq"], plan.plan_id, warehouse_rows)
+    logger.info(
+        "publish: %s files and %s documents → %s; seal (封存值) %s, audit log entry %s; warehouse rows for %s: %s",
+        record["files"],
+        record["documents"],
+        target,
+        seal,
+        sealed["seq"],
+        plan.plan_id,
+        warehouse_rows,
+    )
     return {**record, "manifest": document}

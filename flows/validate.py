@@ -9,8 +9,9 @@
 One task run per department file (`validate-file`), mapped on the flow's threads or a Dask
 cluster (flows/fanout.py): items first (inspectors' item scopes must name accepted items),
 then inspectors and objects together. Each task writes its own accepted and quarantined rows
-and returns its GX results; the stage gathers them into one Data Docs site. A file-level failure (required column missing, no rows) fails its
-department; the stage fails when any department failed, or when a registry kind's
+and returns its GX results; the stage gathers them into one Data Docs site. A file-level
+failure (required column missing, no rows) fails its department; the stage fails when any
+department failed, or when a registry kind's
 quarantined share passes the plan's threshold — after writing everything, so the reasons
 can be read.
 """
@@ -28,7 +29,13 @@ from prefect.cache_policies import NO_CACHE
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_tasks
-from jointdraw.transforms.contract import (
+from jointdraw.transforms.contract.quarantine import (
+    QUARANTINE_SCHEMA,
+    accepted_rows,
+    quarantine_rows,
+    with_original_values,
+)
+from jointdraw.transforms.contract.suites import (
     Rule,
     file_inventory,
     file_rules,
@@ -37,16 +44,10 @@ from jointdraw.transforms.contract import (
     object_rules,
     validation_frame,
 )
-from jointdraw.transforms import people_headers
-from jointdraw.transforms.xlsxout import write_people_tables
-from jointdraw.transforms.quarantine import (
-    QUARANTINE_SCHEMA,
-    accepted_rows,
-    quarantine_rows,
-    with_original_values,
-)
+from jointdraw.transforms.contract.validation import Contract, build_data_docs
+from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.registry import KINDS, RESULT_KINDS, Kind
-from jointdraw.transforms.runfolder import (
+from jointdraw.transforms.storage.runfolder import (
     copy_file,
     file_record,
     inputs_from,
@@ -55,9 +56,11 @@ from jointdraw.transforms.runfolder import (
     write_json,
     write_parquet,
 )
-from jointdraw.transforms.validate_registry import Contract, build_data_docs
+from jointdraw.transforms.storage.xlsxout import write_people_tables
 
-QUARANTINE_XLSX_ROWS = 100_000  # quarantine.xlsx for people: the first 100,000 rows and a note; quarantine.csv has every row
+QUARANTINE_XLSX_ROWS = (
+    100_000  # quarantine.xlsx for people: the first 100,000 rows and a note; quarantine.csv has every row
+)
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
@@ -80,36 +83,63 @@ def _file_problems(contract: Contract, ingest_dir: Path, kind: Kind) -> list[dic
         return []
     rules = file_rules(kind)
     inventory = file_inventory({d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
-    result = contract.validate(f"{kind}-files", inventory, rules, suite_name=f"{kind}-files", batch=f"{kind} file inventory")
+    result = contract.validate(
+        f"{kind}-files", inventory, rules, suite_name=f"{kind}-files", batch=f"{kind} file inventory"
+    )
     problems: dict[str, list[str]] = {}
     for r in result.results:
         for row in r.result.get("unexpected_index_list") or []:
-            problems.setdefault(inventory["source_file"][row], []).append(rules[r.expectation_config.meta["rule_index"]].reason)
-    return [{"department": d, "kind": kind, "file": _source_file(ingest_dir, d, kind), "rows_read": rows[d], "file_problems": why}
-            for d, why in sorted(problems.items())]
+            problems.setdefault(inventory["source_file"][row], []).append(
+                rules[r.expectation_config.meta["rule_index"]].reason
+            )
+    return [
+        {
+            "department": d,
+            "kind": kind,
+            "file": _source_file(ingest_dir, d, kind),
+            "rows_read": rows[d],
+            "file_problems": why,
+        }
+        for d, why in sorted(problems.items())
+    ]
 
 
 def _source_file(ingest_dir: Path, department: str, kind: Kind) -> str:
     """The file as the department submitted it (`AMR/objects.csv`): from its rows, else (a file
     without rows) from ingest's record."""
-    first = pl.scan_parquet(ingest_dir / "raw" / department / f"{kind}.parquet").select(pl.col("source_file").first()).collect().item()
+    first = (
+        pl.scan_parquet(ingest_dir / "raw" / department / f"{kind}.parquet")
+        .select(pl.col("source_file").first())
+        .collect()
+        .item()
+    )
     if first:
         return first
     ingest = read_stage_record(ingest_dir.parent, "ingest") or {}
-    return next((f["source"]["path"] for f in ingest.get("files", []) if f["department"] == department and f["kind"] == kind),
-                f"{department}/{kind}.*")
+    return next(
+        (f["source"]["path"] for f in ingest.get("files", []) if f["department"] == department and f["kind"] == kind),
+        f"{department}/{kind}.*",
+    )
 
 
 @task(name="validate-file", task_run_name="validate {kind} · {department}", cache_policy=NO_CACHE)
-def validate_file(kind: Kind, department: str, ingest_dir: Path, out_dir: Path, run_date: dt.date,
-                  item_ids: list[str]) -> dict[str, Any]:
+def validate_file(
+    kind: Kind, department: str, ingest_dir: Path, out_dir: Path, run_date: dt.date, item_ids: list[str]
+) -> dict[str, Any]:
     """Validates one department's registry file of one kind (its file-level rules already met)."""
-    return validate_department_file(kind, department, ingest_dir / kind / f"{department}.parquet", ingest_dir,
-                                    contract_rules(kind, run_date, item_ids), out_dir)
+    return validate_department_file(
+        kind,
+        department,
+        ingest_dir / kind / f"{department}.parquet",
+        ingest_dir,
+        contract_rules(kind, run_date, item_ids),
+        out_dir,
+    )
 
 
-def validate_department_file(kind: Kind, department: str, typed_path: Path, ingest_dir: Path, rules: list[Rule],
-                             out_dir: Path) -> dict[str, Any]:
+def validate_department_file(
+    kind: Kind, department: str, typed_path: Path, ingest_dir: Path, rules: list[Rule], out_dir: Path
+) -> dict[str, Any]:
     """One GX validation of one department's typed file (`typed_path`; its rows as submitted are in
     `ingest_dir`/raw/); writes its accepted and quarantined rows.
 
@@ -119,30 +149,47 @@ def validate_department_file(kind: Kind, department: str, typed_path: Path, inge
     started = time.perf_counter()
     raw_path = ingest_dir / "raw" / department / f"{kind}.parquet"
     rows = pl.scan_parquet(raw_path).select(pl.len()).collect().item()
-    record: dict[str, Any] = {"department": department, "kind": kind, "file": _source_file(ingest_dir, department, kind), "rows_read": rows}
+    record: dict[str, Any] = {
+        "department": department,
+        "kind": kind,
+        "file": _source_file(ingest_dir, department, kind),
+        "rows_read": rows,
+    }
     frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
     contract = Contract.ephemeral()
     result = contract.validate(f"{kind}-{department}", frame, rules, suite_name=kind, batch=f"{department} {kind}")
     docs = contract.validations()
     del frame
-    acc_path, q_path = out_dir / "accepted" / kind / f"{department}.parquet", out_dir / "quarantine" / kind / f"{department}.parquet"
+    acc_path, q_path = (
+        out_dir / "accepted" / kind / f"{department}.parquet",
+        out_dir / "quarantine" / kind / f"{department}.parquet",
+    )
     if not any(r.result.get("unexpected_index_list") for r in result.results):
         quarantined = pl.DataFrame(schema=QUARANTINE_SCHEMA)
         copy_file(typed_path, acc_path)  # nothing rejected: the typed file is the accepted file
         accepted_n = rows
     else:
         typed = pl.read_parquet(typed_path)
-        quarantined = with_original_values(quarantine_rows(typed, result.results, rules, kind), pl.read_parquet(raw_path))
+        quarantined = with_original_values(
+            quarantine_rows(typed, result.results, rules, kind), pl.read_parquet(raw_path)
+        )
         accepted = accepted_rows(typed, quarantined)
         write_parquet(accepted, acc_path)
         accepted_n = accepted.height
     write_parquet(quarantined, q_path)
     if accepted_n + quarantined.height != rows:  # pragma: no cover - guaranteed by construction
-        raise AssertionError(f"{department}/{kind}: {rows} read ≠ {accepted_n} accepted + {quarantined.height} quarantined")
-    return {**record, "rows_accepted": accepted_n, "rows_quarantined": quarantined.height,
-            "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
-            "outputs": [file_record(acc_path, accepted_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
-            "seconds": round(time.perf_counter() - started, 3), "docs": docs}
+        raise AssertionError(
+            f"{department}/{kind}: {rows} read ≠ {accepted_n} accepted + {quarantined.height} quarantined"
+        )
+    return {
+        **record,
+        "rows_accepted": accepted_n,
+        "rows_quarantined": quarantined.height,
+        "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
+        "outputs": [file_record(acc_path, accepted_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
+        "seconds": round(time.perf_counter() - started, 3),
+        "docs": docs,
+    }
 
 
 def file_failures(contract: Contract, kinds: tuple[Kind, ...], ingest_dir: Path) -> list[dict[str, Any]]:
@@ -150,15 +197,29 @@ def file_failures(contract: Contract, kinds: tuple[Kind, ...], ingest_dir: Path)
     return [f for kind in kinds for f in _file_problems(contract, ingest_dir, kind)]
 
 
-def map_files(kinds: tuple[Kind, ...], failed: list[dict[str, Any]], task: Task, ingest_dir: Path, **parameters: Any) -> list[Any]:
+def map_files(
+    kinds: tuple[Kind, ...], failed: list[dict[str, Any]], task: Task, ingest_dir: Path, **parameters: Any
+) -> list[Any]:
     """One `task` per department file of these kinds that met the file-level rules (called with
     kind=, department=, ingest_dir= and `parameters`), mapped by `map_tasks`; their futures."""
     skip = {(f["kind"], f["department"]) for f in failed}
-    pairs = [(kind, p.stem) for kind in kinds for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
+    pairs = [
+        (kind, p.stem)
+        for kind in kinds
+        for p in sorted((ingest_dir / kind).glob("*.parquet"))
+        if (kind, p.stem) not in skip
+    ]
     if not pairs:
         return []
-    return list(map_tasks(task, kind=[k for k, _ in pairs], department=[d for _, d in pairs], ingest_dir=ingest_dir,
-                          **{k: unmapped(v) for k, v in parameters.items()}))
+    return list(
+        map_tasks(
+            task,
+            kind=[k for k, _ in pairs],
+            department=[d for _, d in pairs],
+            ingest_dir=ingest_dir,
+            **{k: unmapped(v) for k, v in parameters.items()},
+        )
+    )
 
 
 def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str, Any]:
@@ -172,13 +233,29 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> dict[str
     done = [f.result() for f in map_files(("items",), failed, validate_file, **common, item_ids=[])]
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    done += [f.result() for f in map_files(("inspectors", "objects"), failed, validate_file, **common, item_ids=item_ids)]
-    return finish_validation(contract, failed + done, out_dir, threshold, KINDS, started,
-                             {"stage": "validate", "inputs": inputs_from(run_dir, "ingest"), "run_date": run_date.isoformat()})
+    done += [
+        f.result() for f in map_files(("inspectors", "objects"), failed, validate_file, **common, item_ids=item_ids)
+    ]
+    return finish_validation(
+        contract,
+        failed + done,
+        out_dir,
+        threshold,
+        KINDS,
+        started,
+        {"stage": "validate", "inputs": inputs_from(run_dir, "ingest"), "run_date": run_date.isoformat()},
+    )
 
 
-def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: Path, threshold: float, kinds: tuple[Kind, ...],
-                      started: float, header: dict[str, Any]) -> dict[str, Any]:
+def finish_validation(
+    contract: Contract,
+    done: list[dict[str, Any]],
+    out_dir: Path,
+    threshold: float,
+    kinds: tuple[Kind, ...],
+    started: float,
+    header: dict[str, Any],
+) -> dict[str, Any]:
     """After every file's validation: the quarantine CSV, one Data Docs site, stage.json; then
     fails when a department's file failed or a kind's quarantined share passes `threshold`."""
     logger = get_run_logger()
@@ -190,19 +267,35 @@ def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: P
         if "file_problems" in f:
             logger.error("validate: %s: %s", f["file"], "; ".join(f["file_problems"]))
         else:
-            logger.info("validate: %s %s read, %s accepted, %s quarantined %s", f["file"], f"{f['rows_read']:,}",
-                        f"{f['rows_accepted']:,}", f"{f['rows_quarantined']:,}", f["quarantined_by_reason"] or "")
-    (out_dir / "quarantine").mkdir(parents=True, exist_ok=True)  # there even when no file was validated (an empty inbox)
+            logger.info(
+                "validate: %s %s read, %s accepted, %s quarantined %s",
+                f["file"],
+                f"{f['rows_read']:,}",
+                f"{f['rows_accepted']:,}",
+                f"{f['rows_quarantined']:,}",
+                f["quarantined_by_reason"] or "",
+            )
+    (out_dir / "quarantine").mkdir(
+        parents=True, exist_ok=True
+    )  # there even when no file was validated (an empty inbox)
     quarantine = [pl.read_parquet(p) for p in sorted((out_dir / "quarantine").rglob("*.parquet"))]
     all_quarantined = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    csv_path, _ = write_people_tables(all_quarantined.sort("source_file", "source_line"), out_dir / "quarantine.csv",
-                                      people_headers.QUARANTINE, "问题数据", max_xlsx_rows=QUARANTINE_XLSX_ROWS)
+    csv_path, _ = write_people_tables(
+        all_quarantined.sort("source_file", "source_line"),
+        out_dir / "quarantine.csv",
+        people_headers.QUARANTINE,
+        "问题数据",
+        max_xlsx_rows=QUARANTINE_XLSX_ROWS,
+    )
     docs_started = time.perf_counter()
     docs = build_data_docs(contract, out_dir / "validation")
     logger.info("validate: Data Docs of %d validations in %.1f s", len(files), time.perf_counter() - docs_started)
     shares = _shares(files, kinds)
     record = {
-        **header, "threshold": threshold, "files": files, "kinds": shares,
+        **header,
+        "threshold": threshold,
+        "files": files,
+        "kinds": shares,
         "quarantine_csv": file_record(csv_path, all_quarantined.height, out_dir),
         "data_docs": docs.relative_to(out_dir).as_posix(),
         "rows_read": sum(f["rows_read"] for f in files),
@@ -211,10 +304,15 @@ def finish_validation(contract: Contract, done: list[dict[str, Any]], out_dir: P
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json(record, out_dir / "stage.json")
-    failures = [f"  - {f['department']}: {f['file']}: {'; '.join(f['file_problems'])}" for f in files if "file_problems" in f]
-    failures += [f"  - {kind}: {s['quarantined']:,} of {s['read']:,} rows quarantined ({s['share']:.2%}) > threshold "
-                 f"{threshold:.2%}; top reasons: {s['top_reasons']}; see {out_dir / 'quarantine.csv'}"
-                 for kind, s in shares.items() if s["share"] > threshold]
+    failures = [
+        f"  - {f['department']}: {f['file']}: {'; '.join(f['file_problems'])}" for f in files if "file_problems" in f
+    ]
+    failures += [
+        f"  - {kind}: {s['quarantined']:,} of {s['read']:,} rows quarantined ({s['share']:.2%}) > threshold "
+        f"{threshold:.2%}; top reasons: {s['top_reasons']}; see {out_dir / 'quarantine.csv'}"
+        for kind, s in shares.items()
+        if s["share"] > threshold
+    ]
     if failures:
         raise StageFailed("validate: the data contract is not met:\n" + "\n".join(failures))
     return record

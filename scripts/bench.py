@@ -3,7 +3,8 @@ on it one stage per process (`--start-at S --stop-after S`), and print per stage
 seconds of the process, the stage's own seconds, its rows, and the process's peak resident
 memory; write them to JSON.
 
-    .venv/bin/python scripts/bench.py --objects 8000000 [--seed 2021] [--json out/bench.json] [--whole [--dask]] [--stress]
+    .venv/bin/python scripts/bench.py --objects 8000000 [--seed 2021] [--json out/bench.json]
+                                      [--whole [--dask]] [--stress]
 
 Each stage runs in its own process so its peak memory is its own (the process also pays
 Prefect's temporary server, 5–10 s, which the stage's own seconds do not include).
@@ -22,9 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from jointdraw.transforms.bundle import bundle_file  # noqa: E402
-from jointdraw.transforms.manifest import file_digest  # noqa: E402
-from jointdraw.transforms.runfolder import STAGES  # noqa: E402
+from jointdraw.transforms.documents.manifest import file_digest  # noqa: E402
+from jointdraw.transforms.storage.bundle import bundle_file  # noqa: E402
+from jointdraw.transforms.storage.runfolder import STAGES  # noqa: E402
 
 # Runs one jointdraw command in this child process and prints its peak RSS (KiB) last.
 CHILD = """
@@ -43,8 +44,11 @@ def _step(args: list[str]) -> dict:
     if done.returncode != 0:
         sys.exit(f"bench: `jointdraw {' '.join(args)}` failed:\n{done.stderr[-3000:]}")
     last = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"seconds": round(seconds, 1), "peak_gib": round(last["peak_kib"] / 2**20, 2),
-            "largest_child_peak_gib": round(last["children_peak_kib"] / 2**20, 2)}
+    return {
+        "seconds": round(seconds, 1),
+        "peak_gib": round(last["peak_kib"] / 2**20, 2),
+        "largest_child_peak_gib": round(last["children_peak_kib"] / 2**20, 2),
+    }
 
 
 def _draw_floor(run_dir: Path) -> dict:
@@ -73,7 +77,7 @@ def _input_scan_floor(city: Path) -> dict:
     import duckdb
     import polars as pl
 
-    from jointdraw.transforms.read_registry import scan_inbox, sniff_encoding
+    from jointdraw.transforms.storage.registry_files import scan_inbox, sniff_encoding
 
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
@@ -97,10 +101,23 @@ def _whole_flow(plan: Path, city: Path, out: Path, dask: str | None = None) -> d
     `--dask`, its ingest and validation tasks on a Dask cluster)."""
     run_id = "whole"
     shutil.rmtree(out / "runs" / run_id, ignore_errors=True)
-    step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,
-                  *(["--dask", dask] if dask else [])])
-    stages = {s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())["seconds"]
-              for n, s in enumerate(STAGES, start=1)}
+    step = _step(
+        [
+            "run",
+            str(plan),
+            "--inbox",
+            str(city / "inbox"),
+            "--out",
+            str(out),
+            "--run-id",
+            run_id,
+            *(["--dask", dask] if dask else []),
+        ]
+    )
+    stages = {
+        s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())["seconds"]
+        for n, s in enumerate(STAGES, start=1)
+    }
     return {**step, "stage_seconds": stages, "stages_total": round(sum(stages.values()), 1)}
 
 
@@ -109,9 +126,14 @@ def _bundle_differences(first: Path, second: Path) -> list[str]:
     volatile fields, README "Publish")."""
     a, b = (json.loads(bundle_file(x, "manifest.json").read_text(encoding="utf-8")) for x in (first, second))
     volatile = ("run_id", "timeline", "documents", "audit")
-    differences = [] if {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile} \
+    differences = (
+        []
+        if {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile}
         else ["manifest.json"]
-    return differences + [f["path"] for f in a["files"] if file_digest(first, f["path"]) != file_digest(second, f["path"])]
+    )
+    return differences + [
+        f["path"] for f in a["files"] if file_digest(first, f["path"]) != file_digest(second, f["path"])
+    ]
 
 
 def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:
@@ -136,7 +158,12 @@ def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:
     _step([*base, "--start-at", "commit", "--stop-after", "commit"])
     step = _step([*base, "--start-at", "draw"])
     record = json.loads((stress_run / "05_draw" / "stage.json").read_text())
-    return {**step, "stage_seconds": record["seconds"], "eligible_pairs": record["eligible_pairs"], "drawn": record["drawn"]}
+    return {
+        **step,
+        "stage_seconds": record["seconds"],
+        "eligible_pairs": record["eligible_pairs"],
+        "drawn": record["drawn"],
+    }
 
 
 def _print_assignment(run_dir: Path, figures: dict) -> None:
@@ -144,46 +171,78 @@ def _print_assignment(run_dir: Path, figures: dict) -> None:
     fuse = json.loads((run_dir / "06_fuse" / "stage.json").read_text())
     assign = json.loads((run_dir / "07_assign" / "stage.json").read_text())
     w = assign["workload"]
-    figures["assignment"] = {"fuse_assign_seconds": round(fuse["seconds"] + assign["seconds"], 2), **fuse["figures"],
-                             **{k: assign[k] for k in ("assigned", "unassigned", "unassigned_by_reason", "inspectors_available",
-                                                       "inspectors_sent", "rebalancing_moves")},
-                             "workload": {k: v for k, v in w.items() if k != "by_pool"}}
-    print(f"  fuse + assign (with scheduling): {fuse['seconds'] + assign['seconds']:.1f} s of stage time; "
-          f"{fuse['figures']['drawn_total']:,} draws → {fuse['figures']['joint_tasks']:,} joint tasks "
-          f"(reduction {fuse['figures']['reduction_rate']:.2%}); staffed {assign['assigned']:,}, unassigned {assign['unassigned']:,} "
-          f"{assign['unassigned_by_reason'] or ''}; {assign['inspectors_sent']:,} of {assign['inspectors_available']:,} available "
-          f"inspectors sent; {assign['rebalancing_moves']:,} rebalancing moves")
-    spreads = sorted((p for p in w["by_pool"] if p["tasks"]), key=lambda p: (-p["spread"], p["department"], p["district_code"]))
+    figures["assignment"] = {
+        "fuse_assign_seconds": round(fuse["seconds"] + assign["seconds"], 2),
+        **fuse["figures"],
+        **{
+            k: assign[k]
+            for k in (
+                "assigned",
+                "unassigned",
+                "unassigned_by_reason",
+                "inspectors_available",
+                "inspectors_sent",
+                "rebalancing_moves",
+            )
+        },
+        "workload": {k: v for k, v in w.items() if k != "by_pool"},
+    }
+    print(
+        f"  fuse + assign (with scheduling): {fuse['seconds'] + assign['seconds']:.1f} s of stage time; "
+        f"{fuse['figures']['drawn_total']:,} draws → {fuse['figures']['joint_tasks']:,} joint tasks "
+        f"(reduction {fuse['figures']['reduction_rate']:.2%}); staffed {assign['assigned']:,}, "
+        f"unassigned {assign['unassigned']:,} {assign['unassigned_by_reason'] or ''}; "
+        f"{assign['inspectors_sent']:,} of {assign['inspectors_available']:,} available "
+        f"inspectors sent; {assign['rebalancing_moves']:,} rebalancing moves"
+    )
+    spreads = sorted(
+        (p for p in w["by_pool"] if p["tasks"]), key=lambda p: (-p["spread"], p["department"], p["district_code"])
+    )
     histogram: dict[int, int] = {}
     for p in spreads:
         histogram[p["spread"]] = histogram.get(p["spread"], 0) + 1
-    print(f"  workload: tasks per inspector overall {w['tasks_per_inspector']}; busiest day {w['busiest_day']} visits; "
-          f"{w['pools_spread_at_most_1']} of {w['pools_with_tasks']} pools with spread ≤ 1; pools by spread (max − min tasks): "
-          + ", ".join(f"{k}: {n}" for k, n in sorted(histogram.items())))
+    print(
+        f"  workload: tasks per inspector overall {w['tasks_per_inspector']}; busiest day {w['busiest_day']} visits; "
+        f"{w['pools_spread_at_most_1']} of {w['pools_with_tasks']} pools with spread ≤ 1; "
+        "pools by spread (max − min tasks): " + ", ".join(f"{k}: {n}" for k, n in sorted(histogram.items()))
+    )
     print(f"  {'pool':<12} {'inspectors':>10} {'tasks':>7} {'min':>5} {'max':>5} {'spread':>6}   (the ten widest)")
     for p in spreads[:10]:
-        print(f"  {p['department'] + ' ' + p['district_code']:<12} {p['inspectors']:>10,} {p['tasks']:>7,} {p['min']:>5} {p['max']:>5} {p['spread']:>6}")
+        print(
+            f"  {p['department'] + ' ' + p['district_code']:<12} {p['inspectors']:>10,} {p['tasks']:>7,} "
+            f"{p['min']:>5} {p['max']:>5} {p['spread']:>6}"
+        )
 
 
 def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> None:
     """The whole flow again with `--dask local`, its figures, and its bundle compared with the default run's."""
     figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
-    on_dask["bundle_differences"] = differences = _bundle_differences(out / "published" / plan.stem,
-                                                                      ROOT / "out" / "bench-dask" / "published" / plan.stem)
-    print(f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
-          f"{whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
-          f"{on_dask['largest_child_peak_gib']:.2f} GiB in its largest child (a worker)")
+    on_dask["bundle_differences"] = differences = _bundle_differences(
+        out / "published" / plan.stem, ROOT / "out" / "bench-dask" / "published" / plan.stem
+    )
+    print(
+        f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
+        f"{whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
+        f"{on_dask['largest_child_peak_gib']:.2f} GiB in its largest child (a worker)"
+    )
     print("    " + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
-    print("    published bundle vs the default run's: "
-          + ("byte-identical (every listed file; manifest equal but run id, timeline, documents, audit)" if not differences
-             else f"DIFFERENT: {differences}"))
+    print(
+        "    published bundle vs the default run's: "
+        + (
+            "byte-identical (every listed file; manifest equal but run id, timeline, documents, audit)"
+            if not differences
+            else f"DIFFERENT: {differences}"
+        )
+    )
 
 
 def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
     """The whole flow (and with --dask the same on a local Dask cluster), without the per-stage runs."""
     figures["whole"] = whole = _whole_flow(plan, city, out)
-    print(f"whole flow in one process: {whole['seconds']:.1f} s wall, peak {whole['peak_gib']:.2f} GiB; "
-          + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items()))
+    print(
+        f"whole flow in one process: {whole['seconds']:.1f} s wall, peak {whole['peak_gib']:.2f} GiB; "
+        + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items())
+    )
     if args.dask:
         _dask_run(plan, city, out, whole, figures)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -196,22 +255,36 @@ def main() -> None:
     p.add_argument("--objects", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json")
-    p.add_argument("--whole", action="store_true",
-                   help="also run the whole flow in one process (wall, peak memory) and measure the floor: one read of "
-                        "every input file and one SHA-256 per eligible pair")
-    p.add_argument("--whole-only", action="store_true",
-                   help="skip the per-stage processes: only the whole flow (with --dask: both runs) and the input floor")
-    p.add_argument("--dask", action="store_true",
-                   help="with --whole: run the whole flow again with `--dask local` (two worker processes) and compare "
-                        "its published bundle with the default run's, byte for byte")
-    p.add_argument("--stress", action="store_true",
-                   help="also draw a stress plan: the city plan with every scope removed (all tasks 不定向) and ratios "
-                        "≤ 0.05%%, on the same directory")
+    p.add_argument(
+        "--whole",
+        action="store_true",
+        help="also run the whole flow in one process (wall, peak memory) and measure the floor: one read of "
+        "every input file and one SHA-256 per eligible pair",
+    )
+    p.add_argument(
+        "--whole-only",
+        action="store_true",
+        help="skip the per-stage processes: only the whole flow (with --dask: both runs) and the input floor",
+    )
+    p.add_argument(
+        "--dask",
+        action="store_true",
+        help="with --whole: run the whole flow again with `--dask local` (two worker processes) and compare "
+        "its published bundle with the default run's, byte for byte",
+    )
+    p.add_argument(
+        "--stress",
+        action="store_true",
+        help="also draw a stress plan: the city plan with every scope removed (all tasks 不定向) and ratios "
+        "≤ 0.05%%, on the same directory",
+    )
     args = p.parse_args()
     city = ROOT / "data" / "generated" / f"city-{args.objects}-{args.seed}"
     figures: dict = {"objects": args.objects, "seed": args.seed, "steps": {}}
     if not (city / "plans").exists():
-        figures["steps"]["generate"] = _step(["generate", str(city), "--objects", str(args.objects), "--seed", str(args.seed)])
+        figures["steps"]["generate"] = _step(
+            ["generate", str(city), "--objects", str(args.objects), "--seed", str(args.seed)]
+        )
     out = ROOT / "out" / "bench"
     run_id = f"bench-{args.objects}"
     run_dir = out / "runs" / run_id
@@ -221,42 +294,80 @@ def main() -> None:
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     for number, stage in enumerate(STAGES, start=1):
-        step = _step(["run", str(plan), "--inbox", str(city / "inbox"), "--out", str(out), "--run-id", run_id,
-                      "--start-at", stage, "--stop-after", stage])
+        step = _step(
+            [
+                "run",
+                str(plan),
+                "--inbox",
+                str(city / "inbox"),
+                "--out",
+                str(out),
+                "--run-id",
+                run_id,
+                "--start-at",
+                stage,
+                "--stop-after",
+                stage,
+            ]
+        )
         record = json.loads((run_dir / f"{number:02d}_{stage}" / "stage.json").read_text())
-        rows = (record.get("rows_read") or record.get("records_in") or record.get("eligible_pairs")
-                or record.get("figures", {}).get("drawn_total") or record.get("joint_tasks") or 0)
-        figures["steps"][stage] = {**step, "stage_seconds": record["seconds"], "rows": rows,
-                                   "rows_per_second": round(rows / record["seconds"]) if record["seconds"] else None}
+        rows = (
+            record.get("rows_read")
+            or record.get("records_in")
+            or record.get("eligible_pairs")
+            or record.get("figures", {}).get("drawn_total")
+            or record.get("joint_tasks")
+            or 0
+        )
+        figures["steps"][stage] = {
+            **step,
+            "stage_seconds": record["seconds"],
+            "rows": rows,
+            "rows_per_second": round(rows / record["seconds"]) if record["seconds"] else None,
+        }
     figures["draw_floor"] = _draw_floor(run_dir)
     if args.stress:
         figures["stress"] = _stress(plan, city, out, run_dir)
     print(f"city: {city} ({args.objects:,} object rows requested)")
     print(f"  {'step':<10} {'process s':>10} {'stage s':>8} {'rows':>12} {'rows/s':>11} {'peak GiB':>9}")
     for name, f in figures["steps"].items():
-        print(f"  {name:<10} {f['seconds']:>10.1f} {f.get('stage_seconds', float('nan')):>8.1f} {f.get('rows') or 0:>12,} "
-              f"{f.get('rows_per_second') or 0:>11,} {f['peak_gib']:>9.2f}")
+        print(
+            f"  {name:<10} {f['seconds']:>10.1f} {f.get('stage_seconds', float('nan')):>8.1f} "
+            f"{f.get('rows') or 0:>12,} {f.get('rows_per_second') or 0:>11,} {f['peak_gib']:>9.2f}"
+        )
     f, d = figures["draw_floor"], figures["steps"]["draw"]
-    print(f"  draw: {f['eligible_pairs']:,} eligible pairs hashed, {f['eligible_pairs'] / d['stage_seconds']:,.0f} pairs/s; "
-          f"floor (one SHA-256 per eligible pair, same run): {f['sha256_seconds']:.1f} s; stage / floor = "
-          f"{d['stage_seconds'] / f['sha256_seconds']:.1f}x (the stage draws twice: the mode used and the other)")
+    print(
+        f"  draw: {f['eligible_pairs']:,} eligible pairs hashed, "
+        f"{f['eligible_pairs'] / d['stage_seconds']:,.0f} pairs/s; "
+        f"floor (one SHA-256 per eligible pair, same run): {f['sha256_seconds']:.1f} s; stage / floor = "
+        f"{d['stage_seconds'] / f['sha256_seconds']:.1f}x (the stage draws twice: the mode used and the other)"
+    )
     _print_assignment(run_dir, figures)
     if args.whole:
         figures["whole"] = whole = _whole_flow(plan, city, out)
         figures["input_scan"] = scan = _input_scan_floor(city)
         floor = scan["seconds"] + f["sha256_seconds"]
-        print(f"  whole flow in one process (ingest → publish): {whole['seconds']:.1f} s wall ({whole['stages_total']:.1f} s in "
-              f"stages, the rest Prefect's temporary server and imports), peak {whole['peak_gib']:.2f} GiB")
+        print(
+            f"  whole flow in one process (ingest → publish): {whole['seconds']:.1f} s wall "
+            f"({whole['stages_total']:.1f} s in "
+            f"stages, the rest Prefect's temporary server and imports), peak {whole['peak_gib']:.2f} GiB"
+        )
         print("    " + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items()))
-        print(f"  floor: one read of every input file ({scan['files']} files, {scan['rows']:,} rows) {scan['seconds']:.1f} s + one "
-              f"SHA-256 per eligible pair {f['sha256_seconds']:.1f} s = {floor:.1f} s; whole flow's stages / floor = "
-              f"{whole['stages_total'] / floor:.1f}x")
+        print(
+            f"  floor: one read of every input file ({scan['files']} files, {scan['rows']:,} rows) "
+            f"{scan['seconds']:.1f} s + one "
+            f"SHA-256 per eligible pair {f['sha256_seconds']:.1f} s = {floor:.1f} s; whole flow's stages / floor = "
+            f"{whole['stages_total'] / floor:.1f}x"
+        )
     if args.whole and args.dask:
         _dask_run(plan, city, out, whole, figures)
     if "stress" in figures:
         st = figures["stress"]
-        print(f"  stress plan (every task 不定向, ratios ≤ 0.05%): {st['eligible_pairs']:,} eligible pairs → {st['drawn']:,} draws; "
-              f"draw process {st['seconds']:.1f} s, stage {st['stage_seconds']:.1f} s, peak {st['peak_gib']:.2f} GiB")
+        print(
+            f"  stress plan (every task 不定向, ratios ≤ 0.05%): {st['eligible_pairs']:,} eligible pairs "
+            f"→ {st['drawn']:,} draws; "
+            f"draw process {st['seconds']:.1f} s, stage {st['stage_seconds']:.1f} s, peak {st['peak_gib']:.2f} GiB"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"figures written to {args.json}")

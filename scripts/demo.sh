@@ -14,6 +14,6 @@ objects="${DEMO_OBJECTS:-20000}"
 .venv/bin/jointdraw generate-results SZ-2026-ANNUAL --out out --inbox data/demo/results-inbox --as-of 2026-11-27 --dirty
 .venv/bin/jointdraw results SZ-2026-ANNUAL --inbox data/demo/results-inbox --out out --as-of 2026-11-27
 # the seals the audit log recorded for the draw and the results (announce them); verify checks the bundle against them
-read -r seal results_seal < <(.venv/bin/python -c "from jointdraw.transforms.audit import last_seal; from jointdraw.transforms.warehouse import audit_entries
+read -r seal results_seal < <(.venv/bin/python -c "from jointdraw.transforms.audit import last_seal; from jointdraw.transforms.storage.warehouse import audit_entries
 e = audit_entries('out', 'SZ-2026-ANNUAL'); print(last_seal(e, 'publish'), last_seal(e, 'results'))")
 .venv/bin/jointdraw verify out/published/SZ-2026-ANNUAL --seal "$seal" --results-seal "$results_seal"

@@ -21,9 +21,11 @@ BLOCK = "jointdraw-alerts"
 AUTOMATION = "jointdraw: a run failed"
 ROBOT_TEXT = {"msgtype": "text", "text": {"content": "{{subject}}\n{{body}}"}}  # WeCom / DingTalk group robots
 SUBJECT = "jointdraw：运行失败 a run {{ flow_run.state.name }}"
-BODY = ("{{ flow.name }} · {{ flow_run.name }} · {{ flow_run.state.name }}\n"
-        "{{ flow_run.state.message }}\n"
-        "重跑 retry: prefect flow-run retry {{ flow_run.id }}")
+BODY = (
+    "{{ flow.name }} · {{ flow_run.name }} · {{ flow_run.state.name }}\n"
+    "{{ flow_run.state.message }}\n"
+    "重跑 retry: prefect flow-run retry {{ flow_run.id }}"
+)
 
 
 async def install(url: str, body: dict, allow_private: bool) -> str:
@@ -42,10 +44,13 @@ async def install(url: str, body: dict, allow_private: bool) -> str:
     automation = Automation(
         name=AUTOMATION,
         description="A flow run of a jointdraw flow failed or crashed: post it to the webhook (scripts/notify.py).",
-        trigger=EventTrigger(expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                             match={"prefect.resource.id": "prefect.flow-run.*"},
-                             match_related={"prefect.resource.role": "flow", "prefect.resource.name": ["plan-run", "results-run"]},
-                             posture=Posture.Reactive, threshold=1),
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": ["plan-run", "results-run"]},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
         actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)],
     )
     created = await automation.acreate()
@@ -55,12 +60,18 @@ async def install(url: str, body: dict, allow_private: bool) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", required=True, help="the webhook to post to (a group robot, a mail gateway)")
-    p.add_argument("--json", help="the body as JSON, with {{subject}} and {{body}} where the message goes "
-                                  "(default: the WeCom/DingTalk robot text message)")
+    p.add_argument(
+        "--json",
+        help="the body as JSON, with {{subject}} and {{body}} where the message goes "
+        "(default: the WeCom/DingTalk robot text message)",
+    )
     p.add_argument("--allow-private", action="store_true", help="allow a webhook on a private or loopback address")
     args = p.parse_args()
     automation = asyncio.run(install(args.url, json.loads(args.json) if args.json else ROBOT_TEXT, args.allow_private))
-    print(f"automation {AUTOMATION!r} ({automation}) posts failed and crashed jointdraw runs to {args.url} (block {BLOCK})")
+    print(
+        f"automation {AUTOMATION!r} ({automation}) posts failed and crashed jointdraw runs to {args.url} "
+        f"(block {BLOCK})"
+    )
 
 
 if __name__ == "__main__":

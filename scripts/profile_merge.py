@@ -23,20 +23,45 @@ def main() -> None:
     run = Path(sys.argv[1])
     scratch = Path(tempfile.mkdtemp(prefix="profile-merge-"))
     con = merge_connection(MEMORY_LIMIT, scratch / ".spill")
-    con.read_parquet([str(p) for p in sorted((run / "02_validate" / "accepted" / "objects").glob("*.parquet"))]).create_view("records")
+    con.read_parquet(
+        [str(p) for p in sorted((run / "02_validate" / "accepted" / "objects").glob("*.parquet"))]
+    ).create_view("records")
     steps = [
         ("keyed", lambda: con.execute(_sql("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})),
-        ("listed several times", lambda: con.execute(
-            "create or replace temp table listed_several_times as select entity_key from keyed group by 1 having count(*) > 1")),
-        ("shared", lambda: con.execute(
-            "create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)")),
+        (
+            "listed several times",
+            lambda: con.execute(
+                "create or replace temp table listed_several_times as "
+                "select entity_key from keyed group by 1 having count(*) > 1"
+            ),
+        ),
+        (
+            "shared",
+            lambda: con.execute(
+                "create or replace temp table shared as "
+                "select * from keyed semi join listed_several_times using (entity_key)"
+            ),
+        ),
         ("directory", lambda: con.execute(f"create or replace temp table directory as {_sql('merge_directory')}")),
-        ("conflicts", lambda: con.sql(_sql("merge_conflicts"), params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH,
-                                                                        "authority": REGISTRATION_AUTHORITY}).pl()),
-        ("sorted Parquet write", lambda: con.sql("select * from directory order by entity_key").write_parquet(
-            str(scratch / "directory.parquet"), compression="zstd")),
-        ("unsorted Parquet write", lambda: con.sql("select * from directory").write_parquet(
-            str(scratch / "unsorted.parquet"), compression="zstd")),
+        (
+            "conflicts",
+            lambda: con.sql(
+                _sql("merge_conflicts"),
+                params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
+            ).pl(),
+        ),
+        (
+            "sorted Parquet write",
+            lambda: con.sql("select * from directory order by entity_key").write_parquet(
+                str(scratch / "directory.parquet"), compression="zstd"
+            ),
+        ),
+        (
+            "unsorted Parquet write",
+            lambda: con.sql("select * from directory").write_parquet(
+                str(scratch / "unsorted.parquet"), compression="zstd"
+            ),
+        ),
     ]
     total = 0.0
     for name, step in steps:

@@ -21,7 +21,7 @@ def main() -> None:
     lines = list(csv.reader((SAMPLE / "objects.csv").read_text(encoding="gbk").splitlines()))
     title, header = lines[0][0], lines[2]
     rows = [r for r in lines[3:] if len(r) == len(header)]
-    notes = [r[0] for r in lines[3 + len(rows):] if r]
+    notes = [r[0] for r in lines[3 + len(rows) :] if r]
     book = xlsxwriter.Workbook(SAMPLE / "objects.xlsx")
     book.set_properties({"created": dt.datetime(2026, 11, 30, 10, 12, 45)})  # fixed: the same bytes every time
     sheet = book.add_worksheet("检查对象名录")

@@ -17,8 +17,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest  # noqa: E402
 
-from jointdraw.transforms.citygen import generate_city  # noqa: E402
-from jointdraw.transforms.submission import write_city  # noqa: E402
+from jointdraw.transforms.samplecity.city import generate_city  # noqa: E402
+from jointdraw.transforms.samplecity.submission import write_city  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CITY_OBJECTS = 20_000
@@ -70,8 +70,11 @@ def installed(tmp_path_factory) -> Path:
     has no checkout on its path. Returns the environment's bin/ (jointdraw, python, dask)."""
     root = tmp_path_factory.mktemp("installed")
     pip = [sys.executable, "-m", "pip", "--quiet"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(ROOT)], check=True,
-                   env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(ROOT)],
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
     into = [*pip, "--python", str(root / "venv" / "bin" / "python"), "install", "--no-compile"]
     subprocess.run([*into, "--require-hashes", "--requirement", str(ROOT / "requirements.lock")], check=True)

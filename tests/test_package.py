@@ -7,7 +7,7 @@ import zipfile
 
 from tests.conftest import ROOT
 
-SHIPPED = ["data/reference", "data/vendor/datadocs", "transforms/sql", "transforms/templates"]
+SHIPPED = ["data/reference", "data/vendor/datadocs", "transforms/sql", "transforms/documents/templates"]
 
 
 def test_the_wheel_holds_one_import_name_and_every_file_it_reads(installed):

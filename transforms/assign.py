@@ -40,21 +40,42 @@ import polars as pl
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.score import score
 
-ASSIGN_ALGORITHM = ("jointdraw-assign-v1: joint tasks in order of score(seed, '#assign', uscc); least-loaded eligible inspector, "
-                    "ties by score(seed, '#inspectors', inspector_id) XOR the task's score; chain rebalancing per (department, district) "
-                    "pool; days round-robin over working days under the daily cap")
+ASSIGN_ALGORITHM = (
+    "jointdraw-assign-v1: joint tasks in order of score(seed, '#assign', uscc); least-loaded eligible inspector, "
+    "ties by score(seed, '#inspectors', inspector_id) XOR the task's score; "
+    "chain rebalancing per (department, district) pool; days round-robin over working days under the daily cap"
+)
 TASK_ORDER_KEY = "#assign"
 INSPECTOR_RANK_KEY = "#inspectors"
-TEAM_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "inspector_id": pl.String,
-               "lead_department": pl.Boolean, "pool": pl.String}
-UNASSIGNED_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "reason": pl.String, "detail": pl.String}  # + reason_zh
+TEAM_SCHEMA = {
+    "joint_task_id": pl.String,
+    "department": pl.String,
+    "inspector_id": pl.String,
+    "lead_department": pl.Boolean,
+    "pool": pl.String,
+}
+UNASSIGNED_SCHEMA = {
+    "joint_task_id": pl.String,
+    "department": pl.String,
+    "reason": pl.String,
+    "detail": pl.String,
+}  # + reason_zh
 
 # why a department's share of a joint task could not be staffed
 REASONS = {  # code: (中文, English)
-    "no_available_inspector": ("部门无在岗且执法证有效的检查人员", "no active inspector with a certificate valid through the plan's end"),
-    "no_item_scope": ("无检查人员的事项范围覆盖该部门事项", "no available inspector's item scope covers the department's items"),
+    "no_available_inspector": (
+        "部门无在岗且执法证有效的检查人员",
+        "no active inspector with a certificate valid through the plan's end",
+    ),
+    "no_item_scope": (
+        "无检查人员的事项范围覆盖该部门事项",
+        "no available inspector's item scope covers the department's items",
+    ),
     "pool_too_small": ("符合条件的检查人员不足", "fewer eligible inspectors than the team needs"),
-    "all_must_avoid": ("符合条件的检查人员均须回避", "every eligible inspector must avoid the entity (conflict or last inspection)"),
+    "all_must_avoid": (
+        "符合条件的检查人员均须回避",
+        "every eligible inspector must avoid the entity (conflict or last inspection)",
+    ),
     "capacity_reached": ("符合条件的检查人员工作量已满", "every eligible inspector is at the period's capacity"),
     "no_common_day": ("无共同工作日", "no working day on which every member is under the daily cap"),
 }
@@ -110,38 +131,65 @@ def _eligibility(shares: pl.DataFrame, available: pl.DataFrame) -> pl.DataFrame:
     classes = shares.select("class_id", "department", "item_ids").unique("class_id")
     wanted = classes.explode("item_ids").rename({"item_ids": "item"}).unique()
     scope = available.select("position", "department", item="item_scope").explode("item").unique()
-    return (wanted.join(scope, on=["department", "item"])
-            .group_by("class_id", "position").len()
-            .join(wanted.group_by("class_id").len("needed"), on="class_id")
-            .filter(pl.col("len") == pl.col("needed"))
-            .select("class_id", "position").sort("class_id", "position"))
+    return (
+        wanted.join(scope, on=["department", "item"])
+        .group_by("class_id", "position")
+        .len()
+        .join(wanted.group_by("class_id").len("needed"), on="class_id")
+        .filter(pl.col("len") == pl.col("needed"))
+        .select("class_id", "position")
+        .sort("class_id", "position")
+    )
 
 
 def _pools(shares: pl.DataFrame, available: pl.DataFrame, avoid: pl.DataFrame, seed: str) -> _Pools:
     eligible = _eligibility(shares, available).join(available.select("position", "district_code"), on="position")
-    by_class = {c: np.array(p, dtype=np.int64) for c, p in eligible.group_by("class_id").agg(pl.col("position").sort()).iter_rows()}
-    by_class_district = {(c, d): np.array(p, dtype=np.int64)
-                         for c, d, p in eligible.group_by("class_id", "district_code").agg(pl.col("position").sort()).iter_rows()}
+    by_class = {
+        c: np.array(p, dtype=np.int64)
+        for c, p in eligible.group_by("class_id").agg(pl.col("position").sort()).iter_rows()
+    }
+    by_class_district = {
+        (c, d): np.array(p, dtype=np.int64)
+        for c, d, p in eligible.group_by("class_id", "district_code").agg(pl.col("position").sort()).iter_rows()
+    }
     position = dict(available.select("inspector_id", "position").iter_rows())
     avoid_sets: dict[str, set[int]] = {}
     for uscc, inspector in avoid.iter_rows():
         if inspector in position:
             avoid_sets.setdefault(uscc, set()).add(position[inspector])
     ids = available["inspector_id"].to_list()
-    return _Pools(ids=ids, department=available["department"].to_list(), district=available["district_code"].to_list(),
-                  rank=_scores(seed, INSPECTOR_RANK_KEY, ids), by_class=by_class, by_class_district=by_class_district,
-                  class_members={c: set(p.tolist()) for c, p in by_class.items()}, avoid=avoid_sets,
-                  department_size=dict(available.group_by("department").len().iter_rows()))
+    return _Pools(
+        ids=ids,
+        department=available["department"].to_list(),
+        district=available["district_code"].to_list(),
+        rank=_scores(seed, INSPECTOR_RANK_KEY, ids),
+        by_class=by_class,
+        by_class_district=by_class_district,
+        class_members={c: set(p.tolist()) for c, p in by_class.items()},
+        avoid=avoid_sets,
+        department_size=dict(available.group_by("department").len().iter_rows()),
+    )
 
 
-def _least_loaded(candidates: np.ndarray, need: int, loads: np.ndarray, rank: np.ndarray, task_score: np.uint64) -> list[int]:
+def _least_loaded(
+    candidates: np.ndarray, need: int, loads: np.ndarray, rank: np.ndarray, task_score: np.uint64
+) -> list[int]:
     """The `need` candidates with the lowest load; ties by rank XOR the task's score."""
     order = np.lexsort((rank[candidates] ^ task_score, loads[candidates]))
     return candidates[order[:need]].tolist()
 
 
-def _staff_share(pools: _Pools, class_id: int, department: str, district: str, uscc: str, need: int,
-                 loads: np.ndarray, capacity: int, task_score: np.uint64) -> tuple[list[int], str, str]:
+def _staff_share(
+    pools: _Pools,
+    class_id: int,
+    department: str,
+    district: str,
+    uscc: str,
+    need: int,
+    loads: np.ndarray,
+    capacity: int,
+    task_score: np.uint64,
+) -> tuple[list[int], str, str]:
     """(positions, pool, "") for one department's share of a joint task, or ([], reason, detail)."""
     avoid = pools.avoid.get(uscc)
     everyone = pools.by_class.get(class_id)
@@ -158,7 +206,11 @@ def _staff_share(pools: _Pools, class_id: int, department: str, district: str, u
         return [], "no_available_inspector", f"{department}: 0 available"
     n = 0 if everyone is None else len(everyone)
     if n == 0:
-        return [], "no_item_scope", f"{department}: 0 of {pools.department_size[department]} available inspectors cover the items"
+        return (
+            [],
+            "no_item_scope",
+            f"{department}: 0 of {pools.department_size[department]} available inspectors cover the items",
+        )
     if n < need:
         return [], "pool_too_small", f"{department}: {n} eligible, {need} needed"
     free = everyone[~np.isin(everyone, list(avoid or ()))]
@@ -167,8 +219,14 @@ def _staff_share(pools: _Pools, class_id: int, department: str, district: str, u
     return [], "capacity_reached", f"{department}: {len(free)} eligible, all at {capacity} visits for the period"
 
 
-def _rebalance(pools: _Pools, members: list[list[int]], share_class: list[int], share_uscc: list[str],
-               slots_of: list[list[int]], loads: np.ndarray) -> int:
+def _rebalance(
+    pools: _Pools,
+    members: list[list[int]],
+    share_class: list[int],
+    share_uscc: list[str],
+    slots_of: list[list[int]],
+    loads: np.ndarray,
+) -> int:
     """Evens the loads within every (department, district) pool: while some inspector has at
     least two more tasks than another the rules could hand one to — directly, or along a
     chain (A gives a share to B, who gives another to C) — the chain is applied. Returns the
@@ -199,7 +257,19 @@ def _rebalance(pools: _Pools, members: list[list[int]], share_class: list[int], 
             for hi in sorted(pool, key=lambda p: (-loads[p], pools.rank[p])):
                 if loads[hi] < loads[pool_arr].min() + 2:
                     break
-                path = _chain(hi, loads[hi] - 2, members, share_class, share_uscc, slots_of, loads, pools, eligible_in_pool, key, visited)
+                path = _chain(
+                    hi,
+                    loads[hi] - 2,
+                    members,
+                    share_class,
+                    share_uscc,
+                    slots_of,
+                    loads,
+                    pools,
+                    eligible_in_pool,
+                    key,
+                    visited,
+                )
                 if path:
                     for giver, slot, taker in path:
                         members[slot][members[slot].index(giver)] = taker
@@ -213,9 +283,19 @@ def _rebalance(pools: _Pools, members: list[list[int]], share_class: list[int], 
     return moves
 
 
-def _chain(hi: int, at_most: int, members: list[list[int]], share_class: list[int], share_uscc: list[str],
-           slots_of: list[list[int]], loads: np.ndarray, pools: _Pools, eligible_in_pool, key: int,
-           visited: np.ndarray) -> list[tuple[int, int, int]]:
+def _chain(
+    hi: int,
+    at_most: int,
+    members: list[list[int]],
+    share_class: list[int],
+    share_uscc: list[str],
+    slots_of: list[list[int]],
+    loads: np.ndarray,
+    pools: _Pools,
+    eligible_in_pool,
+    key: int,
+    visited: np.ndarray,
+) -> list[tuple[int, int, int]]:
     """The shortest chain of hand-overs (giver, share, taker) from `hi` to a pool member with at
     most `at_most` tasks, breadth first in a fixed order; [] when there is none."""
     parent: dict[int, tuple[int, int]] = {}
@@ -278,24 +358,43 @@ def _schedule(task_members: list[list[int]], days: list[dt.date], daily_cap: int
     return chosen
 
 
-def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, inspectors: pl.DataFrame,
-                     avoid: pl.DataFrame, plan: Plan, seed: str, days: list[dt.date]) -> Matching:
+def match_inspectors(
+    task_departments: pl.DataFrame,
+    joint_tasks: pl.DataFrame,
+    inspectors: pl.DataFrame,
+    avoid: pl.DataFrame,
+    plan: Plan,
+    seed: str,
+    days: list[dt.date],
+) -> Matching:
     """Teams and days for every joint task that the rules allow; the others, with reasons."""
-    available = (available_inspectors(inspectors, plan).sort("inspector_id")
-                 .with_row_index("position").with_columns(pl.col("position").cast(pl.Int64)))
-    shares = (task_departments.join(joint_tasks.select("joint_task_id", "district_code"), on="joint_task_id")
-              .with_columns(class_id=pl.concat_str("department", pl.lit("|"), pl.col("item_ids").list.join(","))
-                            .rank("dense").cast(pl.Int64)))
+    available = (
+        available_inspectors(inspectors, plan)
+        .sort("inspector_id")
+        .with_row_index("position")
+        .with_columns(pl.col("position").cast(pl.Int64))
+    )
+    shares = task_departments.join(
+        joint_tasks.select("joint_task_id", "district_code"), on="joint_task_id"
+    ).with_columns(
+        class_id=pl.concat_str("department", pl.lit("|"), pl.col("item_ids").list.join(","))
+        .rank("dense")
+        .cast(pl.Int64)
+    )
     pools = _pools(shares, available, avoid, seed)
     capacity = plan.daily_cap * len(days)
     loads = np.zeros(len(pools.ids), dtype=np.int64)
 
     # staffing order: the tasks' seeded scores; within a task the lead department first
     usccs = joint_tasks["uscc"].to_list()
-    order = (joint_tasks.select("joint_task_id", "uscc").with_columns(task_score=pl.Series(_scores(seed, TASK_ORDER_KEY, usccs)))
-             .sort("task_score", "uscc"))
-    ordered = (shares.join(order, on=["joint_task_id", "uscc"])
-               .sort("task_score", "uscc", pl.col("is_lead").not_(), "department"))
+    order = (
+        joint_tasks.select("joint_task_id", "uscc")
+        .with_columns(task_score=pl.Series(_scores(seed, TASK_ORDER_KEY, usccs)))
+        .sort("task_score", "uscc")
+    )
+    ordered = shares.join(order, on=["joint_task_id", "uscc"]).sort(
+        "task_score", "uscc", pl.col("is_lead").not_(), "department"
+    )
 
     members: list[list[int]] = []  # per staffed share
     share_task: list[int] = []
@@ -303,7 +402,9 @@ def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, 
     share_class: list[int] = []
     share_uscc: list[str] = []
     failed: list[tuple[str, str, str, str]] = []
-    rows = ordered.select("joint_task_id", "uscc", "department", "is_lead", "class_id", "district_code", "task_score").rows()
+    rows = ordered.select(
+        "joint_task_id", "uscc", "department", "is_lead", "class_id", "district_code", "task_score"
+    ).rows()
     task_index = -1
     i = 0
     while i < len(rows):  # one joint task at a time: all its shares, or none
@@ -314,8 +415,17 @@ def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, 
         picks, problem = [], None
         for _, uscc, department, is_lead, class_id, district, task_score in rows[i:j]:
             # an inspector belongs to one department (ids are unique: the stage checks), so shares never overlap
-            chosen, pool_or_reason, detail = _staff_share(pools, class_id, department, district, uscc, team_need(is_lead, plan),
-                                                          loads, capacity, np.uint64(task_score))
+            chosen, pool_or_reason, detail = _staff_share(
+                pools,
+                class_id,
+                department,
+                district,
+                uscc,
+                team_need(is_lead, plan),
+                loads,
+                capacity,
+                np.uint64(task_score),
+            )
             if not chosen:
                 problem = (jt, department, pool_or_reason, detail)
                 break
@@ -348,50 +458,86 @@ def match_inspectors(task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, 
     day_of = _schedule(task_members, days, plan.daily_cap)
     for t, day in enumerate(day_of):
         if day is None:
-            failed.append((task_ids[t], None, "no_common_day", f"team of {len(task_members[t])}, daily cap {plan.daily_cap}"))
+            failed.append(
+                (task_ids[t], None, "no_common_day", f"team of {len(task_members[t])}, daily cap {plan.daily_cap}")
+            )
 
     scheduled = {t for t, day in enumerate(day_of) if day is not None}
     team = pl.DataFrame(
-        [(share_rows[s][0], share_rows[s][1], pools.ids[m], share_rows[s][2], share_rows[s][3])
-         for s, team_s in enumerate(members) if share_task[s] in scheduled for m in team_s],
-        schema=TEAM_SCHEMA, orient="row").sort("joint_task_id", pl.col("lead_department").not_(), "department", "inspector_id")
-    dates = pl.DataFrame({"joint_task_id": [task_ids[t] for t in sorted(scheduled)],
-                          "planned_date": [days[day_of[t]] for t in sorted(scheduled)]},
-                         schema={"joint_task_id": pl.String, "planned_date": pl.Date}).sort("joint_task_id")
-    unassigned = (pl.DataFrame(failed, schema=UNASSIGNED_SCHEMA, orient="row")
-                  .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=None))
-                  .sort("joint_task_id", "department"))
+        [
+            (share_rows[s][0], share_rows[s][1], pools.ids[m], share_rows[s][2], share_rows[s][3])
+            for s, team_s in enumerate(members)
+            if share_task[s] in scheduled
+            for m in team_s
+        ],
+        schema=TEAM_SCHEMA,
+        orient="row",
+    ).sort("joint_task_id", pl.col("lead_department").not_(), "department", "inspector_id")
+    dates = pl.DataFrame(
+        {
+            "joint_task_id": [task_ids[t] for t in sorted(scheduled)],
+            "planned_date": [days[day_of[t]] for t in sorted(scheduled)],
+        },
+        schema={"joint_task_id": pl.String, "planned_date": pl.Date},
+    ).sort("joint_task_id")
+    unassigned = (
+        pl.DataFrame(failed, schema=UNASSIGNED_SCHEMA, orient="row")
+        .with_columns(reason_zh=pl.col("reason").replace_strict(REASONS_ZH, default=None))
+        .sort("joint_task_id", "department")
+    )
     workload = _workload(available, team, dates)
-    figures = {"joint_tasks": joint_tasks.height, "assigned": dates.height, "unassigned": unassigned.height,
-               "unassigned_by_reason": dict(sorted(unassigned.group_by("reason").len().iter_rows())),
-               "inspectors_available": available.height, "inspectors_sent": team["inspector_id"].n_unique(),
-               "team_size": {str(k): n for k, n in team.group_by("joint_task_id").len().group_by("len").len("n").sort("len").iter_rows()},
-               "from_department_pool": team.filter(pl.col("pool") == "department")["joint_task_id"].n_unique(),
-               "rebalancing_moves": moves, "working_days": len(days), "capacity_per_inspector": capacity}
+    figures = {
+        "joint_tasks": joint_tasks.height,
+        "assigned": dates.height,
+        "unassigned": unassigned.height,
+        "unassigned_by_reason": dict(sorted(unassigned.group_by("reason").len().iter_rows())),
+        "inspectors_available": available.height,
+        "inspectors_sent": team["inspector_id"].n_unique(),
+        "team_size": {
+            str(k): n for k, n in team.group_by("joint_task_id").len().group_by("len").len("n").sort("len").iter_rows()
+        },
+        "from_department_pool": team.filter(pl.col("pool") == "department")["joint_task_id"].n_unique(),
+        "rebalancing_moves": moves,
+        "working_days": len(days),
+        "capacity_per_inspector": capacity,
+    }
     return Matching(team, dates, unassigned, workload, figures)
 
 
 def _workload(available: pl.DataFrame, team: pl.DataFrame, dates: pl.DataFrame) -> pl.DataFrame:
     """One row per available inspector: tasks over the period and the most visits on one day."""
-    per_day = (team.join(dates, on="joint_task_id").group_by("inspector_id", "planned_date").len()
-               .group_by("inspector_id").agg(tasks=pl.col("len").sum(), busiest_day=pl.col("len").max()))
-    return (available.select("inspector_id", "department", "district_code")
-            .join(per_day, on="inspector_id", how="left")
-            .with_columns(pl.col("tasks", "busiest_day").fill_null(0).cast(pl.Int64)).sort("inspector_id"))
+    per_day = (
+        team.join(dates, on="joint_task_id")
+        .group_by("inspector_id", "planned_date")
+        .len()
+        .group_by("inspector_id")
+        .agg(tasks=pl.col("len").sum(), busiest_day=pl.col("len").max())
+    )
+    return (
+        available.select("inspector_id", "department", "district_code")
+        .join(per_day, on="inspector_id", how="left")
+        .with_columns(pl.col("tasks", "busiest_day").fill_null(0).cast(pl.Int64))
+        .sort("inspector_id")
+    )
 
 
 def workload_spread(workload: pl.DataFrame) -> pl.DataFrame:
     """Per (department, district) pool: inspectors, tasks, min and max tasks per inspector, spread."""
-    return (workload.group_by("department", "district_code")
-            .agg(inspectors=pl.len(), tasks=pl.col("tasks").sum(), min=pl.col("tasks").min(), max=pl.col("tasks").max())
-            .with_columns(spread=pl.col("max") - pl.col("min")).sort("department", "district_code"))
+    return (
+        workload.group_by("department", "district_code")
+        .agg(inspectors=pl.len(), tasks=pl.col("tasks").sum(), min=pl.col("tasks").min(), max=pl.col("tasks").max())
+        .with_columns(spread=pl.col("max") - pl.col("min"))
+        .sort("department", "district_code")
+    )
 
 
 def unassigned_for_people(unassigned: pl.DataFrame, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """unassigned.csv / .xlsx: each joint task that could not be staffed, with its entity (the columns
     of people_headers.UNASSIGNED)."""
-    from jointdraw.transforms.people_headers import UNASSIGNED
+    from jointdraw.transforms.documents.people_headers import UNASSIGNED
 
-    return (unassigned.join(joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"), on="joint_task_id",
-                            how="left")
-            .select(list(UNASSIGNED)))
+    return unassigned.join(
+        joint_tasks.select("joint_task_id", "uscc", "name", "district_code", "departments"),
+        on="joint_task_id",
+        how="left",
+    ).select(list(UNASSIGNED))

@@ -7,7 +7,7 @@ one commitment (seed shopping) shows too.
     entry_hash = SHA-256 of the entry as canonical JSON (sorted keys, no spaces, UTF-8)
 
 A publication adds a seal entry to the same chain (issue 18): the SHA-256 of the bundle's final
-manifest (transforms/seal.py), for the draw (`event` publish) and for every results publication
+manifest (transforms/documents/seal.py), for the draw (`event` publish) and for every results publication
 (`event` results):
 
     seal entry = plan_id, seq, time, run_id, event, seal, operator, prev_hash
@@ -27,7 +27,18 @@ from typing import Any
 import polars as pl
 
 GENESIS = "0" * 64
-ENTRY_FIELDS = ("plan_id", "seq", "time", "run_id", "commitment", "seed", "seed_sources", "draw_digest", "operator", "prev_hash")
+ENTRY_FIELDS = (
+    "plan_id",
+    "seq",
+    "time",
+    "run_id",
+    "commitment",
+    "seed",
+    "seed_sources",
+    "draw_digest",
+    "operator",
+    "prev_hash",
+)
 SEAL_FIELDS = ("plan_id", "seq", "time", "run_id", "event", "seal", "operator", "prev_hash")
 PUBLISH, RESULTS = "publish", "results"  # the events a seal entry records
 
@@ -49,8 +60,11 @@ def last_seal(entries: list[dict[str, Any]], event: str) -> str | None:
 
 def draw_digest(draws: pl.DataFrame) -> str:
     """SHA-256 over the canonical draw (rows in the order given: draws.parquet's)."""
-    lines = draws.select(pl.concat_str(pl.col("task_id"), pl.col("credit_risk"), pl.col("uscc"), pl.col("score").cast(pl.String),
-                                       separator="|"))
+    lines = draws.select(
+        pl.concat_str(
+            pl.col("task_id"), pl.col("credit_risk"), pl.col("uscc"), pl.col("score").cast(pl.String), separator="|"
+        )
+    )
     return hashlib.sha256(("\n".join(lines.to_series().to_list()) + "\n").encode()).hexdigest()
 
 
@@ -67,8 +81,11 @@ def operator() -> str:
 
 def next_entry(previous: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
     """The entry after `previous` (None: the plan's first), with its hash."""
-    entry = {**fields, "seq": (previous["seq"] + 1) if previous else 1,
-             "prev_hash": previous["entry_hash"] if previous else GENESIS}
+    entry = {
+        **fields,
+        "seq": (previous["seq"] + 1) if previous else 1,
+        "prev_hash": previous["entry_hash"] if previous else GENESIS,
+    }
     return {**entry, "entry_hash": entry_hash(entry)}
 
 
@@ -83,7 +100,9 @@ def chain_problems(entries: list[dict[str, Any]]) -> list[str]:
         elif entry_hash(e) != e["entry_hash"]:
             problems.append(f"entry {e['seq']} (run {e['run_id']}) does not match its hash: it was edited")
         elif e["prev_hash"] != expected_prev:
-            problems.append(f"entry {e['seq']} (run {e['run_id']}) does not follow entry {e['seq'] - 1}: deleted or reordered")
+            problems.append(
+                f"entry {e['seq']} (run {e['run_id']}) does not follow entry {e['seq'] - 1}: deleted or reordered"
+            )
         if problems:
             return problems[:1]
         expected_prev = e["entry_hash"]
@@ -108,7 +127,15 @@ def entry_event(entry: dict[str, Any], shopped: bool) -> dict[str, Any]:
     `jointdraw.publish.sealed` / `jointdraw.results.sealed`."""
     kind = "draw.attempt" if is_attempt(entry) else f"{entry['event']}.sealed"
     fields = ENTRY_FIELDS if is_attempt(entry) else SEAL_FIELDS
-    return {"event": f"{EVENT_PREFIX}.{kind}",
-            "resource": {"prefect.resource.id": f"{EVENT_PREFIX}.plan.{entry['plan_id']}", "prefect.resource.name": entry["plan_id"]},
-            "payload": {**{k: entry[k] for k in fields}, "entry_hash": entry["entry_hash"],
-                        **({"seed_shopping": shopped} if is_attempt(entry) else {})}}
+    return {
+        "event": f"{EVENT_PREFIX}.{kind}",
+        "resource": {
+            "prefect.resource.id": f"{EVENT_PREFIX}.plan.{entry['plan_id']}",
+            "prefect.resource.name": entry["plan_id"],
+        },
+        "payload": {
+            **{k: entry[k] for k in fields},
+            "entry_hash": entry["entry_hash"],
+            **({"seed_shopping": shopped} if is_attempt(entry) else {}),
+        },
+    }

@@ -9,7 +9,7 @@ separated by a tab, lists joined by ';', booleans as true/false, null as the emp
   the first nine; `jointdraw verify` recomputes a bundle under the version it was committed with);
 * exclusions: `uscc task_id reason`, rows sorted by those fields;
 * plan: the bytes of plan.yaml as published;
-* pre (v3): the publication before the draw (事前公示, transforms/prepublication.py): SHA-256 over
+* pre (v3): the publication before the draw (事前公示, transforms/documents/prepublication.py): SHA-256 over
   "items.csv <sha256>\\nplan_notice.csv <sha256>\\n" of `pre/`.
 
     commitment = SHA-256("jointdraw-commitment-v3\\n" + directory_sha256 + "\\n" +
@@ -30,10 +30,31 @@ import polars as pl
 VERSION = "jointdraw-commitment-v3"
 WITH_PRE = {"jointdraw-commitment-v3"}  # versions that cover the publication before the draw
 DIRECTORY_FIELDS_BY_VERSION = {
-    "jointdraw-commitment-v1": ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags",
-                                "departments"],
-    "jointdraw-commitment-v2": ["entity_key", "uscc", "status", "credit_risk", "industry_code", "entity_type", "district_code", "tags",
-                                "departments", "registered_type_code", "foreign_invested", "branch"],
+    "jointdraw-commitment-v1": [
+        "entity_key",
+        "uscc",
+        "status",
+        "credit_risk",
+        "industry_code",
+        "entity_type",
+        "district_code",
+        "tags",
+        "departments",
+    ],
+    "jointdraw-commitment-v2": [
+        "entity_key",
+        "uscc",
+        "status",
+        "credit_risk",
+        "industry_code",
+        "entity_type",
+        "district_code",
+        "tags",
+        "departments",
+        "registered_type_code",
+        "foreign_invested",
+        "branch",
+    ],
 }
 DIRECTORY_FIELDS_BY_VERSION["jointdraw-commitment-v3"] = DIRECTORY_FIELDS_BY_VERSION["jointdraw-commitment-v2"]
 DIRECTORY_FIELDS = DIRECTORY_FIELDS_BY_VERSION[VERSION]
@@ -44,9 +65,14 @@ BATCH = 500_000
 
 def _lines_sha256(df: pl.DataFrame, fields: list[str]) -> str:
     h = hashlib.sha256()
-    cols = [(pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c).cast(pl.String)).fill_null("") for c in fields]
+    cols = [
+        (pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c).cast(pl.String)).fill_null("")
+        for c in fields
+    ]
     for start in range(0, df.height, BATCH):
-        text = df.slice(start, BATCH).select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series().str.join("")
+        text = (
+            df.slice(start, BATCH).select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series().str.join("")
+        )
         h.update(text.item().encode("utf-8"))
     return h.hexdigest()
 
@@ -57,16 +83,22 @@ def directory_sha256(path: Path, version: str = VERSION) -> str:
 
 
 def exclusions_sha256(path: Path) -> str:
-    return _lines_sha256(pl.read_parquet(path, columns=EXCLUSION_FIELDS).sort(EXCLUSION_FIELDS, nulls_last=True), EXCLUSION_FIELDS)
+    return _lines_sha256(
+        pl.read_parquet(path, columns=EXCLUSION_FIELDS).sort(EXCLUSION_FIELDS, nulls_last=True), EXCLUSION_FIELDS
+    )
 
 
-def commitment(directory: Path, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None) -> dict[str, str]:
+def commitment(
+    directory: Path, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None
+) -> dict[str, str]:
     """The digests and the commitment over them (under `version`: a published bundle is recomputed
     under the version it was committed with); `pre` is the folder of the publication before the draw."""
-    from jointdraw.transforms.prepublication import pre_sha256
+    from jointdraw.transforms.documents.prepublication import pre_sha256
 
     if version not in DIRECTORY_FIELDS_BY_VERSION:
-        raise ValueError(f"unknown commitment version {version!r} (this jointdraw knows {', '.join(DIRECTORY_FIELDS_BY_VERSION)})")
+        raise ValueError(
+            f"unknown commitment version {version!r} (this jointdraw knows {', '.join(DIRECTORY_FIELDS_BY_VERSION)})"
+        )
     parts = {
         "directory_sha256": directory_sha256(directory, version),
         "exclusions_sha256": exclusions_sha256(exclusions),

@@ -26,7 +26,9 @@ PREFIXES = re.compile(r"^(?:\S{2,}?省)?(?:\S{2,}?市)?")  # 广东省深圳市�
 def district_names() -> dict[str, str]:
     """Every name, alias and code of the city's districts → its code."""
     out = {}
-    for code, name, aliases in reference_table("districts_shenzhen").select("district_code", "name_zh", "aliases").iter_rows():
+    for code, name, aliases in (
+        reference_table("districts_shenzhen").select("district_code", "name_zh", "aliases").iter_rows()
+    ):
         out[code] = code
         for n in [name, *(aliases or "").split(";")]:
             if n:
@@ -65,8 +67,9 @@ def district_column(values: pl.Series, address: pl.Series | None = None) -> pl.S
     """District codes from a column as submitted (mapped once per distinct value), blanks filled
     from the address where it names one district."""
     distinct = values.unique()
-    mapping = pl.DataFrame({"_v": distinct, "_code": [district_code_of(v) for v in distinct]},
-                           schema={"_v": pl.String, "_code": pl.String})
+    mapping = pl.DataFrame(
+        {"_v": distinct, "_code": [district_code_of(v) for v in distinct]}, schema={"_v": pl.String, "_code": pl.String}
+    )
     codes = values.to_frame("_v").join(mapping, on="_v", how="left", nulls_equal=True, maintain_order="left")["_code"]
     if address is not None and codes.null_count():
         blank = codes.is_null()

@@ -13,9 +13,9 @@ import math
 import duckdb
 import polars as pl
 
-from jointdraw.transforms.packaged import sql_text
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import industry_sections
+from jointdraw.transforms.storage.packaged import sql_text
 from jointdraw.transforms.strata import CLASSES, stratum_k
 
 DRAWS_ORDER = ["task_id", "credit_risk", "score", "uscc"]
@@ -50,14 +50,36 @@ def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
         s = t.scope
         prefixes = _disjoint_prefixes(list(s.industries)) if s and s.industries else industry_sections()
         for prefix in prefixes:
-            rows.append({"task_id": t.task_id, "department": t.department, "score_key": keys[t.task_id], "prefix": prefix,
-                         "cell": prefix[:3], "cell_len": min(len(prefix), 3),
-                         "entity_types": list(s.entity_types) if s else [], "districts": list(s.districts) if s else [],
-                         "tags": list(s.tags) if s else [], "registered_types": list(s.registered_types) if s else [],
-                         "foreign_invested": s.foreign_invested if s else None, "branch": s.branch if s else None})
-    schema = {"task_id": pl.String, "department": pl.String, "score_key": pl.String, "prefix": pl.String, "cell": pl.String,
-              "cell_len": pl.Int32, "entity_types": pl.List(pl.String), "districts": pl.List(pl.String), "tags": pl.List(pl.String),
-              "registered_types": pl.List(pl.String), "foreign_invested": pl.Boolean, "branch": pl.Boolean}
+            rows.append(
+                {
+                    "task_id": t.task_id,
+                    "department": t.department,
+                    "score_key": keys[t.task_id],
+                    "prefix": prefix,
+                    "cell": prefix[:3],
+                    "cell_len": min(len(prefix), 3),
+                    "entity_types": list(s.entity_types) if s else [],
+                    "districts": list(s.districts) if s else [],
+                    "tags": list(s.tags) if s else [],
+                    "registered_types": list(s.registered_types) if s else [],
+                    "foreign_invested": s.foreign_invested if s else None,
+                    "branch": s.branch if s else None,
+                }
+            )
+    schema = {
+        "task_id": pl.String,
+        "department": pl.String,
+        "score_key": pl.String,
+        "prefix": pl.String,
+        "cell": pl.String,
+        "cell_len": pl.Int32,
+        "entity_types": pl.List(pl.String),
+        "districts": pl.List(pl.String),
+        "tags": pl.List(pl.String),
+        "registered_types": pl.List(pl.String),
+        "foreign_invested": pl.Boolean,
+        "branch": pl.Boolean,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -77,8 +99,11 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
     for t in plan.tasks:
         n = by_task.get(t.task_id, {})
         k = stratum_k(t, n)
-        rows += [{"task_id": t.task_id, "credit_risk": c, "n": n[c], "k": k[c], "threshold_hex": threshold_hex(k[c], n[c])}
-                 for c in CLASSES if n.get(c)]
+        rows += [
+            {"task_id": t.task_id, "credit_risk": c, "n": n[c], "k": k[c], "threshold_hex": threshold_hex(k[c], n[c])}
+            for c in CLASSES
+            if n.get(c)
+        ]
     schema = {"task_id": pl.String, "credit_risk": pl.String, "n": pl.Int64, "k": pl.Int64, "threshold_hex": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
@@ -90,8 +115,9 @@ def eligible_sizes(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
     return con.sql("select task_id, credit_risk, count(*)::bigint as n from eligible group by all order by all").pl()
 
 
-def draw_plan(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str],
-              sizes: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def draw_plan(
+    con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str], sizes: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The draws (task_id, score_key, uscc, credit_risk, stratum_size, k, score) sorted by
     task, class, score, USCC; and the strata table they were drawn from. `sizes` from
     `eligible_sizes` saves a pass over the eligible pairs when the plan is drawn again."""
@@ -103,9 +129,13 @@ def draw_plan(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[
     con.register("strata", strata)
     draws = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
     drawn = draws.group_by("task_id", "credit_risk").len()
-    short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(pl.col("len").fill_null(0) < pl.col("k"))
+    short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(
+        pl.col("len").fill_null(0) < pl.col("k")
+    )
     if not short.is_empty():  # rare: rank the short strata in full
         con.register("strata", short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL)))
         redo = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
-        draws = pl.concat([draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo])
+        draws = pl.concat(
+            [draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo]
+        )
     return draws.sort(DRAWS_ORDER), strata

@@ -26,10 +26,13 @@ def stratum_cutoffs(strata: pl.DataFrame, draws: pl.DataFrame, keys: dict[str, s
     """One row per stratum (task, credit class): its key, size N, k, and the k-th lowest score (null
     when k is 0: nobody is drawn). Sorted by task and class."""
     cutoff = draws.group_by("task_id", "credit_risk").agg(cutoff_score=pl.col("score").max())
-    return (strata.rename({"n": "stratum_size"})
-            .with_columns(score_key=pl.col("task_id").replace_strict(keys, return_dtype=pl.String))
-            .join(cutoff, on=["task_id", "credit_risk"], how="left")
-            .select(CUTOFF_COLUMNS).sort("task_id", "credit_risk"))
+    return (
+        strata.rename({"n": "stratum_size"})
+        .with_columns(score_key=pl.col("task_id").replace_strict(keys, return_dtype=pl.String))
+        .join(cutoff, on=["task_id", "credit_risk"], how="left")
+        .select(CUTOFF_COLUMNS)
+        .sort("task_id", "credit_risk")
+    )
 
 
 CHECK_STEPS_ZH = [  # how anyone checks one entity, as the pages say it
@@ -72,17 +75,29 @@ def _why_not_eligible(entity: pl.DataFrame, task, excluded: pl.DataFrame) -> str
     return None
 
 
-def entity_report(uscc: str, directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan, seed: str,
-                  keys: dict[str, str], cutoffs: pl.DataFrame, draws: pl.DataFrame) -> list[str]:
+def entity_report(
+    uscc: str,
+    directory: pl.DataFrame,
+    exclusions: pl.DataFrame,
+    plan: Plan,
+    seed: str,
+    keys: dict[str, str],
+    cutoffs: pl.DataFrame,
+    draws: pl.DataFrame,
+) -> list[str]:
     """Lines saying, for every task, what the draw did with this entity and why."""
     rows = directory.with_columns(DRAWN_ID).filter(pl.col("uscc") == uscc)
     if rows.is_empty():
-        return [f"{uscc} is not in the directory the plan was drawn from (not submitted by any department, or quarantined)"]
+        return [
+            f"{uscc} is not in the directory the plan was drawn from (not submitted by any department, or quarantined)"
+        ]
     entity = rows.row(0, named=True)
     excluded = exclusions.filter(pl.col("uscc") == uscc)
     drawn = set(draws.filter(pl.col("uscc") == uscc)["task_id"])
-    lines = [f"{uscc} {entity['name']}: listed by {', '.join(entity['departments'])}; credit class {entity['credit_risk']}; "
-             f"seed {seed!r}"]
+    lines = [
+        f"{uscc} {entity['name']}: listed by {', '.join(entity['departments'])}; credit class {entity['credit_risk']}; "
+        f"seed {seed!r}"
+    ]
     for task in plan.tasks:
         if task.department not in entity["departments"]:
             continue
@@ -95,9 +110,11 @@ def entity_report(uscc: str, directory: pl.DataFrame, exclusions: pl.DataFrame, 
         stratum = cutoffs.filter((pl.col("task_id") == task.task_id) & (pl.col("credit_risk") == entity["credit_risk"]))
         n, k, cutoff = stratum.row(0)[3:6] if stratum.height else (0, 0, None)
         verdict = "DRAWN" if task.task_id in drawn else "not drawn"
-        rule = ("k is 0" if not k else f"score {'≤' if cutoff is not None and mine <= cutoff else '>'} cut-off {cutoff}")
-        lines.append(f"  {task.task_id}: {verdict}: score(seed, {key!r}, {uscc!r}) = {mine}; stratum {entity['credit_risk']} "
-                     f"of {n:,}, k = {k}; {rule}")
+        rule = "k is 0" if not k else f"score {'≤' if cutoff is not None and mine <= cutoff else '>'} cut-off {cutoff}"
+        lines.append(
+            f"  {task.task_id}: {verdict}: score(seed, {key!r}, {uscc!r}) = {mine}; stratum {entity['credit_risk']} "
+            f"of {n:,}, k = {k}; {rule}"
+        )
     if len(lines) == 1:
         lines.append("  no task of the plan is a task of a department that lists it")
     return lines

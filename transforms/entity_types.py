@@ -28,13 +28,25 @@ from jointdraw.transforms.reference import reference_table
 CATEGORIES = ("enterprise", "individual", "cooperative", "other")
 # the short forms exports used before the type codes (and the SPEC's own names)
 SHORT_FORMS = {
-    "enterprise": "enterprise", "企业": "enterprise", "公司": "enterprise",
-    "individual": "individual", "individual business": "individual", "个体": "individual",
-    "cooperative": "cooperative", "合作社": "cooperative",
-    "other": "other", "其他": "other", "其它": "other",
+    "enterprise": "enterprise",
+    "企业": "enterprise",
+    "公司": "enterprise",
+    "individual": "individual",
+    "individual business": "individual",
+    "个体": "individual",
+    "cooperative": "cooperative",
+    "合作社": "cooperative",
+    "other": "other",
+    "其他": "other",
+    "其它": "other",
     # bodies other departments list that market regulation does not register (USCC authority 1, 5, A, N, Y …)
-    "事业单位": "other", "社会团体": "other", "民办非企业单位": "other", "社会服务机构": "other", "基金会": "other",
-    "机关": "other", "其他组织": "other",
+    "事业单位": "other",
+    "社会团体": "other",
+    "民办非企业单位": "other",
+    "社会服务机构": "other",
+    "基金会": "other",
+    "机关": "other",
+    "其他组织": "other",
 }
 USCC_CATEGORY = {"91": "enterprise", "92": "individual", "93": "cooperative"}  # positions 1–2; any other: other
 _CODE_AT_START = re.compile(r"^(?P<code>\d{4})(?:[-:、.\s]+(?P<name>.*))?$")
@@ -53,13 +65,27 @@ def registered_types() -> dict[str, dict[str, str | None]]:
     blocks of the table (其他, 分公司, 普通合伙企业 under 外商投资 …) the first, domestic one is meant."""
     table = reference_table("entity_types")
     out: dict[str, dict[str, str | None]] = {}
-    for code, name, category, foreign, branch in table.select("code", "name_zh", "category", "foreign_invested", "branch").iter_rows():
-        entry = {"code": code, "name": name, "category": category, "foreign_invested": foreign == "true", "branch": branch == "true"}
+    for code, name, category, foreign, branch in table.select(
+        "code", "name_zh", "category", "foreign_invested", "branch"
+    ).iter_rows():
+        entry = {
+            "code": code,
+            "name": name,
+            "category": category,
+            "foreign_invested": foreign == "true",
+            "branch": branch == "true",
+        }
         if code:
             out.setdefault(code, entry)
         out.setdefault(type_key(name), entry)
     for spelling, category in SHORT_FORMS.items():  # a short form means its category, not a type
-        out[type_key(spelling)] = {"code": None, "name": None, "category": category, "foreign_invested": None, "branch": None}
+        out[type_key(spelling)] = {
+            "code": None,
+            "name": None,
+            "category": category,
+            "foreign_invested": None,
+            "branch": None,
+        }
     return out
 
 
@@ -99,23 +125,38 @@ def entity_type_columns(submitted: pl.Series, uscc: pl.Series) -> pl.DataFrame:
     """
     distinct = submitted.unique().drop_nulls()
     parsed = [parse_registered_type(v) for v in distinct]
-    mapping = pl.DataFrame({
-        "_submitted": distinct,
-        "_category": [p["category"] for p in parsed],
-        "registered_type": [p["name"] for p in parsed],
-        "registered_type_code": [p["code"] for p in parsed],
-        "foreign_invested": [p["foreign_invested"] for p in parsed],
-        "branch": [p["branch"] for p in parsed],
-    }, schema={"_submitted": pl.String, "_category": pl.String, "registered_type": pl.String, "registered_type_code": pl.String,
-               "foreign_invested": pl.Boolean, "branch": pl.Boolean})
-    rows = pl.DataFrame({"_submitted": submitted, "_uscc": uscc}).join(mapping, on="_submitted", how="left", maintain_order="left")
+    mapping = pl.DataFrame(
+        {
+            "_submitted": distinct,
+            "_category": [p["category"] for p in parsed],
+            "registered_type": [p["name"] for p in parsed],
+            "registered_type_code": [p["code"] for p in parsed],
+            "foreign_invested": [p["foreign_invested"] for p in parsed],
+            "branch": [p["branch"] for p in parsed],
+        },
+        schema={
+            "_submitted": pl.String,
+            "_category": pl.String,
+            "registered_type": pl.String,
+            "registered_type_code": pl.String,
+            "foreign_invested": pl.Boolean,
+            "branch": pl.Boolean,
+        },
+    )
+    rows = pl.DataFrame({"_submitted": submitted, "_uscc": uscc}).join(
+        mapping, on="_submitted", how="left", maintain_order="left"
+    )
     from_uscc = category_from_uscc(pl.col("_uscc"))
     unknown = pl.col("_submitted").is_not_null() & pl.col("_category").is_null()
     return rows.select(
-        entity_type=pl.when(unknown).then(pl.col("_submitted").str.strip_chars()).otherwise(pl.coalesce("_category", from_uscc)),
+        entity_type=pl.when(unknown)
+        .then(pl.col("_submitted").str.strip_chars())
+        .otherwise(pl.coalesce("_category", from_uscc)),
         registered_type="registered_type",
         registered_type_code="registered_type_code",
         foreign_invested="foreign_invested",
         branch="branch",
-        type_conflict=(pl.col("_category").is_not_null() & from_uscc.is_not_null() & (pl.col("_category") != from_uscc)).fill_null(False),
+        type_conflict=(
+            pl.col("_category").is_not_null() & from_uscc.is_not_null() & (pl.col("_category") != from_uscc)
+        ).fill_null(False),
     )

@@ -17,8 +17,9 @@ from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import closing_result_codes
 
 
-def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan: Plan,
-                            results: pl.DataFrame | None = None) -> pl.DataFrame:
+def exclusions_from_history(
+    history: pl.DataFrame, directory: pl.DataFrame, plan: Plan, results: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """(uscc, task_id = null: for every task, reason, source_run) sorted; one row per object and reason.
 
     * recently_inspected: inspected (or, without a result yet, drawn) on or after
@@ -35,24 +36,44 @@ def exclusions_from_history(history: pl.DataFrame, directory: pl.DataFrame, plan
     if plan.exclusion_window_days:
         since = start - dt.timedelta(days=plan.exclusion_window_days)
         recent = others.filter((pl.col("on") >= since) & (pl.col("on") < start))
-        parts.append(recent.sort("on", "run_id").group_by("uscc").agg(source_run=pl.col("run_id").last())
-                     .with_columns(reason=pl.lit("recently_inspected")))
+        parts.append(
+            recent.sort("on", "run_id")
+            .group_by("uscc")
+            .agg(source_run=pl.col("run_id").last())
+            .with_columns(reason=pl.lit("recently_inspected"))
+        )
     if plan.yearly_caps:
         this_year = others.filter(pl.col("drawn_on").dt.year() == start.year)
         # one plan visits an entity once, however many of its tasks drew it (fusion): count plans, not draw rows
-        counts = this_year.sort("drawn_on", "run_id").group_by("uscc").agg(n=pl.col("plan_id").n_unique(), source_run=pl.col("run_id").last())
-        caps = directory.select("uscc", cap=pl.col("credit_risk").replace_strict(plan.yearly_caps, default=None, return_dtype=pl.Int64))
-        parts.append(counts.join(caps, on="uscc").filter(pl.col("cap").is_not_null() & (pl.col("n") >= pl.col("cap")))
-                     .select("uscc", "source_run").with_columns(reason=pl.lit("yearly_cap")))
+        counts = (
+            this_year.sort("drawn_on", "run_id")
+            .group_by("uscc")
+            .agg(n=pl.col("plan_id").n_unique(), source_run=pl.col("run_id").last())
+        )
+        caps = directory.select(
+            "uscc", cap=pl.col("credit_risk").replace_strict(plan.yearly_caps, default=None, return_dtype=pl.Int64)
+        )
+        parts.append(
+            counts.join(caps, on="uscc")
+            .filter(pl.col("cap").is_not_null() & (pl.col("n") >= pl.col("cap")))
+            .select("uscc", "source_run")
+            .with_columns(reason=pl.lit("yearly_cap"))
+        )
     if results is not None and not results.is_empty():
         others = results.filter(pl.col("plan_id") != plan.plan_id)
         latest = others.filter(pl.col("inspection_date") == pl.col("inspection_date").max().over("uscc"))
         says_closed = pl.col("result_codes").list.eval(pl.element().is_in(closing_result_codes())).list.any()
         closed = latest.filter(says_closed).group_by("uscc").agg(source_run=pl.col("results_run_id").max())
-        parts.append(closed.join(directory.select("uscc"), on="uscc", how="semi").select("uscc", "source_run")
-                     .with_columns(reason=pl.lit("closed_per_result")))
+        parts.append(
+            closed.join(directory.select("uscc"), on="uscc", how="semi")
+            .select("uscc", "source_run")
+            .with_columns(reason=pl.lit("closed_per_result"))
+        )
     if not parts:
         return pl.DataFrame(schema=EXCLUSIONS_SCHEMA)
-    return (pl.concat([p.select("uscc", "reason", "source_run") for p in parts])
-            .select("uscc", task_id=pl.lit(None, pl.String), reason="reason", source_run="source_run")
-            .cast(EXCLUSIONS_SCHEMA).sort("uscc", "reason"))
+    return (
+        pl.concat([p.select("uscc", "reason", "source_run") for p in parts])
+        .select("uscc", task_id=pl.lit(None, pl.String), reason="reason", source_run="source_run")
+        .cast(EXCLUSIONS_SCHEMA)
+        .sort("uscc", "reason")
+    )

@@ -77,9 +77,15 @@ def normalise_industry(text: str | None) -> str | None:
 def industry_column(values: pl.Series) -> pl.Series:
     """`normalise_industry` over a column, once per distinct value."""
     distinct = values.unique()
-    mapping = pl.DataFrame({"_v": distinct, "_code": [normalise_industry(v) for v in distinct]},
-                           schema={"_v": pl.String, "_code": pl.String})
-    return values.to_frame("_v").join(mapping, on="_v", how="left", nulls_equal=True, maintain_order="left")["_code"].alias(values.name)
+    mapping = pl.DataFrame(
+        {"_v": distinct, "_code": [normalise_industry(v) for v in distinct]},
+        schema={"_v": pl.String, "_code": pl.String},
+    )
+    return (
+        values.to_frame("_v")
+        .join(mapping, on="_v", how="left", nulls_equal=True, maintain_order="left")["_code"]
+        .alias(values.name)
+    )
 
 
 @cache
@@ -101,9 +107,18 @@ def industry_reasons(codes: pl.Series) -> pl.Series:
     letter, division = codes.str.slice(0, 1), codes.str.slice(1, 2)
     known_division = codes.str.contains(r"^[A-T]\d{2,4}$") & division.is_in(list(sections))
     mismatch = known_division & (letter != division.replace_strict(sections, default=None))
-    reason = pl.select(pl.when(valid).then(None).when(mismatch).then(pl.lit("industry_section_mismatch"))
-                       .otherwise(pl.lit("industry_unknown"))).to_series()
-    return reason.set(codes.is_null(), None).alias("industry_reason") if codes.null_count() else reason.alias("industry_reason")
+    reason = pl.select(
+        pl.when(valid)
+        .then(None)
+        .when(mismatch)
+        .then(pl.lit("industry_section_mismatch"))
+        .otherwise(pl.lit("industry_unknown"))
+    ).to_series()
+    return (
+        reason.set(codes.is_null(), None).alias("industry_reason")
+        if codes.null_count()
+        else reason.alias("industry_reason")
+    )
 
 
 def industry_name(code: str) -> str | None:

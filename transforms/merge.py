@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from jointdraw.transforms.packaged import sql_text
+from jointdraw.transforms.storage.packaged import sql_text
 
 REGISTRATION_AUTHORITY = "AMR"
 # What names an entity in everything drawn from the directory (draws, joint tasks, teams, results,
@@ -50,7 +50,9 @@ class Merged:
 
 
 def merge_connection(memory_limit: str = "3GB", temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": memory_limit, **({"temp_directory": str(temp_directory)} if temp_directory else {})})
+    con = duckdb.connect(
+        config={"memory_limit": memory_limit, **({"temp_directory": str(temp_directory)} if temp_directory else {})}
+    )
     con.execute("set enable_progress_bar = false")
     return con
 
@@ -60,12 +62,19 @@ def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
     with its entity key and precedence), `listed_several_times`, `shared` (their records) and
     `directory` (one row per entity, unordered: writers order by entity_key)."""
     con.execute(sql_text("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})
-    con.execute("create or replace temp table listed_several_times as select entity_key from keyed group by 1 having count(*) > 1")
+    con.execute(
+        "create or replace temp table listed_several_times as "
+        "select entity_key from keyed group by 1 having count(*) > 1"
+    )
     # the records of entities listed several times: grouped for the directory, compared for conflicts
-    con.execute("create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)")
+    con.execute(
+        "create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)"
+    )
     con.execute(f"create or replace temp table directory as {sql_text('merge_directory')}")
-    conflicts = con.sql(sql_text("merge_conflicts"), params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH,
-                                                         "authority": REGISTRATION_AUTHORITY}).pl()
+    conflicts = con.sql(
+        sql_text("merge_conflicts"),
+        params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
+    ).pl()
     unlinked = con.sql("""
         select k.entity_key, d.name, k.submitted_by as department, k.source_file, k.source_line
         from keyed k join directory d using (entity_key)
@@ -78,8 +87,10 @@ def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
 
 def links_query() -> str:
     """Every record without a USCC: the key it was given and how (org_code, reg_no, unlinked)."""
-    return ("select source_file, source_line, submitted_by as department, org_code, legacy_reg_no, entity_key, linked_by "
-            "from keyed where linked_by <> 'uscc' order by source_file, source_line")
+    return (
+        "select source_file, source_line, submitted_by as department, org_code, legacy_reg_no, entity_key, linked_by "
+        "from keyed where linked_by <> 'uscc' order by source_file, source_line"
+    )
 
 
 def merge_frames(objects: pl.DataFrame) -> tuple[pl.DataFrame, Merged]:
@@ -93,5 +104,8 @@ def merge_frames(objects: pl.DataFrame) -> tuple[pl.DataFrame, Merged]:
 def type_conflicts_query() -> str:
     """Records whose registered type and USCC disagree on the entity's category (a 个体工商户 with a
     91… code): reported, not quarantined — the directory keeps the registered type."""
-    return ("select source_file, source_line, submitted_by as department, uscc, name, registered_type, registered_type_code, "
-            "entity_type, left(uscc, 2) as uscc_class from records where type_conflict order by source_file, source_line")
+    return (
+        "select source_file, source_line, submitted_by as department, uscc, name, registered_type, "
+        "registered_type_code, entity_type, left(uscc, 2) as uscc_class from records where type_conflict "
+        "order by source_file, source_line"
+    )

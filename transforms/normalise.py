@@ -42,7 +42,9 @@ def normalise_text(expr: pl.Expr) -> pl.Expr:
 def parse_date(expr: pl.Expr) -> pl.Expr:
     """A date from the text forms departments use; null when none fits."""
     text = expr.str.normalize("NFKC").str.strip_chars().str.replace(TIME_OF_DAY, "")
-    serial = pl.when(text.str.contains(r"^\d{5}$")).then(EXCEL_EPOCH + pl.duration(days=text.cast(pl.Int64, strict=False)))
+    serial = pl.when(text.str.contains(r"^\d{5}$")).then(
+        EXCEL_EPOCH + pl.duration(days=text.cast(pl.Int64, strict=False))
+    )
     return pl.coalesce([text.str.to_date(f, strict=False) for f in DATE_FORMATS] + [serial])
 
 
@@ -75,7 +77,11 @@ def _list_enum(expr: pl.Expr, enum: str) -> pl.Expr:
     """A list of enumeration values (codes or names); unknown ones are kept as submitted."""
     parts = expr.str.replace_all(LIST_SEPARATORS, ";").str.split(";")
     element = normalise_text(pl.element().str.normalize("NFKC"))
-    return parts.list.eval(_enum_key_expr(element).replace_strict(_spellings(enum), default=element)).list.drop_nulls().fill_null([])
+    return (
+        parts.list.eval(_enum_key_expr(element).replace_strict(_spellings(enum), default=element))
+        .list.drop_nulls()
+        .fill_null([])
+    )
 
 
 def _rule(how: str) -> Callable[[pl.Expr], pl.Expr]:
@@ -100,7 +106,9 @@ def _rule(how: str) -> Callable[[pl.Expr], pl.Expr]:
 ALREADY_NORMAL = {"code": r"^[0-9A-Z]+$", "org_code": r"^[0-9A-Z]+$", "text": r"^\S+( \S+)*$"}
 
 
-def _apply(values: pl.Series, rule: Callable[[pl.Expr], pl.Expr], per_unique: bool, already_normal: str | None = None) -> pl.Series:
+def _apply(
+    values: pl.Series, rule: Callable[[pl.Expr], pl.Expr], per_unique: bool, already_normal: str | None = None
+) -> pl.Series:
     """`rule` over a column. Registry columns repeat a lot (dates, classes, districts, enums):
     those are normalised once per distinct value and joined back; columns of distinct values
     (USCC, name, address) are normalised only where they are not normal already. Both are
@@ -144,4 +152,5 @@ def normalise_registry(raw: pl.DataFrame, kind: Kind, department: str) -> pl.Dat
         if how == "date":
             extra.append(_apply(values, normalise_text, per_unique=True).alias(f"{name}_text"))
     return pl.DataFrame([*cols, *extra]).with_columns(
-        submitted_by=pl.lit(department), source_file=raw["source_file"], source_line=raw["source_line"])
+        submitted_by=pl.lit(department), source_file=raw["source_file"], source_line=raw["source_line"]
+    )

@@ -26,10 +26,12 @@ def stratum_counts(scored_part: pl.DataFrame) -> pl.DataFrame:
 
 def partition_lowest_k(scored_part: pl.DataFrame, k_table: pl.DataFrame) -> pl.DataFrame:
     """Step 3: the partition's k lowest (score, uscc) per stratum; `k_table` has the global k."""
-    return (scored_part.join(k_table.select("task_id", "credit_risk", "k"), on=["task_id", "credit_risk"])
-            .sort(ORDER)
-            .filter(pl.int_range(pl.len()).over("task_id", "credit_risk") < pl.col("k"))
-            .drop("k"))
+    return (
+        scored_part.join(k_table.select("task_id", "credit_risk", "k"), on=["task_id", "credit_risk"])
+        .sort(ORDER)
+        .filter(pl.int_range(pl.len()).over("task_id", "credit_risk") < pl.col("k"))
+        .drop("k")
+    )
 
 
 def merge_lowest_k(partials: list[pl.DataFrame], k_table: pl.DataFrame) -> pl.DataFrame:

@@ -57,7 +57,9 @@ class Scope(_Strict):
         parsed = [parse_registered_type(v) for v in values]
         bad = [v for v, p in zip(values, parsed, strict=True) if not p["code"]]
         if bad:
-            raise ValueError(f"scope registered_types {bad} are not types with a code in data/reference/entity_types.csv")
+            raise ValueError(
+                f"scope registered_types {bad} are not types with a code in data/reference/entity_types.csv"
+            )
         return [p["code"] for p in parsed]  # type: ignore[misc]
 
     @field_validator("industries")
@@ -65,10 +67,14 @@ class Scope(_Strict):
     def _industry_codes(cls, values: list[str]) -> list[str]:
         """Each written as the directory writes it (62 → H62), so a scope entry is a prefix of the codes it covers."""
         codes = [normalise_industry(v) or "" for v in values]
-        bad = [v for v, reason in zip(values, industry_reasons(pl.Series(codes, dtype=pl.String)), strict=True) if reason]
+        bad = [
+            v for v, reason in zip(values, industry_reasons(pl.Series(codes, dtype=pl.String)), strict=True) if reason
+        ]
         if bad:
-            raise ValueError(f"scope industries {bad} are not GB/T 4754-2017 sections, divisions, groups or classes "
-                             "(data/reference/industries_gbt4754_2017.csv)")
+            raise ValueError(
+                f"scope industries {bad} are not GB/T 4754-2017 sections, divisions, groups or classes "
+                "(data/reference/industries_gbt4754_2017.csv)"
+            )
         return codes
 
 
@@ -110,8 +116,10 @@ class Plan(_Strict):
     @model_validator(mode="after")
     def _public_seed_has_a_date(self) -> Plan:
         if self.seed_policy == "public" and (self.seed_announced_at is None or self.seed_announced_at.tzinfo is None):
-            raise ValueError("seed_policy public needs seed_announced_at: when the public numbers are announced, with its UTC "
-                             "offset (e.g. 2026-03-01T21:30:00+08:00)")
+            raise ValueError(
+                "seed_policy public needs seed_announced_at: when the public numbers are announced, with its UTC "
+                "offset (e.g. 2026-03-01T21:30:00+08:00)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -135,7 +143,9 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
-            raise yaml.YAMLError(f"aliases (*name) are not accepted in a plan (line {mark.line + 1}); write the values out")
+            raise yaml.YAMLError(
+                f"aliases (*name) are not accepted in a plan (line {mark.line + 1}); write the values out"
+            )
         return super().compose_node(parent, index)
 
 
@@ -183,12 +193,19 @@ def unlisted_items(tasks: list[Task], items: pl.DataFrame) -> list[UnlistedItem]
     item list (`items`: item_id, department) does not have — the commit stage's check against the
     validated items, and the plan check's against the inbox before anything runs."""
     owner = dict(items.select("item_id", "department").iter_rows())
-    return [UnlistedItem(t.department, t.task_id, item, owner.get(item))
-            for t in tasks for item in t.items if owner.get(item) != t.department]
+    return [
+        UnlistedItem(t.department, t.task_id, item, owner.get(item))
+        for t in tasks
+        for item in t.items
+        if owner.get(item) != t.department
+    ]
 
 
 def plan_item_problems(plan: Plan, items: pl.DataFrame) -> list[str]:
     """`unlisted_items` as messages, one per task and item."""
-    return [f"task {u.task_id} names item {u.item_id}, which no department's item list (items.*) has" if u.listed_by is None
-            else f"task {u.task_id} of {u.department} names item {u.item_id}, which is {u.listed_by}'s item"
-            for u in unlisted_items(plan.tasks, items)]
+    return [
+        f"task {u.task_id} names item {u.item_id}, which no department's item list (items.*) has"
+        if u.listed_by is None
+        else f"task {u.task_id} of {u.department} names item {u.item_id}, which is {u.listed_by}'s item"
+        for u in unlisted_items(plan.tasks, items)
+    ]

@@ -14,8 +14,8 @@ import polars as pl
 
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.plan import Plan, unlisted_items
-from jointdraw.transforms.read_registry import RegistryFileError, read_registry, scan_inbox
 from jointdraw.transforms.reference import department_names
+from jointdraw.transforms.storage.registry_files import RegistryFileError, read_registry, scan_inbox
 
 
 def _listed(tasks: list[str]) -> str:
@@ -35,29 +35,43 @@ def plan_inbox_problems(plan: Plan, inbox: Path) -> list[str]:
     problems = []
     for dept, tasks in sorted(tasks_of.items()):
         if dept not in known:
-            problems.append(f"{dept}: tasks {_listed(tasks)} draw for department {dept}, which is not in "
-                            "data/reference/departments.csv (a typo in the plan?)")
+            problems.append(
+                f"{dept}: tasks {_listed(tasks)} draw for department {dept}, which is not in "
+                "data/reference/departments.csv (a typo in the plan?)"
+            )
         elif dept not in folders:
-            problems.append(f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but the inbox has no folder {dept}/")
+            problems.append(
+                f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but the inbox has no folder {dept}/"
+            )
         elif (dept, "objects") not in files and dept in refused:
             problems.append(f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but {refused[dept]}")
         elif (dept, "objects") not in files:
-            problems.append(f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but {dept}/ has no objects.* file "
-                            "(its tasks would draw nothing)")
+            problems.append(
+                f"{dept}: tasks {_listed(tasks)} draw from {dept}'s objects, but {dept}/ has no objects.* file "
+                "(its tasks would draw nothing)"
+            )
         if dept not in known or dept not in folders:
             continue
         items_file = files.get((dept, "items"))
         if items_file is None:
             named = sorted({i for t in plan.tasks if t.department == dept for i in t.items})
-            problems.append(f"{dept}: tasks {_listed(tasks)} name items {', '.join(named[:6])}…, but {dept}/ has no items.* file")
+            problems.append(
+                f"{dept}: tasks {_listed(tasks)} name items {', '.join(named[:6])}…, but {dept}/ has no items.* file"
+            )
             continue
         try:
-            listed = normalise_registry(read_registry(items_file).frame, "items", dept).select("item_id", department=pl.lit(dept))
+            listed = normalise_registry(read_registry(items_file).frame, "items", dept).select(
+                "item_id", department=pl.lit(dept)
+            )
         except RegistryFileError:
             continue  # unreadable: ingest says why, with the file named
         named = sorted({i for t in plan.tasks if t.department == dept for i in t.items})
-        missing = sorted({u.item_id for u in unlisted_items([t for t in plan.tasks if t.department == dept], listed)})  # the rule's one home (transforms/plan.py)
+        missing = sorted(
+            {u.item_id for u in unlisted_items([t for t in plan.tasks if t.department == dept], listed)}
+        )  # the rule's one home (transforms/plan.py)
         if missing:
-            problems.append(f"{dept}: tasks name items {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''} that "
-                            f"{items_file.relative} does not list ({len(missing)} of {len(named)})")
+            problems.append(
+                f"{dept}: tasks name items {', '.join(missing[:8])}{' …' if len(missing) > 8 else ''} that "
+                f"{items_file.relative} does not list ({len(missing)} of {len(named)})"
+            )
     return problems

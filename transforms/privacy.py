@@ -18,13 +18,25 @@ from pathlib import Path
 
 import polars as pl
 
-from jointdraw.transforms.xlsxout import read_workbook
+from jointdraw.transforms.storage.xlsxout import read_workbook
 
 ENTITY_COLUMNS = {"uscc", "统一社会信用代码", "entity_key", "联合任务编号", "joint_task_id"}
 CLASS_COLUMNS = {"credit_risk", "信用风险分类", "信用风险分类等级", "credit_class", "信用等级"}
-PERSONAL_COLUMNS = {"operator_name", "phone", "经营者", "经营者姓名", "联系电话", "inspectors", "inspector_id", "检查人员",
-                    "执法人员", "执法证号"}
-PHONE = re.compile(r"(?<![0-9A-Za-z.:-])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9A-Za-z.:-])")  # not inside a hash or a code
+PERSONAL_COLUMNS = {
+    "operator_name",
+    "phone",
+    "经营者",
+    "经营者姓名",
+    "联系电话",
+    "inspectors",
+    "inspector_id",
+    "检查人员",
+    "执法人员",
+    "执法证号",
+}
+PHONE = re.compile(
+    r"(?<![0-9A-Za-z.:-])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9A-Za-z.:-])"
+)  # not inside a hash or a code
 TABLES = (".csv", ".xlsx", ".parquet")
 
 
@@ -47,7 +59,9 @@ def table_leaks(name: str, columns: list[str]) -> list[str]:
     personal = sorted(set(columns) & PERSONAL_COLUMNS)
     leaks = [f"{name}: personal column {', '.join(personal)}"] if personal else []
     if set(columns) & ENTITY_COLUMNS and set(columns) & CLASS_COLUMNS:
-        leaks.append(f"{name}: entities side by side with their credit class ({', '.join(sorted(set(columns) & CLASS_COLUMNS))})")
+        leaks.append(
+            f"{name}: entities side by side with their credit class ({', '.join(sorted(set(columns) & CLASS_COLUMNS))})"
+        )
     return leaks
 
 

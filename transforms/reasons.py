@@ -20,8 +20,10 @@ ROW_REASONS: dict[str, str] = {
     "department_unknown": "department code is not in data/reference/departments.csv",
     "item_scope_unknown": "an item in the inspector's item scope is not on the item list",
     "district_unknown": "district is not a code, name or alias in the district table (nor named by the address)",
-    "industry_unknown": "industry code is not a GB/T 4754-2017 code: no such division (data/reference/industries_gbt4754_2017.csv)",
-    "industry_section_mismatch": "industry code's section letter is not its division's (GB/T 4754-2017: 65 is in section I)",
+    "industry_unknown": "industry code is not a GB/T 4754-2017 code: no such division "
+    "(data/reference/industries_gbt4754_2017.csv)",
+    "industry_section_mismatch": "industry code's section letter is not its division's "
+    "(GB/T 4754-2017: 65 is in section I)",
     "enum_unknown": "value is not one of the allowed codes",
     "duplicate_row": "the same row appears earlier in the file",
     "duplicate_id": "the id appears earlier in the file",
@@ -44,15 +46,17 @@ RULE_TEXT_ZH: dict[str, str] = {
     "duplicate_row": "同一文件中不得有与前面某行完全相同的行",
     "value_too_long": "任何文本值不超过 2000 个字符",
     "required_missing": "必填字段 {column} 不得为空",
-    "uscc_check_char": "统一社会信用代码符合 GB 32100-2015：18 位，字符集不含 I、O、Z、S、V，第 1 位为登记管理部门代码，"
-                       "第 18 位校验码正确，第 9–17 位组织机构代码符合 GB 11714 校验（每行的原因依次为 uscc_stored_as_number、"
-                       "uscc_length、uscc_charset、uscc_authority、uscc_check_char、uscc_org_check 中第一个不符合的）",
+    "uscc_check_char": "统一社会信用代码符合 GB 32100-2015：18 位，字符集不含 I、O、Z、S、V，"
+    "第 1 位为登记管理部门代码，"
+    "第 18 位校验码正确，第 9–17 位组织机构代码符合 GB 11714 校验（每行的原因依次为 uscc_stored_as_number、"
+    "uscc_length、uscc_charset、uscc_authority、uscc_check_char、uscc_org_check 中第一个不符合的）",
     "org_code_check": "组织机构代码符合 GB 11714：8 位本体代码加 1 位校验码",
     "reg_no_check": "注册号为 15 位数字，符合 ISO 7064 MOD 11,10 校验",
     "duplicate_id": "同一文件中 {column} 不得重复（保留第一次出现的行）",
-    "district_unknown": "{column} 为区划表中的行政区划代码、名称或别称（GB/T 2260，data/reference/districts_shenzhen.csv）",
-    "industry_unknown": "行业代码为 GB/T 4754-2017 的门类、大类、中类或小类，门类字母与大类一致（字母与大类不一致的原因为 "
-                        "industry_section_mismatch）",
+    "district_unknown": "{column} 为区划表中的行政区划代码、名称或别称"
+    "（GB/T 2260，data/reference/districts_shenzhen.csv）",
+    "industry_unknown": "行业代码为 GB/T 4754-2017 的门类、大类、中类或小类，门类字母与大类一致"
+    "（字母与大类不一致的原因为 industry_section_mismatch）",
     "date_unparseable": "{column} 是可识别的日期",
     "date_implausible": "{column} 不晚于运行日期",
     "enum_unknown": "{column} 的取值在代码表中",

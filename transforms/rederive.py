@@ -20,16 +20,16 @@ from pathlib import Path
 
 import polars as pl
 
-from jointdraw.transforms import people_headers
-from jointdraw.transforms.bundle import PRE, PUBLIC, REGULATOR, bundle_file, results_folder
-from jointdraw.transforms.csvout import people_frame
-from jointdraw.transforms.fuse import JOINT_TASK_COLUMNS, fuse_draws
-from jointdraw.transforms.fusion import fusion_summary
+from jointdraw.transforms.documents import people_headers
+from jointdraw.transforms.documents.notice import INDIVIDUAL, NOTICE_COLUMNS, public_notice, render_notice_page
+from jointdraw.transforms.documents.seal import page_with_empty_slot
+from jointdraw.transforms.fusion_figures import fusion_summary
+from jointdraw.transforms.joint_tasks import JOINT_TASK_COLUMNS, fuse_draws
 from jointdraw.transforms.merge import DRAWN_ID
-from jointdraw.transforms.notice import INDIVIDUAL, NOTICE_COLUMNS, public_notice, render_notice_page
 from jointdraw.transforms.plan import Plan
-from jointdraw.transforms.seal import page_with_empty_slot
-from jointdraw.transforms.xlsxout import read_workbook
+from jointdraw.transforms.storage.bundle import PRE, PUBLIC, REGULATOR, bundle_file, results_folder
+from jointdraw.transforms.storage.csvout import people_frame
+from jointdraw.transforms.storage.xlsxout import read_workbook
 
 SHOWN_ROWS = 5  # differences listed per file
 
@@ -37,6 +37,7 @@ SHOWN_ROWS = 5  # differences listed per file
 def cell_text(frame: pl.DataFrame) -> pl.DataFrame:
     """Cells as text people read them, the same whichever file they came from: empty is null, a date
     cell's midnight dropped, 3.0 is 3, a CSV's neutralising quote before = + - @ dropped."""
+
     def norm(c: pl.Expr) -> pl.Expr:
         c = c.cast(pl.String)
         c = c.str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1").str.replace(r"^(-?\d+)\.0$", "$1")
@@ -55,12 +56,18 @@ def _differences(name: str, published: pl.DataFrame, expected: pl.DataFrame) -> 
     if a.equals(b):
         return []
     index = pl.int_range(pl.len()).alias("_row")
-    differ = a.with_columns(index).join(b.with_columns(index), on="_row", suffix="_expected").filter(
-        pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_expected")) for c in a.columns))
+    differ = (
+        a.with_columns(index)
+        .join(b.with_columns(index), on="_row", suffix="_expected")
+        .filter(pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_expected")) for c in a.columns))
+    )
     out = []
     for row in differ.head(SHOWN_ROWS).iter_rows(named=True):
         cols = [c for c in a.columns if row[c] != row[f"{c}_expected"]]
-        out.append(f"{name} row {row['_row'] + 2}: " + "; ".join(f"{c} is {row[c]!r}, expected {row[c + '_expected']!r}" for c in cols))
+        out.append(
+            f"{name} row {row['_row'] + 2}: "
+            + "; ".join(f"{c} is {row[c]!r}, expected {row[c + '_expected']!r}" for c in cols)
+        )
     return out + ([f"{name}: … {differ.height - SHOWN_ROWS} more rows differ"] if differ.height > SHOWN_ROWS else [])
 
 
@@ -81,11 +88,17 @@ def table_problems(csv_path: Path, expected: pl.DataFrame, headers: dict[str, st
 
 def _masked(published: str | None, name: str | None) -> bool:
     """`published` is `name` with some characters replaced by `*` (an operator's name masked)."""
-    return (published is not None and name is not None and len(published) == len(name)
-            and all(p == n or p == "*" for p, n in zip(published, name, strict=True)))
+    return (
+        published is not None
+        and name is not None
+        and len(published) == len(name)
+        and all(p == n or p == "*" for p, n in zip(published, name, strict=True))
+    )
 
 
-def notice_problems(notice_csv: Path, expected: pl.DataFrame, directory_names: pl.DataFrame) -> tuple[list[str], pl.DataFrame]:
+def notice_problems(
+    notice_csv: Path, expected: pl.DataFrame, directory_names: pl.DataFrame
+) -> tuple[list[str], pl.DataFrame]:
     """The notice against the one re-derived without operators' names: equal, but an individual
     business's name may be masked. Also returns the re-derived notice with the names as published
     (what the page must show)."""
@@ -94,18 +107,38 @@ def notice_problems(notice_csv: Path, expected: pl.DataFrame, directory_names: p
     wanted = people_frame(expected).rename(NOTICE_COLUMNS)
     if published.height == wanted.height and set(published.columns) == set(wanted.columns):
         # rows sort by name, and a masked name sorts elsewhere: compare by joint task, names apart
-        both = published.join(wanted, on=code, how="left", suffix="_expected").join(directory_names, on=code, how="left")
+        both = published.join(wanted, on=code, how="left", suffix="_expected").join(
+            directory_names, on=code, how="left"
+        )
         masked = both.filter(pl.col(name).ne_missing(pl.col(f"{name}_expected")))
-        bad = [r[code] for r in masked.iter_rows(named=True) if r["entity_type"] != INDIVIDUAL or not _masked(r[name], r["plain_name"])]
+        bad = [
+            r[code]
+            for r in masked.iter_rows(named=True)
+            if r["entity_type"] != INDIVIDUAL or not _masked(r[name], r["plain_name"])
+        ]
         if bad:
-            return [f"{notice_csv.name}: the entity name of {', '.join(bad[:SHOWN_ROWS])} is not the directory's"], expected
+            return [
+                f"{notice_csv.name}: the entity name of {', '.join(bad[:SHOWN_ROWS])} is not the directory's"
+            ], expected
         shown = masked.select(joint_task_id=code, _n=name)
-        expected = (expected.join(shown, on="joint_task_id", how="left").with_columns(pl.coalesce("_n", "name").alias("name"))
-                    .drop("_n").sort(by=pl.col("joint_task_id").replace_strict(dict(zip(published[code], range(published.height))),
-                                                                                default=None)))
-        fixed = published.join(masked.select(code, pl.col(f"{name}_expected").alias("_n")), on=code, how="left").with_columns(
-            pl.coalesce("_n", name).alias(name)).drop("_n")
-        published = fixed.sort(by=pl.col(code).replace_strict(dict(zip(wanted[code], range(wanted.height))), default=None))
+        expected = (
+            expected.join(shown, on="joint_task_id", how="left")
+            .with_columns(pl.coalesce("_n", "name").alias("name"))
+            .drop("_n")
+            .sort(
+                by=pl.col("joint_task_id").replace_strict(
+                    dict(zip(published[code], range(published.height), strict=True)), default=None
+                )
+            )
+        )
+        fixed = (
+            published.join(masked.select(code, pl.col(f"{name}_expected").alias("_n")), on=code, how="left")
+            .with_columns(pl.coalesce("_n", name).alias(name))
+            .drop("_n")
+        )
+        published = fixed.sort(
+            by=pl.col(code).replace_strict(dict(zip(wanted[code], range(wanted.height), strict=True)), default=None)
+        )
     problems = _differences(notice_csv.name, published.select(wanted.columns), wanted)
     xlsx = notice_csv.with_suffix(".xlsx")
     if xlsx.is_file():
@@ -117,20 +150,28 @@ def published_items(pre: Path) -> pl.DataFrame:
     """(item_id, name, category) from the item list published before the draw."""
     h = people_headers.PRE_ITEMS
     return pl.read_csv(pre / "items.csv", infer_schema=False).select(
-        item_id=h["item_id"], name=h["name"], category=pl.col(h["category"]).replace({"重点": "key", "一般": "general"}))
+        item_id=h["item_id"], name=h["name"], category=pl.col(h["category"]).replace({"重点": "key", "一般": "general"})
+    )
 
 
 def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
     at = lambda name: bundle_file(bundle, name)  # noqa: E731
     problems, derived = [], 0
     draws = pl.read_parquet(at("draws.parquet"))
-    drawn = (pl.scan_parquet(at("directory.parquet")).with_columns(DRAWN_ID)  # only the entities drawn: a city's directory is large
-             .join(draws.lazy().select("uscc").unique(), on="uscc", how="semi").collect())
+    drawn = (
+        pl.scan_parquet(at("directory.parquet"))
+        .with_columns(DRAWN_ID)  # only the entities drawn: a city's directory is large
+        .join(draws.lazy().select("uscc").unique(), on="uscc", how="semi")
+        .collect()
+    )
     items = published_items(at(PRE))
     joint = fuse_draws(draws, items, drawn, plan.plan_id).joint_tasks
     notice = public_notice(joint, drawn.with_columns(operator_name=pl.lit(None, pl.String)), items, plan)
-    names = drawn.select(pl.concat_str(pl.lit(plan.plan_id + "-"), "uscc").alias(NOTICE_COLUMNS["joint_task_id"]),
-                         plain_name="name", entity_type="entity_type")
+    names = drawn.select(
+        pl.concat_str(pl.lit(plan.plan_id + "-"), "uscc").alias(NOTICE_COLUMNS["joint_task_id"]),
+        plain_name="name",
+        entity_type="entity_type",
+    )
     found, shown = notice_problems(at("notice.csv"), notice, names)
     problems += [f"{PUBLIC}/{p}" for p in found]
     seed = json.loads(at("seed.json").read_text(encoding="utf-8"))
@@ -139,8 +180,13 @@ def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
         problems.append(f"{PUBLIC}/notice.html: not the page notice.csv gives")
     summary = json.loads(at("summary.json").read_text(encoding="utf-8"))
     if summary != json.loads(json.dumps({"plan_id": plan.plan_id, **fusion_summary(draws, joint)})):
-        problems.append(f"{PUBLIC}/summary.json: not the figures the draws give (fusion re-derived from audit/draws.parquet)")
-    problems += [f"{PUBLIC}/{p}" for p in table_problems(at("strata.csv"), pl.read_parquet(at("strata.parquet")), people_headers.STRATA)]
+        problems.append(
+            f"{PUBLIC}/summary.json: not the figures the draws give (fusion re-derived from audit/draws.parquet)"
+        )
+    problems += [
+        f"{PUBLIC}/{p}"
+        for p in table_problems(at("strata.csv"), pl.read_parquet(at("strata.parquet")), people_headers.STRATA)
+    ]
     problems += [f"audit/{p}" for p in table_problems(at("draws.csv"), draws, people_headers.DRAWS)]
     derived += 7
     if (bundle / REGULATOR).is_dir():
@@ -148,21 +194,35 @@ def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
         fused = [c for c in published.columns if c in JOINT_TASK_COLUMNS]  # the team and the day are assign's
         if not published.select(fused).equals(joint.select(fused)):
             problems.append(f"{REGULATOR}/joint_tasks.parquet: not the joint tasks the draws give (fusion re-derived)")
-        problems += [f"{REGULATOR}/{p}" for p in table_problems(at("joint_tasks.csv"), published, people_headers.JOINT_TASKS)]
+        problems += [
+            f"{REGULATOR}/{p}" for p in table_problems(at("joint_tasks.csv"), published, people_headers.JOINT_TASKS)
+        ]
         from jointdraw.transforms.assign import unassigned_for_people
 
         unassigned = unassigned_for_people(pl.read_parquet(at("unassigned.parquet")), published)
-        problems += [f"{REGULATOR}/{p}" for p in table_problems(at("unassigned.csv"), unassigned, people_headers.UNASSIGNED)]
+        problems += [
+            f"{REGULATOR}/{p}" for p in table_problems(at("unassigned.csv"), unassigned, people_headers.UNASSIGNED)
+        ]
         derived += 5
     return problems, derived
 
 
 def results_notice_problems(bundle: Path) -> list[str]:
     """public/results/notice.* re-derived from regulator/results/results.parquet and the draw's notice."""
-    from jointdraw.transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
+    from jointdraw.transforms.results import (
+        RESULTS_NOTICE_HEADERS,
+        notice_entities,
+        published_item_names,
+        results_notice,
+    )
 
     results = pl.read_parquet(results_folder(bundle, REGULATOR) / "results.parquet")
-    expected = results_notice(results, notice_entities(bundle_file(bundle, "notice.csv")),
-                              published_item_names(bundle_file(bundle, PRE) / "items.csv"))
-    return [f"{PUBLIC}/results/{p}" for p in table_problems(results_folder(bundle, PUBLIC) / "notice.csv", expected,
-                                                            RESULTS_NOTICE_HEADERS)]
+    expected = results_notice(
+        results,
+        notice_entities(bundle_file(bundle, "notice.csv")),
+        published_item_names(bundle_file(bundle, PRE) / "items.csv"),
+    )
+    return [
+        f"{PUBLIC}/results/{p}"
+        for p in table_problems(results_folder(bundle, PUBLIC) / "notice.csv", expected, RESULTS_NOTICE_HEADERS)
+    ]

@@ -19,8 +19,7 @@ from functools import cache
 
 import polars as pl
 
-from jointdraw.transforms.packaged import reference_dir
-
+from jointdraw.transforms.storage.packaged import reference_dir
 
 
 @cache
@@ -54,8 +53,11 @@ def code_names(name: str) -> dict[str, str]:
 def enum_spellings(name: str) -> dict[str, str]:
     """Every accepted spelling (code, Chinese name, English name; lower-case) → the code."""
     t = reference_table(name)
-    return {spelling.lower(): code for col in ("code", "name_zh", "name_en")
-            for spelling, code in zip(t[col], t["code"], strict=True)}
+    return {
+        spelling.lower(): code
+        for col in ("code", "name_zh", "name_en")
+        for spelling, code in zip(t[col], t["code"], strict=True)
+    }
 
 
 def closing_result_codes() -> list[str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from jointdraw.transforms.read_registry import scan_inbox
-from jointdraw.transforms.runfolder import STAGES, changed_outputs, read_stage_record, sha256_file, stage_dir
+from jointdraw.transforms.storage.registry_files import scan_inbox
+from jointdraw.transforms.storage.runfolder import STAGES, changed_outputs, read_stage_record, sha256_file, stage_dir
 
 
 def first_unfinished_stage(run_dir: Path) -> str | None:
@@ -35,14 +35,18 @@ def _input_problems(inbox: Path, ingest: dict) -> list[str]:
 
 def rerun_problems(run_dir: Path, start_at: str, plan_file: Path, inbox: Path) -> list[str]:
     problems: list[str] = []
-    for stage in STAGES[:STAGES.index(start_at)]:
+    for stage in STAGES[: STAGES.index(start_at)]:
         if read_stage_record(run_dir, stage) is None:
-            return [f"{stage} has not finished in {run_dir} (no {stage_dir(run_dir, stage).name}/stage.json): "
-                    f"start at {stage} (or `jointdraw resume`)"]
+            return [
+                f"{stage} has not finished in {run_dir} (no {stage_dir(run_dir, stage).name}/stage.json): "
+                f"start at {stage} (or `jointdraw resume`)"
+            ]
         changed = changed_outputs(stage_dir(run_dir, stage))
         if changed:
-            problems.append(f"{stage}: {len(changed)} of its files changed since it wrote them ({', '.join(changed[:3])}"
-                            f"{' …' if len(changed) > 3 else ''})")
+            problems.append(
+                f"{stage}: {len(changed)} of its files changed since it wrote them ({', '.join(changed[:3])}"
+                f"{' …' if len(changed) > 3 else ''})"
+            )
     run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
     if run.get("plan_sha256") and sha256_file(plan_file) != run["plan_sha256"]:
         problems.append(f"the plan {plan_file} changed since run {Path(run_dir).name} started")

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import polars as pl
 
-from jointdraw.transforms import people_headers
+from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.reference import code_names, department_names, result_codes_in
 from jointdraw.transforms.workdays import add_working_days
 
@@ -36,9 +36,20 @@ RESULT_CHECKS: dict[str, tuple[str, str]] = {
 }
 RESULT_KEY = ("joint_task_id", "department", "item_id")
 PUBLISHED_SCHEMA = {  # a published result (results.parquet, the warehouse's `results`)
-    "joint_task_id": pl.String, "uscc": pl.String, "department": pl.String, "item_id": pl.String, "inspection_date": pl.Date,
-    "inspectors": pl.List(pl.String), "method": pl.String, "result_codes": pl.List(pl.String), "follow_up": pl.String,
-    "findings": pl.String, "substitution_reason": pl.String, "first_published_on": pl.Date, "deadline": pl.Date, "overdue": pl.Boolean,
+    "joint_task_id": pl.String,
+    "uscc": pl.String,
+    "department": pl.String,
+    "item_id": pl.String,
+    "inspection_date": pl.Date,
+    "inspectors": pl.List(pl.String),
+    "method": pl.String,
+    "result_codes": pl.List(pl.String),
+    "follow_up": pl.String,
+    "findings": pl.String,
+    "substitution_reason": pl.String,
+    "first_published_on": pl.Date,
+    "deadline": pl.Date,
+    "overdue": pl.Boolean,
 }
 NO_PROBLEM = "1"  # 未发现问题
 DEFAULT_LIMIT_WORKING_DAYS = 20
@@ -77,14 +88,22 @@ def with_result_checks(typed: pl.DataFrame, plan: PlanSide) -> pl.DataFrame:
         result_key=pl.concat_str("joint_task_id", "item_id", separator="|"),
         own_department=blank["department"] | (pl.col("department") == pl.col("submitted_by")),
         task_known=blank["joint_task_id"] | pl.col("_task").fill_null(False),
-        department_on_task=blank["joint_task_id"] | blank["department"] | pl.col("_task").is_null() | pl.col("_dept").fill_null(False),
+        department_on_task=blank["joint_task_id"]
+        | blank["department"]
+        | pl.col("_task").is_null()
+        | pl.col("_dept").fill_null(False),
         item_on_task=(blank["item_id"] | pl.col("_dept").is_null() | pl.col("_item").fill_null(False)),
-        inspectors_on_team=(pl.col("team").is_null() | pl.col("substitution_reason").is_not_null()
-                            | pl.col("inspectors").list.set_difference(pl.col("team")).list.len().eq(0)),
+        inspectors_on_team=(
+            pl.col("team").is_null()
+            | pl.col("substitution_reason").is_not_null()
+            | pl.col("inspectors").list.set_difference(pl.col("team")).list.len().eq(0)
+        ),
         date_in_period=blank["inspection_date"] | pl.col("inspection_date").is_between(start, end),
         date_not_after_as_of=blank["inspection_date"] | (pl.col("inspection_date") <= plan.as_of),
-        codes_consistent=~(pl.col("result_codes").list.contains(NO_PROBLEM)
-                           & pl.col("result_codes").list.eval(pl.element().is_in(problems)).list.any()).fill_null(False),
+        codes_consistent=~(
+            pl.col("result_codes").list.contains(NO_PROBLEM)
+            & pl.col("result_codes").list.eval(pl.element().is_in(problems)).list.any()
+        ).fill_null(False),
     )
 
 
@@ -96,22 +115,39 @@ def result_deadlines(inspection_dates: pl.Series, limit: int) -> pl.Series:
     return inspection_dates.replace_strict(deadline, default=None, return_dtype=pl.Date).alias("deadline")
 
 
-def published_results(accepted: pl.DataFrame | None, plan: PlanSide, previous: pl.DataFrame, limit: int) -> pl.DataFrame:
+def published_results(
+    accepted: pl.DataFrame | None, plan: PlanSide, previous: pl.DataFrame, limit: int
+) -> pl.DataFrame:
     """The results as published (PUBLISHED_SCHEMA, then planned_date, source_file, source_line):
     the accepted rows with their entity, first publication date (kept from an earlier results
     run, else today's `as_of`), deadline and whether they were published late (`overdue`).
     `previous`: (joint_task_id, department, item_id, first_published_on); no accepted rows: none."""
     if accepted is None:
-        return pl.DataFrame(schema={**PUBLISHED_SCHEMA, "planned_date": pl.Date, "source_file": pl.String, "source_line": pl.Int64})
+        return pl.DataFrame(
+            schema={**PUBLISHED_SCHEMA, "planned_date": pl.Date, "source_file": pl.String, "source_line": pl.Int64}
+        )
     entity = plan.task_items.select(*RESULT_KEY, "uscc", "planned_date").unique(subset=list(RESULT_KEY))
-    rows = (accepted.select("joint_task_id", "department", "item_id", "inspection_date", "inspectors", "method", "result_codes",
-                            "follow_up", "findings", "substitution_reason", "source_file", "source_line")
-            .join(entity, on=list(RESULT_KEY), how="left")
-            .join(previous.select(*RESULT_KEY, "first_published_on"), on=list(RESULT_KEY), how="left")
-            .with_columns(first_published_on=pl.col("first_published_on").fill_null(plan.as_of)))
+    rows = (
+        accepted.select(
+            "joint_task_id",
+            "department",
+            "item_id",
+            "inspection_date",
+            "inspectors",
+            "method",
+            "result_codes",
+            "follow_up",
+            "findings",
+            "substitution_reason",
+            "source_file",
+            "source_line",
+        )
+        .join(entity, on=list(RESULT_KEY), how="left")
+        .join(previous.select(*RESULT_KEY, "first_published_on"), on=list(RESULT_KEY), how="left")
+        .with_columns(first_published_on=pl.col("first_published_on").fill_null(plan.as_of))
+    )
     rows = rows.with_columns(deadline=result_deadlines(rows["inspection_date"], limit))
-    return (rows.with_columns(overdue=pl.col("first_published_on") > pl.col("deadline"))
-            .sort(*RESULT_KEY))
+    return rows.with_columns(overdue=pl.col("first_published_on") > pl.col("deadline")).sort(*RESULT_KEY)
 
 
 def outstanding_items(plan: PlanSide, results: pl.DataFrame, limit: int) -> pl.DataFrame:
@@ -119,8 +155,11 @@ def outstanding_items(plan: PlanSide, results: pl.DataFrame, limit: int) -> pl.D
     date and whether the planned date is more than `limit` working days ago (`overdue`)."""
     open_items = plan.task_items.join(results.select(RESULT_KEY), on=list(RESULT_KEY), how="anti")
     open_items = open_items.with_columns(deadline=result_deadlines(open_items["planned_date"], limit))
-    return (open_items.with_columns(overdue=pl.col("deadline") < plan.as_of)
-            .select(*RESULT_KEY, "uscc", "planned_date", "deadline", "overdue").sort(*RESULT_KEY))
+    return (
+        open_items.with_columns(overdue=pl.col("deadline") < plan.as_of)
+        .select(*RESULT_KEY, "uscc", "planned_date", "deadline", "overdue")
+        .sort(*RESULT_KEY)
+    )
 
 
 def progress_by_department(plan: PlanSide, results: pl.DataFrame, outstanding: pl.DataFrame) -> pl.DataFrame:
@@ -129,10 +168,17 @@ def progress_by_department(plan: PlanSide, results: pl.DataFrame, outstanding: p
     due = plan.task_items.group_by("department").agg(joint_tasks=pl.col("joint_task_id").n_unique(), items_due=pl.len())
     answered = results.group_by("department").agg(answered=pl.len(), answered_late=pl.col("overdue").sum())
     still = outstanding.group_by("department").agg(outstanding=pl.len(), outstanding_overdue=pl.col("overdue").sum())
-    return (due.join(answered, on="department", how="left").join(still, on="department", how="left")
-            .with_columns(pl.col("answered", "answered_late", "outstanding", "outstanding_overdue").fill_null(0).cast(pl.Int64))
-            .select("department", "joint_tasks", "items_due", "answered", "outstanding", "answered_late", "outstanding_overdue")
-            .sort("department"))
+    return (
+        due.join(answered, on="department", how="left")
+        .join(still, on="department", how="left")
+        .with_columns(
+            pl.col("answered", "answered_late", "outstanding", "outstanding_overdue").fill_null(0).cast(pl.Int64)
+        )
+        .select(
+            "department", "joint_tasks", "items_due", "answered", "outstanding", "answered_late", "outstanding_overdue"
+        )
+        .sort("department")
+    )
 
 
 PROGRESS_HEADERS = people_headers.PROGRESS
@@ -142,8 +188,10 @@ RESULTS_NOTICE_HEADERS = people_headers.RESULTS_NOTICE
 def notice_entities(notice_csv: Path) -> pl.DataFrame:
     """(joint_task_id, district, name) from the draw's public notice: what the results notice names."""
     return pl.read_csv(notice_csv, infer_schema=False).select(
-        joint_task_id=people_headers.NOTICE["joint_task_id"], district=people_headers.NOTICE["district"],
-        name=people_headers.NOTICE["name"])
+        joint_task_id=people_headers.NOTICE["joint_task_id"],
+        district=people_headers.NOTICE["district"],
+        name=people_headers.NOTICE["name"],
+    )
 
 
 def published_item_names(pre_items_csv: Path) -> dict[str, str]:
@@ -157,16 +205,20 @@ def results_notice(results: pl.DataFrame, entities: pl.DataFrame, item_names: di
     USCC, item, department, date, result and follow-up in words. Never inspectors, findings
     (free text may name people), the credit class or any personal field. `entities`
     (joint_task_id, district, name) comes from the draw's public notice, so an individual
-    business's name is masked by the one rule (transforms/notice.py)."""
+    business's name is masked by the one rule (transforms/documents/notice.py)."""
     codes, follow_ups, departments = code_names("result_codes"), code_names("follow_up_actions"), department_names()
     return (
         results.join(entities, on="joint_task_id", how="left")
         .select(
-            district="district", name="name", uscc="uscc",
+            district="district",
+            name="name",
+            uscc="uscc",
             item=pl.col("item_id").replace_strict(item_names, default=pl.col("item_id")),
             department=pl.col("department").replace_strict(departments, default=pl.col("department")),
             inspection_date=pl.col("inspection_date").cast(pl.String),
-            result=pl.col("result_codes").list.eval(pl.element().replace_strict(codes, default=pl.element())).list.join("；"),
+            result=pl.col("result_codes")
+            .list.eval(pl.element().replace_strict(codes, default=pl.element()))
+            .list.join("；"),
             follow_up=pl.col("follow_up").replace_strict(follow_ups, default=pl.col("follow_up")),
             joint_task_id="joint_task_id",
         )

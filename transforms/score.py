@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 
-DRAW_ALGORITHM = ('jointdraw-draw-v1: score = first 8 bytes, big-endian, of SHA-256(utf8(seed + "|" + key + "|" + uscc)); '
-                  'per (task, credit class) the k lowest scores win, ties by uscc; k = ceil(ratio × N) or a count split by largest remainder')
+DRAW_ALGORITHM = (
+    'jointdraw-draw-v1: score = first 8 bytes, big-endian, of SHA-256(utf8(seed + "|" + key + "|" + uscc)); '
+    "per (task, credit class) the k lowest scores win, ties by uscc; "
+    "k = ceil(ratio × N) or a count split by largest remainder"
+)
 
 
 def score(seed: str, key: str, uscc: str) -> int:

@@ -46,18 +46,27 @@ def resolve_seed(seed: str | None, sources: list[str] | None) -> Seed:
     return Seed(secrets.token_hex(16), "generated")
 
 
-def public_seed_problems(seed: str | None, sources: list[str] | None, announced_at: dt.datetime,
-                         committed_at: dt.datetime) -> list[str]:
+def public_seed_problems(
+    seed: str | None, sources: list[str] | None, announced_at: dt.datetime, committed_at: dt.datetime
+) -> list[str]:
     """Why a draw under `seed_policy: public` may not run: a plain seed (anyone could pick it),
     no public numbers, or a commitment made after the numbers were announced (whoever committed
     could have known them)."""
     problems = []
     if seed:
-        problems.append("seed_policy is public: a plain seed is refused (it could be chosen); give the announced numbers "
-                        "(--seed-source, or seed_sources in the plan)")
+        problems.append(
+            "seed_policy is public: a plain seed is refused (it could be chosen); give the announced numbers "
+            "(--seed-source, or seed_sources in the plan)"
+        )
     elif not sources:
-        problems.append("seed_policy is public: the draw needs the announced public numbers (--seed-source, or seed_sources in the plan)")
+        problems.append(
+            "seed_policy is public: the draw needs the announced public numbers "
+            "(--seed-source, or seed_sources in the plan)"
+        )
     if committed_at >= announced_at:
-        problems.append(f"seed_policy is public: the commitment was made at {committed_at.isoformat()}, not before the numbers were "
-                        f"announced at {announced_at.isoformat()}: commit again before the next announcement")
+        problems.append(
+            f"seed_policy is public: the commitment was made at {committed_at.isoformat()}, "
+            f"not before the numbers were announced at {announced_at.isoformat()}: "
+            "commit again before the next announcement"
+        )
     return problems

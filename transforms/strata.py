@@ -19,7 +19,9 @@ def stratum_k(task: Task, sizes: dict[str, int]) -> dict[str, int]:
     """k per credit class for `task` given its eligible stratum sizes N."""
     if task.ratio is not None:
         # Fraction(str(r)) is the decimal the plan wrote: 0.01 × 300 is exactly 3, not 3.0000000000000004
-        return {c: min(sizes.get(c, 0), math.ceil(Fraction(str(task.ratio.get(c, 0))) * sizes.get(c, 0))) for c in CLASSES}
+        return {
+            c: min(sizes.get(c, 0), math.ceil(Fraction(str(task.ratio.get(c, 0))) * sizes.get(c, 0))) for c in CLASSES
+        }
     total = sum(sizes.get(c, 0) for c in CLASSES)
     count = min(task.count or 0, total)
     if total == 0:

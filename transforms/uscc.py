@@ -21,7 +21,7 @@ ORG_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 # Reason codes, in the order they are tested: the first failing rule names the row.
 USCC_REASONS = {
     "uscc_stored_as_number": "USCC was stored as a number by a spreadsheet (9.14403E+17, or 18 digits whose last ones "
-                             "were rounded away): export the column as text and send the file again",
+    "were rounded away): export the column as text and send the file again",
     "uscc_length": "USCC is not 18 characters long",
     "uscc_charset": "USCC has a character outside 0-9 and A-Y without I, O, Z, S, V",
     "uscc_authority": "USCC position 1 is not a registration authority code (1-9, A, N, Y)",
@@ -55,7 +55,9 @@ def _fixed_width(codes: pl.Series, width: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]] if len(arr) else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]] if len(arr) else np.zeros(0, np.uint8)
+    )
     # column-major (width, n): each character position is one contiguous vector
     return np.ascontiguousarray(data.reshape(len(padded), width).T), fits.to_numpy()
 

@@ -24,15 +24,15 @@ from pathlib import Path
 import polars as pl
 
 from jointdraw.transforms.audit import PUBLISH, RESULTS, attempts, chain_problems, draw_digest, last_seal, seed_shopping
-from jointdraw.transforms.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
 from jointdraw.transforms.commitment import WITH_PRE, commitment
+from jointdraw.transforms.documents.manifest import MANIFEST, RESULTS_MANIFEST, check_bundle
+from jointdraw.transforms.documents.seal import SEAL_PAGES, page_with_empty_slot, seal_of
 from jointdraw.transforms.draw import score_keys, strata_table
-from jointdraw.transforms.manifest import MANIFEST, RESULTS_MANIFEST, check_bundle
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.partition import partition_lowest_k
 from jointdraw.transforms.plan import Plan, Scope, read_plan
 from jointdraw.transforms.score import score
-from jointdraw.transforms.seal import SEAL_PAGES, page_with_empty_slot, seal_of
+from jointdraw.transforms.storage.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
 
@@ -56,16 +56,27 @@ class Report:
         return not self.problems
 
     def text(self) -> str:
-        head = (f"{'OK' if self.ok else 'DIFFERENCES'}: {self.checked_tasks} tasks, {self.eligible_pairs:,} eligible pairs "
-                f"rescored, {self.checked_draws:,} draws recomputed"
-                + (f", {self.checked_files} file hashes checked against the manifests" if self.checked_files else "")
-                + (f", {self.derived_files} derived files re-derived" if self.derived_files else "")
-                + (f", audit chain of {self.attempts} attempts checked" if self.attempts else ""))
+        head = (
+            f"{'OK' if self.ok else 'DIFFERENCES'}: {self.checked_tasks} tasks, {self.eligible_pairs:,} eligible pairs "
+            f"rescored, {self.checked_draws:,} draws recomputed"
+            + (f", {self.checked_files} file hashes checked against the manifests" if self.checked_files else "")
+            + (f", {self.derived_files} derived files re-derived" if self.derived_files else "")
+            + (f", audit chain of {self.attempts} attempts checked" if self.attempts else "")
+        )
         seals = ([f"seal (封存值) {self.seal}"] if self.seal else []) + (
-            [f"results seal {self.results_seal}"] if self.results_seal else [])
+            [f"results seal {self.results_seal}"] if self.results_seal else []
+        )
         warnings = [f"WARNING: {w}" for w in self.warnings]
-        return "\n".join([*warnings, head, *seals, *[f"  note: {n}" for n in self.notes], *[f"  - {p}" for p in self.problems[:200]],
-                          *([f"  … and {len(self.problems) - 200} more"] if len(self.problems) > 200 else [])])
+        return "\n".join(
+            [
+                *warnings,
+                head,
+                *seals,
+                *[f"  note: {n}" for n in self.notes],
+                *[f"  - {p}" for p in self.problems[:200]],
+                *([f"  … and {len(self.problems) - 200} more"] if len(self.problems) > 200 else []),
+            ]
+        )
 
 
 def _locate(folder: Path) -> dict[str, Path]:
@@ -82,8 +93,12 @@ def scope_conditions(scope: Scope | None) -> list[tuple[str, pl.Expr]]:
         return []
     s, out = scope, []
     if s.industries:
-        out.append((f"industry in {', '.join(s.industries[:6])}{' …' if len(s.industries) > 6 else ''}",
-                    pl.any_horizontal([pl.col("industry_code").str.starts_with(p) for p in s.industries])))
+        out.append(
+            (
+                f"industry in {', '.join(s.industries[:6])}{' …' if len(s.industries) > 6 else ''}",
+                pl.any_horizontal([pl.col("industry_code").str.starts_with(p) for p in s.industries]),
+            )
+        )
     if s.entity_types:
         out.append((f"entity type in {', '.join(s.entity_types)}", pl.col("entity_type").is_in(s.entity_types)))
     if s.districts:
@@ -91,9 +106,16 @@ def scope_conditions(scope: Scope | None) -> list[tuple[str, pl.Expr]]:
     if s.tags:
         out.append((f"a tag of {', '.join(s.tags)}", pl.col("tags").list.eval(pl.element().is_in(s.tags)).list.any()))
     if s.registered_types:
-        out.append((f"registered type in {', '.join(s.registered_types)}", pl.col("registered_type_code").is_in(s.registered_types)))
+        out.append(
+            (
+                f"registered type in {', '.join(s.registered_types)}",
+                pl.col("registered_type_code").is_in(s.registered_types),
+            )
+        )
     if s.foreign_invested is not None:
-        out.append((f"foreign-invested {s.foreign_invested}", pl.col("foreign_invested").eq_missing(s.foreign_invested)))
+        out.append(
+            (f"foreign-invested {s.foreign_invested}", pl.col("foreign_invested").eq_missing(s.foreign_invested))
+        )
     if s.branch is not None:
         out.append((f"branch {s.branch}", pl.col("branch").eq_missing(s.branch)))
     return out
@@ -113,16 +135,25 @@ def eligible_pairs(directory: pl.DataFrame, exclusions: pl.DataFrame, plan: Plan
         mine = exclusions.filter(pl.col("task_id") == t.task_id).select("uscc")
         df = df.join(everyone, on="uscc", how="anti").join(mine, on="uscc", how="anti")
         parts.append(df.select(pl.lit(t.task_id).alias("task_id"), "uscc", "credit_risk"))
-    return pl.concat(parts) if parts else pl.DataFrame(schema={"task_id": pl.String, "uscc": pl.String, "credit_risk": pl.String})
+    return (
+        pl.concat(parts)
+        if parts
+        else pl.DataFrame(schema={"task_id": pl.String, "uscc": pl.String, "credit_risk": pl.String})
+    )
 
 
 def expected_draws(pairs: pl.DataFrame, plan: Plan, seed: str, keys: dict[str, str]) -> pl.DataFrame:
     """The k lowest scores per (task, class), recomputed with hashlib."""
     scored = pairs.with_columns(score_key=pl.col("task_id").replace_strict(keys, return_dtype=pl.String))
-    scored = scored.with_columns(score=pl.Series([score(seed, k, u) for k, u in zip(scored["score_key"], scored["uscc"], strict=True)],
-                                                 dtype=pl.UInt64))
+    scored = scored.with_columns(
+        score=pl.Series(
+            [score(seed, k, u) for k, u in zip(scored["score_key"], scored["uscc"], strict=True)], dtype=pl.UInt64
+        )
+    )
     # k from the one home of the stratum rule (strata.py, via draw.strata_table); the lowest k as per partition.py
-    k_table = strata_table(plan, scored.group_by("task_id", "credit_risk").agg(n=pl.len()).sort("task_id", "credit_risk"))
+    k_table = strata_table(
+        plan, scored.group_by("task_id", "credit_risk").agg(n=pl.len()).sort("task_id", "credit_risk")
+    )
     drawn = partition_lowest_k(scored, k_table)
     return drawn.join(k_table.select("task_id", "credit_risk", stratum_size="n", k="k"), on=["task_id", "credit_risk"])
 
@@ -141,10 +172,15 @@ def _check_audit(bundle: Path, draws: pl.DataFrame, report: Report) -> None:
     if not tried or tried[-1]["draw_digest"] != draw_digest(draws):
         report.problems.append("audit: the published draw is not the last logged attempt of the plan")
     for committed, shopped in seed_shopping(entries).items():
-        listed = "; ".join(f"#{e['seq']} {e['time']} run {e['run_id']} seed {e['seed']!r} → draw {e['draw_digest'][:16]}… by {e['operator']}"
-                           for e in shopped)
-        report.warnings.append(f"SEED SHOPPING? commitment {committed[:16]}… was drawn with {len({e['seed'] for e in shopped})} "
-                               f"different seeds: {listed}")
+        listed = "; ".join(
+            f"#{e['seq']} {e['time']} run {e['run_id']} seed {e['seed']!r} → draw {e['draw_digest'][:16]}… "
+            f"by {e['operator']}"
+            for e in shopped
+        )
+        report.warnings.append(
+            f"SEED SHOPPING? commitment {committed[:16]}… was drawn with {len({e['seed'] for e in shopped})} "
+            f"different seeds: {listed}"
+        )
 
 
 def _check_seal(bundle: Path, announced: str | None, report: Report) -> None:
@@ -155,15 +191,19 @@ def _check_seal(bundle: Path, announced: str | None, report: Report) -> None:
         if path.is_file():
             shown, _ = page_with_empty_slot(path.read_text(encoding="utf-8"))
             if shown != report.seal:
-                report.problems.append(f"{PUBLIC}/{page} shows the seal {shown}, the manifest's SHA-256 is {report.seal}")
+                report.problems.append(
+                    f"{PUBLIC}/{page} shows the seal {shown}, the manifest's SHA-256 is {report.seal}"
+                )
     if announced and announced.strip().lower() != report.seal:
-        report.problems.append(f"seal: this bundle's seal is {report.seal}, the announced seal is {announced.strip()}: "
-                               f"it is not the bundle that was announced")
+        report.problems.append(
+            f"seal: this bundle's seal is {report.seal}, the announced seal is {announced.strip()}: "
+            f"it is not the bundle that was announced"
+        )
 
 
 def _warehouse_of(bundle: Path) -> Path | None:
     """OUT/warehouse.duckdb when the bundle sits at OUT/published/<plan_id>."""
-    from jointdraw.transforms.warehouse import warehouse_path
+    from jointdraw.transforms.storage.warehouse import warehouse_path
 
     out = bundle.resolve().parent.parent
     return out if bundle.resolve().parent.name == "published" and warehouse_path(out).is_file() else None
@@ -177,34 +217,51 @@ def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Re
     manifest = json.loads((bundle / RESULTS_MANIFEST).read_text(encoding="utf-8"))
     report.results_seal = seal_of(bundle / RESULTS_MANIFEST)
     if manifest.get("draw_seal") != report.seal:
-        report.problems.append(f"results: they answer the draw sealed {manifest.get('draw_seal')}, not this bundle's {report.seal}")
+        report.problems.append(
+            f"results: they answer the draw sealed {manifest.get('draw_seal')}, not this bundle's {report.seal}"
+        )
     if announced and announced.strip().lower() != report.results_seal:
-        report.problems.append(f"results seal: {report.results_seal}, the announced results seal is {announced.strip()}")
+        report.problems.append(
+            f"results seal: {report.results_seal}, the announced results seal is {announced.strip()}"
+        )
     if not (bundle / REGULATOR).is_dir():
-        report.notes.append("the regulator's part is not here: the results rows and the results notice were not re-derived")
+        report.notes.append(
+            "the regulator's part is not here: the results rows and the results notice were not re-derived"
+        )
         return
     results = pl.read_parquet(results_folder(bundle, REGULATOR) / "results.parquet")
-    items_of = (pl.read_parquet(bundle_file(bundle, "joint_tasks.parquet"), columns=["joint_task_id", "item_ids"])
-                .explode("item_ids").rename({"item_ids": "item_id"}))
+    items_of = (
+        pl.read_parquet(bundle_file(bundle, "joint_tasks.parquet"), columns=["joint_task_id", "item_ids"])
+        .explode("item_ids")
+        .rename({"item_ids": "item_id"})
+    )
     strays = results.join(items_of, on=["joint_task_id", "item_id"], how="anti")
-    report.problems += [f"results: {r['joint_task_id']} item {r['item_id']} is not an item of a joint task of this draw"
-                        for r in strays.head(20).iter_rows(named=True)]
+    report.problems += [
+        f"results: {r['joint_task_id']} item {r['item_id']} is not an item of a joint task of this draw"
+        for r in strays.head(20).iter_rows(named=True)
+    ]
     report.problems += results_notice_problems(bundle)
     report.derived_files += 2
     out = _warehouse_of(bundle)
     if out is None:
-        report.notes.append("no warehouse beside the bundle: compare the results seal with the announced one (--results-seal)")
+        report.notes.append(
+            "no warehouse beside the bundle: compare the results seal with the announced one (--results-seal)"
+        )
         return
-    from jointdraw.transforms.warehouse import audit_entries, recorded_results
+    from jointdraw.transforms.storage.warehouse import audit_entries, recorded_results
 
     recorded = recorded_results(out, plan_id).select(results.columns).cast(results.schema)
     key = ["joint_task_id", "department", "item_id"]
     if not recorded.sort(key).equals(results.sort(key)):
-        report.problems.append(f"results: regulator/results/results.parquet ({results.height:,} rows) is not what the warehouse "
-                               f"recorded for {plan_id} ({recorded.height:,} rows)")
+        report.problems.append(
+            f"results: regulator/results/results.parquet ({results.height:,} rows) is not what the warehouse "
+            f"recorded for {plan_id} ({recorded.height:,} rows)"
+        )
     logged = last_seal(audit_entries(out, plan_id), RESULTS)
     if logged != report.results_seal:
-        report.problems.append(f"results: the audit log's last results seal is {logged}, these results' is {report.results_seal}")
+        report.problems.append(
+            f"results: the audit log's last results seal is {logged}, these results' is {report.results_seal}"
+        )
 
 
 def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None = None) -> Report:
@@ -216,27 +273,44 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
     report = Report()
     missing = [f for f, p in files.items() if not p.exists()]
     if missing:
-        report.problems.append(f"missing files in {folder}: {', '.join(str(files[f].relative_to(folder)) for f in missing)}")
+        report.problems.append(
+            f"missing files in {folder}: {', '.join(str(files[f].relative_to(folder)) for f in missing)}"
+        )
         return report
     bundle = (folder / MANIFEST).is_file()
     if bundle:  # a published bundle: every file as the manifest lists it, and the seal
         check = check_bundle(folder)
         report.problems += check.problems
         report.checked_files = check.checked
-        report.notes += [f"the {part} part is not here: its {n} files were not checked" for part, n in check.absent_parts.items()]
+        report.notes += [
+            f"the {part} part is not here: its {n} files were not checked" for part, n in check.absent_parts.items()
+        ]
         _check_seal(folder, seal, report)
         _check_audit(folder, pl.read_parquet(files["draws.parquet"]), report)
     committed = json.loads(files["commitment.json"].read_text(encoding="utf-8"))
     version = committed.get("version", "jointdraw-commitment-v1")
-    pre = bundle_file(folder, PRE) if bundle else files["plan.yaml"].parent / "pre"  # the bundle's public/pre/, or 04_commit/pre/
+    pre = (
+        bundle_file(folder, PRE) if bundle else files["plan.yaml"].parent / "pre"
+    )  # the bundle's public/pre/, or 04_commit/pre/
     if version in WITH_PRE and not pre.is_dir():
         report.problems.append(f"{version} covers the publication before the draw, but {pre} is missing")
         return report
-    recomputed = commitment(files["directory.parquet"], files["exclusions.parquet"], files["plan.yaml"], version,
-                            pre if version in WITH_PRE else None)
+    recomputed = commitment(
+        files["directory.parquet"],
+        files["exclusions.parquet"],
+        files["plan.yaml"],
+        version,
+        pre if version in WITH_PRE else None,
+    )
     if version in WITH_PRE:
         report.problems += prepublication_problems(pre, read_plan(files["plan.yaml"]))
-    for key in ("directory_sha256", "exclusions_sha256", "plan_sha256", *(["pre_sha256"] if version in WITH_PRE else []), "commitment"):
+    for key in (
+        "directory_sha256",
+        "exclusions_sha256",
+        "plan_sha256",
+        *(["pre_sha256"] if version in WITH_PRE else []),
+        "commitment",
+    ):
         if recomputed[key] != committed.get(key):
             report.problems.append(f"commitment: {key} is {recomputed[key]}, published {committed.get(key)}")
     seed = json.loads(files["seed.json"].read_text(encoding="utf-8"))
@@ -250,25 +324,34 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
     report.checked_tasks, report.eligible_pairs, report.checked_draws = len(plan.tasks), pairs.height, expected.height
     key = ["task_id", "uscc"]
     for row in expected.join(published, on=key, how="anti").sort(key).iter_rows(named=True):
-        report.problems.append(f"missing: task {row['task_id']} should draw {row['uscc']} (class {row['credit_risk']}, score {row['score']})")
+        report.problems.append(
+            f"missing: task {row['task_id']} should draw {row['uscc']} "
+            f"(class {row['credit_risk']}, score {row['score']})"
+        )
     for row in published.join(expected, on=key, how="anti").sort(key).iter_rows(named=True):
         report.problems.append(f"extra: task {row['task_id']} drew {row['uscc']}, which is not among the lowest scores")
     both = published.join(expected, on=key, suffix="_expected")
     for col in ("score", "k", "stratum_size", "score_key", "credit_risk"):
         for row in both.filter(pl.col(col) != pl.col(f"{col}_expected")).sort(key).iter_rows(named=True):
-            report.problems.append(f"wrong {col}: task {row['task_id']} {row['uscc']} has {row[col]}, expected {row[f'{col}_expected']}")
+            report.problems.append(
+                f"wrong {col}: task {row['task_id']} {row['uscc']} has {row[col]}, expected {row[f'{col}_expected']}"
+            )
     if bundle:
-        report.problems += _strata_problems(pl.read_parquet(bundle_file(folder, "strata.parquet")), pairs, expected, plan)
+        report.problems += _strata_problems(
+            pl.read_parquet(bundle_file(folder, "strata.parquet")), pairs, expected, plan
+        )
         _check_derived(folder, plan, report)
         if (folder / RESULTS_MANIFEST).is_file():
             _check_results(folder, plan.plan_id, results_seal, report)
         if (out := _warehouse_of(folder)) is not None:
-            from jointdraw.transforms.warehouse import audit_entries
+            from jointdraw.transforms.storage.warehouse import audit_entries
 
             logged = last_seal(audit_entries(out, plan.plan_id), PUBLISH)
             if logged != report.seal:
-                report.problems.append(f"seal: the audit log's last publication of {plan.plan_id} is sealed {logged}, "
-                                       f"this bundle {report.seal}")
+                report.problems.append(
+                    f"seal: the audit log's last publication of {plan.plan_id} is sealed {logged}, "
+                    f"this bundle {report.seal}"
+                )
     elif seal or results_seal:
         report.problems.append(f"{folder} is a run folder: only a published bundle has a seal")
     return report
@@ -297,10 +380,15 @@ def _strata_problems(published: pl.DataFrame, pairs: pl.DataFrame, expected: pl.
         return []
     key = ["task_id", "credit_risk"]
     both = published.join(recomputed, on=key, how="full", suffix="_expected", coalesce=True)
-    wrong = both.filter(pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_expected")) for c in CUTOFF_COLUMNS if c not in key))
-    return [f"strata.parquet: task {r['task_id']} class {r['credit_risk']}: published N {r['stratum_size']}, k {r['k']}, cut-off "
-            f"{r['cutoff_score']}; recomputed {r['stratum_size_expected']}, {r['k_expected']}, {r['cutoff_score_expected']}"
-            for r in wrong.sort(key).head(50).iter_rows(named=True)] or ["strata.parquet: not the recomputed table"]
+    wrong = both.filter(
+        pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_expected")) for c in CUTOFF_COLUMNS if c not in key)
+    )
+    return [
+        f"strata.parquet: task {r['task_id']} class {r['credit_risk']}: "
+        f"published N {r['stratum_size']}, k {r['k']}, cut-off {r['cutoff_score']}; "
+        f"recomputed {r['stratum_size_expected']}, {r['k_expected']}, {r['cutoff_score_expected']}"
+        for r in wrong.sort(key).head(50).iter_rows(named=True)
+    ] or ["strata.parquet: not the recomputed table"]
 
 
 def check_entity(folder: Path, uscc: str) -> list[str]:
@@ -320,19 +408,34 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
     draws = pl.read_parquet(files["draws.parquet"])
     published = bundle_file(bundle_root(Path(folder)), "strata.parquet")
     strata = files["draws.parquet"].parent / "strata.parquet"
-    cutoffs = pl.read_parquet(published) if published.exists() else stratum_cutoffs(pl.read_parquet(strata), draws, keys)
-    lines = entity_report(uscc.strip().upper(), pl.read_parquet(files["directory.parquet"]), pl.read_parquet(files["exclusions.parquet"]),
-                          plan, seed, keys, cutoffs, draws)
-    return [*lines, "", "The same score with standard Python (hashlib only), for one task:", "",
-            score_snippet(seed, next(iter(keys.values()), ""), uscc.strip().upper())]
+    cutoffs = (
+        pl.read_parquet(published) if published.exists() else stratum_cutoffs(pl.read_parquet(strata), draws, keys)
+    )
+    lines = entity_report(
+        uscc.strip().upper(),
+        pl.read_parquet(files["directory.parquet"]),
+        pl.read_parquet(files["exclusions.parquet"]),
+        plan,
+        seed,
+        keys,
+        cutoffs,
+        draws,
+    )
+    return [
+        *lines,
+        "",
+        "The same score with standard Python (hashlib only), for one task:",
+        "",
+        score_snippet(seed, next(iter(keys.values()), ""), uscc.strip().upper()),
+    ]
 
 
 def prepublication_problems(pre: Path, plan: Plan) -> list[str]:
     """The publication before the draw against the plan: the plan notice re-derived from plan.yaml, and
     an item list that has every item the plan uses (its bytes are pinned by the commitment)."""
-    from jointdraw.transforms.csvout import people_frame
-    from jointdraw.transforms.people_headers import PRE_ITEMS, PRE_PLAN
-    from jointdraw.transforms.prepublication import plan_notice
+    from jointdraw.transforms.documents.people_headers import PRE_ITEMS, PRE_PLAN
+    from jointdraw.transforms.documents.prepublication import plan_notice
+    from jointdraw.transforms.storage.csvout import people_frame
 
     problems = []
     expected = people_frame(plan_notice(plan)).rename(PRE_PLAN)

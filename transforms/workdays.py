@@ -37,8 +37,11 @@ def working_days(start: dt.date, end: dt.date) -> WorkingDays:
         day += dt.timedelta(days=1)
     if unknown_years:
         years = ", ".join(str(y) for y in sorted(unknown_years))
-        return WorkingDays(days, f"Monday–Friday for {years}: chinesecalendar {_version()} has no official holidays "
-                                 f"for it yet (upgrade it when the State Council publishes them)")
+        return WorkingDays(
+            days,
+            f"Monday–Friday for {years}: chinesecalendar {_version()} has no official holidays "
+            f"for it yet (upgrade it when the State Council publishes them)",
+        )
     return WorkingDays(days, f"official (chinesecalendar {_version()})")
 
 

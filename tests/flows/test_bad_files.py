@@ -73,13 +73,26 @@ def unreadable_inbox(small_city, tmp_path_factory):
     _xlsx(_objects_file(inbox, "HRS", "objects.xlsx"), [HEADER, ROW], first_sheet_empty=True)
     _xlsx(_objects_file(inbox, "HSG", "objects.xlsx"), [HEADER, ROW], merged_header=True)
     _objects_file(inbox, "TRN", "objects.csv", f"企业名称,{HEADER}\n甲,{ROW}\n".encode())
-    _objects_file(inbox, "URB", "objects.csv", (",".join(f"c{i}" for i in range(10_000)) + "\n" + ",".join("x" * 10_000) + "\n").encode())
+    _objects_file(
+        inbox,
+        "URB",
+        "objects.csv",
+        (",".join(f"c{i}" for i in range(10_000)) + "\n" + ",".join("x" * 10_000) + "\n").encode(),
+    )
     return inbox
 
 
-def test_unreadable_files_fail_their_departments_with_what_to_fix(prefect_server, small_city, unreadable_inbox, tmp_path):
+def test_unreadable_files_fail_their_departments_with_what_to_fix(
+    prefect_server, small_city, unreadable_inbox, tmp_path
+):
     with pytest.raises(Exception) as failure:
-        plan_run(plan=str(plan_path(small_city)), inbox=str(unreadable_inbox), out=str(tmp_path), run_id="bad", stop_after="ingest")
+        plan_run(
+            plan=str(plan_path(small_city)),
+            inbox=str(unreadable_inbox),
+            out=str(tmp_path),
+            run_id="bad",
+            stop_after="ingest",
+        )
     message = str(failure.value)
     assert f"{len(UNREADABLE)} department(s) could not be read" in message
     for dept, (name, says) in UNREADABLE.items():
@@ -90,7 +103,9 @@ def test_unreadable_files_fail_their_departments_with_what_to_fix(prefect_server
     read = {f["source"]["path"]: f.get("rows_read") for f in record["files"]}
     assert read["WAT/objects.csv"] > 0  # the good department is read and recorded
     inspectors = {d: n for path, n in read.items() for d in UNREADABLE if path.startswith(f"{d}/inspectors.")}
-    assert len(inspectors) == len(UNREADABLE) and all(n > 0 for n in inspectors.values())  # the failing departments' other files too
+    assert len(inspectors) == len(UNREADABLE) and all(
+        n > 0 for n in inspectors.values()
+    )  # the failing departments' other files too
     assert {f["department"] for f in record["failed_departments"]} == set(UNREADABLE)
 
 
@@ -105,43 +120,88 @@ def odd_rows_inbox(small_city, tmp_path_factory):
     _objects_file(inbox, "EDU", "objects.csv", f"{HEADER}\n{ROW}\n{big}\n".encode())
     # a formula cell (its cached value is read), and dates as Excel serial numbers
     serial = ROW.replace("2019-05-06", "43591")
-    _xlsx(_objects_file(inbox, "EMR", "objects.xlsx"), [HEADER, serial], formula=('=HYPERLINK("http://x","点我")', "深圳点我公司"))
+    _xlsx(
+        _objects_file(inbox, "EMR", "objects.xlsx"),
+        [HEADER, serial],
+        formula=('=HYPERLINK("http://x","点我")', "深圳点我公司"),
+    )
     return inbox
 
 
-def test_odd_rows_are_quarantined_or_read_and_a_file_without_rows_fails_its_department(prefect_server, small_city, odd_rows_inbox, tmp_path):
+def test_odd_rows_are_quarantined_or_read_and_a_file_without_rows_fails_its_department(
+    prefect_server, small_city, odd_rows_inbox, tmp_path
+):
     with pytest.raises(Exception) as failure:
-        plan_run(plan=str(plan_path(small_city)), inbox=str(odd_rows_inbox), out=str(tmp_path), run_id="odd", stop_after="validate")
+        plan_run(
+            plan=str(plan_path(small_city)),
+            inbox=str(odd_rows_inbox),
+            out=str(tmp_path),
+            run_id="odd",
+            stop_after="validate",
+        )
     assert "AMR: AMR/objects.csv: the file has no data rows" in str(failure.value)
     validate = tmp_path / "runs" / "odd" / "02_validate"
     record = json.loads((validate / "stage.json").read_text(encoding="utf-8"))
     files = {f["file"]: f for f in record["files"]}
-    assert files["CUL/objects.csv"]["rows_read"] == 3 and files["CUL/objects.csv"]["quarantined_by_reason"] == {"required_missing": 1}
-    assert files["EDU/objects.csv"]["quarantined_by_reason"] == {"value_too_long": 1} and files["EDU/objects.csv"]["rows_accepted"] == 1
+    assert files["CUL/objects.csv"]["rows_read"] == 3 and files["CUL/objects.csv"]["quarantined_by_reason"] == {
+        "required_missing": 1
+    }
+    assert (
+        files["EDU/objects.csv"]["quarantined_by_reason"] == {"value_too_long": 1}
+        and files["EDU/objects.csv"]["rows_accepted"] == 1
+    )
     quarantined = pl.read_parquet(validate / "quarantine" / "objects" / "EDU.parquet")
     assert len(json.loads(quarantined["original_values"][0])["name"]) == 50_000_000 // 3  # kept whole: nothing lost
     emr = pl.read_parquet(validate / "accepted" / "objects" / "EMR.parquet")
-    assert emr["name"][0] == "深圳点我公司" and str(emr["registered_on"][0]) == "2019-05-06"  # the cached value; Excel serial 43591
-    assert {f["department"] for f in record["files"]} == {p.name for p in odd_rows_inbox.iterdir()}  # every department reported
-    assert all(f["rows_read"] == f.get("rows_accepted", 0) + f.get("rows_quarantined", 0) for f in record["files"] if "file_problems" not in f)
+    assert (
+        emr["name"][0] == "深圳点我公司" and str(emr["registered_on"][0]) == "2019-05-06"
+    )  # the cached value; Excel serial 43591
+    assert {f["department"] for f in record["files"]} == {
+        p.name for p in odd_rows_inbox.iterdir()
+    }  # every department reported
+    assert all(
+        f["rows_read"] == f.get("rows_accepted", 0) + f.get("rows_quarantined", 0)
+        for f in record["files"]
+        if "file_problems" not in f
+    )
 
 
 def test_a_million_bad_rows_stop_the_run_and_every_one_is_in_the_quarantine(prefect_server, small_city, tmp_path):
     inbox = tmp_path / "inbox"
     shutil.copytree(small_city / "inbox", inbox)
     n = 1_000_000
-    rows = pl.DataFrame({"统一社会信用代码": [f"9144{i:07d}" for i in range(n)]})  # 11 characters: uscc_length, every one
-    rows = rows.with_columns(企业名称=pl.lit("深圳某公司"), 主体类型=pl.lit("企业"), 行政区划代码=pl.lit("440303"), 行业代码=pl.lit("F5211"),
-                             登记状态=pl.lit("存续"), 信用风险分类=pl.lit("A类"))
+    rows = pl.DataFrame(
+        {"统一社会信用代码": [f"9144{i:07d}" for i in range(n)]}
+    )  # 11 characters: uscc_length, every one
+    rows = rows.with_columns(
+        企业名称=pl.lit("深圳某公司"),
+        主体类型=pl.lit("企业"),
+        行政区划代码=pl.lit("440303"),
+        行业代码=pl.lit("F5211"),
+        登记状态=pl.lit("存续"),
+        信用风险分类=pl.lit("A类"),
+    )
     rows.write_csv(_objects_file(inbox, "ENV", "objects.csv"))  # every USCC has a wrong check character
     with pytest.raises(Exception) as failure:
-        plan_run(plan=str(plan_path(small_city)), inbox=str(inbox), out=str(tmp_path), run_id="million", stop_after="validate")
+        plan_run(
+            plan=str(plan_path(small_city)),
+            inbox=str(inbox),
+            out=str(tmp_path),
+            run_id="million",
+            stop_after="validate",
+        )
     assert "objects:" in str(failure.value) and "> threshold" in str(failure.value)
     validate = tmp_path / "runs" / "million" / "02_validate"
-    quarantined = pl.scan_parquet(validate / "quarantine" / "objects" / "ENV.parquet").select(pl.len(), pl.col("source_line").n_unique()).collect()
+    quarantined = (
+        pl.scan_parquet(validate / "quarantine" / "objects" / "ENV.parquet")
+        .select(pl.len(), pl.col("source_line").n_unique())
+        .collect()
+    )
     assert quarantined.row(0) == (n, n)  # complete: every row, once, with its reason
     assert pl.scan_csv(validate / "quarantine.csv", infer_schema=False).select(pl.len()).collect().item() >= n
-    from jointdraw.transforms.xlsxout import read_workbook  # the workbook for people: the first 100,000 rows, and a last row saying so
+    from jointdraw.transforms.storage.xlsxout import (
+        read_workbook,  # the workbook for people: the first 100,000 rows, and a last row saying so
+    )
 
     workbook = read_workbook(validate / "quarantine.xlsx")
     assert workbook.height == 100_001 and "仅列出前 100,000 行" in workbook[workbook.columns[0]][-1]

@@ -9,32 +9,71 @@ import time
 
 from prefect.settings import PREFECT_API_URL
 
+from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runlock import held
+from jointdraw.transforms.storage.warehouse import connect_warehouse
 from tests.conftest import plan_path
-from jointdraw.transforms.bundle import bundle_file
-from jointdraw.transforms.runlock import held
-from jointdraw.transforms.warehouse import connect_warehouse
 
 
 def _start(args, env):
-    return subprocess.Popen([sys.executable, "-m", "jointdraw.flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jointdraw.flows.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _env():
-    return {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}  # the test server: no temporary server per process
+    return {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }  # the test server: no temporary server per process
 
 
 def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(prefect_server, small_city, tmp_path):
     env, out = _env(), tmp_path / "out"
-    runs = {plan_id: _start(["run", str(plan_path(small_city, plan_id)), "--inbox", str(small_city / "inbox"), "--out", str(out),
-                             "--run-id", plan_id.lower()], env)
-            for plan_id in ("SZ-2026-ANNUAL", "SZ-2026-Q2")}
+    runs = {
+        plan_id: _start(
+            [
+                "run",
+                str(plan_path(small_city, plan_id)),
+                "--inbox",
+                str(small_city / "inbox"),
+                "--out",
+                str(out),
+                "--run-id",
+                plan_id.lower(),
+            ],
+            env,
+        )
+        for plan_id in ("SZ-2026-ANNUAL", "SZ-2026-Q2")
+    }
     deadline = time.monotonic() + 60
     while not held(out, "SZ-2026-ANNUAL"):  # the annual run holds its plan
-        assert runs["SZ-2026-ANNUAL"].poll() is None and time.monotonic() < deadline, runs["SZ-2026-ANNUAL"].communicate()[1][-3000:]
+        assert runs["SZ-2026-ANNUAL"].poll() is None and time.monotonic() < deadline, runs[
+            "SZ-2026-ANNUAL"
+        ].communicate()[1][-3000:]
         time.sleep(0.05)
-    again = subprocess.run([sys.executable, "-m", "jointdraw.flows.cli", "run", str(plan_path(small_city)), "--inbox",
-                            str(small_city / "inbox"), "--out", str(out), "--run-id", "again"], env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jointdraw.flows.cli",
+            "run",
+            str(plan_path(small_city)),
+            "--inbox",
+            str(small_city / "inbox"),
+            "--out",
+            str(out),
+            "--run-id",
+            "again",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     for plan_id, process in runs.items():
         _, stderr = process.communicate(timeout=400)  # reads its output: a full pipe cannot stall it
         assert process.returncode == 0, (plan_id, stderr[-3000:])
@@ -49,4 +88,7 @@ def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(p
         con.close()
     assert set(tasks) == {"SZ-2026-ANNUAL", "SZ-2026-Q2"} and all(n > 0 for n in tasks.values())
     assert runs_held == [("SZ-2026-ANNUAL", "sz-2026-annual"), ("SZ-2026-Q2", "sz-2026-q2")]
-    assert bundle_file(out / "published" / "SZ-2026-ANNUAL", "manifest.json").exists() and bundle_file(out / "published" / "SZ-2026-Q2", "manifest.json").exists()
+    assert (
+        bundle_file(out / "published" / "SZ-2026-ANNUAL", "manifest.json").exists()
+        and bundle_file(out / "published" / "SZ-2026-Q2", "manifest.json").exists()
+    )

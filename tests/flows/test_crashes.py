@@ -12,12 +12,12 @@ import time
 
 from prefect.settings import PREFECT_API_URL
 
+from jointdraw.transforms.documents.manifest import file_digest, manifest_problems
+from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import STAGES
+from jointdraw.transforms.storage.warehouse import connect_warehouse
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
-from jointdraw.transforms.bundle import bundle_file
-from jointdraw.transforms.manifest import file_digest, manifest_problems
-from jointdraw.transforms.runfolder import STAGES
-from jointdraw.transforms.warehouse import connect_warehouse
 
 PLAN_ID = "SZ-2026-ANNUAL"
 
@@ -37,12 +37,24 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
     out, rng = tmp_path / "out", random.Random(20261127)
     run_dir = out / "runs" / "crash"
     cli = [sys.executable, "-m", "jointdraw.flows.cli"]
-    command = [*cli, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(out), "--run-id", "crash"]
+    command = [
+        *cli,
+        "run",
+        str(plan_path(dirty_city)),
+        "--inbox",
+        str(dirty_city / "inbox"),
+        "--out",
+        str(out),
+        "--run-id",
+        "crash",
+    ]
     killed_in = []
     for number, stage in enumerate(STAGES, start=1):
         if (run_dir / f"{number:02d}_{stage}" / "stage.json").exists():
             continue  # finished before the last kill landed
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + 240
         while not (run_dir / f"{number:02d}_{stage}").exists() and process.poll() is None:
             assert time.monotonic() < deadline
@@ -51,7 +63,9 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            killed_in.append(next((s for n, s in reversed(list(enumerate(STAGES, 1))) if (run_dir / f"{n:02d}_{s}").exists()), "?"))
+            killed_in.append(
+                next((s for n, s in reversed(list(enumerate(STAGES, 1))) if (run_dir / f"{n:02d}_{s}").exists()), "?")
+            )
         _published_is_whole(out)
         # what an operator does after a crash: resume where it stopped (the kernel released the dead run's lock)
         command = [*cli, "resume", "crash", "--out", str(out)]
@@ -60,14 +74,20 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
     assert len(killed_in) >= 5, killed_in  # most stages were really interrupted
 
     reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
-    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
-    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    first, second = (
+        json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle)
+    )
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {
+        k: v for k, v in second.items() if k not in VOLATILE
+    }
     for f in first["files"]:
         assert file_digest(reference, f["path"]) == file_digest(bundle, f["path"]), f["path"]  # pages: but their seal
     con = connect_warehouse(out, read_only=True)
     try:
         assert con.sql("select count(*) from runs where plan_id = $p", params={"p": PLAN_ID}).fetchall() == [(1,)]
-        tasks = con.sql("select count(*), count(distinct joint_task_id) from joint_tasks where plan_id = $p", params={"p": PLAN_ID}).fetchall()
+        tasks = con.sql(
+            "select count(*), count(distinct joint_task_id) from joint_tasks where plan_id = $p", params={"p": PLAN_ID}
+        ).fetchall()
     finally:
         con.close()
     assert tasks[0][0] == tasks[0][1] == second["accounting"]["fuse"]["joint_tasks"]  # each row once
@@ -82,7 +102,9 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_same_bytes(dirty_run, dirty_city, tmp_path):
+def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_same_bytes(
+    dirty_run, dirty_city, tmp_path
+):
     """Issue 18: SIGTERM (what a scheduler or a container stop sends) at random points: the run stops
     with a message saying how to resume, its temporary Prefect server stops listening, the Dask
     LocalCluster it started (`--dask local`: a scheduler and worker processes) is gone, the plan's lock
@@ -92,17 +114,33 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
     import psutil
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # the run starts its own temporary server
-    env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "INFO"  # INFO: the server says its port
+    env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = (
+        str(tmp_path / "prefect-home"),
+        "INFO",
+    )  # INFO: the server says its port
     out, rng = tmp_path / "out", random.Random(18)
     run_dir = out / "runs" / "term"
     cli = [sys.executable, "-m", "jointdraw.flows.cli"]
-    command = [*cli, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(out), "--run-id", "term",
-               "--dask", "local"]
+    command = [
+        *cli,
+        "run",
+        str(plan_path(dirty_city)),
+        "--inbox",
+        str(dirty_city / "inbox"),
+        "--out",
+        str(out),
+        "--run-id",
+        "term",
+        "--dask",
+        "local",
+    ]
     for stage, started_when in (("validate", "accepted"), ("assign", None)):  # validate: while the Dask workers write
         number = STAGES.index(stage) + 1
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline, folder = time.monotonic() + 240, run_dir / f"{number:02d}_{stage}"
-        def under_way():  # validate: the Dask workers are up (temporary server, scheduler side, workers) and writing
+
+        # validate: the Dask workers are up (temporary server, scheduler side, workers) and writing
+        def under_way(folder=folder, started_when=started_when, process=process):
             if not (folder / started_when if started_when else folder).exists():
                 return False
             return not started_when or len(psutil.Process(process.pid).children(recursive=True)) >= 3
@@ -123,11 +161,17 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
         assert not alive, [(p.pid, p.name()) for p in alive]  # the server, and the cluster's scheduler and workers
         assert not [p for p in ports | {port} if _listening(p)], "a port the run opened is still listening"
         if stage == "validate":
-            assert len(started) >= 3, started  # the temporary server and the cluster's processes were there, and are gone
+            assert len(started) >= 3, (
+                started
+            )  # the temporary server and the cluster's processes were there, and are gone
         command = [*cli, "resume", "term", "--out", str(out)]  # no unlock: the lock was released
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert "Traceback" not in final.stdout + final.stderr
     reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
-    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
-    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    first, second = (
+        json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle)
+    )
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {
+        k: v for k, v in second.items() if k not in VOLATILE
+    }

@@ -15,8 +15,8 @@ from distributed import Client
 from prefect.settings import PREFECT_API_URL
 
 from jointdraw.flows.plan_run import plan_run
-from jointdraw.transforms.bundle import bundle_file
-from jointdraw.transforms.manifest import file_digest
+from jointdraw.transforms.documents.manifest import file_digest
+from jointdraw.transforms.storage.bundle import bundle_file
 from tests.conftest import ROOT, plan_path
 from tests.flows.test_publish_stage import VOLATILE
 
@@ -34,10 +34,40 @@ def cluster(installed: Path, tmp_path_factory) -> str:
     address_file = folder / "scheduler.json"
     env = outside_the_checkout(DASK_LOGGING__DISTRIBUTED="error")
     log = open(folder / "cluster.log", "w")
-    scheduler = subprocess.Popen([installed / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", address_file], cwd=folder, env=env, stdout=log, stderr=log)
-    workers = subprocess.Popen([installed / "dask", "worker", "--scheduler-file", address_file, "--nworkers", "2",
-                                "--nthreads", "1", "--no-dashboard"], cwd=folder, env=env, stdout=log, stderr=log)
+    scheduler = subprocess.Popen(
+        [
+            installed / "dask",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            address_file,
+        ],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    workers = subprocess.Popen(
+        [
+            installed / "dask",
+            "worker",
+            "--scheduler-file",
+            address_file,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 60
         while not address_file.exists() and time.monotonic() < deadline:
@@ -56,8 +86,11 @@ def cluster(installed: Path, tmp_path_factory) -> str:
 def _finished_on_cluster(address: str) -> dict[str, int]:
     """Task name prefix → tasks that finished on the cluster's workers (the scheduler's own count)."""
     with Client(address) as client:
-        return client.run_on_scheduler(lambda dask_scheduler: {
-            name: prefix.state_counts.get("memory", 0) for name, prefix in dask_scheduler.task_prefixes.items()})
+        return client.run_on_scheduler(
+            lambda dask_scheduler: {
+                name: prefix.state_counts.get("memory", 0) for name, prefix in dask_scheduler.task_prefixes.items()
+            }
+        )
 
 
 def _package_on_workers(address: str) -> set[str]:
@@ -66,37 +99,82 @@ def _package_on_workers(address: str) -> set[str]:
 
 
 def test_the_installed_package_runs_on_its_own_workers_and_publishes_the_bytes_of_the_checkout(
-        prefect_server, installed, cluster, dirty_run, dirty_city, tmp_path):
+    prefect_server, installed, cluster, dirty_run, dirty_city, tmp_path
+):
     venv = installed.parent
     assert all(Path(f).is_relative_to(venv) for f in _package_on_workers(cluster))  # the workers run the wheel
     env = outside_the_checkout(PREFECT_API_URL=PREFECT_API_URL.value())
-    where = subprocess.run([installed / "python", "-c", "import jointdraw.transforms.packaged as p; print(p.reference_dir())"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [installed / "python", "-c", "import jointdraw.transforms.storage.packaged as p; print(p.reference_dir())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(where.stdout.strip()).is_relative_to(venv) and not Path(where.stdout.strip()).is_relative_to(ROOT)
 
-    run = subprocess.run([installed / "jointdraw", "run", plan_path(dirty_city), "--inbox", dirty_city / "inbox", "--out", "out",
-                          "--run-id", "on-dask", "--dask", cluster], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            installed / "jointdraw",
+            "run",
+            plan_path(dirty_city),
+            "--inbox",
+            dirty_city / "inbox",
+            "--out",
+            "out",
+            "--run-id",
+            "on-dask",
+            "--dask",
+            cluster,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Traceback" not in run.stdout + run.stderr
 
     on_dask = tmp_path / "out" / "runs" / "on-dask"
-    ingest, validate = (json.loads((on_dask / s / "stage.json").read_text(encoding="utf-8")) for s in ("01_ingest", "02_validate"))
+    ingest, validate = (
+        json.loads((on_dask / s / "stage.json").read_text(encoding="utf-8")) for s in ("01_ingest", "02_validate")
+    )
     finished = _finished_on_cluster(cluster)
     assert finished.get("ingest_file") == len(ingest["files"]) == 36  # every department file, on the workers
     assert finished.get("validate_file") == len(validate["files"]) == 36
 
-    default, installed_bundle = (out / "published" / "SZ-2026-ANNUAL" for out in (dirty_run.parent.parent, tmp_path / "out"))
-    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (default, installed_bundle))
-    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    default, installed_bundle = (
+        out / "published" / "SZ-2026-ANNUAL" for out in (dirty_run.parent.parent, tmp_path / "out")
+    )
+    first, second = (
+        json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (default, installed_bundle)
+    )
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {
+        k: v for k, v in second.items() if k not in VOLATILE
+    }
     for f in first["files"]:
-        assert file_digest(default, f["path"]) == file_digest(installed_bundle, f["path"]), f["path"]  # pages: but their seal
+        assert file_digest(default, f["path"]) == file_digest(installed_bundle, f["path"]), f[
+            "path"
+        ]  # pages: but their seal
     for stage in ("01_ingest", "02_validate"):  # the stages that fanned out wrote the same files too
         for path in sorted((dirty_run / stage).rglob("*.parquet")):
-            assert (on_dask / path.relative_to(dirty_run)).read_bytes() == path.read_bytes(), path.relative_to(dirty_run)
+            assert (on_dask / path.relative_to(dirty_run)).read_bytes() == path.read_bytes(), path.relative_to(
+                dirty_run
+            )
 
-    verify = subprocess.run([installed / "jointdraw", "verify", "out/published/SZ-2026-ANNUAL"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert verify.returncode == 0 and any(line.startswith("OK:") for line in verify.stdout.splitlines()), verify.stdout[-2000:] + verify.stderr[-2000:]
+    verify = subprocess.run(
+        [installed / "jointdraw", "verify", "out/published/SZ-2026-ANNUAL"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert verify.returncode == 0 and any(line.startswith("OK:") for line in verify.stdout.splitlines()), (
+        verify.stdout[-2000:] + verify.stderr[-2000:]
+    )
 
 
 def test_a_rerun_from_merge_does_not_start_a_cluster(prefect_server, dirty_run, dirty_city, tmp_path):
@@ -105,6 +183,13 @@ def test_a_rerun_from_merge_does_not_start_a_cluster(prefect_server, dirty_run, 
 
     run = tmp_path / "runs" / "later"
     shutil.copytree(dirty_run, run)
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="later",
-             start_at="merge", stop_after="merge", dask="tcp://127.0.0.1:1")  # nothing listens there
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="later",
+        start_at="merge",
+        stop_after="merge",
+        dask="tcp://127.0.0.1:1",
+    )  # nothing listens there
     assert json.loads((run / "03_merge" / "stage.json").read_text(encoding="utf-8"))["entities"] > 0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import plan_path
-from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.verify import verify_draw
+from tests.conftest import plan_path
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -31,7 +31,9 @@ def _free_port() -> int:
 
 
 def _get(url: str, auth: str | None = None):
-    request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {})
+    request = urllib.request.Request(
+        url, headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    )
     with urllib.request.urlopen(request, timeout=5) as r:
         return json.loads(r.read())
 
@@ -91,39 +93,83 @@ def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_p
     the automation of scripts/notify.py; retried with `prefect flow-run retry`, it goes on at publish
     in the same run folder — the flow run's id fixes it — with the earlier stages untouched, no new
     audit entry, and publishes the uninterrupted run's bytes."""
-    from tests.flows.test_publish_stage import VOLATILE
     from jointdraw.transforms.audit import attempts
-    from jointdraw.transforms.manifest import file_digest
-    from jointdraw.transforms.warehouse import audit_entries
+    from jointdraw.transforms.documents.manifest import file_digest
+    from jointdraw.transforms.storage.warehouse import audit_entries
+    from tests.flows.test_publish_stage import VOLATILE
 
     (tmp_path / "fault").write_text("publish", encoding="utf-8")
     out = tmp_path / "out-retried"
-    triggered = _cli(["deployment", "run", "plan-run/demo", "--param", f"plan={plan_path(city)}",
-                      "--param", f"inbox={city / 'inbox'}", "--param", f"out={out}"], env)
+    triggered = _cli(
+        [
+            "deployment",
+            "run",
+            "plan-run/demo",
+            "--param",
+            f"plan={plan_path(city)}",
+            "--param",
+            f"inbox={city / 'inbox'}",
+            "--param",
+            f"out={out}",
+        ],
+        env,
+    )
     flow_run = next(line.split("UUID:")[1].strip() for line in triggered.splitlines() if "UUID:" in line)
-    _wait(f"flow run {flow_run} to fail at publish", lambda: _state(api, secret, flow_run) if _state(api, secret, flow_run) in
-          ("FAILED", "CRASHED", "COMPLETED") else None, 300, logs)
+    _wait(
+        f"flow run {flow_run} to fail at publish",
+        lambda: (
+            _state(api, secret, flow_run)
+            if _state(api, secret, flow_run) in ("FAILED", "CRASHED", "COMPLETED")
+            else None
+        ),
+        300,
+        logs,
+    )
     assert _state(api, secret, flow_run) == "FAILED"
     run_id = f"SZ-2026-ANNUAL-{flow_run.replace('-', '')[:12]}"
-    assert _get(f"{api}/flow_runs/{flow_run}", secret)["name"] == f"{run_id} from ingest"  # the name shows the run folder
-    told = _wait("the failure posted to the robot", lambda: next((m for m in sink.messages if run_id in m["text"]["content"]), None),
-                 90, logs)
-    assert told["msgtype"] == "text" and "Failed" in told["text"]["content"] and "fault injected" in told["text"]["content"]
+    assert (
+        _get(f"{api}/flow_runs/{flow_run}", secret)["name"] == f"{run_id} from ingest"
+    )  # the name shows the run folder
+    told = _wait(
+        "the failure posted to the robot",
+        lambda: next((m for m in sink.messages if run_id in m["text"]["content"]), None),
+        90,
+        logs,
+    )
+    assert (
+        told["msgtype"] == "text"
+        and "Failed" in told["text"]["content"]
+        and "fault injected" in told["text"]["content"]
+    )
     assert f"prefect flow-run retry {flow_run}" in told["text"]["content"]
     run_dir = out / "runs" / run_id
     finished = {p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")}
     assert len(finished) == 7 and not (run_dir / "08_publish" / "stage.json").exists()
     (tmp_path / "fault").unlink()
     _cli(["flow-run", "retry", flow_run], env)
-    _wait(f"flow run {flow_run} to complete when retried", lambda: _state(api, secret, flow_run) if _state(api, secret, flow_run) in
-          ("FAILED", "CRASHED", "COMPLETED") else None, 300, logs)
+    _wait(
+        f"flow run {flow_run} to complete when retried",
+        lambda: (
+            _state(api, secret, flow_run)
+            if _state(api, secret, flow_run) in ("FAILED", "CRASHED", "COMPLETED")
+            else None
+        ),
+        300,
+        logs,
+    )
     assert _state(api, secret, flow_run) == "COMPLETED", logs[0].read_text(errors="replace")[-4000:]
-    assert {p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")} == finished  # nothing before publish redone
+    assert {
+        p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")
+    } == finished  # nothing before publish redone
     assert sorted(p.name for p in (out / "runs").iterdir()) == [run_id]  # the same run folder, no new one
     assert len(attempts(audit_entries(out, "SZ-2026-ANNUAL"))) == 1
     bundle = out / "published" / "SZ-2026-ANNUAL"
-    first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle))
-    assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    first, second = (
+        json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (reference, bundle)
+    )
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == {
+        k: v for k, v in second.items() if k not in VOLATILE
+    }
     for f in first["files"]:
         assert file_digest(reference, f["path"]) == file_digest(bundle, f["path"]), f["path"]
 
@@ -131,51 +177,130 @@ def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_p
 def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api, "PREFECT_UI_ENABLED": "false",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_WORKER_QUERY_SECONDS": "1", "JOINTDRAW_HOME": str(ROOT),
-           "PREFECT_LOGGING_LEVEL": "INFO"}
-    # API authentication on (README "Production"): the server checks, every client sends; credentials only in the environment
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "JOINTDRAW_HOME": str(ROOT),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    # API authentication on (README "Production"): the server checks, every client sends; credentials only in the
+    # environment
     secret = f"jointdraw:{os.urandom(12).hex()}"
     env.update({"PREFECT_SERVER_API_AUTH_STRING": secret, "PREFECT_API_AUTH_STRING": secret})
     server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
     started: list[subprocess.Popen] = []
     try:
         with open(server_log, "w") as log:
-            started.append(subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        _wait("the Prefect server answering /api/health", lambda: _get(f"{api}/health", secret) or None, 90, [server_log])
+            started.append(
+                subprocess.Popen(
+                    [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        _wait(
+            "the Prefect server answering /api/health", lambda: _get(f"{api}/health", secret) or None, 90, [server_log]
+        )
         with pytest.raises(urllib.error.HTTPError, match="401"):  # without the credentials the API answers nothing
             _get(f"{api}/flow_runs/00000000-0000-0000-0000-000000000000")
         _cli(["work-pool", "create", "jointdraw", "--type", "process"], env)
-        for name, value in (("jointdraw_inbox", "/data/inbox"), ("jointdraw_out", "/data/out"),
-                            ("jointdraw_results_inbox", "/data/results-inbox")):  # README: set once, read when deploying
+        for name, value in (
+            ("jointdraw_inbox", "/data/inbox"),
+            ("jointdraw_out", "/data/out"),
+            ("jointdraw_results_inbox", "/data/results-inbox"),
+        ):  # README: set once, read when deploying
             _cli(["variable", "set", name, value], env)
         deployed = _cli(["--no-prompt", "deploy", "--all"], env)
-        assert "plan-run/annual" in deployed and "plan-run/quarterly" in deployed and "results-run/results-weekly" in deployed
-        deployments = {d["name"]: d for d in json.loads(urllib.request.urlopen(urllib.request.Request(
-            f"{api}/deployments/filter", data=b"{}", headers={"content-type": "application/json",
-            "Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}), timeout=10).read())}
-        schedules = {name: sorted(((s["schedule"]["cron"], s["schedule"]["timezone"], s.get("parameters", {}).get("plan"))
-                                   for s in d["schedules"]), key=lambda c: [int(m) if m.isdigit() else 0 for m in c[0].split()[3].split(",")])
-                     for name, d in deployments.items()}
-        assert schedules == {"annual": [("0 2 1 3 *", "Asia/Shanghai", None)], "demo": [],
-                             "quarterly": [("0 2 1 4 *", "Asia/Shanghai", "data/plans/SZ-2026-Q2.yaml"),  # each quarter its own plan
-                                           ("0 2 1 7 *", "Asia/Shanghai", "data/plans/SZ-2026-Q3.yaml"),
-                                           ("0 2 1 10 *", "Asia/Shanghai", "data/plans/SZ-2026-Q4.yaml")],
-                             "results-weekly": [("0 6 * * 1", "Asia/Shanghai", None)]}
-        assert deployments["annual"]["parameters"]["inbox"] == "/data/inbox" and deployments["annual"]["parameters"]["out"] == "/data/out"
+        assert (
+            "plan-run/annual" in deployed
+            and "plan-run/quarterly" in deployed
+            and "results-run/results-weekly" in deployed
+        )
+        deployments = {
+            d["name"]: d
+            for d in json.loads(
+                urllib.request.urlopen(
+                    urllib.request.Request(
+                        f"{api}/deployments/filter",
+                        data=b"{}",
+                        headers={
+                            "content-type": "application/json",
+                            "Authorization": "Basic " + base64.b64encode(secret.encode()).decode(),
+                        },
+                    ),
+                    timeout=10,
+                ).read()
+            )
+        }
+        schedules = {
+            name: sorted(
+                (
+                    (s["schedule"]["cron"], s["schedule"]["timezone"], s.get("parameters", {}).get("plan"))
+                    for s in d["schedules"]
+                ),
+                key=lambda c: [int(m) if m.isdigit() else 0 for m in c[0].split()[3].split(",")],
+            )
+            for name, d in deployments.items()
+        }
+        assert schedules == {
+            "annual": [("0 2 1 3 *", "Asia/Shanghai", None)],
+            "demo": [],
+            "quarterly": [
+                ("0 2 1 4 *", "Asia/Shanghai", "data/plans/SZ-2026-Q2.yaml"),  # each quarter its own plan
+                ("0 2 1 7 *", "Asia/Shanghai", "data/plans/SZ-2026-Q3.yaml"),
+                ("0 2 1 10 *", "Asia/Shanghai", "data/plans/SZ-2026-Q4.yaml"),
+            ],
+            "results-weekly": [("0 6 * * 1", "Asia/Shanghai", None)],
+        }
+        assert (
+            deployments["annual"]["parameters"]["inbox"] == "/data/inbox"
+            and deployments["annual"]["parameters"]["out"] == "/data/out"
+        )
         assert deployments["results-weekly"]["parameters"]["inbox"] == "/data/results-inbox"
         for d in deployments.values():  # one run at a time per deployment: a second one waits
-            assert d["global_concurrency_limit"]["limit"] == 1 and d["concurrency_options"]["collision_strategy"] == "ENQUEUE", d["name"]
+            assert (
+                d["global_concurrency_limit"]["limit"] == 1
+                and d["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+            ), d["name"]
         sink = _webhook_sink()
-        _run_script(["scripts/notify.py", "--url", f"http://127.0.0.1:{sink.server_port}/robot", "--allow-private"], env)
-        env["JOINTDRAW_FAULT_FILE"] = str(tmp_path / "fault")  # while it names a stage, that stage fails (flows/plan_run.py)
+        _run_script(
+            ["scripts/notify.py", "--url", f"http://127.0.0.1:{sink.server_port}/robot", "--allow-private"], env
+        )
+        env["JOINTDRAW_FAULT_FILE"] = str(
+            tmp_path / "fault"
+        )  # while it names a stage, that stage fails (flows/plan_run.py)
         with open(worker_log, "w") as log:
-            started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "jointdraw"], env=env, cwd=ROOT,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            started.append(
+                subprocess.Popen(
+                    [PREFECT, "worker", "start", "--pool", "jointdraw"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         out = tmp_path / "out"
-        triggered = _cli(["deployment", "run", "plan-run/demo", "--param", f"plan={plan_path(small_city)}",
-                          "--param", f"inbox={small_city / 'inbox'}", "--param", f"out={out}"], env)
+        triggered = _cli(
+            [
+                "deployment",
+                "run",
+                "plan-run/demo",
+                "--param",
+                f"plan={plan_path(small_city)}",
+                "--param",
+                f"inbox={small_city / 'inbox'}",
+                "--param",
+                f"out={out}",
+            ],
+            env,
+        )
         run_id = next(line.split("UUID:")[1].strip() for line in triggered.splitlines() if "UUID:" in line)
 
         def finished():
@@ -187,8 +312,12 @@ def test_a_deployment_runs_on_a_real_server_and_worker(small_city, tmp_path):
         _wait(f"flow run {run_id} to complete", finished, 300, [worker_log, server_log])
         bundle = out / "published" / "SZ-2026-ANNUAL"
         assert bundle_file(bundle, "manifest.json").exists() and verify_draw(bundle).ok
-        assert "Task run 'publish · SZ-2026-ANNUAL'" in worker_log.read_text(errors="replace")  # task runs say plan and stage
-        _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, small_city, tmp_path, bundle, [worker_log, server_log], sink)
+        assert "Task run 'publish · SZ-2026-ANNUAL'" in worker_log.read_text(
+            errors="replace"
+        )  # task runs say plan and stage
+        _a_failed_run_retried_goes_on_where_it_stopped(
+            api, secret, env, small_city, tmp_path, bundle, [worker_log, server_log], sink
+        )
     finally:
         for p in reversed(started):
             try:

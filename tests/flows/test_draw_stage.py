@@ -10,12 +10,12 @@ import pytest
 from jointdraw.flows.cli import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
-from tests.conftest import plan_path
-from jointdraw.transforms.bundle import bundle_file
-from jointdraw.transforms.fusion import fusion_figures
-from jointdraw.transforms.manifest import manifest_problems
+from jointdraw.transforms.documents.manifest import manifest_problems
+from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.plan import read_plan
+from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.verify import verify_draw
+from tests.conftest import plan_path
 
 SOURCES = ["9319", "2 5 12 8 10", "9 18 26 34 41 45"]
 
@@ -36,8 +36,20 @@ def test_the_draw_verifies_and_reports_both_modes(dirty_run):
     draws = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")
     assert stage["fusion"]["independent"] == fusion_figures(draws)
     assert stage["fusion"]["coordinated"]["reduction_rate"] > stage["fusion"]["independent"]["reduction_rate"]
-    assert draws.columns == ["plan_id", "task_id", "department", "item_ids", "uscc", "name", "district_code", "credit_risk",
-                             "stratum_size", "k", "score_key", "score"]
+    assert draws.columns == [
+        "plan_id",
+        "task_id",
+        "department",
+        "item_ids",
+        "uscc",
+        "name",
+        "district_code",
+        "credit_risk",
+        "stratum_size",
+        "k",
+        "score_key",
+        "score",
+    ]
     assert draws.equals(draws.sort("task_id", "credit_risk", "score", "uscc"))
 
 
@@ -46,7 +58,9 @@ def test_verify_catches_a_single_changed_row(dirty_run, tmp_path):
     shutil.copytree(dirty_run / "05_draw", tmp_path / "05_draw")
     path = tmp_path / "05_draw" / "draws.parquet"
     draws = pl.read_parquet(path)
-    draws.with_columns(score=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("score") + 1).otherwise("score")).write_parquet(path)
+    draws.with_columns(
+        score=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("score") + 1).otherwise("score")
+    ).write_parquet(path)
     report = verify_draw(tmp_path)
     assert not report.ok and len(report.problems) == 1 and report.problems[0].startswith("wrong score")
     draws.slice(1).write_parquet(path)  # one draw removed
@@ -56,15 +70,28 @@ def test_verify_catches_a_single_changed_row(dirty_run, tmp_path):
 
 def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
     run = _copy_until_merge(dirty_run, tmp_path, "public")
-    common = {"plan": str(plan_path(dirty_city)), "inbox": str(dirty_city / "inbox"), "out": str(tmp_path), "run_id": "public"}
+    common = {
+        "plan": str(plan_path(dirty_city)),
+        "inbox": str(dirty_city / "inbox"),
+        "out": str(tmp_path),
+        "run_id": "public",
+    }
     plan_run(**common, start_at="commit", stop_after="commit")
     assert not (run / "05_draw").exists()
     committed = json.loads((run / "04_commit" / "commitment.json").read_text())
     # 事前公示 (issue 17): the item list and the plan notice are public before the seed is known
     pre = bundle_file(tmp_path / "published" / "SZ-2026-ANNUAL", "pre")
-    assert sorted(p.name for p in pre.iterdir()) == ["commitment.json", "items.csv", "items.xlsx", "manifest.json", "plan_notice.csv",
-                                                     "plan_notice.xlsx"]
-    assert manifest_problems(pre.parent.parent) == []  # the plan's folder is whole before the draw too: pre/ and a manifest saying so
+    assert sorted(p.name for p in pre.iterdir()) == [
+        "commitment.json",
+        "items.csv",
+        "items.xlsx",
+        "manifest.json",
+        "plan_notice.csv",
+        "plan_notice.xlsx",
+    ]
+    assert (
+        manifest_problems(pre.parent.parent) == []
+    )  # the plan's folder is whole before the draw too: pre/ and a manifest saying so
     assert json.loads((pre / "commitment.json").read_text())["commitment"] == committed["commitment"]
     notice = pl.read_csv(pre / "plan_notice.csv", infer_schema=False)
     items = pl.read_csv(pre / "items.csv", infer_schema=False)
@@ -75,9 +102,14 @@ def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, d
     text = "".join(p.read_text(encoding="utf-8-sig") for p in (pre / "items.csv", pre / "plan_notice.csv"))
     directory = pl.read_parquet(run / "03_merge" / "directory.parquet", columns=["uscc", "name", "operator_name"])
     assert not re.search(r"[0-9A-Z]{18}", text)
-    inspectors = pl.read_parquet(run / "02_validate" / "accepted" / "inspectors" / "*.parquet", columns=["name", "inspector_id"])
-    people = {v for v in [*directory["name"], *directory["operator_name"], *inspectors["name"], *inspectors["inspector_id"]]
-              if v and len(v) >= 3}
+    inspectors = pl.read_parquet(
+        run / "02_validate" / "accepted" / "inspectors" / "*.parquet", columns=["name", "inspector_id"]
+    )
+    people = {
+        v
+        for v in [*directory["name"], *directory["operator_name"], *inspectors["name"], *inspectors["inspector_id"]]
+        if v and len(v) >= 3
+    }
     assert not [p for p in people if p in text][:3]
     plan_run(**common, start_at="draw", seed_sources=SOURCES)
     seed = json.loads((run / "05_draw" / "seed.json").read_text())
@@ -93,7 +125,12 @@ def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, d
 
 def test_the_draw_refuses_files_changed_after_the_commitment(prefect_server, dirty_run, dirty_city, tmp_path):
     run = _copy_until_merge(dirty_run, tmp_path, "tampered")
-    common = {"plan": str(plan_path(dirty_city)), "inbox": str(dirty_city / "inbox"), "out": str(tmp_path), "run_id": "tampered"}
+    common = {
+        "plan": str(plan_path(dirty_city)),
+        "inbox": str(dirty_city / "inbox"),
+        "out": str(tmp_path),
+        "run_id": "tampered",
+    }
     plan_run(**common, start_at="commit", stop_after="commit")
     plan = run / "04_commit" / "plan.yaml"
     plan.write_text(plan.read_text().replace("ratio:", "ratio:", 1) + "\n# edited after the commitment\n")
@@ -112,7 +149,9 @@ def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run,
     assert verify_draw(bundle).ok
     notice = bundle_file(bundle, "pre") / "plan_notice.csv"
     notice.write_text(notice.read_text(encoding="utf-8-sig").replace("不定向", "定向", 1), encoding="utf-8-sig")
-    manifest = json.loads((bundle_file(bundle, "pre") / "manifest.json").read_text())  # pre/ is a nested bundle with its own manifest
+    manifest = json.loads(
+        (bundle_file(bundle, "pre") / "manifest.json").read_text()
+    )  # pre/ is a nested bundle with its own manifest
     for f in manifest["files"]:
         if f["path"] == "plan_notice.csv":
             f["sha256"], f["bytes"] = hashlib.sha256(notice.read_bytes()).hexdigest(), notice.stat().st_size
@@ -124,17 +163,24 @@ def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run,
 def test_history_in_the_warehouse_excludes_objects_from_the_draw(prefect_server, dirty_run, dirty_city, tmp_path):
     import datetime as dt
 
-    from jointdraw.transforms.warehouse import connect_warehouse
+    from jointdraw.transforms.storage.warehouse import connect_warehouse
 
     run = _copy_until_merge(dirty_run, tmp_path, "quarterly")
     drawn_before = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")["uscc"].unique().sort().to_list()
     # an earlier plan drew these objects a month before this plan's period: they must sit this one out
     con = connect_warehouse(tmp_path)
-    con.executemany("insert into draws (run_id, plan_id, task_id, uscc, drawn_on) values ('q1-run', 'SZ-2026-Q1', 'X', ?, ?)",
-                    [(u, dt.date(2026, 2, 1)) for u in drawn_before])
+    con.executemany(
+        "insert into draws (run_id, plan_id, task_id, uscc, drawn_on) values ('q1-run', 'SZ-2026-Q1', 'X', ?, ?)",
+        [(u, dt.date(2026, 2, 1)) for u in drawn_before],
+    )
     con.close()
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="quarterly",
-             start_at="commit")
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="quarterly",
+        start_at="commit",
+    )
     commit = json.loads((run / "04_commit" / "stage.json").read_text())
     assert commit["exclusions_by_reason"]["recently_inspected"] == len(drawn_before)
     draws = pl.read_parquet(run / "05_draw" / "draws.parquet")

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from jointdraw.flows.cli import main
-from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.storage.bundle import bundle_file
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def _page_snippet(bundle, key: str, uscc: str) -> str:
 
 def _plain_python(code: str) -> str:
     """Runs code in an isolated interpreter: standard library only, no site-packages, no project."""
-    return subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_anyone_can_check_a_drawn_and_an_undrawn_entity(bundle, capsys):
@@ -42,12 +44,17 @@ def test_anyone_can_check_a_drawn_and_an_undrawn_entity(bundle, capsys):
     line = next(s for s in out.splitlines() if s.strip().startswith(f"{drawn['task_id']}:"))
     assert "DRAWN" in line and f"= {drawn['score']};" in line
     assert _plain_python(_page_snippet(bundle, drawn["score_key"], drawn["uscc"])) == str(drawn["score"])
-    cutoff = int(strata.filter((pl.col("抽查任务编号") == drawn["task_id"]) & (pl.col("信用风险分类") == drawn["credit_risk"]))
-                 ["入选分数线（本层第k低评分）"][0])
+    cutoff = int(
+        strata.filter((pl.col("抽查任务编号") == drawn["task_id"]) & (pl.col("信用风险分类") == drawn["credit_risk"]))[
+            "入选分数线（本层第k低评分）"
+        ][0]
+    )
     assert drawn["score"] <= cutoff
 
     directory = pl.read_parquet(bundle_file(bundle, "directory.parquet")).filter(pl.col("status") == "active")
-    candidates = directory.join(draws, on="uscc", how="anti").filter(pl.col("departments").list.contains(drawn["department"]))
+    candidates = directory.join(draws, on="uscc", how="anti").filter(
+        pl.col("departments").list.contains(drawn["department"])
+    )
     for uscc in candidates["uscc"].drop_nulls().head(50):
         main(["verify", "--entity", uscc, str(bundle)])
         lines = [s.strip() for s in capsys.readouterr().out.splitlines() if "not drawn: score" in s]
@@ -59,5 +66,9 @@ def test_anyone_can_check_a_drawn_and_an_undrawn_entity(bundle, capsys):
     key = re.match(r"\S+: not drawn: score\(seed, '([^']+)'", lines[0]).group(1)
     assert _plain_python(_page_snippet(bundle, key, uscc)) == score
     klass = directory.filter(pl.col("uscc") == uscc)["credit_risk"][0]
-    cutoff = int(strata.filter((pl.col("抽查任务编号") == task_id) & (pl.col("信用风险分类") == klass))["入选分数线（本层第k低评分）"][0])
+    cutoff = int(
+        strata.filter((pl.col("抽查任务编号") == task_id) & (pl.col("信用风险分类") == klass))[
+            "入选分数线（本层第k低评分）"
+        ][0]
+    )
     assert int(score) > cutoff  # above the cut-off: not drawn, as the draw said

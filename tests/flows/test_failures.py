@@ -10,8 +10,8 @@ import sys
 import pytest
 from prefect.settings import PREFECT_API_URL
 
+from jointdraw.transforms.documents.manifest import manifest_problems
 from tests.conftest import plan_path
-from jointdraw.transforms.manifest import manifest_problems
 
 PLAN_ID = "SZ-2026-ANNUAL"
 CLI = [sys.executable, "-m", "jointdraw.flows.cli"]
@@ -25,8 +25,13 @@ def _one_failure_line(stderr: str, command: str) -> str:
 
 def test_an_unreachable_prefect_api_is_one_line(dirty_city, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # nothing listens on port 9
-    done = subprocess.run([*CLI, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*CLI, "run", str(plan_path(dirty_city)), "--inbox", str(dirty_city / "inbox"), "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     line = _one_failure_line(done.stderr, "run")
     assert "cannot reach the Prefect API at http://127.0.0.1:9/api" in line and "prefect server start" in line
@@ -37,7 +42,9 @@ def test_an_unreachable_prefect_api_is_one_line(dirty_city, tmp_path):
 def small_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
     try:
@@ -46,7 +53,9 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def test_a_full_disk_during_publish_keeps_the_previous_bundle_and_says_what_it_needs(prefect_server, dirty_run, small_disk):
+def test_a_full_disk_during_publish_keeps_the_previous_bundle_and_says_what_it_needs(
+    prefect_server, dirty_run, small_disk
+):
     out = small_disk / "out"
     source = dirty_run.parent.parent
     shutil.copytree(source / "runs" / "dirty", out / "runs" / "dirty")
@@ -58,17 +67,28 @@ def test_a_full_disk_during_publish_keeps_the_previous_bundle_and_says_what_it_n
     with open(small_disk / "filler", "wb") as f:  # leave 3 MiB: enough for the lock and the logs, not for a bundle
         f.write(b"\0" * (free - 3 * 2**20))
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    done = subprocess.run([*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 1
     line = _one_failure_line(done.stderr, "resume")
-    assert "NoneType: None" not in done.stderr and sum(line[len("jointdraw resume: "):] in x for x in done.stderr.splitlines()) == 1
-    assert f"publish: the disk holding {out / 'published'} is full" in line and "a publish needs about 1" in line and "MiB are free" in line, line
+    assert (
+        "NoneType: None" not in done.stderr
+        and sum(line[len("jointdraw resume: ") :] in x for x in done.stderr.splitlines()) == 1
+    )
+    assert (
+        f"publish: the disk holding {out / 'published'} is full" in line
+        and "a publish needs about 1" in line
+        and "MiB are free" in line
+    ), line
     assert f"the previous bundle in {out / 'published' / PLAN_ID} is kept" in line
     after = {p.relative_to(out / "published"): p.read_bytes() for p in (out / "published").rglob("*") if p.is_file()}
     assert after == before and manifest_problems(out / "published" / PLAN_ID) == []
     assert not list((out / ".staging").iterdir())  # the half bundle is gone
     (small_disk / "filler").unlink()  # space again: the same command finishes the run
-    again = subprocess.run([*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [*CLI, "resume", "dirty", "--out", str(out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr[-3000:]
 
 
@@ -84,14 +104,27 @@ def test_a_failing_plan_ends_with_its_own_message_and_no_library_traceback(prefe
         objects.write_bytes(objects.read_bytes().splitlines(keepends=True)[0])
     else:
         pytest.skip("the generator writes EDU's objects as CSV")
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "INFO"}  # what a user sees
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }  # what a user sees
     for attempt in range(1):
-        done = subprocess.run([*CLI, "run", str(plan_path(small_city)), "--inbox", str(inbox), "--out", str(tmp_path / f"out{attempt}")],
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [*CLI, "run", str(plan_path(small_city)), "--inbox", str(inbox), "--out", str(tmp_path / f"out{attempt}")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 1
         terminal = done.stdout + done.stderr
         assert "Traceback" not in terminal and "CancelledError" not in terminal, terminal[-3000:]
         assert "Created temporary directory" not in terminal  # Great Expectations' per-validation chatter
-        assert "jointdraw run: validate: the data contract is not met:\n  - EDU: EDU/objects.csv: the file has no data rows" in done.stderr
-        # the stage's line when it finds the file, and the run's last line; the flow's log and Prefect's echoes stay in the API
+        assert (
+            "jointdraw run: validate: the data contract is not met:\n"
+            "  - EDU: EDU/objects.csv: the file has no data rows" in done.stderr
+        )
+        # the stage's line when it finds the file, and the run's last line; the flow's log and Prefect's echoes stay in
+        # the API
         assert terminal.count("the file has no data rows") == 2, terminal[-3000:]

@@ -7,13 +7,13 @@ import shutil
 import polars as pl
 
 from jointdraw.flows.plan_run import plan_run
-from tests.conftest import plan_path
 from jointdraw.transforms.assign import avoid_pairs
-from jointdraw.transforms.fusion import fusion_figures
+from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.plan import read_plan
+from jointdraw.transforms.storage.warehouse import connect_warehouse, previous_inspectors, read_warehouse_table
 from jointdraw.transforms.team_rules import team_violations
-from jointdraw.transforms.warehouse import connect_warehouse, previous_inspectors, read_warehouse_table
 from jointdraw.transforms.workdays import working_days
+from tests.conftest import plan_path
 
 
 def _copy_until(dirty_run, tmp_path, run_id, last="05_draw"):
@@ -58,8 +58,19 @@ def test_every_team_keeps_every_rule_and_nothing_is_dropped(dirty_run):
     dates = published.filter(pl.col("planned_date").is_not_null()).select("joint_task_id", "planned_date")
     days = working_days(plan.period.start, plan.period.end).days
     assert team_violations(joint, shares, team, dates, unassigned, inspectors, avoid, plan, days).is_empty()
-    assert published.columns == ["joint_task_id", "uscc", "name", "district_code", "address", "departments", "lead_department",
-                                 "task_ids", "item_ids", "inspector_ids", "planned_date"]
+    assert published.columns == [
+        "joint_task_id",
+        "uscc",
+        "name",
+        "district_code",
+        "address",
+        "departments",
+        "lead_department",
+        "task_ids",
+        "item_ids",
+        "inspector_ids",
+        "planned_date",
+    ]
     assert published.height == joint.height and dates.height + unassigned["joint_task_id"].n_unique() == joint.height
     assert dates.height > 0.9 * joint.height
     # visits spread over the period: no working day carries more than twice the mean
@@ -78,7 +89,9 @@ def test_loads_are_even_unless_a_rule_forbids_the_move(dirty_run):
     avoided = set(avoid.iter_rows())
     on_team = team.group_by("joint_task_id").agg("inspector_id")
     teams = {k: set(v) for k, v in on_team.iter_rows()}
-    held = team.join(shares, on=["joint_task_id", "department"]).select("inspector_id", "joint_task_id", "uscc", "item_ids")
+    held = team.join(shares, on=["joint_task_id", "department"]).select(
+        "inspector_id", "joint_task_id", "uscc", "item_ids"
+    )
     checked = 0
     for (_dept, _district), pool in workload.group_by("department", "district_code"):
         loads = dict(pool.select("inspector_id", "tasks").iter_rows())
@@ -97,9 +110,22 @@ def test_loads_are_even_unless_a_rule_forbids_the_move(dirty_run):
 
 def test_fuse_and_assign_rerun_from_disk_give_the_same_bytes(prefect_server, dirty_run, dirty_city, tmp_path):
     run = _copy_until(dirty_run, tmp_path, "again")
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="again", start_at="fuse")
-    for name in ("06_fuse/joint_tasks.parquet", "06_fuse/task_departments.parquet", "06_fuse/summary.json",
-                 "07_assign/joint_tasks.parquet", "07_assign/team.parquet", "07_assign/unassigned.csv", "07_assign/workload.parquet"):
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="again",
+        start_at="fuse",
+    )
+    for name in (
+        "06_fuse/joint_tasks.parquet",
+        "06_fuse/task_departments.parquet",
+        "06_fuse/summary.json",
+        "07_assign/joint_tasks.parquet",
+        "07_assign/team.parquet",
+        "07_assign/unassigned.csv",
+        "07_assign/workload.parquet",
+    ):
         assert (run / name).read_bytes() == (dirty_run / name).read_bytes(), name
 
 
@@ -109,10 +135,18 @@ def test_the_last_team_is_not_sent_again(prefect_server, dirty_run, dirty_city, 
     joint = pl.read_parquet(dirty_run / "07_assign" / "joint_tasks.parquet").select("joint_task_id", "uscc")
     last = team.join(joint, on="joint_task_id").head(60)
     con = connect_warehouse(tmp_path)
-    con.executemany("insert into visits values (?, 'SZ-2025-ANNUAL', 'r2025', 'x', ?, ?, null)",
-                    [(u, i, dt.date(2025, 6, 1)) for u, i in last.select("uscc", "inspector_id").iter_rows()])
+    con.executemany(
+        "insert into visits values (?, 'SZ-2025-ANNUAL', 'r2025', 'x', ?, ?, null)",
+        [(u, i, dt.date(2025, 6, 1)) for u, i in last.select("uscc", "inspector_id").iter_rows()],
+    )
     con.close()
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="next", start_at="assign")
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="next",
+        start_at="assign",
+    )
     again = pl.read_parquet(run / "07_assign" / "team.parquet").join(joint, on="joint_task_id")
     met = again.join(last.select("uscc", "inspector_id"), on=["uscc", "inspector_id"])
     assert met.is_empty() and again.height > 0
@@ -122,4 +156,7 @@ def test_the_last_team_is_not_sent_again(prefect_server, dirty_run, dirty_city, 
 def test_unassigned_csv_is_for_people(dirty_run):
     raw = (dirty_run / "07_assign" / "unassigned.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
-    assert raw.decode("utf-8-sig").splitlines()[0] == "联合任务编号,统一社会信用代码,企业名称,所属区,检查部门,未能派员部门,原因代码,原因,说明"
+    assert (
+        raw.decode("utf-8-sig").splitlines()[0]
+        == "联合任务编号,统一社会信用代码,企业名称,所属区,检查部门,未能派员部门,原因代码,原因,说明"
+    )

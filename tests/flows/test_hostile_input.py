@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from jointdraw.flows.plan_run import plan_run
-from tests.conftest import plan_path
 from jointdraw.transforms.plan import PlanError, read_plan
+from tests.conftest import plan_path
 
 
 def _files(root):
@@ -30,21 +30,30 @@ def test_a_plan_id_that_could_leave_the_output_root_is_refused(small_city, tmp_p
 
 
 def test_a_plan_is_yaml_without_objects_or_aliases(small_city, tmp_path):
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+    bomb = (
+        "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+    )
     (tmp_path / "bomb.yaml").write_text(bomb + "plan_id: P\n", encoding="utf-8")
     with pytest.raises(PlanError, match="aliases"):
         read_plan(tmp_path / "bomb.yaml")
-    (tmp_path / "object.yaml").write_text("plan_id: !!python/object/apply:os.system ['touch /tmp/pwned']\n", encoding="utf-8")
+    (tmp_path / "object.yaml").write_text(
+        "plan_id: !!python/object/apply:os.system ['touch /tmp/pwned']\n", encoding="utf-8"
+    )
     with pytest.raises(PlanError, match="cannot be read"):
         read_plan(tmp_path / "object.yaml")
 
 
-@pytest.mark.parametrize(("change", "says"), [
-    ({"seeds": "typo"}, "seeds: Extra inputs are not permitted"),
-    ({"period": {"start": "2026-12-01", "end": "2026-03-01"}}, "period"),
-    ({"quarantine_threshold": 1.5}, "quarantine_threshold"),
-    ({"exclusion_window_days": -1}, "exclusion_window_days"),
-])
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"seeds": "typo"}, "seeds: Extra inputs are not permitted"),
+        ({"period": {"start": "2026-12-01", "end": "2026-03-01"}}, "period"),
+        ({"quarantine_threshold": 1.5}, "quarantine_threshold"),
+        ({"exclusion_window_days": -1}, "exclusion_window_days"),
+    ],
+)
 def test_a_bad_plan_is_refused_naming_the_key(small_city, tmp_path, change, says):
     with pytest.raises(PlanError, match=says.split(":")[0]) as refused:
         read_plan(_plan(small_city, tmp_path, **change))
@@ -52,8 +61,9 @@ def test_a_bad_plan_is_refused_naming_the_key(small_city, tmp_path, change, says
 
 
 @pytest.mark.parametrize(("field", "value"), [("ratio", {"A": 1.5}), ("count", -3)])
-def test_a_task_with_a_ratio_outside_0_1_or_a_negative_count_is_refused_before_anything_runs(prefect_server, small_city, tmp_path,
-                                                                                              field, value):
+def test_a_task_with_a_ratio_outside_0_1_or_a_negative_count_is_refused_before_anything_runs(
+    prefect_server, small_city, tmp_path, field, value
+):
     data = yaml.safe_load(plan_path(small_city).read_text(encoding="utf-8"))
     task = data["tasks"][0]
     task.pop("ratio", None), task.pop("count", None)
@@ -81,5 +91,7 @@ def test_department_folders_and_run_ids_cannot_write_outside_the_output_root(pre
     assert written and all(p == out or out in p.parents for p in written)  # everything new is under the output root
     assert not any(h in p.parts for p in written for h in ("..AMR", "-rf", "市场监督管理局", "amr"))
     with pytest.raises(PlanError, match="run id"):
-        plan_run(plan=str(plan_path(small_city)), inbox=str(inbox), out=str(out), run_id="../../escape", stop_after="ingest")
+        plan_run(
+            plan=str(plan_path(small_city)), inbox=str(inbox), out=str(out), run_id="../../escape", stop_after="ingest"
+        )
     assert not (tmp_path / "escape").exists()

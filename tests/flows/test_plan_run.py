@@ -9,9 +9,9 @@ import pytest
 from jointdraw.flows.cli import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
+from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import sha256_file
 from tests.conftest import plan_path
-from jointdraw.transforms.bundle import bundle_file
-from jointdraw.transforms.runfolder import sha256_file
 
 
 def test_ingest_accounts_for_every_row_of_every_file(prefect_server, small_city, tmp_path):
@@ -28,7 +28,10 @@ def test_ingest_accounts_for_every_row_of_every_file(prefect_server, small_city,
             assert sha256_file(path) == out["sha256"] and pl.read_parquet(path).height == out["rows"] == f["rows_read"]
     # rows read counted independently of the pipeline: CSV data lines in the inbox
     amr = small_city / "inbox" / "AMR" / "objects.csv"
-    assert next(f for f in record["files"] if f["source"]["path"] == "AMR/objects.csv")["rows_read"] == amr.read_text().count("\n") - 1
+    assert (
+        next(f for f in record["files"] if f["source"]["path"] == "AMR/objects.csv")["rows_read"]
+        == amr.read_text().count("\n") - 1
+    )
     objects = pl.read_parquet(stage / "objects" / "*.parquet")
     assert objects.schema["registered_on"] == pl.Date and objects.schema["tags"] == pl.List(pl.String)
     assert objects.select("source_file", "source_line").is_duplicated().sum() == 0
@@ -63,7 +66,9 @@ def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tm
     # what the README's demo does: relative --inbox and --out, from the folder they are in
     shutil.copytree(small_city, tmp_path / "city")
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "city/plans/SZ-2026-ANNUAL.yaml", "--inbox", "city/inbox", "--out", "out", "--run-id", "rel"]) == 0
+    assert (
+        main(["run", "city/plans/SZ-2026-ANNUAL.yaml", "--inbox", "city/inbox", "--out", "out", "--run-id", "rel"]) == 0
+    )
     printed = capsys.readouterr().out
     assert "merge (名录合并)" in printed and "Data Docs" in printed
     assert (tmp_path / "out" / "runs" / "rel" / "02_validate" / "validation" / "index.html").exists()
@@ -82,12 +87,22 @@ def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_c
         return real(file)
 
     monkeypatch.setattr("jointdraw.flows.ingest.read_registry", flaky)
-    summary = plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="flaky",
-                       stop_after="ingest")
-    assert calls.count(calls[0]) == 2 and summary["stages"]["ingest"]["rows_read"] == summary["stages"]["ingest"]["rows_written"] > 0
+    summary = plan_run(
+        plan=str(plan_path(small_city)),
+        inbox=str(small_city / "inbox"),
+        out=str(tmp_path),
+        run_id="flaky",
+        stop_after="ingest",
+    )
+    assert (
+        calls.count(calls[0]) == 2
+        and summary["stages"]["ingest"]["rows_read"] == summary["stages"]["ingest"]["rows_written"] > 0
+    )
 
 
-def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_verified(prefect_server, small_city, tmp_path):
+def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_verified(
+    prefect_server, small_city, tmp_path
+):
     """SPEC §4.4 (issue 16): no eligible entity is silently undrawable. A farm known to AMR only by its
     organisation code (no other department lists it, so nothing links it to a USCC) is drawn by a
     task that takes every agricultural entity, and is on the notice with the code it has."""
@@ -100,18 +115,42 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
     inbox = tmp_path / "inbox"
     shutil.copytree(small_city / "inbox", inbox)
     amr = pl.read_csv(inbox / "AMR" / "objects.csv", infer_schema=False)
-    org = next(c for c in (f"1234567{d}{x}" for d in "89" for x in "0123456789X")
-               if org_code_reasons(pl.Series([c]))[0] is None)
-    farm = {c: None for c in amr.columns} | {"org_code": org, "name": "深圳市光明农场", "entity_type": "全民所有制",
-                                             "district_code": "440311", "industry_code": "A0111", "registered_on": "1990-01-01",
-                                             "status": "存续（在营、开业、在册）", "credit_risk": "B"}
+    org = next(
+        c
+        for c in (f"1234567{d}{x}" for d in "89" for x in "0123456789X")
+        if org_code_reasons(pl.Series([c]))[0] is None
+    )
+    farm = {c: None for c in amr.columns} | {
+        "org_code": org,
+        "name": "深圳市光明农场",
+        "entity_type": "全民所有制",
+        "district_code": "440311",
+        "industry_code": "A0111",
+        "registered_on": "1990-01-01",
+        "status": "存续（在营、开业、在册）",
+        "credit_risk": "B",
+    }
     pl.concat([amr, pl.DataFrame([farm], schema=amr.schema)]).write_csv(inbox / "AMR" / "objects.csv")
     annual = read_plan(plan_path(small_city))
     # and a task nobody is eligible for (no 外国（地区）企业常驻代表机构 in the city): reported, not silent (issue 18)
-    nobody = Task(task_id="AMR-NOBODY", department="AMR", items=["AMR-002"], scope={"registered_types": ["7200"]}, count=3)
-    plan = annual.model_copy(update={"tasks": [Task(task_id="AMR-FARMS", department="AMR", items=["AMR-001"],
-                                                    scope={"industries": ["A"]}, ratio=dict.fromkeys("ABCD", 1.0)), nobody],
-                                     "period": annual.period.model_copy(update={"end": dt.date(2026, 6, 30)})})
+    nobody = Task(
+        task_id="AMR-NOBODY", department="AMR", items=["AMR-002"], scope={"registered_types": ["7200"]}, count=3
+    )
+    plan = annual.model_copy(
+        update={
+            "tasks": [
+                Task(
+                    task_id="AMR-FARMS",
+                    department="AMR",
+                    items=["AMR-001"],
+                    scope={"industries": ["A"]},
+                    ratio=dict.fromkeys("ABCD", 1.0),
+                ),
+                nobody,
+            ],
+            "period": annual.period.model_copy(update={"end": dt.date(2026, 6, 30)}),
+        }
+    )
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")
     summary = plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="org")
@@ -120,7 +159,10 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
     assert 'id="empty-tasks"' in bundle_file(bundle, "report.html").read_text(encoding="utf-8")
     key = f"ORG:{org}"
     assert key in pl.read_parquet(bundle_file(bundle, "draws.parquet"))["uscc"].to_list()
-    assert f"{plan.plan_id}-{key}" in pl.read_parquet(bundle_file(bundle, "joint_tasks.parquet"))["joint_task_id"].to_list()
+    assert (
+        f"{plan.plan_id}-{key}"
+        in pl.read_parquet(bundle_file(bundle, "joint_tasks.parquet"))["joint_task_id"].to_list()
+    )
     notice = pl.read_csv(bundle_file(bundle, "notice.csv"), infer_schema=False)
     assert f"组织机构代码 {org[:8]}-{org[8]}" in notice["统一社会信用代码"].to_list()
     report = verify_draw(bundle)
@@ -138,8 +180,10 @@ def test_the_plan_is_checked_against_the_inbox_before_anything_runs(prefect_serv
     shutil.rmtree(inbox / "WAT")  # no folder at all
     (inbox / "EMR" / "objects.xlsx").unlink()  # items and inspectors, but no objects
     annual = read_plan(plan_path(small_city))
-    extra = [Task(task_id="XYZ-T01", department="XYZ", items=["XYZ-001"], ratio={"A": 0.1}),
-             Task(task_id="AMR-T99", department="AMR", items=["AMR-001", "AMR-998", "AMR-999"], ratio={"A": 0.1})]
+    extra = [
+        Task(task_id="XYZ-T01", department="XYZ", items=["XYZ-001"], ratio={"A": 0.1}),
+        Task(task_id="AMR-T99", department="AMR", items=["AMR-001", "AMR-998", "AMR-999"], ratio={"A": 0.1}),
+    ]
     plan = annual.model_copy(update={"tasks": [*annual.tasks, *extra]})
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")

@@ -12,25 +12,38 @@ import pytest
 from jointdraw.flows.cli import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
+from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runlock import PlanLocked, held, lock_path, plan_lock, read_lock
+from jointdraw.transforms.storage.warehouse import connect_warehouse
 from tests.conftest import plan_path
-from jointdraw.transforms.bundle import bundle_file
-from jointdraw.transforms.runlock import PlanLocked, held, lock_path, plan_lock, read_lock
-from jointdraw.transforms.warehouse import connect_warehouse
 
 EARLY = ("01_ingest", "02_validate", "03_merge", "04_commit", "05_draw", "06_fuse")
 
 
 def _snapshot(run_dir, stages):
-    return {p.relative_to(run_dir): (p.stat().st_mtime_ns, p.read_bytes()) for s in stages for p in (run_dir / s).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(run_dir): (p.stat().st_mtime_ns, p.read_bytes())
+        for s in stages
+        for p in (run_dir / s).rglob("*")
+        if p.is_file()
+    }
 
 
-def test_resume_after_a_failed_assign_redoes_nothing_before_it(prefect_server, dirty_run, dirty_city, tmp_path, monkeypatch, capsys):
+def test_resume_after_a_failed_assign_redoes_nothing_before_it(
+    prefect_server, dirty_run, dirty_city, tmp_path, monkeypatch, capsys
+):
     def broken(*args, **kwargs):
         raise RuntimeError("injected failure in assign")
 
     monkeypatch.setattr("jointdraw.flows.assign.match_inspectors", broken)
     with pytest.raises(RuntimeError, match="injected"):
-        plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="r", seed="SZ-2026-ANNUAL-demo-seed")
+        plan_run(
+            plan=str(plan_path(dirty_city)),
+            inbox=str(dirty_city / "inbox"),
+            out=str(tmp_path),
+            run_id="r",
+            seed="SZ-2026-ANNUAL-demo-seed",
+        )
     monkeypatch.undo()
     run = tmp_path / "runs" / "r"
     assert not (run / "07_assign" / "stage.json").exists() and read_lock(tmp_path, "SZ-2026-ANNUAL") is None
@@ -39,8 +52,14 @@ def test_resume_after_a_failed_assign_redoes_nothing_before_it(prefect_server, d
     assert "resuming run r of plan SZ-2026-ANNUAL at assign" in capsys.readouterr().out
     assert _snapshot(run, EARLY) == before  # ingest … fuse untouched: same bytes, same modification times
     # the bundle equals the uninterrupted run's, file for file
-    mine = json.loads(bundle_file(tmp_path / "published" / "SZ-2026-ANNUAL", "manifest.json").read_text(encoding="utf-8"))
-    theirs = json.loads(bundle_file(dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL", "manifest.json").read_text(encoding="utf-8"))
+    mine = json.loads(
+        bundle_file(tmp_path / "published" / "SZ-2026-ANNUAL", "manifest.json").read_text(encoding="utf-8")
+    )
+    theirs = json.loads(
+        bundle_file(dirty_run.parent.parent / "published" / "SZ-2026-ANNUAL", "manifest.json").read_text(
+            encoding="utf-8"
+        )
+    )
     assert mine["files"] == theirs["files"]
     assert main(["resume", "r", "--out", str(tmp_path)]) == 0 and "nothing to resume" in capsys.readouterr().out
 
@@ -63,14 +82,30 @@ def test_a_rerun_refuses_changed_outputs_and_changed_inputs(prefect_server, dirt
 
 
 def test_one_run_of_a_plan_at_a_time_and_a_dead_holder_needs_no_unlock(prefect_server, small_city, tmp_path):
-    common = {"plan": str(plan_path(small_city)), "inbox": str(small_city / "inbox"), "out": str(tmp_path), "stop_after": "ingest"}
-    with plan_lock(tmp_path, "SZ-2026-ANNUAL", "night-run"), pytest.raises(PlanLocked, match="being run by run night-run"):
+    common = {
+        "plan": str(plan_path(small_city)),
+        "inbox": str(small_city / "inbox"),
+        "out": str(tmp_path),
+        "stop_after": "ingest",
+    }
+    with (
+        plan_lock(tmp_path, "SZ-2026-ANNUAL", "night-run"),
+        pytest.raises(PlanLocked, match="being run by run night-run"),
+    ):
         plan_run(**common, run_id="second")
     assert main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path)]) == 0  # nothing to clear now
     # a run killed with SIGKILL while holding the lock: the kernel releases it, the next run just runs
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jointdraw.transforms.runlock import plan_lock\n"
-                               "with plan_lock(sys.argv[1], 'SZ-2026-ANNUAL', 'killed'):\n print('held', flush=True); time.sleep(600)",
-                               str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from jointdraw.transforms.storage.runlock import plan_lock\n"
+            "with plan_lock(sys.argv[1], 'SZ-2026-ANNUAL', 'killed'):\n print('held', flush=True); time.sleep(600)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held" and held(tmp_path, "SZ-2026-ANNUAL")
     with pytest.raises(PlanLocked, match="being run by run killed"):
         plan_run(**common, run_id="third")
@@ -85,7 +120,10 @@ def test_one_run_of_a_plan_at_a_time_and_a_dead_holder_needs_no_unlock(prefect_s
     with pytest.raises(PlanLocked, match="on another machine.*jointdraw unlock SZ-2026-ANNUAL"):
         plan_run(**common, run_id="fourth")
     assert main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path)]) == 1  # not without --force
-    assert main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path), "--force"]) == 0 and read_lock(tmp_path, "SZ-2026-ANNUAL") is None
+    assert (
+        main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path), "--force"]) == 0
+        and read_lock(tmp_path, "SZ-2026-ANNUAL") is None
+    )
     assert plan_run(**common, run_id="fourth")["stages"]["ingest"]["rows_read"] > 0
 
 
@@ -95,7 +133,9 @@ def test_a_live_lock_is_not_cleared_without_force(tmp_path, capsys):
         assert "still running" in capsys.readouterr().err
 
 
-def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(prefect_server, dirty_run, dirty_city, tmp_path, capsys):
+def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(
+    prefect_server, dirty_run, dirty_city, tmp_path, capsys
+):
     out = tmp_path
     shutil.copy(dirty_run.parent.parent / "warehouse.duckdb", out / "warehouse.duckdb")  # the annual plan, published
     shutil.copytree(dirty_run, out / "runs" / "dirty")
@@ -107,13 +147,21 @@ def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(prefect_server, 
     assert set(excluded["uscc"]) == set(annual["uscc"]) and set(excluded["source_run"]) == {"dirty"}
     recent = excluded.filter(pl.col("reason") == "recently_inspected")
     assert set(recent["uscc"]) == set(annual["uscc"])  # and class A, drawn once this year, also met its yearly cap of 1
-    assert set(excluded.filter(pl.col("reason") == "yearly_cap")["uscc"]) <= set(annual.filter(pl.col("credit_risk") == "A")["uscc"])
+    assert set(excluded.filter(pl.col("reason") == "yearly_cap")["uscc"]) <= set(
+        annual.filter(pl.col("credit_risk") == "A")["uscc"]
+    )
     con = connect_warehouse(out)
     counts = dict(con.sql("select plan_id, count(*) from draws group by all").fetchall())
     con.close()
     assert counts == {"SZ-2026-ANNUAL": annual.height, "SZ-2026-Q2": q2.height}
     # publishing the annual plan again replaces its rows, never duplicates them
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty", start_at="publish")
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(out),
+        run_id="dirty",
+        start_at="publish",
+    )
     con = connect_warehouse(out)
     again = dict(con.sql("select plan_id, count(*) from draws group by all").fetchall())
     visits = con.sql("select count(*) from visits where plan_id = 'SZ-2026-ANNUAL'").fetchall()[0][0]

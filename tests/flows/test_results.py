@@ -12,20 +12,22 @@ import yaml
 
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.flows.results import results_run
-from tests.conftest import plan_path
-from jointdraw.transforms.bundle import PUBLIC, REGULATOR, bundle_file, results_folder
-from jointdraw.transforms.manifest import manifest_problems
+from jointdraw.transforms.documents.manifest import manifest_problems
 from jointdraw.transforms.privacy import public_leaks, read_table
-from jointdraw.transforms.resultgen import generate_results
 from jointdraw.transforms.results import PlanSide
-from jointdraw.transforms.submission import write_results
-from jointdraw.transforms.warehouse import connect_warehouse, plan_side_tables
+from jointdraw.transforms.samplecity.results import generate_results
+from jointdraw.transforms.samplecity.submission import write_results
+from jointdraw.transforms.storage.bundle import PUBLIC, REGULATOR, bundle_file, results_folder
+from jointdraw.transforms.storage.warehouse import connect_warehouse, plan_side_tables
+from tests.conftest import plan_path
 
 PLAN_ID = "SZ-2026-ANNUAL"
 
 
 def results_of(out, part):
     return results_folder(out / "published" / PLAN_ID, part)
+
+
 AS_OF = dt.date(2026, 11, 27)
 
 
@@ -38,7 +40,9 @@ def results_out(prefect_server, dirty_run, tmp_path_factory):
     plan = PlanSide(tables["task_items"], tables["teams"], tuple(tables["period"]), AS_OF)
     results, truth = generate_results(plan, seed=7, dirty=True)
     write_results(results, truth, out.parent / "inbox")
-    summary = results_run(plan_id=PLAN_ID, inbox=str(out.parent / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="r1")
+    summary = results_run(
+        plan_id=PLAN_ID, inbox=str(out.parent / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="r1"
+    )
     return out, summary, truth
 
 
@@ -46,8 +50,13 @@ def test_the_results_workbooks_show_every_cell_as_published(results_out, tmp_pat
     from tests.flows.test_spreadsheets import assert_workbooks_show_what_was_published
 
     out, _, _ = results_out
-    tables = ["public/results/notice", "regulator/results/results", "public/results/progress", "regulator/results/outstanding",
-              "regulator/results/quarantine/quarantine"]
+    tables = [
+        "public/results/notice",
+        "regulator/results/results",
+        "public/results/progress",
+        "regulator/results/outstanding",
+        "regulator/results/quarantine/quarantine",
+    ]
     seen = assert_workbooks_show_what_was_published(out / "published" / PLAN_ID, tables, tmp_path)
     assert seen["notice"]["统一社会信用代码"].str.contains(r"^\d{18}$").sum() > 10  # all-digit codes, to the last digit
 
@@ -67,7 +76,14 @@ def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
     public, regulator = results_of(out, PUBLIC), results_of(out, REGULATOR)
     for name in ("notice.csv", "notice.xlsx", "progress.csv", "summary.json", "manifest.json"):
         assert (public / name).is_file(), name
-    for name in ("results.parquet", "results.csv", "outstanding.csv", "report.html", "quarantine/quarantine.csv", "validation/index.html"):
+    for name in (
+        "results.parquet",
+        "results.csv",
+        "outstanding.csv",
+        "report.html",
+        "quarantine/quarantine.csv",
+        "validation/index.html",
+    ):
         assert (regulator / name).is_file(), name
     assert manifest_problems(out / "published" / PLAN_ID) == []  # the draw bundle and, nested, the results bundle
     original = (public / "notice.csv").read_bytes()
@@ -75,7 +91,17 @@ def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
     assert any("public/results/notice.csv" in p for p in manifest_problems(out / "published" / PLAN_ID))
     (public / "notice.csv").write_bytes(original)
     notice = pl.read_csv(public / "notice.csv", infer_schema=False)
-    assert list(notice.columns) == ["所属区", "企业名称", "统一社会信用代码", "抽查事项", "检查部门", "检查日期", "检查结果", "后续处置", "联合任务编号"]
+    assert list(notice.columns) == [
+        "所属区",
+        "企业名称",
+        "统一社会信用代码",
+        "抽查事项",
+        "检查部门",
+        "检查日期",
+        "检查结果",
+        "后续处置",
+        "联合任务编号",
+    ]
     results = pl.read_parquet(regulator / "results.parquet")
     assert notice.height == results.height == summary["publish"]["answered"]
     text = (public / "notice.csv").read_text(encoding="utf-8-sig")
@@ -118,14 +144,19 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
     removed, notice and its own manifest redone) fails against the warehouse's recorded results and
     the logged seal, and — away from the warehouse — against the announced seal."""
     from jointdraw.transforms.audit import last_seal
-    from jointdraw.transforms.manifest import RESULTS_MANIFEST, file_list, results_files
-    from jointdraw.transforms.people_headers import RESULTS as RESULTS_HEADERS
-    from jointdraw.transforms.results import RESULTS_NOTICE_HEADERS, notice_entities, published_item_names, results_notice
-    from jointdraw.transforms.runfolder import write_json, write_parquet
-    from jointdraw.transforms.seal import seal_of
+    from jointdraw.transforms.documents.manifest import RESULTS_MANIFEST, file_list, results_files
+    from jointdraw.transforms.documents.people_headers import RESULTS as RESULTS_HEADERS
+    from jointdraw.transforms.documents.seal import seal_of
+    from jointdraw.transforms.results import (
+        RESULTS_NOTICE_HEADERS,
+        notice_entities,
+        published_item_names,
+        results_notice,
+    )
+    from jointdraw.transforms.storage.runfolder import write_json, write_parquet
+    from jointdraw.transforms.storage.warehouse import audit_entries
+    from jointdraw.transforms.storage.xlsxout import write_people_tables
     from jointdraw.transforms.verify import verify_draw
-    from jointdraw.transforms.warehouse import audit_entries
-    from jointdraw.transforms.xlsxout import write_people_tables
 
     out, summary, _ = results_out
     copy = tmp_path / "out"
@@ -139,8 +170,11 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
     forged = pl.read_parquet(regulator / "results.parquet").slice(5)  # five results gone
     write_parquet(forged, regulator / "results.parquet")
     write_people_tables(forged, regulator / "results.csv", RESULTS_HEADERS, "检查结果")
-    notice = results_notice(forged, notice_entities(bundle_file(bundle, "notice.csv")),
-                            published_item_names(bundle_file(bundle, "pre") / "items.csv"))
+    notice = results_notice(
+        forged,
+        notice_entities(bundle_file(bundle, "notice.csv")),
+        published_item_names(bundle_file(bundle, "pre") / "items.csv"),
+    )
     write_people_tables(notice, public / "notice.csv", RESULTS_NOTICE_HEADERS, "检查结果公示")
     manifest = json.loads((bundle / RESULTS_MANIFEST).read_text(encoding="utf-8"))
     manifest["files"], manifest["documents"] = file_list(bundle, results_files(bundle))
@@ -152,18 +186,24 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
     elsewhere = tmp_path / "usb" / PLAN_ID  # no warehouse beside it: the announced seal decides
     shutil.copytree(bundle, elsewhere)
     assert [p for p in verify_draw(elsewhere, results_seal=announced).problems if "results seal" in p] == [
-        f"results seal: {seal_of(bundle / RESULTS_MANIFEST)}, the announced results seal is {announced}"]
+        f"results seal: {seal_of(bundle / RESULTS_MANIFEST)}, the announced results seal is {announced}"
+    ]
 
 
 def test_results_take_the_plans_one_lock(results_out):
     """Issue 19: the results flow publishes into the plan's bundle, so it takes the plan's lock: while
     the plan flow holds it, results are refused with the holder named, and nothing is written."""
-    from jointdraw.transforms.runlock import PlanLocked, plan_lock
+    from jointdraw.transforms.storage.runlock import PlanLocked, plan_lock
 
     out, _, _ = results_out
     before = {p: p.read_bytes() for p in (out / "published" / PLAN_ID).rglob("*") if p.is_file()}
-    with plan_lock(out, PLAN_ID, "publishing-the-draw"), pytest.raises(PlanLocked, match="being run by run publishing-the-draw"):
-        results_run(plan_id=PLAN_ID, inbox=str(out.parent / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="r-locked")
+    with (
+        plan_lock(out, PLAN_ID, "publishing-the-draw"),
+        pytest.raises(PlanLocked, match="being run by run publishing-the-draw"),
+    ):
+        results_run(
+            plan_id=PLAN_ID, inbox=str(out.parent / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="r-locked"
+        )
     assert not (out / "runs" / "r-locked" / "01_ingest").exists()
     assert {p: p.read_bytes() for p in (out / "published" / PLAN_ID).rglob("*") if p.is_file()} == before
 
@@ -176,8 +216,9 @@ def test_a_later_run_keeps_the_first_publication_date(results_out, tmp_path):
     assert (results["first_published_on"] == AS_OF).all()
     con = connect_warehouse(out, read_only=True)
     try:
-        assert con.sql("select count(*), count(distinct results_run_id) from results where plan_id = $p", params={"p": PLAN_ID}
-                       ).fetchall() == [(results.height, 1)]  # the plan's rows replaced, once
+        assert con.sql(
+            "select count(*), count(distinct results_run_id) from results where plan_id = $p", params={"p": PLAN_ID}
+        ).fetchall() == [(results.height, 1)]  # the plan's rows replaced, once
     finally:
         con.close()
 
@@ -185,7 +226,9 @@ def test_a_later_run_keeps_the_first_publication_date(results_out, tmp_path):
 def test_results_without_a_published_plan_are_refused_clearly(prefect_server, tmp_path):
     from prefect.states import State
 
-    state = results_run(plan_id="NO-SUCH-PLAN", inbox=str(tmp_path), out=str(tmp_path), as_of="2026-11-27", return_state=True)
+    state = results_run(
+        plan_id="NO-SUCH-PLAN", inbox=str(tmp_path), out=str(tmp_path), as_of="2026-11-27", return_state=True
+    )
     assert isinstance(state, State) and state.is_failed()
     assert "publish it first" in state.message or "publish the plan first" in state.message
 
@@ -230,12 +273,22 @@ def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(re
     ingest = dirty_run / "01_ingest"
     objects = pl.read_parquet(ingest / "objects" / "*.parquet", columns=["operator_name", "phone"])
     inspectors = pl.read_parquet(ingest / "inspectors" / "*.parquet", columns=["name", "inspector_id"])
-    people = {v for v in (set(objects["operator_name"]) | set(objects["phone"]) | set(inspectors["name"])
-                          | set(inspectors["inspector_id"])) if v and len(v) >= 3}  # a two-character name is in common words (工程建筑)
+    people = {
+        v
+        for v in (
+            set(objects["operator_name"])
+            | set(objects["phone"])
+            | set(inspectors["name"])
+            | set(inspectors["inspector_id"])
+        )
+        if v and len(v) >= 3
+    }  # a two-character name is in common words (工程建筑)
     assert len(people) > 1000
     bundle = out / "published" / PLAN_ID
     public = sorted(p.relative_to(bundle).as_posix() for p in (bundle / PUBLIC).rglob("*") if p.is_file())
-    assert {"public/notice.html", "public/report.html", "public/results/notice.xlsx", "public/manifest.json"} <= set(public)
+    assert {"public/notice.html", "public/report.html", "public/results/notice.xlsx", "public/manifest.json"} <= set(
+        public
+    )
     assert public_leaks(bundle / PUBLIC, people) == []
     # the scan finds what it looks for: a planted phone number, and an operator's name, in a copy
     planted = out.parent / "planted"
@@ -247,7 +300,9 @@ def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(re
     for path in ("public/notice.csv", "public/notice.xlsx", "public/results/notice.csv", "public/results/notice.xlsx"):
         cells = read_table(bundle / path).drop("联合任务编号").unpivot()["value"].drop_nulls().unique()
         assert cells.len() > 100
-        leaks = cells.filter(cells.str.contains_any(sorted(classes)) | cells.is_in(["A", "B", "C", "D"]))  # Aho–Corasick
+        leaks = cells.filter(
+            cells.str.contains_any(sorted(classes)) | cells.is_in(["A", "B", "C", "D"])
+        )  # Aho–Corasick
         assert leaks.is_empty(), (path, leaks.head(5).to_list())
 
 
@@ -267,8 +322,13 @@ def test_before_any_department_submits_everything_is_outstanding(prefect_server,
     out = tmp_path / "out"
     shutil.copytree(dirty_run.parent.parent, out)
     (tmp_path / "inbox").mkdir()
-    summary = results_run(plan_id=PLAN_ID, inbox=str(tmp_path / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="none")
+    summary = results_run(
+        plan_id=PLAN_ID, inbox=str(tmp_path / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="none"
+    )
     p = summary["publish"]
-    assert p["answered"] == 0 and p["outstanding"] == p["items_due"] == plan_side_tables(out, PLAN_ID)["task_items"].height > 0
+    assert (
+        p["answered"] == 0
+        and p["outstanding"] == p["items_due"] == plan_side_tables(out, PLAN_ID)["task_items"].height > 0
+    )
     assert pl.read_parquet(results_of(out, REGULATOR) / "results.parquet").is_empty()
     assert manifest_problems(out / "published" / PLAN_ID) == []

@@ -9,14 +9,14 @@ import polars as pl
 import pytest
 
 from jointdraw.flows.cli import main
-from jointdraw.transforms.bundle import AUDIT, PUBLIC, REGULATOR, bundle_file
-from jointdraw.transforms.manifest import MANIFEST, file_digest
-from jointdraw.transforms.people_headers import NOTICE
-from jointdraw.transforms.runfolder import write_json
-from jointdraw.transforms.seal import SEAL_PAGES, fill_seal, page_with_empty_slot, seal_of
+from jointdraw.transforms.documents.manifest import MANIFEST, file_digest
+from jointdraw.transforms.documents.people_headers import NOTICE
+from jointdraw.transforms.documents.seal import SEAL_PAGES, fill_seal, page_with_empty_slot, seal_of
+from jointdraw.transforms.storage.bundle import AUDIT, PUBLIC, REGULATOR, bundle_file
+from jointdraw.transforms.storage.runfolder import write_json
+from jointdraw.transforms.storage.warehouse import audit_entries
+from jointdraw.transforms.storage.xlsxout import write_people_xlsx
 from jointdraw.transforms.verify import verify_draw
-from jointdraw.transforms.warehouse import audit_entries
-from jointdraw.transforms.xlsxout import write_people_xlsx
 
 PLAN_ID = "SZ-2026-ANNUAL"
 
@@ -71,8 +71,12 @@ def test_a_file_edited_with_its_manifest_entry_fails_against_the_announced_seal(
     copy = _copy(bundle, tmp_path)
     notice = bundle_file(copy, "notice.csv")
     frame = pl.read_csv(notice, infer_schema=False)
-    renamed = frame.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("某某科技有限公司")).otherwise(pl.col(NOTICE["name"]))
-                                 .alias(NOTICE["name"]))
+    renamed = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3)
+        .then(pl.lit("某某科技有限公司"))
+        .otherwise(pl.col(NOTICE["name"]))
+        .alias(NOTICE["name"])
+    )
     notice.write_text("\ufeff" + renamed.write_csv(), encoding="utf-8")
     _relist(copy, "public/notice.csv")
     code = frame[NOTICE["joint_task_id"]][3]
@@ -94,8 +98,11 @@ def test_a_row_removed_from_draws_csv_is_found(bundle, tmp_path):
 def test_a_workbook_and_the_figures_are_re_derived_too(bundle, tmp_path):
     copy = _copy(bundle, tmp_path)
     notice = pl.read_csv(bundle_file(copy, "notice.csv"), infer_schema=False)
-    write_people_xlsx(notice.with_columns(pl.col(NOTICE["district"]).str.replace("福田区", "南山区")), bundle_file(copy, "notice.xlsx"),
-                      sheet="公示名单")
+    write_people_xlsx(
+        notice.with_columns(pl.col(NOTICE["district"]).str.replace("福田区", "南山区")),
+        bundle_file(copy, "notice.xlsx"),
+        sheet="公示名单",
+    )
     summary = json.loads(bundle_file(copy, "summary.json").read_text(encoding="utf-8"))
     summary["visits_saved"] += 100
     write_json(summary, bundle_file(copy, "summary.json"))
@@ -122,7 +129,9 @@ def test_a_page_showing_another_seal_is_found(bundle, tmp_path):
     text = page.read_text(encoding="utf-8")
     shown, _ = page_with_empty_slot(text)
     page.write_text(text.replace(shown, "f" * 64), encoding="utf-8")
-    assert verify_draw(copy).problems == [f"public/notice.html shows the seal {'f' * 64}, the manifest's SHA-256 is {shown}"]
+    assert verify_draw(copy).problems == [
+        f"public/notice.html shows the seal {'f' * 64}, the manifest's SHA-256 is {shown}"
+    ]
 
 
 def test_the_public_and_audit_parts_alone_verify_against_the_seal(bundle, seal, tmp_path, capsys):

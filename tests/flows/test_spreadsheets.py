@@ -13,10 +13,25 @@ import subprocess
 import polars as pl
 import pytest
 
-from jointdraw.transforms.bundle import bundle_file
+from jointdraw.transforms.storage.bundle import bundle_file
 
-TABLES = ["audit/draws", "regulator/joint_tasks", "regulator/unassigned", "public/notice", "regulator/quarantine/quarantine"]
-CODE_HEADERS = {"统一社会信用代码", "联合任务编号", "抽查事项编号", "抽查任务编号", "执法检查人员编号", "评分", "行政区划代码", "计划编号"}
+TABLES = [
+    "audit/draws",
+    "regulator/joint_tasks",
+    "regulator/unassigned",
+    "public/notice",
+    "regulator/quarantine/quarantine",
+]
+CODE_HEADERS = {
+    "统一社会信用代码",
+    "联合任务编号",
+    "抽查事项编号",
+    "抽查任务编号",
+    "执法检查人员编号",
+    "评分",
+    "行政区划代码",
+    "计划编号",
+}
 
 
 def _opened_by_libreoffice(paths, out_dir, tmp_path):
@@ -24,9 +39,21 @@ def _opened_by_libreoffice(paths, out_dir, tmp_path):
     soffice = shutil.which("soffice")
     if soffice is None:
         pytest.fail("LibreOffice is not installed: run scripts/apps.sh (the test command does)")
-    subprocess.run([soffice, f"-env:UserInstallation=file://{tmp_path}/lo-profile", "--headless", "--convert-to",
-                    "csv:Text - txt - csv (StarCalc):44,34,76,1", "--outdir", str(out_dir), *map(str, paths)],
-                   check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation=file://{tmp_path}/lo-profile",
+            "--headless",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1",
+            "--outdir",
+            str(out_dir),
+            *map(str, paths),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     return {p.stem: pl.read_csv(out_dir / f"{p.stem}.csv", infer_schema=False) for p in paths}
 
 
@@ -49,7 +76,12 @@ def assert_workbooks_show_what_was_published(bundle, tables, tmp_path) -> dict[s
         assert ours.height > 0 or table.endswith("unassigned"), table  # the dirty city's tasks are all staffed
         for column in ours.columns:
             mismatch = ours.with_row_index().filter(pl.col(column).ne_missing(got[column]))
-            assert mismatch.is_empty(), (table, column, mismatch.head(3).to_dicts(), got[column].gather(mismatch["index"].head(3)))
+            assert mismatch.is_empty(), (
+                table,
+                column,
+                mismatch.head(3).to_dicts(),
+                got[column].gather(mismatch["index"].head(3)),
+            )
     return seen
 
 
@@ -63,8 +95,8 @@ def test_every_published_workbook_shows_every_cell_as_published(bundle, tmp_path
 
 
 def test_the_workbooks_are_the_same_bytes_on_a_rerun(bundle, tmp_path):
-    from jointdraw.transforms.people_headers import DRAWS
-    from jointdraw.transforms.xlsxout import write_people_xlsx
+    from jointdraw.transforms.documents.people_headers import DRAWS
+    from jointdraw.transforms.storage.xlsxout import write_people_xlsx
 
     draws = pl.read_parquet(bundle_file(bundle, "draws.parquet"))
     first = write_people_xlsx(draws, tmp_path / "a.xlsx", DRAWS, "抽取结果").read_bytes()

@@ -25,10 +25,13 @@ def test_every_planted_error_is_quarantined_with_its_reason_and_no_clean_row_is(
     assert wrong.is_empty(), wrong.select("file", "line", "kind", "expected", "reason")
     # nothing else is quarantined: exactly the planted errors
     assert quarantined.height == must.height
-    accepted = pl.concat(pl.read_parquet(p, columns=["source_file", "source_line"])
-                         for p in (dirty_run / "02_validate" / "accepted").rglob("*.parquet"))
+    accepted = pl.concat(
+        pl.read_parquet(p, columns=["source_file", "source_line"])
+        for p in (dirty_run / "02_validate" / "accepted").rglob("*.parquet")
+    )
     kept = truth.filter(pl.col("expected") == "accept").join(
-        accepted, left_on=["file", "line"], right_on=["source_file", "source_line"], how="semi")
+        accepted, left_on=["file", "line"], right_on=["source_file", "source_line"], how="semi"
+    )
     assert kept.height == truth.filter(pl.col("expected") == "accept").height > 0
 
 
@@ -37,7 +40,11 @@ def test_accounting_is_exact_per_file(dirty_run):
     read_by_file = {f["source"]["path"]: f["rows_read"] for f in ingest["files"]}
     assert {f["file"]: f["rows_read"] for f in validate["files"]} == read_by_file
     for f in validate["files"]:
-        assert f["rows_read"] == f["rows_accepted"] + f["rows_quarantined"] == f["rows_accepted"] + sum(f["quarantined_by_reason"].values())
+        assert (
+            f["rows_read"]
+            == f["rows_accepted"] + f["rows_quarantined"]
+            == f["rows_accepted"] + sum(f["quarantined_by_reason"].values())
+        )
     merge = _stage(dirty_run, "03_merge")
     accepted_objects = sum(f["rows_accepted"] for f in validate["files"] if f["kind"] == "objects")
     directory = pl.read_parquet(dirty_run / "03_merge" / "directory.parquet")
@@ -49,7 +56,7 @@ def test_quarantine_csv_is_for_people(dirty_run):
     data = (dirty_run / "02_validate" / "quarantine.csv").read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel on Chinese Windows
     q = pl.read_csv(data, infer_schema=False)
-    from jointdraw.transforms.people_headers import QUARANTINE
+    from jointdraw.transforms.documents.people_headers import QUARANTINE
 
     assert q.columns == list(QUARANTINE.values())  # Chinese headers (文件, 行号, 报送部门, 名录类型, 原因代码 …)
     assert q.filter(pl.col(QUARANTINE["reason"]) == "blank_required").is_empty()  # reason codes, not generator kinds
@@ -62,8 +69,16 @@ def test_data_docs_have_one_suite_per_kind_with_every_rule_in_chinese(dirty_run)
     suites are exported as JSON, so a change of the contract is a diff."""
     site = dirty_run / "02_validate" / "validation"
     assert sorted(p.stem for p in (site / "suites").glob("*.json")) == [
-        "inspectors", "inspectors-files", "items", "items-files", "objects", "objects-files"]
-    assert sorted(p.stem for p in (site / "expectations").glob("*.html")) == sorted(p.stem for p in (site / "suites").glob("*.json"))
+        "inspectors",
+        "inspectors-files",
+        "items",
+        "items-files",
+        "objects",
+        "objects-files",
+    ]
+    assert sorted(p.stem for p in (site / "expectations").glob("*.html")) == sorted(
+        p.stem for p in (site / "suites").glob("*.json")
+    )
     objects = json.loads((site / "suites" / "objects.json").read_text(encoding="utf-8"))
     for e in objects["expectations"]:
         assert re.search(r"[\u4e00-\u9fff]", e["description"]) and e["meta"]["quarantine_reason"] in e["description"], e
@@ -78,7 +93,9 @@ def test_data_docs_render_offline(dirty_run, dirty_city):
     assert (site / "index.html").exists() and len(pages) > 10
     for page in pages:
         html = page.read_text(encoding="utf-8")
-        assert not re.search(r'<(script|link|img)\b[^>]*(src|href)="https?://', html), page  # nothing loads from outside
+        assert not re.search(r'<(script|link|img)\b[^>]*(src|href)="https?://', html), (
+            page
+        )  # nothing loads from outside
         for ref in re.findall(r'<(?:script|link|img)\b[^>]*(?:src|href)="([^"#?]+\.(?:js|css|png))"', html):
             assert (page.parent / ref).resolve().exists(), (page, ref)
     for css in (site / "static" / "styles").glob("*.css"):
@@ -96,9 +113,13 @@ def test_the_threshold_fails_the_run_and_names_the_registry(dirty_run, dirty_cit
     # a new run with a plan allowing 0.1% quarantined rows (a changed plan cannot reuse the dirty run's stages)
     run = tmp_path / "runs" / "strict"
     plan = tmp_path / "strict.yaml"
-    plan.write_text(re.sub(r"quarantine_threshold: .*", "quarantine_threshold: 0.001", plan_path(dirty_city).read_text()))
+    plan.write_text(
+        re.sub(r"quarantine_threshold: .*", "quarantine_threshold: 0.001", plan_path(dirty_city).read_text())
+    )
     with pytest.raises(StageFailed) as e:
-        plan_run(plan=str(plan), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="strict", stop_after="validate")
+        plan_run(
+            plan=str(plan), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="strict", stop_after="validate"
+        )
     assert "objects:" in str(e.value) and "threshold 0.10%" in str(e.value) and "quarantine.csv" in str(e.value)
     assert (run / "02_validate" / "quarantine.csv").exists()  # the evidence is written before failing
 
@@ -109,24 +130,40 @@ def test_a_missing_required_column_fails_its_department(prefect_server, small_ci
     edu = inbox / "EDU" / "objects.csv"
     edu.write_bytes(edu.read_bytes().replace(b"district_code", b"district", 1).replace(b"credit_risk", b"risk", 1))
     with pytest.raises(StageFailed) as e:
-        plan_run(plan=str(plan_path(small_city)), inbox=str(inbox), out=str(tmp_path), run_id="r", stop_after="validate")
+        plan_run(
+            plan=str(plan_path(small_city)), inbox=str(inbox), out=str(tmp_path), run_id="r", stop_after="validate"
+        )
     assert "EDU: EDU/objects.csv: required column `credit_risk` is missing" in str(e.value)
 
 
 def test_start_at_needs_the_earlier_stage(prefect_server, small_city, tmp_path):
     with pytest.raises(StageFailed, match="ingest has not finished"):
-        plan_run(plan=str(plan_path(small_city)), inbox=str(small_city / "inbox"), out=str(tmp_path), run_id="x", start_at="validate")
+        plan_run(
+            plan=str(plan_path(small_city)),
+            inbox=str(small_city / "inbox"),
+            out=str(tmp_path),
+            run_id="x",
+            start_at="validate",
+        )
 
 
 def test_rerunning_validate_and_merge_gives_byte_identical_files(dirty_run, dirty_city, tmp_path):
     run = tmp_path / "runs" / "again"
     shutil.copytree(dirty_run / "01_ingest", run / "01_ingest")
     shutil.copy(dirty_run / "run.json", run / "run.json")
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="again",
-             start_at="validate", stop_after="merge")
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="again",
+        start_at="validate",
+        stop_after="merge",
+    )
     for stage in ("02_validate", "03_merge"):
         produced = sorted(p.relative_to(run / stage) for p in (run / stage).rglob("*.parquet"))
-        assert produced and produced == sorted(p.relative_to(dirty_run / stage) for p in (dirty_run / stage).rglob("*.parquet"))
+        assert produced and produced == sorted(
+            p.relative_to(dirty_run / stage) for p in (dirty_run / stage).rglob("*.parquet")
+        )
         for rel in produced:
             assert (run / stage / rel).read_bytes() == (dirty_run / stage / rel).read_bytes(), rel
     for name in ("quarantine.csv",):

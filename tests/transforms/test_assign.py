@@ -18,27 +18,55 @@ NO_PREVIOUS = pl.DataFrame(schema={"uscc": pl.String, "inspector_id": pl.String}
 
 
 def _plan(**extra) -> Plan:
-    return Plan.model_validate({"plan_id": "P", "period": {"start": "2026-03-02", "end": "2026-03-06"},
-                                "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}], **extra})
+    return Plan.model_validate(
+        {
+            "plan_id": "P",
+            "period": {"start": "2026-03-02", "end": "2026-03-06"},
+            "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}],
+            **extra,
+        }
+    )
 
 
 def _inspectors(rows) -> pl.DataFrame:
     """rows: (id, department, district, items, status, valid_until, conflicts)."""
-    return pl.DataFrame(rows, schema={"inspector_id": pl.String, "department": pl.String, "district_code": pl.String,
-                                      "item_scope": pl.List(pl.String), "status": pl.String, "cert_valid_until": pl.Date,
-                                      "conflicts": pl.List(pl.String)}, orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "inspector_id": pl.String,
+            "department": pl.String,
+            "district_code": pl.String,
+            "item_scope": pl.List(pl.String),
+            "status": pl.String,
+            "cert_valid_until": pl.Date,
+            "conflicts": pl.List(pl.String),
+        },
+        orient="row",
+    )
 
 
-def _inspector(i, department="AMR", district="440303", items=("A1", "A2"), status="active", until=dt.date(2028, 1, 1), conflicts=()):
+def _inspector(
+    i, department="AMR", district="440303", items=("A1", "A2"), status="active", until=dt.date(2028, 1, 1), conflicts=()
+):
     return (i, department, district, list(items), status, until, list(conflicts))
 
 
 def _tasks(rows):
     """rows: (uscc, district, [(department, items, is_lead), ...]) → joint_tasks, task_departments."""
-    joint = pl.DataFrame([(f"P-{u}", u, d) for u, d, _ in rows], schema=["joint_task_id", "uscc", "district_code"], orient="row")
-    shares = pl.DataFrame([(f"P-{u}", u, dept, lead, list(items)) for u, _, parts in rows for dept, items, lead in parts],
-                          schema={"joint_task_id": pl.String, "uscc": pl.String, "department": pl.String, "is_lead": pl.Boolean,
-                                  "item_ids": pl.List(pl.String)}, orient="row")
+    joint = pl.DataFrame(
+        [(f"P-{u}", u, d) for u, d, _ in rows], schema=["joint_task_id", "uscc", "district_code"], orient="row"
+    )
+    shares = pl.DataFrame(
+        [(f"P-{u}", u, dept, lead, list(items)) for u, _, parts in rows for dept, items, lead in parts],
+        schema={
+            "joint_task_id": pl.String,
+            "uscc": pl.String,
+            "department": pl.String,
+            "is_lead": pl.Boolean,
+            "item_ids": pl.List(pl.String),
+        },
+        orient="row",
+    )
     return joint, shares
 
 
@@ -47,12 +75,16 @@ def _match(inspectors, rows, plan=None, previous=NO_PREVIOUS, seed="s", days=DAY
     joint, shares = _tasks(rows)
     avoid = avoid_pairs(inspectors, previous)
     m = match_inspectors(shares, joint, inspectors, avoid, plan, seed, days)
-    assert team_violations(joint, shares, m.team, m.planned_dates, m.unassigned, inspectors, avoid, plan, days).is_empty()
+    assert team_violations(
+        joint, shares, m.team, m.planned_dates, m.unassigned, inspectors, avoid, plan, days
+    ).is_empty()
     return m
 
 
 def test_a_two_department_task_gets_two_from_the_lead_and_one_from_the_other():
-    inspectors = _inspectors([_inspector(f"A{i}") for i in range(4)] + [_inspector(f"E{i}", "ENV", items=["E1"]) for i in range(3)])
+    inspectors = _inspectors(
+        [_inspector(f"A{i}") for i in range(4)] + [_inspector(f"E{i}", "ENV", items=["E1"]) for i in range(3)]
+    )
     m = _match(inspectors, [("U1", "440303", [("ENV", ["E1"], True), ("AMR", ["A1"], False)])])
     sent = dict(m.team.group_by("department").len().iter_rows())
     assert sent == {"ENV": 2, "AMR": 1} and m.team["pool"].unique().to_list() == ["district"]
@@ -61,8 +93,14 @@ def test_a_two_department_task_gets_two_from_the_lead_and_one_from_the_other():
 
 def test_the_district_pool_first_then_the_department_pool():
     # only one AMR inspector in 440304 covers A1: the lead needs two, so the whole department pool staffs it
-    inspectors = _inspectors([_inspector("A1", district="440304"), _inspector("A2", district="440304", items=["A2"]),
-                              _inspector("A3", district="440305"), _inspector("A4", district="440305")])
+    inspectors = _inspectors(
+        [
+            _inspector("A1", district="440304"),
+            _inspector("A2", district="440304", items=["A2"]),
+            _inspector("A3", district="440305"),
+            _inspector("A4", district="440305"),
+        ]
+    )
     m = _match(inspectors, [("U1", "440304", [("AMR", ["A1"], True)]), ("U2", "440305", [("AMR", ["A1"], True)])])
     pools = dict(m.team.group_by("joint_task_id").agg(pl.col("pool").first()).iter_rows())
     assert pools == {"P-U1": "department", "P-U2": "district"}
@@ -76,15 +114,20 @@ def test_conflicts_and_the_last_inspection_are_avoided():
     assert set(m.team["inspector_id"]) == {"A3", "A4"}
 
 
-@pytest.mark.parametrize(("inspectors", "reason"), [
-    # everyone on leave or with a certificate that ends before the plan does
-    ([_inspector("A1", status="on_leave"), _inspector("A2", until=dt.date(2026, 3, 5))], "no_available_inspector"),
-    ([_inspector("A1", items=["A2"]), _inspector("A2", items=["A2"])], "no_item_scope"),
-    ([_inspector("A1"), _inspector("A2", items=["A2"])], "pool_too_small"),
-    ([_inspector("A1", conflicts=["U1"]), _inspector("A2"), _inspector("A3", conflicts=["U1"])], "all_must_avoid"),
-])
+@pytest.mark.parametrize(
+    ("inspectors", "reason"),
+    [
+        # everyone on leave or with a certificate that ends before the plan does
+        ([_inspector("A1", status="on_leave"), _inspector("A2", until=dt.date(2026, 3, 5))], "no_available_inspector"),
+        ([_inspector("A1", items=["A2"]), _inspector("A2", items=["A2"])], "no_item_scope"),
+        ([_inspector("A1"), _inspector("A2", items=["A2"])], "pool_too_small"),
+        ([_inspector("A1", conflicts=["U1"]), _inspector("A2"), _inspector("A3", conflicts=["U1"])], "all_must_avoid"),
+    ],
+)
 def test_a_task_that_cannot_be_staffed_is_listed_with_the_reason(inspectors, reason):
-    m = _match(_inspectors(inspectors), [("U1", "440303", [("AMR", ["A1"], True)]), ("U2", "440303", [("AMR", ["A2"], True)])])
+    m = _match(
+        _inspectors(inspectors), [("U1", "440303", [("AMR", ["A1"], True)]), ("U2", "440303", [("AMR", ["A2"], True)])]
+    )
     failed = m.unassigned.filter(pl.col("joint_task_id") == "P-U1")
     assert failed["reason"].to_list() == [reason] and failed["department"].to_list() == ["AMR"]
     assert m.team.filter(pl.col("joint_task_id") == "P-U1").is_empty()  # never staffed against the rules
@@ -92,17 +135,28 @@ def test_a_task_that_cannot_be_staffed_is_listed_with_the_reason(inspectors, rea
 
 def test_a_share_that_fails_leaves_no_half_team_behind():
     # ENV leads and can be staffed; AMR cannot (nobody covers A9): the whole joint task is unassigned
-    inspectors = _inspectors([_inspector("E1", "ENV", items=["E1"]), _inspector("E2", "ENV", items=["E1"]), _inspector("A1")])
+    inspectors = _inspectors(
+        [_inspector("E1", "ENV", items=["E1"]), _inspector("E2", "ENV", items=["E1"]), _inspector("A1")]
+    )
     m = _match(inspectors, [("U1", "440303", [("ENV", ["E1"], True), ("AMR", ["A9"], False)])])
-    assert m.team.is_empty() and m.unassigned.rows() == [("P-U1", "AMR", "no_item_scope", "AMR: 0 of 1 available inspectors cover the items",
-                                                          "无检查人员的事项范围覆盖该部门事项")]
+    assert m.team.is_empty() and m.unassigned.rows() == [
+        (
+            "P-U1",
+            "AMR",
+            "no_item_scope",
+            "AMR: 0 of 1 available inspectors cover the items",
+            "无检查人员的事项范围覆盖该部门事项",
+        )
+    ]
     assert m.workload["tasks"].sum() == 0
 
 
 def test_loads_in_a_pool_differ_by_at_most_one():
     # 5 interchangeable inspectors, 23 tasks × 2 = 46 visits: 9 or 10 each
     inspectors = _inspectors([_inspector(f"A{i}") for i in range(5)])
-    m = _match(inspectors, [(f"U{i:02d}", "440303", [("AMR", ["A1"], True)]) for i in range(23)], plan=_plan(daily_cap=4))
+    m = _match(
+        inspectors, [(f"U{i:02d}", "440303", [("AMR", ["A1"], True)]) for i in range(23)], plan=_plan(daily_cap=4)
+    )
     assert sorted(m.workload["tasks"]) == [9, 9, 9, 9, 10]
     assert workload_spread(m.workload)["spread"].to_list() == [1]
     # and no two inspectors are always paired (the tie-break changes with each task)
@@ -114,9 +168,16 @@ def test_a_chain_of_hand_overs_evens_what_a_direct_move_cannot():
     # one pool: G may take classes 1 and 2, S1 only class 1, S2 only class 2. Loads G 2, S1 3, S2 1.
     # S1 cannot give to S2 (class 1 only) and G is only one below S1; but S1 → G (class 1) and
     # G → S2 (class 2) leaves 2, 2, 2
-    pools = _Pools(ids=["G", "S1", "S2"], department=["AMR"] * 3, district=["440303"] * 3, rank=np.array([0, 1, 2], dtype=np.uint64),
-                   by_class={1: np.array([0, 1]), 2: np.array([0, 2])}, by_class_district={},
-                   class_members={1: {0, 1}, 2: {0, 2}}, avoid={})
+    pools = _Pools(
+        ids=["G", "S1", "S2"],
+        department=["AMR"] * 3,
+        district=["440303"] * 3,
+        rank=np.array([0, 1, 2], dtype=np.uint64),
+        by_class={1: np.array([0, 1]), 2: np.array([0, 2])},
+        by_class_district={},
+        class_members={1: {0, 1}, 2: {0, 2}},
+        avoid={},
+    )
     members = [[1], [1], [1], [0], [0], [2]]
     share_class = [1, 1, 1, 2, 2, 2]
     slots_of = [[3, 4], [0, 1, 2], [5]]
@@ -150,11 +211,17 @@ def test_the_rule_check_catches_a_broken_team():
     joint, shares = _tasks([("U1", "440303", [("AMR", ["A1"], True)])])
     avoid = avoid_pairs(inspectors, NO_PREVIOUS)
     m = match_inspectors(shares, joint, inspectors, avoid, plan, "s", DAYS)
-    swapped = m.team.with_columns(inspector_id=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("X")).otherwise("inspector_id"))
-    rules = team_violations(joint, shares, swapped, m.planned_dates, m.unassigned, inspectors, avoid, plan, DAYS)["rule"].to_list()
+    swapped = m.team.with_columns(
+        inspector_id=pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("X")).otherwise("inspector_id")
+    )
+    rules = team_violations(joint, shares, swapped, m.planned_dates, m.unassigned, inspectors, avoid, plan, DAYS)[
+        "rule"
+    ].to_list()
     assert rules == ["must_avoid"]
     saturday = m.planned_dates.with_columns(planned_date=pl.lit(dt.date(2026, 3, 7)))
-    rules = team_violations(joint, shares, m.team.head(1), saturday, m.unassigned, inspectors, avoid, plan, DAYS)["rule"].to_list()
+    rules = team_violations(joint, shares, m.team.head(1), saturday, m.unassigned, inspectors, avoid, plan, DAYS)[
+        "rule"
+    ].to_list()
     assert rules == ["team_size", "working_day"]
 
 

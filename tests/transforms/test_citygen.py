@@ -4,16 +4,20 @@ import hashlib
 
 import polars as pl
 
-from tests.conftest import CITY_SEED, SMALL_CITY_OBJECTS, plan_path
-from jointdraw.transforms.citygen import generate_city
 from jointdraw.transforms.plan import read_plan
-from jointdraw.transforms.read_registry import read_registry, scan_inbox
-from jointdraw.transforms.submission import write_city
+from jointdraw.transforms.samplecity.city import generate_city
+from jointdraw.transforms.samplecity.submission import write_city
+from jointdraw.transforms.storage.registry_files import read_registry, scan_inbox
 from jointdraw.transforms.uscc import uscc_reasons
+from tests.conftest import CITY_SEED, SMALL_CITY_OBJECTS, plan_path
 
 
 def _digests(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_arguments_give_byte_identical_files(tmp_path, dirty_city):
@@ -42,7 +46,11 @@ def test_every_uscc_of_a_clean_city_is_valid_and_includes_a_n_y_and_ma_codes(sma
 
 
 def test_the_same_entity_is_listed_by_several_departments(small_city):
-    per_entity = _objects(small_city).group_by("uscc").agg(pl.col("source_file").str.split("/").list.first().n_unique().alias("n"))
+    per_entity = (
+        _objects(small_city)
+        .group_by("uscc")
+        .agg(pl.col("source_file").str.split("/").list.first().n_unique().alias("n"))
+    )
     assert per_entity.filter(pl.col("n") >= 2).height > 1000
     assert per_entity.filter(pl.col("n") >= 3).height > 50  # a restaurant: market regulation, health, fire
 
@@ -74,12 +82,33 @@ def test_items_inspectors_and_plan(small_city):
 def test_dirty_truth_points_at_rows_that_break_the_rule_it_names(dirty_city):
     truth = pl.read_csv(dirty_city / "truth.csv", infer_schema=False).with_columns(pl.col("line").cast(pl.Int64))
     kinds = set(truth["kind"])
-    assert {"bad_check_char", "bad_org_check", "uscc_missing_org_code", "duplicate_row", "bad_date", "unknown_district",
-            "stray_spaces", "full_width", "blank_required", "duplicate_id", "bad_division", "wrong_section", "unknown_type",
-            "unknown_status", "type_conflict", "code_guard", "district_from_address"} <= kinds
+    assert {
+        "bad_check_char",
+        "bad_org_check",
+        "uscc_missing_org_code",
+        "duplicate_row",
+        "bad_date",
+        "unknown_district",
+        "stray_spaces",
+        "full_width",
+        "blank_required",
+        "duplicate_id",
+        "bad_division",
+        "wrong_section",
+        "unknown_type",
+        "unknown_status",
+        "type_conflict",
+        "code_guard",
+        "district_from_address",
+    } <= kinds
     files = {f.relative: f for f in scan_inbox(dirty_city / "inbox").files}
-    raw = pl.concat([read_registry(files[name]).frame.select("uscc", "source_file", "source_line")
-                     for name in truth["file"].unique() if name.split("/")[1].startswith("objects")])
+    raw = pl.concat(
+        [
+            read_registry(files[name]).frame.select("uscc", "source_file", "source_line")
+            for name in truth["file"].unique()
+            if name.split("/")[1].startswith("objects")
+        ]
+    )
     planted = truth.join(raw, left_on=["file", "line"], right_on=["source_file", "source_line"])
     for kind, reason in (("bad_check_char", "uscc_check_char"), ("bad_org_check", "uscc_org_check")):
         codes = planted.filter(pl.col("kind") == kind)["uscc"]
@@ -90,7 +119,7 @@ def test_dirty_truth_points_at_rows_that_break_the_rule_it_names(dirty_city):
 def test_inspectors_are_about_0_15_percent_of_the_object_count():
     import numpy as np
 
-    from jointdraw.transforms.citygen import list_entities, make_entities, make_inspectors, make_items
+    from jointdraw.transforms.samplecity.city import list_entities, make_entities, make_inspectors, make_items
 
     rng = np.random.default_rng(1)
     listings = list_entities(rng, make_entities(rng, 20_000))
@@ -109,12 +138,16 @@ def test_the_city_speaks_the_registries_real_vocabulary(small_city):
 
     files = {f.relative: f for f in scan_inbox(small_city / "inbox").files if f.kind == "objects"}
     raw = {name: read_registry(f) for name, f in files.items()}
-    written = pl.concat([r.frame.select("entity_type", "status", "district_code", "industry_code") for r in raw.values()])
+    written = pl.concat(
+        [r.frame.select("entity_type", "status", "district_code", "industry_code") for r in raw.values()]
+    )
     types = set(reference_table("entity_types")["name_zh"])
     assert len(set(written["entity_type"]) & types) >= 20  # registered type names …
     assert {"1130", "9500"} <= set(written["entity_type"])  # … and type codes
     assert any("(" in t and "(1130)" not in t for t in written["entity_type"])  # half-width brackets
-    assert {"存续（在营、开业、在册）", "在营（开业）企业", "开业", "在业", "吊销，未注销", "吊销,未注销"} <= set(written["status"])
+    assert {"存续（在营、开业、在册）", "在营（开业）企业", "开业", "在业", "吊销，未注销", "吊销,未注销"} <= set(
+        written["status"]
+    )
     assert {"南山区", "深圳市南山区", "广东省深圳市南山区", "440305"} <= set(written["district_code"])
     assert written["district_code"].null_count() > 0  # left blank: the address names the district
     industries = written["industry_code"].drop_nulls()
@@ -122,7 +155,9 @@ def test_the_city_speaks_the_registries_real_vocabulary(small_city):
     assert industries.str.contains(r"^\[\d{4}\]$").any()
     normalised = pl.Series([normalise_industry(v) for v in industries.unique()])
     assert industry_reasons(normalised).null_count() == normalised.len()  # every one a real class of its section
-    assert {"法定代表人", "注册资本", "登记机关", "经营范围", "核准日期"} <= set(raw["CUL/objects.csv"].unmapped_headers)
+    assert {"法定代表人", "注册资本", "登记机关", "经营范围", "核准日期"} <= set(
+        raw["CUL/objects.csv"].unmapped_headers
+    )
     assert raw["EMR/objects.xlsx"].header_line == 3 and raw["CUL/objects.csv"].skipped[-1].why == "note"
     typed = normalise_registry(raw["AMR/objects.csv"].frame, "objects", "AMR")
     assert not typed["type_conflict"].any()  # a clean city: every registered type fits its USCC

@@ -6,16 +6,24 @@ import json
 import polars as pl
 import pytest
 
-from jointdraw.transforms.contract import inspector_rules, item_rules, object_rules, validation_frame
+from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows, with_original_values
+from jointdraw.transforms.contract.suites import inspector_rules, item_rules, object_rules, validation_frame
+from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.normalise import normalise_registry
-from jointdraw.transforms.quarantine import accepted_rows, quarantine_rows, with_original_values
 from jointdraw.transforms.uscc import complete_uscc
-from jointdraw.transforms.validate_registry import Contract
 
 RUN_DATE = dt.date(2026, 11, 27)
 VALID = "91350100M000100Y43"  # worked by hand in test_uscc.py
-GOOD_OBJECT = {"uscc": VALID, "name": "深圳市华润贸易有限公司", "entity_type": "企业", "district_code": "440305",
-               "industry_code": "F52", "registered_on": "2020-01-05", "status": "存续", "credit_risk": "B"}
+GOOD_OBJECT = {
+    "uscc": VALID,
+    "name": "深圳市华润贸易有限公司",
+    "entity_type": "企业",
+    "district_code": "440305",
+    "industry_code": "F52",
+    "registered_on": "2020-01-05",
+    "status": "存续",
+    "credit_risk": "B",
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +35,8 @@ def _verdicts(contract, kind, rows, rules, name):
     """Runs the suite on `rows` (raw text, one dict per row, lines 2, 3, …); returns
     {line: reason} for quarantined rows, and the accepted frame."""
     raw = pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}).with_columns(
-        source_file=pl.lit(f"T/{kind}.csv"), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
+        source_file=pl.lit(f"T/{kind}.csv"), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2
+    )
     typed = normalise_registry(raw, kind, "T")
     result = contract.validate(name, validation_frame(typed, kind, rules), rules)
     q = with_original_values(quarantine_rows(typed, result.results, rules, kind), raw)
@@ -38,33 +47,52 @@ def _verdicts(contract, kind, rows, rules, name):
 
 def test_each_object_rule_gives_its_reason(contract):
     rows = [
-        GOOD_OBJECT,                                                              # 2 clean
-        {**GOOD_OBJECT, "uscc": "91350100M000100Y44"},                            # 3 last char wrong
-        {**GOOD_OBJECT, "uscc": complete_uscc("91350100M000100Y5")},              # 4 only the embedded org check fails
-        {**GOOD_OBJECT, "uscc": "91350100M000100Y4"},                             # 5 17 characters
+        GOOD_OBJECT,  # 2 clean
+        {**GOOD_OBJECT, "uscc": "91350100M000100Y44"},  # 3 last char wrong
+        {**GOOD_OBJECT, "uscc": complete_uscc("91350100M000100Y5")},  # 4 only the embedded org check fails
+        {**GOOD_OBJECT, "uscc": "91350100M000100Y4"},  # 5 17 characters
         {**GOOD_OBJECT, "uscc": complete_uscc("A1440300MA5DC6QX5"), "name": ""},  # 6 valid A-code, blank name
         {**GOOD_OBJECT, "uscc": complete_uscc("N2440300MA5DC6QX5"), "district_code": "440399"},  # 7
-        {**GOOD_OBJECT, "uscc": complete_uscc("Y1440300MA5DC6QX5"), "industry_code": "Z99"},     # 8
+        {**GOOD_OBJECT, "uscc": complete_uscc("Y1440300MA5DC6QX5"), "industry_code": "Z99"},  # 8
         {**GOOD_OBJECT, "uscc": complete_uscc("91440300MA5DC6QX5"), "registered_on": "2021-13-45"},  # 9
         {**GOOD_OBJECT, "uscc": complete_uscc("92440300MA5DC6QX5"), "registered_on": "2030-01-01"},  # 10 future
-        {**GOOD_OBJECT, "uscc": complete_uscc("93440300MA5DC6QX5"), "status": "停业整顿"},            # 11
-        {**GOOD_OBJECT, "uscc": complete_uscc("51440300MA5DC6QX5"), "credit_risk": "E"},              # 12
+        {**GOOD_OBJECT, "uscc": complete_uscc("93440300MA5DC6QX5"), "status": "停业整顿"},  # 11
+        {**GOOD_OBJECT, "uscc": complete_uscc("51440300MA5DC6QX5"), "credit_risk": "E"},  # 12
     ]
     got, accepted, _ = _verdicts(contract, "objects", rows, object_rules(RUN_DATE), "objects-rules")
-    assert got == {3: "uscc_check_char", 4: "uscc_org_check", 5: "uscc_length", 6: "required_missing",
-                   7: "district_unknown", 8: "industry_unknown", 9: "date_unparseable", 10: "date_implausible",
-                   11: "enum_unknown", 12: "enum_unknown"}
+    assert got == {
+        3: "uscc_check_char",
+        4: "uscc_org_check",
+        5: "uscc_length",
+        6: "required_missing",
+        7: "district_unknown",
+        8: "industry_unknown",
+        9: "date_unparseable",
+        10: "date_implausible",
+        11: "enum_unknown",
+        12: "enum_unknown",
+    }
     assert accepted["source_line"].to_list() == [2]
 
 
 def test_identifier_rules_and_codes_that_must_pass(contract):
     org = "600037341"  # 60003734-1, hand-computed in test_uscc.py
     rows = [
-        {**GOOD_OBJECT, "uscc": "", "org_code": f"{org[:8]}-{org[8]}", "legacy_reg_no": ""},  # 2 no USCC, org code: kept for merge
-        {**GOOD_OBJECT, "uscc": "", "org_code": "600037342", "legacy_reg_no": ""},           # 3 bad org code
-        {**GOOD_OBJECT, "uscc": "", "org_code": "", "legacy_reg_no": "440301100000017"},     # 4 bad registration number
-        {**GOOD_OBJECT, "uscc": "", "org_code": "", "legacy_reg_no": ""},                    # 5 no identifier at all
-        {**GOOD_OBJECT, "uscc": " ９１３５０１００ｍ０００１００ｙ４３ ", "org_code": "", "legacy_reg_no": ""},  # 6 full-width, spaces, case
+        {
+            **GOOD_OBJECT,
+            "uscc": "",
+            "org_code": f"{org[:8]}-{org[8]}",
+            "legacy_reg_no": "",
+        },  # 2 no USCC, org code: kept for merge
+        {**GOOD_OBJECT, "uscc": "", "org_code": "600037342", "legacy_reg_no": ""},  # 3 bad org code
+        {**GOOD_OBJECT, "uscc": "", "org_code": "", "legacy_reg_no": "440301100000017"},  # 4 bad registration number
+        {**GOOD_OBJECT, "uscc": "", "org_code": "", "legacy_reg_no": ""},  # 5 no identifier at all
+        {
+            **GOOD_OBJECT,
+            "uscc": " ９１３５０１００ｍ０００１００ｙ４３ ",
+            "org_code": "",
+            "legacy_reg_no": "",
+        },  # 6 full-width, spaces, case
     ]
     got, accepted, _ = _verdicts(contract, "objects", rows, object_rules(RUN_DATE), "objects-ids")
     assert got == {3: "org_code_check", 4: "reg_no_check", 5: "required_missing"}
@@ -72,7 +100,7 @@ def test_identifier_rules_and_codes_that_must_pass(contract):
 
 
 def test_duplicates_keep_the_first_row_and_quarantine_later_ones_with_original_values(contract):
-    other = {**GOOD_OBJECT, "uscc": complete_uscc("91440300MA5DC6QX5"), "name": "=HYPERLINK(\"x\")"}
+    other = {**GOOD_OBJECT, "uscc": complete_uscc("91440300MA5DC6QX5"), "name": '=HYPERLINK("x")'}
     rows = [GOOD_OBJECT, other, GOOD_OBJECT, {**other, "name": "另一名称"}]
     # line 4 repeats line 2 exactly: duplicate_row; line 5 repeats line 3's USCC with other values: duplicate_id
     got, accepted, q = _verdicts(contract, "objects", rows, object_rules(RUN_DATE), "objects-dups")
@@ -84,20 +112,40 @@ def test_duplicates_keep_the_first_row_and_quarantine_later_ones_with_original_v
 
 
 def test_inspector_rules(contract):
-    good = {"inspector_id": "AMR00001", "name": "王伟", "department": "AMR", "district_code": "440305", "cert_no": "44030001",
-            "cert_valid_until": "2020-01-01", "item_scope": "AMR-001;AMR-002", "status": "在岗"}
-    rows = [good,                                                      # 2 expired certificate is still valid data
-            {**good, "inspector_id": "AMR00002", "item_scope": "AMR-001;XYZ-9"},  # 3
-            {**good, "inspector_id": "AMR00003", "department": "FOO"},            # 4
-            {**good, "inspector_id": "AMR00004", "cert_valid_until": "长期"},     # 5
-            {**good, "name": "李娜"}]                                             # 6 same id as line 2
+    good = {
+        "inspector_id": "AMR00001",
+        "name": "王伟",
+        "department": "AMR",
+        "district_code": "440305",
+        "cert_no": "44030001",
+        "cert_valid_until": "2020-01-01",
+        "item_scope": "AMR-001;AMR-002",
+        "status": "在岗",
+    }
+    rows = [
+        good,  # 2 expired certificate is still valid data
+        {**good, "inspector_id": "AMR00002", "item_scope": "AMR-001;XYZ-9"},  # 3
+        {**good, "inspector_id": "AMR00003", "department": "FOO"},  # 4
+        {**good, "inspector_id": "AMR00004", "cert_valid_until": "长期"},  # 5
+        {**good, "name": "李娜"},
+    ]  # 6 same id as line 2
     got, _, _ = _verdicts(contract, "inspectors", rows, inspector_rules(["AMR-001", "AMR-002"]), "inspectors-rules")
     assert got == {3: "item_scope_unknown", 4: "department_unknown", 5: "date_unparseable", 6: "duplicate_id"}
 
 
 def test_item_rules(contract):
-    good = {"item_id": "AMR-001", "department": "AMR", "name": "食品经营检查", "category": "重点", "scope": "industries=H"}
-    rows = [good, {**good, "item_id": "AMR-002", "category": "其他"}, {**good, "name": "x"}]  # line 4 repeats line 2's id
+    good = {
+        "item_id": "AMR-001",
+        "department": "AMR",
+        "name": "食品经营检查",
+        "category": "重点",
+        "scope": "industries=H",
+    }
+    rows = [
+        good,
+        {**good, "item_id": "AMR-002", "category": "其他"},
+        {**good, "name": "x"},
+    ]  # line 4 repeats line 2's id
     got, _, _ = _verdicts(contract, "items", rows, item_rules(), "items-rules")
     assert got == {3: "enum_unknown", 4: "duplicate_id"}
 
@@ -105,8 +153,10 @@ def test_item_rules(contract):
 def test_every_quarantine_reason_is_in_the_shared_vocabulary():
     # the rules, the generator's truth file and the docs meet on transforms/reasons.py
     from jointdraw.transforms.reasons import ACCEPT, ROW_REASONS
-    from jointdraw.transforms.submission import INSPECTOR_ERRORS, OBJECT_ERRORS
+    from jointdraw.transforms.samplecity.submission import INSPECTOR_ERRORS, OBJECT_ERRORS
 
     rules = [*object_rules(RUN_DATE), *inspector_rules([]), *item_rules()]
     assert {r.reason for r in rules} <= set(ROW_REASONS)
-    assert {reason for _, reason in [*OBJECT_ERRORS.values(), *INSPECTOR_ERRORS.values()]} <= set(ROW_REASONS) | {ACCEPT}
+    assert {reason for _, reason in [*OBJECT_ERRORS.values(), *INSPECTOR_ERRORS.values()]} <= set(ROW_REASONS) | {
+        ACCEPT
+    }

@@ -26,18 +26,26 @@ def _usccs(n: int) -> list[str]:
 def _directory(n: int = 60) -> pl.DataFrame:
     codes = _usccs(n)
     classes = ["A"] * (n // 6) + ["B"] * (n // 2) + ["C"] * (n // 6) + ["D"] * (n - n // 6 * 2 - n // 2)
-    return pl.DataFrame({
-        "entity_key": codes, "uscc": codes, "name": [f"企业{i}" for i in range(n)],
-        "status": ["active"] * (n - 2) + ["deregistered"] * 2,  # the last two may never be drawn
-        "credit_risk": classes, "industry_code": ["H62" if i % 2 else "F52" for i in range(n)],
-        "entity_type": ["enterprise"] * n, "district_code": ["440305" if i % 3 else "440306" for i in range(n)],
-        "tags": [["食品经营许可证"] if i % 5 == 0 else [] for i in range(n)],
-        "departments": [["AMR", "HLT"] if i % 2 else ["AMR"] for i in range(n)],
-        # every 4th a Hong Kong-invested company (6150), every 7th a branch (2130), the rest 1130; one blank type
-        "registered_type_code": [None if i == 1 else "6150" if i % 4 == 0 else "2130" if i % 7 == 0 else "1130" for i in range(n)],
-        "foreign_invested": [None if i == 1 else i % 4 == 0 for i in range(n)],
-        "branch": [None if i == 1 else (i % 7 == 0 and i % 4 != 0) for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "entity_key": codes,
+            "uscc": codes,
+            "name": [f"企业{i}" for i in range(n)],
+            "status": ["active"] * (n - 2) + ["deregistered"] * 2,  # the last two may never be drawn
+            "credit_risk": classes,
+            "industry_code": ["H62" if i % 2 else "F52" for i in range(n)],
+            "entity_type": ["enterprise"] * n,
+            "district_code": ["440305" if i % 3 else "440306" for i in range(n)],
+            "tags": [["食品经营许可证"] if i % 5 == 0 else [] for i in range(n)],
+            "departments": [["AMR", "HLT"] if i % 2 else ["AMR"] for i in range(n)],
+            # every 4th a Hong Kong-invested company (6150), every 7th a branch (2130), the rest 1130; one blank type
+            "registered_type_code": [
+                None if i == 1 else "6150" if i % 4 == 0 else "2130" if i % 7 == 0 else "1130" for i in range(n)
+            ],
+            "foreign_invested": [None if i == 1 else i % 4 == 0 for i in range(n)],
+            "branch": [None if i == 1 else (i % 7 == 0 and i % 4 != 0) for i in range(n)],
+        }
+    )
 
 
 def _plan(tasks: list[Task]) -> Plan:
@@ -70,12 +78,20 @@ def test_k_per_stratum_is_the_rule_and_the_lowest_scores_win():
     assert dict(zip(amr["credit_risk"], amr["n"], strict=True)) == {"A": 10, "B": 30, "C": 10, "D": 8}
     # HLT lists the odd rows, all H62: 29 active; 7 split by largest remainder
     assert strata.filter(pl.col("task_id") == "HLT-1")["k"].sum() == 7
-    assert draws.group_by("task_id", "credit_risk").len().join(strata, on=["task_id", "credit_risk"]).filter(
-        pl.col("len") != pl.col("k")).is_empty()
+    assert (
+        draws.group_by("task_id", "credit_risk")
+        .len()
+        .join(strata, on=["task_id", "credit_risk"])
+        .filter(pl.col("len") != pl.col("k"))
+        .is_empty()
+    )
     # the winners are exactly the k lowest hashlib scores of each stratum
     for (task_id, cls), group in draws.group_by("task_id", "credit_risk"):
-        eligible = directory.filter((pl.col("status") == "active") & (pl.col("credit_risk") == cls)
-                                    & pl.col("departments").list.contains(task_id.split("-")[0]))
+        eligible = directory.filter(
+            (pl.col("status") == "active")
+            & (pl.col("credit_risk") == cls)
+            & pl.col("departments").list.contains(task_id.split("-")[0])
+        )
         if task_id == "HLT-1":
             eligible = eligible.filter(pl.col("industry_code").str.starts_with("H"))
         lowest = sorted(eligible["uscc"], key=lambda u: (score("s", task_id, u), u))[: group.height]
@@ -97,8 +113,10 @@ def test_exclusions_remove_objects_for_every_task_or_one():
     directory, plan = _directory(), _plan([AMR_RATIO])
     draws, _ = _draw(directory, plan)
     first = draws["uscc"][0]
-    excluded = pl.DataFrame({"uscc": [first], "task_id": [None], "reason": ["recently_inspected"], "source_run": ["r0"]},
-                            schema=EXCLUSIONS_SCHEMA)
+    excluded = pl.DataFrame(
+        {"uscc": [first], "task_id": [None], "reason": ["recently_inspected"], "source_run": ["r0"]},
+        schema=EXCLUSIONS_SCHEMA,
+    )
     again, strata = _draw(directory, plan, exclusions=excluded)
     assert first not in again["uscc"].to_list() and strata["n"].sum() == 57
 
@@ -127,9 +145,13 @@ def test_every_object_is_drawn_with_probability_k_over_n(mode):
     A chi-square over the objects at significance 0.001 (df = N−1) rejects a biased draw.
     In coordinated mode two tasks share their scores: each must still be a simple random sample."""
     codes = _usccs(60)
-    directory = _directory(60).with_columns(credit_risk=pl.lit("B"), status=pl.lit("active"), departments=pl.lit(["AMR"]))
-    tasks = [Task(task_id=f"AMR-{i}", department="AMR", items=["I"], count=12, group="G" if mode == "coordinated" else None)
-             for i in (1, 2)]
+    directory = _directory(60).with_columns(
+        credit_risk=pl.lit("B"), status=pl.lit("active"), departments=pl.lit(["AMR"])
+    )
+    tasks = [
+        Task(task_id=f"AMR-{i}", department="AMR", items=["I"], count=12, group="G" if mode == "coordinated" else None)
+        for i in (1, 2)
+    ]
     plan = _plan(tasks)
     counts: dict[str, dict[str, int]] = {"AMR-1": {}, "AMR-2": {}}
     overlap = 0
@@ -153,7 +175,8 @@ def test_an_entity_without_a_uscc_is_drawn_by_its_entity_key_and_verify_agrees()
 
     directory = _directory(12).with_columns(
         entity_key=pl.Series(["ORG:12345678X", "REG:440301000000000"] + _usccs(12)[2:]),
-        uscc=pl.Series([None, None] + _usccs(12)[2:]))
+        uscc=pl.Series([None, None] + _usccs(12)[2:]),
+    )
     plan = _plan([Task(task_id="AMR-ALL", department="AMR", items=["AMR-001"], ratio=dict.fromkeys("ABCD", 1.0))])
     draws, _ = _draw(directory, plan)
     drawn = dict(zip(draws["uscc"], draws["score"], strict=True))
@@ -164,19 +187,31 @@ def test_an_entity_without_a_uscc_is_drawn_by_its_entity_key_and_verify_agrees()
     assert sorted(expected["uscc"]) == sorted(draws["uscc"])
 
 
-@pytest.mark.parametrize("scope, wanted", [
-    (Scope(foreign_invested=True), lambda i: i % 4 == 0),
-    (Scope(branch=True), lambda i: i % 7 == 0 and i % 4 != 0),
-    (Scope(branch=False), lambda i: i != 1 and not (i % 7 == 0 and i % 4 != 0)),  # a blank type is neither
-    (Scope(registered_types=["有限责任公司（台港澳法人独资）", "2130"]), lambda i: i != 1 and (i % 4 == 0 or i % 7 == 0)),
-])
+@pytest.mark.parametrize(
+    "scope, wanted",
+    [
+        (Scope(foreign_invested=True), lambda i: i % 4 == 0),
+        (Scope(branch=True), lambda i: i % 7 == 0 and i % 4 != 0),
+        (Scope(branch=False), lambda i: i != 1 and not (i % 7 == 0 and i % 4 != 0)),  # a blank type is neither
+        (
+            Scope(registered_types=["有限责任公司（台港澳法人独资）", "2130"]),
+            lambda i: i != 1 and (i % 4 == 0 or i % 7 == 0),
+        ),
+    ],
+)
 def test_a_scope_can_name_registered_types_and_verify_agrees(scope, wanted):
     from jointdraw.transforms.verify import eligible_pairs
 
     directory = _directory(60)
-    plan = _plan([Task(task_id="AMR-T", department="AMR", items=["AMR-001"], scope=scope, ratio=dict.fromkeys("ABCD", 1.0))])
+    plan = _plan(
+        [Task(task_id="AMR-T", department="AMR", items=["AMR-001"], scope=scope, ratio=dict.fromkeys("ABCD", 1.0))]
+    )
     draws, _ = _draw(directory, plan)
-    active = [u for i, (u, s) in enumerate(zip(directory["uscc"], directory["status"], strict=True)) if s == "active" and wanted(i)]
+    active = [
+        u
+        for i, (u, s) in enumerate(zip(directory["uscc"], directory["status"], strict=True))
+        if s == "active" and wanted(i)
+    ]
     assert sorted(draws["uscc"]) == sorted(active)
     assert sorted(eligible_pairs(directory, pl.DataFrame(schema=EXCLUSIONS_SCHEMA), plan)["uscc"]) == sorted(active)
 

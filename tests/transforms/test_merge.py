@@ -12,31 +12,45 @@ SHOP = "91350100M000100Y43"
 
 def _objects(department, rows):
     raw = pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}).with_columns(
-        source_file=pl.lit(f"{department}/objects.csv"), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
+        source_file=pl.lit(f"{department}/objects.csv"), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2
+    )
     return normalise_registry(raw, "objects", department)
 
 
 def _row(uscc, **kw):
-    base = {"uscc": uscc, "name": "深圳市福满楼（深圳）餐饮管理有限公司", "entity_type": "企业", "district_code": "440305",
-            "address": "南山区科苑路1号", "industry_code": "H62", "registered_on": "2019-05-01", "status": "存续",
-            "credit_risk": "B", "org_code": "", "legacy_reg_no": "", "tags": ""}
+    base = {
+        "uscc": uscc,
+        "name": "深圳市福满楼（深圳）餐饮管理有限公司",
+        "entity_type": "企业",
+        "district_code": "440305",
+        "address": "南山区科苑路1号",
+        "industry_code": "H62",
+        "registered_on": "2019-05-01",
+        "status": "存续",
+        "credit_risk": "B",
+        "org_code": "",
+        "legacy_reg_no": "",
+        "tags": "",
+    }
     return {**base, **kw}
 
 
 def test_one_entity_in_three_departments_becomes_one_record_with_resolved_conflicts():
-    objects = pl.concat([
-        _objects("HLT", [_row(RESTAURANT, name="深圳市福满楼(深圳)餐饮管理有限公司", address="南山区科苑路10号")]),
-        _objects("AMR", [_row(RESTAURANT, tags="食品经营许可证")]),
-        _objects("FIR", [_row(RESTAURANT, credit_risk="D", tags="经营异常名录")]),
-    ])
+    objects = pl.concat(
+        [
+            _objects("HLT", [_row(RESTAURANT, name="深圳市福满楼(深圳)餐饮管理有限公司", address="南山区科苑路10号")]),
+            _objects("AMR", [_row(RESTAURANT, tags="食品经营许可证")]),
+            _objects("FIR", [_row(RESTAURANT, credit_risk="D", tags="经营异常名录")]),
+        ]
+    )
     # health writes half-width brackets (not a conflict) and an old address; fire rates it D
     directory, merged = merge_frames(objects)
     assert directory.height == 1 and merged.records == 3
     row = directory.row(0, named=True)
     assert row["departments"] == ["AMR", "FIR", "HLT"] and row["n_records"] == 3
     assert row["name"] == "深圳市福满楼（深圳）餐饮管理有限公司"  # the market regulator's spelling
-    assert row["address"] == "南山区科苑路1号"                  # AMR's registration facts win
-    assert row["credit_risk"] == "D"                           # the highest risk any department gives
+    assert row["address"] == "南山区科苑路1号"  # AMR's registration facts win
+    assert row["credit_risk"] == "D"  # the highest risk any department gives
     assert row["tags"] == sorted(["食品经营许可证", "经营异常名录"])  # union, sorted
     found = merged.conflicts
     assert found.select("attribute", "chosen").rows() == [("address", "南山区科苑路1号"), ("credit_risk", "D")]
@@ -44,19 +58,28 @@ def test_one_entity_in_three_departments_becomes_one_record_with_resolved_confli
 
 
 def test_records_without_uscc_link_by_organization_code_or_registration_number():
-    objects = pl.concat([
-        _objects("AMR", [_row(RESTAURANT), _row(SHOP, legacy_reg_no="440301100000016")]),
-        _objects("ENV", [_row("", org_code="MA5DC6QX-5"),                  # links to RESTAURANT through positions 9-17
-                         _row("", legacy_reg_no="440301100000016"),         # links to SHOP through AMR's registration number
-                         _row("", org_code="600037341", name="无主记录")]),  # links to nothing: kept, own key
-    ])
+    objects = pl.concat(
+        [
+            _objects("AMR", [_row(RESTAURANT), _row(SHOP, legacy_reg_no="440301100000016")]),
+            _objects(
+                "ENV",
+                [
+                    _row("", org_code="MA5DC6QX-5"),  # links to RESTAURANT through positions 9-17
+                    _row("", legacy_reg_no="440301100000016"),  # links to SHOP through AMR's registration number
+                    _row("", org_code="600037341", name="无主记录"),
+                ],
+            ),  # links to nothing: kept, own key
+        ]
+    )
     directory, merged = merge_frames(objects)
     keys = dict(zip(directory["entity_key"], directory["linked_by"].to_list(), strict=True))
     assert keys == {RESTAURANT: ["org_code", "uscc"], SHOP: ["reg_no", "uscc"], "ORG:600037341": ["unlinked"]}
     unlinked = directory.filter(pl.col("entity_key") == "ORG:600037341").row(0, named=True)
     assert unlinked["uscc"] is None and unlinked["name"] == "无主记录" and unlinked["departments"] == ["ENV"]
     assert directory["n_records"].sum() == objects.height  # nothing dropped
-    assert merged.unlinked.select("entity_key", "source_file", "source_line").rows() == [("ORG:600037341", "ENV/objects.csv", 4)]
+    assert merged.unlinked.select("entity_key", "source_file", "source_line").rows() == [
+        ("ORG:600037341", "ENV/objects.csv", 4)
+    ]
 
 
 def test_without_the_market_regulator_the_smallest_department_code_wins():
@@ -69,10 +92,16 @@ def test_without_the_market_regulator_the_smallest_department_code_wins():
 def test_a_fact_missing_from_the_first_record_comes_from_the_next_one_that_has_it():
     # AMR's record comes first but has no address and no operator; ENV's has both, HLT's only an operator:
     # each missing fact comes from the next record in precedence order (ENV before HLT), the rest stay AMR's
-    objects = pl.concat([
-        _objects("AMR", [_row(RESTAURANT, address="", operator_name="")]),
-        _objects("HLT", [_row(RESTAURANT, address="南山区科苑路3号", operator_name="李四", name="别名")]),
-        _objects("ENV", [_row(RESTAURANT, address="南山区科苑路2号", operator_name="张三")]),
-    ])
+    objects = pl.concat(
+        [
+            _objects("AMR", [_row(RESTAURANT, address="", operator_name="")]),
+            _objects("HLT", [_row(RESTAURANT, address="南山区科苑路3号", operator_name="李四", name="别名")]),
+            _objects("ENV", [_row(RESTAURANT, address="南山区科苑路2号", operator_name="张三")]),
+        ]
+    )
     row = merge_frames(objects)[0].row(0, named=True)
-    assert (row["address"], row["operator_name"], row["name"]) == ("南山区科苑路2号", "张三", "深圳市福满楼（深圳）餐饮管理有限公司")
+    assert (row["address"], row["operator_name"], row["name"]) == (
+        "南山区科苑路2号",
+        "张三",
+        "深圳市福满楼（深圳）餐饮管理有限公司",
+    )

@@ -6,26 +6,38 @@ from jointdraw.transforms.normalise import normalise_registry, parse_date
 
 
 def test_dates_in_the_forms_departments_use():
-    text = ["2021-01-05", "2021/1/5", "20210105", "2021年01月05日", "44201", "2021-01-05 00:00:00", "２０２１-０１-０５",
-            "2021-13-45", "不详", None]
+    text = [
+        "2021-01-05",
+        "2021/1/5",
+        "20210105",
+        "2021年01月05日",
+        "44201",
+        "2021-01-05 00:00:00",
+        "２０２１-０１-０５",
+        "2021-13-45",
+        "不详",
+        None,
+    ]
     got = pl.select(parse_date(pl.lit(pl.Series(text, dtype=pl.String)))).to_series().to_list()
     jan5 = dt.date(2021, 1, 5)  # 44201 is Excel's serial for 2021-01-05 (days since 1899-12-30)
     assert got == [jan5] * 7 + [None, None, None]
 
 
 def test_objects_are_typed_and_nothing_is_lost():
-    raw = pl.DataFrame({
-        "uscc": [" 91350100m000100y43 ", "９１３５０１００Ｍ０００１００Ｙ４３", None],
-        "name": ["  深圳市  华润 有限公司 ", "x", ""],
-        "entity_type": ["企业", " Individual ", "公司制"],
-        "status": ["存续", "注销", "状态不详"],
-        "credit_risk": ["b", "D类", "E"],
-        "registered_on": ["2020/01/05", "bad", None],
-        "tags": ["食品经营许可证；经营异常名录", None, "a, b ,"],
-        "org_code": [None, None, "60003734-1"],
-        "source_file": ["AMR/objects.csv"] * 3,
-        "source_line": [2, 3, 4],
-    })
+    raw = pl.DataFrame(
+        {
+            "uscc": [" 91350100m000100y43 ", "９１３５０１００Ｍ０００１００Ｙ４３", None],
+            "name": ["  深圳市  华润 有限公司 ", "x", ""],
+            "entity_type": ["企业", " Individual ", "公司制"],
+            "status": ["存续", "注销", "状态不详"],
+            "credit_risk": ["b", "D类", "E"],
+            "registered_on": ["2020/01/05", "bad", None],
+            "tags": ["食品经营许可证；经营异常名录", None, "a, b ,"],
+            "org_code": [None, None, "60003734-1"],
+            "source_file": ["AMR/objects.csv"] * 3,
+            "source_line": [2, 3, 4],
+        }
+    )
     got = normalise_registry(raw, "objects", "AMR")
     assert got.height == raw.height  # row-preserving
     assert got["uscc"].to_list() == ["91350100M000100Y43", "91350100M000100Y43", None]
@@ -45,11 +57,30 @@ def test_objects_are_typed_and_nothing_is_lost():
 def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():
     from jointdraw.transforms.normalise import ALREADY_NORMAL, _apply, _rule
 
-    messy = pl.Series("v", ["91350100M000100Y43", " 9135 0100m000100y43", "９１", "", None, "深圳市  华润 ", "A", "A", "2021/1/5",
-                            "44201", "存续", "a；b", "已是 正常"])
+    messy = pl.Series(
+        "v",
+        [
+            "91350100M000100Y43",
+            " 9135 0100m000100y43",
+            "９１",
+            "",
+            None,
+            "深圳市  华润 ",
+            "A",
+            "A",
+            "2021/1/5",
+            "44201",
+            "存续",
+            "a；b",
+            "已是 正常",
+        ],
+    )
     for how in ("code", "org_code", "text", "date", "enum:object_status", "list", "list_code"):
         rule = _rule(how)
         every_row = _apply(messy, rule, per_unique=False)
         assert _apply(messy, rule, per_unique=True).to_list() == every_row.to_list(), how
         if how in ALREADY_NORMAL:
-            assert _apply(messy, rule, per_unique=False, already_normal=ALREADY_NORMAL[how]).to_list() == every_row.to_list(), how
+            assert (
+                _apply(messy, rule, per_unique=False, already_normal=ALREADY_NORMAL[how]).to_list()
+                == every_row.to_list()
+            ), how

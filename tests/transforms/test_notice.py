@@ -5,24 +5,42 @@ import datetime as dt
 
 import polars as pl
 
-from jointdraw.transforms.csvout import write_people_csv
-from jointdraw.transforms.notice import NOTICE_COLUMNS, public_notice
+from jointdraw.transforms.documents.notice import NOTICE_COLUMNS, public_notice
 from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.storage.csvout import write_people_csv
 
-PLAN = Plan.model_validate({"plan_id": "P", "period": {"start": "2026-03-01", "end": "2026-11-30"},
-                            "tasks": [{"task_id": "T", "department": "AMR", "items": ["AMR-1"], "count": 1}]})
+PLAN = Plan.model_validate(
+    {
+        "plan_id": "P",
+        "period": {"start": "2026-03-01", "end": "2026-11-30"},
+        "tasks": [{"task_id": "T", "department": "AMR", "items": ["AMR-1"], "count": 1}],
+    }
+)
 ITEMS = pl.DataFrame({"item_id": ["AMR-1", "ENV-1"], "name": ["食品经营许可检查", "排污许可检查"]})
-JOINT = pl.DataFrame({
-    "joint_task_id": ["P-U1", "P-U2", "P-U3"], "uscc": ["U1", "U2", "U3"],
-    "name": ['=HYPERLINK("http://x","点我")', "福田区王小明便利店", "甲公司"],
-    "district_code": ["440304", "440304", "440303"], "address": ["a", "b", "c"],
-    "departments": [["AMR"], ["AMR", "ENV"], ["ENV"]], "lead_department": ["AMR", "ENV", "ENV"],
-    "task_ids": [["T"], ["T", "E"], ["E"]], "item_ids": [["AMR-1"], ["AMR-1", "ENV-1"], ["ENV-1"]],
-    "inspector_ids": [["I1", "I2"], ["I3", "I4", "I5"], None], "planned_date": [dt.date(2026, 4, 1), dt.date(2026, 5, 6), None],
-})
-DIRECTORY = pl.DataFrame({"uscc": ["U1", "U2", "U3"], "entity_type": ["enterprise", "individual", "enterprise"],
-                          "operator_name": [None, "王小明", None], "phone": [None, "13800138000", None],
-                          "credit_risk": ["D", "C", "A"]})
+JOINT = pl.DataFrame(
+    {
+        "joint_task_id": ["P-U1", "P-U2", "P-U3"],
+        "uscc": ["U1", "U2", "U3"],
+        "name": ['=HYPERLINK("http://x","点我")', "福田区王小明便利店", "甲公司"],
+        "district_code": ["440304", "440304", "440303"],
+        "address": ["a", "b", "c"],
+        "departments": [["AMR"], ["AMR", "ENV"], ["ENV"]],
+        "lead_department": ["AMR", "ENV", "ENV"],
+        "task_ids": [["T"], ["T", "E"], ["E"]],
+        "item_ids": [["AMR-1"], ["AMR-1", "ENV-1"], ["ENV-1"]],
+        "inspector_ids": [["I1", "I2"], ["I3", "I4", "I5"], None],
+        "planned_date": [dt.date(2026, 4, 1), dt.date(2026, 5, 6), None],
+    }
+)
+DIRECTORY = pl.DataFrame(
+    {
+        "uscc": ["U1", "U2", "U3"],
+        "entity_type": ["enterprise", "individual", "enterprise"],
+        "operator_name": [None, "王小明", None],
+        "phone": [None, "13800138000", None],
+        "credit_risk": ["D", "C", "A"],
+    }
+)
 
 
 def test_notice_rows_headers_order_and_masking(tmp_path):
@@ -39,7 +57,7 @@ def test_notice_rows_headers_order_and_masking(tmp_path):
     text = raw.decode("utf-8-sig")
     assert text.splitlines()[0] == ",".join(NOTICE_COLUMNS.values())
     back = pl.read_csv(path, infer_schema=False)
-    assert back["企业名称"].to_list()[1] == "'=HYPERLINK(\"http://x\",\"点我\")"  # neutralised: Excel shows text
+    assert back["企业名称"].to_list()[1] == '\'=HYPERLINK("http://x","点我")'  # neutralised: Excel shows text
     assert back.filter(pl.col("统一社会信用代码") == "U2")["抽查事项"].item() == "食品经营许可检查；排污许可检查"
     # never the class, the inspectors, the operator or the phone
     cells = set(back.unpivot()["value"].drop_nulls())

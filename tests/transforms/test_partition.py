@@ -20,7 +20,10 @@ def test_per_district_lowest_k_merged_is_the_published_draw(dirty_run):
     keys = score_keys(plan, "planned")
     located = pairs.join(directory.select("uscc", "district_code"), on="uscc")
     scored = located.with_columns(
-        score=pl.Series([score(seed, keys[t], u) for t, u in zip(located["task_id"], located["uscc"], strict=True)], dtype=pl.UInt64))
+        score=pl.Series(
+            [score(seed, keys[t], u) for t, u in zip(located["task_id"], located["uscc"], strict=True)], dtype=pl.UInt64
+        )
+    )
     parts = scored.partition_by("district_code")
     assert len(parts) >= 9
     # steps 1–2: counts per partition, summed
@@ -32,5 +35,7 @@ def test_per_district_lowest_k_merged_is_the_published_draw(dirty_run):
     published = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")
     assert merged.select("task_id", "uscc", "score").equals(published.select("task_id", "uscc", "score"))
     # and no partition shipped more than k rows of a stratum
-    shipped = pl.concat([p.group_by("task_id", "credit_risk").len() for p in partials]).join(k_table, on=["task_id", "credit_risk"])
+    shipped = pl.concat([p.group_by("task_id", "credit_risk").len() for p in partials]).join(
+        k_table, on=["task_id", "credit_risk"]
+    )
     assert (shipped["len"] <= shipped["k"]).all() and shipped["len"].sum() < scored.height / 5

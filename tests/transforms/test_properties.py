@@ -9,12 +9,12 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.transforms.test_draw import _directory, _draw, _plan
-from jointdraw.transforms.csvout import FORMULA_START, write_people_csv
-from jointdraw.transforms.fusion import fusion_figures
+from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.plan import Task
+from jointdraw.transforms.storage.csvout import FORMULA_START, write_people_csv
 from jointdraw.transforms.strata import CLASSES, stratum_k
 from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc, normalise_code, uscc_problem
+from tests.transforms.test_draw import _directory, _draw, _plan
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -43,13 +43,18 @@ def test_a_uscc_whose_check_character_is_wrong_is_never_accepted(body, check):
 
 
 @SETTINGS
-@given(st.dictionaries(st.sampled_from(CLASSES), st.integers(0, 400)),
-       st.one_of(st.dictionaries(st.sampled_from(CLASSES), st.decimals(0, 1, places=4).map(float)), st.integers(0, 600)))
+@given(
+    st.dictionaries(st.sampled_from(CLASSES), st.integers(0, 400)),
+    st.one_of(st.dictionaries(st.sampled_from(CLASSES), st.decimals(0, 1, places=4).map(float)), st.integers(0, 600)),
+)
 def test_k_per_stratum_is_the_rule_for_any_sizes(sizes, ratio_or_count):
     if isinstance(ratio_or_count, dict):
         task = Task(task_id="T", department="AMR", items=["I"], ratio=ratio_or_count)
         k = stratum_k(task, sizes)
-        assert k == {c: min(sizes.get(c, 0), math.ceil(Fraction(str(ratio_or_count.get(c, 0))) * sizes.get(c, 0))) for c in CLASSES}
+        assert k == {
+            c: min(sizes.get(c, 0), math.ceil(Fraction(str(ratio_or_count.get(c, 0))) * sizes.get(c, 0)))
+            for c in CLASSES
+        }
     else:
         task = Task(task_id="T", department="AMR", items=["I"], count=ratio_or_count)
         k = stratum_k(task, sizes)
@@ -61,12 +66,20 @@ def test_k_per_stratum_is_the_rule_for_any_sizes(sizes, ratio_or_count):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(8, 80), st.dictionaries(st.sampled_from(CLASSES), st.decimals(0, 1, places=3).map(float), min_size=1),
-       st.integers(0, 30), st.text(min_size=1, max_size=12))
+@given(
+    st.integers(8, 80),
+    st.dictionaries(st.sampled_from(CLASSES), st.decimals(0, 1, places=3).map(float), min_size=1),
+    st.integers(0, 30),
+    st.text(min_size=1, max_size=12),
+)
 def test_the_draw_takes_exactly_k_per_stratum(n, ratio, count, seed):
     directory = _directory(n)
-    plan = _plan([Task(task_id="AMR-1", department="AMR", items=["A"], ratio=ratio),
-                  Task(task_id="HLT-1", department="HLT", items=["H"], count=count)])
+    plan = _plan(
+        [
+            Task(task_id="AMR-1", department="AMR", items=["A"], ratio=ratio),
+            Task(task_id="HLT-1", department="HLT", items=["H"], count=count),
+        ]
+    )
     draws, strata = _draw(directory, plan, seed=seed)
     drawn = draws.group_by("task_id", "credit_risk").len()
     joined = strata.join(drawn, on=["task_id", "credit_risk"], how="left").with_columns(pl.col("len").fill_null(0))
@@ -74,14 +87,19 @@ def test_the_draw_takes_exactly_k_per_stratum(n, ratio, count, seed):
     for task in plan.tasks:
         mine = strata.filter(pl.col("task_id") == task.task_id)
         assert dict(zip(mine["credit_risk"], mine["k"], strict=True)) == {
-            c: k for c, k in stratum_k(task, dict(zip(mine["credit_risk"], mine["n"], strict=True))).items() if c in mine["credit_risk"]}
+            c: k
+            for c, k in stratum_k(task, dict(zip(mine["credit_risk"], mine["n"], strict=True))).items()
+            if c in mine["credit_risk"]
+        }
 
 
 @SETTINGS
 @given(st.lists(st.tuples(st.sampled_from(["T1", "T2", "T3", "T4"]), st.integers(0, 30)), max_size=120, unique=True))
 def test_fusion_figures_always_balance(rows):
-    draws = pl.DataFrame({"task_id": [t for t, _ in rows], "uscc": [f"U{u}" for _, u in rows]},
-                         schema={"task_id": pl.String, "uscc": pl.String})
+    draws = pl.DataFrame(
+        {"task_id": [t for t, _ in rows], "uscc": [f"U{u}" for _, u in rows]},
+        schema={"task_id": pl.String, "uscc": pl.String},
+    )
     f = fusion_figures(draws)
     assert f["visits_saved"] == f["drawn_total"] - f["joint_tasks"]
     assert f["duplicate_entities"] <= f["visits_saved"]
@@ -93,7 +111,9 @@ def test_fusion_figures_always_balance(rows):
 def test_the_csv_writer_round_trips_any_text_and_never_writes_a_formula(tmp_path_factory, values):
     path = tmp_path_factory.mktemp("csv") / "people.csv"
     write_people_csv(pl.DataFrame({"value": values}, schema={"value": pl.String}), path)
-    header, *rows = csv.reader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))  # as a spreadsheet reads it
+    header, *rows = csv.reader(
+        io.StringIO(path.read_bytes().decode("utf-8-sig"), newline="")
+    )  # as a spreadsheet reads it
     back = [r[0] for r in rows]
     assert header == ["value"]
     for original, cell in zip(values, back, strict=True):
@@ -114,7 +134,7 @@ def test_the_xlsx_writer_never_writes_a_formula_and_keeps_every_text(tmp_path_fa
 
     import fastexcel
 
-    from jointdraw.transforms.xlsxout import write_people_xlsx
+    from jointdraw.transforms.storage.xlsxout import write_people_xlsx
 
     path = tmp_path_factory.mktemp("xlsx") / "people.xlsx"
     write_people_xlsx(pl.DataFrame({"value": values}, schema={"value": pl.String}), path, {"value": "值"})

@@ -4,11 +4,19 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jointdraw.transforms.read_registry import RegistryFile, RegistryFileError, read_registry, scan_inbox, sniff_encoding
+from jointdraw.transforms.storage.registry_files import (
+    RegistryFile,
+    RegistryFileError,
+    read_registry,
+    scan_inbox,
+    sniff_encoding,
+)
 
-ZH_CSV = "统一社会信用代码,企业名称,主体类型,行政区划代码,成立日期,登记状态,信用风险分类\n" \
-         "91350100M000100Y43,深圳市华润（深圳）贸易有限公司,企业,440305,2020/01/05,存续,B\n" \
-         "914403001922038216,福田区鑫盛便利店,个体工商户,440304,2019-12-31,注销,A\n"
+ZH_CSV = (
+    "统一社会信用代码,企业名称,主体类型,行政区划代码,成立日期,登记状态,信用风险分类\n"
+    "91350100M000100Y43,深圳市华润（深圳）贸易有限公司,企业,440305,2020/01/05,存续,B\n"
+    "914403001922038216,福田区鑫盛便利店,个体工商户,440304,2019-12-31,注销,A\n"
+)
 
 
 def _file(tmp_path, name, data: bytes, dept="ENV"):
@@ -19,15 +27,17 @@ def _file(tmp_path, name, data: bytes, dept="ENV"):
 
 
 def _expected() -> pl.DataFrame:
-    return pl.DataFrame({
-        "uscc": ["91350100M000100Y43", "914403001922038216"],
-        "name": ["深圳市华润（深圳）贸易有限公司", "福田区鑫盛便利店"],
-        "entity_type": ["企业", "个体工商户"],
-        "district_code": ["440305", "440304"],
-        "registered_on": ["2020/01/05", "2019-12-31"],
-        "status": ["存续", "注销"],
-        "credit_risk": ["B", "A"],
-    })
+    return pl.DataFrame(
+        {
+            "uscc": ["91350100M000100Y43", "914403001922038216"],
+            "name": ["深圳市华润（深圳）贸易有限公司", "福田区鑫盛便利店"],
+            "entity_type": ["企业", "个体工商户"],
+            "district_code": ["440305", "440304"],
+            "registered_on": ["2020/01/05", "2019-12-31"],
+            "status": ["存续", "注销"],
+            "credit_risk": ["B", "A"],
+        }
+    )
 
 
 @pytest.mark.parametrize("encoding, sniffed", [("gbk", "gb18030"), ("utf-8-sig", "utf-8-sig"), ("utf-8", "utf-8")])
@@ -54,10 +64,21 @@ def test_parquet_lists_and_dates_become_text(tmp_path):
 
     path = tmp_path / "inbox" / "HLT" / "objects.parquet"
     path.parent.mkdir(parents=True)
-    pl.DataFrame({"uscc": ["91350100M000100Y43"], "registered_on": [dt.date(2020, 1, 5)], "tags": [["食品经营许可证", "经营异常名录"]]}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "uscc": ["91350100M000100Y43"],
+            "registered_on": [dt.date(2020, 1, 5)],
+            "tags": [["食品经营许可证", "经营异常名录"]],
+        }
+    ).write_parquet(path)
     raw = read_registry(RegistryFile("HLT", "objects", path, "HLT/objects.parquet")).frame
-    assert raw.row(0, named=True) | {} == {"uscc": "91350100M000100Y43", "registered_on": "2020-01-05",
-                                          "tags": "食品经营许可证;经营异常名录", "source_file": "HLT/objects.parquet", "source_line": 2}
+    assert raw.row(0, named=True) | {} == {
+        "uscc": "91350100M000100Y43",
+        "registered_on": "2020-01-05",
+        "tags": "食品经营许可证;经营异常名录",
+        "source_file": "HLT/objects.parquet",
+        "source_line": 2,
+    }
 
 
 def test_unmapped_headers_are_reported(tmp_path):
@@ -89,7 +110,11 @@ def test_corrupt_xlsx_and_parquet(tmp_path):
 
 
 def test_sniff_prefers_bom_then_utf8_then_gb18030(tmp_path):
-    for data, want in ((b"\xef\xbb\xbfa\n", "utf-8-sig"), ("名称\n".encode(), "utf-8"), ("名称\n".encode("gbk"), "gb18030")):
+    for data, want in (
+        (b"\xef\xbb\xbfa\n", "utf-8-sig"),
+        ("名称\n".encode(), "utf-8"),
+        ("名称\n".encode("gbk"), "gb18030"),
+    ):
         p = tmp_path / "f.csv"
         p.write_bytes(data)
         assert sniff_encoding(p) == want
@@ -98,7 +123,9 @@ def test_sniff_prefers_bom_then_utf8_then_gb18030(tmp_path):
 def test_an_encoding_error_names_the_spreadsheet_row_not_the_text_line(tmp_path):
     """Row 3's address has two line breaks inside its quotes (one row in a spreadsheet, three text
     lines); the bad byte is in row 4, text line 6. The message says row 4, as source_line counts."""
-    good = "uscc,name,address\n91440300MA5FXT4K1Q,甲公司,深圳\n91440300MA5FXT4K2Q,乙公司,\"深圳市\n南山区\n科技园\"\n".encode()
+    good = (
+        'uscc,name,address\n91440300MA5FXT4K1Q,甲公司,深圳\n91440300MA5FXT4K2Q,乙公司,"深圳市\n南山区\n科技园"\n'
+    ).encode()
     f = _file(tmp_path, "objects.csv", good + b"91440300MA5FXT4K3Q,\xff\xfe,x\n")
     with pytest.raises(RegistryFileError, match=r"row 4 is not UTF-8"):
         read_registry(f)
@@ -118,16 +145,18 @@ def test_scan_inbox_finds_files_and_says_what_it_ignores(tmp_path):
 
 
 # Exports as systems write them (issue 16): a title above the header, notes below the data.
-TITLED = ("深圳市应急管理局 检查对象名录导出（2026年11月30日）,,\n"
-          ",,\n"
-          "统一社会信用代码,企业名称,登记状态\n"
-          "91350100M000100Y43,深圳市华润贸易有限公司,存续\n"
-          ",,\n"  # a blank row inside the data: skipped, listed
-          "共计,,\n"  # one value, but not below the data: a data row (validation quarantines it)
-          "914403001922038216,\"华为技术\n有限公司\",存续\n"  # a cell over two text lines is one spreadsheet row
-          "\n"
-          "共 3 条记录\n"
-          "导出人：张三　导出时间：2026-11-30 09:30\n")
+TITLED = (
+    "深圳市应急管理局 检查对象名录导出（2026年11月30日）,,\n"
+    ",,\n"
+    "统一社会信用代码,企业名称,登记状态\n"
+    "91350100M000100Y43,深圳市华润贸易有限公司,存续\n"
+    ",,\n"  # a blank row inside the data: skipped, listed
+    "共计,,\n"  # one value, but not below the data: a data row (validation quarantines it)
+    '914403001922038216,"华为技术\n有限公司",存续\n'  # a cell over two text lines is one spreadsheet row
+    "\n"
+    "共 3 条记录\n"
+    "导出人：张三　导出时间：2026-11-30 09:30\n"
+)
 
 
 def test_a_title_above_the_header_and_notes_below_the_data_are_skipped_and_listed(tmp_path):
@@ -136,8 +165,13 @@ def test_a_title_above_the_header_and_notes_below_the_data_are_skipped_and_liste
     assert raw.frame["uscc"].to_list() == ["91350100M000100Y43", "共计", "914403001922038216"]
     assert raw.frame["source_line"].to_list() == [4, 6, 7]  # the spreadsheet's rows, not text lines
     assert [(s.line, s.why, s.text) for s in raw.skipped] == [
-        (1, "title", "深圳市应急管理局 检查对象名录导出（2026年11月30日）"), (2, "blank", ""), (5, "blank", ""),
-        (8, "blank", ""), (9, "note", "共 3 条记录"), (10, "note", "导出人：张三　导出时间：2026-11-30 09:30")]
+        (1, "title", "深圳市应急管理局 检查对象名录导出（2026年11月30日）"),
+        (2, "blank", ""),
+        (5, "blank", ""),
+        (8, "blank", ""),
+        (9, "note", "共 3 条记录"),
+        (10, "note", "导出人：张三　导出时间：2026-11-30 09:30"),
+    ]
 
 
 def test_an_xlsx_export_with_a_merged_title_keeps_the_sheet_rows(tmp_path):
@@ -158,8 +192,14 @@ def test_an_xlsx_export_with_a_merged_title_keeps_the_sheet_rows(tmp_path):
     assert raw.header_line == 4
     assert raw.frame["source_line"].to_list() == [5, 6]
     assert raw.frame["uscc"].to_list() == ["91350100M000100Y43", "914403001922038272"]
-    assert [(s.line, s.why) for s in raw.skipped] == [(1, "blank"), (2, "title"), (3, "blank"), (7, "blank"), (8, "blank"),
-                                                      (9, "note")]
+    assert [(s.line, s.why) for s in raw.skipped] == [
+        (1, "blank"),
+        (2, "title"),
+        (3, "blank"),
+        (7, "blank"),
+        (8, "blank"),
+        (9, "note"),
+    ]
 
 
 def test_without_a_title_the_first_row_is_the_header(tmp_path):

@@ -15,11 +15,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jointdraw.transforms.contract import object_rules, validation_frame
+from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows
+from jointdraw.transforms.contract.suites import object_rules, validation_frame
+from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.normalise import normalise_registry
-from jointdraw.transforms.quarantine import accepted_rows, quarantine_rows
-from jointdraw.transforms.read_registry import RegistryFile, read_registry
-from jointdraw.transforms.validate_registry import Contract
+from jointdraw.transforms.storage.registry_files import RegistryFile, read_registry
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "market_regulation_export"
 RULES = object_rules(dt.date(2026, 11, 30))
@@ -52,7 +52,13 @@ def test_every_row_of_a_real_export_is_accepted_as_what_it_is(contract, name):
     raw = read_registry(RegistryFile("AMR", "objects", SAMPLE / name, f"AMR/{name}"))
     assert raw.encoding == ("gb18030" if name.endswith(".csv") else "xlsx")
     # the title and blank row above the header, the blank row and two notes below: skipped and listed
-    assert [(s.line, s.why) for s in raw.skipped] == [(1, "title"), (2, "blank"), (18, "blank"), (19, "note"), (20, "note")]
+    assert [(s.line, s.why) for s in raw.skipped] == [
+        (1, "title"),
+        (2, "blank"),
+        (18, "blank"),
+        (19, "note"),
+        (20, "note"),
+    ]
     assert raw.frame["source_line"].to_list() == list(range(4, 18))  # the spreadsheet's rows
     assert {"法定代表人", "注册资本", "登记机关", "核准日期", "序号"} <= set(raw.unmapped_headers)
     typed = normalise_registry(raw.frame, "objects", "AMR")
@@ -60,11 +66,17 @@ def test_every_row_of_a_real_export_is_accepted_as_what_it_is(contract, name):
     quarantined = quarantine_rows(typed, result.results, RULES, "objects")
     assert quarantined.is_empty(), quarantined.select("source_line", "reason", "column")
     accepted = accepted_rows(typed, quarantined)
-    got = {r["uscc"]: (r["entity_type"], r["registered_type_code"], r["status"], r["district_code"], r["industry_code"])
-           for r in accepted.iter_rows(named=True)}
+    got = {
+        r["uscc"]: (r["entity_type"], r["registered_type_code"], r["status"], r["district_code"], r["industry_code"])
+        for r in accepted.iter_rows(named=True)
+    }
     assert got == EXPECTED
     assert not accepted["type_conflict"].any()
-    assert set(accepted["registered_type"]) >= {"股份有限公司（上市）", "有限责任公司（台港澳法人独资）", "有限合伙企业"}
+    assert set(accepted["registered_type"]) >= {
+        "股份有限公司（上市）",
+        "有限责任公司（台港澳法人独资）",
+        "有限合伙企业",
+    }
 
 
 def test_sections_come_from_the_division_whatever_the_form(contract):

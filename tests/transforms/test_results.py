@@ -15,33 +15,68 @@ from jointdraw.transforms.results import (
     published_results,
     with_result_checks,
 )
-from jointdraw.transforms.warehouse import HISTORY_SCHEMA
+from jointdraw.transforms.storage.warehouse import HISTORY_SCHEMA
 from jointdraw.transforms.workdays import add_working_days
 
 D = dt.date
 PLAN = PlanSide(
-    task_items=pl.DataFrame({"joint_task_id": ["J1", "J1", "J1", "J2"], "uscc": ["U1", "U1", "U1", "U2"],
-                             "department": ["AMR", "AMR", "FIR", "AMR"], "item_id": ["A1", "A2", "F1", "A1"],
-                             "planned_date": [D(2026, 5, 6)] * 3 + [D(2026, 9, 1)]}),
-    teams=pl.DataFrame({"joint_task_id": ["J1", "J1", "J1", "J2"], "department": ["AMR", "AMR", "FIR", "AMR"],
-                        "inspector_id": ["I1", "I2", "I9", "I1"]}),
+    task_items=pl.DataFrame(
+        {
+            "joint_task_id": ["J1", "J1", "J1", "J2"],
+            "uscc": ["U1", "U1", "U1", "U2"],
+            "department": ["AMR", "AMR", "FIR", "AMR"],
+            "item_id": ["A1", "A2", "F1", "A1"],
+            "planned_date": [D(2026, 5, 6)] * 3 + [D(2026, 9, 1)],
+        }
+    ),
+    teams=pl.DataFrame(
+        {
+            "joint_task_id": ["J1", "J1", "J1", "J2"],
+            "department": ["AMR", "AMR", "FIR", "AMR"],
+            "inspector_id": ["I1", "I2", "I9", "I1"],
+        }
+    ),
     period=(D(2026, 3, 1), D(2026, 11, 30)),
     as_of=D(2026, 11, 27),
 )
 
 
 def _raw(**overrides) -> pl.DataFrame:
-    row = {"joint_task_id": "J1", "department": "AMR", "item_id": "A1", "inspection_date": "2026-05-06", "inspectors": "I1;I2",
-           "method": "实地检查", "result_codes": "未发现问题", "follow_up": "无须后续处置", "findings": None,
-           "substitution_reason": None, **overrides}
-    return pl.DataFrame({**{k: [v] for k, v in row.items()}, "source_file": ["AMR/results.csv"], "source_line": [2]},
-                        schema_overrides={k: pl.String for k in row})
+    row = {
+        "joint_task_id": "J1",
+        "department": "AMR",
+        "item_id": "A1",
+        "inspection_date": "2026-05-06",
+        "inspectors": "I1;I2",
+        "method": "实地检查",
+        "result_codes": "未发现问题",
+        "follow_up": "无须后续处置",
+        "findings": None,
+        "substitution_reason": None,
+        **overrides,
+    }
+    return pl.DataFrame(
+        {**{k: [v] for k, v in row.items()}, "source_file": ["AMR/results.csv"], "source_line": [2]},
+        schema_overrides={k: pl.String for k in row},
+    )
 
 
 def _failed_checks(**overrides) -> set[str]:
     checked = with_result_checks(normalise_registry(_raw(**overrides), "results", "AMR"), PLAN)
-    return {c for c in ("own_department", "task_known", "department_on_task", "item_on_task", "inspectors_on_team",
-                        "date_in_period", "date_not_after_as_of", "codes_consistent") if not checked[c][0]}
+    return {
+        c
+        for c in (
+            "own_department",
+            "task_known",
+            "department_on_task",
+            "item_on_task",
+            "inspectors_on_team",
+            "date_in_period",
+            "date_not_after_as_of",
+            "codes_consistent",
+        )
+        if not checked[c][0]
+    }
 
 
 def test_a_good_result_passes_every_check():
@@ -67,7 +102,9 @@ def test_blank_values_are_left_to_the_required_rule():
 
 
 def test_result_codes_are_read_as_codes_or_chinese_names():
-    typed = normalise_registry(_raw(result_codes="发现问题经责令已改正；违反食品药品管理相关规定; x9"), "results", "AMR")
+    typed = normalise_registry(
+        _raw(result_codes="发现问题经责令已改正；违反食品药品管理相关规定; x9"), "results", "AMR"
+    )
     assert typed["result_codes"].to_list() == [["E", "3", "x9"]]  # the unknown one kept as written, for the quarantine
 
 
@@ -80,29 +117,75 @@ def test_the_deadline_counts_official_working_days():
 
 def test_overdue_outstanding_and_progress():
     typed = normalise_registry(_raw(), "results", "AMR")
-    previous = pl.DataFrame(schema={"joint_task_id": pl.String, "department": pl.String, "item_id": pl.String,
-                                    "first_published_on": pl.Date})
+    previous = pl.DataFrame(
+        schema={
+            "joint_task_id": pl.String,
+            "department": pl.String,
+            "item_id": pl.String,
+            "first_published_on": pl.Date,
+        }
+    )
     results = published_results(typed, PLAN, previous, 20)
     assert results.select("deadline", "first_published_on", "overdue").row(0) == (D(2026, 6, 2), D(2026, 11, 27), True)
-    earlier = previous.vstack(pl.DataFrame({"joint_task_id": ["J1"], "department": ["AMR"], "item_id": ["A1"],
-                                            "first_published_on": [D(2026, 5, 20)]}))
+    earlier = previous.vstack(
+        pl.DataFrame(
+            {"joint_task_id": ["J1"], "department": ["AMR"], "item_id": ["A1"], "first_published_on": [D(2026, 5, 20)]}
+        )
+    )
     assert published_results(typed, PLAN, earlier, 20)["overdue"].to_list() == [False]  # first published in time
     outstanding = outstanding_items(PLAN, results, 20)
-    assert outstanding.select("joint_task_id", "department", "item_id").rows() == [("J1", "AMR", "A2"), ("J1", "FIR", "F1"), ("J2", "AMR", "A1")]
-    assert outstanding["overdue"].to_list() == [True, True, True]  # planned in May and September, not entered by late November
+    assert outstanding.select("joint_task_id", "department", "item_id").rows() == [
+        ("J1", "AMR", "A2"),
+        ("J1", "FIR", "F1"),
+        ("J2", "AMR", "A1"),
+    ]
+    assert outstanding["overdue"].to_list() == [
+        True,
+        True,
+        True,
+    ]  # planned in May and September, not entered by late November
     progress = progress_by_department(PLAN, results, outstanding)
     assert progress.rows(named=True) == [
-        {"department": "AMR", "joint_tasks": 2, "items_due": 3, "answered": 1, "outstanding": 2, "answered_late": 1, "outstanding_overdue": 2},
-        {"department": "FIR", "joint_tasks": 1, "items_due": 1, "answered": 0, "outstanding": 1, "answered_late": 0, "outstanding_overdue": 1},
+        {
+            "department": "AMR",
+            "joint_tasks": 2,
+            "items_due": 3,
+            "answered": 1,
+            "outstanding": 2,
+            "answered_late": 1,
+            "outstanding_overdue": 2,
+        },
+        {
+            "department": "FIR",
+            "joint_tasks": 1,
+            "items_due": 1,
+            "answered": 0,
+            "outstanding": 1,
+            "answered_late": 0,
+            "outstanding_overdue": 1,
+        },
     ]
 
 
 def test_an_entity_closed_at_its_last_inspection_is_not_drawn_again():
-    plan = Plan.model_validate({"plan_id": "Q", "period": {"start": "2027-01-01", "end": "2027-03-31"},
-                                "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}]})
+    plan = Plan.model_validate(
+        {
+            "plan_id": "Q",
+            "period": {"start": "2027-01-01", "end": "2027-03-31"},
+            "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}],
+        }
+    )
     directory = pl.DataFrame({"uscc": ["U1", "U2", "U3"], "credit_risk": ["A", "A", "A"]})
-    results = pl.DataFrame({"uscc": ["U1", "U2", "U2", "U3"], "plan_id": ["P"] * 4, "results_run_id": ["P-RESULTS-1"] * 4,
-                            "inspection_date": [D(2026, 5, 1), D(2026, 5, 1), D(2026, 8, 1), D(2026, 5, 1)],
-                            "result_codes": [["9"], ["7"], ["1"], ["1"]]})
+    results = pl.DataFrame(
+        {
+            "uscc": ["U1", "U2", "U2", "U3"],
+            "plan_id": ["P"] * 4,
+            "results_run_id": ["P-RESULTS-1"] * 4,
+            "inspection_date": [D(2026, 5, 1), D(2026, 5, 1), D(2026, 8, 1), D(2026, 5, 1)],
+            "result_codes": [["9"], ["7"], ["1"], ["1"]],
+        }
+    )
     got = exclusions_from_history(pl.DataFrame(schema=HISTORY_SCHEMA), directory, plan, results)
-    assert got.select("uscc", "reason", "source_run").rows() == [("U1", "closed_per_result", "P-RESULTS-1")]  # U2 reopened by August
+    assert got.select("uscc", "reason", "source_run").rows() == [
+        ("U1", "closed_per_result", "P-RESULTS-1")
+    ]  # U2 reopened by August

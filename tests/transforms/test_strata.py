@@ -8,8 +8,12 @@ def _task(**kw):
 
 def test_ratio_is_the_ceiling_per_class_in_exact_decimals():
     # 0.01 × 300 = 3 exactly (a float product would be 3.0000000000000004 → 4); 0.05 × 41 = 2.05 → 3; 0.5 × 0 = 0
-    assert stratum_k(_task(ratio={"A": 0.01, "B": 0.05, "C": 0.5, "D": 1.0}), {"A": 300, "B": 41, "C": 0, "D": 7}) == \
-        {"A": 3, "B": 3, "C": 0, "D": 7}
+    assert stratum_k(_task(ratio={"A": 0.01, "B": 0.05, "C": 0.5, "D": 1.0}), {"A": 300, "B": 41, "C": 0, "D": 7}) == {
+        "A": 3,
+        "B": 3,
+        "C": 0,
+        "D": 7,
+    }
 
 
 def test_count_by_largest_remainder_with_ties_in_class_order():

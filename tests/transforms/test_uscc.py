@@ -62,10 +62,17 @@ def test_normalisation_handles_case_spaces_and_full_width():
 def test_organization_code_check():
     # 60003734-1: 6·3+0+0+0+3·5+7·8+3·4+4·2 = 18+15+56+12+8 = 109; 109 mod 11 = 10; 11-10 = 1
     assert org_code_reasons(pl.Series(["600037341", "600037342", "60003734", None])).to_list() == [
-        None, "org_code_check", "org_code_format", None]
+        None,
+        "org_code_check",
+        "org_code_format",
+        None,
+    ]
 
 
 def test_registration_number_mod_11_10():
     # ISO 7064 MOD 11,10 over 44030110000001: p ends at 5, so the check digit c solves (5 + c) mod 10 = 1 → 6
     assert reg_no_reasons(pl.Series(["440301100000016", "440301100000017", "44030110000001X"])).to_list() == [
-        None, "reg_no_check", "reg_no_format"]
+        None,
+        "reg_no_check",
+        "reg_no_format",
+    ]

@@ -6,46 +6,102 @@
 create or replace temp view eligible as
 with objects as not materialized (  -- streamed into each join, never held whole
     -- an entity without a USCC is drawn by its entity key (ORG:… / REG:…) in the USCC's place (SPEC §4.4)
-    select unnest(departments) as department, entity_key as uscc, credit_risk, industry_code,
-           left(industry_code, 1) as cell1, left(industry_code, 2) as cell2, left(industry_code, 3) as cell3,
-           entity_type, district_code, tags, registered_type_code, foreign_invested, branch
+    select
+        unnest(departments) as department,
+        entity_key as uscc,
+        credit_risk,
+        industry_code,
+        left(industry_code, 1) as cell1,
+        left(industry_code, 2) as cell2,
+        left(industry_code, 3) as cell3,
+        entity_type,
+        district_code,
+        tags,
+        registered_type_code,
+        foreign_invested,
+        branch
     from directory
     where status = 'active'
 ),
+
 in_cells as (
-    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags,
-           o.registered_type_code, o.foreign_invested as object_foreign_invested, o.branch as object_branch
-    from task_scopes t join objects o on o.department = t.department and o.cell1 = t.cell
+    select
+        t.*,
+        o.uscc,
+        o.credit_risk,
+        o.industry_code,
+        o.entity_type,
+        o.district_code,
+        o.tags as object_tags,
+        o.registered_type_code,
+        o.foreign_invested as object_foreign_invested,
+        o.branch as object_branch
+    from task_scopes t join objects o on t.department = o.department and t.cell = o.cell1
     where t.cell_len = 1
     union all by name
-    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags,
-           o.registered_type_code, o.foreign_invested as object_foreign_invested, o.branch as object_branch
-    from task_scopes t join objects o on o.department = t.department and o.cell2 = t.cell
+    select
+        t.*,
+        o.uscc,
+        o.credit_risk,
+        o.industry_code,
+        o.entity_type,
+        o.district_code,
+        o.tags as object_tags,
+        o.registered_type_code,
+        o.foreign_invested as object_foreign_invested,
+        o.branch as object_branch
+    from task_scopes t join objects o on t.department = o.department and t.cell = o.cell2
     where t.cell_len = 2
     union all by name
-    select t.*, o.uscc, o.credit_risk, o.industry_code, o.entity_type, o.district_code, o.tags as object_tags,
-           o.registered_type_code, o.foreign_invested as object_foreign_invested, o.branch as object_branch
-    from task_scopes t join objects o on o.department = t.department and o.cell3 = t.cell
+    select
+        t.*,
+        o.uscc,
+        o.credit_risk,
+        o.industry_code,
+        o.entity_type,
+        o.district_code,
+        o.tags as object_tags,
+        o.registered_type_code,
+        o.foreign_invested as object_foreign_invested,
+        o.branch as object_branch
+    from task_scopes t join objects o on t.department = o.department and t.cell = o.cell3
     where t.cell_len = 3
 ),
+
 in_scope as (
-    select task_id, score_key, uscc, credit_risk
+    select
+        task_id,
+        score_key,
+        uscc,
+        credit_risk
     from in_cells
     -- 定向 filters; an empty list is no filter. A prefix longer than its cell (C1311) is checked here.
-    where (len(prefix) <= 3 or starts_with(industry_code, prefix))
-      and (len(entity_types) = 0 or list_contains(entity_types, entity_type))
-      and (len(districts) = 0 or list_contains(districts, district_code))
-      and (len(tags) = 0 or list_has_any(tags, object_tags))
-      -- the type as registered: its code, or what the type-code table says of it (a blank type says nothing)
-      and (len(registered_types) = 0 or list_contains(registered_types, registered_type_code))
-      and (foreign_invested is null or object_foreign_invested is not distinct from foreign_invested)
-      and (branch is null or object_branch is not distinct from branch)
+    where
+        (len(prefix) <= 3 or starts_with(industry_code, prefix))
+        and (len(entity_types) = 0 or list_contains(entity_types, entity_type))
+        and (len(districts) = 0 or list_contains(districts, district_code))
+        and (len(tags) = 0 or list_has_any(tags, object_tags))
+        -- the type as registered: its code, or what the type-code table says of it (a blank type says nothing)
+        and (len(registered_types) = 0 or list_contains(registered_types, registered_type_code))
+        and (foreign_invested is null or object_foreign_invested is not distinct from foreign_invested)
+        and (branch is null or object_branch is not distinct from branch)
 ),
+
 final as (
     select * from in_scope
     -- excluded for every task (recently inspected, yearly cap reached) …
-    anti join (select uscc from exclusions where task_id is null) using (uscc)
+    anti join (
+        select uscc from exclusions
+        where task_id is null
+    ) as for_every_task using (uscc)
     -- … or for one task
-    anti join (select task_id, uscc from exclusions where task_id is not null) using (task_id, uscc)
+    anti join (
+        select
+            task_id,
+            uscc
+        from exclusions
+        where task_id is not null
+    ) as for_one_task using (task_id, uscc)
 )
+
 select * from final

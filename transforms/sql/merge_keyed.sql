@@ -2,35 +2,55 @@
 -- `records`: the accepted object records (a view); $authority: the registration authority's code (AMR).
 create or replace temp table keyed as
 with without_uscc as (
-    select source_file, source_line, org_code, legacy_reg_no from records where uscc is null
+    select
+        source_file,
+        source_line,
+        org_code,
+        legacy_reg_no
+    from records
+    where uscc is null
 ),
+
 -- a record without a USCC is linked through its organization code (= USCC positions 9–17) …
 by_org as (
-    select substr(uscc, 9, 9) as org_code, min(uscc) as uscc
+    select
+        substr(uscc, 9, 9) as org_code,
+        min(uscc) as uscc
     from records
     where uscc is not null and substr(uscc, 9, 9) in (select org_code from without_uscc)
     group by 1
 ),
+
 -- … or through its 15-digit registration number, to another department's record
 by_reg as (
-    select legacy_reg_no, min(uscc) as uscc
+    select
+        legacy_reg_no,
+        min(uscc) as uscc
     from records
     where uscc is not null and legacy_reg_no in (select legacy_reg_no from without_uscc)
     group by 1
 ),
+
 -- a record that links to nothing keeps a key of its own, never a USCC (':' is not in the charset)
 links as (
-    select w.source_file, w.source_line,
+    select
+        w.source_file,
+        w.source_line,
         coalesce(o.uscc, g.uscc, 'ORG:' || w.org_code, 'REG:' || w.legacy_reg_no) as link_key,
-        case when o.uscc is not null then 'org_code' when g.uscc is not null then 'reg_no' else 'unlinked' end as link_kind
+        case when o.uscc is not null then 'org_code' when g.uscc is not null then 'reg_no' else 'unlinked' end
+            as link_kind
     from without_uscc w
-    left join by_org o on o.org_code = w.org_code
-    left join by_reg g on g.legacy_reg_no = w.legacy_reg_no
+    left join by_org o on w.org_code = o.org_code
+    left join by_reg g on w.legacy_reg_no = g.legacy_reg_no
 ),
+
 departments as (
-    select submitted_by, row_number() over (order by submitted_by) as department_rank
-    from (select distinct submitted_by from records)
+    select
+        submitted_by,
+        row_number() over (order by submitted_by) as department_rank
+    from (select distinct submitted_by from records) as submitters
 ),
+
 final as (
     select
         r.*,
@@ -38,10 +58,13 @@ final as (
         coalesce(l.link_kind, 'uscc') as linked_by,
         -- the order an entity's facts are taken in: the registration authority's record first,
         -- then by department code, then by line (one sortable integer)
-        (r.submitted_by <> $authority)::bigint * (1::bigint << 50) + d.department_rank * (1::bigint << 32) + r.source_line
+        (r.submitted_by <> $authority)::bigint * (1::bigint << 50)
+        + d.department_rank * (1::bigint << 32)
+        + r.source_line
             as precedence
     from records r
     join departments d using (submitted_by)
     left join links l using (source_file, source_line)
 )
+
 select * from final

@@ -1,0 +1,416 @@
+"""Writes a generated city as departments submit it: `inbox/<DEPT>/{objects,inspectors,items}.*`
+in mixed formats and encodings, the plan under `plans/`, and with `dirty` a truth file
+of every planted error (file, line, kind, column, the reason validation must give).
+
+Each department's system has its own dialect (`DIALECTS`): the entity type as a registered type
+name (full- or half-width brackets), a type code, both, or an old short form; the status in its
+own words (存续（在营、开业、在册）, 在营（开业）企业, 开业, 在业 …); the district as a code, a name,
+深圳市南山区 or 广东省深圳市南山区 (or blank, the address naming it); the industry as I6513, 6513
+or [6513]; the extra columns exports carry (法定代表人, 注册资本, 登记机关, 经营范围, 核准日期). Some
+export with a title row above the header and note rows below the data (共 N 条记录, 导出人…).
+
+Line numbers are the spreadsheet's rows: with the header in row 1 the first data row is line 2;
+below a title and a blank row, line 4 (for Parquet: the row's position + 2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import xlsxwriter
+
+from jointdraw.transforms.plan import plan_as_yaml
+from jointdraw.transforms.reasons import ACCEPT
+from jointdraw.transforms.reference import department_names, reference_table
+from jointdraw.transforms.registry import ENUMS, HEADER_ALIASES, KIND_LABELS_ZH, Kind
+from jointdraw.transforms.samplecity.city import FORMATS, XLSX_MAX_ROWS, City, quarterly_plan
+from jointdraw.transforms.uscc import complete_uscc
+
+MIN_ROWS_TO_PLANT = 100
+DIRTY_SHARE = 0.01  # share of rows of each objects/inspectors file given a planted error
+OBJECT_ERRORS = {  # kind → (column, the reason validation must give)
+    "bad_check_char": ("uscc", "uscc_check_char"),
+    "bad_org_check": ("uscc", "uscc_org_check"),
+    "uscc_missing_org_code": ("uscc", ACCEPT),
+    "duplicate_row": ("", "duplicate_row"),
+    "bad_date": ("registered_on", "date_unparseable"),
+    "unknown_district": ("district_code", "district_unknown"),
+    "stray_spaces": ("uscc", ACCEPT),
+    "full_width": ("uscc", ACCEPT),
+    "blank_required": ("name", "required_missing"),
+    # in the registries' real vocabulary
+    "bad_division": ("industry_code", "industry_unknown"),  # 9901: GB/T 4754 has no division 99
+    "wrong_section": ("industry_code", "industry_section_mismatch"),  # F6513: 65 is in section I
+    "unknown_type": ("entity_type", "enum_unknown"),
+    "unknown_status": ("status", "enum_unknown"),
+    "type_conflict": (
+        "entity_type",
+        ACCEPT,
+    ),  # a 个体工商户 type on an enterprise's 91… code: reported, not quarantined
+    "code_guard": ("uscc", ACCEPT),  # '9144…<tab>: what systems write to keep a code text in a spreadsheet
+    "district_from_address": ("district_code", ACCEPT),  # blank district, the address names it
+}
+INSPECTOR_ERRORS = {
+    "bad_date": ("cert_valid_until", "date_unparseable"),
+    "unknown_district": ("district_code", "district_unknown"),
+    "blank_required": ("name", "required_missing"),
+    "duplicate_id": ("inspector_id", "duplicate_id"),
+}
+XLSX_CREATED = dt.datetime(2026, 1, 1)
+EXPORTED_AT = "2026-11-30 09:30:00"
+
+# How each department's system prints a status (canonical → its words).
+STATUS_WORDS = {
+    "gsxt": {
+        "active": "存续（在营、开业、在册）",
+        "revoked": "吊销，未注销",
+        "deregistered": "注销",
+        "moved_out": "迁出",
+    },
+    "guangdong": {
+        "active": "在营（开业）企业",
+        "revoked": "吊销,未注销",
+        "deregistered": "注销企业",
+        "moved_out": "已迁出企业",
+    },
+    "short": {"active": "开业", "revoked": "吊销", "deregistered": "已注销", "moved_out": "迁出"},
+    "old": {"active": "存续", "revoked": "吊销", "deregistered": "注销", "moved_out": "迁往市外"},
+    "zaiye": {"active": "在业", "revoked": "吊销企业", "deregistered": "吊销，已注销", "moved_out": "迁出"},
+    "en": {"active": "active", "revoked": "revoked", "deregistered": "deregistered", "moved_out": "moved_out"},
+}
+SHORT_TYPES = {"enterprise": "企业", "individual": "个体工商户", "cooperative": "农民专业合作社", "other": "其他"}
+EXTRA_HEADERS_ZH = {
+    "legal_representative": "法定代表人",
+    "registered_capital": "注册资本",
+    "registration_authority": "登记机关",
+    "business_scope": "经营范围",
+    "approved_on": "核准日期",
+}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one department's system writes registry values."""
+
+    entity_type: str  # name | name_half (half-width brackets) | code | name_code | short
+    status: str  # a key of STATUS_WORDS
+    district: str  # code | name (南山区) | city (深圳市南山区) | province (广东省深圳市南山区)
+    industry: str  # letter (I6513) | digits (6513) | bracket ([6513])
+    blank_district: float = 0.0  # share of rows with the district left blank (their address names it)
+    titled: bool = False  # a title row above the header, notes below the data
+
+
+DIALECTS = {
+    "AMR": Dialect("name", "gsxt", "code", "letter"),
+    "ENV": Dialect("name_half", "guangdong", "name", "digits"),
+    "EMR": Dialect("code", "short", "city", "letter", titled=True),
+    "HLT": Dialect("name_code", "old", "code", "digits"),
+    "HSG": Dialect("short", "zaiye", "province", "letter"),
+    "TRN": Dialect("name", "en", "code", "digits"),
+    "CUL": Dialect("name_half", "gsxt", "name", "letter", titled=True),
+    "FIR": Dialect("name_code", "guangdong", "code", "letter"),
+    "HRS": Dialect("code", "old", "city", "digits", blank_district=0.05),
+    "URB": Dialect("name", "short", "name", "bracket", titled=True),
+    "WAT": Dialect("short", "zaiye", "code", "digits"),
+    "EDU": Dialect("name", "gsxt", "code", "letter"),
+}
+_FULL_WIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: Path
+    rows: int
+    fmt: str
+
+
+def _zh_headers(kind: Kind) -> dict[str, str]:
+    """SPEC name → the first Chinese header that maps to it."""
+    out: dict[str, str] = {}
+    for header, name in HEADER_ALIASES[kind].items():
+        if name not in out and not header.isascii():
+            out[name] = header
+    return out
+
+
+def in_dialect(objects: pl.DataFrame, dialect: Dialect, rng: np.random.Generator) -> pl.DataFrame:
+    """The objects as the department's system writes them: entity type, status, district and
+    industry in its dialect (the registered type columns folded into `entity_type`)."""
+    names = dict(reference_table("districts_shenzhen").select("district_code", "name_zh").iter_rows())
+    name = pl.col("district_code").replace_strict(names, default=pl.col("district_code"))
+    district = {
+        "code": pl.col("district_code"),
+        "name": name,
+        "city": pl.lit("深圳市") + name,
+        "province": pl.lit("广东省深圳市") + name,
+    }[dialect.district]
+    if dialect.blank_district:
+        district = (
+            pl.when(pl.Series(rng.random(objects.height) < dialect.blank_district)).then(None).otherwise(district)
+        )
+    code = pl.col("registered_type_code")
+    named = pl.col("registered_type").cast(pl.String)
+    entity_type = {
+        "name": named,
+        "name_half": named.str.replace_all("（", "(", literal=True).str.replace_all("）", ")", literal=True),
+        "code": pl.when(code != "").then(code).otherwise(named),
+        "name_code": pl.when(code != "").then(pl.concat_str(named, pl.lit("("), code, pl.lit(")"))).otherwise(named),
+        "short": pl.col("entity_type").replace_strict(SHORT_TYPES),
+    }[dialect.entity_type]
+    industry = {
+        "letter": pl.col("industry_code"),
+        "digits": pl.col("industry_code").str.slice(1),
+        "bracket": pl.lit("[") + pl.col("industry_code").str.slice(1) + pl.lit("]"),
+    }[dialect.industry]
+    return objects.with_columns(
+        entity_type=entity_type,
+        status=pl.col("status").replace_strict(STATUS_WORDS[dialect.status]),
+        district_code=district,
+        industry_code=industry,
+    ).drop("registered_type", "registered_type_code")
+
+
+def _zh_enum_values(enum: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for spelling, value in ENUMS[enum].items():
+        if value not in out and not spelling.isascii():
+            out[value] = spelling
+    return out
+
+
+def _as_text(df: pl.DataFrame, kind: Kind, lang: str) -> pl.DataFrame:
+    """Every column as text the way a department's spreadsheet shows it."""
+    sep = "；" if lang == "zh" else ";"
+    date_fmt = "%Y/%m/%d" if lang == "zh" else "%Y-%m-%d"
+    enums = {
+        "entity_type": "entity_type",
+        "status": "object_status" if kind == "objects" else "inspector_status",
+        "category": "item_category",
+        "method": "inspection_method",
+        "follow_up": "follow_up",
+    }
+    cols = []
+    for name, dtype in df.schema.items():
+        c = pl.col(name)
+        if isinstance(dtype, pl.List):
+            c = c.list.join(sep)
+        elif dtype == pl.Date:
+            c = c.dt.strftime(date_fmt)
+        elif lang == "zh" and name in enums:
+            c = c.replace(_zh_enum_values(enums[name]))
+        cols.append(c.cast(pl.String).alias(name))
+    out = df.select(cols)
+    return out.rename({**_zh_headers(kind), **EXTRA_HEADERS_ZH}, strict=False) if lang == "zh" else out
+
+
+def _effective_format(fmt: str, rows: int) -> tuple[str, str]:
+    """(format, file extension): a sheet too big for a department to send by XLSX goes as CSV."""
+    if fmt == "xlsx" and rows > XLSX_MAX_ROWS:
+        fmt = "csv-utf8-bom"
+    return fmt, {"parquet": "parquet", "xlsx": "xlsx"}.get(fmt, "csv")
+
+
+def _title(department: str, kind: Kind) -> str:
+    return f"深圳市{department_names()[department]} {KIND_LABELS_ZH[kind]}导出（2026年11月30日）"
+
+
+def _notes(rows: int) -> list[str]:
+    return [f"共 {rows} 条记录", f"导出人：系统管理员　导出时间：{EXPORTED_AT}"]
+
+
+TITLE_ROWS = 2  # a titled export: the title, a blank row, then the header
+
+
+def _write(df: pl.DataFrame, folder: Path, kind: Kind, fmt: str, lang: str, title: str | None = None) -> WrittenFile:
+    """The file as the department's system exports it; with `title`, a title row and a blank row
+    above the header and a blank row and notes below the data."""
+    fmt, _ = _effective_format(fmt, df.height)
+    if fmt == "parquet":
+        path = folder / f"{kind}.parquet"
+        df.with_columns(pl.col(pl.Categorical).cast(pl.String)).write_parquet(path, statistics=False)
+        return WrittenFile(path, df.height, fmt)
+    text = _as_text(df, kind, lang)
+    if fmt == "xlsx":
+        path = folder / f"{kind}.xlsx"
+        workbook = xlsxwriter.Workbook(path)
+        workbook.set_properties({"created": XLSX_CREATED})  # a fixed date keeps the file byte-identical
+        sheet = workbook.add_worksheet()
+        if title:
+            sheet.merge_range(0, 0, 0, max(1, text.width - 1), title)
+        text.write_excel(workbook=workbook, worksheet=sheet, position=(TITLE_ROWS if title else 0, 0), autofit=False)
+        if title:
+            for i, note in enumerate(_notes(text.height)):
+                sheet.write_string(TITLE_ROWS + text.height + 2 + i, 0, note)
+        workbook.close()
+    else:
+        path = folder / f"{kind}.csv"
+        if not title and fmt != "csv-gbk":
+            text.write_csv(path, include_bom=fmt == "csv-utf8-bom")
+            return WrittenFile(path, df.height, fmt)
+        body = text.write_csv()
+        if title:
+            body = f"{title}\n\n{body}\n" + "".join(f"{note}\n" for note in _notes(text.height))
+        if fmt == "csv-gbk":  # as Excel on Chinese Windows saves "CSV (逗号分隔)"
+            path.write_bytes(body.encode("gbk"))
+        else:
+            path.write_bytes(("\ufeff" if fmt == "csv-utf8-bom" else "").encode() + body.encode("utf-8"))
+    return WrittenFile(path, df.height, fmt)
+
+
+def _plant(
+    df: pl.DataFrame, errors: dict[str, tuple[str, str]], rng: np.random.Generator, file: str, first_line: int = 2
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Plant each kind of error in DIRTY_SHARE/len(errors) of the rows (distinct rows per kind);
+    returns the dirty frame (dates as text) and the truth rows (the first data row is `first_line`)."""
+    per_kind = max(1, int(df.height * DIRTY_SHARE / len(errors)))
+    if df.height < max(MIN_ROWS_TO_PLANT, 3 * per_kind * len(errors)):  # a small file keeps its share near DIRTY_SHARE
+        return df, pl.DataFrame(
+            schema={"file": pl.String, "line": pl.Int64, "kind": pl.String, "column": pl.String, "expected": pl.String}
+        )
+    rows = rng.choice(df.height, size=per_kind * len(errors), replace=False)
+    kind_of_row = np.full(df.height, "", dtype=object)
+    for i, kind in enumerate(errors):
+        kind_of_row[rows[i * per_kind : (i + 1) * per_kind]] = kind
+    df = df.with_columns(
+        pl.col(pl.Date).dt.strftime("%Y-%m-%d"), _kind=pl.Series(kind_of_row.astype(str)), _pos=pl.int_range(pl.len())
+    )
+    k = pl.col("_kind")
+    changes = []
+    if "uscc" in df.columns:
+        # per-row Python only on the few planted rows: full-width text, a broken org-code check
+        planted = {}
+        for kind, fn in (("full_width", lambda u: u.translate(_FULL_WIDTH)), ("bad_org_check", _break_org_check)):
+            pos = np.flatnonzero(kind_of_row == kind)
+            planted[kind] = pl.repeat(None, df.height, dtype=pl.String, eager=True).scatter(
+                pos, [fn(u) for u in df["uscc"].gather(pos)]
+            )
+        wrong_last = pl.col("uscc").str.slice(0, 17) + pl.when(pl.col("uscc").str.ends_with("0")).then(
+            pl.lit("1")
+        ).otherwise(pl.lit("0"))
+        changes += [
+            pl.when(k == "bad_check_char")
+            .then(wrong_last)
+            .when(k == "bad_org_check")
+            .then(planted["bad_org_check"])
+            .when(k == "uscc_missing_org_code")
+            .then(None)
+            .when(k == "stray_spaces")
+            .then(pl.lit("  ") + pl.col("uscc").str.to_lowercase() + pl.lit(" "))
+            .when(k == "full_width")
+            .then(planted["full_width"])
+            .when(k == "code_guard")
+            .then(pl.lit("'") + pl.col("uscc") + pl.lit("\t"))
+            .otherwise("uscc")
+            .alias("uscc"),
+            pl.when(k == "uscc_missing_org_code").then(pl.col("uscc").str.slice(8, 9)).alias("org_code"),
+        ]
+    date_col = "registered_on" if "registered_on" in df.columns else "cert_valid_until"
+    changes += [
+        pl.when(k == "bad_date").then(pl.lit("2021-13-45")).otherwise(date_col).alias(date_col),
+        pl.when(k == "unknown_district")
+        .then(pl.lit("440399"))
+        .when(k == "district_from_address")
+        .then(None)
+        .otherwise("district_code")
+        .alias("district_code"),
+        pl.when(k == "blank_required").then(pl.lit("")).otherwise("name").alias("name"),
+    ]
+    if "industry_code" in df.columns:  # objects, in the department's dialect
+        digits = pl.col("industry_code").str.extract(r"(\d{4})")
+        changes += [
+            pl.when(k == "bad_division")
+            .then(pl.lit("99") + digits.str.slice(2))
+            .when(k == "wrong_section")
+            .then(pl.when(digits.str.slice(0, 2).is_in(["51", "52"])).then(pl.lit("H")).otherwise(pl.lit("F")) + digits)
+            .otherwise("industry_code")
+            .alias("industry_code"),
+            pl.when(k == "unknown_type")
+            .then(pl.lit("有限责任公司（试点类型）"))
+            .when(k == "type_conflict")
+            .then(
+                pl.when(pl.col("uscc").str.starts_with("91"))
+                .then(pl.lit("个体工商户"))
+                .otherwise(pl.lit("有限责任公司（自然人投资或控股）"))
+            )
+            .otherwise("entity_type")
+            .alias("entity_type"),
+            pl.when(k == "unknown_status").then(pl.lit("状态待核实")).otherwise("status").alias("status"),
+        ]
+    df = df.with_columns(changes)
+    dup_kind = "duplicate_row" if "duplicate_row" in errors else "duplicate_id"
+    copies = df.filter(k == dup_kind).with_columns(_copy=pl.lit(1))
+    if dup_kind == "duplicate_id":  # same id, otherwise a different person
+        copies = copies.with_columns(name=pl.col("name") + pl.lit("二"))
+    df = pl.concat(
+        [df.with_columns(_copy=pl.lit(0), _kind=pl.when(k == dup_kind).then(pl.lit("")).otherwise(k)), copies]
+    )
+    df = df.sort("_pos", "_copy").with_columns(_line=pl.int_range(pl.len()) + first_line)
+    truth = df.filter(pl.col("_kind") != "").select(
+        file=pl.lit(file),
+        line=pl.col("_line").cast(pl.Int64),
+        kind="_kind",
+        column=pl.col("_kind").replace_strict({e: c for e, (c, _) in errors.items()}),
+        expected=pl.col("_kind").replace_strict({e: r for e, (_, r) in errors.items()}),
+    )
+    return df.drop("_kind", "_pos", "_copy", "_line"), truth
+
+
+def _break_org_check(uscc: str) -> str:
+    """The same code with another organization-code check character and a correct final check."""
+    new17 = "0" if uscc[16] != "0" else "1"
+    return complete_uscc(uscc[:16] + new17)
+
+
+def write_city(city: City, out_dir: Path, dirty: bool = False, seed: int = 0) -> list[WrittenFile]:
+    """The inbox, the plan and (dirty) `truth.csv` under `out_dir`; returns what was written."""
+    rng = np.random.default_rng(np.random.PCG64([seed, 1]))
+    inbox = Path(out_dir) / "inbox"
+    written: list[WrittenFile] = []
+    truths = []
+    for dept, (fmt, lang) in FORMATS.items():
+        folder = inbox / dept
+        folder.mkdir(parents=True, exist_ok=True)
+        dialect = DIALECTS[dept]
+        objects = in_dialect(city.objects[dept], dialect, rng).with_columns(org_code=pl.lit(None, pl.String))
+        inspectors = city.inspectors[dept]
+        titles = {kind: _title(dept, kind) if dialect.titled else None for kind in ("objects", "inspectors", "items")}
+        first_line = 2 + (TITLE_ROWS if dialect.titled else 0)
+        if dirty:
+            objects, t1 = _plant(
+                objects, OBJECT_ERRORS, rng, f"{dept}/objects.{_effective_format(fmt, objects.height)[1]}", first_line
+            )
+            inspectors, t2 = _plant(
+                inspectors,
+                INSPECTOR_ERRORS,
+                rng,
+                f"{dept}/inspectors.{_effective_format(fmt, inspectors.height)[1]}",
+                first_line,
+            )
+            truths += [t1, t2]
+        written.append(_write(objects, folder, "objects", fmt, lang, titles["objects"]))
+        written.append(_write(inspectors, folder, "inspectors", fmt, lang, titles["inspectors"]))
+        written.append(_write(city.items[dept], folder, "items", fmt, lang, titles["items"]))
+    plans = Path(out_dir) / "plans"
+    plans.mkdir(parents=True, exist_ok=True)
+    for plan in (city.plan, quarterly_plan(city.plan, 2)):  # the annual plan and its second-quarter batch
+        (plans / f"{plan.plan_id}.yaml").write_text(plan_as_yaml(plan), encoding="utf-8")
+    if dirty:
+        pl.concat(truths).sort("file", "line").write_csv(Path(out_dir) / "truth.csv")
+    return written
+
+
+def write_results(results: dict[str, tuple[pl.DataFrame, str]], truth: pl.DataFrame, inbox: Path) -> list[WrittenFile]:
+    """Each department's results file under `inbox/<DEPT>/` (GBK and XLSX with Chinese headers and
+    values, as for the registries); `truth.csv` beside the inbox when it lists planted errors."""
+    written = []
+    for dept, (df, fmt) in results.items():
+        folder = Path(inbox) / dept
+        folder.mkdir(parents=True, exist_ok=True)
+        written.append(_write(df, folder, "results", fmt, "zh" if fmt in ("csv-gbk", "xlsx") else "en"))
+    if not truth.is_empty():
+        truth.sort("file", "line").write_csv(Path(inbox).parent / "results-truth.csv")
+    return written

@@ -1,0 +1,141 @@
+"""The run folder: where stages meet on disk (STYLE §4).
+
+    OUT/runs/<run_id>/<NN_stage>/...        one folder per stage, numbered in order
+    OUT/runs/<run_id>/<NN_stage>/stage.json what the stage read and wrote (path, SHA-256,
+                                            rows), its accounting and its seconds
+
+A stage rerun with `start_at` reads the earlier stages' files from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
+STAGE_RECORD = "stage.json"
+
+
+def stage_dir(run_dir: Path, stage: str) -> Path:
+    return Path(run_dir) / f"{STAGES.index(stage) + 1:02d}_{stage}"
+
+
+def new_run_id(plan_id: str, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{plan_id}-{now:%Y%m%dT%H%M%SZ}"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_record(path: Path, rows: int | None, root: Path) -> dict[str, Any]:
+    """Where a file is (relative to `root`), its SHA-256, its size and row count."""
+    p = Path(path)
+    return {"path": p.relative_to(root).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": rows}
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` to write to; renamed to `path` when the block succeeds,
+    so a reader never sees half a file (and a failed write leaves the old file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(df: pl.DataFrame, path: Path) -> Path:
+    """Parquet written the same way everywhere (zstd, statistics, no per-run metadata), atomically."""
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, compression="zstd", statistics=True)
+    return path
+
+
+def copy_file(source: Path, path: Path) -> Path:
+    """`source` copied to `path`, atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+    return path
+
+
+def write_json(data: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(
+            json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8"
+        )
+    return path
+
+
+def accepted_registry(run_dir: Path, kind: str) -> pl.DataFrame:
+    """Every department's accepted rows of one registry kind (02_validate/accepted/<kind>/),
+    in department order then file order."""
+    files = sorted((stage_dir(run_dir, "validate") / "accepted" / kind).glob("*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def recorded_outputs(record: Any) -> list[dict[str, Any]]:
+    """Every file record (path relative to the stage folder, SHA-256) a stage.json lists as
+    written by the stage: under any `outputs` list, and the validate stage's `quarantine_csv`."""
+    found: list[dict[str, Any]] = []
+    if isinstance(record, dict):
+        for key, value in record.items():
+            if key == "outputs" and isinstance(value, list):
+                found += [r for r in value if isinstance(r, dict) and "sha256" in r]
+            elif key == "quarantine_csv" and isinstance(value, dict):
+                found.append(value)
+            else:
+                found += recorded_outputs(value)
+    elif isinstance(record, list):
+        for value in record:
+            found += recorded_outputs(value)
+    return found
+
+
+def changed_outputs(stage_path: Path) -> list[str]:
+    """The files a finished stage wrote that are missing or whose SHA-256 is no longer the one
+    its stage.json recorded."""
+    record = json.loads((Path(stage_path) / STAGE_RECORD).read_text(encoding="utf-8"))
+    changed = []
+    for r in recorded_outputs(record):
+        p = Path(stage_path) / r["path"]
+        if not p.is_file() or sha256_file(p) != r["sha256"]:
+            changed.append(r["path"] + ("" if p.is_file() else " (missing)"))
+    return changed
+
+
+def inputs_from(run_dir: Path, stage: str, *names: str) -> list[dict[str, Any]]:
+    """What a stage reads of an earlier stage's files, as that stage recorded them (path under
+    the run folder, SHA-256, rows): no second hash, since a rerun checks them before it starts.
+    `names`: only the files with these names (default: all)."""
+    record = read_stage_record(run_dir, stage) or {}
+    folder = stage_dir(run_dir, stage).name
+    return [
+        {"path": f"{folder}/{r['path']}", "sha256": r["sha256"], "rows": r.get("rows")}
+        for r in recorded_outputs(record)
+        if not names or Path(r["path"]).name in names
+    ]
+
+
+def read_stage_record(run_dir: Path, stage: str) -> dict[str, Any] | None:
+    p = stage_dir(run_dir, stage) / STAGE_RECORD
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None

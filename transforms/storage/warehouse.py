@@ -1,0 +1,440 @@
+"""The warehouse (SPEC §4): one DuckDB file, OUT/warehouse.duckdb, beside OUT/runs/, that keeps
+what every published run did, so a later run can take it into account and any run can be
+looked up again. Written by the publish stage (`record_run`), read by commit and assign.
+
+    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at)
+    snapshots(run_id, plan_id, entity_key, uscc, name, entity_type, district_code,
+              industry_code, status, credit_risk)           the directory as drawn
+    draws(run_id, plan_id, task_id, department, uscc, credit_risk, score_key, score, drawn_on)
+    joint_tasks(run_id, plan_id, joint_task_id, uscc, departments, lead_department,
+                task_ids, item_ids, planned_date)
+    task_items(run_id, plan_id, joint_task_id, uscc, department, item_id, planned_date)
+                                                            what each department must answer
+    teams(run_id, plan_id, joint_task_id, department, inspector_id)      who was sent
+    visits(uscc, plan_id, run_id, joint_task_id, inspector_id, planned_date, inspected_on)
+        who went: the team as sent, replaced by the inspectors present once results arrive
+    results(plan_id, results_run_id, joint_task_id, uscc, department, item_id, inspection_date,
+            inspectors, method, result_codes, follow_up, findings, substitution_reason,
+            first_published_on, deadline, overdue)          written by the results flow
+    history (a view): uscc, plan_id, run_id, task_id, drawn_on, inspected_on
+        what the draw's exclusions read: one row per earlier draw
+
+A plan has one set of rows: publishing it again replaces its own rows in one transaction.
+Opening the file waits (with backoff) while another process holds DuckDB's lock on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from jointdraw.transforms.audit import next_entry, operator
+
+WAREHOUSE = "warehouse.duckdb"
+HISTORY_SCHEMA = {
+    "uscc": pl.String,
+    "plan_id": pl.String,
+    "run_id": pl.String,
+    "task_id": pl.String,
+    "drawn_on": pl.Date,
+    "inspected_on": pl.Date,
+}
+VISITS_SCHEMA = {
+    "uscc": pl.String,
+    "plan_id": pl.String,
+    "run_id": pl.String,
+    "joint_task_id": pl.String,
+    "inspector_id": pl.String,
+    "planned_date": pl.Date,
+    "inspected_on": pl.Date,
+}
+RESULTS_SCHEMA = {
+    "uscc": pl.String,
+    "plan_id": pl.String,
+    "results_run_id": pl.String,
+    "joint_task_id": pl.String,
+    "department": pl.String,
+    "item_id": pl.String,
+    "inspection_date": pl.Date,
+    "result_codes": pl.List(pl.String),
+    "first_published_on": pl.Date,
+}
+TASK_ITEMS_SCHEMA = {
+    "joint_task_id": pl.String,
+    "uscc": pl.String,
+    "department": pl.String,
+    "item_id": pl.String,
+    "planned_date": pl.Date,
+}
+TEAMS_SCHEMA = {"joint_task_id": pl.String, "department": pl.String, "inspector_id": pl.String}
+TABLES = {"history": HISTORY_SCHEMA, "visits": VISITS_SCHEMA, "results": RESULTS_SCHEMA}
+LOCK_WAITS = (0.5, 1, 2, 4, 8)  # seconds between attempts to open a file another process holds
+
+SCHEMA_SQL = """
+create table if not exists runs (run_id varchar, plan_id varchar, period_start date, period_end date,
+                                 commitment varchar, seed varchar, recorded_at timestamptz);
+create table if not exists snapshots (run_id varchar, plan_id varchar, entity_key varchar, uscc varchar, name varchar,
+                                      entity_type varchar, district_code varchar, industry_code varchar, status varchar,
+                                      credit_risk varchar);
+create table if not exists draws (run_id varchar, plan_id varchar, task_id varchar, department varchar, uscc varchar,
+                                  credit_risk varchar, score_key varchar, score ubigint, drawn_on date);
+create table if not exists joint_tasks (run_id varchar, plan_id varchar, joint_task_id varchar, uscc varchar,
+                                        departments varchar[], lead_department varchar, task_ids varchar[],
+                                        item_ids varchar[], planned_date date);
+create table if not exists visits (uscc varchar, plan_id varchar, run_id varchar, joint_task_id varchar,
+                                   inspector_id varchar, planned_date date, inspected_on date);
+create table if not exists task_items (run_id varchar, plan_id varchar, joint_task_id varchar, uscc varchar,
+                                       department varchar,
+                                       item_id varchar, planned_date date);
+create table if not exists teams (run_id varchar, plan_id varchar, joint_task_id varchar, department varchar,
+                                  inspector_id varchar);
+create table if not exists results (plan_id varchar, results_run_id varchar, joint_task_id varchar, uscc varchar,
+                                    department varchar, item_id varchar, inspection_date date, inspectors varchar[],
+                                    method varchar, result_codes varchar[], follow_up varchar, findings varchar,
+                                    substitution_reason varchar, first_published_on date, deadline date,
+                                    overdue boolean);
+create table if not exists audit_log (plan_id varchar, seq integer, time varchar, run_id varchar, commitment varchar,
+                                      seed varchar, seed_sources varchar, draw_digest varchar, operator varchar,
+                                      prev_hash varchar, entry_hash varchar);
+alter table audit_log add column if not exists event varchar;  -- seal entries (issue 18): publish | results
+alter table audit_log add column if not exists seal varchar;
+create or replace view history as
+    select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
+    from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
+    group by all;
+"""
+PLAN_TABLES = (
+    "runs",
+    "snapshots",
+    "draws",
+    "joint_tasks",
+    "task_items",
+    "teams",
+    "visits",
+)  # what publishing a plan replaces
+VISITS_FROM_RESULTS = (  # where results arrived, who went is who was present, on the day they inspected
+    "delete from visits where plan_id = $plan and joint_task_id in "
+    "(select joint_task_id from results where plan_id = $plan)",
+    """insert into visits
+       with present as (select uscc, plan_id, joint_task_id, unnest(inspectors) as inspector_id, inspection_date
+                        from results where plan_id = $plan)
+       select p.uscc, p.plan_id, j.run_id, p.joint_task_id, p.inspector_id, j.planned_date,
+              max(p.inspection_date) over (partition by p.joint_task_id)
+       from present p join joint_tasks j on j.plan_id = p.plan_id and j.joint_task_id = p.joint_task_id
+       qualify row_number() over (partition by p.joint_task_id, p.inspector_id order by p.inspection_date) = 1""",
+)
+
+
+def _visits_from_results(con: duckdb.DuckDBPyConnection, plan_id: str) -> None:
+    for statement in VISITS_FROM_RESULTS:
+        con.execute(statement, {"plan": plan_id})
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process kept the warehouse file locked through every wait."""
+
+
+def warehouse_path(out_root: Path) -> Path:
+    return Path(out_root) / WAREHOUSE
+
+
+def connect_warehouse(out_root: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse, created with its schema when missing; waits with backoff
+    while another process holds the file's lock (the only failure a retry can mend)."""
+    path = warehouse_path(out_root)
+    for wait in (*LOCK_WAITS, None):
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            if not read_only:
+                con.execute(SCHEMA_SQL)
+            return con
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or wait is None:
+                raise WarehouseBusy(
+                    f"warehouse {path} is locked by another process ({e}); wait for it to finish or stop it, "
+                    f"then rerun this stage"
+                ) from e
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def read_warehouse_table(out_root: Path, table: str) -> pl.DataFrame:
+    """One warehouse table (or view) with its documented columns, or no rows when the warehouse
+    or the table does not exist yet (the first run of a city)."""
+    schema = TABLES[table]
+    if not warehouse_path(out_root).exists():
+        return pl.DataFrame(schema=schema)
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        exists = con.sql(
+            "select count(*) from information_schema.tables where table_name = $t", params={"t": table}
+        ).fetchall()[0][0]
+        if not exists:
+            return pl.DataFrame(schema=schema)
+        return con.sql(f"select {', '.join(schema)} from {table}").pl().cast(schema)
+    finally:
+        con.close()
+
+
+def read_history(out_root: Path) -> pl.DataFrame:
+    return read_warehouse_table(out_root, "history")
+
+
+def previous_inspectors(visits: pl.DataFrame, plan_id: str) -> pl.DataFrame:
+    """(uscc, inspector_id): the team of each entity's most recent visit in another plan
+    (by inspection date, else planned date; ties by run id) — who must not go again."""
+    others = visits.filter(pl.col("plan_id") != plan_id).with_columns(on=pl.coalesce("inspected_on", "planned_date"))
+    last = others.filter(pl.col("on") == pl.col("on").max().over("uscc")).filter(
+        pl.col("run_id") == pl.col("run_id").max().over("uscc")
+    )
+    return last.select("uscc", "inspector_id").unique().sort("uscc", "inspector_id")
+
+
+def record_run(
+    out_root: Path,
+    *,
+    run_id: str,
+    plan_id: str,
+    period: tuple[dt.date, dt.date],
+    commitment: str,
+    seed: str,
+    directory: Path,
+    draws: Path,
+    joint_tasks: Path,
+    task_departments: Path,
+    team: Path,
+) -> dict[str, int]:
+    """Replaces the plan's rows in every table with this run's, in one transaction; returns the rows written
+    per table."""
+    con = connect_warehouse(out_root)
+    p = {"run": run_id, "plan": plan_id}
+    try:
+        con.execute("begin transaction")
+        for table in PLAN_TABLES:
+            con.execute(f"delete from {table} where plan_id = $plan", {"plan": plan_id})
+        con.execute(
+            "insert into runs values ($run, $plan, $start, $end, $commitment, $seed, now())",
+            {**p, "start": period[0], "end": period[1], "commitment": commitment, "seed": seed},
+        )
+        con.execute(
+            """insert into snapshots select $run, $plan, entity_key, uscc, name, entity_type, district_code,
+                       industry_code,
+                       status, credit_risk from read_parquet($path)""",
+            {**p, "path": str(directory)},
+        )
+        # a draw counts from its plan period's start (what the exclusion window measures from)
+        con.execute(
+            """insert into draws select $run, $plan, task_id, department, uscc, credit_risk, score_key, score, $start
+                       from read_parquet($path)""",
+            {**p, "path": str(draws), "start": period[0]},
+        )
+        con.execute(
+            """insert into joint_tasks select $run, $plan, joint_task_id, uscc, departments, lead_department, task_ids,
+                       item_ids, planned_date from read_parquet($path)""",
+            {**p, "path": str(joint_tasks)},
+        )
+        con.execute(
+            """insert into task_items select $run, $plan, d.joint_task_id, d.uscc, d.department, unnest(d.item_ids),
+                       j.planned_date
+                       from read_parquet($departments) d join read_parquet($joint) j using (joint_task_id)""",
+            {**p, "departments": str(task_departments), "joint": str(joint_tasks)},
+        )
+        con.execute(
+            "insert into teams select $run, $plan, joint_task_id, department, inspector_id from read_parquet($team)",
+            {**p, "team": str(team)},
+        )
+        con.execute(
+            """insert into visits select j.uscc, $plan, $run, t.joint_task_id, t.inspector_id, j.planned_date, null
+                       from read_parquet($team) t join read_parquet($joint) j using (joint_task_id)""",
+            {**p, "team": str(team), "joint": str(joint_tasks)},
+        )
+        _visits_from_results(con, plan_id)  # a republished draw keeps what its results said
+        counts = {
+            t: con.execute(f"select count(*) from {t} where plan_id = $plan", {"plan": plan_id}).fetchall()[0][0]
+            for t in PLAN_TABLES
+        }
+        con.execute("commit")
+        return counts
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def plan_side_tables(out_root: Path, plan_id: str) -> dict[str, Any]:
+    """The plan as the warehouse knows it: `period` (start, end), `task_items`, `teams` (as
+    sent) and `results` so far; raises LookupError when the plan was never published there."""
+    if not warehouse_path(out_root).exists():
+        raise LookupError(f"no warehouse in {out_root}: publish the plan first (`jointdraw run`)")
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        p = {"plan": plan_id}
+        period = con.execute("select period_start, period_end from runs where plan_id = $plan", p).fetchall()
+        if not period:
+            raise LookupError(f"plan {plan_id} has no published run in {warehouse_path(out_root)}: publish it first")
+        return {
+            "period": period[0],
+            "task_items": con.sql(
+                f"select {', '.join(TASK_ITEMS_SCHEMA)} from task_items where plan_id = $plan", params=p
+            )
+            .pl()
+            .cast(TASK_ITEMS_SCHEMA),
+            "teams": con.sql(f"select {', '.join(TEAMS_SCHEMA)} from teams where plan_id = $plan", params=p)
+            .pl()
+            .cast(TEAMS_SCHEMA),
+            "results": con.sql("select * from results where plan_id = $plan", params=p).pl(),
+        }
+    finally:
+        con.close()
+
+
+def record_results(out_root: Path, plan_id: str, results: pl.DataFrame) -> int:
+    """Replaces the plan's results with `results` (columns of the `results` table) and updates
+    `visits` from them, in one transaction; returns the rows written."""
+    con = connect_warehouse(out_root)
+    try:
+        con.execute("begin transaction")
+        con.execute("delete from results where plan_id = $plan", {"plan": plan_id})
+        con.register("incoming", results.to_arrow())
+        con.execute("insert into results by name select * from incoming")
+        _visits_from_results(con, plan_id)
+        n = con.execute("select count(*) from results where plan_id = $plan", {"plan": plan_id}).fetchall()[0][0]
+        con.execute("commit")
+        return n
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def recorded_results(out_root: Path, plan_id: str) -> pl.DataFrame:
+    """Every result the warehouse holds for the plan, all columns (what its last results run published)."""
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        return con.sql("select * from results where plan_id = $p", params={"p": plan_id}).pl()
+    finally:
+        con.close()
+
+
+def audit_entries(out_root: Path, plan_id: str) -> list[dict[str, Any]]:
+    """The plan's audit log entries, as stored (transforms/audit.py checks them)."""
+    if not warehouse_path(out_root).exists():
+        return []
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        exists = con.sql("select count(*) from information_schema.tables where table_name = 'audit_log'").fetchall()[0][
+            0
+        ]
+        if not exists:
+            return []
+        return con.sql("select * from audit_log where plan_id = $p order by seq", params={"p": plan_id}).pl().to_dicts()
+    finally:
+        con.close()
+
+
+def _append_entry(
+    out_root: Path,
+    plan_id: str,
+    fields: dict[str, Any],
+    already: Callable[[duckdb.DuckDBPyConnection, dict[str, Any] | None], dict[str, Any] | None],
+) -> tuple[dict[str, Any], bool]:
+    """Appends an entry to the plan's chain in one transaction, unless `already` (given the plan's last
+    entry) finds the entry that has it; returns (the entry, whether it is new)."""
+    con = connect_warehouse(out_root)
+    try:
+        con.execute("begin transaction")
+        last = (
+            con.sql("select * from audit_log where plan_id = $p order by seq desc limit 1", params={"p": plan_id})
+            .pl()
+            .to_dicts()
+        )
+        found = already(con, last[0] if last else None)
+        if found is not None:
+            con.execute("commit")
+            return found, False
+        entry = next_entry(last[0] if last else None, **fields)
+        con.execute(f"insert into audit_log ({', '.join(entry)}) values ({', '.join('$' + k for k in entry)})", entry)
+        con.execute("commit")
+        return entry, True
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+def append_attempt(out_root: Path, **fields: Any) -> dict[str, Any] | None:
+    """Appends a draw attempt to the plan's chain; returns the entry, or None when the plan's last
+    attempt has this commitment, seed and draw digest (a rerun of the same draw is not a new attempt;
+    going back to an earlier seed after another one is)."""
+
+    def same_draw(con: duckdb.DuckDBPyConnection, _: dict[str, Any] | None) -> dict[str, Any] | None:
+        last = (
+            con.sql(
+                "select * from audit_log where plan_id = $p and event is null order by seq desc limit 1",
+                params={"p": fields["plan_id"]},
+            )
+            .pl()
+            .to_dicts()
+        )
+        return last[0] if last and all(last[0][k] == fields[k] for k in ("commitment", "seed", "draw_digest")) else None
+
+    entry, new = _append_entry(out_root, fields["plan_id"], fields, same_draw)
+    return entry if new else None
+
+
+def append_seal(out_root: Path, *, plan_id: str, run_id: str, event: str, seal: str, time: str) -> dict[str, Any]:
+    """Appends a publication's seal to the plan's chain (transforms/audit.py); a republication of the
+    same bytes appends nothing and returns the entry that has it."""
+    fields = {"plan_id": plan_id, "time": time, "run_id": run_id, "event": event, "seal": seal, "operator": operator()}
+    entry, _ = _append_entry(
+        out_root,
+        plan_id,
+        fields,
+        lambda con, last: last if last and last.get("event") == event and last.get("seal") == seal else None,
+    )
+    return entry
+
+
+def entity_history(out_root: Path, uscc: str) -> dict[str, pl.DataFrame]:
+    """One entity across every recorded run: its draws, joint tasks, teams and results, oldest first."""
+    if not warehouse_path(out_root).exists():
+        return {}
+    con = connect_warehouse(out_root, read_only=True)
+    p = {"u": uscc}
+    try:
+        return {
+            "draws": con.sql(
+                """select d.plan_id, d.run_id, d.task_id, d.department, d.credit_risk, d.drawn_on, d.score_key
+                                from draws d where uscc = $u order by drawn_on, plan_id, task_id""",
+                params=p,
+            ).pl(),
+            "joint_tasks": con.sql(
+                """select plan_id, run_id, joint_task_id, departments, lead_department, item_ids, planned_date
+                                      from joint_tasks where uscc = $u order by planned_date, plan_id""",
+                params=p,
+            ).pl(),
+            "visits": con.sql(
+                """select plan_id, run_id, joint_task_id, list(inspector_id order by inspector_id) as inspector_ids,
+                                 first(planned_date) as planned_date, max(inspected_on) as inspected_on
+                                 from visits where uscc = $u group by all order by planned_date, plan_id""",
+                params=p,
+            ).pl(),
+            "results": con.sql(
+                """select plan_id, joint_task_id, department, item_id, inspection_date, result_codes, follow_up,
+                                  first_published_on, overdue
+                                  from results where uscc = $u
+                                  order by inspection_date, plan_id, department, item_id""",
+                params=p,
+            ).pl(),
+        }
+    finally:
+        con.close()
