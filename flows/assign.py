@@ -25,6 +25,7 @@ from jointdraw.flows.errors import StageFailed
 from jointdraw.transforms.assign import avoid_pairs, match_inspectors, unassigned_for_people, workload_spread
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.storage.layout import OutputRoot
 from jointdraw.transforms.storage.runfolder import (
     file_record,
     inputs_from,
@@ -75,7 +76,7 @@ def run_assign(run_dir: Path, plan: Plan) -> dict[str, Any]:
     task_departments = pl.read_parquet(fuse_dir / "task_departments.parquet")
     inspectors = pl.read_parquet(commit_dir / "inspectors.parquet")
     _unique_inspector_ids(inspectors)
-    visits = read_warehouse_table(run_dir.parent.parent, "visits")  # OUT/warehouse.duckdb
+    visits = read_warehouse_table(OutputRoot.of_run(run_dir).path, "visits")
     avoid = avoid_pairs(inspectors, previous_inspectors(visits, plan.plan_id))
     calendar = working_days(plan.period.start, plan.period.end)
     if not calendar.days:

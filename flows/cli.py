@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from jointdraw.flows.errors import UserFacingError
-from jointdraw.transforms.fusion_figures import FIGURE_LABELS
+from jointdraw.transforms import settings
+from jointdraw.transforms.fusion_figures import figure_rows, figure_text
 from jointdraw.transforms.storage.runfolder import STAGES
 
 
@@ -226,18 +227,12 @@ def _print_run_summary(summary: dict) -> None:
             "visits_saved": "saved",
             "reduction_rate": "reduction",
         }
-        rows = [
-            {"mode": m, **{short[k]: (f"{v:.2%}" if k == "reduction_rate" else v) for k, v in f.items()}}
-            for m, f in draw["fusion"].items()
-        ]
+        rows = [{"mode": m, **{short[k]: figure_text(k, v) for k, v in f.items()}} for m, f in draw["fusion"].items()]
         console.print(
             _table(f"fusion figures (查重融合; SPEC §4.5 names in stage.json), mode used: {draw['mode']}", rows)
         )
     if fuse := stages.get("fuse"):
-        rows = [
-            {"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"}
-            for k, v in fuse["figures"].items()
-        ]
+        rows = figure_rows(fuse["figures"])
         console.print(_table("fuse (查重融合): the joint draw's figures, as the Shenzhen report gave them", rows))
         rows = [{"department": d, **f} for d, f in fuse["by_department"].items()]
         console.print(_table("draws, joint tasks and lead by department (部门)", rows))
@@ -366,16 +361,16 @@ def _progress(stages: int):
 
 
 def _resume(args: argparse.Namespace) -> int:
-    import json
-
     from jointdraw.flows.plan_run import plan_run
     from jointdraw.transforms.rerun import first_unfinished_stage
+    from jointdraw.transforms.storage.layout import OutputRoot, read_run_record, run_record_path
 
-    run_dir = Path(args.out) / "runs" / args.run_id
-    if not (run_dir / "run.json").exists():
-        print(f"jointdraw resume: no run {args.run_id} in {Path(args.out) / 'runs'} (no run.json)", file=sys.stderr)
+    root = OutputRoot(Path(args.out))
+    run_dir = root.run(args.run_id)
+    if not run_record_path(run_dir).exists():
+        print(f"jointdraw resume: no run {args.run_id} in {root.runs} (no run.json)", file=sys.stderr)
         return 1
-    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    run = read_run_record(run_dir)
     stage = first_unfinished_stage(run_dir)
     if stage is None:
         print(
@@ -383,18 +378,18 @@ def _resume(args: argparse.Namespace) -> int:
             "(rerun a stage with `jointdraw run … --start-at`)"
         )
         return 0
-    print(f"resuming run {args.run_id} of plan {run['plan_id']} at {stage} (the stages before it are read from disk)")
+    print(f"resuming run {args.run_id} of plan {run.plan_id} at {stage} (the stages before it are read from disk)")
     _quiet_temporary_server_shutdown()
     with _progress(len(STAGES) - STAGES.index(stage)):
         summary = plan_run(
-            plan=run["plan"],
-            inbox=run["inbox"],
+            plan=run.plan,
+            inbox=run.inbox,
             out=args.out,
             run_id=args.run_id,
             start_at=stage,
             dask=args.dask,
-            seed=run.get("seed"),
-            seed_sources=run.get("seed_sources"),
+            seed=run.seed,
+            seed_sources=run.seed_sources,
         )
     _print_run_summary(summary)
     return 0
@@ -541,7 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     rr.add_argument("--out", required=True, help="the output root the plan was published under")
     rr.add_argument("--as-of", default=None, help="publication day (YYYY-MM-DD; default: today in China)")
     rr.add_argument(
-        "--limit-days", type=int, default=20, help="working days after the inspection to publish a result (default 20)"
+        "--limit-days",
+        type=int,
+        default=settings.RESULTS_LIMIT_WORKING_DAYS,
+        help=f"working days after the inspection to publish a result (default {settings.RESULTS_LIMIT_WORKING_DAYS})",
     )
     rr.add_argument("--run-id", default=None)
     rr.add_argument(
@@ -633,9 +631,9 @@ def _how_to_resume(args: argparse.Namespace) -> str:
     out = getattr(args, "out", None)
     if args.command not in ("run", "resume") or not out:
         return "nothing was published that was not whole"
-    runs = sorted(
-        (p for p in (Path(out) / "runs").glob("*") if (p / "run.json").is_file()), key=lambda p: p.stat().st_mtime
-    )
+    from jointdraw.transforms.storage.layout import OutputRoot
+
+    runs = OutputRoot(Path(out)).started_runs()
     run_id = getattr(args, "run_id", None) or (runs[-1].name if runs else "RUN_ID")
     return f"the stages that finished are kept: continue with `jointdraw resume {run_id} --out {out}`"
 

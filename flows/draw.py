@@ -27,17 +27,19 @@ from prefect import get_run_logger
 from prefect.events import emit_event
 
 from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms import settings
 from jointdraw.transforms.audit import draw_digest, entry_event, operator, seed_shopping
 from jointdraw.transforms.commitment import commitment
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.documents.prepublication import plan_items, plan_notice
 from jointdraw.transforms.draw import DRAWS_ORDER, draw_plan, eligible_sizes, score_keys
 from jointdraw.transforms.exclusions import exclusions_from_history
-from jointdraw.transforms.fusion_figures import fusion_figures
+from jointdraw.transforms.fusion_figures import figure_text, fusion_figures
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan, plan_item_problems
 from jointdraw.transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
 from jointdraw.transforms.storage.bundle import publish_prepublication
+from jointdraw.transforms.storage.layout import OutputRoot, read_run_record, write_run_record
 from jointdraw.transforms.storage.runfolder import (
     accepted_registry,
     copy_file,
@@ -92,8 +94,9 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
             + "; ".join(problems)
             + " — correct the plan's `items` or submit the missing items"
         )
-    history = read_history(run_dir.parent.parent)  # OUT/warehouse.duckdb, beside OUT/runs/
-    results = read_warehouse_table(run_dir.parent.parent, "results")
+    out_root = OutputRoot.of_run(run_dir).path
+    history = read_history(out_root)
+    results = read_warehouse_table(out_root, "results")
     excluded = exclusions_from_history(
         history,
         pl.read_parquet(directory, columns=["entity_key", "credit_risk"]).select(DRAWN_ID, "credit_risk"),
@@ -108,7 +111,7 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
     write_json(
         {**commit, "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, out / "commitment.json"
     )
-    published_pre = publish_prepublication(run_dir.parent.parent, plan.plan_id, out)
+    published_pre = publish_prepublication(out_root, plan.plan_id, out)
     record = {
         "stage": "commit",
         "inputs": inputs_from(run_dir, "merge", "directory.parquet") + inputs_from(run_dir, "validate"),
@@ -134,11 +137,10 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> dict[str, Any]:
     return record
 
 
-MEMORY_LIMIT = "2GB"  # the eligible pairs stream; DuckDB spills past this rather than grow
-
-
 def _connection(commit_dir: Path, threads: int | None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, **({"threads": threads} if threads else {})})
+    con = duckdb.connect(
+        config={"memory_limit": settings.DRAW_MEMORY_LIMIT, **({"threads": threads} if threads else {})}
+    )
     con.execute("set enable_progress_bar = false")
     con.read_parquet(str(commit_dir / "directory.parquet")).create_view("directory")
     con.read_parquet(str(commit_dir / "exclusions.parquet")).create_view("exclusions")
@@ -175,11 +177,10 @@ def _run_seed(run_dir: Path, chosen: Seed) -> Seed:
     never a new attempt with another seed. A given seed or public numbers are used as they are."""
     if chosen.origin != "generated":
         return chosen
-    run_file = run_dir / "run.json"
-    run = json.loads(run_file.read_text(encoding="utf-8"))
-    if run.get("generated_seed"):
-        return Seed(run["generated_seed"], "generated")
-    write_json({**run, "generated_seed": chosen.value}, run_file)
+    run = read_run_record(run_dir)
+    if run.generated_seed:
+        return Seed(run.generated_seed, "generated")
+    write_run_record(run_dir, run.model_copy(update={"generated_seed": chosen.value}))
     return chosen
 
 
@@ -229,11 +230,12 @@ def run_draw(
     )
     # every attempt that reaches the draw is logged, chained per plan (transforms/audit.py); the same draw again is
     # not new
+    out_root = OutputRoot.of_run(run_dir).path
     attempt = append_attempt(
-        run_dir.parent.parent,
+        out_root,
         plan_id=plan.plan_id,
         time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        run_id=json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["run_id"],
+        run_id=read_run_record(run_dir).run_id,
         commitment=committed["commitment"],
         seed=chosen.value,
         seed_sources=json.dumps(list(chosen.sources), ensure_ascii=False),
@@ -244,7 +246,7 @@ def run_draw(
         emit_event(
             **entry_event(
                 attempt,
-                shopped=committed["commitment"] in seed_shopping(audit_entries(run_dir.parent.parent, plan.plan_id)),
+                shopped=committed["commitment"] in seed_shopping(audit_entries(out_root, plan.plan_id)),
             )
         )
     figures = {"coordinated" if grouped else "independent": fusion_figures(table), other_mode: fusion_figures(other)}
@@ -272,8 +274,8 @@ def run_draw(
         strata.height,
         f"{table.height:,}",
         chosen.origin,
-        f"{figures[record['mode']]['reduction_rate']:.2%}",
-        f"{figures[other_mode]['reduction_rate']:.2%}",
+        f"{figure_text('reduction_rate', figures[record['mode']]['reduction_rate'])}",
+        f"{figure_text('reduction_rate', figures[other_mode]['reduction_rate'])}",
         other_mode,
     )
     if empty:

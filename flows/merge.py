@@ -17,6 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
+from jointdraw.transforms import settings
 from jointdraw.transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
 from jointdraw.transforms.storage.csvout import write_people_csv
 from jointdraw.transforms.storage.runfolder import (
@@ -26,8 +27,6 @@ from jointdraw.transforms.storage.runfolder import (
     write_json,
     write_parquet,
 )
-
-MEMORY_LIMIT = "5GB"  # DuckDB spills to 03_merge/.spill past it; at 8M the whole flow then peaks under 8 GiB
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
@@ -44,7 +43,7 @@ def run_merge(run_dir: Path) -> dict[str, Any]:
     out_dir = stage_dir(run_dir, "merge")
     spill = out_dir / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
-    con = merge_connection(MEMORY_LIMIT, spill)
+    con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
     con.read_parquet([str(p) for p in accepted]).create_view("records")
     merged = merge_into(con)
     directory = _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / "directory.parquet")

@@ -12,7 +12,6 @@ one run of a plan works at a time (transforms/storage/runlock.py).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,18 +39,24 @@ from jointdraw.flows.validate import run_validate
 from jointdraw.transforms.documents.certificate import draw_certificate
 from jointdraw.transforms.documents.ingest_summary import ingest_summary
 from jointdraw.transforms.documents.report import validation_table
-from jointdraw.transforms.fusion_figures import FIGURE_LABELS
+from jointdraw.transforms.fusion_figures import figure_rows
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.plan_check import plan_inbox_problems
 from jointdraw.transforms.rerun import first_unfinished_stage, rerun_problems
 from jointdraw.transforms.seed import SeedError
+from jointdraw.transforms.storage.layout import (
+    OutputRoot,
+    RunRecord,
+    read_run_record,
+    run_record_path,
+    write_run_record,
+)
 from jointdraw.transforms.storage.runfolder import (
     STAGE_RECORD,
     STAGES,
     new_run_id,
     sha256_file,
     stage_dir,
-    write_json,
 )
 from jointdraw.transforms.storage.runlock import PlanLocked, plan_lock
 from jointdraw.transforms.storage.warehouse import WarehouseBusy
@@ -123,7 +128,7 @@ def plan_run(
 def _derived_run_dir(the_plan: Plan, out: str) -> Path:
     from prefect.runtime import flow_run
 
-    return Path(out) / "runs" / flow_run_run_id(the_plan.plan_id, flow_run.id or "-")
+    return OutputRoot(Path(out)).run(flow_run_run_id(the_plan.plan_id, flow_run.id or "-"))
 
 
 def _run_context(
@@ -134,7 +139,7 @@ def _run_context(
     seed: str | None,
     seed_sources: list[str] | None,
     run_id: str | None,
-) -> tuple[Path, dict]:
+) -> tuple[Path, RunRecord]:
     """The run folder and run.json (kept from the first attempt: a rerun uses the same run date,
     plan, inbox and seed, and is checked against the plan's SHA-256)."""
     if run_id:
@@ -143,24 +148,22 @@ def _run_context(
         from prefect.runtime import flow_run
 
         run_id = flow_run_run_id(the_plan.plan_id, flow_run.id) if flow_run.id else new_run_id(the_plan.plan_id)
-    run_dir = Path(out) / "runs" / run_id
-    existing = run_dir / "run.json"
-    if existing.exists():
-        context = {**json.loads(existing.read_text(encoding="utf-8")), "run_id": run_id}
-    else:
-        context = {
-            "run_id": run_id,
-            "plan_id": the_plan.plan_id,
-            "plan": str(plan),
-            "plan_sha256": sha256_file(Path(plan)),
-            "inbox": str(inbox),
-            "out": str(out),
-            "seed": seed,
-            "seed_sources": seed_sources,
-            "run_date": dt.datetime.now(dt.UTC).date().isoformat(),
-        }
-        write_json(context, existing)
-    return run_dir, context
+    run_dir = OutputRoot(Path(out)).run(run_id)
+    if run_record_path(run_dir).exists():
+        return run_dir, read_run_record(run_dir).model_copy(update={"run_id": run_id})
+    record = RunRecord(
+        run_id=run_id,
+        plan_id=the_plan.plan_id,
+        plan=str(plan),
+        plan_sha256=sha256_file(Path(plan)),
+        inbox=str(inbox),
+        out=str(out),
+        seed=seed,
+        seed_sources=seed_sources,
+        run_date=dt.datetime.now(dt.UTC).date().isoformat(),
+    )
+    write_run_record(run_dir, record)
+    return run_dir, record
 
 
 FAULT_FILE = (
@@ -204,7 +207,7 @@ def _run_stages(
     plan, inbox, out = (os.path.abspath(p) for p in (plan, inbox, out))
     the_plan = read_plan(Path(plan))
     retried = (
-        run_id is None and (_derived_run_dir(the_plan, out) / "run.json").exists()
+        run_id is None and run_record_path(_derived_run_dir(the_plan, out)).exists()
     )  # this flow run's folder: a retry
     run_dir, context = _run_context(the_plan, plan, inbox, out, seed, seed_sources, run_id)
     first = STAGES.index(start_at)
@@ -213,17 +216,17 @@ def _run_stages(
     ):  # a retry of a failed flow run (UI, `prefect flow-run retry`) goes on where it stopped, as `jointdraw resume`
         unfinished = first_unfinished_stage(run_dir)
         if unfinished is None or (stop_after and STAGES.index(unfinished) > STAGES.index(stop_after)):
-            logger.info("retry of run %s: every stage asked for has finished; nothing to redo", context["run_id"])
-            return {"run_id": context["run_id"], "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
+            logger.info("retry of run %s: every stage asked for has finished; nothing to redo", context.run_id)
+            return {"run_id": context.run_id, "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
         first = max(first, STAGES.index(unfinished))
         logger.info(
             "retry of run %s: going on at %s (the stages before it are read from disk)",
-            context["run_id"],
+            context.run_id,
             STAGES[first],
         )
     last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
     fans_out = dask if first <= STAGES.index("validate") else None  # only ingest and validate fan out
-    with plan_lock(Path(out), the_plan.plan_id, context["run_id"]), fan_out(fans_out):
+    with plan_lock(Path(out), the_plan.plan_id, context.run_id), fan_out(fans_out):
         if first == 0:  # before anything runs: the plan against the inbox, one line per problem
             gaps = plan_inbox_problems(the_plan, Path(inbox))
             if gaps:
@@ -236,7 +239,7 @@ def _run_stages(
             problems = rerun_problems(run_dir, start_at, Path(plan), Path(inbox))
             if problems:
                 raise StageFailed(
-                    f"run {context['run_id']} cannot go on from {start_at}: "
+                    f"run {context.run_id} cannot go on from {start_at}: "
                     + "; ".join(problems)
                     + " — start a new run (without --run-id), or rerun from an earlier stage"
                 )
@@ -244,7 +247,7 @@ def _run_stages(
             (stage_dir(run_dir, stage) / STAGE_RECORD).unlink(missing_ok=True)
         logger.info(
             "run %s of plan %s (%d tasks), stages %s–%s → %s",
-            context["run_id"],
+            context.run_id,
             the_plan.plan_id,
             len(the_plan.tasks),
             STAGES[first],
@@ -256,13 +259,13 @@ def _run_stages(
             plan_file=Path(plan),
             inbox=Path(inbox),
             run_dir=run_dir,
-            run_id=context["run_id"],
-            run_date=dt.date.fromisoformat(context["run_date"]),
-            seed=seed or context.get("seed"),
-            seed_sources=seed_sources or context.get("seed_sources"),
+            run_id=context.run_id,
+            run_date=dt.date.fromisoformat(context.run_date),
+            seed=seed or context.seed,
+            seed_sources=seed_sources or context.seed_sources,
         )
         summary: dict[str, Any] = {
-            "run_id": context["run_id"],
+            "run_id": context.run_id,
             "run_dir": str(run_dir),
             "plan_id": the_plan.plan_id,
             "stages": {},
@@ -368,11 +371,9 @@ def _draw(ctx: RunContext) -> tuple[dict, str]:
 
 def _fuse(ctx: RunContext) -> tuple[dict, str]:
     record = run_fuse(ctx.run_dir, ctx.plan)
-    rows = [
-        {"figure": FIGURE_LABELS[k], "value": f"{v:.2%}" if k == "reduction_rate" else f"{v:,}"}
-        for k, v in record["figures"].items()
-    ]
-    create_table_artifact(key="fusion-summary", table=rows, description=f"Fusion (查重融合), run {ctx.run_id}")
+    create_table_artifact(
+        key="fusion-summary", table=figure_rows(record["figures"]), description=f"Fusion (查重融合), run {ctx.run_id}"
+    )
     f = record["figures"]
     return (
         {k: record[k] for k in ("figures", "by_department", "seconds")},

@@ -65,6 +65,7 @@ from jointdraw.transforms.storage.bundle import (
     staging_folder,
     write_prepublication,
 )
+from jointdraw.transforms.storage.layout import OutputRoot, read_run_record
 from jointdraw.transforms.storage.runfolder import (
     STAGES,
     copy_file,
@@ -169,20 +170,20 @@ def _assemble(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str,
     for name in ("quarantine.csv", "quarantine.xlsx"):
         copy_file(validate_dir / name, at("quarantine") / name)
     shutil.copytree(validate_dir / "validation", at("validation"))
-    entries = audit_entries(run_dir.parent.parent, plan.plan_id)  # every logged attempt and seal of the plan, chained
+    entries = audit_entries(OutputRoot.of_run(run_dir).path, plan.plan_id)  # every logged attempt and seal, chained
     shopping = seed_shopping(entries)
     write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
     html = render_report(
         _report_data(run_dir, plan, run_id, summary, seed, [e for es in shopping.values() for e in es])
     )
     at("report.html").write_text(html, encoding="utf-8")
-    run = _json(run_dir / "run.json")
+    run = read_run_record(run_dir)
     ingest = read_stage_record(run_dir, "ingest") or {}
     document = manifest(
         plan_id=plan.plan_id,
         run_id=run_id,
         timeline={
-            "run_date": run.get("run_date"),
+            "run_date": run.run_date,
             "committed_at": committed.get("committed_at"),
             **({"seed_announced_at": seed["sources_announced_at"]} if "sources_announced_at" in seed else {}),
             "seed_used_at": seed.get("used_at"),
@@ -222,9 +223,10 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.perf_counter()
     out = stage_dir(run_dir, "publish")
-    run_id = _json(run_dir / "run.json")["run_id"]
-    target = run_dir.parent.parent / "published" / plan.plan_id  # OUT/published/<plan_id>
-    staging = staging_folder(target, run_dir.parent.parent)
+    root = OutputRoot.of_run(run_dir)
+    run_id = read_run_record(run_dir).run_id
+    target = root.published(plan.plan_id)
+    staging = staging_folder(target, root.path)
     try:
         document = _assemble(staging, run_dir, plan, run_id)
         leaks = public_leaks(staging / PUBLIC)
@@ -245,7 +247,7 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
     sealed = append_seal(
-        run_dir.parent.parent,
+        root.path,
         plan_id=plan.plan_id,
         run_id=run_id,
         event=PUBLISH,
@@ -255,7 +257,7 @@ def run_publish(run_dir: Path, plan: Plan) -> dict[str, Any]:
     emit_event(**entry_event(sealed, shopped=False))  # the seal in Prefect's event store too
     # the warehouse learns what this plan drew and who goes where: later plans exclude and avoid by it
     warehouse_rows = record_run(
-        run_dir.parent.parent,
+        root.path,
         run_id=run_id,
         plan_id=plan.plan_id,
         period=(plan.period.start, plan.period.end),

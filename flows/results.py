@@ -1,7 +1,8 @@
 """The results flow (SPEC §4.8, "一公开"): departments' inspection results in, checked against the
 plan in the warehouse, published beside the draw, and fed back to the next draw.
 
-    results_run(plan_id, inbox, out, as_of=None, limit_working_days=20, run_id=None, threshold=0.05, dask=None)
+    results_run(plan_id, inbox, out, as_of=None, limit_working_days=…, run_id=None, threshold=…, dask=None)
+    (the defaults of the limit and the threshold are in transforms/settings.py)
 
     OUT/runs/<run_id>/00_plan/       the plan as the warehouse holds it (task items, teams, results so far)
     OUT/runs/<run_id>/01_ingest/     results files → raw and typed Parquet (the registries' reader)
@@ -43,6 +44,7 @@ from jointdraw.flows.validate import (
     map_files,
     validate_department_file,
 )
+from jointdraw.transforms import settings
 from jointdraw.transforms.audit import RESULTS as RESULTS_EVENT
 from jointdraw.transforms.audit import entry_event
 from jointdraw.transforms.contract.suites import result_rules
@@ -86,6 +88,7 @@ from jointdraw.transforms.storage.bundle import (
     results_folder,
     staging_folder,
 )
+from jointdraw.transforms.storage.layout import OutputRoot, RunRecord, write_run_record
 from jointdraw.transforms.storage.runfolder import (
     copy_file,
     new_run_id,
@@ -230,7 +233,7 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_di
     swapping in a copy of the whole bundle (hard links to the draw's files: no copy of the data),
     then appends the results' seal to the plan's audit log, and writes the warehouse's results."""
     started = time.perf_counter()
-    bundle = out / "published" / plan_id
+    bundle = OutputRoot(out).published(plan_id)
     plan = _load_plan_side(plan_dir)
     validate_dir = stage_dir(run_dir, "validate")
     accepted_paths = sorted((validate_dir / "accepted" / "results").glob("*.parquet"))
@@ -294,9 +297,9 @@ def results_run(
     inbox: str,
     out: str,
     as_of: str | None = None,
-    limit_working_days: int = 20,
+    limit_working_days: int = settings.RESULTS_LIMIT_WORKING_DAYS,
     run_id: str | None = None,
-    threshold: float = 0.05,
+    threshold: float = settings.QUARANTINE_THRESHOLD,
     dask: str | None = None,
 ) -> dict[str, Any]:
     """Takes in the results in `inbox` (<DEPT>/results.*) for a published plan; publishes them to
@@ -326,10 +329,11 @@ def _run(
     day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
     check_safe_id(plan_id, "plan id")
     run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(f"{plan_id}-RESULTS")
-    run_dir = out / "runs" / run_id
-    if not bundle_file(out / "published" / plan_id, "notice.csv").is_file():
+    root = OutputRoot(out)
+    run_dir = root.run(run_id)
+    if not bundle_file(root.published(plan_id), "notice.csv").is_file():
         raise StageFailed(
-            f"results: {out / 'published' / plan_id} holds no published draw; publish the plan first (`jointdraw run`)"
+            f"results: {root.published(plan_id)} holds no published draw; publish the plan first (`jointdraw run`)"
         )
     with (
         plan_lock(out, plan_id, run_id),
@@ -346,16 +350,16 @@ def _run(
             run_id,
             run_dir,
         )
-        write_json(
-            {
-                "run_id": run_id,
-                "plan_id": plan_id,
-                "inbox": str(inbox),
-                "out": str(out),
-                "as_of": day.isoformat(),
-                "limit_working_days": limit,
-            },
-            run_dir / "run.json",
+        write_run_record(
+            run_dir,
+            RunRecord(
+                run_id=run_id,
+                plan_id=plan_id,
+                inbox=str(inbox),
+                out=str(out),
+                as_of=day.isoformat(),
+                limit_working_days=limit,
+            ),
         )
         ingest = run_ingest(inbox, run_dir, RESULT_KINDS)
         started = time.perf_counter()

@@ -29,6 +29,7 @@ from prefect.cache_policies import NO_CACHE
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_tasks
+from jointdraw.transforms import settings
 from jointdraw.transforms.contract.quarantine import (
     QUARANTINE_SCHEMA,
     accepted_rows,
@@ -57,10 +58,6 @@ from jointdraw.transforms.storage.runfolder import (
     write_parquet,
 )
 from jointdraw.transforms.storage.xlsxout import write_people_tables
-
-QUARANTINE_XLSX_ROWS = (
-    100_000  # quarantine.xlsx for people: the first 100,000 rows and a note; quarantine.csv has every row
-)
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
@@ -285,7 +282,7 @@ def finish_validation(
         out_dir / "quarantine.csv",
         people_headers.QUARANTINE,
         "问题数据",
-        max_xlsx_rows=QUARANTINE_XLSX_ROWS,
+        max_xlsx_rows=settings.QUARANTINE_XLSX_ROWS,
     )
     docs_started = time.perf_counter()
     docs = build_data_docs(contract, out_dir / "validation")

@@ -21,11 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from jointdraw.transforms.documents.manifest import file_digest
+from jointdraw.transforms.fusion_figures import figure_text
+from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from jointdraw.transforms.documents.manifest import file_digest  # noqa: E402
-from jointdraw.transforms.storage.bundle import bundle_file  # noqa: E402
-from jointdraw.transforms.storage.runfolder import STAGES  # noqa: E402
 
 # Runs one jointdraw command in this child process and prints its peak RSS (KiB) last.
 CHILD = """
@@ -190,7 +191,8 @@ def _print_assignment(run_dir: Path, figures: dict) -> None:
     print(
         f"  fuse + assign (with scheduling): {fuse['seconds'] + assign['seconds']:.1f} s of stage time; "
         f"{fuse['figures']['drawn_total']:,} draws → {fuse['figures']['joint_tasks']:,} joint tasks "
-        f"(reduction {fuse['figures']['reduction_rate']:.2%}); staffed {assign['assigned']:,}, "
+        f"(reduction {figure_text('reduction_rate', fuse['figures']['reduction_rate'])}); "
+        f"staffed {assign['assigned']:,}, "
         f"unassigned {assign['unassigned']:,} {assign['unassigned_by_reason'] or ''}; "
         f"{assign['inspectors_sent']:,} of {assign['inspectors_available']:,} available "
         f"inspectors sent; {assign['rebalancing_moves']:,} rebalancing moves"

@@ -13,21 +13,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from jointdraw.transforms.merge import FULL_WIDTH, HALF_WIDTH, REGISTRATION_AUTHORITY, merge_connection
+from jointdraw.transforms.settings import MERGE_MEMORY_LIMIT
+from jointdraw.transforms.storage.packaged import sql_text
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from jointdraw.flows.merge import MEMORY_LIMIT  # noqa: E402
-from jointdraw.transforms.merge import FULL_WIDTH, HALF_WIDTH, REGISTRATION_AUTHORITY, _sql, merge_connection  # noqa: E402
 
 
 def main() -> None:
     run = Path(sys.argv[1])
     scratch = Path(tempfile.mkdtemp(prefix="profile-merge-"))
-    con = merge_connection(MEMORY_LIMIT, scratch / ".spill")
+    con = merge_connection(MERGE_MEMORY_LIMIT, scratch / ".spill")
     con.read_parquet(
         [str(p) for p in sorted((run / "02_validate" / "accepted" / "objects").glob("*.parquet"))]
     ).create_view("records")
     steps = [
-        ("keyed", lambda: con.execute(_sql("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})),
+        ("keyed", lambda: con.execute(sql_text("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})),
         (
             "listed several times",
             lambda: con.execute(
@@ -42,11 +43,11 @@ def main() -> None:
                 "select * from keyed semi join listed_several_times using (entity_key)"
             ),
         ),
-        ("directory", lambda: con.execute(f"create or replace temp table directory as {_sql('merge_directory')}")),
+        ("directory", lambda: con.execute(f"create or replace temp table directory as {sql_text('merge_directory')}")),
         (
             "conflicts",
             lambda: con.sql(
-                _sql("merge_conflicts"),
+                sql_text("merge_conflicts"),
                 params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
             ).pl(),
         ),

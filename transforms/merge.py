@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from jointdraw.transforms import settings
 from jointdraw.transforms.storage.packaged import sql_text
 
 REGISTRATION_AUTHORITY = "AMR"
@@ -49,7 +50,9 @@ class Merged:
     unlinked: pl.DataFrame
 
 
-def merge_connection(memory_limit: str = "3GB", temp_directory: Path | None = None) -> duckdb.DuckDBPyConnection:
+def merge_connection(
+    memory_limit: str = settings.MERGE_MEMORY_LIMIT, temp_directory: Path | None = None
+) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(
         config={"memory_limit": memory_limit, **({"temp_directory": str(temp_directory)} if temp_directory else {})}
     )

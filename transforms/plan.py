@@ -15,6 +15,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jointdraw.transforms import settings
 from jointdraw.transforms.entity_types import parse_registered_type
 from jointdraw.transforms.industry import industry_reasons, normalise_industry
 
@@ -104,7 +105,7 @@ class Plan(_Strict):
     # "public": the draw runs only on public numbers (RFC 3797) announced after the commitment
     seed_policy: Literal["any", "public"] = "any"
     seed_announced_at: dt.datetime | None = None  # when the public numbers are (to be) announced, with its UTC offset
-    quarantine_threshold: Annotated[float, Field(ge=0, le=1)] = 0.05
+    quarantine_threshold: Annotated[float, Field(ge=0, le=1)] = settings.QUARANTINE_THRESHOLD
     exclusion_window_days: Annotated[int, Field(ge=0)] = 0
     yearly_caps: dict[CreditClass, Annotated[int, Field(ge=0)]] = {}
     # a joint task's team (SPEC §4.6): this many inspectors from every department in it, and at

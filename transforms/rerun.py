@@ -8,9 +8,9 @@ run started with. Otherwise the answer is a new run, and the message says so.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from jointdraw.transforms.storage.layout import read_run_record
 from jointdraw.transforms.storage.registry_files import scan_inbox
 from jointdraw.transforms.storage.runfolder import STAGES, changed_outputs, read_stage_record, sha256_file, stage_dir
 
@@ -47,8 +47,8 @@ def rerun_problems(run_dir: Path, start_at: str, plan_file: Path, inbox: Path) -
                 f"{stage}: {len(changed)} of its files changed since it wrote them ({', '.join(changed[:3])}"
                 f"{' …' if len(changed) > 3 else ''})"
             )
-    run = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    if run.get("plan_sha256") and sha256_file(plan_file) != run["plan_sha256"]:
+    run = read_run_record(run_dir)
+    if run.plan_sha256 and sha256_file(plan_file) != run.plan_sha256:
         problems.append(f"the plan {plan_file} changed since run {Path(run_dir).name} started")
     if start_at != "ingest":
         problems += _input_problems(Path(inbox), read_stage_record(run_dir, "ingest") or {})

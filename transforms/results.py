@@ -52,7 +52,6 @@ PUBLISHED_SCHEMA = {  # a published result (results.parquet, the warehouse's `re
     "overdue": pl.Boolean,
 }
 NO_PROBLEM = "1"  # 未发现问题
-DEFAULT_LIMIT_WORKING_DAYS = 20
 
 
 class PlanSide(NamedTuple):

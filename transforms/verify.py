@@ -203,10 +203,10 @@ def _check_seal(bundle: Path, announced: str | None, report: Report) -> None:
 
 def _warehouse_of(bundle: Path) -> Path | None:
     """OUT/warehouse.duckdb when the bundle sits at OUT/published/<plan_id>."""
-    from jointdraw.transforms.storage.warehouse import warehouse_path
+    from jointdraw.transforms.storage.layout import OutputRoot
 
-    out = bundle.resolve().parent.parent
-    return out if bundle.resolve().parent.name == "published" and warehouse_path(out).is_file() else None
+    root = OutputRoot.of_bundle(bundle)
+    return root.path if root and root.warehouse.is_file() else None
 
 
 def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Report) -> None:

@@ -105,7 +105,7 @@ def _listening(port: int) -> bool:
 def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_same_bytes(
     dirty_run, dirty_city, tmp_path
 ):
-    """Issue 18: SIGTERM (what a scheduler or a container stop sends) at random points: the run stops
+    """Issue 18: SIGTERM (what a scheduler or a container stop sends) at a random point: the run stops
     with a message saying how to resume, its temporary Prefect server stops listening, the Dask
     LocalCluster it started (`--dask local`: a scheduler and worker processes) is gone, the plan's lock
     is released (resume needs no unlock), and the resumed run publishes the uninterrupted run's bytes."""
@@ -134,37 +134,25 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
         "--dask",
         "local",
     ]
-    for stage, started_when in (("validate", "accepted"), ("assign", None)):  # validate: while the Dask workers write
-        number = STAGES.index(stage) + 1
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline, folder = time.monotonic() + 240, run_dir / f"{number:02d}_{stage}"
-
-        # validate: the Dask workers are up (temporary server, scheduler side, workers) and writing
-        def under_way(folder=folder, started_when=started_when, process=process):
-            if not (folder / started_when if started_when else folder).exists():
-                return False
-            return not started_when or len(psutil.Process(process.pid).children(recursive=True)) >= 3
-
-        while not under_way() and process.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.3))
-        started = psutil.Process(process.pid).children(recursive=True)
-        ports = {c.laddr.port for p in started for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=120)
-        assert process.returncode == 130, output[-2000:]
-        assert "interrupted; the stages that finished are kept: continue with `jointdraw resume term" in output
-        assert "Traceback" not in output and "CancelledError" not in output
-        port = int(re.search(r"Starting temporary server on http://127\.0\.0\.1:(\d+)", output).group(1))
-        _, alive = psutil.wait_procs(started, timeout=15)
-        assert not alive, [(p.pid, p.name()) for p in alive]  # the server, and the cluster's scheduler and workers
-        assert not [p for p in ports | {port} if _listening(p)], "a port the run opened is still listening"
-        if stage == "validate":
-            assert len(started) >= 3, (
-                started
-            )  # the temporary server and the cluster's processes were there, and are gone
-        command = [*cli, "resume", "term", "--out", str(out)]  # no unlock: the lock was released
+    # in validate, while the Dask workers write: the temporary server, the scheduler side and the workers are up
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, folder = time.monotonic() + 240, run_dir / f"{STAGES.index('validate') + 1:02d}_validate"
+    while not ((folder / "accepted").exists() and len(psutil.Process(process.pid).children(recursive=True)) >= 3):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, 0.3))
+    started = psutil.Process(process.pid).children(recursive=True)
+    ports = {c.laddr.port for p in started for c in p.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output[-2000:]
+    assert "interrupted; the stages that finished are kept: continue with `jointdraw resume term" in output
+    assert "Traceback" not in output and "CancelledError" not in output
+    port = int(re.search(r"Starting temporary server on http://127\.0\.0\.1:(\d+)", output).group(1))
+    _, alive = psutil.wait_procs(started, timeout=15)
+    assert len(started) >= 3 and not alive, [(p.pid, p.name()) for p in alive]  # server, scheduler, workers: gone
+    assert not [p for p in ports | {port} if _listening(p)], "a port the run opened is still listening"
+    command = [*cli, "resume", "term", "--out", str(out)]  # no unlock: the lock was released
     final = subprocess.run(command, env=env, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert "Traceback" not in final.stdout + final.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jointdraw.transforms.fusion_figures import FIGURE_LABELS
+from jointdraw.transforms.fusion_figures import figure_rows
 
 
 def draw_certificate(manifest: dict[str, Any], seal: str) -> str:
@@ -24,13 +24,7 @@ def draw_certificate(manifest: dict[str, Any], seal: str) -> str:
         f"| 种子使用 seed used | {manifest['timeline'].get('seed_used_at')} |",
         f"| 算法 algorithm | {algo['draw']} (jointdraw {algo['jointdraw']}, {algo['commitment']}) |",
         f"| 符合条件 eligible pairs | {acc['draw']['eligible_pairs']:,} in {acc['draw']['strata']:,} strata |",
-        *[
-            f"| {FIGURE_LABELS[k]} | {fuse[k]:.2%} |"
-            if k == "reduction_rate"
-            else f"| {FIGURE_LABELS[k]} | {fuse[k]:,} |"
-            for k in FIGURE_LABELS
-            if k in fuse
-        ],
+        *[f"| {row['figure']} | {row['value']} |" for row in figure_rows(fuse)],
         f"| 已派员 staffed | {acc['assign']['assigned']:,} of {acc['assign']['joint_tasks']:,} joint tasks |",
         f"| 封存值 seal | `{seal}` |",
         "",

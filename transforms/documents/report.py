@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs
 
 from jointdraw.transforms.documents.seal import seal_slot
 from jointdraw.transforms.entity_check import CHECK_STEPS_ZH, score_snippet
-from jointdraw.transforms.fusion_figures import FIGURE_LABELS
+from jointdraw.transforms.fusion_figures import FIGURE_LABELS, figure_text
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import department_names, reference_table
 from jointdraw.transforms.storage.packaged import page_template
@@ -193,7 +193,7 @@ def _reduction_chart(modes: dict[str, dict[str, Any]], used: str) -> go.Figure:
                 name="联合检查任务（上门次数）",
                 x=[label[m] + ("（本次）" if m == used else "") for m in order],
                 y=[modes[m]["joint_tasks"] for m in order],
-                text=[f"减少 {modes[m]['reduction_rate']:.2%}" for m in order],
+                text=[f"减少 {figure_text('reduction_rate', modes[m]['reduction_rate'])}" for m in order],
                 textposition="outside",
             ),
         ]
@@ -217,14 +217,7 @@ def render_report(data: ReportData) -> str:
     """The public report as one HTML page (plotly.js inline): figures and counts, no list of entities
     (the unassigned joint tasks are counted by reason; their list is the regulator's), with an empty
     seal slot (transforms/documents/seal.py) filled once the manifest is final."""
-    figures = [
-        (
-            FIGURE_LABELS[k].split(" ")[0],
-            f"{data.summary[k]:.2%}" if k == "reduction_rate" else f"{data.summary[k]:,}",
-            k,
-        )
-        for k in FIGURE_LABELS
-    ]
+    figures = [(FIGURE_LABELS[k].split(" ")[0], figure_text(k, data.summary[k]), k) for k in FIGURE_LABELS]
     charts = {
         "by_department": chart_html(_by_department_chart(data.summary), "chart-by-department"),
         "by_district": chart_html(_by_district_chart(data.summary), "chart-by-district"),

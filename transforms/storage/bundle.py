@@ -18,11 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from jointdraw.transforms.storage.layout import OutputRoot
+
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
-
-
-STAGING = ".staging"  # OUT/.staging/: where bundles are assembled, outside published/
 
 
 def staging_folder(target: Path, out_root: Path) -> Path:
@@ -31,7 +30,7 @@ def staging_folder(target: Path, out_root: Path) -> Path:
     earlier attempt at the same target (a killed run) are removed first: one run of a plan at a
     time holds its lock, so nobody else is writing them."""
     prefix = "-".join(Path(target).resolve().relative_to(Path(out_root).resolve()).parts) + ".staging-"
-    root = Path(out_root) / STAGING
+    root = OutputRoot(Path(out_root)).staging
     root.mkdir(parents=True, exist_ok=True)
     for leftover in root.glob(f"{prefix}*"):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -195,7 +194,7 @@ def publish_prepublication(out_root: Path, plan_id: str, commit_dir: Path) -> Pa
     from jointdraw.transforms.documents.manifest import MANIFEST_VERSION
     from jointdraw.transforms.storage.runfolder import write_json
 
-    bundle = Path(out_root) / "published" / plan_id
+    bundle = OutputRoot(Path(out_root)).published(plan_id)
     pre = bundle_file(bundle, PRE)
     if bundle.exists():  # an earlier run's bundle: only its pre/ is replaced (the rest waits for this run's publish)
         staging = staging_folder(pre, out_root)

@@ -22,13 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from jointdraw.transforms.storage.layout import OutputRoot
+
 
 class PlanLocked(Exception):
     """Another run of the plan holds the lock (or left it behind); the message names it."""
 
 
 def lock_path(out_root: Path, plan_id: str) -> Path:
-    return Path(out_root) / "locks" / f"{plan_id}.lock"
+    return OutputRoot(Path(out_root)).lock(plan_id)
 
 
 def _process_start(pid: int) -> str | None:

@@ -35,8 +35,8 @@ import duckdb
 import polars as pl
 
 from jointdraw.transforms.audit import next_entry, operator
+from jointdraw.transforms.storage.layout import OutputRoot
 
-WAREHOUSE = "warehouse.duckdb"
 HISTORY_SCHEMA = {
     "uscc": pl.String,
     "plan_id": pl.String,
@@ -141,7 +141,7 @@ class WarehouseBusy(RuntimeError):
 
 
 def warehouse_path(out_root: Path) -> Path:
-    return Path(out_root) / WAREHOUSE
+    return OutputRoot(Path(out_root)).warehouse
 
 
 def connect_warehouse(out_root: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

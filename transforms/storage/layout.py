@@ -1,0 +1,97 @@
+"""Where everything lives under an output root, and what a run folder's run.json says: the one
+owner of these paths (issue 20). Nothing else joins "runs", "published" or "locks" to a path.
+
+    OUT/runs/<run_id>/run.json        what the run was started with (RunRecord), kept from its first attempt
+    OUT/runs/<run_id>/<NN_stage>/     one folder per stage (runfolder.stage_dir)
+    OUT/published/<plan_id>/          the plan's bundle, in three parts (bundle.py)
+    OUT/warehouse.duckdb              the warehouse (warehouse.py)
+    OUT/locks/<plan_id>.lock          one writer per plan (runlock.py)
+    OUT/.staging/                     where bundles are assembled, outside published/
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+RUN_RECORD = "run.json"
+
+
+@dataclass(frozen=True)
+class OutputRoot:
+    """OUT: runs, published bundles, the warehouse, the locks and the staging area."""
+
+    path: Path
+
+    @classmethod
+    def of_run(cls, run_dir: Path) -> OutputRoot:
+        """The output root a run folder (OUT/runs/<run_id>) lives in."""
+        return cls(Path(run_dir).parent.parent)
+
+    @classmethod
+    def of_bundle(cls, bundle: Path) -> OutputRoot | None:
+        """The output root a bundle sits in (OUT/published/<plan_id>), or None when it was moved elsewhere."""
+        bundle = Path(bundle).resolve()
+        return cls(bundle.parent.parent) if bundle.parent.name == "published" else None
+
+    @property
+    def runs(self) -> Path:
+        return self.path / "runs"
+
+    def run(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    def published(self, plan_id: str) -> Path:
+        return self.path / "published" / plan_id
+
+    @property
+    def warehouse(self) -> Path:
+        return self.path / "warehouse.duckdb"
+
+    def lock(self, plan_id: str) -> Path:
+        return self.path / "locks" / f"{plan_id}.lock"
+
+    @property
+    def staging(self) -> Path:
+        return self.path / ".staging"
+
+    def started_runs(self) -> list[Path]:
+        """Every run folder that has its run.json, oldest first."""
+        found = [p for p in self.runs.glob("*") if (p / RUN_RECORD).is_file()] if self.runs.is_dir() else []
+        return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+class RunRecord(BaseModel):
+    """run.json of a plan run: written when the run starts, read by every later attempt."""
+
+    model_config = ConfigDict(extra="allow")  # a results run's record carries its own fields (as_of, limit)
+
+    run_id: str
+    plan_id: str
+    plan: str | None = None
+    plan_sha256: str | None = None
+    inbox: str
+    out: str
+    seed: str | None = None
+    seed_sources: list[str] | None = None
+    run_date: str | None = None
+    generated_seed: str | None = None
+
+
+def run_record_path(run_dir: Path) -> Path:
+    return Path(run_dir) / RUN_RECORD
+
+
+def read_run_record(run_dir: Path) -> RunRecord:
+    """The run's run.json, typed (a missing or malformed one is an error naming the file)."""
+    return RunRecord.model_validate(json.loads(run_record_path(run_dir).read_text(encoding="utf-8")))
+
+
+def write_run_record(run_dir: Path, record: RunRecord) -> Path:
+    """run.json with the fields the run was given (in the model's order), atomically."""
+    from jointdraw.transforms.storage.runfolder import write_json
+
+    return write_json(record.model_dump(exclude_unset=True), run_record_path(run_dir))
