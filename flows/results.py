@@ -93,7 +93,7 @@ from jointdraw.transforms.storage.runfolder import (
     copy_file,
     new_run_id,
     read_stage_record,
-    stage_dir,
+    results_stage_dir,
     write_json,
     write_parquet,
 )
@@ -162,7 +162,7 @@ def _write_results(
             folder, ignore_errors=True
         )  # hard links to the published files: removing them leaves those intact
         folder.mkdir(parents=True)
-    validate_dir = stage_dir(run_dir, "validate")
+    validate_dir = results_stage_dir(run_dir, "validate")
     item_names = published_item_names(bundle_file(staging, PRE) / "items.csv")
     write_parquet(results.select(RESULT_COLUMNS), regulator / "results.parquet")
     write_people_tables(results.select(RESULT_COLUMNS), regulator / "results.csv", people_headers.RESULTS, "检查结果")
@@ -235,7 +235,7 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_di
     started = time.perf_counter()
     bundle = OutputRoot(out).published(plan_id)
     plan = _load_plan_side(plan_dir)
-    validate_dir = stage_dir(run_dir, "validate")
+    validate_dir = results_stage_dir(run_dir, "validate")
     accepted_paths = sorted((validate_dir / "accepted" / "results").glob("*.parquet"))
     results = published_results(
         pl.read_parquet(accepted_paths) if accepted_paths else None,
@@ -287,7 +287,7 @@ def publish_results(plan_id: str, run_id: str, run_dir: Path, out: Path, plan_di
         "seal_entry": sealed["seq"],
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_json(record, run_dir / "03_publish" / "stage.json")
+    write_json(record, results_stage_dir(run_dir, "publish") / "stage.json")
     return record
 
 
@@ -339,7 +339,7 @@ def _run(
         plan_lock(out, plan_id, run_id),
         fan_out(dask),
     ):  # the plan's one lock: the plan flow publishes into the same bundle
-        plan_dir = run_dir / "00_plan"
+        plan_dir = results_stage_dir(run_dir, "plan")
         plan = _save_plan_side(out, plan_id, day, plan_dir)
         logger.info(
             "results of plan %s as of %s: %s items of %s joint tasks to answer; run %s → %s",
@@ -364,13 +364,13 @@ def _run(
         ingest = run_ingest(inbox, run_dir, RESULT_KINDS)
         started = time.perf_counter()
         contract = Contract.ephemeral()
-        validate_dir = stage_dir(run_dir, "validate")
-        failed = file_failures(contract, RESULT_KINDS, stage_dir(run_dir, "ingest"))
+        validate_dir = results_stage_dir(run_dir, "validate")
+        failed = file_failures(contract, RESULT_KINDS, results_stage_dir(run_dir, "ingest"))
         futures = map_files(
             RESULT_KINDS,
             failed,
             validate_results_file,
-            ingest_dir=stage_dir(run_dir, "ingest"),
+            ingest_dir=results_stage_dir(run_dir, "ingest"),
             out_dir=validate_dir,
             plan_dir=plan_dir,
         )

@@ -33,6 +33,7 @@ from jointdraw.transforms.partition import partition_lowest_k
 from jointdraw.transforms.plan import Plan, Scope, read_plan
 from jointdraw.transforms.score import score
 from jointdraw.transforms.storage.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
+from jointdraw.transforms.storage.runfolder import stage_dir
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
 
@@ -80,8 +81,8 @@ class Report:
 
 
 def _locate(folder: Path) -> dict[str, Path]:
-    if (folder / "04_commit").is_dir():  # a run folder
-        return {f: (folder / ("05_draw" if f in ("seed.json", "draws.parquet") else "04_commit") / f) for f in FILES}
+    if stage_dir(folder, "commit").is_dir():  # a run folder
+        return {f: stage_dir(folder, "draw" if f in ("seed.json", "draws.parquet") else "commit") / f for f in FILES}
     return {f: bundle_file(folder, f) for f in FILES}
 
 
@@ -267,7 +268,7 @@ def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Re
 def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None = None) -> Report:
     """Everything `jointdraw verify FOLDER [--seal S] [--results-seal R]` checks."""
     folder = Path(folder)
-    if not (folder / "04_commit").is_dir():
+    if not stage_dir(folder, "commit").is_dir():
         folder = bundle_root(folder)
     files = _locate(folder)
     report = Report()

@@ -25,8 +25,19 @@ STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "pu
 STAGE_RECORD = "stage.json"
 
 
+# the results flow's stages: the plan as the warehouse holds it, then ingest and validate as the plan flow numbers
+# them, then its own publish
+RESULTS_STAGES = ("plan", "ingest", "validate", "publish")
+
+
 def stage_dir(run_dir: Path, stage: str) -> Path:
+    """A plan run's stage folder: 01_ingest … 08_publish."""
     return Path(run_dir) / f"{STAGES.index(stage) + 1:02d}_{stage}"
+
+
+def results_stage_dir(run_dir: Path, stage: str) -> Path:
+    """A results run's stage folder: 00_plan, 01_ingest, 02_validate, 03_publish."""
+    return Path(run_dir) / f"{RESULTS_STAGES.index(stage):02d}_{stage}"
 
 
 def new_run_id(plan_id: str, now: dt.datetime | None = None) -> str:
