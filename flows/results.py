@@ -308,7 +308,14 @@ def results_run(
     try:
         # absolute: Dask workers have working folders of their own
         return _run(
-            plan_id, Path(inbox).absolute(), Path(out).absolute(), as_of, limit_working_days, run_id, threshold, dask
+            plan_id,
+            Path(os.path.abspath(inbox)),
+            Path(os.path.abspath(out)),
+            as_of,
+            limit_working_days,
+            run_id,
+            threshold,
+            dask,
         )
     except USER_ERRORS as e:
         get_run_logger().error("%s", e, extra={"user_facing": True})  # the CLI ends with it

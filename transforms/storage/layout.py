@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from jointdraw.transforms.storage.runfolder import write_json
+
 RUN_RECORD = "run.json"
 
 
@@ -92,6 +94,4 @@ def read_run_record(run_dir: Path) -> RunRecord:
 
 def write_run_record(run_dir: Path, record: RunRecord) -> Path:
     """run.json with the fields the run was given (in the model's order), atomically."""
-    from jointdraw.transforms.storage.runfolder import write_json
-
     return write_json(record.model_dump(exclude_unset=True), run_record_path(run_dir))
