@@ -9,7 +9,6 @@ from pathlib import Path
 
 from jointdraw.flows.errors import UserFacingError
 from jointdraw.transforms import settings
-from jointdraw.transforms.fusion_figures import figure_rows, figure_text
 from jointdraw.transforms.storage.runfolder import STAGES
 
 
@@ -78,29 +77,8 @@ def _results(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         dask=args.dask,
     )
-    p = summary["publish"]
-    console = _console()
-    console.print(
-        f"results (检查结果) of {summary['plan_id']} as of {summary['as_of']}: "
-        f"read {summary['validate']['rows_read']:,} = "
-        f"accepted {summary['validate']['rows_accepted']:,} + quarantined {summary['validate']['rows_quarantined']:,}"
-    )
-    rows = [{"department": d, **f} for d, f in p["by_department"].items()]
-    console.print(
-        _table(
-            "progress by department (录入进度): items due, answered, outstanding, published late, overdue not entered",
-            rows,
-        )
-    )
-    console.print(
-        f"{p['answered']:,} of {p['items_due']:,} items answered, {p['outstanding']:,} outstanding; problems found in "
-        f"{p['problem_share']:.1%}; {p['answered_late']:,} published late; "
-        f"open {p['bundle']}/regulator/results/report.html"
-    )
-    console.print(
-        f"results seal (封存值) [bold]{p['seal']}[/bold] — announce it; "
-        f"`jointdraw verify {p['bundle']} --results-seal {p['seal']}` rechecks the results against it"
-    )
+    _console().print(f"results (检查结果) of {summary['plan_id']} as of {summary['as_of']}")
+    _print_run_summary(summary)
     return 0
 
 
@@ -170,93 +148,13 @@ def _table(title: str, rows: list[dict]):
 
 
 def _print_run_summary(summary: dict) -> None:
+    """Each finished stage's part of the summary (its record says what: transforms/stage_records.py)."""
+    from jointdraw.transforms.stage_records import Table
 
     console = _console()
-    stages = summary["stages"]
-    if ingest := stages.get("ingest"):
-        console.print(
-            _table(f"ingest (数据归集): rows per department and registry — run {summary['run_id']}", ingest["table"])
-        )
-        skipped = ingest.get("rows_skipped", 0)
-        console.print(
-            f"rows read {ingest['rows_read']:,} = rows written {ingest['rows_written']:,}"
-            + (
-                f" ({skipped:,} rows without data skipped: titles, blank rows, notes; listed in stage.json)"
-                if skipped
-                else ""
-            )
-            + f"; {ingest['seconds']:.1f} s"
-        )
-    if validate := stages.get("validate"):
-        rows = [
-            {
-                **{k: v for k, v in r.items() if k != "reasons"},
-                "top reason": (r["reasons"].split(" ")[0] if r["reasons"] else ""),
-            }
-            for r in validate["table"]
-        ]
-        console.print(_table("validate (数据校验): the data contract per department file", rows))
-        console.print(
-            f"read {validate['rows_read']:,} = accepted {validate['rows_accepted']:,} + quarantined "
-            f"{validate['rows_quarantined']:,}; {validate['seconds']:.1f} s; Data Docs: "
-            f"{summary['run_dir']}/02_validate/{validate['data_docs']}"
-        )
-    if merge := stages.get("merge"):
-        console.print(
-            f"merge (名录合并): {merge['records_in']:,} records → {merge['entities']:,} entities "
-            f"({merge['entities_listed_by_several_departments']:,} listed by several departments, "
-            f"{merge['unlinked_entities']:,} unlinked); conflicts {merge['conflicts_by_attribute'] or 'none'}; "
-            f"{merge['seconds']:.1f} s"
-        )
-    if commit := stages.get("commit"):
-        console.print(f"commit (承诺): {commit['commitment']}; excluded {commit['exclusions_by_reason'] or 'none'}")
-    if draw := stages.get("draw"):
-        console.print(
-            f"draw (随机抽取): {draw['eligible_pairs']:,} eligible pairs in {draw['strata']:,} strata → "
-            f"{draw['drawn']:,} draws; seed {draw['seed_origin']}; {draw['seconds']:.1f} s"
-        )
-        if draw.get("tasks_without_eligible"):
-            console.print(
-                f"[bold red]{len(draw['tasks_without_eligible'])} task(s) had no eligible object and drew nothing:[/] "
-                f"{', '.join(draw['tasks_without_eligible'])}"
-            )
-        short = {
-            "drawn_total": "drawn",
-            "duplicate_entities": "dup. entities",
-            "joint_tasks": "joint tasks",
-            "visits_saved": "saved",
-            "reduction_rate": "reduction",
-        }
-        rows = [{"mode": m, **{short[k]: figure_text(k, v) for k, v in f.items()}} for m, f in draw["fusion"].items()]
-        console.print(
-            _table(f"fusion figures (查重融合; SPEC §4.5 names in stage.json), mode used: {draw['mode']}", rows)
-        )
-    if fuse := stages.get("fuse"):
-        rows = figure_rows(fuse["figures"])
-        console.print(_table("fuse (查重融合): the joint draw's figures, as the Shenzhen report gave them", rows))
-        rows = [{"department": d, **f} for d, f in fuse["by_department"].items()]
-        console.print(_table("draws, joint tasks and lead by department (部门)", rows))
-    if assign := stages.get("assign"):
-        w = assign["workload"]
-        console.print(
-            f"assign (随机匹配执法人员): {assign['assigned']:,} of {assign['joint_tasks']:,} joint tasks "
-            f"staffed and scheduled on {assign['working_days']} working days ({assign['calendar']}); "
-            f"unassigned {assign['unassigned']:,} {assign['unassigned_by_reason'] or ''}; "
-            f"{assign['inspectors_sent']:,} of {assign['inspectors_available']:,} available inspectors sent; "
-            f"tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
-            f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); "
-            f"busiest day {w['busiest_day']} visits; "
-            f"{assign['seconds']:.1f} s"
-        )
-    if publish := stages.get("publish"):
-        console.print(
-            f"publish (结果公示): {publish['files']} files and {publish['documents']} documents → {publish['bundle']} "
-            f"(public/, audit/, regulator/); open {publish['bundle']}/public/report.html"
-        )
-        console.print(
-            f"seal (封存值) [bold]{publish['seal']}[/bold] — announce it; "
-            f"`jointdraw verify {publish['bundle']} --seal {publish['seal']}` rechecks the bundle against it"
-        )
+    for record in summary["stages"].values():
+        for part in record.report(Path(summary["run_dir"])):
+            console.print(_table(part.title, part.rows) if isinstance(part, Table) else part)
     console.print(f"run folder: {summary['run_dir']}")
 
 

@@ -10,7 +10,13 @@ from jointdraw.transforms.storage.warehouse import WarehouseBusy
 
 
 class StageFailed(Exception):
-    """A stage refused its input; the message is for the data engineer (what and where to fix)."""
+    """A stage refused its input; the message is for the data engineer (what and where to fix).
+    `record`: what the stage found before it refused (written as stage.failed.json, so the stage
+    does not count as finished)."""
+
+    def __init__(self, message: str, record: object | None = None) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 UserFacingError = (StageFailed, PlanError, RegistryFileError, SeedError, FileNotFoundError, PlanLocked, WarehouseBusy)

@@ -22,13 +22,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
-from prefect import Task
+from prefect import Task, unmapped
 from prefect.futures import PrefectFutureList
 from prefect.task_runners import TaskRunner
 
 from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms.registry import Kind
 
 _RUNNER: ContextVar[TaskRunner | None] = ContextVar("jointdraw_fan_out", default=None)
 LOCAL_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
@@ -90,3 +92,28 @@ def map_tasks(task: Task, **parameters: Any) -> PrefectFutureList:
     if runner is None:
         return task.map(**parameters)
     return runner.map(task, parameters)
+
+
+def map_department_files(
+    kinds: tuple[Kind, ...], failed: list[dict[str, Any]], task: Task, ingest_dir: Path, **parameters: Any
+) -> list[Any]:
+    """One `task` per ingested department file of these kinds that met the file-level rules
+    (called with kind=, department=, ingest_dir= and `parameters`), mapped by `map_tasks`."""
+    skip = {(f["kind"], f["department"]) for f in failed}
+    pairs = [
+        (kind, p.stem)
+        for kind in kinds
+        for p in sorted((ingest_dir / kind).glob("*.parquet"))
+        if (kind, p.stem) not in skip
+    ]
+    if not pairs:
+        return []
+    return list(
+        map_tasks(
+            task,
+            kind=[k for k, _ in pairs],
+            department=[d for _, d in pairs],
+            ingest_dir=ingest_dir,
+            **{k: unmapped(v) for k, v in parameters.items()},
+        )
+    )

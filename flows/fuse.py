@@ -9,18 +9,16 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import polars as pl
-from prefect import get_run_logger
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.transforms.fusion_figures import FIGURE_LABELS, fusion_summary
 from jointdraw.transforms.joint_tasks import fuse_draws
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.stage_records import FuseRecord
 from jointdraw.transforms.storage.runfolder import (
     file_record,
     inputs_from,
@@ -30,9 +28,7 @@ from jointdraw.transforms.storage.runfolder import (
 )
 
 
-def run_fuse(run_dir: Path, plan: Plan) -> dict[str, Any]:
-    logger = get_run_logger()
-    started = time.perf_counter()
+def run_fuse(run_dir: Path, plan: Plan) -> FuseRecord:
     commit_dir, draw_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw"), stage_dir(run_dir, "fuse")
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "department", "category"])
@@ -50,29 +46,15 @@ def run_fuse(run_dir: Path, plan: Plan) -> dict[str, Any]:
         )
     fused = fuse_draws(draws, items, directory, plan.plan_id)
     summary = fusion_summary(draws, fused.joint_tasks)
-    outputs = [
-        file_record(write_parquet(fused.joint_tasks, out / "joint_tasks.parquet"), fused.joint_tasks.height, out),
-        file_record(
-            write_parquet(fused.task_departments, out / "task_departments.parquet"), fused.task_departments.height, out
-        ),
-        file_record(write_json({"plan_id": plan.plan_id, **summary}, out / "summary.json"), None, out),
+    written = [
+        (write_parquet(fused.joint_tasks, out / "joint_tasks.parquet"), fused.joint_tasks.height),
+        (write_parquet(fused.task_departments, out / "task_departments.parquet"), fused.task_departments.height),
+        (write_json({"plan_id": plan.plan_id, **summary}, out / "summary.json"), None),
     ]
-    record = {
-        "stage": "fuse",
-        "inputs": inputs_from(run_dir, "draw", "draws.parquet")
+    return FuseRecord(
+        inputs=inputs_from(run_dir, "draw", "draws.parquet")
         + inputs_from(run_dir, "commit", "items.parquet", "directory.parquet"),
-        "figures": {k: summary[k] for k in FIGURE_LABELS},
-        "by_department": summary["by_department"],
-        "outputs": outputs,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    write_json(record, out / "stage.json")
-    logger.info(
-        "fuse: %s draws → %s joint tasks (%s entities drawn more than once); %s visits saved, %.2f%%",
-        f"{summary['drawn_total']:,}",
-        f"{summary['joint_tasks']:,}",
-        f"{summary['duplicate_entities']:,}",
-        f"{summary['visits_saved']:,}",
-        100 * summary["reduction_rate"],
+        figures={k: summary[k] for k in FIGURE_LABELS},
+        by_department=summary["by_department"],
+        outputs=[file_record(path, rows, out) for path, rows in written],
     )
-    return record

@@ -531,6 +531,68 @@ def workload_spread(workload: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def workload_figures(workload: pl.DataFrame) -> dict:
+    """How evenly the tasks fell: per (department, district) pool the spread of tasks per inspector
+    (`by_pool`), how many pools with tasks have a spread of at most one, tasks per inspector, the
+    busiest day of any inspector."""
+    spread = workload_spread(workload)
+    busy = spread.filter(pl.col("tasks") > 0)
+    return {
+        "pools": spread.height,
+        "pools_with_tasks": busy.height,
+        "pools_spread_at_most_1": busy.filter(pl.col("spread") <= 1).height,
+        "max_spread": int(busy["spread"].max() or 0),
+        "tasks_per_inspector": {
+            "min": int(workload["tasks"].min() or 0),
+            "max": int(workload["tasks"].max() or 0),
+            "mean": round(float(workload["tasks"].mean() or 0), 2),
+        },
+        "busiest_day": int(workload["busiest_day"].max() or 0),
+        "by_pool": spread.to_dicts(),
+    }
+
+
+PUBLISHED_COLUMNS = [
+    "joint_task_id",
+    "uscc",
+    "name",
+    "district_code",
+    "address",
+    "departments",
+    "lead_department",
+    "task_ids",
+    "item_ids",
+    "inspector_ids",
+    "planned_date",
+]
+
+
+def published_joint_tasks(joint_tasks: pl.DataFrame, matching: Matching) -> pl.DataFrame:
+    """The joint tasks as published (SPEC §6): with their team and day; both empty when unassigned."""
+    teams = matching.team.group_by("joint_task_id", maintain_order=True).agg(inspector_ids=pl.col("inspector_id"))
+    return (
+        joint_tasks.join(teams, on="joint_task_id", how="left")
+        .join(matching.planned_dates, on="joint_task_id", how="left")
+        .select(PUBLISHED_COLUMNS)
+        .sort("joint_task_id")
+    )
+
+
+def duplicate_inspector_ids(inspectors: pl.DataFrame) -> str | None:
+    """What is wrong when inspector ids are not unique across departments (None: they are)."""
+    twice = inspectors.filter(pl.col("inspector_id").is_duplicated()).sort("inspector_id", "source_file", "source_line")
+    if not twice.height:
+        return None
+    where = "; ".join(
+        f"{r['inspector_id']} in {r['source_file']} line {r['source_line']}"
+        for r in twice.head(6).iter_rows(named=True)
+    )
+    return (
+        f"inspector ids must be unique across departments ({twice['inspector_id'].n_unique()} appear more than "
+        f"once: {where}); give each inspector one id and rerun from ingest"
+    )
+
+
 def unassigned_for_people(unassigned: pl.DataFrame, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """unassigned.csv / .xlsx: each joint task that could not be staffed, with its entity (the columns
     of people_headers.UNASSIGNED)."""

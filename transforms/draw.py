@@ -9,10 +9,13 @@ or machine: every step is a total order (score, then USCC) or exact integer arit
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import industry_sections
 from jointdraw.transforms.storage.packaged import sql_text
@@ -139,3 +142,85 @@ def draw_plan(
             [draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo]
         )
     return draws.sort(DRAWS_ORDER), strata
+
+
+# the published draws (SPEC §6): one row per (task, entity drawn)
+DRAW_COLUMNS = [
+    "plan_id",
+    "task_id",
+    "department",
+    "item_ids",
+    "uscc",
+    "name",
+    "district_code",
+    "credit_risk",
+    "stratum_size",
+    "k",
+    "score_key",
+    "score",
+]
+
+
+def draw_connection(directory: Path, exclusions: Path, memory_limit: str, threads: int | None = None):
+    """A DuckDB connection with the committed `directory` and `exclusions` as views: what `draw_plan` reads."""
+    con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
+    con.execute("set enable_progress_bar = false")
+    con.read_parquet(str(directory)).create_view("directory")
+    con.read_parquet(str(exclusions)).create_view("exclusions")
+    return con
+
+
+def published_draws(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.DataFrame:
+    """The draws as published: SPEC §6 columns (the entity's name and district from the directory),
+    sorted by task, class, score, USCC."""
+    tasks = pl.DataFrame(
+        {
+            "task_id": [t.task_id for t in plan.tasks],
+            "department": [t.department for t in plan.tasks],
+            "item_ids": [list(t.items) for t in plan.tasks],
+        }
+    )
+    names = (
+        pl.scan_parquet(directory)
+        .select(DRAWN_ID, "name", "district_code")
+        .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi")
+        .collect(engine="streaming")
+    )
+    return (
+        draws.join(tasks, on="task_id", how="left")
+        .join(names, on="uscc", how="left")
+        .with_columns(plan_id=pl.lit(plan.plan_id))
+        .select(DRAW_COLUMNS)
+        .sort(DRAWS_ORDER)
+    )
+
+
+@dataclass(frozen=True)
+class PlanDraw:
+    """A plan drawn: the published draws and every stratum (with or without draws: what "class ratios
+    met" is checked against), the tasks nobody was eligible for, and the draw of the other fusion mode
+    (its figures are reported beside the mode used)."""
+
+    draws: pl.DataFrame
+    strata: pl.DataFrame
+    tasks_without_eligible: list[str]
+    mode: str
+    other_mode: str
+    other_draws: pl.DataFrame
+
+
+def draw_both_modes(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, directory: Path) -> PlanDraw:
+    """Draws the plan with `seed` in its own mode (coordinated when a task has a group) and in the other."""
+    sizes = eligible_sizes(con, plan)
+    draws, strata = draw_plan(con, plan, seed, score_keys(plan, "planned"), sizes)
+    mode = "coordinated" if any(t.group for t in plan.tasks) else "independent"
+    other_mode = "independent" if mode == "coordinated" else "coordinated"
+    other, _ = draw_plan(con, plan, seed, score_keys(plan, other_mode), sizes)
+    return PlanDraw(
+        draws=published_draws(plan, draws, directory),
+        strata=strata.select("task_id", "credit_risk", "n", "k").sort("task_id", "credit_risk"),
+        tasks_without_eligible=[t.task_id for t in plan.tasks if t.task_id not in set(strata["task_id"])],
+        mode=mode,
+        other_mode=other_mode,
+        other_draws=other,
+    )

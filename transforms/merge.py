@@ -48,6 +48,8 @@ class Merged:
     entities: int
     conflicts: pl.DataFrame
     unlinked: pl.DataFrame
+    listed_by_several_departments: int = 0
+    entities_by_link: dict[str, int] | None = None  # how entities' records were linked: uscc, org_code, unlinked
 
 
 def merge_connection(
@@ -85,7 +87,11 @@ def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
         order by k.entity_key, k.submitted_by, k.source_line""").pl()
     records = con.execute("select count(*) from keyed").fetchall()[0][0]
     entities = con.execute("select count(*) from directory").fetchall()[0][0]
-    return Merged(records, entities, conflicts, unlinked)
+    several = con.execute("select count(*) from directory where len(departments) > 1").fetchall()[0][0]
+    by_link = con.execute(
+        "select l, count(*) from (select unnest(linked_by) as l from directory) group by l order by l"
+    ).fetchall()
+    return Merged(records, entities, conflicts, unlinked, several, dict(by_link))
 
 
 def links_query() -> str:

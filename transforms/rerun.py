@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.plan_check import plan_inbox_problems
 from jointdraw.transforms.storage.layout import read_run_record
 from jointdraw.transforms.storage.registry_files import scan_inbox
 from jointdraw.transforms.storage.runfolder import STAGES, changed_outputs, read_stage_record, sha256_file, stage_dir
@@ -53,3 +55,34 @@ def rerun_problems(run_dir: Path, start_at: str, plan_file: Path, inbox: Path) -
     if start_at != "ingest":
         problems += _input_problems(Path(inbox), read_stage_record(run_dir, "ingest") or {})
     return problems
+
+
+def retry_start(run_dir: Path, first: str, stop_after: str | None) -> str | None:
+    """Where a retried flow run (the UI's Retry, `prefect flow-run retry`) goes on: the first stage
+    without a stage.json, as `jointdraw resume` does, never before `first`; None when every stage
+    asked for has finished."""
+    unfinished = first_unfinished_stage(run_dir)
+    if unfinished is None or (stop_after and STAGES.index(unfinished) > STAGES.index(stop_after)):
+        return None
+    return STAGES[max(STAGES.index(first), STAGES.index(unfinished))]
+
+
+def start_refusal(run_dir: Path, run_id: str, plan: Plan, plan_file: Path, inbox: Path, start_at: str) -> str | None:
+    """Why a run may not start at `start_at` (None: it may): from the beginning, the plan must fit the
+    inbox (one line per problem); from a later stage, the run must be able to go on (`rerun_problems`)."""
+    if start_at == STAGES[0]:
+        gaps = plan_inbox_problems(plan, Path(inbox))
+        return (
+            f"plan {plan.plan_id} does not fit the inbox {inbox}:\n"
+            + "\n".join(f"  - {g}" for g in gaps)
+            + "\n(nothing was run; fix the plan or the inbox and run again)"
+            if gaps
+            else None
+        )
+    problems = rerun_problems(run_dir, start_at, plan_file, inbox)
+    return (
+        f"run {run_id} cannot go on from {start_at}: {'; '.join(problems)} — start a new run (without --run-id), "
+        "or rerun from an earlier stage"
+        if problems
+        else None
+    )

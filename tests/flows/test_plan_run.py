@@ -9,6 +9,7 @@ import pytest
 from jointdraw.flows.cli import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
+from jointdraw.transforms.rerun import first_unfinished_stage
 from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.storage.runfolder import sha256_file
 from tests.conftest import plan_path
@@ -35,7 +36,7 @@ def test_ingest_accounts_for_every_row_of_every_file(prefect_server, small_city,
     objects = pl.read_parquet(stage / "objects" / "*.parquet")
     assert objects.schema["registered_on"] == pl.Date and objects.schema["tags"] == pl.List(pl.String)
     assert objects.select("source_file", "source_line").is_duplicated().sum() == 0
-    total = summary["stages"]["ingest"]["table"][-1]
+    total = summary["stages"]["ingest"].table()[-1]
     assert total["department"] == "total" and total["objects"] == objects.height
 
 
@@ -49,9 +50,11 @@ def test_every_failing_department_is_reported_and_the_others_are_ingested(prefec
     message = str(e.value)
     assert "2 department(s)" in message and "CUL/objects.csv" in message and "FIR/items.parquet" in message
     stage = tmp_path / "out" / "runs" / "r2" / "01_ingest"
-    record = json.loads((stage / "stage.json").read_text())
+    # what ingest found is kept, but the stage has not finished: a resume reads the inbox again
+    record = json.loads((stage / "stage.failed.json").read_text())
     assert {f["department"] for f in record["failed_departments"]} == {"CUL", "FIR"}
-    assert (stage / "objects" / "AMR.parquet").exists()
+    assert (stage / "objects" / "AMR.parquet").exists() and not (stage / "stage.json").exists()
+    assert first_unfinished_stage(stage.parent) == "ingest"
 
 
 def test_cli_prints_a_message_not_a_traceback_for_a_bad_plan(prefect_server, small_city, tmp_path, capsys):
@@ -76,9 +79,9 @@ def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tm
 
 
 def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_city, tmp_path, monkeypatch):
-    import jointdraw.flows.ingest
+    import jointdraw.transforms.storage.ingest_files
 
-    real, calls = jointdraw.flows.ingest.read_registry, []
+    real, calls = jointdraw.transforms.storage.ingest_files.read_registry, []
 
     def flaky(file):
         calls.append(file.relative)
@@ -86,7 +89,7 @@ def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_c
             raise OSError(5, "Input/output error")
         return real(file)
 
-    monkeypatch.setattr("jointdraw.flows.ingest.read_registry", flaky)
+    monkeypatch.setattr("jointdraw.transforms.storage.ingest_files.read_registry", flaky)
     summary = plan_run(
         plan=str(plan_path(small_city)),
         inbox=str(small_city / "inbox"),
@@ -96,7 +99,7 @@ def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_c
     )
     assert (
         calls.count(calls[0]) == 2
-        and summary["stages"]["ingest"]["rows_read"] == summary["stages"]["ingest"]["rows_written"] > 0
+        and summary["stages"]["ingest"].rows_read == summary["stages"]["ingest"].rows_written > 0
     )
 
 
@@ -155,7 +158,7 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
     plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")
     summary = plan_run(plan=str(plan_file), inbox=str(inbox), out=str(tmp_path / "out"), run_id="org")
     bundle = tmp_path / "out" / "published" / plan.plan_id
-    assert summary["stages"]["draw"]["tasks_without_eligible"] == ["AMR-NOBODY"]
+    assert summary["stages"]["draw"].tasks_without_eligible == ["AMR-NOBODY"]
     assert 'id="empty-tasks"' in bundle_file(bundle, "report.html").read_text(encoding="utf-8")
     key = f"ORG:{org}"
     assert key in pl.read_parquet(bundle_file(bundle, "draws.parquet"))["uscc"].to_list()

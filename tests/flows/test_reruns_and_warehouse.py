@@ -112,7 +112,7 @@ def test_one_run_of_a_plan_at_a_time_and_a_dead_holder_needs_no_unlock(prefect_s
     holder.kill()
     holder.wait()
     assert read_lock(tmp_path, "SZ-2026-ANNUAL")["run_id"] == "killed" and not held(tmp_path, "SZ-2026-ANNUAL")
-    assert plan_run(**common, run_id="third")["stages"]["ingest"]["rows_read"] > 0  # no unlock needed
+    assert plan_run(**common, run_id="third")["stages"]["ingest"].rows_read > 0  # no unlock needed
     assert read_lock(tmp_path, "SZ-2026-ANNUAL") is None  # released: the file names nobody
     # a holder on another machine (a shared disk): this host cannot tell, so it counts until cleared
     lock = lock_path(tmp_path, "SZ-2026-ANNUAL")
@@ -124,7 +124,7 @@ def test_one_run_of_a_plan_at_a_time_and_a_dead_holder_needs_no_unlock(prefect_s
         main(["unlock", "SZ-2026-ANNUAL", "--out", str(tmp_path), "--force"]) == 0
         and read_lock(tmp_path, "SZ-2026-ANNUAL") is None
     )
-    assert plan_run(**common, run_id="fourth")["stages"]["ingest"]["rows_read"] > 0
+    assert plan_run(**common, run_id="fourth")["stages"]["ingest"].rows_read > 0
 
 
 def test_a_live_lock_is_not_cleared_without_force(tmp_path, capsys):

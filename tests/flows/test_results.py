@@ -67,8 +67,8 @@ def test_every_planted_error_is_quarantined_for_its_reason_and_nothing_else(resu
     got = quarantined.select(file="source_file", line="source_line", reason="reason").sort("file", "line")
     assert got.rows() == truth.select("file", "line", reason="expected").sort("file", "line").rows()
     assert truth.height == 12 and truth["expected"].n_unique() == 6  # every cross-check rule is exercised
-    v = summary["validate"]
-    assert v["rows_read"] == v["rows_accepted"] + v["rows_quarantined"]
+    v = summary["stages"]["validate"]
+    assert v.rows_read == v.rows_accepted + v.rows_quarantined
 
 
 def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
@@ -103,7 +103,7 @@ def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
         "联合任务编号",
     ]
     results = pl.read_parquet(regulator / "results.parquet")
-    assert notice.height == results.height == summary["publish"]["answered"]
+    assert notice.height == results.height == summary["stages"]["publish"].answered
     text = (public / "notice.csv").read_text(encoding="utf-8-sig")
     inspectors = set(results["inspectors"].explode().drop_nulls())
     assert inspectors and not any(i in text for i in inspectors)
@@ -114,7 +114,7 @@ def test_progress_accounts_for_every_item_of_every_joint_task(results_out):
     out, summary, _ = results_out
     progress = pl.read_csv(results_of(out, PUBLIC) / "progress.csv")
     items_due = plan_side_tables(out, PLAN_ID)["task_items"].height
-    assert progress["应录入事项"].sum() == items_due == summary["publish"]["items_due"]
+    assert progress["应录入事项"].sum() == items_due == summary["stages"]["publish"].items_due
     assert (progress["已录入"] + progress["未录入"] == progress["应录入事项"]).all()
     outstanding = pl.read_csv(results_of(out, REGULATOR) / "outstanding.csv")
     assert outstanding.height == progress["未录入"].sum() > 0
@@ -162,7 +162,7 @@ def test_results_are_sealed_and_a_forged_results_folder_is_found(results_out, tm
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     bundle = copy / "published" / PLAN_ID
-    announced = summary["publish"]["seal"]
+    announced = summary["stages"]["publish"].seal
     assert announced == seal_of(bundle / RESULTS_MANIFEST) == last_seal(audit_entries(copy, PLAN_ID), "results")
     report = verify_draw(bundle, results_seal=announced)
     assert report.ok and report.results_seal == announced, report.text()
@@ -325,10 +325,7 @@ def test_before_any_department_submits_everything_is_outstanding(prefect_server,
     summary = results_run(
         plan_id=PLAN_ID, inbox=str(tmp_path / "inbox"), out=str(out), as_of=AS_OF.isoformat(), run_id="none"
     )
-    p = summary["publish"]
-    assert (
-        p["answered"] == 0
-        and p["outstanding"] == p["items_due"] == plan_side_tables(out, PLAN_ID)["task_items"].height > 0
-    )
+    p = summary["stages"]["publish"]
+    assert p.answered == 0 and p.outstanding == p.items_due == plan_side_tables(out, PLAN_ID)["task_items"].height > 0
     assert pl.read_parquet(results_of(out, REGULATOR) / "results.parquet").is_empty()
     assert manifest_problems(out / "published" / PLAN_ID) == []

@@ -110,3 +110,14 @@ def pre_sha256(folder: Path) -> str:
     """The digest the commitment carries: SHA-256 over the SHA-256 of each pre-published CSV, in order."""
     text = "".join(f"{name} {hashlib.sha256((folder / name).read_bytes()).hexdigest()}\n" for name in PRE_FILES)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_prepublication_tables(plan: Plan, items: pl.DataFrame, folder: Path) -> list[Path]:
+    """`04_commit/pre/`: the plan's item list and the plan notice, CSV and XLSX with Chinese headers."""
+    from jointdraw.transforms.documents import people_headers
+    from jointdraw.transforms.storage.xlsxout import write_people_tables
+
+    return [
+        *write_people_tables(plan_items(plan, items), folder / "items.csv", people_headers.PRE_ITEMS, "抽查事项清单"),
+        *write_people_tables(plan_notice(plan), folder / "plan_notice.csv", people_headers.PRE_PLAN, "抽查计划"),
+    ]

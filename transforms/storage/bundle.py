@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from jointdraw.transforms.storage.layout import OutputRoot
@@ -256,3 +257,36 @@ def publish_failure(e: BaseException, target: Path, needs: int) -> str:
     if code == errno.ENOENT:
         return f"{path or 'a file'} is missing: {kept}. Rerun the stage that writes it, then publish"
     return f"{path or target}: {why}; {kept}. Fix that, then resume the run"
+
+
+class PublishRefused(Exception):
+    """A publication that must not happen (the public part would hold what is not public) or cannot
+    (the disk is full, a file is missing): one line saying which and what to do; nothing was published."""
+
+
+def publish_atomically(
+    target: Path, out_root: Path, fill: Callable[[Path], str], needs: Callable[[], int], what: str = "publish"
+) -> str:
+    """Publishes `target` (a plan's bundle) whole or not at all: `fill` writes every file into a staging
+    folder and returns the seal; the folder then replaces `target` in one step. A full disk or a missing
+    file is a `PublishRefused` that names what a publish `needs` (bytes) and what is free; the staging
+    folder never stays behind."""
+    import polars as pl
+
+    staging = staging_folder(target, out_root)
+    try:
+        seal = fill(staging)
+        move_into_place(staging, target)
+        return seal
+    except (OSError, pl.exceptions.PolarsError) as e:
+        if not isinstance(e, OSError) and io_errno(e) is None:
+            raise  # not the disk: a defect to see whole
+        raise PublishRefused(f"{what}: {publish_failure(e, target, needs())}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
+
+
+def refuse_leaks(leaks: list[str], what: str = "publish") -> None:
+    """Refuses a publication whose public part would hold what is not public (transforms/privacy.py)."""
+    if leaks:
+        raise PublishRefused(f"{what}: refused, the public part would hold what is not public: {'; '.join(leaks[:5])}")

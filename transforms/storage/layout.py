@@ -95,3 +95,13 @@ def read_run_record(run_dir: Path) -> RunRecord:
 def write_run_record(run_dir: Path, record: RunRecord) -> Path:
     """run.json with the fields the run was given (in the model's order), atomically."""
     return write_json(record.model_dump(exclude_unset=True), run_record_path(run_dir))
+
+
+def open_run(run_dir: Path, new: RunRecord) -> RunRecord:
+    """A run's record: the one its run.json holds when the run already started (a rerun keeps the run
+    date, plan, inbox and seed of its first attempt, and is checked against the plan's SHA-256), else
+    `new`, written."""
+    if run_record_path(run_dir).exists():
+        return read_run_record(run_dir).model_copy(update={"run_id": new.run_id})
+    write_run_record(run_dir, new)
+    return new

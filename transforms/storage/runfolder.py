@@ -23,6 +23,7 @@ import polars as pl
 
 STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
+FAILED_RECORD = "stage.failed.json"  # what a stage that refused its input found: it has not finished
 
 
 # the results flow's stages: the plan as the warehouse holds it, then ingest and validate as the plan flow numbers

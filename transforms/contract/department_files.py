@@ -1,0 +1,193 @@
+"""The data contract on departments' files, file by file (SPEC §4.2): what both flows' validate
+stages share (the plan's registries, the results). No Prefect here: the flows map
+`validate_department_file` over the files (flows/fanout.py) and gather with `validation_record`.
+
+    file_failures(contract, kinds, ingest_dir)        files that break a file-level rule: they go no further
+    validate_department_file(kind, department, …)     one file's GX validation; its accepted and quarantined rows
+    validation_record(contract, files, out_dir, …)    the quarantine CSV/XLSX, one Data Docs site, the record
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from jointdraw.transforms import settings
+from jointdraw.transforms.contract.quarantine import (
+    QUARANTINE_SCHEMA,
+    accepted_rows,
+    quarantine_rows,
+    with_original_values,
+)
+from jointdraw.transforms.contract.suites import Rule, file_inventory, file_rules, validation_frame
+from jointdraw.transforms.contract.validation import Contract, build_data_docs
+from jointdraw.transforms.documents import people_headers
+from jointdraw.transforms.registry import Kind
+from jointdraw.transforms.stage_records import FileRecord, ValidateRecord
+from jointdraw.transforms.storage.runfolder import copy_file, file_record, read_stage_record, write_parquet
+from jointdraw.transforms.storage.xlsxout import write_people_tables
+
+
+def _file_problems(contract: Contract, ingest_dir: Path, kind: Kind) -> list[dict[str, Any]]:
+    """The records of the kind's files that break a file-level rule (one GX validation of the
+    kind's file inventory): those departments fail and their rows go no further."""
+    departments = sorted(p.stem for p in (ingest_dir / kind).glob("*.parquet"))
+    raw_path = {d: ingest_dir / "raw" / d / f"{kind}.parquet" for d in departments}
+    rows = {d: pl.scan_parquet(raw_path[d]).select(pl.len()).collect().item() for d in departments}
+    if not departments:
+        return []
+    rules = file_rules(kind)
+    inventory = file_inventory({d: list(pl.read_parquet_schema(raw_path[d])) for d in departments}, rows, kind)
+    result = contract.validate(
+        f"{kind}-files", inventory, rules, suite_name=f"{kind}-files", batch=f"{kind} file inventory"
+    )
+    problems: dict[str, list[str]] = {}
+    for r in result.results:
+        for row in r.result.get("unexpected_index_list") or []:
+            problems.setdefault(inventory["source_file"][row], []).append(
+                rules[r.expectation_config.meta["rule_index"]].reason
+            )
+    return [
+        {
+            "department": d,
+            "kind": kind,
+            "file": source_file(ingest_dir, d, kind),
+            "rows_read": rows[d],
+            "file_problems": why,
+        }
+        for d, why in sorted(problems.items())
+    ]
+
+
+def file_failures(contract: Contract, kinds: tuple[Kind, ...], ingest_dir: Path) -> list[dict[str, Any]]:
+    """The records of the files of these kinds that break a file-level rule (they go no further)."""
+    return [f for kind in kinds for f in _file_problems(contract, ingest_dir, kind)]
+
+
+def source_file(ingest_dir: Path, department: str, kind: Kind) -> str:
+    """The file as the department submitted it (`AMR/objects.csv`): from its rows, else (a file
+    without rows) from ingest's record."""
+    first = (
+        pl.scan_parquet(ingest_dir / "raw" / department / f"{kind}.parquet")
+        .select(pl.col("source_file").first())
+        .collect()
+        .item()
+    )
+    if first:
+        return first
+    ingest = read_stage_record(ingest_dir.parent, "ingest") or {}
+    return next(
+        (f["source"]["path"] for f in ingest.get("files", []) if f["department"] == department and f["kind"] == kind),
+        f"{department}/{kind}.*",
+    )
+
+
+def validate_department_file(
+    kind: Kind, department: str, typed_path: Path, ingest_dir: Path, rules: list[Rule], out_dir: Path
+) -> dict[str, Any]:
+    """One GX validation of one department's typed file (`typed_path`; its rows as submitted are in
+    `ingest_dir`/raw/); writes its accepted and quarantined rows.
+
+    Returns the file's record for stage.json and, under "docs", its GX suites and results. A
+    department with no quarantined row gets its typed file as is; the typed rows are read
+    again (same order: GX's positions point into them) only when some row failed."""
+    started = time.perf_counter()
+    raw_path = ingest_dir / "raw" / department / f"{kind}.parquet"
+    rows = pl.scan_parquet(raw_path).select(pl.len()).collect().item()
+    record: dict[str, Any] = {
+        "department": department,
+        "kind": kind,
+        "file": source_file(ingest_dir, department, kind),
+        "rows_read": rows,
+    }
+    frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
+    contract = Contract.ephemeral()
+    result = contract.validate(f"{kind}-{department}", frame, rules, suite_name=kind, batch=f"{department} {kind}")
+    docs = contract.validations()
+    del frame
+    acc_path, q_path = (
+        out_dir / "accepted" / kind / f"{department}.parquet",
+        out_dir / "quarantine" / kind / f"{department}.parquet",
+    )
+    if not any(r.result.get("unexpected_index_list") for r in result.results):
+        quarantined = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        copy_file(typed_path, acc_path)  # nothing rejected: the typed file is the accepted file
+        accepted_n = rows
+    else:
+        typed = pl.read_parquet(typed_path)
+        quarantined = with_original_values(
+            quarantine_rows(typed, result.results, rules, kind), pl.read_parquet(raw_path)
+        )
+        accepted = accepted_rows(typed, quarantined)
+        write_parquet(accepted, acc_path)
+        accepted_n = accepted.height
+    write_parquet(quarantined, q_path)
+    if accepted_n + quarantined.height != rows:  # pragma: no cover - guaranteed by construction
+        raise AssertionError(
+            f"{department}/{kind}: {rows} read ≠ {accepted_n} accepted + {quarantined.height} quarantined"
+        )
+    return {
+        **record,
+        "rows_accepted": accepted_n,
+        "rows_quarantined": quarantined.height,
+        "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
+        "outputs": [file_record(acc_path, accepted_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
+        "seconds": round(time.perf_counter() - started, 3),
+        "docs": docs,
+    }
+
+
+def quarantine_shares(files: list[dict[str, Any]], kinds: tuple[Kind, ...]) -> dict[str, dict[str, Any]]:
+    """Per kind: rows read, quarantined, share, and the most frequent reasons."""
+    out = {}
+    for kind in kinds:
+        fs = [f for f in files if f["kind"] == kind and "file_problems" not in f]
+        read, q = sum(f["rows_read"] for f in fs), sum(f["rows_quarantined"] for f in fs)
+        reasons: dict[str, int] = {}
+        for f in fs:
+            for r, n in f["quarantined_by_reason"].items():
+                reasons[r] = reasons.get(r, 0) + n
+        top = ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0]))[:3])
+        out[kind] = {"read": read, "quarantined": q, "share": q / read if read else 0.0, "top_reasons": top or "none"}
+    return out
+
+
+def validation_record(
+    contract: Contract,
+    files: list[dict[str, Any]],
+    out_dir: Path,
+    threshold: float,
+    kinds: tuple[Kind, ...],
+    run_date: str,
+    inputs: list[dict[str, Any]] | None = None,
+) -> ValidateRecord:
+    """After every file's validation (`files`, in the order to report them, each with its GX
+    results under "docs"): the quarantine CSV and XLSX, one Data Docs site, the stage's record."""
+    for f in files:
+        contract.add_validations(f.pop("docs", []))
+    (out_dir / "quarantine").mkdir(parents=True, exist_ok=True)  # there even when no file was validated
+    quarantine = [pl.read_parquet(p) for p in sorted((out_dir / "quarantine").rglob("*.parquet"))]
+    all_quarantined = pl.concat(quarantine) if quarantine else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    csv_path, _ = write_people_tables(
+        all_quarantined.sort("source_file", "source_line"),
+        out_dir / "quarantine.csv",
+        people_headers.QUARANTINE,
+        "问题数据",
+        max_xlsx_rows=settings.QUARANTINE_XLSX_ROWS,
+    )
+    docs = build_data_docs(contract, out_dir / "validation")
+    return ValidateRecord(
+        inputs=[FileRecord(**r) for r in inputs or []],
+        run_date=run_date,
+        threshold=threshold,
+        files=files,
+        kinds=quarantine_shares(files, kinds),
+        quarantine_csv=FileRecord(**file_record(csv_path, all_quarantined.height, out_dir)),
+        data_docs=docs.relative_to(out_dir).as_posix(),
+        rows_read=sum(f["rows_read"] for f in files),
+        rows_accepted=sum(f.get("rows_accepted", 0) for f in files),
+        rows_quarantined=sum(f.get("rows_quarantined", 0) for f in files),
+    )

@@ -1,0 +1,183 @@
+"""The draw's bundle, assembled (SPEC §6; what each file is: flows/publish.py's docstring): every
+file of the three parts written into a staging folder, the manifest last, then the seal written
+into the pages that show it. The publish stage moves the folder into place.
+
+    manifest = assemble_bundle(staging, run_dir, plan, run_id)
+    seal = seal_bundle(staging)
+    keep_results(published, staging)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from jointdraw.transforms.audit import attempts, seed_shopping
+from jointdraw.transforms.documents import people_headers
+from jointdraw.transforms.documents.manifest import manifest
+from jointdraw.transforms.documents.notice import NOTICE_COLUMNS, public_notice, render_notice_page
+from jointdraw.transforms.documents.report import ReportData, render_report, strata_met, validation_table
+from jointdraw.transforms.documents.seal import SEAL_PAGES, fill_seal, seal_of
+from jointdraw.transforms.draw import score_keys
+from jointdraw.transforms.entity_check import stratum_cutoffs
+from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.stage_records import finished_record, stage_accounting
+from jointdraw.transforms.storage.bundle import (
+    PRE,
+    PUBLIC,
+    REGULATOR,
+    bundle_file,
+    results_folder,
+    write_prepublication,
+)
+from jointdraw.transforms.storage.layout import OutputRoot, read_run_record
+from jointdraw.transforms.storage.runfolder import STAGES, copy_file, stage_dir, write_json, write_parquet
+from jointdraw.transforms.storage.warehouse import audit_entries
+from jointdraw.transforms.storage.xlsxout import write_people_tables
+
+PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in keys}
+
+
+def _report_data(
+    run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any], shopped: list[dict[str, Any]]
+) -> ReportData:
+    draw_dir = stage_dir(run_dir, "draw")
+    strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
+    assign_dir = stage_dir(run_dir, "assign")
+    unassigned = pl.read_parquet(assign_dir / "unassigned.parquet").join(
+        pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]),
+        on="joint_task_id",
+        how="left",
+    )
+    validation = validation_table(finished_record(run_dir, "validate").model_dump())
+    draw_record = finished_record(run_dir, "draw")
+    return ReportData(
+        plan_id=plan.plan_id,
+        plan_title=plan.title,
+        period=f"{plan.period.start}至{plan.period.end}",
+        run_id=run_id,
+        seed=seed,
+        commitment=seed.get("commitment", ""),
+        summary=summary,
+        fusion_modes=draw_record.fusion,
+        mode=draw_record.mode,
+        strata=strata,
+        exclusions=finished_record(run_dir, "commit").exclusions_by_reason,
+        unassigned=unassigned,
+        validation=validation,
+        assign=finished_record(run_dir, "assign").model_dump(),
+        seed_shopping=shopped,
+        empty_tasks=draw_record.tasks_without_eligible,
+    )
+
+
+def assemble_bundle(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str, Any]:
+    """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
+    the manifest. The pages that show the seal are written with an empty slot (see `_seal`)."""
+    commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
+        stage_dir(run_dir, s) for s in ("commit", "draw", "fuse", "assign", "validate")
+    )
+    at = partial(bundle_file, bundle)
+    draws = pl.read_parquet(draw_dir / "draws.parquet")
+    copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
+    write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果")
+    joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
+    copy_file(assign_dir / "joint_tasks.parquet", at("joint_tasks.parquet"))
+    write_people_tables(joint_tasks, at("joint_tasks.csv"), people_headers.JOINT_TASKS, "联合检查任务")
+    copy_file(assign_dir / "unassigned.parquet", at("unassigned.parquet"))
+    for name in ("unassigned.csv", "unassigned.xlsx"):
+        copy_file(assign_dir / name, at(name))
+    directory = pl.read_parquet(commit_dir / "directory.parquet")
+    items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
+    notice = public_notice(
+        joint_tasks,
+        directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
+        items,
+        plan,
+    )
+    write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, "公示名单")
+    seed_used = _json(draw_dir / "seed.json")
+    at("notice.html").write_text(
+        render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")), encoding="utf-8"
+    )
+    # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
+    cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
+    write_parquet(cutoffs, at("strata.parquet"))
+    write_people_tables(cutoffs, at("strata.csv"), people_headers.STRATA, "核验表")
+    summary = _json(fuse_dir / "summary.json")
+    copy_file(fuse_dir / "summary.json", at("summary.json"))
+    # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment)
+    write_parquet(directory.drop(PERSONAL_COLUMNS, strict=False), at("directory.parquet"))
+    copy_file(commit_dir / "exclusions.parquet", at("exclusions.parquet"))
+    copy_file(commit_dir / "plan.yaml", at("plan.yaml"))
+    committed = _json(commit_dir / "commitment.json")
+    seed = _json(draw_dir / "seed.json")
+    write_json(_without_keys(committed, "committed_at"), at("commitment.json"))  # times go to the manifest's timeline
+    write_json(_without_keys(seed, "used_at"), at("seed.json"))
+    write_prepublication(commit_dir, at(PRE), plan.plan_id)  # 事前公示: as it was published at commit
+    shutil.copytree(validate_dir / "quarantine", at("quarantine"))
+    for name in ("quarantine.csv", "quarantine.xlsx"):
+        copy_file(validate_dir / name, at("quarantine") / name)
+    shutil.copytree(validate_dir / "validation", at("validation"))
+    entries = audit_entries(OutputRoot.of_run(run_dir).path, plan.plan_id)  # every logged attempt and seal, chained
+    shopping = seed_shopping(entries)
+    write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
+    html = render_report(
+        _report_data(run_dir, plan, run_id, summary, seed, [e for es in shopping.values() for e in es])
+    )
+    at("report.html").write_text(html, encoding="utf-8")
+    run = read_run_record(run_dir)
+    ingest = finished_record(run_dir, "ingest")
+    document = manifest(
+        plan_id=plan.plan_id,
+        run_id=run_id,
+        timeline={
+            "run_date": run.run_date,
+            "committed_at": committed.get("committed_at"),
+            **({"seed_announced_at": seed["sources_announced_at"]} if "sources_announced_at" in seed else {}),
+            "seed_used_at": seed.get("used_at"),
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+        seed={"value": seed["seed"], "origin": seed["origin"], "sources": seed.get("sources", [])},
+        commitment=_without_keys(committed, "committed_at"),
+        inputs=[{"department": f["department"], "kind": f["kind"], **f["source"]} for f in ingest.files],
+        folder=bundle,
+        accounting=stage_accounting({stage: finished_record(run_dir, stage) for stage in STAGES[:-1]}),
+        audit={
+            "attempts": len(attempts(entries)),
+            "seed_shopping": {c: [e["seq"] for e in es] for c, es in shopping.items()},
+        },
+    )
+    write_json(document, at("manifest.json"))
+    return document
+
+
+def seal_bundle(bundle: Path) -> str:
+    """The seal (the final manifest's SHA-256), written into the pages that show it."""
+    seal = seal_of(bundle_file(bundle, "manifest.json"))
+    for page in SEAL_PAGES:
+        fill_seal(bundle_file(bundle, page), seal)
+    return seal
+
+
+def keep_results(previous: Path, staging: Path) -> None:
+    """The results published so far stay, in both parts (they answer to their own manifest)."""
+    if (results_folder(previous, PUBLIC) / "manifest.json").is_file():
+        for part in (PUBLIC, REGULATOR):
+            if results_folder(previous, part).is_dir():
+                shutil.copytree(results_folder(previous, part), results_folder(staging, part))
