@@ -99,7 +99,7 @@ def test_unreadable_files_fail_their_departments_with_what_to_fix(
         line = next(x for x in message.splitlines() if x.strip().startswith(f"- {dept}:"))
         assert f"{dept}/{name}" in line and says in line, line
     assert "Traceback" not in message
-    record = json.loads((tmp_path / "runs" / "bad" / "01_ingest" / "stage.json").read_text(encoding="utf-8"))
+    record = json.loads((tmp_path / "runs" / "bad" / "01_ingest" / "stage.failed.json").read_text(encoding="utf-8"))
     read = {f["source"]["path"]: f.get("rows_read") for f in record["files"]}
     assert read["WAT/objects.csv"] > 0  # the good department is read and recorded
     inspectors = {d: n for path, n in read.items() for d in UNREADABLE if path.startswith(f"{d}/inspectors.")}
@@ -141,7 +141,7 @@ def test_odd_rows_are_quarantined_or_read_and_a_file_without_rows_fails_its_depa
         )
     assert "AMR: AMR/objects.csv: the file has no data rows" in str(failure.value)
     validate = tmp_path / "runs" / "odd" / "02_validate"
-    record = json.loads((validate / "stage.json").read_text(encoding="utf-8"))
+    record = json.loads((validate / "stage.failed.json").read_text(encoding="utf-8"))
     files = {f["file"]: f for f in record["files"]}
     assert files["CUL/objects.csv"]["rows_read"] == 3 and files["CUL/objects.csv"]["quarantined_by_reason"] == {
         "required_missing": 1
