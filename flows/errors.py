@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jointdraw.transforms.plan import PlanError
 from jointdraw.transforms.seed import SeedError
+from jointdraw.transforms.storage.bundle import PublishRefused
 from jointdraw.transforms.storage.registry_files import RegistryFileError
 from jointdraw.transforms.storage.runlock import PlanLocked
 from jointdraw.transforms.storage.warehouse import WarehouseBusy
@@ -19,4 +20,15 @@ class StageFailed(Exception):
         self.record = record
 
 
-UserFacingError = (StageFailed, PlanError, RegistryFileError, SeedError, FileNotFoundError, PlanLocked, WarehouseBusy)
+# the errors a flow run ends with as one message (a Failed state carrying it), without a traceback
+USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy, PublishRefused)
+UserFacingError = (
+    StageFailed,
+    PlanError,
+    RegistryFileError,
+    SeedError,
+    FileNotFoundError,
+    PlanLocked,
+    WarehouseBusy,
+    PublishRefused,
+)

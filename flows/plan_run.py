@@ -25,7 +25,7 @@ from prefect.states import Failed, State
 
 from jointdraw.flows.assign import run_assign
 from jointdraw.flows.draw import run_commit, run_draw
-from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.errors import USER_ERRORS, StageFailed
 from jointdraw.flows.fanout import fan_out
 from jointdraw.flows.fuse import run_fuse
 from jointdraw.flows.ingest import run_ingest
@@ -36,7 +36,6 @@ from jointdraw.flows.termination import noticing_sigterm, stop_if_terminated
 from jointdraw.flows.validate import run_validate
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
-from jointdraw.transforms.seed import SeedError
 from jointdraw.transforms.stage_records import StageRecord
 from jointdraw.transforms.storage.layout import OutputRoot, RunRecord, open_run, run_record_path
 from jointdraw.transforms.storage.runfolder import (
@@ -46,10 +45,8 @@ from jointdraw.transforms.storage.runfolder import (
     sha256_file,
     stage_dir,
 )
-from jointdraw.transforms.storage.runlock import PlanLocked, plan_lock
-from jointdraw.transforms.storage.warehouse import WarehouseBusy
+from jointdraw.transforms.storage.runlock import plan_lock
 
-USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy)
 Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
 
 

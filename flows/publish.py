@@ -29,27 +29,16 @@ records where the bundle went and its seal.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
-import polars as pl
 from prefect.events import emit_event
 
-from jointdraw.flows.errors import StageFailed
 from jointdraw.transforms.audit import PUBLISH, entry_event
 from jointdraw.transforms.documents.draw_bundle import assemble_bundle, keep_results, seal_bundle
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.privacy import public_leaks
 from jointdraw.transforms.stage_records import PublishRecord
-from jointdraw.transforms.storage.bundle import (
-    PUBLIC,
-    bundle_file,
-    folder_bytes,
-    io_errno,
-    move_into_place,
-    publish_failure,
-    staging_folder,
-)
+from jointdraw.transforms.storage.bundle import PUBLIC, bundle_file, folder_bytes, publish_atomically, refuse_leaks
 from jointdraw.transforms.storage.layout import OutputRoot, read_run_record
 from jointdraw.transforms.storage.runfolder import inputs_from, stage_dir
 from jointdraw.transforms.storage.warehouse import append_seal, record_run
@@ -59,26 +48,20 @@ def run_publish(run_dir: Path, plan: Plan) -> PublishRecord:
     root = OutputRoot.of_run(run_dir)
     run_id = read_run_record(run_dir).run_id
     target = root.published(plan.plan_id)
-    staging = staging_folder(target, root.path)
-    try:
-        document = assemble_bundle(staging, run_dir, plan, run_id)
-        leaks = public_leaks(staging / PUBLIC)
-        if leaks:
-            raise StageFailed(
-                f"publish: refused, the public part would hold what is not public: {'; '.join(leaks[:5])}"
-            )
+
+    def fill(staging: Path) -> str:
+        document.update(assemble_bundle(staging, run_dir, plan, run_id))
+        refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
         keep_results(target, staging)
-        move_into_place(staging, target)
-    except (OSError, pl.exceptions.PolarsError) as e:
-        if not isinstance(e, OSError) and io_errno(e) is None:
-            raise  # not the disk: a defect to see whole
-        needs = folder_bytes(target) or sum(
-            folder_bytes(stage_dir(run_dir, s)) for s in ("commit", "draw", "assign", "validate")
-        )
-        raise StageFailed(f"publish: {publish_failure(e, target, needs)}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when moved; a half bundle when something failed
+        return seal
+
+    def needs() -> int:
+        written = ("commit", "draw", "assign", "validate")  # what a first publish copies
+        return folder_bytes(target) or sum(folder_bytes(stage_dir(run_dir, s)) for s in written)
+
+    document: dict = {}
+    seal = publish_atomically(target, root.path, fill, needs)
     sealed = append_seal(
         root.path,
         plan_id=plan.plan_id,

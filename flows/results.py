@@ -33,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.states import Failed
 
-from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.errors import USER_ERRORS, StageFailed
 from jointdraw.flows.fanout import fan_out, map_department_files
 from jointdraw.flows.ingest import run_ingest
 from jointdraw.flows.stage import run_stage_step
@@ -52,17 +52,15 @@ from jointdraw.transforms.documents.results_bundle import (
     save_plan_side,
     write_results_files,
 )
-from jointdraw.transforms.plan import PlanError, check_safe_id
+from jointdraw.transforms.plan import check_safe_id
 from jointdraw.transforms.registry import RESULT_KINDS, Kind
 from jointdraw.transforms.results import with_result_checks
 from jointdraw.transforms.stage_records import ResultsPublishRecord, ValidateRecord
-from jointdraw.transforms.storage.bundle import PublishRefused, bundle_file, folder_bytes, publish_atomically
+from jointdraw.transforms.storage.bundle import bundle_file, folder_bytes, publish_atomically
 from jointdraw.transforms.storage.layout import OutputRoot, RunRecord, write_run_record
 from jointdraw.transforms.storage.runfolder import new_run_id, results_stage_dir, write_parquet
-from jointdraw.transforms.storage.runlock import PlanLocked, plan_lock
-from jointdraw.transforms.storage.warehouse import WarehouseBusy, append_seal, record_results
-
-USER_ERRORS = (StageFailed, PlanLocked, WarehouseBusy, PlanError, PublishRefused)
+from jointdraw.transforms.storage.runlock import plan_lock
+from jointdraw.transforms.storage.warehouse import append_seal, record_results
 
 
 @task(name="validate-results-file", task_run_name="validate results · {department}", cache_policy=NO_CACHE)

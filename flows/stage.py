@@ -5,7 +5,7 @@
 A step reads its inputs, calls pure functions, writes its files and returns its typed record
 (transforms/stage_records.py). The runner owns the rest, the same for every stage of both flows:
 a SIGTERM some library swallowed ends the run here (flows/termination.py); the "started" and
-"done" log lines the progress bar follows (flows/progress.py); the stage folder; the seconds;
+"done" log lines the progress bar follows (cli/progress.py); the stage folder; the seconds;
 stage.json (written last: a stage without it has not finished, and a rerun starts there); and the
 stage's Prefect artifacts. A stage that refuses its input leaves what it found in stage.failed.json.
 """

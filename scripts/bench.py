@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Runs one jointdraw command in this child process and prints its peak RSS (KiB) last.
 CHILD = """
 import json, resource, sys
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 code = main(sys.argv[1:])
 print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "children_peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))

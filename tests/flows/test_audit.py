@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.audit import attempts, chain_problems, entry_hash, next_entry, seed_shopping
 from jointdraw.transforms.storage.bundle import bundle_file

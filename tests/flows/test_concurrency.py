@@ -17,7 +17,7 @@ from tests.conftest import plan_path
 
 def _start(args, env):
     return subprocess.Popen(
-        [sys.executable, "-m", "jointdraw.flows.cli", *args],
+        [sys.executable, "-m", "jointdraw.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -60,7 +60,7 @@ def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(p
         [
             sys.executable,
             "-m",
-            "jointdraw.flows.cli",
+            "jointdraw.cli.commands",
             "run",
             str(plan_path(small_city)),
             "--inbox",

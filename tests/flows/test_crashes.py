@@ -36,7 +36,7 @@ def test_killed_at_a_random_point_of_every_stage_then_resumed(prefect_server, di
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     out, rng = tmp_path / "out", random.Random(20261127)
     run_dir = out / "runs" / "crash"
-    cli = [sys.executable, "-m", "jointdraw.flows.cli"]
+    cli = [sys.executable, "-m", "jointdraw.cli"]
     command = [
         *cli,
         "run",
@@ -120,7 +120,7 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
     )  # INFO: the server says its port
     out, rng = tmp_path / "out", random.Random(18)
     run_dir = out / "runs" / "term"
-    cli = [sys.executable, "-m", "jointdraw.flows.cli"]
+    cli = [sys.executable, "-m", "jointdraw.cli"]
     command = [
         *cli,
         "run",

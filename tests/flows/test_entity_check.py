@@ -10,7 +10,7 @@ import sys
 import polars as pl
 import pytest
 
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 from jointdraw.transforms.storage.bundle import bundle_file
 
 

@@ -14,7 +14,7 @@ from jointdraw.transforms.documents.manifest import manifest_problems
 from tests.conftest import plan_path
 
 PLAN_ID = "SZ-2026-ANNUAL"
-CLI = [sys.executable, "-m", "jointdraw.flows.cli"]
+CLI = [sys.executable, "-m", "jointdraw.cli"]
 
 
 def _one_failure_line(stderr: str, command: str) -> str:

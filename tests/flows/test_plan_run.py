@@ -6,7 +6,7 @@ import shutil
 import polars as pl
 import pytest
 
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.rerun import first_unfinished_stage

@@ -9,7 +9,7 @@ import tempfile
 import polars as pl
 import pytest
 
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.fusion_figures import FIGURE_LABELS

@@ -9,7 +9,7 @@ import sys
 import polars as pl
 import pytest
 
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.storage.bundle import bundle_file

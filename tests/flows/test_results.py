@@ -307,7 +307,7 @@ def test_no_public_file_holds_a_personal_field_of_the_inputs_or_a_class_label(re
 
 
 def test_an_entitys_history_shows_its_results(results_out, capsys):
-    from jointdraw.flows.cli import main
+    from jointdraw.cli.commands import main
 
     out, _, _ = results_out
     results = pl.read_parquet(results_of(out, REGULATOR) / "results.parquet")

@@ -8,7 +8,7 @@ import shutil
 import polars as pl
 import pytest
 
-from jointdraw.flows.cli import main
+from jointdraw.cli.commands import main
 from jointdraw.transforms.documents.manifest import MANIFEST, file_digest
 from jointdraw.transforms.documents.people_headers import NOTICE
 from jointdraw.transforms.documents.seal import SEAL_PAGES, fill_seal, page_with_empty_slot, seal_of

@@ -253,7 +253,7 @@ def _progress(stages: int):
         return nullcontext()
     import prefect  # noqa: F401  (sets up Prefect's logging, whose console lines the bar replaces)
 
-    from jointdraw.flows.progress import stage_progress
+    from jointdraw.cli.progress import stage_progress
 
     return stage_progress(stages)
 
@@ -534,7 +534,3 @@ def _how_to_resume(args: argparse.Namespace) -> str:
     runs = OutputRoot(Path(out)).started_runs()
     run_id = getattr(args, "run_id", None) or (runs[-1].name if runs else "RUN_ID")
     return f"the stages that finished are kept: continue with `jointdraw resume {run_id} --out {out}`"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

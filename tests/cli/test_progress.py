@@ -6,7 +6,7 @@ import logging
 from rich.console import Console
 from rich.progress import Progress
 
-from jointdraw.flows.progress import StageProgress
+from jointdraw.cli.progress import StageProgress
 
 
 def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
