@@ -97,22 +97,23 @@ def map_tasks(task: Task, **parameters: Any) -> PrefectFutureList:
 def map_department_files(
     kinds: tuple[Kind, ...], failed: list[dict[str, Any]], task: Task, ingest_dir: Path, **parameters: Any
 ) -> list[Any]:
-    """One `task` per ingested department file of these kinds that met the file-level rules
-    (called with kind=, department=, ingest_dir= and `parameters`), mapped by `map_tasks`."""
+    """`task` over the ingested department files of these kinds that met the file-level rules, called
+    with kind=, departments= (a batch), ingest_dir= and `parameters`, mapped by `map_tasks`: on the
+    flow's threads one batch per kind (GX's fixed cost paid once per kind: the threads share one GX
+    lock anyway), on a Dask cluster one file per task (they run in parallel on the workers)."""
     skip = {(f["kind"], f["department"]) for f in failed}
-    pairs = [
-        (kind, p.stem)
-        for kind in kinds
-        for p in sorted((ingest_dir / kind).glob("*.parquet"))
-        if (kind, p.stem) not in skip
-    ]
-    if not pairs:
+    batches = []
+    for kind in kinds:
+        departments = [p.stem for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
+        split = [[d] for d in departments] if _RUNNER.get() is not None else [departments]
+        batches += [(kind, batch) for batch in split if batch]
+    if not batches:
         return []
     return list(
         map_tasks(
             task,
-            kind=[k for k, _ in pairs],
-            department=[d for _, d in pairs],
+            kind=[k for k, _ in batches],
+            departments=[b for _, b in batches],
             ingest_dir=ingest_dir,
             **{k: unmapped(v) for k, v in parameters.items()},
         )

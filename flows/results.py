@@ -42,7 +42,7 @@ from jointdraw.flows.validate import contract_met, in_report_order
 from jointdraw.transforms import settings
 from jointdraw.transforms.audit import RESULTS as RESULTS_EVENT
 from jointdraw.transforms.audit import entry_event
-from jointdraw.transforms.contract.department_files import file_failures, validate_department_file, validation_record
+from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
 from jointdraw.transforms.contract.suites import result_rules
 from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.documents.results_bundle import (
@@ -63,14 +63,20 @@ from jointdraw.transforms.storage.runlock import plan_lock
 from jointdraw.transforms.storage.warehouse import append_seal, record_results
 
 
-@task(name="validate-results-file", task_run_name="validate results · {department}", cache_policy=NO_CACHE)
-def validate_results_file(
-    kind: Kind, department: str, ingest_dir: Path, out_dir: Path, plan_dir: Path
-) -> dict[str, Any]:
-    """One department's results: the checks against the plan, then the contract."""
-    checked = with_result_checks(pl.read_parquet(ingest_dir / kind / f"{department}.parquet"), load_plan_side(plan_dir))
-    checked_path = write_parquet(checked, out_dir / "checked" / f"{department}.parquet")
-    return validate_department_file(kind, department, checked_path, ingest_dir, result_rules(), out_dir)
+@task(name="validate-results", task_run_name="validate results · {departments}", cache_policy=NO_CACHE)
+def validate_results_files(
+    kind: Kind, departments: list[str], ingest_dir: Path, out_dir: Path, plan_dir: Path
+) -> list[dict[str, Any]]:
+    """Departments' results: the checks against the plan, then the contract (one GX validation)."""
+    plan = load_plan_side(plan_dir)
+    typed = {
+        d: write_parquet(
+            with_result_checks(pl.read_parquet(ingest_dir / kind / f"{d}.parquet"), plan),
+            out_dir / "checked" / f"{d}.parquet",
+        )
+        for d in departments
+    }
+    return validate_department_files(kind, typed, ingest_dir, result_rules(), out_dir)
 
 
 def _validate_results(run_dir: Path, plan_dir: Path, threshold: float, day: dt.date) -> ValidateRecord:
@@ -79,9 +85,9 @@ def _validate_results(run_dir: Path, plan_dir: Path, threshold: float, day: dt.d
     ingest_dir, validate_dir = results_stage_dir(run_dir, "ingest"), results_stage_dir(run_dir, "validate")
     failed = file_failures(contract, RESULT_KINDS, ingest_dir)
     futures = map_department_files(
-        RESULT_KINDS, failed, validate_results_file, ingest_dir=ingest_dir, out_dir=validate_dir, plan_dir=plan_dir
+        RESULT_KINDS, failed, validate_results_files, ingest_dir=ingest_dir, out_dir=validate_dir, plan_dir=plan_dir
     )
-    done = in_report_order(failed + [f.result() for f in futures])
+    done = in_report_order(failed + [r for f in futures for r in f.result()])
     record = validation_record(contract, done, validate_dir, threshold, RESULT_KINDS, day.isoformat())
     return contract_met(record, validate_dir)
 

@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_department_files
-from jointdraw.transforms.contract.department_files import file_failures, validate_department_file, validation_record
+from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
 from jointdraw.transforms.contract.suites import Rule, inspector_rules, item_rules, object_rules
 from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.registry import KINDS, Kind
@@ -46,35 +46,30 @@ def contract_rules(kind: Kind, run_date: dt.date, item_ids: list[str]) -> list[R
     return inspector_rules(item_ids) if kind == "inspectors" else object_rules(run_date)
 
 
-@task(name="validate-file", task_run_name="validate {kind} · {department}", cache_policy=NO_CACHE)
-def validate_file(
-    kind: Kind, department: str, ingest_dir: Path, out_dir: Path, run_date: dt.date, item_ids: list[str]
-) -> dict[str, Any]:
-    """Validates one department's registry file of one kind (its file-level rules already met)."""
-    return validate_department_file(
-        kind,
-        department,
-        ingest_dir / kind / f"{department}.parquet",
-        ingest_dir,
-        contract_rules(kind, run_date, item_ids),
-        out_dir,
-    )
+@task(name="validate-files", task_run_name="validate {kind} · {departments}", cache_policy=NO_CACHE)
+def validate_files(
+    kind: Kind, departments: list[str], ingest_dir: Path, out_dir: Path, run_date: dt.date, item_ids: list[str]
+) -> list[dict[str, Any]]:
+    """Validates departments' registry files of one kind in one GX validation (their file-level
+    rules already met); one record per file."""
+    typed = {d: ingest_dir / kind / f"{d}.parquet" for d in departments}
+    return validate_department_files(kind, typed, ingest_dir, contract_rules(kind, run_date, item_ids), out_dir)
 
 
 def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> ValidateRecord:
-    """Validates every ingested file (one task per department file, on the flow's threads or
-    a Dask cluster): items first, since inspectors' item scopes must name accepted items."""
+    """Validates every ingested file (on the flow's threads a task per kind, on a Dask cluster a task per
+    department file: flows/fanout.py): items first, since inspectors' item scopes must name accepted items."""
     ingest_dir, out_dir = stage_dir(run_dir, "ingest"), stage_dir(run_dir, "validate")
     contract = Contract.ephemeral()
     failed = file_failures(contract, VALIDATION_ORDER, ingest_dir)
     common = {"ingest_dir": ingest_dir, "out_dir": out_dir, "run_date": run_date}
-    done = [f.result() for f in map_department_files(("items",), failed, validate_file, **common, item_ids=[])]
+    done = [
+        r for f in map_department_files(("items",), failed, validate_files, **common, item_ids=[]) for r in f.result()
+    ]
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    done += [
-        f.result()
-        for f in map_department_files(("inspectors", "objects"), failed, validate_file, **common, item_ids=item_ids)
-    ]
+    later = map_department_files(("inspectors", "objects"), failed, validate_files, **common, item_ids=item_ids)
+    done += [r for f in later for r in f.result()]
     record = validation_record(
         contract,
         in_report_order(failed + done),

@@ -60,7 +60,7 @@ def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(p
         [
             sys.executable,
             "-m",
-            "jointdraw.cli.commands",
+            "jointdraw.cli",
             "run",
             str(plan_path(small_city)),
             "--inbox",

@@ -1,9 +1,9 @@
 """The data contract on departments' files, file by file (SPEC §4.2): what both flows' validate
 stages share (the plan's registries, the results). No Prefect here: the flows map
-`validate_department_file` over the files (flows/fanout.py) and gather with `validation_record`.
+`validate_department_files` over batches of files (flows/fanout.py) and gather with `validation_record`.
 
     file_failures(contract, kinds, ingest_dir)        files that break a file-level rule: they go no further
-    validate_department_file(kind, department, …)     one file's GX validation; its accepted and quarantined rows
+    validate_department_files(kind, typed, …)          one GX validation of a batch of files; each one's rows
     validation_record(contract, files, out_dir, …)    the quarantine CSV/XLSX, one Data Docs site, the record
 """
 
@@ -23,7 +23,7 @@ from jointdraw.transforms.contract.quarantine import (
     with_original_values,
 )
 from jointdraw.transforms.contract.suites import Rule, file_inventory, file_rules, validation_frame
-from jointdraw.transforms.contract.validation import Contract, build_data_docs
+from jointdraw.transforms.contract.validation import Contract, build_data_docs, for_docs, result_slice
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.registry import Kind
 from jointdraw.transforms.stage_records import FileRecord, ValidateRecord
@@ -85,29 +85,44 @@ def source_file(ingest_dir: Path, department: str, kind: Kind) -> str:
     )
 
 
-def validate_department_file(
-    kind: Kind, department: str, typed_path: Path, ingest_dir: Path, rules: list[Rule], out_dir: Path
-) -> dict[str, Any]:
-    """One GX validation of one department's typed file (`typed_path`; its rows as submitted are in
-    `ingest_dir`/raw/); writes its accepted and quarantined rows.
+def validate_department_files(
+    kind: Kind, typed: dict[str, Path], ingest_dir: Path, rules: list[Rule], out_dir: Path
+) -> list[dict[str, Any]]:
+    """One GX validation of several departments' typed files of one kind (`typed`: department →
+    typed file; their rows as submitted are in `ingest_dir`/raw/), one after the other in one frame;
+    writes each department's accepted and quarantined rows.
 
-    Returns the file's record for stage.json and, under "docs", its GX suites and results. A
-    department with no quarantined row gets its typed file as is; the typed rows are read
-    again (same order: GX's positions point into them) only when some row failed."""
+    The rules are per file (uniqueness is a fingerprint of file + id), so a file's verdicts are the
+    same in any batch; GX's fixed cost per validation (about 0.3 s for a suite, however small the
+    file) is paid once per batch. The flow's threads validate a kind in one batch, a Dask cluster a
+    file per task (flows/fanout.py). Returns one record per file for stage.json with, under "docs",
+    its GX suite and its own share of the result (for its page in Data Docs). A department with no
+    quarantined row gets its typed file as is; the typed rows are read again (same order: GX's
+    positions point into them) only when some row failed."""
     started = time.perf_counter()
-    raw_path = ingest_dir / "raw" / department / f"{kind}.parquet"
-    rows = pl.scan_parquet(raw_path).select(pl.len()).collect().item()
-    record: dict[str, Any] = {
-        "department": department,
-        "kind": kind,
-        "file": source_file(ingest_dir, department, kind),
-        "rows_read": rows,
-    }
-    frame = validation_frame(pl.scan_parquet(typed_path), kind, rules)  # streams: only the frame is whole in memory
+    departments = list(typed)
+    counts = [pl.scan_parquet(typed[d]).select(pl.len()).collect().item() for d in departments]
+    scan = pl.concat([pl.scan_parquet(typed[d]) for d in departments], how="vertical")
+    frame = validation_frame(scan, kind, rules)  # streams: only the frame is whole in memory
     contract = Contract.ephemeral()
-    result = contract.validate(f"{kind}-{department}", frame, rules, suite_name=kind, batch=f"{department} {kind}")
-    docs = contract.validations()
+    name = f"{kind}-{departments[0]}" if len(departments) == 1 else f"{kind}-all"
+    suite, result = contract.check(name, frame, rules, suite_name=kind)
+    records, start = [], 0
+    for department, rows in zip(departments, counts, strict=True):
+        part = result_slice(result, start, start + rows, frame)
+        verdicts = _write_verdicts(kind, department, typed[department], ingest_dir, rules, out_dir, part, rows)
+        records.append({**verdicts, "docs": [(suite, for_docs(part, f"{department} {kind}"))]})
+        start += rows
     del frame
+    seconds = round(time.perf_counter() - started, 3)  # the batch's: its files were validated together
+    return [{**{k: v for k, v in r.items() if k != "docs"}, "seconds": seconds, "docs": r["docs"]} for r in records]
+
+
+def _write_verdicts(
+    kind: Kind, department: str, typed_path: Path, ingest_dir: Path, rules: list[Rule], out_dir: Path, result, rows: int
+) -> dict[str, Any]:
+    """A department file's accepted and quarantined rows, from its share of a GX result."""
+    raw_path = ingest_dir / "raw" / department / f"{kind}.parquet"
     acc_path, q_path = (
         out_dir / "accepted" / kind / f"{department}.parquet",
         out_dir / "quarantine" / kind / f"{department}.parquet",
@@ -130,13 +145,14 @@ def validate_department_file(
             f"{department}/{kind}: {rows} read ≠ {accepted_n} accepted + {quarantined.height} quarantined"
         )
     return {
-        **record,
+        "department": department,
+        "kind": kind,
+        "file": source_file(ingest_dir, department, kind),
+        "rows_read": rows,
         "rows_accepted": accepted_n,
         "rows_quarantined": quarantined.height,
         "quarantined_by_reason": dict(sorted(quarantined.group_by("reason").len().iter_rows())),
         "outputs": [file_record(acc_path, accepted_n, out_dir), file_record(q_path, quarantined.height, out_dir)],
-        "seconds": round(time.perf_counter() - started, 3),
-        "docs": docs,
     }
 
 

@@ -63,11 +63,17 @@ class Contract:
     def validate(
         self, name: str, frame: pd.DataFrame, rules: list[Rule], suite_name: str | None = None, batch: str | None = None
     ) -> Any:
+        """`check`, and the validation kept for Data Docs under `batch` (default `name`)."""
+        suite, result = self.check(name, frame, rules, suite_name)
+        self.done.append((suite, for_docs(result, batch or name)))
+        return result
+
+    def check(self, name: str, frame: pd.DataFrame, rules: list[Rule], suite_name: str | None = None) -> Any:
         """Validates `frame` against the suite `suite_name` (default `name`: one suite per registry kind,
         so every department's file is a batch of the same suite) made of the rules' expectations, each
-        described in Chinese with its standard and quarantine reason;
-        returns the GX validation result (`.results`: one per expectation, each expectation's
-        rule index in its meta, the failing rows' positions in `frame` as `unexpected_index_list`).
+        described in Chinese with its standard and quarantine reason; returns the suite and the GX
+        validation result (`.results`: one per expectation, each expectation's rule index in its
+        meta, the failing rows' positions in `frame` as `unexpected_index_list`).
 
         The batch is validated directly, not through a validation definition and GX's results
         store: storing serialises every failing row (a file of a million bad rows took 2 min
@@ -90,9 +96,7 @@ class Contract:
                 batch_parameters={"dataframe": frame},
                 result_format={"result_format": "COMPLETE"},
             )
-            result = validator.validate_expectation_suite(suite)
-            self.done.append((suite, _for_docs(result, batch or name)))
-            return result
+            return suite, validator.validate_expectation_suite(suite)
 
     def validations(self) -> list[tuple[Any, Any]]:
         """(suite, result for the docs) of every validation run in this context (picklable: a
@@ -105,7 +109,7 @@ class Contract:
         self.done.extend(validations)
 
 
-def _for_docs(result: Any, batch: str) -> Any:
+def for_docs(result: Any, batch: str) -> Any:
     """A copy of `result` with at most DOCS_ROWS failing rows per expectation, and a run id named
     after its batch (the department's file)."""
     docs = copy.copy(result)
@@ -122,6 +126,58 @@ def _for_docs(result: Any, batch: str) -> Any:
         "run_id": RunIdentifier(run_name=batch, run_time=dt.datetime.now(dt.UTC)),
     }
     return docs
+
+
+def result_slice(result: Any, start: int, stop: int, frame: pd.DataFrame) -> Any:
+    """The share of one file in a GX result over several files' rows (`frame` rows start…stop-1): each
+    expectation's failing rows renumbered from the file's first row, its counts and percentages and
+    success for the file alone, and the suite's statistics. Row rules only (every rule of a registry
+    suite is one): a file's share is what validating it alone gives."""
+    part = copy.copy(result)
+    part.results = []
+    for r in result.results:
+        found = r.result.get("unexpected_index_list") or []
+        keep = [j for j, i in enumerate(found) if start <= i < stop]
+        column = r.expectation_config.kwargs.get("column")
+        n = stop - start
+        missing = int(frame[column].iloc[start:stop].isna().sum()) if column in frame.columns else 0
+        share = {**r.result, "element_count": n, "unexpected_count": len(keep)}
+        share["unexpected_index_list"] = [found[j] - start for j in keep]
+        if "unexpected_list" in r.result:
+            share["unexpected_list"] = [r.result["unexpected_list"][j] for j in keep]
+            share["partial_unexpected_list"] = share["unexpected_list"][:DOCS_ROWS]
+        if "partial_unexpected_index_list" in r.result:
+            share["partial_unexpected_index_list"] = share["unexpected_index_list"][:DOCS_ROWS]
+        if "partial_unexpected_counts" in r.result:
+            counts: dict[Any, int] = {}
+            for v in share.get("partial_unexpected_list", []):
+                counts[json.dumps(v, default=str)] = counts.get(json.dumps(v, default=str), 0) + 1
+            share["partial_unexpected_counts"] = [
+                {"value": json.loads(v), "count": c} for v, c in sorted(counts.items(), key=lambda x: -x[1])
+            ]
+        present = n - missing if "missing_count" in r.result else n
+        if "missing_count" in r.result:
+            share["missing_count"], share["missing_percent"] = missing, 100 * missing / n if n else None
+        for key, base in (
+            ("unexpected_percent", present),
+            ("unexpected_percent_nonmissing", present),
+            ("unexpected_percent_total", n),
+        ):
+            if key in r.result:
+                share[key] = 100 * len(keep) / base if base else None
+        one = copy.copy(r)
+        one.result, one.success = share, not keep
+        part.results.append(one)
+    passed = sum(1 for r in part.results if r.success)
+    part.statistics = {
+        **(result.statistics or {}),
+        "evaluated_expectations": len(part.results),
+        "successful_expectations": passed,
+        "unsuccessful_expectations": len(part.results) - passed,
+        "success_percent": 100 * passed / len(part.results) if part.results else None,
+    }
+    part.success = passed == len(part.results)
+    return part
 
 
 def build_data_docs(contract: Contract, site: Path) -> Path:
