@@ -33,7 +33,6 @@ from jointdraw.flows.merge import run_merge
 from jointdraw.flows.publish import run_publish
 from jointdraw.flows.stage import run_stage_step
 from jointdraw.flows.termination import noticing_sigterm, stop_if_terminated
-from jointdraw.flows.validate import run_validate
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
 from jointdraw.transforms.stage_records import StageRecord
@@ -205,10 +204,17 @@ def _run_stages(
     return summary
 
 
+def _validate(ctx: RunContext) -> StageRecord:
+    """Great Expectations (3 s to import) is loaded only by a run that validates."""
+    from jointdraw.flows.validate import run_validate
+
+    return run_validate(ctx.run_dir, ctx.plan.quarantine_threshold, ctx.run_date)
+
+
 # Each stage's step: reads the run folder, writes its files, returns its record (flows/<stage>.py).
 STAGE_STEPS: dict[str, Callable[[RunContext], StageRecord]] = {
     "ingest": lambda ctx: run_ingest(ctx.inbox, ctx.run_dir),
-    "validate": lambda ctx: run_validate(ctx.run_dir, ctx.plan.quarantine_threshold, ctx.run_date),
+    "validate": lambda ctx: _validate(ctx),
     "merge": lambda ctx: run_merge(ctx.run_dir),
     "commit": lambda ctx: run_commit(ctx.run_dir, ctx.plan_file, ctx.plan),
     "draw": lambda ctx: run_draw(ctx.run_dir, ctx.plan, ctx.seed, ctx.seed_sources),
