@@ -144,7 +144,12 @@ def result_slice(result: Any, start: int, stop: int, frame: pd.DataFrame) -> Any
         share = {**r.result, "element_count": n, "unexpected_count": len(keep)}
         share["unexpected_index_list"] = [found[j] - start for j in keep]
         if "unexpected_list" in r.result:
-            share["unexpected_list"] = [r.result["unexpected_list"][j] for j in keep]
+            values = r.result["unexpected_list"]
+            if len(values) == len(found):
+                share["unexpected_list"] = [values[j] for j in keep]
+            else:  # GX lists fewer values than positions: the file's own, read from the frame (docs show 20)
+                rows = [found[j] for j in keep[:DOCS_ROWS]]
+                share["unexpected_list"] = frame[column].iloc[rows].tolist() if column in frame.columns else []
             share["partial_unexpected_list"] = share["unexpected_list"][:DOCS_ROWS]
         if "partial_unexpected_index_list" in r.result:
             share["partial_unexpected_index_list"] = share["unexpected_index_list"][:DOCS_ROWS]
