@@ -153,7 +153,8 @@ def test_sigterm_ends_the_run_and_its_temporary_server_and_resume_publishes_the_
     assert len(started) >= 3 and not alive, [(p.pid, p.name()) for p in alive]  # server, scheduler, workers: gone
     assert not [p for p in ports | {port} if _listening(p)], "a port the run opened is still listening"
     command = [*cli, "resume", "term", "--out", str(out)]  # no unlock: the lock was released
-    final = subprocess.run(command, env=env, capture_output=True, text=True)
+    on_server = {**env, "PREFECT_API_URL": PREFECT_API_URL.value()}  # the session's server: no second temporary one
+    final = subprocess.run(command, env=on_server, capture_output=True, text=True)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert "Traceback" not in final.stdout + final.stderr
     reference, bundle = dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID
