@@ -346,6 +346,16 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _dask_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run the per-department tasks (ingest, validation) on Dask: 'local' (2 worker processes) or a "
+        "scheduler address",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jointdraw", description="Joint random inspection draw (双随机、一公开).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -377,23 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
-    r.add_argument(
-        "--dask",
-        default=None,
-        metavar="ADDRESS",
-        help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address",
-    )
+    _dask_option(r)
     r.set_defaults(func=_run)
 
     rs = sub.add_parser("resume", help="rerun a run from the first stage that did not finish")
     rs.add_argument("run_id")
     rs.add_argument("--out", required=True, help="the output root the run is under (runs/<run_id>/)")
-    rs.add_argument(
-        "--dask",
-        default=None,
-        metavar="ADDRESS",
-        help="run ingest and validation tasks on Dask: 'local' (2 worker processes) or a scheduler address",
-    )
+    _dask_option(rs)
     rs.set_defaults(func=_resume)
 
     ul = sub.add_parser("unlock", help="clear a plan's lock left by a run that is no longer running")
@@ -440,9 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"working days after the inspection to publish a result (default {settings.RESULTS_LIMIT_WORKING_DAYS})",
     )
     rr.add_argument("--run-id", default=None)
-    rr.add_argument(
-        "--dask", default=None, metavar="ADDRESS", help="run the per-department tasks on Dask ('local' or an address)"
-    )
+    _dask_option(rr)
     rr.set_defaults(func=_results)
 
     au = sub.add_parser("audit", help="a plan's draw attempts and a check of their hash chain (审计日志)")

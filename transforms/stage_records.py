@@ -363,9 +363,8 @@ class FuseRecord(StageRecord):
     label: ClassVar[str] = "fuse (查重融合)"
     stage: Literal["fuse"] = "fuse"
     inputs: list[FileRecord]
-    figures: dict[
-        str, int | float
-    ]  # SPEC §4.5: drawn_total, duplicate_entities, joint_tasks, visits_saved, reduction_rate
+    # SPEC §4.5: drawn_total, duplicate_entities, joint_tasks, visits_saved, reduction_rate
+    figures: dict[str, int | float]
     by_department: dict[str, dict[str, int]]
     outputs: list[FileRecord]
 
