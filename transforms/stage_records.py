@@ -421,7 +421,7 @@ class AssignRecord(StageRecord):
         w = self.workload
         return (
             f"{self.assigned:,} of {self.joint_tasks:,} joint tasks staffed and scheduled on {self.working_days} "
-            f"working days; {self.unassigned:,} unassigned {self.unassigned_by_reason or ''}; "
+            f"working days; {self.unassigned:,} unassigned{self._why_unassigned()}; "
             f"{w['pools_spread_at_most_1']} of {w['pools_with_tasks']} pools with spread ≤ 1"
         )
 
@@ -429,12 +429,15 @@ class AssignRecord(StageRecord):
         w = self.workload
         return [
             f"{self.label}: {self.assigned:,} of {self.joint_tasks:,} joint tasks staffed and scheduled on "
-            f"{self.working_days} working days ({self.calendar}); unassigned {self.unassigned:,} "
-            f"{self.unassigned_by_reason or ''}; {self.inspectors_sent:,} of {self.inspectors_available:,} available "
+            f"{self.working_days} working days ({self.calendar}); unassigned {self.unassigned:,}"
+            f"{self._why_unassigned()}; {self.inspectors_sent:,} of {self.inspectors_available:,} available "
             f"inspectors sent; tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
             f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); busiest day {w['busiest_day']} "
             f"visits; {self.seconds:.1f} s"
         ]
+
+    def _why_unassigned(self) -> str:
+        return f" {self.unassigned_by_reason}" if self.unassigned_by_reason else ""
 
     def artifacts(self, run_id: str) -> list[Artifact]:
         return [
