@@ -14,7 +14,6 @@ that breaks a rule fails the stage instead of being published.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 
@@ -30,23 +29,23 @@ from jointdraw.transforms.assign import (
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.stage_records import AssignRecord
-from jointdraw.transforms.storage.layout import OutputRoot
-from jointdraw.transforms.storage.runfolder import file_record, inputs_from, stage_dir, write_parquet
+from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.runfolder import file_record, inputs_from, write_parquet
 from jointdraw.transforms.storage.warehouse import previous_inspectors, read_warehouse_table
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 from jointdraw.transforms.team_rules import team_violations
 from jointdraw.transforms.workdays import working_days
 
 
-def run_assign(run_dir: Path, plan: Plan) -> AssignRecord:
-    commit_dir, fuse_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "fuse"), stage_dir(run_dir, "assign")
-    seed = json.loads((stage_dir(run_dir, "draw") / "seed.json").read_text(encoding="utf-8"))["seed"]
+def run_assign(run: RunFolder, plan: Plan) -> AssignRecord:
+    commit_dir, fuse_dir, out = run.stage("commit"), run.stage("fuse"), run.stage("assign")
+    seed = json.loads((run.stage("draw") / "seed.json").read_text(encoding="utf-8"))["seed"]
     joint_tasks = pl.read_parquet(fuse_dir / "joint_tasks.parquet")
     task_departments = pl.read_parquet(fuse_dir / "task_departments.parquet")
     inspectors = pl.read_parquet(commit_dir / "inspectors.parquet")
     if problem := duplicate_inspector_ids(inspectors):
         raise StageFailed(f"assign: {problem}")
-    visits = read_warehouse_table(OutputRoot.of_run(run_dir).path, "visits")
+    visits = read_warehouse_table(run.root.path, "visits")
     avoid = avoid_pairs(inspectors, previous_inspectors(visits, plan.plan_id))
     calendar = working_days(plan.period.start, plan.period.end)
     if not calendar.days:
@@ -85,8 +84,8 @@ def run_assign(run_dir: Path, plan: Plan) -> AssignRecord:
         (write_parquet(matching.workload, out / "workload.parquet"), matching.workload.height),
     ]
     return AssignRecord(
-        inputs=inputs_from(run_dir, "fuse", "joint_tasks.parquet", "task_departments.parquet")
-        + inputs_from(run_dir, "commit", "inspectors.parquet"),
+        inputs=inputs_from(run.path, "fuse", "joint_tasks.parquet", "task_departments.parquet")
+        + inputs_from(run.path, "commit", "inspectors.parquet"),
         **matching.figures,
         calendar=calendar.note,
         previous_visits_in_warehouse=visits.height,

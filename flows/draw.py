@@ -36,13 +36,12 @@ from jointdraw.transforms.plan import Plan, plan_item_problems
 from jointdraw.transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
 from jointdraw.transforms.stage_records import CommitRecord, DrawRecord
 from jointdraw.transforms.storage.bundle import publish_prepublication
-from jointdraw.transforms.storage.layout import OutputRoot, read_run_record, write_run_record
+from jointdraw.transforms.storage.layout import RunFolder, read_run_record, write_run_record
 from jointdraw.transforms.storage.runfolder import (
     accepted_registry,
     copy_file,
     file_record,
     inputs_from,
-    stage_dir,
     write_json,
     write_parquet,
 )
@@ -53,14 +52,14 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> CommitRecord:
+def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     """Freezes what fixes the eligible sets — the directory, the exclusions from the warehouse's
     history of other plans' runs, the plan — and writes the commitment to them."""
-    out = stage_dir(run_dir, "commit")
-    directory = copy_file(stage_dir(run_dir, "merge") / "directory.parquet", out / "directory.parquet")
+    out = run.stage("commit")
+    directory = copy_file(run.stage("merge") / "directory.parquet", out / "directory.parquet")
     # the item list and the inspectors are frozen with the directory: assign reads these copies
     registries = {
-        kind: write_parquet(accepted_registry(run_dir, kind), out / f"{kind}.parquet")
+        kind: write_parquet(accepted_registry(run.path, kind), out / f"{kind}.parquet")
         for kind in ("items", "inspectors")
     }
     items = pl.read_parquet(registries["items"])
@@ -69,7 +68,7 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> CommitRecord:
             f"commit: plan {plan.plan_id} cannot be drawn: {'; '.join(problems)} — correct the plan's `items` or "
             "submit the missing items"
         )
-    out_root = OutputRoot.of_run(run_dir).path
+    out_root = run.root.path
     history = read_history(out_root)
     classes = pl.read_parquet(directory, columns=["entity_key", "credit_risk"]).select(DRAWN_ID, "credit_risk")
     excluded = exclusions_from_history(history, classes, plan, read_warehouse_table(out_root, "results"))
@@ -80,7 +79,7 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> CommitRecord:
     write_json({**commit, "committed_at": _now()}, out / "commitment.json")
     published_pre = publish_prepublication(out_root, plan.plan_id, out)
     return CommitRecord(
-        inputs=inputs_from(run_dir, "merge", "directory.parquet") + inputs_from(run_dir, "validate"),
+        inputs=inputs_from(run.path, "merge", "directory.parquet") + inputs_from(run.path, "validate"),
         **commit,
         history_rows=history.height,
         exclusions_by_reason=dict(sorted(excluded.group_by("reason").len().iter_rows())),
@@ -89,24 +88,24 @@ def run_commit(run_dir: Path, plan_file: Path, plan: Plan) -> CommitRecord:
     )
 
 
-def _run_seed(run_dir: Path, chosen: Seed) -> Seed:
+def _run_seed(run: RunFolder, chosen: Seed) -> Seed:
     """A generated seed belongs to its run: the first one drawn is kept in run.json and reused when the
     run's draw is redone (a retry, a resume, `--start-at draw` without a seed), so redoing a stage is
     never a new attempt with another seed. A given seed or public numbers are used as they are."""
     if chosen.origin != "generated":
         return chosen
-    run = read_run_record(run_dir)
-    if run.generated_seed:
-        return Seed(run.generated_seed, "generated")
-    write_run_record(run_dir, run.model_copy(update={"generated_seed": chosen.value}))
+    record = read_run_record(run.path)  # read again: the seed may have been kept by this very attempt's first try
+    if record.generated_seed:
+        return Seed(record.generated_seed, "generated")
+    write_run_record(run.path, record.model_copy(update={"generated_seed": chosen.value}))
     return chosen
 
 
 def run_draw(
-    run_dir: Path, plan: Plan, seed: str | None, seed_sources: list[str] | None, threads: int | None = None
+    run: RunFolder, plan: Plan, seed: str | None, seed_sources: list[str] | None, threads: int | None = None
 ) -> DrawRecord:
     """Draws every task of the plan from the committed eligible sets."""
-    commit_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw")
+    commit_dir, out = run.stage("commit"), run.stage("draw")
     committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
     # the run's own seed or public numbers win over the plan's
     given = (seed, seed_sources) if (seed or seed_sources) else (plan.seed, list(plan.seed_sources))
@@ -114,7 +113,7 @@ def run_draw(
         committed_at = dt.datetime.fromisoformat(committed["committed_at"])
         if problems := public_seed_problems(*given, plan.seed_announced_at, committed_at):
             raise SeedError("draw refused: " + "; ".join(problems))
-    chosen = _run_seed(run_dir, resolve_seed(*given))
+    chosen = _run_seed(run, resolve_seed(*given))
     directory = commit_dir / "directory.parquet"
     con = draw_connection(directory, commit_dir / "exclusions.parquet", settings.DRAW_MEMORY_LIMIT, threads)
     drawn = draw_both_modes(con, plan, chosen.value, directory)
@@ -125,12 +124,12 @@ def run_draw(
     write_json({**used, "used_at": _now(), "commitment": committed["commitment"]}, out / "seed.json")
     # every attempt that reaches the draw is logged, chained per plan (transforms/audit.py); the same draw again is
     # not new
-    out_root = OutputRoot.of_run(run_dir).path
+    out_root = run.root.path
     attempt = append_attempt(
         out_root,
         plan_id=plan.plan_id,
         time=_now(),
-        run_id=read_run_record(run_dir).run_id,
+        run_id=run.run_id,
         commitment=committed["commitment"],
         seed=chosen.value,
         seed_sources=json.dumps(list(chosen.sources), ensure_ascii=False),
@@ -148,7 +147,7 @@ def run_draw(
             ", ".join(empty),
         )
     return DrawRecord(
-        inputs=inputs_from(run_dir, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),
+        inputs=inputs_from(run.path, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),
         seed_origin=chosen.origin,
         commitment=committed["commitment"],
         eligible_pairs=int(drawn.strata["n"].sum()),

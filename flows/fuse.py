@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from jointdraw.flows.errors import StageFailed
@@ -19,17 +17,17 @@ from jointdraw.transforms.joint_tasks import fuse_draws
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.stage_records import FuseRecord
+from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import (
     file_record,
     inputs_from,
-    stage_dir,
     write_json,
     write_parquet,
 )
 
 
-def run_fuse(run_dir: Path, plan: Plan) -> FuseRecord:
-    commit_dir, draw_dir, out = stage_dir(run_dir, "commit"), stage_dir(run_dir, "draw"), stage_dir(run_dir, "fuse")
+def run_fuse(run: RunFolder, plan: Plan) -> FuseRecord:
+    commit_dir, draw_dir, out = run.stage("commit"), run.stage("draw"), run.stage("fuse")
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "department", "category"])
     directory = (
@@ -52,8 +50,8 @@ def run_fuse(run_dir: Path, plan: Plan) -> FuseRecord:
         (write_json({"plan_id": plan.plan_id, **summary}, out / "summary.json"), None),
     ]
     return FuseRecord(
-        inputs=inputs_from(run_dir, "draw", "draws.parquet")
-        + inputs_from(run_dir, "commit", "items.parquet", "directory.parquet"),
+        inputs=inputs_from(run.path, "draw", "draws.parquet")
+        + inputs_from(run.path, "commit", "items.parquet", "directory.parquet"),
         figures={k: summary[k] for k in FIGURE_LABELS},
         by_department=summary["by_department"],
         outputs=[file_record(path, rows, out) for path, rows in written],

@@ -21,8 +21,8 @@ from jointdraw.flows.fanout import map_tasks
 from jointdraw.transforms.registry import KINDS, Kind
 from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage import ingest_files
+from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.registry_files import RegistryFile, scan_inbox
-from jointdraw.transforms.storage.runfolder import stage_dir
 
 
 def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -44,14 +44,14 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any
     return ingest_files.ingest_file(file, inbox, out_dir)
 
 
-def run_ingest(inbox: Path, run_dir: Path, kinds: tuple[Kind, ...] = KINDS) -> IngestRecord:
+def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS) -> IngestRecord:
     """Ingests the whole inbox, one `ingest-file` task per department file, mapped on the flow's
     threads or a Dask cluster (flows/fanout.py)."""
     logger = get_run_logger()
     found = scan_inbox(inbox, kinds)
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
-    futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=stage_dir(run_dir, "ingest"))
+    futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=run.stage("ingest"))
     record = ingest_files.ingest_record(inbox, found, [f.result() for f in futures])
     for r in record.files:
         if "error" not in r:

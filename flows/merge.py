@@ -18,10 +18,10 @@ from jointdraw.transforms import settings
 from jointdraw.transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
 from jointdraw.transforms.stage_records import MergeRecord
 from jointdraw.transforms.storage.csvout import write_people_csv
+from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import (
     atomic_path,
     file_record,
-    stage_dir,
     write_parquet,
 )
 
@@ -33,9 +33,9 @@ def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
     return path
 
 
-def run_merge(run_dir: Path) -> MergeRecord:
-    accepted = sorted((stage_dir(run_dir, "validate") / "accepted" / "objects").glob("*.parquet"))
-    out_dir = stage_dir(run_dir, "merge")
+def run_merge(run: RunFolder) -> MergeRecord:
+    accepted = sorted((run.stage("validate") / "accepted" / "objects").glob("*.parquet"))
+    out_dir = run.stage("merge")
     spill = out_dir / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
     con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
@@ -55,7 +55,7 @@ def run_merge(run_dir: Path) -> MergeRecord:
         (write_people_csv(type_conflicts, out_dir / "type_conflicts.csv"), type_conflicts.height),
     ]
     return MergeRecord(
-        inputs=[file_record(p, None, stage_dir(run_dir, "validate")) for p in accepted],
+        inputs=[file_record(p, None, run.stage("validate")) for p in accepted],
         records_in=merged.records,
         entities=merged.entities,
         entities_listed_by_several_departments=merged.listed_by_several_departments,

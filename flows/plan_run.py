@@ -36,13 +36,12 @@ from jointdraw.flows.termination import noticing_sigterm, stop_if_terminated
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
 from jointdraw.transforms.stage_records import StageRecord
-from jointdraw.transforms.storage.layout import OutputRoot, RunRecord, open_run, run_record_path
+from jointdraw.transforms.storage.layout import OutputRoot, RunFolder, RunRecord, open_run, run_record_path
 from jointdraw.transforms.storage.runfolder import (
     STAGE_RECORD,
     STAGES,
     new_run_id,
     sha256_file,
-    stage_dir,
 )
 from jointdraw.transforms.storage.runlock import plan_lock
 
@@ -54,7 +53,7 @@ class RunContext:
     plan: Plan
     plan_file: Path
     inbox: Path
-    run_dir: Path
+    run: RunFolder  # the run's folder: stages by name, run.json
     run_id: str
     run_date: dt.date
     seed: str | None
@@ -125,7 +124,7 @@ def run_stage(stage: str, plan_id: str, ctx: RunContext) -> StageRecord | State:
     end-of-run summary. Stages are deterministic: they are not retried (a retry would fail the same way)."""
     try:
         _injected_fault(stage)
-        return run_stage_step(stage, stage_dir(ctx.run_dir, stage), lambda: STAGE_STEPS[stage](ctx), ctx.run_id)
+        return run_stage_step(stage, ctx.run.stage(stage), lambda: STAGE_STEPS[stage](ctx), ctx.run_id)
     except USER_ERRORS as e:  # bad input: the task run fails with the message, without a traceback
         return Failed(message=str(e), data=e)
 
@@ -148,7 +147,8 @@ def _run_stages(
     given_id = check_safe_id(run_id, "run id") if run_id else None
     derived = flow_run_run_id(the_plan.plan_id, flow_run.id) if flow_run.id else new_run_id(the_plan.plan_id)
     run_id = given_id or derived
-    run_dir = OutputRoot(Path(out)).run(run_id)
+    folder = OutputRoot(Path(out)).run_folder(run_id)
+    run_dir = folder.path
     retried = given_id is None and run_record_path(run_dir).exists()  # this flow run's own folder: a retry
     new = RunRecord(
         run_id=run_id,
@@ -175,7 +175,7 @@ def _run_stages(
         if refusal := start_refusal(run_dir, run_id, the_plan, Path(plan), Path(inbox), start_at):
             raise StageFailed(refusal)
         for stage in STAGES[first:]:  # what follows is redone: its old records no longer say "finished"
-            (stage_dir(run_dir, stage) / STAGE_RECORD).unlink(missing_ok=True)
+            (folder.stage(stage) / STAGE_RECORD).unlink(missing_ok=True)
         logger.info(
             "run %s of plan %s (%d tasks), stages %s–%s → %s",
             run_id,
@@ -189,7 +189,7 @@ def _run_stages(
             plan=the_plan,
             plan_file=Path(plan),
             inbox=Path(inbox),
-            run_dir=run_dir,
+            run=folder,
             run_id=run_id,
             run_date=dt.date.fromisoformat(run.run_date),
             seed=seed or run.seed,
@@ -208,18 +208,18 @@ def _validate(ctx: RunContext) -> StageRecord:
     """Great Expectations (3 s to import) is loaded only by a run that validates."""
     from jointdraw.flows.validate import run_validate
 
-    return run_validate(ctx.run_dir, ctx.plan.quarantine_threshold, ctx.run_date)
+    return run_validate(ctx.run, ctx.plan.quarantine_threshold, ctx.run_date)
 
 
 # Each stage's step: reads the run folder, writes its files, returns its record (flows/<stage>.py).
 STAGE_STEPS: dict[str, Callable[[RunContext], StageRecord]] = {
-    "ingest": lambda ctx: run_ingest(ctx.inbox, ctx.run_dir),
+    "ingest": lambda ctx: run_ingest(ctx.inbox, ctx.run),
     "validate": lambda ctx: _validate(ctx),
-    "merge": lambda ctx: run_merge(ctx.run_dir),
-    "commit": lambda ctx: run_commit(ctx.run_dir, ctx.plan_file, ctx.plan),
-    "draw": lambda ctx: run_draw(ctx.run_dir, ctx.plan, ctx.seed, ctx.seed_sources),
-    "fuse": lambda ctx: run_fuse(ctx.run_dir, ctx.plan),
-    "assign": lambda ctx: run_assign(ctx.run_dir, ctx.plan),
-    "publish": lambda ctx: run_publish(ctx.run_dir, ctx.plan),
+    "merge": lambda ctx: run_merge(ctx.run),
+    "commit": lambda ctx: run_commit(ctx.run, ctx.plan_file, ctx.plan),
+    "draw": lambda ctx: run_draw(ctx.run, ctx.plan, ctx.seed, ctx.seed_sources),
+    "fuse": lambda ctx: run_fuse(ctx.run, ctx.plan),
+    "assign": lambda ctx: run_assign(ctx.run, ctx.plan),
+    "publish": lambda ctx: run_publish(ctx.run, ctx.plan),
 }
 assert tuple(STAGE_STEPS) == STAGES

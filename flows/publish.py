@@ -39,18 +39,18 @@ from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.privacy import public_leaks
 from jointdraw.transforms.stage_records import PublishRecord
 from jointdraw.transforms.storage.bundle import PUBLIC, bundle_file, folder_bytes, publish_atomically, refuse_leaks
-from jointdraw.transforms.storage.layout import OutputRoot, read_run_record
-from jointdraw.transforms.storage.runfolder import inputs_from, stage_dir
+from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.runfolder import inputs_from
 from jointdraw.transforms.storage.warehouse import append_seal, record_run
 
 
-def run_publish(run_dir: Path, plan: Plan) -> PublishRecord:
-    root = OutputRoot.of_run(run_dir)
-    run_id = read_run_record(run_dir).run_id
+def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
+    root = run.root
+    run_id = run.run_id
     target = root.published(plan.plan_id)
 
     def fill(staging: Path) -> str:
-        document.update(assemble_bundle(staging, run_dir, plan, run_id))
+        document.update(assemble_bundle(staging, run, plan))
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
         keep_results(target, staging)
@@ -58,7 +58,7 @@ def run_publish(run_dir: Path, plan: Plan) -> PublishRecord:
 
     def needs() -> int:
         written = ("commit", "draw", "assign", "validate")  # what a first publish copies
-        return folder_bytes(target) or sum(folder_bytes(stage_dir(run_dir, s)) for s in written)
+        return folder_bytes(target) or sum(folder_bytes(run.stage(s)) for s in written)
 
     document: dict = {}
     seal = publish_atomically(target, root.path, fill, needs)
@@ -80,13 +80,13 @@ def run_publish(run_dir: Path, plan: Plan) -> PublishRecord:
         commitment=document["commitment"]["commitment"],
         seed=document["seed"]["value"],
         directory=bundle_file(target, "directory.parquet"),
-        draws=stage_dir(run_dir, "draw") / "draws.parquet",
-        joint_tasks=stage_dir(run_dir, "assign") / "joint_tasks.parquet",
-        task_departments=stage_dir(run_dir, "fuse") / "task_departments.parquet",
-        team=stage_dir(run_dir, "assign") / "team.parquet",
+        draws=run.stage("draw") / "draws.parquet",
+        joint_tasks=run.stage("assign") / "joint_tasks.parquet",
+        task_departments=run.stage("fuse") / "task_departments.parquet",
+        team=run.stage("assign") / "team.parquet",
     )
     return PublishRecord(
-        inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run_dir, stage)],
+        inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],
         bundle=str(target),
         warehouse_rows=warehouse_rows,
         files=len(document["files"]),

@@ -57,8 +57,8 @@ from jointdraw.transforms.registry import RESULT_KINDS, Kind
 from jointdraw.transforms.results import with_result_checks
 from jointdraw.transforms.stage_records import ResultsPublishRecord, ValidateRecord
 from jointdraw.transforms.storage.bundle import bundle_file, folder_bytes, publish_atomically
-from jointdraw.transforms.storage.layout import OutputRoot, RunRecord, write_run_record
-from jointdraw.transforms.storage.runfolder import new_run_id, results_stage_dir, write_parquet
+from jointdraw.transforms.storage.layout import OutputRoot, RunFolder, RunRecord, write_run_record
+from jointdraw.transforms.storage.runfolder import new_run_id, write_parquet
 from jointdraw.transforms.storage.runlock import plan_lock
 from jointdraw.transforms.storage.warehouse import append_seal, record_results
 
@@ -79,10 +79,10 @@ def validate_results_files(
     return validate_department_files(kind, typed, ingest_dir, result_rules(), out_dir)
 
 
-def _validate_results(run_dir: Path, plan_dir: Path, threshold: float, day: dt.date) -> ValidateRecord:
+def _validate_results(folder: RunFolder, plan_dir: Path, threshold: float, day: dt.date) -> ValidateRecord:
     """The results files against the plan and the contract (one task per department file)."""
     contract = Contract.ephemeral()
-    ingest_dir, validate_dir = results_stage_dir(run_dir, "ingest"), results_stage_dir(run_dir, "validate")
+    ingest_dir, validate_dir = folder.stage("ingest"), folder.stage("validate")
     failed = file_failures(contract, RESULT_KINDS, ingest_dir)
     futures = map_department_files(
         RESULT_KINDS, failed, validate_results_files, ingest_dir=ingest_dir, out_dir=validate_dir, plan_dir=plan_dir
@@ -92,19 +92,18 @@ def _validate_results(run_dir: Path, plan_dir: Path, threshold: float, day: dt.d
     return contract_met(record, validate_dir)
 
 
-def publish_results(
-    plan_id: str, run_id: str, run_dir: Path, out: Path, plan_dir: Path, limit: int
-) -> ResultsPublishRecord:
+def publish_results(plan_id: str, folder: RunFolder, out: Path, plan_dir: Path, limit: int) -> ResultsPublishRecord:
     """Writes the results into published/<plan_id>/ — public/results/ and regulator/results/ — by
     swapping in a copy of the whole bundle (hard links to the draw's files: no copy of the data),
     then appends the results' seal to the plan's audit log, and writes the warehouse's results."""
     bundle = OutputRoot(out).published(plan_id)
     plan = load_plan_side(plan_dir)
-    tables = results_tables(plan, results_stage_dir(run_dir, "validate"), plan_dir, limit)
+    run_id = folder.run_id
+    tables = results_tables(plan, folder.stage("validate"), plan_dir, limit)
 
     def fill(staging: Path) -> str:
         shutil.copytree(bundle, staging, copy_function=os.link, dirs_exist_ok=True)
-        return write_results_files(staging, tables, plan, run_dir, plan_id, run_id, limit)
+        return write_results_files(staging, tables, plan, folder, plan_id, limit)
 
     seal = publish_atomically(bundle, out, fill, lambda: folder_bytes(bundle), "results")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -167,13 +166,14 @@ def _run(
     check_safe_id(plan_id, "plan id")
     run_id = check_safe_id(run_id, "run id") if run_id else new_run_id(f"{plan_id}-RESULTS")
     root = OutputRoot(out)
-    run_dir = root.run(run_id)
+    folder = root.run_folder(run_id, results=True)
+    run_dir = folder.path
     if not bundle_file(root.published(plan_id), "notice.csv").is_file():
         raise StageFailed(
             f"results: {root.published(plan_id)} holds no published draw; publish the plan first (`jointdraw run`)"
         )
     with plan_lock(out, plan_id, run_id), fan_out(dask):  # the plan's one lock: the plan flow publishes here too
-        plan_dir = results_stage_dir(run_dir, "plan")
+        plan_dir = folder.stage("plan")
         try:
             plan = save_plan_side(out, plan_id, day, plan_dir)
         except LookupError as e:
@@ -197,12 +197,9 @@ def _run(
         )
         write_run_record(run_dir, run)
         steps = {
-            "ingest": lambda: run_ingest(inbox, run_dir, RESULT_KINDS),
-            "validate": lambda: _validate_results(run_dir, plan_dir, threshold, day),
-            "publish": lambda: publish_results(plan_id, run_id, run_dir, out, plan_dir, limit),
+            "ingest": lambda: run_ingest(inbox, folder, RESULT_KINDS),
+            "validate": lambda: _validate_results(folder, plan_dir, threshold, day),
+            "publish": lambda: publish_results(plan_id, folder, out, plan_dir, limit),
         }
-        stages = {
-            stage: run_stage_step(stage, results_stage_dir(run_dir, stage), step, run_id)
-            for stage, step in steps.items()
-        }
+        stages = {stage: run_stage_step(stage, folder.stage(stage), step, run_id) for stage, step in steps.items()}
     return {"run_id": run_id, "run_dir": str(run_dir), "plan_id": plan_id, "as_of": day.isoformat(), "stages": stages}

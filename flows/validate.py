@@ -33,7 +33,8 @@ from jointdraw.transforms.contract.suites import Rule, inspector_rules, item_rul
 from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.registry import KINDS, Kind
 from jointdraw.transforms.stage_records import ValidateRecord
-from jointdraw.transforms.storage.runfolder import inputs_from, stage_dir
+from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.runfolder import inputs_from
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
@@ -56,10 +57,10 @@ def validate_files(
     return validate_department_files(kind, typed, ingest_dir, contract_rules(kind, run_date, item_ids), out_dir)
 
 
-def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> ValidateRecord:
+def run_validate(run: RunFolder, threshold: float, run_date: dt.date) -> ValidateRecord:
     """Validates every ingested file (on the flow's threads a task per kind, on a Dask cluster a task per
     department file: flows/fanout.py): items first, since inspectors' item scopes must name accepted items."""
-    ingest_dir, out_dir = stage_dir(run_dir, "ingest"), stage_dir(run_dir, "validate")
+    ingest_dir, out_dir = run.stage("ingest"), run.stage("validate")
     contract = Contract.ephemeral()
     failed = file_failures(contract, VALIDATION_ORDER, ingest_dir)
     common = {"ingest_dir": ingest_dir, "out_dir": out_dir, "run_date": run_date}
@@ -77,7 +78,7 @@ def run_validate(run_dir: Path, threshold: float, run_date: dt.date) -> Validate
         threshold,
         KINDS,
         run_date.isoformat(),
-        inputs_from(run_dir, "ingest"),
+        inputs_from(run.path, "ingest"),
     )
     return contract_met(record, out_dir)
 

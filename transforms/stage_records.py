@@ -25,7 +25,6 @@ from jointdraw.transforms.documents.certificate import draw_certificate
 from jointdraw.transforms.documents.ingest_summary import ingest_summary
 from jointdraw.transforms.documents.report import validation_table
 from jointdraw.transforms.fusion_figures import figure_rows, figure_text
-from jointdraw.transforms.storage.runfolder import STAGE_RECORD, stage_dir
 
 
 class FileRecord(BaseModel):
@@ -574,12 +573,6 @@ def read_record(path: Path, types: dict[str, type[StageRecord]] = RECORD_TYPES) 
     """A stage.json, typed by its `stage` (`types`: RESULTS_RECORD_TYPES for a results run's)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return types[data["stage"]].model_validate(data)
-
-
-def finished_record(run_dir: Path, stage: str) -> Any:
-    """The record of a plan run's finished stage (its stage.json, typed); a stage that has not
-    finished is an error here: callers run after it."""
-    return read_record(stage_dir(run_dir, stage) / STAGE_RECORD)
 
 
 def stage_accounting(records: dict[str, StageRecord]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 file of the three parts written into a staging folder, the manifest last, then the seal written
 into the pages that show it. The publish stage moves the folder into place.
 
-    manifest = assemble_bundle(staging, run_dir, plan, run_id)
+    manifest = assemble_bundle(staging, run, plan)
     seal = seal_bundle(staging)
     keep_results(published, staging)
 """
@@ -28,7 +28,7 @@ from jointdraw.transforms.draw import score_keys
 from jointdraw.transforms.entity_check import stratum_cutoffs
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
-from jointdraw.transforms.stage_records import finished_record, stage_accounting
+from jointdraw.transforms.stage_records import stage_accounting
 from jointdraw.transforms.storage.bundle import (
     PRE,
     PUBLIC,
@@ -37,8 +37,8 @@ from jointdraw.transforms.storage.bundle import (
     results_folder,
     write_prepublication,
 )
-from jointdraw.transforms.storage.layout import OutputRoot, read_run_record
-from jointdraw.transforms.storage.runfolder import STAGES, copy_file, stage_dir, write_json, write_parquet
+from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.runfolder import STAGES, copy_file, write_json, write_parquet
 from jointdraw.transforms.storage.warehouse import audit_entries
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
@@ -54,43 +54,43 @@ def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _report_data(
-    run_dir: Path, plan: Plan, run_id: str, summary: dict[str, Any], seed: dict[str, Any], shopped: list[dict[str, Any]]
+    run: RunFolder, plan: Plan, summary: dict[str, Any], seed: dict[str, Any], shopped: list[dict[str, Any]]
 ) -> ReportData:
-    draw_dir = stage_dir(run_dir, "draw")
+    draw_dir = run.stage("draw")
     strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
-    assign_dir = stage_dir(run_dir, "assign")
+    assign_dir = run.stage("assign")
     unassigned = pl.read_parquet(assign_dir / "unassigned.parquet").join(
         pl.read_parquet(assign_dir / "joint_tasks.parquet", columns=["joint_task_id", "name"]),
         on="joint_task_id",
         how="left",
     )
-    validation = validation_table(finished_record(run_dir, "validate").model_dump())
-    draw_record = finished_record(run_dir, "draw")
+    validation = validation_table(run.stage_record("validate").model_dump())
+    draw_record = run.stage_record("draw")
     return ReportData(
         plan_id=plan.plan_id,
         plan_title=plan.title,
         period=f"{plan.period.start}至{plan.period.end}",
-        run_id=run_id,
+        run_id=run.run_id,
         seed=seed,
         commitment=seed.get("commitment", ""),
         summary=summary,
         fusion_modes=draw_record.fusion,
         mode=draw_record.mode,
         strata=strata,
-        exclusions=finished_record(run_dir, "commit").exclusions_by_reason,
+        exclusions=run.stage_record("commit").exclusions_by_reason,
         unassigned=unassigned,
         validation=validation,
-        assign=finished_record(run_dir, "assign").model_dump(),
+        assign=run.stage_record("assign").model_dump(),
         seed_shopping=shopped,
         empty_tasks=draw_record.tasks_without_eligible,
     )
 
 
-def assemble_bundle(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dict[str, Any]:
+def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
     the manifest. The pages that show the seal are written with an empty slot (see `_seal`)."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
-        stage_dir(run_dir, s) for s in ("commit", "draw", "fuse", "assign", "validate")
+        run.stage(s) for s in ("commit", "draw", "fuse", "assign", "validate")
     )
     at = partial(bundle_file, bundle)
     draws = pl.read_parquet(draw_dir / "draws.parquet")
@@ -134,20 +134,17 @@ def assemble_bundle(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dic
     for name in ("quarantine.csv", "quarantine.xlsx"):
         copy_file(validate_dir / name, at("quarantine") / name)
     shutil.copytree(validate_dir / "validation", at("validation"))
-    entries = audit_entries(OutputRoot.of_run(run_dir).path, plan.plan_id)  # every logged attempt and seal, chained
+    entries = audit_entries(run.root.path, plan.plan_id)  # every logged attempt and seal, chained
     shopping = seed_shopping(entries)
     write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
-    html = render_report(
-        _report_data(run_dir, plan, run_id, summary, seed, [e for es in shopping.values() for e in es])
-    )
+    html = render_report(_report_data(run, plan, summary, seed, [e for es in shopping.values() for e in es]))
     at("report.html").write_text(html, encoding="utf-8")
-    run = read_run_record(run_dir)
-    ingest = finished_record(run_dir, "ingest")
+    ingest = run.stage_record("ingest")
     document = manifest(
         plan_id=plan.plan_id,
-        run_id=run_id,
+        run_id=run.run_id,
         timeline={
-            "run_date": run.run_date,
+            "run_date": run.record.run_date,
             "committed_at": committed.get("committed_at"),
             **({"seed_announced_at": seed["sources_announced_at"]} if "sources_announced_at" in seed else {}),
             "seed_used_at": seed.get("used_at"),
@@ -157,7 +154,7 @@ def assemble_bundle(bundle: Path, run_dir: Path, plan: Plan, run_id: str) -> dic
         commitment=_without_keys(committed, "committed_at"),
         inputs=[{"department": f["department"], "kind": f["kind"], **f["source"]} for f in ingest.files],
         folder=bundle,
-        accounting=stage_accounting({stage: finished_record(run_dir, stage) for stage in STAGES[:-1]}),
+        accounting=stage_accounting({stage: run.stage_record(stage) for stage in STAGES[:-1]}),
         audit={
             "attempts": len(attempts(entries)),
             "seed_shopping": {c: [e["seq"] for e in es] for c, es in shopping.items()},

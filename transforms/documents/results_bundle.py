@@ -5,7 +5,7 @@ their files in public/results/ and regulator/results/ with their own manifest an
 
     plan = save_plan_side(out, plan_id, as_of, plan_dir)      later: load_plan_side(plan_dir)
     tables = results_tables(plan, validate_dir, plan_dir, limit)
-    seal = write_results_files(staging, tables, plan, run_dir, plan_id, run_id, limit)
+    seal = write_results_files(staging, tables, plan, run, plan_id, limit)
 """
 
 from __future__ import annotations
@@ -39,19 +39,14 @@ from jointdraw.transforms.results import (
     published_results,
     results_notice,
 )
-from jointdraw.transforms.stage_records import RESULTS_RECORD_TYPES, read_record
 from jointdraw.transforms.storage.bundle import PRE, PUBLIC, REGULATOR, bundle_file, refuse_leaks, results_folder
-from jointdraw.transforms.storage.runfolder import STAGE_RECORD, copy_file, results_stage_dir, write_json, write_parquet
+from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.runfolder import copy_file, write_json, write_parquet
 from jointdraw.transforms.storage.warehouse import plan_side_tables
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 from jointdraw.transforms.workdays import working_days
 
 RESULT_COLUMNS = list(PUBLISHED_SCHEMA)
-
-
-def results_record(run_dir: Path, stage: str) -> Any:
-    """A finished stage's record of a results run."""
-    return read_record(results_stage_dir(run_dir, stage) / STAGE_RECORD, RESULTS_RECORD_TYPES)
 
 
 @dataclass(frozen=True)
@@ -109,17 +104,14 @@ def write_results_files(
     staging: Path,
     tables: ResultsTables,
     plan: PlanSide,
-    run_dir: Path,
+    run: RunFolder,
     plan_id: str,
-    run_id: str,
     limit: int,
 ) -> str:
     """The results' files, in their two parts of the bundle being staged (the old ones removed first),
     the results manifest last; returns the results' seal (refused if the public part would hold what
     is not public)."""
-    ingest, validate = (
-        read_record(results_stage_dir(run_dir, s) / STAGE_RECORD, RESULTS_RECORD_TYPES) for s in ("ingest", "validate")
-    )
+    ingest, validate, run_id = run.stage_record("ingest"), run.stage_record("validate"), run.run_id
     results, outstanding, progress, summary = tables.results, tables.outstanding, tables.progress, tables.summary
     public, regulator = results_folder(staging, PUBLIC), results_folder(staging, REGULATOR)
     for folder in (public, regulator):
@@ -127,7 +119,7 @@ def write_results_files(
             folder, ignore_errors=True
         )  # hard links to the published files: removing them leaves those intact
         folder.mkdir(parents=True)
-    validate_dir = results_stage_dir(run_dir, "validate")
+    validate_dir = run.stage("validate")
     item_names = published_item_names(bundle_file(staging, PRE) / "items.csv")
     write_parquet(results.select(RESULT_COLUMNS), regulator / "results.parquet")
     write_people_tables(results.select(RESULT_COLUMNS), regulator / "results.csv", people_headers.RESULTS, "检查结果")

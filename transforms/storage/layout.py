@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from jointdraw.transforms.storage.runfolder import write_json
+from jointdraw.transforms.storage.runfolder import STAGE_RECORD, results_stage_dir, stage_dir, write_json
 
 RUN_RECORD = "run.json"
 
@@ -45,6 +47,10 @@ class OutputRoot:
 
     def run(self, run_id: str) -> Path:
         return self.runs / run_id
+
+    def run_folder(self, run_id: str, results: bool = False) -> RunFolder:
+        """The run's folder as an object: stages by name, run.json, stage records."""
+        return RunFolder(self.run(run_id), results)
 
     def published(self, plan_id: str) -> Path:
         return self.path / "published" / plan_id
@@ -105,3 +111,37 @@ def open_run(run_dir: Path, new: RunRecord) -> RunRecord:
         return read_run_record(run_dir).model_copy(update={"run_id": new.run_id})
     write_run_record(run_dir, new)
     return new
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder, OUT/runs/<run_id>/: its stages by name (a plan run's 01_ingest … 08_publish, a
+    results run's 00_plan … 03_publish), its run.json read once and typed, the stages' records typed,
+    and the output root it lives in. The flows hand it to every stage."""
+
+    path: Path
+    results: bool = False  # a results run (its stages are numbered from 00_plan)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def root(self) -> OutputRoot:
+        return OutputRoot.of_run(self.path)
+
+    def stage(self, name: str) -> Path:
+        """The stage's folder, by the stage's name."""
+        return results_stage_dir(self.path, name) if self.results else stage_dir(self.path, name)
+
+    @cached_property
+    def record(self) -> RunRecord:
+        """run.json, read once (a run's own later writes, such as its generated seed, go through
+        `write_run_record`)."""
+        return read_run_record(self.path)
+
+    def stage_record(self, name: str) -> Any:
+        """A finished stage's record (its stage.json, typed: transforms/stage_records.py)."""
+        from jointdraw.transforms.stage_records import RECORD_TYPES, RESULTS_RECORD_TYPES, read_record
+
+        return read_record(self.stage(name) / STAGE_RECORD, RESULTS_RECORD_TYPES if self.results else RECORD_TYPES)
