@@ -28,23 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.events import emit_event
 from prefect.states import Failed
 
 from jointdraw.flows.errors import USER_ERRORS, StageFailed
-from jointdraw.flows.fanout import fan_out, map_department_files
+from jointdraw.flows.fanout import fan_out
 from jointdraw.flows.ingest import run_ingest
 from jointdraw.flows.stage import run_stage_step
 from jointdraw.flows.termination import noticing_sigterm
-from jointdraw.flows.validate import contract_met, in_report_order
+from jointdraw.flows.validate import run_results_validate
 from jointdraw.transforms import settings
 from jointdraw.transforms.audit import RESULTS as RESULTS_EVENT
 from jointdraw.transforms.audit import entry_event
-from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
-from jointdraw.transforms.contract.suites import result_rules
-from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.documents.results_bundle import (
     RESULT_COLUMNS,
     load_plan_side,
@@ -53,43 +49,13 @@ from jointdraw.transforms.documents.results_bundle import (
     write_results_files,
 )
 from jointdraw.transforms.plan import check_safe_id
-from jointdraw.transforms.registry import RESULT_KINDS, Kind
-from jointdraw.transforms.results import with_result_checks
-from jointdraw.transforms.stage_records import ResultsPublishRecord, ValidateRecord
+from jointdraw.transforms.registry import RESULT_KINDS
+from jointdraw.transforms.stage_records import ResultsPublishRecord
 from jointdraw.transforms.storage.bundle import bundle_file, folder_bytes, publish_atomically
 from jointdraw.transforms.storage.layout import OutputRoot, RunFolder, RunRecord, write_run_record
-from jointdraw.transforms.storage.runfolder import new_run_id, write_parquet
+from jointdraw.transforms.storage.runfolder import new_run_id
 from jointdraw.transforms.storage.runlock import plan_lock
 from jointdraw.transforms.storage.warehouse import append_seal, record_results
-
-
-@task(name="validate-results", task_run_name="validate results · {departments}", cache_policy=NO_CACHE)
-def validate_results_files(
-    kind: Kind, departments: list[str], ingest_dir: Path, out_dir: Path, plan_dir: Path
-) -> list[dict[str, Any]]:
-    """Departments' results: the checks against the plan, then the contract (one GX validation)."""
-    plan = load_plan_side(plan_dir)
-    typed = {
-        d: write_parquet(
-            with_result_checks(pl.read_parquet(ingest_dir / kind / f"{d}.parquet"), plan),
-            out_dir / "checked" / f"{d}.parquet",
-        )
-        for d in departments
-    }
-    return validate_department_files(kind, typed, ingest_dir, result_rules(), out_dir)
-
-
-def _validate_results(folder: RunFolder, plan_dir: Path, threshold: float, day: dt.date) -> ValidateRecord:
-    """The results files against the plan and the contract (one task per department file)."""
-    contract = Contract.ephemeral()
-    ingest_dir, validate_dir = folder.stage("ingest"), folder.stage("validate")
-    failed = file_failures(contract, RESULT_KINDS, ingest_dir)
-    futures = map_department_files(
-        RESULT_KINDS, failed, validate_results_files, ingest_dir=ingest_dir, out_dir=validate_dir, plan_dir=plan_dir
-    )
-    done = in_report_order(failed + [r for f in futures for r in f.result()])
-    record = validation_record(contract, done, validate_dir, threshold, RESULT_KINDS, day.isoformat())
-    return contract_met(record, validate_dir)
 
 
 def publish_results(plan_id: str, folder: RunFolder, out: Path, plan_dir: Path, limit: int) -> ResultsPublishRecord:
@@ -198,7 +164,7 @@ def _run(
         write_run_record(run_dir, run)
         steps = {
             "ingest": lambda: run_ingest(inbox, folder, RESULT_KINDS),
-            "validate": lambda: _validate_results(folder, plan_dir, threshold, day),
+            "validate": lambda: run_results_validate(folder, plan_dir, threshold, day),
             "publish": lambda: publish_results(plan_id, folder, out, plan_dir, limit),
         }
         stages = {stage: run_stage_step(stage, folder.stage(stage), step, run_id) for stage, step in steps.items()}

@@ -6,14 +6,15 @@
     02_validate/validation/index.html              GX Data Docs, readable offline
     02_validate/stage.json                         per file: read = accepted + quarantined, by reason
 
-One task run per department file (`validate-file`), mapped on the flow's threads or a Dask
-cluster (flows/fanout.py): items first (inspectors' item scopes must name accepted items),
-then inspectors and objects together. Each task writes its own accepted and quarantined rows
-and returns its GX results; the stage gathers them into one Data Docs site. A file-level
+The validate stage of both flows (the plan flow's registries: `run_validate`; the results flow's
+results: `run_results_validate`). Files are validated in batches (`validate-files` tasks mapped by
+flows/fanout.py: a kind per task on the flow's threads, a file per task on a Dask cluster): items
+first (inspectors' item scopes must name accepted items), then inspectors and objects together.
+Each task writes its files' accepted and quarantined rows and returns their GX results; the stage
+gathers them into one Data Docs site (transforms/contract/department_files.py). A file-level
 failure (required column missing, no rows) fails its department; the stage fails when any
-department failed, or when a registry kind's
-quarantined share passes the plan's threshold — after writing everything, so the reasons
-can be read.
+department failed, or when a registry kind's quarantined share passes the plan's threshold —
+after writing everything, so the reasons can be read (stage.failed.json).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from prefect.cache_policies import NO_CACHE
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_department_files
 from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
-from jointdraw.transforms.contract.suites import Rule, inspector_rules, item_rules, object_rules
+from jointdraw.transforms.contract.suites import Rule, inspector_rules, item_rules, object_rules, result_rules
 from jointdraw.transforms.contract.validation import Contract
-from jointdraw.transforms.registry import KINDS, Kind
+from jointdraw.transforms.documents.results_bundle import load_plan_side
+from jointdraw.transforms.registry import KINDS, RESULT_KINDS, Kind
+from jointdraw.transforms.results import with_result_checks
 from jointdraw.transforms.stage_records import ValidateRecord
 from jointdraw.transforms.storage.layout import RunFolder
-from jointdraw.transforms.storage.runfolder import inputs_from
+from jointdraw.transforms.storage.runfolder import inputs_from, write_parquet
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
 
@@ -98,3 +101,33 @@ def contract_met(record: ValidateRecord, out_dir: Path) -> ValidateRecord:
     if failures := record.failures(out_dir):
         raise StageFailed("validate: the data contract is not met:\n" + "\n".join(failures), record)
     return record
+
+
+@task(name="validate-results", task_run_name="validate results · {departments}", cache_policy=NO_CACHE)
+def validate_results_files(
+    kind: Kind, departments: list[str], ingest_dir: Path, out_dir: Path, plan_dir: Path
+) -> list[dict[str, Any]]:
+    """Departments' results: the checks against the plan, then the contract (one GX validation)."""
+    plan = load_plan_side(plan_dir)
+    typed = {
+        d: write_parquet(
+            with_result_checks(pl.read_parquet(ingest_dir / kind / f"{d}.parquet"), plan),
+            out_dir / "checked" / f"{d}.parquet",
+        )
+        for d in departments
+    }
+    return validate_department_files(kind, typed, ingest_dir, result_rules(), out_dir)
+
+
+def run_results_validate(folder: RunFolder, plan_dir: Path, threshold: float, day: dt.date) -> ValidateRecord:
+    """The results flow's validate stage: each department's results file against the plan as the
+    warehouse holds it (`plan_dir`: the run's 00_plan/), then the contract, in batches as above."""
+    contract = Contract.ephemeral()
+    ingest_dir, validate_dir = folder.stage("ingest"), folder.stage("validate")
+    failed = file_failures(contract, RESULT_KINDS, ingest_dir)
+    futures = map_department_files(
+        RESULT_KINDS, failed, validate_results_files, ingest_dir=ingest_dir, out_dir=validate_dir, plan_dir=plan_dir
+    )
+    done = in_report_order(failed + [r for f in futures for r in f.result()])
+    record = validation_record(contract, done, validate_dir, threshold, RESULT_KINDS, day.isoformat())
+    return contract_met(record, validate_dir)
