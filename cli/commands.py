@@ -13,21 +13,19 @@ from jointdraw.transforms.storage.runfolder import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from jointdraw.transforms.samplecity.city import generate_city
     from jointdraw.transforms.samplecity.submission import write_city
 
     started = time.perf_counter()
     city = generate_city(args.objects, args.seed)
     written = write_city(city, Path(args.out_dir), dirty=args.dirty, seed=args.seed)
-    table = Table(title=f"generated city: {args.out_dir} (seed {args.seed}{', dirty' if args.dirty else ''})")
-    for col in ("file", "format", "rows"):
-        table.add_column(col, justify="right" if col == "rows" else "left")
-    for w in written:
-        table.add_row(str(w.path.relative_to(args.out_dir)), w.fmt, f"{w.rows:,}")
     console = _console()
-    console.print(table)
+    console.print(
+        _table(
+            f"generated city: {args.out_dir} (seed {args.seed}{', dirty' if args.dirty else ''})",
+            [{"file": str(w.path.relative_to(args.out_dir)), "format": w.fmt, "rows": w.rows} for w in written],
+        )
+    )
     n_rows = sum(w.rows for w in written if w.path.stem == "objects")
     console.print(
         f"object rows {n_rows:,}; plan {city.plan.plan_id} with {len(city.plan.tasks)} tasks; "

@@ -22,13 +22,5 @@ class StageFailed(Exception):
 
 # the errors a flow run ends with as one message (a Failed state carrying it), without a traceback
 USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy, PublishRefused)
-UserFacingError = (
-    StageFailed,
-    PlanError,
-    RegistryFileError,
-    SeedError,
-    FileNotFoundError,
-    PlanLocked,
-    WarehouseBusy,
-    PublishRefused,
-)
+# and what the CLI says in one line without a traceback: those, and a file that cannot be read or found
+UserFacingError = (*USER_ERRORS, RegistryFileError, FileNotFoundError)

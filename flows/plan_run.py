@@ -32,7 +32,7 @@ from jointdraw.flows.ingest import run_ingest
 from jointdraw.flows.merge import run_merge
 from jointdraw.flows.publish import run_publish
 from jointdraw.flows.stage import run_stage_step
-from jointdraw.flows.termination import noticing_sigterm, stop_if_terminated
+from jointdraw.flows.termination import noticing_sigterm
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
 from jointdraw.transforms.stage_records import StageRecord
@@ -54,7 +54,6 @@ class RunContext:
     plan_file: Path
     inbox: Path
     run: RunFolder  # the run's folder: stages by name, run.json
-    run_id: str
     run_date: dt.date
     seed: str | None
     seed_sources: list[str] | None
@@ -124,7 +123,7 @@ def run_stage(stage: str, plan_id: str, ctx: RunContext) -> StageRecord | State:
     end-of-run summary. Stages are deterministic: they are not retried (a retry would fail the same way)."""
     try:
         _injected_fault(stage)
-        return run_stage_step(stage, ctx.run.stage(stage), lambda: STAGE_STEPS[stage](ctx), ctx.run_id)
+        return run_stage_step(stage, ctx.run.stage(stage), lambda: STAGE_STEPS[stage](ctx), ctx.run.run_id)
     except USER_ERRORS as e:  # bad input: the task run fails with the message, without a traceback
         return Failed(message=str(e), data=e)
 
@@ -190,13 +189,11 @@ def _run_stages(
             plan_file=Path(plan),
             inbox=Path(inbox),
             run=folder,
-            run_id=run_id,
             run_date=dt.date.fromisoformat(run.run_date),
             seed=seed or run.seed,
             seed_sources=seed_sources or run.seed_sources,
         )
         for stage in STAGES[first : last + 1]:
-            stop_if_terminated()  # a SIGTERM some library swallowed still ends the run here
             outcome = run_stage(stage, the_plan.plan_id, ctx)
             if isinstance(outcome, State):  # the stage refused its input: raise its error here
                 outcome.result()

@@ -49,19 +49,18 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
     run_id = run.run_id
     target = root.published(plan.plan_id)
 
-    def fill(staging: Path) -> str:
-        document.update(assemble_bundle(staging, run, plan))
+    def fill(staging: Path) -> tuple[dict, str]:
+        document = assemble_bundle(staging, run, plan)
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
         keep_results(target, staging)
-        return seal
+        return document, seal
 
     def needs() -> int:
         written = ("commit", "draw", "assign", "validate")  # what a first publish copies
         return folder_bytes(target) or sum(folder_bytes(run.stage(s)) for s in written)
 
-    document: dict = {}
-    seal = publish_atomically(target, root.path, fill, needs)
+    document, seal = publish_atomically(target, root.path, fill, needs)
     sealed = append_seal(
         root.path,
         plan_id=plan.plan_id,

@@ -4,7 +4,7 @@ During a flow run Prefect's handler turns SIGTERM into a `TerminationSignal` rai
 main thread is. Code that catches every exception (a library waiting on a Dask future, a
 serialiser) can swallow it, and the run then went on to publish as if nothing had happened
 (seen once in CI). So the flows remember the signal before Prefect's handler runs, and the
-stage loop asks before each stage: `stop_if_terminated()` raises the `TerminationSignal` that
+stage runner (flows/stage.py) asks before each stage: `stop_if_terminated()` raises the `TerminationSignal` that
 was lost, which ends the run as a SIGTERM does (the CLI says "interrupted" and how to resume).
 """
 

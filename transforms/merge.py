@@ -48,8 +48,8 @@ class Merged:
     entities: int
     conflicts: pl.DataFrame
     unlinked: pl.DataFrame
-    listed_by_several_departments: int = 0
-    entities_by_link: dict[str, int] | None = None  # how entities' records were linked: uscc, org_code, unlinked
+    listed_by_several_departments: int
+    entities_by_link: dict[str, int]  # how entities' records were linked: uscc, org_code, unlinked
 
 
 def merge_connection(

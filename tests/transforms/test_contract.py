@@ -160,3 +160,43 @@ def test_every_quarantine_reason_is_in_the_shared_vocabulary():
     assert {reason for _, reason in [*OBJECT_ERRORS.values(), *INSPECTOR_ERRORS.values()]} <= set(ROW_REASONS) | {
         ACCEPT
     }
+
+
+def test_a_file_validated_in_a_batch_gets_what_it_gets_alone(contract):
+    """Validation in batches (one GX run over several departments' files, each file's share sliced
+    back: contract/validation.py:result_slice) gives every file the failing rows, counts, percentages
+    and success it gets validated alone. The second file repeats the first file's rows: a duplicate
+    across files is not a duplicate (uniqueness is per file)."""
+    from jointdraw.transforms.contract.validation import result_slice
+
+    rules = object_rules(RUN_DATE)
+    files = {
+        "A": [GOOD_OBJECT, {**GOOD_OBJECT, "uscc": "91350100M000100Y44"}, {**GOOD_OBJECT, "status": "停业整顿"}],
+        "B": [GOOD_OBJECT, {**GOOD_OBJECT, "name": ""}, GOOD_OBJECT, {**GOOD_OBJECT, "credit_risk": "E"}],
+    }
+    typed = {
+        d: normalise_registry(
+            pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}).with_columns(
+                source_file=pl.lit(f"{d}/objects.csv"), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2
+            ),
+            "objects",
+            d,
+        )
+        for d, rows in files.items()
+    }
+    both = validation_frame(pl.concat(list(typed.values())), "objects", rules)
+    _, batch = contract.check("objects-batch", both, rules)
+    start = 0
+    for d, frame in typed.items():
+        _, alone = contract.check(f"objects-alone-{d}", validation_frame(frame, "objects", rules), rules)
+        share = result_slice(batch, start, start + frame.height, both)
+        start += frame.height
+        keys = ("element_count", "unexpected_count", "unexpected_percent", "unexpected_index_list")
+        for a, s in zip(alone.results, share.results, strict=True):
+            assert {k: a.result.get(k) for k in keys} == {k: s.result.get(k) for k in keys}, (d, a.expectation_config)
+            assert a.success == s.success
+        assert (
+            alone.success == share.success
+            and alone.statistics["successful_expectations"] == (share.statistics["successful_expectations"])
+        )
+    assert not share.success  # the test compares failures, not only passes

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ def result_slice(result: Any, start: int, stop: int, frame: pd.DataFrame) -> Any
     """The share of one file in a GX result over several files' rows (`frame` rows start…stop-1): each
     expectation's failing rows renumbered from the file's first row, its counts and percentages and
     success for the file alone, and the suite's statistics. Row rules only (every rule of a registry
-    suite is one): a file's share is what validating it alone gives."""
+    suite is one): a file's share is what validating it alone gives, but that its lists of failing
+    values hold the first DOCS_ROWS (the verdicts read positions; the docs show no more)."""
     part = copy.copy(result)
     part.results = []
     for r in result.results:
@@ -143,33 +145,25 @@ def result_slice(result: Any, start: int, stop: int, frame: pd.DataFrame) -> Any
         missing = int(frame[column].iloc[start:stop].isna().sum()) if column in frame.columns else 0
         share = {**r.result, "element_count": n, "unexpected_count": len(keep)}
         share["unexpected_index_list"] = [found[j] - start for j in keep]
-        if "unexpected_list" in r.result:
-            values = r.result["unexpected_list"]
-            if len(values) == len(found):
-                share["unexpected_list"] = [values[j] for j in keep]
-            else:  # GX lists fewer values than positions: the file's own, read from the frame (docs show 20)
-                rows = [found[j] for j in keep[:DOCS_ROWS]]
-                share["unexpected_list"] = frame[column].iloc[rows].tolist() if column in frame.columns else []
-            share["partial_unexpected_list"] = share["unexpected_list"][:DOCS_ROWS]
+        # the file's failing values, read from the frame: the first DOCS_ROWS, as many as Data Docs show
+        values = frame[column].iloc[[found[j] for j in keep[:DOCS_ROWS]]].tolist() if column in frame.columns else []
+        for key in ("unexpected_list", "partial_unexpected_list"):
+            if key in r.result:
+                share[key] = values
         if "partial_unexpected_index_list" in r.result:
             share["partial_unexpected_index_list"] = share["unexpected_index_list"][:DOCS_ROWS]
         if "partial_unexpected_counts" in r.result:
-            counts: dict[Any, int] = {}
-            for v in share.get("partial_unexpected_list", []):
-                counts[json.dumps(v, default=str)] = counts.get(json.dumps(v, default=str), 0) + 1
-            share["partial_unexpected_counts"] = [
-                {"value": json.loads(v), "count": c} for v, c in sorted(counts.items(), key=lambda x: -x[1])
-            ]
+            share["partial_unexpected_counts"] = [{"value": v, "count": c} for v, c in Counter(values).most_common()]
         present = n - missing if "missing_count" in r.result else n
         if "missing_count" in r.result:
-            share["missing_count"], share["missing_percent"] = missing, 100 * missing / n if n else None
+            share["missing_count"], share["missing_percent"] = missing, missing / n * 100 if n else None
         for key, base in (
             ("unexpected_percent", present),
             ("unexpected_percent_nonmissing", present),
             ("unexpected_percent_total", n),
         ):
             if key in r.result:
-                share[key] = 100 * len(keep) / base if base else None
+                share[key] = len(keep) / base * 100 if base else None  # as GX computes it
         one = copy.copy(r)
         one.result, one.success = share, not keep
         part.results.append(one)

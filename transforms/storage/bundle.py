@@ -18,11 +18,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from jointdraw.transforms.storage.layout import OutputRoot
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
+T = TypeVar("T")
 
 
 def staging_folder(target: Path, out_root: Path) -> Path:
@@ -265,19 +267,20 @@ class PublishRefused(Exception):
 
 
 def publish_atomically(
-    target: Path, out_root: Path, fill: Callable[[Path], str], needs: Callable[[], int], what: str = "publish"
-) -> str:
+    target: Path, out_root: Path, fill: Callable[[Path], T], needs: Callable[[], int], what: str = "publish"
+) -> T:
     """Publishes `target` (a plan's bundle) whole or not at all: `fill` writes every file into a staging
-    folder and returns the seal; the folder then replaces `target` in one step. A full disk or a missing
+    folder (and returns what the caller needs: the seal, the manifest); the folder then replaces
+    `target` in one step; returns what `fill` returned. A full disk or a missing
     file is a `PublishRefused` that names what a publish `needs` (bytes) and what is free; the staging
     folder never stays behind."""
     import polars as pl
 
     staging = staging_folder(target, out_root)
     try:
-        seal = fill(staging)
+        filled = fill(staging)
         move_into_place(staging, target)
-        return seal
+        return filled
     except (OSError, pl.exceptions.PolarsError) as e:
         if not isinstance(e, OSError) and io_errno(e) is None:
             raise  # not the disk: a defect to see whole
