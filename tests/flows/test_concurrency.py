@@ -1,8 +1,10 @@
 """Concurrent runs (issue 10), as separate `jointdraw` processes on one output root: two different
 plans both finish and the warehouse holds both; a second run of a plan being run is refused with a
-clear message (one test: the refused run is started while the two run)."""
+clear message (one test: the refused run is started while the two run; the annual run is paused
+with SIGSTOP while it holds its lock, so the refusal does not race the annual run's end)."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +34,28 @@ def _env():
     }  # the test server: no temporary server per process
 
 
+def _refused_run(small_city, out, env):
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jointdraw.cli",
+            "run",
+            str(plan_path(small_city)),
+            "--inbox",
+            str(small_city / "inbox"),
+            "--out",
+            str(out),
+            "--run-id",
+            "again",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(prefect_server, small_city, tmp_path):
     env, out = _env(), tmp_path / "out"
     runs = {
@@ -56,24 +80,11 @@ def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(p
             "SZ-2026-ANNUAL"
         ].communicate()[1][-3000:]
         time.sleep(0.05)
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jointdraw.cli",
-            "run",
-            str(plan_path(small_city)),
-            "--inbox",
-            str(small_city / "inbox"),
-            "--out",
-            str(out),
-            "--run-id",
-            "again",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    os.kill(runs["SZ-2026-ANNUAL"].pid, signal.SIGSTOP)  # it keeps its lock until the second run has asked
+    try:
+        again = _refused_run(small_city, out, env)
+    finally:
+        os.kill(runs["SZ-2026-ANNUAL"].pid, signal.SIGCONT)
     for plan_id, process in runs.items():
         _, stderr = process.communicate(timeout=400)  # reads its output: a full pipe cannot stall it
         assert process.returncode == 0, (plan_id, stderr[-3000:])
