@@ -1,7 +1,7 @@
 """Stage `assign` (SPEC §4.6): a team and a day for every joint task the rules allow.
 
     07_assign/joint_tasks.parquet   SPEC §6 columns; inspector_ids and planned_date empty when unassigned
-    07_assign/team.parquet          one row per (joint task, inspector): department, lead, which pool
+    07_assign/team.parquet          one row per (joint task, member): department, lead, which pool, role, leader
     07_assign/unassigned.parquet    joint tasks that could not be staffed: department, reason, detail
     07_assign/unassigned.csv        the same with the entity, for people (Chinese headers)
     07_assign/workload.parquet      per available inspector: tasks, most visits on one day
@@ -43,6 +43,7 @@ def run_assign(run: RunFolder, plan: Plan) -> AssignRecord:
     joint_tasks = pl.read_parquet(fuse_dir / "joint_tasks.parquet")
     task_departments = pl.read_parquet(fuse_dir / "task_departments.parquet")
     inspectors = pl.read_parquet(commit_dir / "inspectors.parquet")
+    items = pl.read_parquet(commit_dir / "items.parquet")
     if problem := duplicate_inspector_ids(inspectors):
         raise StageFailed(f"assign: {problem}")
     visits = read_warehouse_table(run.root.path, "visits")
@@ -52,7 +53,7 @@ def run_assign(run: RunFolder, plan: Plan) -> AssignRecord:
         raise StageFailed(
             f"assign: plan {plan.plan_id}'s period {plan.period.start}–{plan.period.end} has no working day"
         )
-    matching = match_inspectors(task_departments, joint_tasks, inspectors, avoid, plan, seed, calendar.days)
+    matching = match_inspectors(task_departments, joint_tasks, inspectors, avoid, plan, seed, calendar.days, items)
     broken = team_violations(
         joint_tasks,
         task_departments,
@@ -63,6 +64,7 @@ def run_assign(run: RunFolder, plan: Plan) -> AssignRecord:
         avoid,
         plan,
         calendar.days,
+        items,
     )
     if broken.height:
         raise StageFailed(
@@ -85,7 +87,7 @@ def run_assign(run: RunFolder, plan: Plan) -> AssignRecord:
     ]
     return AssignRecord(
         inputs=inputs_from(run.path, "fuse", "joint_tasks.parquet", "task_departments.parquet")
-        + inputs_from(run.path, "commit", "inspectors.parquet"),
+        + inputs_from(run.path, "commit", "inspectors.parquet", "items.parquet"),
         **matching.figures,
         calendar=calendar.note,
         previous_visits_in_warehouse=visits.height,

@@ -4,25 +4,32 @@
 
 The rules, each applied where the comment says:
 
-* a team: `plan.inspectors_per_department` inspectors from every department in the joint
-  task, and at least two from the lead department (Administrative Penalty Law art. 42);
-* an inspector may go when active, with a certificate valid through the plan's end, and an
-  item scope that covers all of the department's items in the joint task;
-* from the entity's district (片区) when that pool can staff the department's share, else
-  from the department's whole pool;
+* a team: `plan.inspectors_per_department` certified inspectors (role `inspector`) from every
+  department in the joint task, and at least two from the lead department (Administrative
+  Penalty Law art. 42); one of the lead department's is the team leader (组长);
+* an item that requires a field of expertise (items `expert`, 所需专家领域) adds one expert or
+  third-party institution (role `expert` / `third_party`) of the department with that field
+  in its `expertise` — on top of the certified inspectors, so a team is never experts alone;
+* anyone may go when active, with a certificate (or appointment) valid through the plan's
+  end; an inspector when the item scope covers all of the department's items in the joint task;
+* where from, by the share's assign mode (`assign.mode` of the plan, or of a task; a share of
+  several tasks takes the strictest): `local_first` the entity's district (片区) when that
+  pool can staff the share, else the department's whole pool; `cross_district` (所所交叉) never
+  anyone whose district is the entity's; `any` the department's whole pool;
 * never an inspector who must avoid the entity (回避): declared conflicts, or the team of
   the entity's previous inspection (warehouse `visits`);
 * workloads even: each pick takes the least-loaded eligible inspector; afterwards, within
-  every (department, district) pool, a task moves from an inspector to one with at least
-  two fewer whenever the rules allow, until no such move is left;
+  every (department, district, inspectors | experts) pool, a task moves from a member to one
+  with at least two fewer whenever the rules allow, until no such move is left;
 * at most `plan.daily_cap` visits per inspector per working day, and so at most
   daily_cap × working days per inspector over the period.
 
 Randomness comes from seeded scores, like the draw (transforms/score.py): joint tasks are
 staffed in the order of score(seed, "#assign", uscc); between equally loaded inspectors
 the lower score(seed, "#inspectors", inspector_id) XOR the task's score wins (so no two
-inspectors are always paired). ("#" cannot start a task id, so these keys never meet a
-draw's.) The same seed and inputs give the same teams and days whatever the row order.
+inspectors are always paired); the team leader is the lead department's inspector who comes
+first by that same order. ("#" cannot start a task id, so these keys never meet a draw's.) The
+same seed and inputs give the same teams and days whatever the row order.
 
 A joint task that cannot be staffed by these rules is returned in `unassigned` with the
 department that could not be staffed and why — never dropped, never staffed against a rule.
@@ -37,13 +44,15 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.plan import ASSIGN_MODES, Plan
 from jointdraw.transforms.score import score
 
 ASSIGN_ALGORITHM = (
     "jointdraw-assign-v1: joint tasks in order of score(seed, '#assign', uscc); least-loaded eligible inspector, "
     "ties by score(seed, '#inspectors', inspector_id) XOR the task's score; "
-    "chain rebalancing per (department, district) pool; days round-robin over working days under the daily cap"
+    "chain rebalancing per (department, district, role group) pool; days round-robin over working days under the "
+    "daily cap; modes local_first | cross_district | any; one expert per required field; leader: the lead "
+    "department's first inspector by the tie order"
 )
 TASK_ORDER_KEY = "#assign"
 INSPECTOR_RANK_KEY = "#inspectors"
@@ -52,8 +61,12 @@ TEAM_SCHEMA = {
     "department": pl.String,
     "inspector_id": pl.String,
     "lead_department": pl.Boolean,
-    "pool": pl.String,
+    "pool": pl.String,  # district | department | cross_district: where the member was drawn from
+    "role": pl.String,  # inspector | expert | third_party
+    "team_leader": pl.Boolean,  # 组长
 }
+ROLES = ("inspector", "expert", "third_party")
+EXPERT_ROLES = ("expert", "third_party")
 UNASSIGNED_SCHEMA = {
     "joint_task_id": pl.String,
     "department": pl.String,
@@ -76,6 +89,14 @@ REASONS = {  # code: (中文, English)
         "符合条件的检查人员均须回避",
         "every eligible inspector must avoid the entity (conflict or last inspection)",
     ),
+    "no_cross_district_pool": (
+        "片区外无符合条件的检查人员",
+        "no eligible inspector outside the entity's district (assign mode cross_district)",
+    ),
+    "no_expert": (
+        "无具备所需专业领域的专家或第三方机构",
+        "no available expert or third party with the field of expertise an item requires",
+    ),
     "capacity_reached": ("符合条件的检查人员工作量已满", "every eligible inspector is at the period's capacity"),
     "no_common_day": ("无共同工作日", "no working day on which every member is under the daily cap"),
 }
@@ -91,8 +112,55 @@ class Matching(NamedTuple):
 
 
 def available_inspectors(inspectors: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """The inspectors who may be sent at all: active, certificate valid through the plan's end."""
-    return inspectors.filter((pl.col("status") == "active") & (pl.col("cert_valid_until") >= plan.period.end))
+    """The people who may be sent at all: active, certificate valid through the plan's end; with
+    their role (none given: `inspector`) and fields of expertise (none: empty)."""
+    return with_roles(inspectors).filter(
+        (pl.col("status") == "active") & (pl.col("cert_valid_until") >= plan.period.end)
+    )
+
+
+def with_roles(inspectors: pl.DataFrame) -> pl.DataFrame:
+    """The registry with `role` and `expertise` filled in: a registry without them (or a row that
+    leaves them empty) lists certified inspectors without fields of expertise."""
+    if "role" not in inspectors.columns:
+        inspectors = inspectors.with_columns(role=pl.lit(None, dtype=pl.String))
+    if "expertise" not in inspectors.columns:
+        inspectors = inspectors.with_columns(expertise=pl.lit(None, dtype=pl.List(pl.String)))
+    return inspectors.with_columns(
+        pl.col("role").fill_null("inspector"), pl.col("expertise").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
+
+
+def share_modes(task_departments: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """(joint_task_id, department, mode): each share's assign mode — its tasks' own (`assign.mode`)
+    or the plan's; of several, the strictest (cross_district, then local_first, then any)."""
+    own = {t.task_id: (t.assign or plan.assign).mode for t in plan.tasks}
+    strictness = {m: i for i, m in enumerate(ASSIGN_MODES)}
+    return task_departments.select(
+        "joint_task_id",
+        "department",
+        mode=pl.col("task_ids").map_elements(
+            lambda ids: min((own.get(t, plan.assign.mode) for t in ids), key=strictness.__getitem__),
+            return_dtype=pl.String,
+        ),
+    )
+
+
+def expert_needs(task_departments: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """(joint_task_id, department, expert): one row per field of expertise a share's items require
+    (items' `expert` column, 所需专家领域); none when no item requires one."""
+    schema = {"joint_task_id": pl.String, "department": pl.String, "expert": pl.String}
+    if "expert" not in items.columns:
+        return pl.DataFrame(schema=schema)
+    wanted = items.select("item_id", "department", "expert").drop_nulls("expert").filter(pl.col("expert") != "")
+    return (
+        task_departments.select("joint_task_id", "department", item_id="item_ids")
+        .explode("item_id")
+        .join(wanted, on=["item_id", "department"])
+        .select(list(schema))
+        .unique()
+        .sort(list(schema))
+    )
 
 
 def avoid_pairs(inspectors: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
@@ -112,34 +180,48 @@ def _scores(seed: str, key: str, subjects: list[str]) -> np.ndarray:
 
 @dataclass
 class _Pools:
-    """Inspectors as integer positions (sorted by inspector_id), and who may take which share."""
+    """People as integer positions (sorted by inspector_id), and who may take which share."""
 
     ids: list[str]
     department: list[str]
     district: list[str]
     rank: np.ndarray
-    by_class: dict[int, np.ndarray]  # item class → eligible positions, ascending
+    by_class: dict[int, np.ndarray]  # share class → eligible positions, ascending
     by_class_district: dict[tuple[int, str], np.ndarray]
     class_members: dict[int, set[int]]
     avoid: dict[str, set[int]]
-    department_size: dict[str, int] = field(default_factory=dict)
+    department_size: dict[str, int] = field(default_factory=dict)  # available inspectors per department
+    expert_size: dict[str, int] = field(default_factory=dict)  # available experts and third parties per department
+    role: list[str] = field(default_factory=list)  # empty: everyone an inspector
+
+    def group(self, position: int) -> str:
+        """Inspectors and experts are evened out separately: they never take each other's place."""
+        return "expert" if self.role and self.role[position] in EXPERT_ROLES else "inspector"
 
 
 def _eligibility(shares: pl.DataFrame, available: pl.DataFrame) -> pl.DataFrame:
-    """(class_id, position): the available inspectors of the class's department whose item
-    scope holds every item of the class."""
-    classes = shares.select("class_id", "department", "item_ids").unique("class_id")
-    wanted = classes.explode("item_ids").rename({"item_ids": "item"}).unique()
-    scope = available.select("position", "department", item="item_scope").explode("item").unique()
-    return (
+    """(class_id, position): for an inspectors' share, the available inspectors of the department
+    whose item scope holds every item of it; for an expert's, the department's available experts
+    and third parties with the field of expertise."""
+    classes = shares.select("class_id", "department", "item_ids", "expert").unique("class_id")
+    inspectors = available.filter(pl.col("role") == "inspector")
+    wanted = classes.filter(pl.col("expert").is_null()).explode("item_ids").rename({"item_ids": "item"}).unique()
+    scope = inspectors.select("position", "department", item="item_scope").explode("item").unique()
+    by_scope = (
         wanted.join(scope, on=["department", "item"])
         .group_by("class_id", "position")
         .len()
         .join(wanted.group_by("class_id").len("needed"), on="class_id")
         .filter(pl.col("len") == pl.col("needed"))
         .select("class_id", "position")
-        .sort("class_id", "position")
     )
+    experts = available.filter(pl.col("role").is_in(EXPERT_ROLES)).select("position", "department", expert="expertise")
+    by_field = (
+        classes.filter(pl.col("expert").is_not_null())
+        .join(experts.explode("expert").unique(), on=["department", "expert"])
+        .select("class_id", "position")
+    )
+    return pl.concat([by_scope, by_field]).unique().sort("class_id", "position")
 
 
 def _pools(shares: pl.DataFrame, available: pl.DataFrame, avoid: pl.DataFrame, seed: str) -> _Pools:
@@ -158,6 +240,7 @@ def _pools(shares: pl.DataFrame, available: pl.DataFrame, avoid: pl.DataFrame, s
         if inspector in position:
             avoid_sets.setdefault(uscc, set()).add(position[inspector])
     ids = available["inspector_id"].to_list()
+    is_expert = pl.col("role").is_in(EXPERT_ROLES)
     return _Pools(
         ids=ids,
         department=available["department"].to_list(),
@@ -167,7 +250,9 @@ def _pools(shares: pl.DataFrame, available: pl.DataFrame, avoid: pl.DataFrame, s
         by_class_district=by_class_district,
         class_members={c: set(p.tolist()) for c, p in by_class.items()},
         avoid=avoid_sets,
-        department_size=dict(available.group_by("department").len().iter_rows()),
+        department_size=dict(available.filter(~is_expert).group_by("department").len().iter_rows()),
+        expert_size=dict(available.filter(is_expert).group_by("department").len().iter_rows()),
+        role=available["role"].to_list(),
     )
 
 
@@ -179,21 +264,43 @@ def _least_loaded(
     return candidates[order[:need]].tolist()
 
 
+class _Share(NamedTuple):
+    """One department's share of a joint task to staff: its certified inspectors (expert None), or
+    the one expert or third party of a field of expertise (expert: the field)."""
+
+    class_id: int
+    department: str
+    district: str  # the entity's
+    uscc: str
+    need: int
+    mode: str
+    expert: str | None
+
+
+def _outside(candidates: np.ndarray | None, pools: _Pools, district: str) -> np.ndarray:
+    if candidates is None:
+        return np.zeros(0, dtype=np.int64)
+    return candidates[np.array([pools.district[c] != district for c in candidates.tolist()], dtype=bool)]
+
+
+def _mode_pools(pools: _Pools, share: _Share) -> list[tuple[str, np.ndarray | None]]:
+    """Where the share may be drawn from, in order of preference: (pool name, candidates)."""
+    everyone = pools.by_class.get(share.class_id)
+    if share.mode == "cross_district":  # 所所交叉: nobody from the entity's district
+        return [("cross_district", _outside(everyone, pools, share.district))]
+    if share.mode == "any":
+        return [("department", everyone)]
+    return [("district", pools.by_class_district.get((share.class_id, share.district))), ("department", everyone)]
+
+
 def _staff_share(
-    pools: _Pools,
-    class_id: int,
-    department: str,
-    district: str,
-    uscc: str,
-    need: int,
-    loads: np.ndarray,
-    capacity: int,
-    task_score: np.uint64,
+    pools: _Pools, share: _Share, loads: np.ndarray, capacity: int, task_score: np.uint64, taken: list[int]
 ) -> tuple[list[int], str, str]:
-    """(positions, pool, "") for one department's share of a joint task, or ([], reason, detail)."""
-    avoid = pools.avoid.get(uscc)
-    everyone = pools.by_class.get(class_id)
-    for pool, candidates in (("district", pools.by_class_district.get((class_id, district))), ("department", everyone)):
+    """(positions, pool, "") for one share of a joint task, or ([], reason, detail). `taken`: who is
+    already on the task (an expert of two required fields goes once)."""
+    avoid = (pools.avoid.get(share.uscc) or set()) | set(taken)
+    need = share.need
+    for pool, candidates in _mode_pools(pools, share):
         if candidates is None or len(candidates) < need:
             continue
         if avoid:  # 回避: declared conflicts and the last team
@@ -201,22 +308,42 @@ def _staff_share(
         candidates = candidates[loads[candidates] < capacity]
         if len(candidates) >= need:
             return _least_loaded(candidates, need, loads, pools.rank, task_score), pool, ""
-    # nobody: say why, most basic reason first
-    if not pools.department_size.get(department):
-        return [], "no_available_inspector", f"{department}: 0 available"
+    return [], *_why_not_staffed(pools, share, capacity)
+
+
+def _why_not_staffed(pools: _Pools, share: _Share, capacity: int) -> tuple[str, str]:
+    """(reason, detail) of a share nobody could take, most basic reason first."""
+    department, need = share.department, share.need
+    everyone = pools.by_class.get(share.class_id)
     n = 0 if everyone is None else len(everyone)
+    if share.expert is not None and n == 0:
+        experts = pools.expert_size.get(department, 0)
+        return "no_expert", f"{department}: {experts} available experts or third parties, none in {share.expert}"
+    if not pools.department_size.get(department):
+        return "no_available_inspector", f"{department}: 0 available"
     if n == 0:
         return (
-            [],
             "no_item_scope",
             f"{department}: 0 of {pools.department_size[department]} available inspectors cover the items",
         )
     if n < need:
-        return [], "pool_too_small", f"{department}: {n} eligible, {need} needed"
-    free = everyone[~np.isin(everyone, list(avoid or ()))]
+        return "pool_too_small", f"{department}: {n} eligible, {need} needed"
+    assert everyone is not None
+    if share.mode == "cross_district":
+        everyone = _outside(everyone, pools, share.district)
+        if len(everyone) < need:
+            return (
+                "no_cross_district_pool",
+                f"{department}: {len(everyone)} eligible outside {share.district}, {need} needed",
+            )
+    avoid = pools.avoid.get(share.uscc) or set()
+    free = everyone[~np.isin(everyone, list(avoid))]
     if len(free) < need:
-        return [], "all_must_avoid", f"{department}: {n} eligible, {n - len(free)} must avoid the entity, {need} needed"
-    return [], "capacity_reached", f"{department}: {len(free)} eligible, all at {capacity} visits for the period"
+        return (
+            "all_must_avoid",
+            f"{department}: {len(everyone)} eligible, {len(everyone) - len(free)} must avoid the entity, {need} needed",
+        )
+    return "capacity_reached", f"{department}: {len(free)} eligible, all at {capacity} visits for the period"
 
 
 def _rebalance(
@@ -226,15 +353,18 @@ def _rebalance(
     share_uscc: list[str],
     slots_of: list[list[int]],
     loads: np.ndarray,
+    task_slots: list[list[int]] | None = None,
 ) -> int:
-    """Evens the loads within every (department, district) pool: while some inspector has at
-    least two more tasks than another the rules could hand one to — directly, or along a
-    chain (A gives a share to B, who gives another to C) — the chain is applied. Returns the
-    moves made. Each move lowers the sum of squared loads, so this ends; when it ends no such
-    chain is left, which is what "as even as the constraints allow" means here."""
-    pool_of: dict[tuple[str, str], list[int]] = {}
+    """Evens the loads within every (department, district, inspectors | experts) pool: while some
+    member has at least two more tasks than another the rules could hand one to — directly, or
+    along a chain (A gives a share to B, who gives another to C) — the chain is applied; never to
+    someone already on the joint task (`task_slots[slot]`: the slots of the slot's joint task; by
+    default the slot alone). Returns the moves made. Each move lowers the sum of squared loads, so
+    this ends; when it ends no such chain is left, which is what "as even as the constraints allow"
+    means here."""
+    pool_of: dict[tuple[str, str, str], list[int]] = {}
     for p in range(len(pools.ids)):
-        pool_of.setdefault((pools.department[p], pools.district[p]), []).append(p)
+        pool_of.setdefault((pools.department[p], pools.district[p], pools.group(p)), []).append(p)
     position_pool = np.zeros(len(pools.ids), dtype=np.int64)  # each position's pool, as a number
     for number, members_of_pool in enumerate(pool_of.values()):
         position_pool[members_of_pool] = number
@@ -245,6 +375,9 @@ def _rebalance(
             everyone = pools.by_class.get(class_id, np.zeros(0, dtype=np.int64))
             in_pool_cache[(class_id, key)] = everyone[position_pool[everyone] == key]
         return in_pool_cache[(class_id, key)]
+
+    def on_task(slot: int) -> list[int]:
+        return [m for other in task_slots[slot] for m in members[other]] if task_slots else members[slot]
 
     visited = np.zeros(len(pools.ids), dtype=bool)
     moves = 0
@@ -260,7 +393,7 @@ def _rebalance(
                 path = _chain(
                     hi,
                     loads[hi] - 2,
-                    members,
+                    on_task,
                     share_class,
                     share_uscc,
                     slots_of,
@@ -286,7 +419,7 @@ def _rebalance(
 def _chain(
     hi: int,
     at_most: int,
-    members: list[list[int]],
+    on_task,
     share_class: list[int],
     share_uscc: list[str],
     slots_of: list[list[int]],
@@ -311,7 +444,7 @@ def _chain(
                     continue
                 avoid = pools.avoid.get(share_uscc[slot])
                 for v in takers.tolist():
-                    if v in members[slot] or (avoid and v in avoid):
+                    if v in on_task(slot) or (avoid and v in avoid):
                         continue
                     visited[v] = True
                     touched.append(v)
@@ -358,6 +491,50 @@ def _schedule(task_members: list[list[int]], days: list[dt.date], daily_cap: int
     return chosen
 
 
+def _team_leaders(
+    members: list[list[int]],
+    share_rows: list[tuple[str, str, bool, str, bool]],
+    share_task: list[int],
+    task_score_of: list[np.uint64],
+    pools: _Pools,
+) -> list[int]:
+    """Per staffed joint task, its leader (组长): of the lead department's certified inspectors, the
+    first by score(seed, '#inspectors', id) XOR the task's score (the order that breaks ties)."""
+    leaders = [-1] * len(task_score_of)
+    for slot, team in enumerate(members):
+        _, _, is_lead, _, is_expert = share_rows[slot]
+        if is_lead and not is_expert:
+            t = share_task[slot]
+            leaders[t] = min(team, key=lambda m: int(pools.rank[m] ^ task_score_of[t]))
+    return leaders
+
+
+def staffing_shares(
+    task_departments: pl.DataFrame, joint_tasks: pl.DataFrame, items: pl.DataFrame, plan: Plan
+) -> pl.DataFrame:
+    """What must be staffed, one row per share: each department's certified inspectors (expert
+    null, need = team_need) and one expert or third party per field of expertise its items require
+    (need 1); with the entity's district, the share's mode and `class_id` (shares that the same
+    people may take have the same class)."""
+    base = task_departments.join(joint_tasks.select("joint_task_id", "district_code"), on="joint_task_id").join(
+        share_modes(task_departments, plan), on=["joint_task_id", "department"]
+    )
+    columns = ["joint_task_id", "uscc", "department", "is_lead", "item_ids", "district_code", "mode"]
+    inspectors = base.select(
+        *columns,
+        expert=pl.lit(None, dtype=pl.String),
+        need=pl.col("is_lead").map_elements(lambda lead: team_need(lead, plan), return_dtype=pl.Int64),
+    )
+    experts = base.join(expert_needs(task_departments, items), on=["joint_task_id", "department"]).select(
+        *columns, "expert", need=pl.lit(1, dtype=pl.Int64)
+    )
+    who = pl.when(pl.col("expert").is_null()).then(pl.col("item_ids").list.join(",")).otherwise("expert")
+    kind = pl.when(pl.col("expert").is_null()).then(pl.lit("|inspectors|")).otherwise(pl.lit("|expert|"))
+    return pl.concat([inspectors, experts]).with_columns(
+        class_id=pl.concat_str("department", kind, who).rank("dense").cast(pl.Int64)
+    )
+
+
 def match_inspectors(
     task_departments: pl.DataFrame,
     joint_tasks: pl.DataFrame,
@@ -366,26 +543,23 @@ def match_inspectors(
     plan: Plan,
     seed: str,
     days: list[dt.date],
+    items: pl.DataFrame | None = None,
 ) -> Matching:
-    """Teams and days for every joint task that the rules allow; the others, with reasons."""
+    """Teams and days for every joint task that the rules allow; the others, with reasons. `items`
+    (item_id, department, expert) says which items require an expert; None: none does."""
+    items = pl.DataFrame(schema={"item_id": pl.String, "department": pl.String}) if items is None else items
     available = (
         available_inspectors(inspectors, plan)
         .sort("inspector_id")
         .with_row_index("position")
         .with_columns(pl.col("position").cast(pl.Int64))
     )
-    shares = task_departments.join(
-        joint_tasks.select("joint_task_id", "district_code"), on="joint_task_id"
-    ).with_columns(
-        class_id=pl.concat_str("department", pl.lit("|"), pl.col("item_ids").list.join(","))
-        .rank("dense")
-        .cast(pl.Int64)
-    )
+    shares = staffing_shares(task_departments, joint_tasks, items, plan)
     pools = _pools(shares, available, avoid, seed)
     capacity = plan.daily_cap * len(days)
     loads = np.zeros(len(pools.ids), dtype=np.int64)
 
-    # staffing order: the tasks' seeded scores; within a task the lead department first
+    # staffing order: the tasks' seeded scores; within a task the lead department first, experts after inspectors
     usccs = joint_tasks["uscc"].to_list()
     order = (
         joint_tasks.select("joint_task_id", "uscc")
@@ -393,17 +567,27 @@ def match_inspectors(
         .sort("task_score", "uscc")
     )
     ordered = shares.join(order, on=["joint_task_id", "uscc"]).sort(
-        "task_score", "uscc", pl.col("is_lead").not_(), "department"
+        "task_score", "uscc", pl.col("is_lead").not_(), "department", pl.col("expert").is_not_null(), "expert"
     )
 
     members: list[list[int]] = []  # per staffed share
     share_task: list[int] = []
-    share_rows: list[tuple[str, str, bool, str]] = []
+    share_rows: list[tuple[str, str, bool, str, bool]] = []  # joint task, department, lead, pool, expert share
     share_class: list[int] = []
     share_uscc: list[str] = []
-    failed: list[tuple[str, str, str, str]] = []
+    task_score_of: list[np.uint64] = []  # per staffed joint task
+    failed: list[tuple[str, str | None, str, str]] = []
     rows = ordered.select(
-        "joint_task_id", "uscc", "department", "is_lead", "class_id", "district_code", "task_score"
+        "joint_task_id",
+        "uscc",
+        "department",
+        "is_lead",
+        "class_id",
+        "district_code",
+        "task_score",
+        "need",
+        "mode",
+        "expert",
     ).rows()
     task_index = -1
     i = 0
@@ -413,33 +597,26 @@ def match_inspectors(
         while j < len(rows) and rows[j][0] == jt:
             j += 1
         picks, problem = [], None
-        for _, uscc, department, is_lead, class_id, district, task_score in rows[i:j]:
-            # an inspector belongs to one department (ids are unique: the stage checks), so shares never overlap
-            chosen, pool_or_reason, detail = _staff_share(
-                pools,
-                class_id,
-                department,
-                district,
-                uscc,
-                team_need(is_lead, plan),
-                loads,
-                capacity,
-                np.uint64(task_score),
-            )
+        for _, uscc, department, is_lead, class_id, district, task_score, need, mode, expert in rows[i:j]:
+            # a person belongs to one department (ids are unique: the stage checks), and inspectors and experts
+            # are apart, so shares never overlap
+            share = _Share(class_id, department, district, uscc, need, mode, expert)
+            taken = [m for pick in picks for m in pick[3]]
+            chosen, pool_or_reason, detail = _staff_share(pools, share, loads, capacity, np.uint64(task_score), taken)
             if not chosen:
                 problem = (jt, department, pool_or_reason, detail)
                 break
-            pool = pool_or_reason
-            picks.append((department, is_lead, pool, chosen, class_id, uscc))
+            picks.append((department, is_lead, pool_or_reason, chosen, class_id, uscc, expert is not None))
         if problem:
             failed.append(problem)
         else:
             task_index += 1
-            for department, is_lead, pool, chosen, class_id, uscc in picks:
+            task_score_of.append(np.uint64(rows[i][6]))
+            for department, is_lead, pool, chosen, class_id, uscc, is_expert in picks:
                 loads[chosen] += 1
                 members.append(chosen)
                 share_task.append(task_index)
-                share_rows.append((jt, department, is_lead, pool))
+                share_rows.append((jt, department, is_lead, pool, is_expert))
                 share_class.append(class_id)
                 share_uscc.append(uscc)
         i = j
@@ -448,7 +625,11 @@ def match_inspectors(
     for slot, team in enumerate(members):
         for m in team:
             slots_of[m].append(slot)
-    moves = _rebalance(pools, members, share_class, share_uscc, slots_of, loads)
+    slots_by_task: dict[int, list[int]] = {}
+    for slot, t in enumerate(share_task):
+        slots_by_task.setdefault(t, []).append(slot)
+    task_slots = [slots_by_task[t] for t in share_task]
+    moves = _rebalance(pools, members, share_class, share_uscc, slots_of, loads, task_slots)
 
     # one day for the whole team of a joint task (一日查)
     task_ids = [share_rows[s][0] for s in range(len(members)) if s == 0 or share_task[s] != share_task[s - 1]]
@@ -462,10 +643,19 @@ def match_inspectors(
                 (task_ids[t], None, "no_common_day", f"team of {len(task_members[t])}, daily cap {plan.daily_cap}")
             )
 
+    leaders = _team_leaders(members, share_rows, share_task, task_score_of, pools)
     scheduled = {t for t, day in enumerate(day_of) if day is not None}
     team = pl.DataFrame(
         [
-            (share_rows[s][0], share_rows[s][1], pools.ids[m], share_rows[s][2], share_rows[s][3])
+            (
+                share_rows[s][0],
+                share_rows[s][1],
+                pools.ids[m],
+                share_rows[s][2],
+                share_rows[s][3],
+                pools.role[m],
+                leaders[share_task[s]] == m,
+            )
             for s, team_s in enumerate(members)
             if share_task[s] in scheduled
             for m in team_s
@@ -497,6 +687,8 @@ def match_inspectors(
             str(k): n for k, n in team.group_by("joint_task_id").len().group_by("len").len("n").sort("len").iter_rows()
         },
         "from_department_pool": team.filter(pl.col("pool") == "department")["joint_task_id"].n_unique(),
+        "shares_by_mode": dict(sorted(shares.filter(pl.col("expert").is_null()).group_by("mode").len().iter_rows())),
+        "experts_sent": team.filter(pl.col("role").is_in(EXPERT_ROLES)).height,
         "rebalancing_moves": moves,
         "working_days": len(days),
         "capacity_per_inspector": capacity,
@@ -505,7 +697,7 @@ def match_inspectors(
 
 
 def _workload(available: pl.DataFrame, team: pl.DataFrame, dates: pl.DataFrame) -> pl.DataFrame:
-    """One row per available inspector: tasks over the period and the most visits on one day."""
+    """One row per available person: role, tasks over the period and the most visits on one day."""
     per_day = (
         team.join(dates, on="joint_task_id")
         .group_by("inspector_id", "planned_date")
@@ -514,7 +706,7 @@ def _workload(available: pl.DataFrame, team: pl.DataFrame, dates: pl.DataFrame) 
         .agg(tasks=pl.col("len").sum(), busiest_day=pl.col("len").max())
     )
     return (
-        available.select("inspector_id", "department", "district_code")
+        available.select("inspector_id", "department", "district_code", "role")
         .join(per_day, on="inspector_id", how="left")
         .with_columns(pl.col("tasks", "busiest_day").fill_null(0).cast(pl.Int64))
         .sort("inspector_id")
@@ -522,12 +714,15 @@ def _workload(available: pl.DataFrame, team: pl.DataFrame, dates: pl.DataFrame) 
 
 
 def workload_spread(workload: pl.DataFrame) -> pl.DataFrame:
-    """Per (department, district) pool: inspectors, tasks, min and max tasks per inspector, spread."""
+    """Per (department, district, inspectors | experts) pool — the pools assign evens out: members
+    (`inspectors`), tasks, min and max tasks per member, spread."""
+    group = pl.when(pl.col("role").is_in(EXPERT_ROLES)).then(pl.lit("experts")).otherwise(pl.lit("inspectors"))
     return (
-        workload.group_by("department", "district_code")
+        workload.with_columns(group=group)
+        .group_by("department", "district_code", "group")
         .agg(inspectors=pl.len(), tasks=pl.col("tasks").sum(), min=pl.col("tasks").min(), max=pl.col("tasks").max())
         .with_columns(spread=pl.col("max") - pl.col("min"))
-        .sort("department", "district_code")
+        .sort("department", "district_code", "group")
     )
 
 

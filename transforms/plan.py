@@ -79,6 +79,18 @@ class Scope(_Strict):
         return codes
 
 
+# How a department's share of a joint task is staffed (SPEC §4.6, issue 21): `local_first` takes the
+# entity's district (片区) when that pool can, else the department's whole pool; `cross_district`
+# (所所交叉, against local capture) never sends anyone from the entity's district; `any` draws from
+# the department's whole pool with no preference.
+AssignMode = Literal["local_first", "cross_district", "any"]
+ASSIGN_MODES: tuple[AssignMode, ...] = ("cross_district", "local_first", "any")  # strictest first
+
+
+class AssignRules(_Strict):
+    mode: AssignMode = "local_first"
+
+
 class Task(_Strict):
     task_id: SafeId
     department: SafeId
@@ -88,6 +100,7 @@ class Task(_Strict):
     ratio: dict[CreditClass, Annotated[float, Field(ge=0, le=1)]] | None = None
     count: Annotated[int, Field(ge=0)] | None = None
     group: SafeId | None = None  # coordination group (SPEC §4.4)
+    assign: AssignRules | None = None  # None: the plan's
 
     @model_validator(mode="after")
     def _ratio_or_count(self) -> Task:
@@ -112,6 +125,7 @@ class Plan(_Strict):
     # least two (Administrative Penalty Law art. 42) from the lead department
     inspectors_per_department: Annotated[int, Field(ge=1)] = 1
     daily_cap: Annotated[int, Field(ge=1)] = 4  # visits one inspector makes on one working day, at most
+    assign: AssignRules = AssignRules()
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")

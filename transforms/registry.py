@@ -44,6 +44,10 @@ COLUMNS: dict[Kind, dict[str, str]] = {
         "item_scope": "list_code",
         "status": "enum:inspector_status",
         "conflicts": "list_code",
+        # issue 21: experts (专家) and third-party institutions (第三方机构) sit in the same registry with a
+        # role (none given: a certified inspector) and the fields of expertise (专业领域) items may require
+        "role": "enum:inspector_role",
+        "expertise": "list",
     },
     "items": {
         "item_id": "code",
@@ -54,6 +58,7 @@ COLUMNS: dict[Kind, dict[str, str]] = {
         "category": "enum:item_category",
         "method": "text",
         "scope": "text",
+        "expert": "text",  # the field of expertise an expert or third party on the team must have (所需专家领域)
     },
     "results": {
         "joint_task_id": "code",
@@ -177,6 +182,12 @@ HEADER_ALIASES: dict[Kind, dict[str, str]] = {
         "在岗状态": "status",
         "回避对象": "conflicts",
         "回避": "conflicts",
+        "人员类别": "role",
+        "人员类型": "role",
+        "角色": "role",
+        "专业领域": "expertise",
+        "专业特长": "expertise",
+        "专长": "expertise",
     },
     "items": {
         "事项编号": "item_id",
@@ -193,6 +204,9 @@ HEADER_ALIASES: dict[Kind, dict[str, str]] = {
         "检查方式": "method",
         "适用范围": "scope",
         "检查对象范围": "scope",
+        "所需专家领域": "expert",
+        "需专家": "expert",
+        "专家领域": "expert",
     },
     "results": {
         "联合任务编号": "joint_task_id",
@@ -271,6 +285,18 @@ ENUMS: dict[str, dict[str, str]] = {
         "离岗": "on_leave",
         "retired": "retired",
         "退休": "retired",
+    },
+    "inspector_role": {
+        "inspector": "inspector",
+        "执法检查人员": "inspector",
+        "执法人员": "inspector",
+        "检查人员": "inspector",
+        "expert": "expert",
+        "专家": "expert",
+        "third_party": "third_party",
+        "third party": "third_party",
+        "第三方": "third_party",
+        "第三方机构": "third_party",
     },
     "item_category": {
         "general": "general",

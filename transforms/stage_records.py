@@ -407,6 +407,8 @@ class AssignRecord(StageRecord):
     inspectors_sent: int
     team_size: dict[str, int]  # team size → joint tasks
     from_department_pool: int
+    shares_by_mode: dict[str, int]  # assign mode → department shares staffed or tried under it
+    experts_sent: int  # experts and third parties on teams
     rebalancing_moves: int
     working_days: int
     capacity_per_inspector: int
@@ -430,7 +432,8 @@ class AssignRecord(StageRecord):
             f"{self.label}: {self.assigned:,} of {self.joint_tasks:,} joint tasks staffed and scheduled on "
             f"{self.working_days} working days ({self.calendar}); unassigned {self.unassigned:,}"
             f"{self._why_unassigned()}; {self.inspectors_sent:,} of {self.inspectors_available:,} available "
-            f"inspectors sent; tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
+            f"inspectors sent ({self.experts_sent:,} experts or third parties on teams); shares by assign mode "
+            f"{self.shares_by_mode}; tasks per inspector {w['tasks_per_inspector']}; {w['pools_spread_at_most_1']} of "
             f"{w['pools_with_tasks']} pools with spread ≤ 1 (max {w['max_spread']}); busiest day {w['busiest_day']} "
             f"visits; {self.seconds:.1f} s"
         ]

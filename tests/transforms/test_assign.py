@@ -57,13 +57,14 @@ def _tasks(rows):
         [(f"P-{u}", u, d) for u, d, _ in rows], schema=["joint_task_id", "uscc", "district_code"], orient="row"
     )
     shares = pl.DataFrame(
-        [(f"P-{u}", u, dept, lead, list(items)) for u, _, parts in rows for dept, items, lead in parts],
+        [(f"P-{u}", u, dept, lead, list(items), [f"T-{dept}"]) for u, _, parts in rows for dept, items, lead in parts],
         schema={
             "joint_task_id": pl.String,
             "uscc": pl.String,
             "department": pl.String,
             "is_lead": pl.Boolean,
             "item_ids": pl.List(pl.String),
+            "task_ids": pl.List(pl.String),
         },
         orient="row",
     )
@@ -219,7 +220,8 @@ def test_the_rule_check_catches_a_broken_team():
     ].to_list()
     assert rules == ["must_avoid"]
     saturday = m.planned_dates.with_columns(planned_date=pl.lit(dt.date(2026, 3, 7)))
-    rules = team_violations(joint, shares, m.team.head(1), saturday, m.unassigned, inspectors, avoid, plan, DAYS)[
+    leader_alone = m.team.filter("team_leader")
+    rules = team_violations(joint, shares, leader_alone, saturday, m.unassigned, inspectors, avoid, plan, DAYS)[
         "rule"
     ].to_list()
     assert rules == ["team_size", "working_day"]
@@ -231,3 +233,147 @@ def test_working_days_follow_the_official_calendar():
     assert october.days == [dt.date(2026, 10, 8), dt.date(2026, 10, 9), dt.date(2026, 10, 10), dt.date(2026, 10, 12)]
     assert october.note.startswith("official")
     assert "Monday–Friday" in working_days(dt.date(2031, 1, 6), dt.date(2031, 1, 10)).note
+
+
+# issue 21: assign modes, experts and third parties, the team leader
+
+
+def _items(rows) -> pl.DataFrame:
+    """rows: (item_id, department, expert field or None)."""
+    return pl.DataFrame(rows, schema=["item_id", "department", "expert"], orient="row")
+
+
+def _with_role(inspectors: pl.DataFrame, roles: dict[str, tuple[str, list[str]]]) -> pl.DataFrame:
+    """roles: inspector_id → (role, expertise); the others are certified inspectors."""
+    return inspectors.with_columns(
+        role=pl.col("inspector_id").replace_strict({i: r for i, (r, _) in roles.items()}, default=None),
+        expertise=pl.col("inspector_id").replace_strict(
+            {i: e for i, (_, e) in roles.items()}, default=None, return_dtype=pl.List(pl.String)
+        ),
+    )
+
+
+def _match_items(inspectors, rows, items, plan):
+    joint, shares = _tasks(rows)
+    avoid = avoid_pairs(inspectors, NO_PREVIOUS)
+    m = match_inspectors(shares, joint, inspectors, avoid, plan, "s", DAYS, items)
+    assert team_violations(
+        joint, shares, m.team, m.planned_dates, m.unassigned, inspectors, avoid, plan, DAYS, items
+    ).is_empty()
+    return m
+
+
+HOME_AND_AWAY = [_inspector(f"H{i}", district="440303") for i in range(3)] + [
+    _inspector(f"W{i}", district="440304") for i in range(3)
+]
+
+
+def test_cross_district_never_sends_anyone_from_the_entitys_district():
+    m = _match(
+        _inspectors(HOME_AND_AWAY),
+        [("U1", "440303", [("AMR", ["A1"], True)])],
+        plan=_plan(assign={"mode": "cross_district"}),
+    )
+    assert set(m.team["pool"]) == {"cross_district"} and all(i.startswith("W") for i in m.team["inspector_id"])
+    # local_first (the default) takes the entity's own district
+    m = _match(_inspectors(HOME_AND_AWAY), [("U1", "440303", [("AMR", ["A1"], True)])])
+    assert set(m.team["pool"]) == {"district"} and all(i.startswith("H") for i in m.team["inspector_id"])
+
+
+def test_a_task_may_set_its_own_mode_and_a_share_takes_the_strictest():
+    plan = Plan.model_validate(
+        {
+            "plan_id": "P",
+            "period": {"start": "2026-03-02", "end": "2026-03-06"},
+            "tasks": [
+                {
+                    "task_id": "T-AMR",
+                    "department": "AMR",
+                    "items": ["A1"],
+                    "count": 1,
+                    "assign": {"mode": "cross_district"},
+                }
+            ],
+        }
+    )
+    m = _match(_inspectors(HOME_AND_AWAY), [("U1", "440303", [("AMR", ["A1"], True)])], plan=plan)
+    assert set(m.team["pool"]) == {"cross_district"}
+    only_home = _inspectors(HOME_AND_AWAY[:3])
+    m = _match(only_home, [("U1", "440303", [("AMR", ["A1"], True)])], plan=plan)
+    assert m.unassigned.select("reason", "detail").row(0) == (
+        "no_cross_district_pool",
+        "AMR: 0 eligible outside 440303, 2 needed",
+    )
+    assert m.unassigned["reason_zh"].item() == "片区外无符合条件的检查人员"
+
+
+def test_mode_any_draws_from_the_whole_department():
+    m = _match(
+        _inspectors(HOME_AND_AWAY), [("U1", "440303", [("AMR", ["A1"], True)])], plan=_plan(assign={"mode": "any"})
+    )
+    assert set(m.team["pool"]) == {"department"}
+
+
+def test_an_item_that_requires_an_expert_brings_one_on_top_of_the_inspectors():
+    inspectors = _with_role(
+        _inspectors(
+            HOME_AND_AWAY + [_inspector("EX1", items=[]), _inspector("TP1", items=[]), _inspector("EX2", items=[])]
+        ),
+        {"EX1": ("expert", ["food"]), "TP1": ("third_party", ["lab", "food"]), "EX2": ("expert", ["drug"])},
+    )
+    items = _items([("A1", "AMR", "food"), ("A2", "AMR", None)])
+    m = _match_items(inspectors, [("U1", "440303", [("AMR", ["A1"], True)])], items, _plan())
+    roles = dict(m.team.group_by("role").len().iter_rows())
+    assert roles["inspector"] == 2 and roles.get("expert", 0) + roles.get("third_party", 0) == 1
+    assert set(m.team.filter(pl.col("role") != "inspector")["inspector_id"]) <= {"EX1", "TP1"}
+    leader = m.team.filter("team_leader")
+    assert leader.height == 1 and leader["role"].item() == "inspector" and leader["lead_department"].item()
+    # an item without an expert field needs none
+    m = _match_items(inspectors, [("U2", "440303", [("AMR", ["A2"], True)])], items, _plan())
+    assert set(m.team["role"]) == {"inspector"}
+
+
+def test_a_task_whose_expert_cannot_be_found_is_unassigned_and_experts_never_go_alone():
+    inspectors = _with_role(_inspectors(HOME_AND_AWAY + [_inspector("EX2", items=[])]), {"EX2": ("expert", ["drug"])})
+    items = _items([("A1", "AMR", "food")])
+    m = _match_items(inspectors, [("U1", "440303", [("AMR", ["A1"], True)])], items, _plan())
+    assert m.team.is_empty() and m.unassigned.select("reason", "detail").row(0) == (
+        "no_expert",
+        "AMR: 1 available experts or third parties, none in food",
+    )
+    # experts only, no certified inspector: not a team
+    experts_only = _with_role(
+        _inspectors([_inspector("EX1", items=["A1"]), _inspector("EX3", items=["A1"])]),
+        {"EX1": ("expert", ["food"]), "EX3": ("expert", ["food"])},
+    )
+    m = _match_items(experts_only, [("U1", "440303", [("AMR", ["A1"], True)])], items, _plan())
+    assert m.team.is_empty() and m.unassigned["reason"].to_list() == ["no_available_inspector"]
+
+
+def test_the_rule_check_knows_modes_roles_and_the_leader():
+    # cross_district applies to experts as well: the expert comes from another district too
+    away_expert = _inspector("EX1", district="440304", items=[])
+    inspectors = _with_role(_inspectors(HOME_AND_AWAY + [away_expert]), {"EX1": ("expert", ["food"])})
+    items = _items([("A1", "AMR", "food")])
+    plan = _plan(assign={"mode": "cross_district"})
+    joint, shares = _tasks([("U1", "440303", [("AMR", ["A1"], True)])])
+    avoid = avoid_pairs(inspectors, NO_PREVIOUS)
+    m = match_inspectors(shares, joint, inspectors, avoid, plan, "s", DAYS, items)
+
+    def broken(team: pl.DataFrame) -> list[str]:
+        return team_violations(
+            joint, shares, team, m.planned_dates, m.unassigned, inspectors, avoid, plan, DAYS, items
+        )["rule"].to_list()
+
+    assert m.team.height == 3 and broken(m.team) == []
+    home = m.team.with_columns(inspector_id=pl.when(pl.col("team_leader")).then(pl.lit("H0")).otherwise("inspector_id"))
+    assert broken(home) == ["cross_district"]
+    assert broken(m.team.filter(pl.col("role") == "inspector")) == ["expert_missing"]
+    assert broken(m.team.with_columns(team_leader=pl.lit(False))) == ["team_leader"]
+    assert broken(m.team.with_columns(role=pl.lit("inspector"))) == [
+        "expert_missing",
+        "item_scope",  # the expert, now counted as an inspector, lacks the item
+        "role",
+        "team_size",
+    ]
+    assert broken(m.team.with_columns(pool=pl.lit("district"))) == ["assign_mode"] * 3 + ["district_pool"] * 3

@@ -159,6 +159,7 @@ def inspector_rules(item_ids: list[str]) -> list[Rule]:
         _in_set("district_code", district_codes(), "district_unknown"),
         _readable_date("cert_valid_until"),
         _in_set("status", _values("inspector_status"), "enum_unknown"),
+        _in_set("role", _values("inspector_role"), "enum_unknown"),
         Rule(
             jdx.ExpectColumnListValuesToBeInSet(column="item_scope", value_set=sorted(item_ids)),
             "item_scope_unknown",
