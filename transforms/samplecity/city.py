@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from jointdraw.transforms.industry import industries
-from jointdraw.transforms.plan import Period, Plan, Scope, Task
+from jointdraw.transforms.plan import AssignRules, Period, Plan, Scope, Task
 from jointdraw.transforms.reference import department_names, district_codes, reference_table
 from jointdraw.transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
@@ -564,6 +564,19 @@ def list_entities(rng: np.random.Generator, entities: pl.DataFrame) -> dict[str,
     return out
 
 
+# Departments whose lists have items that need an expert or a third-party institution on the team
+# (issue 21): every tenth item from the fourth, in turn one of these fields (所需专家领域).
+EXPERT_FIELDS = {"AMR": ["食品检验", "特种设备"], "HLT": ["公共卫生"], "ENV": ["环境监测"]}
+
+
+def expert_field(department: str, item_number: int) -> str | None:
+    """The field of expertise item `item_number` (from 1) of `department` requires, if any."""
+    fields = EXPERT_FIELDS.get(department)
+    if not fields or item_number % 10 != 4:
+        return None
+    return fields[(item_number // 10) % len(fields)]
+
+
 def make_items() -> dict[str, pl.DataFrame]:
     """The joint item list (抽查事项清单): about 580 items over 12 departments, 21 business lines for AMR."""
     names = department_names()
@@ -588,6 +601,7 @@ def make_items() -> dict[str, pl.DataFrame]:
                     "category": "key" if i % 5 == 0 else "general",
                     "method": ["实地检查", "书面检查", "网络监测", "检验检测"][i % 4],
                     "scope": scope,
+                    **({"expert": expert_field(dept, i + 1)} if dept in EXPERT_FIELDS else {}),
                 }
             )
         out[dept] = pl.DataFrame(rows)
@@ -687,6 +701,9 @@ def _tuned(items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows: i
     return tasks, sizes, ratios, (draws - joint) / max(draws, 1)
 
 
+CROSS_DISTRICT_TASKS = {"FIR-T01"}
+
+
 def make_plan(
     items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows: int, year: int = 2026
 ) -> tuple[Plan, float]:
@@ -707,6 +724,8 @@ def make_plan(
         if t.department == "URB":  # count tasks: the same expected draws, as a fixed number
             count = max(1, int(round(float(np.ceil(ratios[i] * sizes[i]).sum()))))
             final.append(t.model_copy(update={"ratio": None, "count": count}))
+        elif t.task_id in CROSS_DISTRICT_TASKS:  # 所所交叉: fire safety is checked by another district's team
+            final.append(t.model_copy(update={"ratio": r, "assign": AssignRules(mode="cross_district")}))
         else:
             final.append(t.model_copy(update={"ratio": r}))
     plan = Plan(
@@ -783,7 +802,47 @@ def make_inspectors(
             },
             schema_overrides={"item_scope": pl.List(pl.String), "conflicts": pl.List(pl.String)},
         )
+        if dept in EXPERT_FIELDS:
+            out[dept] = pl.concat(
+                [out[dept].with_columns(role=pl.lit("inspector")), _experts(dept, n, dept_items)], how="diagonal"
+            )
     return out
+
+
+def _experts(department: str, inspectors: int, items: pl.DataFrame) -> pl.DataFrame:
+    """The department's experts (专家) and third-party institutions (第三方机构) of each field its items
+    require: one in forty of its inspectors per field, at least three, over the districts in turn, the
+    third of each field an institution; appointed (or accredited) until the end of 2030. Drawn without
+    the city's random generator, so the rest of the city is the same with or without them."""
+    districts = list(_DISTRICT_WEIGHTS)
+    rows = []
+    for f, field_name in enumerate(EXPERT_FIELDS[department]):
+        needing = items.filter(pl.col("expert") == field_name)["item_id"].to_list()
+        for i in range(max(3, inspectors // 40)):
+            number = len(rows) + 1
+            rows.append(
+                {
+                    "inspector_id": f"{department}X{number:04d}",
+                    "name": f"{field_name}{'检测机构' if i % 3 == 2 else '专家'}{number}",
+                    "department": department,
+                    "district_code": str(districts[(f + i) % len(districts)]),
+                    "cert_no": f"ZJ{department}{number:05d}",
+                    "cert_valid_until": dt.date(2030, 12, 31),
+                    "item_scope": needing,
+                    "status": "active",
+                    "conflicts": [],
+                    "role": "third_party" if i % 3 == 2 else "expert",
+                    "expertise": [field_name],
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema_overrides={
+            "item_scope": pl.List(pl.String),
+            "conflicts": pl.List(pl.String),
+            "expertise": pl.List(pl.String),
+        },
+    )
 
 
 def generate_city(n_objects: int, seed: int) -> City:

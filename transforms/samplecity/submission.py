@@ -189,6 +189,7 @@ def _as_text(df: pl.DataFrame, kind: Kind, lang: str) -> pl.DataFrame:
     enums = {
         "entity_type": "entity_type",
         "status": "object_status" if kind == "objects" else "inspector_status",
+        "role": "inspector_role",
         "category": "item_category",
         "method": "inspection_method",
         "follow_up": "follow_up",
