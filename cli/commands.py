@@ -80,6 +80,29 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redraw(args: argparse.Namespace) -> int:
+    from jointdraw.flows.redraw import redraw_run
+
+    _quiet_temporary_server_shutdown()
+    s = redraw_run(
+        plan_id=args.plan_id,
+        joint_task=args.joint_task,
+        inspector=args.inspector,
+        reason=args.reason,
+        out=args.out,
+        note=args.note or "",
+    )
+    console = _console()
+    console.print(
+        f"递补 (replacement draw) on {s['joint_task_id']}: {s['replaced']} → {s['replacement']} "
+        f"({s['pool']} pool, redraw {s['counter']} of the task), audit entry #{s['entry']}"
+        + ("" if s["new"] else " — drawn before; nothing new")
+    )
+    if s["seal"]:
+        console.print(f"republished {s['bundle']}; seal (封存值) {s['seal']} — announce it")
+    return 0
+
+
 def _audit(args: argparse.Namespace) -> int:
     from jointdraw.transforms.audit import chain_problems, is_attempt, seed_shopping
     from jointdraw.transforms.storage.warehouse import audit_entries
@@ -98,7 +121,7 @@ def _audit(args: argparse.Namespace) -> int:
                     "time": e["time"],
                     "run": e["run_id"],
                     "event": e.get("event") or "draw",
-                    "seed or seal": e["seed"] if is_attempt(e) else e["seal"],
+                    "seed or seal": e["seed"] if is_attempt(e) else e["seal"] or _redraw_line(e),
                     "commitment": e["commitment"][:16] + "…" if is_attempt(e) else "",
                     "draw digest": e["draw_digest"][:16] + "…" if is_attempt(e) else "",
                     "operator": e["operator"],
@@ -354,6 +377,13 @@ def _dask_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _redraw_line(entry: dict) -> str:
+    import json
+
+    r = json.loads(entry.get("redraw") or "{}")
+    return f"{r.get('joint_task_id')}: {r.get('replaced')} → {r.get('replacement')} ({r.get('reason')})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jointdraw", description="Joint random inspection draw (双随机、一公开).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -441,6 +471,19 @@ def main(argv: list[str] | None = None) -> int:
     _dask_option(rr)
     rr.set_defaults(func=_results)
 
+    rd = sub.add_parser(
+        "redraw", help="replace one member of a published team by a second random draw (递补), logged and republished"
+    )
+    rd.add_argument("plan_id")
+    rd.add_argument("--joint-task", required=True, help="the joint task (联合任务编号)")
+    rd.add_argument("--inspector", required=True, help="the member to replace (人员编号)")
+    rd.add_argument(
+        "--reason", required=True, help="recusal (回避) | unavailable (无法到岗) | other (其他), in either language"
+    )
+    rd.add_argument("--note", default=None, help="a free-text note kept with the redraw (说明)")
+    rd.add_argument("--out", required=True, help="the output root the plan was published under")
+    rd.set_defaults(func=_redraw)
+
     au = sub.add_parser("audit", help="a plan's draw attempts and a check of their hash chain (审计日志)")
     au.add_argument("plan_id")
     au.add_argument("--out", required=True, help="the output root holding warehouse.duckdb")
@@ -484,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-FLOW_COMMANDS = ("run", "resume", "results")  # the commands that run a Prefect flow
+FLOW_COMMANDS = ("run", "resume", "results", "redraw")  # the commands that run a Prefect flow
 
 
 def _unreachable_prefect_api() -> str | None:

@@ -5,6 +5,7 @@
     07_assign/unassigned.parquet    joint tasks that could not be staffed: department, reason, detail
     07_assign/unassigned.csv        the same with the entity, for people (Chinese headers)
     07_assign/workload.parquet      per available inspector: tasks, most visits on one day
+    07_assign/avoid.parquet         (uscc, inspector_id) who must not meet (回避): conflicts, last teams
     07_assign/stage.json            figures, workload spread per (department, district) pool, calendar
 
 The matching is checked by transforms/team_rules.py before anything is written: a matching
@@ -84,6 +85,7 @@ def run_assign(run: RunFolder, plan: Plan) -> AssignRecord:
             )
         ],
         (write_parquet(matching.workload, out / "workload.parquet"), matching.workload.height),
+        (write_parquet(avoid, out / "avoid.parquet"), avoid.height),  # what a replacement draw (递补) obeys too
     ]
     return AssignRecord(
         inputs=inputs_from(run.path, "fuse", "joint_tasks.parquet", "task_departments.parquet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jointdraw.transforms.plan import PlanError
+from jointdraw.transforms.redraw import NoReplacement
 from jointdraw.transforms.seed import SeedError
 from jointdraw.transforms.storage.bundle import PublishRefused
 from jointdraw.transforms.storage.registry_files import RegistryFileError
@@ -21,6 +22,6 @@ class StageFailed(Exception):
 
 
 # the errors a flow run ends with as one message (a Failed state carrying it), without a traceback
-USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy, PublishRefused)
+USER_ERRORS = (StageFailed, PlanError, SeedError, PlanLocked, WarehouseBusy, PublishRefused, NoReplacement)
 # and what the CLI says in one line without a traceback: those, and a file that cannot be read or found
 UserFacingError = (*USER_ERRORS, RegistryFileError, FileNotFoundError)

@@ -17,6 +17,9 @@ each a folder handed over whole to its audience (transforms/storage/bundle.py: P
       attempts.json                 the plan's hash-chained log of draw attempts and seals, as of this publication
     regulator/   for the departments
       joint_tasks.parquet / .xlsx / .csv   one row per entity: departments, lead, tasks, items, team, day
+      team.parquet / .xlsx / .csv          one row per member: department, role, leader (组长), pool
+      redraws.parquet / .xlsx / .csv       replacement draws (递补) since the draw: who, whom, why
+      inspectors.parquet, avoid.parquet, items.parquet   what a redraw is drawn from (verify recomputes it)
       unassigned.parquet / .xlsx / .csv    joint tasks that could not be staffed, with reasons
       quarantine/                   every rejected row with file, line, reason and original values
       validation/                   the Great Expectations results as Data Docs
@@ -80,9 +83,9 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
         seed=document["seed"]["value"],
         directory=bundle_file(target, "directory.parquet"),
         draws=run.stage("draw") / "draws.parquet",
-        joint_tasks=run.stage("assign") / "joint_tasks.parquet",
+        joint_tasks=bundle_file(target, "joint_tasks.parquet"),  # the teams as published: after any redraw (递补)
         task_departments=run.stage("fuse") / "task_departments.parquet",
-        team=run.stage("assign") / "team.parquet",
+        team=bundle_file(target, "team.parquet"),
     )
     return PublishRecord(
         inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],

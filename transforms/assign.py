@@ -140,7 +140,9 @@ def share_modes(task_departments: pl.DataFrame, plan: Plan) -> pl.DataFrame:
         "joint_task_id",
         "department",
         mode=pl.col("task_ids").map_elements(
-            lambda ids: min((own.get(t, plan.assign.mode) for t in ids), key=strictness.__getitem__),
+            lambda ids: min(
+                (own.get(t, plan.assign.mode) for t in ids), key=strictness.__getitem__, default=plan.assign.mode
+            ),
             return_dtype=pl.String,
         ),
     )
@@ -764,13 +766,29 @@ PUBLISHED_COLUMNS = [
 
 def published_joint_tasks(joint_tasks: pl.DataFrame, matching: Matching) -> pl.DataFrame:
     """The joint tasks as published (SPEC §6): with their team and day; both empty when unassigned."""
-    teams = matching.team.group_by("joint_task_id", maintain_order=True).agg(inspector_ids=pl.col("inspector_id"))
+    return with_team(joint_tasks.join(matching.planned_dates, on="joint_task_id", how="left"), matching.team)
+
+
+def with_team(joint_tasks: pl.DataFrame, team: pl.DataFrame) -> pl.DataFrame:
+    """The joint tasks (with their day) and `inspector_ids` from `team` in its order (lead department first):
+    what the assign stage publishes, and the bundle after a replacement draw (递补)."""
+    teams = team.group_by("joint_task_id", maintain_order=True).agg(inspector_ids=pl.col("inspector_id"))
     return (
-        joint_tasks.join(teams, on="joint_task_id", how="left")
-        .join(matching.planned_dates, on="joint_task_id", how="left")
+        joint_tasks.drop("inspector_ids", strict=False)
+        .join(teams, on="joint_task_id", how="left")
         .select(PUBLISHED_COLUMNS)
         .sort("joint_task_id")
     )
+
+
+def team_for_people(team: pl.DataFrame) -> pl.DataFrame:
+    """team.csv / .xlsx: the team with its role and pool in words and the leader marked 是."""
+    from jointdraw.transforms.documents.people_headers import TEAM, TEAM_VALUES
+
+    return team.with_columns(
+        *(pl.col(c).replace_strict(words, default=pl.col(c)) for c, words in TEAM_VALUES.items()),
+        team_leader=pl.when("team_leader").then(pl.lit("是")).otherwise(pl.lit("")),
+    ).select(list(TEAM))
 
 
 def duplicate_inspector_ids(inspectors: pl.DataFrame) -> str | None:

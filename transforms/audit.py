@@ -6,6 +6,11 @@ one commitment (seed shopping) shows too.
     entry = plan_id, seq, time, run_id, commitment, seed, seed_sources, draw_digest, operator, prev_hash
     entry_hash = SHA-256 of the entry as canonical JSON (sorted keys, no spaces, UTF-8)
 
+A replacement draw (递补, issue 21) adds an entry with `event` redraw and its details as canonical
+JSON (transforms/redraw.py):
+
+    redraw entry = plan_id, seq, time, run_id, event, redraw, operator, prev_hash
+
 A publication adds a seal entry to the same chain (issue 18): the SHA-256 of the bundle's final
 manifest (transforms/documents/seal.py), for the draw (`event` publish) and for every results publication
 (`event` results):
@@ -41,6 +46,15 @@ ENTRY_FIELDS = (
 )
 SEAL_FIELDS = ("plan_id", "seq", "time", "run_id", "event", "seal", "operator", "prev_hash")
 PUBLISH, RESULTS = "publish", "results"  # the events a seal entry records
+# a replacement draw (递补, transforms/redraw.py): its details as canonical JSON in `redraw`
+REDRAW_FIELDS = ("plan_id", "seq", "time", "run_id", "event", "redraw", "operator", "prev_hash")
+
+
+def fields_of(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The fields an entry's hash covers: an attempt's, a seal's or a redraw's."""
+    if is_attempt(entry):
+        return ENTRY_FIELDS
+    return REDRAW_FIELDS if entry.get("event") == "redraw" else SEAL_FIELDS
 
 
 def is_attempt(entry: dict[str, Any]) -> bool:
@@ -69,7 +83,7 @@ def draw_digest(draws: pl.DataFrame) -> str:
 
 
 def entry_hash(entry: dict[str, Any]) -> str:
-    fields = ENTRY_FIELDS if is_attempt(entry) else SEAL_FIELDS
+    fields = fields_of(entry)
     canonical = json.dumps({k: entry[k] for k in fields}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -126,7 +140,9 @@ def entry_event(entry: dict[str, Any], shopped: bool) -> dict[str, Any]:
     `seed_shopping`: this commitment has now been drawn with more than one seed) or
     `jointdraw.publish.sealed` / `jointdraw.results.sealed`."""
     kind = "draw.attempt" if is_attempt(entry) else f"{entry['event']}.sealed"
-    fields = ENTRY_FIELDS if is_attempt(entry) else SEAL_FIELDS
+    if entry.get("event") == "redraw":
+        kind = "team.redrawn"
+    fields = fields_of(entry)
     return {
         "event": f"{EVENT_PREFIX}.{kind}",
         "resource": {

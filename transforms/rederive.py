@@ -204,7 +204,26 @@ def derived_problems(bundle: Path, plan: Plan) -> tuple[list[str], int]:
             f"{REGULATOR}/{p}" for p in table_problems(at("unassigned.csv"), unassigned, people_headers.UNASSIGNED)
         ]
         derived += 5
+        if at("team.parquet").is_file():
+            problems += [f"{REGULATOR}/{p}" for p in team_problems(bundle, published)]
+            derived += 5
     return problems, derived
+
+
+def team_problems(bundle: Path, joint_tasks: pl.DataFrame) -> list[str]:
+    """The team's and the redraws' people tables from their Parquet, and the joint tasks' inspector_ids
+    from the team."""
+    from jointdraw.transforms.assign import team_for_people, with_team
+    from jointdraw.transforms.redraw import redraws_for_people
+
+    at = lambda name: bundle_file(bundle, name)  # noqa: E731
+    team = pl.read_parquet(at("team.parquet"))
+    problems = table_problems(at("team.csv"), team_for_people(team), people_headers.TEAM)
+    redraws = pl.read_parquet(at("redraws.parquet"))
+    problems += table_problems(at("redraws.csv"), redraws_for_people(redraws), people_headers.REDRAWS)
+    if not with_team(joint_tasks, team).equals(joint_tasks):
+        problems.append("joint_tasks.parquet: its inspector_ids are not the members team.parquet lists")
+    return problems
 
 
 def results_notice_problems(bundle: Path) -> list[str]:

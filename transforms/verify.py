@@ -47,6 +47,7 @@ class Report:
     derived_files: int = 0  # files re-derived from others and compared by content
     problems: list[str] = field(default_factory=list)
     attempts: int = 0  # logged draw attempts of the plan whose chain was checked (audit/attempts.json)
+    redraws: int = 0  # replacement draws (递补) recomputed
     warnings: list[str] = field(default_factory=list)  # seed shopping: the bundle may be right, people must ask why
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
     seal: str | None = None  # the draw's seal (SHA-256 of public/manifest.json)
@@ -63,6 +64,7 @@ class Report:
             + (f", {self.checked_files} file hashes checked against the manifests" if self.checked_files else "")
             + (f", {self.derived_files} derived files re-derived" if self.derived_files else "")
             + (f", audit chain of {self.attempts} attempts checked" if self.attempts else "")
+            + (f", {self.redraws} redraws recomputed" if self.redraws else "")
         )
         seals = ([f"seal (封存值) {self.seal}"] if self.seal else []) + (
             [f"results seal {self.results_seal}"] if self.results_seal else []
@@ -342,6 +344,8 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
             pl.read_parquet(bundle_file(folder, "strata.parquet")), pairs, expected, plan
         )
         _check_derived(folder, plan, report)
+        if bundle_file(folder, "team.parquet").is_file():
+            _check_redraws(folder, plan, seed["seed"], report)
         if (folder / RESULTS_MANIFEST).is_file():
             _check_results(folder, plan.plan_id, results_seal, report)
         if (out := _warehouse_of(folder)) is not None:
@@ -356,6 +360,32 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
     elif seal or results_seal:
         report.problems.append(f"{folder} is a run folder: only a published bundle has a seal")
     return report
+
+
+def _check_redraws(bundle: Path, plan: Plan, seed: str, report: Report) -> None:
+    """Every replacement draw (递补) the audit log records for this run, recomputed in order from the
+    bundle (transforms/redraw.py), and redraws.parquet equal to the log's."""
+    from jointdraw.transforms.redraw import Situation, redraw_problems, redraw_table, redraws_of, undo_redraws
+    from jointdraw.transforms.workdays import working_days
+
+    at = lambda name: bundle_file(bundle, name)  # noqa: E731
+    run_id = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))["run_id"]
+    entries = json.loads(at("attempts.json").read_text(encoding="utf-8")).get("entries", [])
+    redraws = redraws_of(entries, run_id)
+    if not pl.read_parquet(at("redraws.parquet")).equals(redraw_table(redraws)):
+        report.problems.append(f"{REGULATOR}/redraws.parquet is not the redraws the audit log records")
+    situation = Situation(
+        plan=plan,
+        seed=seed,
+        joint_tasks=pl.read_parquet(at("joint_tasks.parquet")),
+        team=undo_redraws(pl.read_parquet(at("team.parquet")), redraws),
+        pool=pl.read_parquet(at("inspectors.parquet")),
+        avoid=pl.read_parquet(at("avoid.parquet")),
+        items=pl.read_parquet(at("items.parquet")),
+        working_days=len(working_days(plan.period.start, plan.period.end).days),
+    )
+    report.problems += redraw_problems(situation, redraws)
+    report.redraws = len(redraws)
 
 
 def _check_derived(bundle: Path, plan: Plan, report: Report) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from jointdraw.transforms.assign import team_for_people, with_roles, with_team
 from jointdraw.transforms.audit import attempts, seed_shopping
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.documents.manifest import manifest
@@ -28,6 +29,7 @@ from jointdraw.transforms.draw import score_keys
 from jointdraw.transforms.entity_check import stratum_cutoffs
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.redraw import apply_redraws, redraw_table, redraws_for_people, redraws_of
 from jointdraw.transforms.stage_records import stage_accounting
 from jointdraw.transforms.storage.bundle import (
     PRE,
@@ -43,6 +45,17 @@ from jointdraw.transforms.storage.warehouse import audit_entries
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
+# the inspectors registry as a replacement draw reads it (no names, no certificate numbers)
+POOL_COLUMNS = (
+    "inspector_id",
+    "department",
+    "district_code",
+    "status",
+    "cert_valid_until",
+    "item_scope",
+    "role",
+    "expertise",
+)
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -86,6 +99,22 @@ def _report_data(
     )
 
 
+def _write_teams(at, team: pl.DataFrame, redraws: list[dict[str, Any]], commit_dir: Path, assign_dir: Path) -> None:
+    """The regulator's team files, the redraws, and what a redraw is drawn from (so `verify` can
+    recompute it): the committed inspectors without names, the avoid pairs, the items' expert fields."""
+    write_parquet(team, at("team.parquet"))
+    write_people_tables(team_for_people(team), at("team.csv"), people_headers.TEAM, "检查组")
+    table = redraw_table(redraws)
+    write_parquet(table, at("redraws.parquet"))
+    write_people_tables(redraws_for_people(table), at("redraws.csv"), people_headers.REDRAWS, "递补记录")
+    pool = with_roles(pl.read_parquet(commit_dir / "inspectors.parquet")).select(POOL_COLUMNS)
+    write_parquet(pool.sort("inspector_id"), at("inspectors.parquet"))
+    copy_file(assign_dir / "avoid.parquet", at("avoid.parquet"))
+    items = pl.read_parquet(commit_dir / "items.parquet")
+    expert = pl.col("expert") if "expert" in items.columns else pl.lit(None, pl.String)
+    write_parquet(items.select("item_id", "department", "name", "category", expert=expert), at("items.parquet"))
+
+
 def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
     the manifest. The pages that show the seal are written with an empty slot (see `_seal`)."""
@@ -96,9 +125,17 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
     write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果")
+    entries = audit_entries(run.root.path, plan.plan_id)  # every logged attempt, redraw and seal, chained
+    redraws = redraws_of(entries, run.run_id)  # replacement draws (递补) made since the run published
+    team = apply_redraws(pl.read_parquet(assign_dir / "team.parquet"), redraws)
     joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
-    copy_file(assign_dir / "joint_tasks.parquet", at("joint_tasks.parquet"))
+    if redraws:
+        joint_tasks = with_team(joint_tasks, team)
+        write_parquet(joint_tasks, at("joint_tasks.parquet"))
+    else:
+        copy_file(assign_dir / "joint_tasks.parquet", at("joint_tasks.parquet"))
     write_people_tables(joint_tasks, at("joint_tasks.csv"), people_headers.JOINT_TASKS, "联合检查任务")
+    _write_teams(at, team, redraws, commit_dir, assign_dir)
     copy_file(assign_dir / "unassigned.parquet", at("unassigned.parquet"))
     for name in ("unassigned.csv", "unassigned.xlsx"):
         copy_file(assign_dir / name, at(name))
@@ -134,7 +171,6 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
     for name in ("quarantine.csv", "quarantine.xlsx"):
         copy_file(validate_dir / name, at("quarantine") / name)
     shutil.copytree(validate_dir / "validation", at("validation"))
-    entries = audit_entries(run.root.path, plan.plan_id)  # every logged attempt and seal, chained
     shopping = seed_shopping(entries)
     write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
     html = render_report(_report_data(run, plan, summary, seed, [e for es in shopping.values() for e in es]))

@@ -43,6 +43,33 @@ JOINT_TASKS = {
     "inspector_ids": "执法检查人员编号",
     "planned_date": "计划检查日期",
 }
+TEAM = {  # 检查组: who goes where, in which role, and the leader
+    "joint_task_id": "联合任务编号",
+    "department": "检查部门",
+    "inspector_id": "人员编号",
+    "role": "人员类别",
+    "team_leader": "组长",
+    "lead_department": "牵头部门",
+    "pool": "抽取范围",
+}
+TEAM_VALUES = {  # how the team's codes read for people
+    "role": {"inspector": "执法检查人员", "expert": "专家", "third_party": "第三方机构"},
+    "pool": {"district": "本片区", "department": "本部门", "cross_district": "跨片区（所所交叉）"},
+}
+REDRAWS = {  # 递补记录
+    "seq": "审计日志序号",
+    "time": "时间",
+    "joint_task_id": "联合任务编号",
+    "department": "检查部门",
+    "replaced": "被替换人员",
+    "replacement": "递补人员",
+    "role": "人员类别",
+    "pool": "抽取范围",
+    "counter": "本任务第几次递补",
+    "reason": "原因",
+    "note": "说明",
+    "operator": "操作人",
+}
 UNASSIGNED = {
     "joint_task_id": "联合任务编号",
     "uscc": "统一社会信用代码",

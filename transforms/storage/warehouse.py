@@ -104,6 +104,7 @@ create table if not exists audit_log (plan_id varchar, seq integer, time varchar
                                       prev_hash varchar, entry_hash varchar);
 alter table audit_log add column if not exists event varchar;  -- seal entries (issue 18): publish | results
 alter table audit_log add column if not exists seal varchar;
+alter table audit_log add column if not exists redraw varchar;  -- redraw entries (issue 21): details as JSON
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
@@ -401,6 +402,26 @@ def append_seal(out_root: Path, *, plan_id: str, run_id: str, event: str, seal: 
         fields,
         lambda con, last: last if last and last.get("event") == event and last.get("seal") == seal else None,
     )
+    return entry
+
+
+def append_redraw(out_root: Path, *, plan_id: str, run_id: str, redraw: str, time: str) -> dict[str, Any]:
+    """Appends a replacement draw (递补) to the plan's chain; the same redraw (same details) is not
+    appended twice: the entry that has it is returned."""
+    fields = {"plan_id": plan_id, "time": time, "run_id": run_id, "event": "redraw", "redraw": redraw}
+
+    def logged(con: duckdb.DuckDBPyConnection, _: dict[str, Any] | None) -> dict[str, Any] | None:
+        found = (
+            con.sql(
+                "select * from audit_log where plan_id = $p and run_id = $r and event = 'redraw' and redraw = $d",
+                params={"p": plan_id, "r": run_id, "d": redraw},
+            )
+            .pl()
+            .to_dicts()
+        )
+        return found[0] if found else None
+
+    entry, _ = _append_entry(out_root, plan_id, {**fields, "operator": operator()}, logged)
     return entry
 
 
