@@ -146,11 +146,8 @@ def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:
     data.pop("policy_bands", None)  # the cut ratios are below the city's bands by design
     for task in data["tasks"]:
         task.pop("scope", None)
-        if task.get("ratio"):  # a class's ratio is a number, or {ratio, min_count, max_count}: floors and caps stay
-            task["ratio"] = {
-                c: {**r, "ratio": min(r["ratio"], 0.0005)} if isinstance(r, dict) else min(r, 0.0005)
-                for c, r in task["ratio"].items()
-            }
+        if task.get("ratio"):  # a class is a ratio or {ratio, min_count, max_count}: the cut ratio alone, as always
+            task["ratio"] = {c: min(r["ratio"] if isinstance(r, dict) else r, 0.0005) for c, r in task["ratio"].items()}
     data["plan_id"] = f"{data['plan_id']}-STRESS"
     stress_plan = out / "stress-plan.yaml"
     stress_plan.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
