@@ -143,10 +143,11 @@ def _stress(plan: Path, city: Path, out: Path, run_dir: Path) -> dict:
     import yaml
 
     data = yaml.safe_load(plan.read_text(encoding="utf-8"))
+    data.pop("policy_bands", None)  # the cut ratios are below the city's bands by design
     for task in data["tasks"]:
         task.pop("scope", None)
-        if task.get("ratio"):
-            task["ratio"] = {c: min(r, 0.0005) for c, r in task["ratio"].items()}
+        if task.get("ratio"):  # a class is a ratio or {ratio, min_count, max_count}: the cut ratio alone, as always
+            task["ratio"] = {c: min(r["ratio"] if isinstance(r, dict) else r, 0.0005) for c, r in task["ratio"].items()}
     data["plan_id"] = f"{data['plan_id']}-STRESS"
     stress_plan = out / "stress-plan.yaml"
     stress_plan.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")

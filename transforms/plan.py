@@ -13,7 +13,16 @@ from typing import Annotated, Literal, NamedTuple
 
 import polars as pl
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jointdraw.transforms import settings
 from jointdraw.transforms.entity_types import parse_registered_type
@@ -91,13 +100,36 @@ class AssignRules(_Strict):
     mode: AssignMode = "local_first"
 
 
+Ratio = Annotated[float, Field(ge=0, le=1)]
+CREDIT_CLASSES = ("A", "B", "C", "D")
+
+
+class ClassRatio(_Strict):
+    """One credit class of a ratio task with a floor and/or a cap, as the plan writes it:
+    `D: {ratio: 0.1, min_count: 2, max_count: 40}` draws k = min(N, max(min_count, min(max_count, ceil(ratio × N))))
+    (transforms/strata.py). A bare number (`D: 0.1`) is the ratio without floor or cap."""
+
+    ratio: Ratio
+    min_count: Annotated[int, Field(ge=0)] | None = None  # None: no floor (0)
+    max_count: Annotated[int, Field(ge=0)] | None = None  # None: no cap
+
+
+def _rule_kind(value: object) -> str:
+    return "rule" if isinstance(value, dict | ClassRatio) else "ratio"
+
+
+# a class's entry in `ratio`: a number, or a mapping with min_count / max_count (errors name which form was read)
+ClassRule = Annotated[Annotated[Ratio, Tag("ratio")] | Annotated[ClassRatio, Tag("rule")], Discriminator(_rule_kind)]
+
+
 class Task(_Strict):
     task_id: SafeId
     department: SafeId
     title: str = ""
     items: list[str] = Field(min_length=1)
     scope: Scope | None = None  # None: 不定向, the department's whole directory
-    ratio: dict[CreditClass, Annotated[float, Field(ge=0, le=1)]] | None = None
+    # per credit class: the ratio, or {ratio, min_count, max_count}; a class not named draws nothing
+    ratio: dict[CreditClass, ClassRule] | None = None
     count: Annotated[int, Field(ge=0)] | None = None
     group: SafeId | None = None  # coordination group (SPEC §4.4)
     assign: AssignRules | None = None  # None: the plan's
@@ -107,6 +139,63 @@ class Task(_Strict):
         if (self.ratio is None) == (self.count is None):
             raise ValueError(f"task {self.task_id}: give exactly one of `ratio` (per credit class) or `count`")
         return self
+
+    @model_validator(mode="after")
+    def _floor_not_above_cap(self) -> Task:
+        bad = [
+            f"task {self.task_id} class {c}: min_count {r.min_count} is above max_count {r.max_count} "
+            "(the floor must not exceed the cap)"
+            for c, r in (self.ratio or {}).items()
+            if isinstance(r, ClassRatio) and r.max_count is not None and (r.min_count or 0) > r.max_count
+        ]
+        if bad:
+            raise ValueError("; ".join(bad))
+        return self
+
+    def class_ratio(self, credit_class: str) -> ClassRatio:
+        """The rule of one class of a ratio task, written out: a bare ratio has no floor or cap, a class the
+        task does not name has ratio 0."""
+        given = (self.ratio or {}).get(credit_class, 0.0)
+        return given if isinstance(given, ClassRatio) else ClassRatio(ratio=given)
+
+
+class PolicyBand(_Strict):
+    """The ratios a plan's policy allows for one credit class (e.g. A lowest, D highest), bounds included."""
+
+    min: Ratio = 0.0
+    max: Ratio = 1.0
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> PolicyBand:
+        if self.min > self.max:
+            raise ValueError(f"band min {self.min} is above its max {self.max}")
+        return self
+
+
+def policy_problems(tasks: list[Task], bands: dict[str, PolicyBand], no_zero_class: bool) -> list[str]:
+    """The one home of the plan's policy: every ratio task's ratio of a class lies in the class's band, and
+    with `no_zero_class` every ratio task draws from every class (ratio > 0 or min_count > 0, and no
+    max_count of 0). Count tasks are outside both: a count is split over the classes by their sizes.
+    One message per task and class, naming both and what to change."""
+    problems = []
+    for t in tasks:
+        if t.ratio is None:
+            continue
+        for c in CREDIT_CLASSES:
+            rule, band = t.class_ratio(c), bands.get(c)
+            written = f"{rule.ratio}" if c in t.ratio else "0 (class not given)"
+            if band is not None and not band.min <= rule.ratio <= band.max:
+                problems.append(
+                    f"task {t.task_id} class {c}: ratio {written} is outside the plan's policy band for class {c} "
+                    f"[{band.min}, {band.max}] (policy_bands.{c}); change the task's ratio or the band"
+                )
+            if no_zero_class and (rule.max_count == 0 or (rule.ratio == 0 and not rule.min_count)):
+                problems.append(
+                    f"task {t.task_id} class {c}: draws no object of class {c} "
+                    f"({'max_count 0' if rule.max_count == 0 else f'ratio {written}, no min_count'}) but the plan "
+                    f"says no_zero_class; give class {c} a ratio above 0 or a min_count"
+                )
+    return problems
 
 
 class Plan(_Strict):
@@ -126,6 +215,10 @@ class Plan(_Strict):
     inspectors_per_department: Annotated[int, Field(ge=1)] = 1
     daily_cap: Annotated[int, Field(ge=1)] = 4  # visits one inspector makes on one working day, at most
     assign: AssignRules = AssignRules()
+    # the policy every ratio task keeps (checked when the plan is read): per class the band its ratio lies in,
+    # and whether every ratio task must draw from every class
+    policy_bands: dict[CreditClass, PolicyBand] = {}
+    no_zero_class: bool = False
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -135,6 +228,13 @@ class Plan(_Strict):
                 "seed_policy public needs seed_announced_at: when the public numbers are announced, with its UTC "
                 "offset (e.g. 2026-03-01T21:30:00+08:00)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _within_policy(self) -> Plan:
+        problems = policy_problems(self.tasks, self.policy_bands, self.no_zero_class)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -176,6 +276,14 @@ def check_safe_id(value: str, what: str) -> str:
     return value
 
 
+def _said(error: dict) -> str:
+    """One validation error as `key.path: message`; a rule about the whole plan (tasks and their policy) as its
+    own words, which name the task and class (no pydantic "Value error, " before them)."""
+    cause = error.get("ctx", {}).get("error") if error["type"] == "value_error" else None
+    message = str(cause) if cause is not None else error["msg"]
+    return f"{'.'.join(str(p) for p in error['loc'])}: {message}" if error["loc"] else message
+
+
 def read_plan(path: Path) -> Plan:
     """The plan in `path`, checked; raises PlanError with every problem found."""
     try:
@@ -187,7 +295,7 @@ def read_plan(path: Path) -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'plan'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(_said(err) for err in e.errors())
         raise PlanError(f"plan {path}: {problems}") from None
 
 

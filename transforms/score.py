@@ -14,7 +14,8 @@ import hashlib
 DRAW_ALGORITHM = (
     'jointdraw-draw-v1: score = first 8 bytes, big-endian, of SHA-256(utf8(seed + "|" + key + "|" + uscc)); '
     "per (task, credit class) the k lowest scores win, ties by uscc; "
-    "k = ceil(ratio × N) or a count split by largest remainder"
+    "k = min(N, max(min_count, min(max_count, ceil(ratio × N)))) (min_count 0, max_count none, unless the plan "
+    "gives them per class) or a count split by largest remainder"
 )
 
 

@@ -5,6 +5,7 @@ import shutil
 
 import polars as pl
 import pytest
+import yaml
 
 from jointdraw.cli.commands import main
 from jointdraw.flows.errors import StageFailed
@@ -63,6 +64,21 @@ def test_cli_prints_a_message_not_a_traceback_for_a_bad_plan(prefect_server, sma
     assert main(["run", str(bad), "--inbox", str(small_city / "inbox"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "quarantine_treshold" in err and "Extra inputs are not permitted" in err and "Traceback" not in err
+
+
+def test_cli_refuses_a_plan_outside_its_policy_bands_in_one_line_naming_task_and_class(
+    prefect_server, small_city, tmp_path, capsys
+):
+    data = yaml.safe_load(plan_path(small_city).read_text(encoding="utf-8"))
+    task = next(t for t in data["tasks"] if "ratio" in t)
+    data["policy_bands"]["B"] = {"min": 0, "max": task["ratio"]["B"] / 2}  # the band the first ratio task breaks
+    bad = tmp_path / "plan.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(bad), "--inbox", str(small_city / "inbox"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"task {task['task_id']} class B: ratio {task['ratio']['B']} is outside the plan's policy band" in err
+    assert "Traceback" not in err and not (out / "runs").exists()  # refused before anything ran
 
 
 def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tmp_path, monkeypatch, capsys):

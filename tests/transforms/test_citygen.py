@@ -76,7 +76,12 @@ def test_items_inspectors_and_plan(small_city):
     plan = read_plan(plan_path(small_city))
     kinds = {(t.scope is None, t.count is None) for t in plan.tasks}
     assert {(True, True), (False, True), (False, False)} <= kinds  # 不定向 ratio, 定向 ratio, 定向 count
-    assert all(0 <= r <= 1 for t in plan.tasks if t.ratio for r in t.ratio.values())
+    assert all(0 <= t.class_ratio(c).ratio <= 1 for t in plan.tasks if t.ratio for c in "ABCD")
+    # the plan shows a floor (the market regulator's tasks draw at least 2 high-risk objects) and declares the
+    # policy its tasks keep: read_plan has checked both (tests/transforms/test_plan.py)
+    assert {t.class_ratio("D").min_count for t in plan.tasks if t.department == "AMR"} == {2}
+    assert plan.no_zero_class and sorted(plan.policy_bands) == ["A", "B", "C", "D"]
+    assert plan.policy_bands["A"].max <= plan.policy_bands["D"].max and plan.policy_bands["A"].min > 0
 
 
 def test_dirty_truth_points_at_rows_that_break_the_rule_it_names(dirty_city):

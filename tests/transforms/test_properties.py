@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.plan import Task
 from jointdraw.transforms.storage.csvout import FORMULA_START, write_people_csv
-from jointdraw.transforms.strata import CLASSES, stratum_k
+from jointdraw.transforms.strata import CLASSES, ratio_k, stratum_k
 from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc, normalise_code, uscc_problem
 from tests.transforms.test_draw import _directory, _draw, _plan
 
@@ -65,6 +65,66 @@ def test_k_per_stratum_is_the_rule_for_any_sizes(sizes, ratio_or_count):
             assert math.floor(exact) <= k[c] <= math.ceil(exact) and k[c] <= sizes.get(c, 0)
 
 
+RATIOS = st.decimals(0, 1, places=4).map(float)
+FLOORS = st.one_of(st.none(), st.integers(0, 500))
+# a class's entry in a plan's `ratio`: a number, or {ratio, min_count, max_count}
+CLASS_RULES = st.one_of(
+    RATIOS, st.fixed_dictionaries({"ratio": RATIOS}, optional={"min_count": FLOORS, "max_count": FLOORS})
+)
+
+
+def _old_rule(n: int, ratio: float) -> int:
+    return min(n, math.ceil(Fraction(str(ratio)) * n))
+
+
+@SETTINGS
+@given(st.integers(0, 2000), RATIOS, FLOORS, FLOORS)
+def test_k_with_a_floor_and_a_cap_stays_between_them_and_n(n, ratio, min_count, max_count):
+    if min_count is not None and max_count is not None and min_count > max_count:
+        min_count, max_count = max_count, min_count  # a plan with the floor above the cap is refused
+    k = ratio_k(n, ratio, min_count, max_count)
+    assert 0 <= k <= n
+    assert k >= min(n, min_count or 0)  # the floor holds wherever the stratum has that many
+    if max_count is not None:
+        assert k <= max(min_count or 0, max_count)  # the cap holds (the floor is never above it)
+    # what the rule says, written once more: the ratio's ceiling, capped, floored, never above N
+    ceiling = math.ceil(Fraction(str(ratio)) * n)
+    capped = ceiling if max_count is None else min(ceiling, max_count)
+    assert k == min(n, max(min_count or 0, capped))
+    if not min_count and max_count is None:
+        assert k == _old_rule(n, ratio)  # neither given: k = min(N, ceil(ratio × N)) as before
+
+
+@SETTINGS
+@given(st.integers(0, 2000), st.integers(0, 2000), RATIOS, FLOORS, FLOORS)
+def test_k_grows_with_the_stratum(n, more, ratio, min_count, max_count):
+    if min_count is not None and max_count is not None and min_count > max_count:
+        min_count, max_count = max_count, min_count
+    assert ratio_k(n, ratio, min_count, max_count) <= ratio_k(n + more, ratio, min_count, max_count)
+
+
+@SETTINGS
+@given(
+    st.dictionaries(st.sampled_from(CLASSES), st.integers(0, 400)),
+    st.dictionaries(st.sampled_from(CLASSES), CLASS_RULES),
+)
+def test_a_tasks_k_per_class_is_the_rule_of_that_class(sizes, ratio):
+    ratio = {c: _in_order(r) if isinstance(r, dict) else r for c, r in ratio.items()}
+    k = stratum_k(Task(task_id="T", department="AMR", items=["I"], ratio=ratio), sizes)
+    for c in CLASSES:
+        rule = ratio.get(c, 0.0)
+        rule = rule if isinstance(rule, dict) else {"ratio": rule}
+        assert k[c] == ratio_k(sizes.get(c, 0), rule["ratio"], rule.get("min_count"), rule.get("max_count"))
+
+
+def _in_order(rule: dict) -> dict:
+    """The rule with its floor not above its cap (a plan with the floor above is refused: test_plan.py)."""
+    if rule.get("min_count") is None or rule.get("max_count") is None:
+        return rule
+    low, high = sorted((rule["min_count"], rule["max_count"]))
+    return {**rule, "min_count": low, "max_count": high}
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     st.integers(8, 80),
@@ -74,10 +134,12 @@ def test_k_per_stratum_is_the_rule_for_any_sizes(sizes, ratio_or_count):
 )
 def test_the_draw_takes_exactly_k_per_stratum(n, ratio, count, seed):
     directory = _directory(n)
+    bounded = {c: {"ratio": r, "min_count": count % 7, "max_count": count % 7 + count // 3} for c, r in ratio.items()}
     plan = _plan(
         [
             Task(task_id="AMR-1", department="AMR", items=["A"], ratio=ratio),
             Task(task_id="HLT-1", department="HLT", items=["H"], count=count),
+            Task(task_id="AMR-2", department="AMR", items=["A"], ratio=bounded),  # with floors and caps
         ]
     )
     draws, strata = _draw(directory, plan, seed=seed)

@@ -3,8 +3,8 @@ with the commitment and before the seed is known, as the rules ask (抽查事项
 before the draw).
 
     plan_items(plan, items)  -> one row per item the plan uses: 事项编号, 事项名称, 抽查依据, 检查方式, 部门 …
-    plan_notice(plan)        -> one row per task: 任务, 部门, 定向/不定向 and its scope in words, ratio or
-                                count per class, period, items
+    plan_notice(plan)        -> one row per task: 任务, 部门, 定向/不定向 and its scope in words, ratio (with
+                                its floor and cap) per class or count, period, items
 
 Nothing about any entity: no USCC, no entity's class (a task's ratio per class is the plan's rule, not
 anyone's class), nothing personal. Both tables are written as CSV (our one people's writer, so the
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from jointdraw.transforms.industry import industry_name
-from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.plan import ClassRatio, Plan, Task
 from jointdraw.transforms.reference import department_names, reference_table
 
 PRE_FILES = ("items.csv", "plan_notice.csv")  # what the commitment covers (the XLSX beside each is for people)
@@ -73,10 +73,20 @@ def _scope_words(plan_task) -> str:
     return "；".join(parts)
 
 
-def _share_words(plan_task) -> str:
+def class_ratio_words(rule: ClassRatio) -> str:
+    """One class's rule in words: `10.00%`, or with its floor and cap `10.00%（至少 2 户，至多 40 户）`."""
+    bounds = []
+    if rule.min_count:
+        bounds.append(f"至少 {rule.min_count} 户")
+    if rule.max_count is not None:
+        bounds.append(f"至多 {rule.max_count} 户")
+    return f"{100 * rule.ratio:.2f}%" + (f"（{'，'.join(bounds)}）" if bounds else "")
+
+
+def _share_words(plan_task: Task) -> str:
     if plan_task.count is not None:
         return f"共抽取 {plan_task.count} 户（按信用风险分类分配）"
-    return "；".join(f"{c}类 {100 * r:.2f}%" for c, r in sorted((plan_task.ratio or {}).items()))
+    return "；".join(f"{c}类 {class_ratio_words(plan_task.class_ratio(c))}" for c in sorted(plan_task.ratio or {}))
 
 
 def plan_notice(plan: Plan) -> pl.DataFrame:

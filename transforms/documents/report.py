@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
 
+from jointdraw.transforms.documents.prepublication import class_ratio_words
 from jointdraw.transforms.documents.seal import seal_slot
 from jointdraw.transforms.entity_check import CHECK_STEPS_ZH, score_snippet
 from jointdraw.transforms.fusion_figures import FIGURE_LABELS, figure_text
@@ -39,7 +40,7 @@ class ReportData:
     summary: dict[str, Any]  # summary.json
     fusion_modes: dict[str, dict[str, Any]]  # draw stage: figures under the mode used and the other
     mode: str
-    strata: pl.DataFrame  # task_id, department, credit_risk, ratio, count, stratum_size, k, drawn
+    strata: pl.DataFrame  # task_id, department, credit_risk, ratio, count, planned, stratum_size, k, drawn
     exclusions: dict[str, int]
     unassigned: pl.DataFrame  # joint_task_id, name, department, reason_zh, detail
     validation: pl.DataFrame  # department, registry, file, read, accepted, quarantined, reasons
@@ -49,16 +50,18 @@ class ReportData:
 
 
 def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """Every (task, class) stratum: the planned ratio (or the task's count), eligible N, k, the rows
-    actually drawn — "class ratios met" when drawn = k — and the cut-off score (the k-th lowest)."""
+    """Every (task, class) stratum: the planned ratio (or the task's count), the same in words with its floor
+    and cap (`planned`), eligible N, k, the rows actually drawn — "class ratios met" when drawn = k — and
+    the cut-off score (the k-th lowest)."""
     planned = pl.DataFrame(
         [
             {
                 "task_id": t.task_id,
                 "department": t.department,
                 "credit_risk": c,
-                "ratio": (t.ratio or {}).get(c),
+                "ratio": t.class_ratio(c).ratio if t.ratio is not None else None,
                 "count": t.count,
+                "planned": class_ratio_words(t.class_ratio(c)) if t.ratio is not None else f"{t.count} 户",
             }
             for t in plan.tasks
             for c in "ABCD"
@@ -69,6 +72,7 @@ def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.Data
             "credit_risk": pl.String,
             "ratio": pl.Float64,
             "count": pl.Int64,
+            "planned": pl.String,
         },
     )
     drawn = draws.group_by("task_id", "credit_risk").agg(drawn=pl.len(), cutoff_score=pl.col("score").max())
@@ -81,6 +85,7 @@ def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.Data
             "credit_risk",
             "ratio",
             "count",
+            "planned",
             stratum_size="n",
             k="k",
             drawn=pl.col("drawn").fill_null(0).cast(pl.Int64),

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import cache
 
 import numpy as np
 import polars as pl
 
 from jointdraw.transforms.industry import industries
-from jointdraw.transforms.plan import AssignRules, Period, Plan, Scope, Task
+from jointdraw.transforms.plan import AssignRules, ClassRatio, Period, Plan, PolicyBand, Scope, Task
 from jointdraw.transforms.reference import department_names, district_codes, reference_table
 from jointdraw.transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
@@ -260,6 +261,9 @@ EXTRA_COLUMNS = (
     "approved_on",
 )
 _CLASS_WEIGHT = {"A": 0.5, "B": 1.0, "C": 3.0, "D": 10.0}  # relative draw ratios by credit class
+# floors (min_count) by department and class: every ratio task of the market regulator draws at least 2
+# high-risk (D) objects where it has 2 (binds in small strata: the demo city's, not a city of millions)
+_FLOORS = {"AMR": {"D": 2}}
 
 
 @cache
@@ -670,14 +674,26 @@ def _pattern_eligibility(tasks: list[Task], patterns: pl.DataFrame) -> np.ndarra
     return np.stack(cols, axis=1)
 
 
-def _expected_figures(eligible: np.ndarray, patterns: pl.DataFrame, ratios: np.ndarray) -> tuple[float, float]:
+def _floors(tasks: list[Task]) -> np.ndarray:
+    """tasks × classes: each task's min_count per class (`_FLOORS`)."""
+    return np.array([[_FLOORS.get(t.department, {}).get(c, 0) for c in "ABCD"] for t in tasks], dtype=float)
+
+
+def _expected_k(ratios: np.ndarray, sizes: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    """tasks × classes: k = min(N, max(min_count, ceil(ratio·N))) (tuning only: transforms/strata.py owns the rule)."""
+    return np.minimum(sizes, np.maximum(floors, np.ceil(np.round(ratios * sizes, 9))))
+
+
+def _expected_figures(
+    eligible: np.ndarray, patterns: pl.DataFrame, ratios: np.ndarray, floors: np.ndarray
+) -> tuple[float, float]:
     """Expected draws and joint tasks when every task draws independently: an object of class c
-    is drawn with p = ceil(ratio·N_c)/N_c; draws = Σ p, joint tasks = Σ over entities of 1 − Π(1 − p)."""
+    is drawn with p = k_c/N_c (`_expected_k`); draws = Σ p, joint tasks = Σ over entities of 1 − Π(1 − p)."""
     n = patterns["n"].to_numpy().astype(float)
     cls = patterns["credit_risk"].replace_strict({c: i for i, c in enumerate("ABCD")}, return_dtype=pl.Int64).to_numpy()
     onehot = np.eye(4)[cls]  # patterns × classes
     sizes = (eligible * n[:, None]).T @ onehot  # tasks × classes: N per stratum
-    k = np.ceil(np.round(ratios * sizes, 9))
+    k = _expected_k(ratios, sizes, floors)
     p_task_class = np.divide(k, sizes, out=np.zeros_like(k), where=sizes > 0)
     p = eligible * (onehot @ p_task_class.T)  # patterns × tasks
     draws = float((p.sum(axis=1) * n).sum())
@@ -697,7 +713,7 @@ def _tuned(items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows: i
     budget = TARGET_DRAW_SHARE * total_rows * root / root.sum()
     w = np.array([_CLASS_WEIGHT[c] for c in "ABCD"])
     ratios = np.round(np.minimum(1.0, (budget / np.maximum(sizes @ w, 1.0))[:, None] * w[None, :]), 6)
-    draws, joint = _expected_figures(eligible, patterns, ratios)
+    draws, joint = _expected_figures(eligible, patterns, ratios, _floors(tasks))
     return tasks, sizes, ratios, (draws - joint) / max(draws, 1)
 
 
@@ -721,6 +737,7 @@ def make_plan(
     final = []
     for i, t in enumerate(tasks):
         r = {c: float(ratios[i, j]) for j, c in enumerate("ABCD")}
+        r |= {c: ClassRatio(ratio=r[c], min_count=floor) for c, floor in _FLOORS.get(t.department, {}).items()}
         if t.department == "URB":  # count tasks: the same expected draws, as a fixed number
             count = max(1, int(round(float(np.ceil(ratios[i] * sizes[i]).sum()))))
             final.append(t.model_copy(update={"ratio": None, "count": count}))
@@ -735,9 +752,29 @@ def make_plan(
         seed=f"SZ-{year}-ANNUAL-demo-seed",
         exclusion_window_days=180,
         yearly_caps={"A": 1, "B": 2, "C": 3, "D": 4},
+        policy_bands=_policy_bands([ratios[i] for i, t in enumerate(tasks) if t.department != "URB"]),
+        no_zero_class=True,
         tasks=final,
     )
     return plan, reduction
+
+
+def _policy_bands(ratios: list[np.ndarray]) -> dict[str, PolicyBand]:
+    """The bands a city's policy would write for what the tuning drew: per class, from the lowest ratio
+    rounded down to the highest rounded up, to one significant digit (A lowest, D highest)."""
+
+    def rounded(x: float, rounding: str) -> float:
+        d = Decimal(str(x))
+        return float(d.scaleb(-d.adjusted()).to_integral_value(rounding).scaleb(d.adjusted())) if d else 0.0
+
+    by_class = np.array(ratios).reshape(-1, 4)
+    return {
+        c: PolicyBand(
+            min=rounded(float(by_class[:, j].min()), ROUND_FLOOR),
+            max=min(1.0, rounded(float(by_class[:, j].max()), ROUND_CEILING)),
+        )
+        for j, c in enumerate("ABCD")
+    }
 
 
 def quarterly_plan(annual: Plan, quarter: int) -> Plan:
