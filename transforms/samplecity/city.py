@@ -18,15 +18,16 @@ is `submission.DIALECTS`.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 import polars as pl
 
 from jointdraw.transforms.industry import industries
-from jointdraw.transforms.plan import Period, Plan, Scope, Task
+from jointdraw.transforms.plan import Period, Plan, Scope, Task, VisitCaps
 from jointdraw.transforms.reference import department_names, district_codes, reference_table
+from jointdraw.transforms.samplecity.inspections import make_inspections
 from jointdraw.transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
 # Share of entities by GB/T 4754 section (a Shenzhen-like mix: trade and services dominate).
@@ -308,6 +309,7 @@ class City:
     items: dict[str, pl.DataFrame]
     plan: Plan
     expected_reduction: float  # the plan's expected reduction rate under independent draws
+    inspections: dict[str, pl.DataFrame] = field(default_factory=dict)  # what INSPECTING departments report
 
 
 def _choice(rng: np.random.Generator, mix: dict[str, float], n: int) -> np.ndarray:
@@ -716,6 +718,10 @@ def make_plan(
         seed=f"SZ-{year}-ANNUAL-demo-seed",
         exclusion_window_days=180,
         yearly_caps={"A": 1, "B": 2, "C": 3, "D": 4},
+        # every kind of inspection counts (the departments' inspections.*) but those that follow a cause
+        visit_caps=VisitCaps(
+            total=3, per_department=2, per_level={"city": 2, "district": 3}, exempt_kinds=["complaint", "referral"]
+        ),
         tasks=final,
     )
     return plan, reduction
@@ -817,4 +823,13 @@ def generate_city(n_objects: int, seed: int) -> City:
         )
         for d, df in listings.items()
     }
-    return City(objects=objects, inspectors=inspectors, items=items, plan=plan, expected_reduction=reduction)
+    # its own generator: the inspections leave every other table of the city as it was
+    inspections = make_inspections(np.random.default_rng(np.random.PCG64([seed, 2])), listings, plan.period.start.year)
+    return City(
+        objects=objects,
+        inspectors=inspectors,
+        items=items,
+        plan=plan,
+        expected_reduction=reduction,
+        inspections=inspections,
+    )
