@@ -1,6 +1,7 @@
 """Stages `commit` and `draw` (SPEC §4.4, §5).
 
     04_commit/directory.parquet, exclusions.parquet, plan.yaml   what fixes the eligible sets
+    04_commit/inspections.parquet                                 the inspections the visit caps counted (if any)
     04_commit/commitment.json                                     SHA-256 over them (transforms/commitment.py)
     05_draw/draws.parquet                                         one row per (task, object) drawn
     05_draw/strata.parquet                                        every (task, class) stratum: eligible n and k
@@ -29,7 +30,7 @@ from jointdraw.transforms.audit import draw_digest, entry_event, operator, seed_
 from jointdraw.transforms.commitment import commitment
 from jointdraw.transforms.documents.prepublication import write_prepublication_tables
 from jointdraw.transforms.draw import draw_both_modes, draw_connection
-from jointdraw.transforms.exclusions import exclusions_from_history
+from jointdraw.transforms.exclusions import exclusions_from_history, with_visit_caps
 from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan, plan_item_problems
@@ -46,6 +47,7 @@ from jointdraw.transforms.storage.runfolder import (
     write_parquet,
 )
 from jointdraw.transforms.storage.warehouse import append_attempt, audit_entries, read_history, read_warehouse_table
+from jointdraw.transforms.visit_caps import visit_cap_exclusions
 
 
 def _now() -> str:
@@ -53,8 +55,9 @@ def _now() -> str:
 
 
 def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
-    """Freezes what fixes the eligible sets — the directory, the exclusions from the warehouse's
-    history of other plans' runs, the plan — and writes the commitment to them."""
+    """Freezes what fixes the eligible sets — the directory, the exclusions (from the warehouse's
+    history of other plans' runs, and from the departments' inspections when the plan sets visit
+    caps), the plan — and writes the commitment to them."""
     out = run.stage("commit")
     directory = copy_file(run.stage("merge") / "directory.parquet", out / "directory.parquet")
     # the item list and the inspectors are frozen with the directory: assign reads these copies
@@ -62,6 +65,11 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
         kind: write_parquet(accepted_registry(run.path, kind), out / f"{kind}.parquet")
         for kind in ("items", "inspectors")
     }
+    # the inspections the visit caps count are frozen too (when any were submitted): changed later, the
+    # draw refuses (transforms/rerun.py checks every file a stage wrote)
+    inspections = accepted_registry(run.path, "inspections")
+    if not inspections.is_empty():
+        registries["inspections"] = write_parquet(inspections, out / "inspections.parquet")
     items = pl.read_parquet(registries["items"])
     if problems := plan_item_problems(plan, items):
         raise StageFailed(
@@ -72,6 +80,13 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     history = read_history(out_root)
     classes = pl.read_parquet(directory, columns=["entity_key", "credit_risk"]).select(DRAWN_ID, "credit_risk")
     excluded = exclusions_from_history(history, classes, plan, read_warehouse_table(out_root, "results"))
+    if plan.visit_caps is not None:
+        if inspections.is_empty():
+            get_run_logger().warning(
+                "commit: the plan sets visit_caps but no department submitted an inspections.* file: "
+                "no entity is excluded for its visits"
+            )
+        excluded = with_visit_caps(excluded, visit_cap_exclusions(inspections, classes, plan))
     exclusions = write_parquet(excluded, out / "exclusions.parquet")
     plan_copy = copy_file(plan_file, out / "plan.yaml")
     pre = write_prepublication_tables(plan, items, out / "pre")

@@ -30,23 +30,32 @@ from prefect.cache_policies import NO_CACHE
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_department_files
 from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
-from jointdraw.transforms.contract.suites import Rule, inspector_rules, item_rules, object_rules, result_rules
+from jointdraw.transforms.contract.suites import (
+    Rule,
+    inspection_rules,
+    inspector_rules,
+    item_rules,
+    object_rules,
+    result_rules,
+)
 from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.documents.results_bundle import load_plan_side
-from jointdraw.transforms.registry import KINDS, RESULT_KINDS, Kind
+from jointdraw.transforms.registry import RESULT_KINDS, Kind, submitted_kinds
 from jointdraw.transforms.results import with_result_checks
 from jointdraw.transforms.stage_records import ValidateRecord
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import inputs_from, write_parquet
 
-VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects")
+VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects", "inspections")
 
 
 def contract_rules(kind: Kind, run_date: dt.date, item_ids: list[str]) -> list[Rule]:
-    """The row rules of a kind: inspectors' item scopes must name accepted items; objects' dates
-    may not be after the run date."""
+    """The row rules of a kind: inspectors' item scopes must name accepted items; objects' and
+    inspections' dates may not be after the run date."""
     if kind == "items":
         return item_rules()
+    if kind == "inspections":
+        return inspection_rules(run_date)
     return inspector_rules(item_ids) if kind == "inspectors" else object_rules(run_date)
 
 
@@ -72,14 +81,17 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date) -> Validat
     ]
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    later = map_department_files(("inspectors", "objects"), failed, validate_files, **common, item_ids=item_ids)
+    later = map_department_files(
+        ("inspectors", "objects", "inspections"), failed, validate_files, **common, item_ids=item_ids
+    )
     done += [r for f in later for r in f.result()]
+    files = in_report_order(failed + done)
     record = validation_record(
         contract,
-        in_report_order(failed + done),
+        files,
         out_dir,
         threshold,
-        KINDS,
+        submitted_kinds(f["kind"] for f in files),
         run_date.isoformat(),
         inputs_from(run.path, "ingest"),
     )
@@ -87,7 +99,7 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date) -> Validat
 
 
 def in_report_order(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Department files by registry kind (items, inspectors, objects, results), then department."""
+    """Department files by registry kind (items, inspectors, objects, inspections, results), then department."""
     order = {k: i for i, k in enumerate((*VALIDATION_ORDER, "results"))}
     return sorted(files, key=lambda f: (order[f["kind"]], f["department"]))
 

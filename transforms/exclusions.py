@@ -77,3 +77,16 @@ def exclusions_from_history(
         .cast(EXCLUSIONS_SCHEMA)
         .sort("uscc", "reason")
     )
+
+
+def with_visit_caps(excluded: pl.DataFrame, visit_caps: pl.DataFrame) -> pl.DataFrame:
+    """`excluded` (from the history) and the visit caps' rows (transforms/visit_caps.py) in one table,
+    with the caps' `visits` and `cap` columns (null on the other reasons' rows), sorted by uscc, reason,
+    task_id. Only a plan that sets `visit_caps` gets these columns: without, the exclusions are the
+    history's alone, byte for byte what they were before visit caps existed."""
+    return (
+        pl.concat([excluded, visit_caps], how="diagonal_relaxed")
+        .select(list(visit_caps.schema))
+        .cast(dict(visit_caps.schema))
+        .sort("uscc", "reason", "task_id", nulls_last=True)
+    )

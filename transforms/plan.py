@@ -27,6 +27,7 @@ from pydantic import (
 from jointdraw.transforms import settings
 from jointdraw.transforms.entity_types import parse_registered_type
 from jointdraw.transforms.industry import industry_reasons, normalise_industry
+from jointdraw.transforms.registry import ENUMS
 
 CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
 SafeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]  # = SAFE_ID: names folders
@@ -122,6 +123,50 @@ def _rule_kind(value: object) -> str:
 ClassRule = Annotated[Annotated[Ratio, Tag("ratio")] | Annotated[ClassRatio, Tag("rule")], Discriminator(_rule_kind)]
 
 
+def _inspection_value(value: str, enum: str, what: str) -> str:
+    """A kind or level as the inspections files write it (双随机抽查, 投诉举报, 市级 …) → its canonical value."""
+    from jointdraw.transforms.normalise import enum_key  # the enumerations' one comparison
+
+    spellings = {enum_key(k): v for k, v in ENUMS[enum].items()}
+    canonical = spellings.get(enum_key(str(value)))
+    if canonical is None:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(sorted(set(spellings.values())))}")
+    return canonical
+
+
+class VisitCaps(_Strict):
+    """How often one entity may be inspected in a calendar year, counting every kind of inspection the
+    departments submit in `<DEPT>/inspections.*` (random, complaint, referral, licence, other) but the
+    exempt kinds: an entity at or over a cap is excluded (transforms/visit_caps.py)."""
+
+    total: Annotated[int, Field(ge=1)] | None = None  # inspections by every department, every level
+    per_department: Annotated[int, Field(ge=1)] | None = None  # by one department: binds that department's tasks
+    per_level: dict[str, Annotated[int, Field(ge=1)]] = {}  # by authorities of one level: binds the plan's `level`
+    level: str = "city"  # the level of this plan's inspections (a city's joint draw: city)
+    exempt_kinds: list[str] = []  # kinds that never count (e.g. complaint, referral: they follow a cause)
+
+    @field_validator("per_level")
+    @classmethod
+    def _levels(cls, caps: dict[str, int]) -> dict[str, int]:
+        return {_inspection_value(k, "inspection_level", "visit_caps per_level"): v for k, v in caps.items()}
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        return _inspection_value(value, "inspection_level", "visit_caps level")
+
+    @field_validator("exempt_kinds")
+    @classmethod
+    def _kinds(cls, values: list[str]) -> list[str]:
+        return sorted({_inspection_value(v, "inspection_kind", "visit_caps exempt_kinds") for v in values})
+
+    @model_validator(mode="after")
+    def _some_cap(self) -> VisitCaps:
+        if self.total is None and self.per_department is None and not self.per_level:
+            raise ValueError("visit_caps sets no cap: give `total`, `per_department` or `per_level`")
+        return self
+
+
 class Task(_Strict):
     task_id: SafeId
     department: SafeId
@@ -210,6 +255,7 @@ class Plan(_Strict):
     quarantine_threshold: Annotated[float, Field(ge=0, le=1)] = settings.QUARANTINE_THRESHOLD
     exclusion_window_days: Annotated[int, Field(ge=0)] = 0
     yearly_caps: dict[CreditClass, Annotated[int, Field(ge=0)]] = {}
+    visit_caps: VisitCaps | None = None  # caps over every kind of inspection the departments submit
     # a joint task's team (SPEC §4.6): this many inspectors from every department in it, and at
     # least two (Administrative Penalty Law art. 42) from the lead department
     inspectors_per_department: Annotated[int, Field(ge=1)] = 1

@@ -7,13 +7,25 @@ checks `REQUIRED` and the enumerations.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from jointdraw.transforms.reference import enum_spellings, reference_table
 
-Kind = Literal["objects", "inspectors", "items", "results"]
-KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items")  # the registries a plan run reads
+Kind = Literal["objects", "inspectors", "items", "inspections", "results"]
+KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items", "inspections")  # what a plan run reads
+# Kinds a department may leave out without anything changing: a run without any such file reports,
+# validates and commits exactly what it did before the kind existed.
+OPTIONAL_KINDS: tuple[Kind, ...] = ("inspections",)
 RESULT_KINDS: tuple[Kind, ...] = ("results",)  # what departments submit after inspecting (SPEC §4.8)
+
+
+def submitted_kinds(found: Iterable[str]) -> tuple[Kind, ...]:
+    """The plan run's kinds to report, in order: every registry, and an optional kind only when a
+    department submitted it (`found`: the kinds of the files read)."""
+    found = set(found)
+    return tuple(k for k in KINDS if k not in OPTIONAL_KINDS or k in found)
+
 
 # Column name → how it is normalised: code (upper-case ASCII, no spaces), text (trimmed),
 # date, enum:<name>, list (split on ; ； , ， 、 |), list_code (a list of codes).
@@ -60,6 +72,15 @@ COLUMNS: dict[Kind, dict[str, str]] = {
         "scope": "text",
         "expert": "text",  # the field of expertise an expert or third party on the team must have (所需专家领域)
     },
+    # every inspection of an entity this year, of any kind (检查记录): what the plan's visit caps count
+    "inspections": {
+        "uscc": "code",
+        "name": "text",
+        "department": "code",
+        "inspection_date": "date",
+        "inspection_kind": "enum:inspection_kind",
+        "level": "enum:inspection_level",
+    },
     "results": {
         "joint_task_id": "code",
         "department": "code",
@@ -93,6 +114,7 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
         "status",
     ),
     "items": ("item_id", "department", "name", "category", "scope"),
+    "inspections": ("uscc", "department", "inspection_date", "inspection_kind", "level"),
     "results": (
         "joint_task_id",
         "department",
@@ -208,6 +230,27 @@ HEADER_ALIASES: dict[Kind, dict[str, str]] = {
         "需专家": "expert",
         "专家领域": "expert",
     },
+    "inspections": {
+        "统一社会信用代码": "uscc",
+        "信用代码": "uscc",
+        "企业名称": "name",
+        "名称": "name",
+        "主体名称": "name",
+        "检查对象": "name",
+        "检查部门": "department",
+        "部门": "department",
+        "实施部门": "department",
+        "检查日期": "inspection_date",
+        "检查时间": "inspection_date",
+        "date": "inspection_date",
+        "检查类型": "inspection_kind",
+        "检查类别": "inspection_kind",
+        "kind": "inspection_kind",
+        "type": "inspection_kind",
+        "层级": "level",
+        "检查层级": "level",
+        "实施层级": "level",
+    },
     "results": {
         "联合任务编号": "joint_task_id",
         "任务编号": "joint_task_id",
@@ -308,10 +351,64 @@ ENUMS: dict[str, dict[str, str]] = {
     },
 }
 
+# Inspections (检查记录): the kind of inspection, and the level of the authority that made it.
+ENUMS["inspection_kind"] = {
+    "random": "random",
+    "双随机抽查": "random",
+    "双随机": "random",
+    "随机抽查": "random",
+    "双随机、一公开": "random",
+    "complaint": "complaint",
+    "投诉举报": "complaint",
+    "投诉": "complaint",
+    "举报": "complaint",
+    "投诉举报核查": "complaint",
+    "referral": "referral",
+    "转办交办": "referral",
+    "交办转办": "referral",
+    "转办": "referral",
+    "交办": "referral",
+    "移送": "referral",
+    "licence": "licence",
+    "license": "licence",
+    "许可核查": "licence",
+    "许可检查": "licence",
+    "行政许可核查": "licence",
+    "other": "other",
+    "其他": "other",
+    "其它": "other",
+}
+ENUMS["inspection_level"] = {  # the first Chinese spelling of each is how the sample city writes it
+    "national": "national",
+    "国家级": "national",
+    "国家": "national",
+    "province": "province",
+    "省级": "province",
+    "省": "province",
+    "city": "city",
+    "市级": "city",
+    "市": "city",
+    "district": "district",
+    "区级": "district",
+    "区": "district",
+    "县级": "district",
+    "street": "street",
+    "街道": "street",
+    "镇街": "street",
+    "街道级": "street",
+}
+INSPECTION_KINDS = ("random", "complaint", "referral", "licence", "other")
+INSPECTION_LEVELS = ("national", "province", "city", "district", "street")
+
 # The results' vocabularies are code tables (data/reference/): code, Chinese or English name.
 ENUMS["inspection_method"] = enum_spellings("inspection_methods")
 ENUMS["follow_up"] = enum_spellings("follow_up_actions")
 ENUMS["result_code"] = enum_spellings("result_codes")
 
 # Labels for people (report, printed tables).
-KIND_LABELS_ZH = {"objects": "检查对象名录库", "inspectors": "执法检查人员名录库", "items": "抽查事项清单"}
+KIND_LABELS_ZH = {
+    "objects": "检查对象名录库",
+    "inspectors": "执法检查人员名录库",
+    "items": "抽查事项清单",
+    "inspections": "检查记录",
+}

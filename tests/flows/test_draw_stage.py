@@ -138,6 +138,32 @@ def test_the_draw_refuses_files_changed_after_the_commitment(prefect_server, dir
         plan_run(**common, start_at="draw")
 
 
+def test_the_draw_refuses_inspections_changed_after_the_commitment(prefect_server, dirty_run, dirty_city, tmp_path):
+    """The inspections the visit caps counted are frozen at commit (04_commit/inspections.parquet), and the
+    inbox's files are the run's inputs: one changed after the commitment — the frozen copy, or a
+    department's inspections file — makes the draw refuse, as a changed plan does."""
+    run = _copy_until_merge(dirty_run, tmp_path, "inspections")
+    inbox = tmp_path / "inbox"
+    shutil.copytree(dirty_city / "inbox", inbox)
+    common = {"plan": str(plan_path(dirty_city)), "inbox": str(inbox), "out": str(tmp_path), "run_id": "inspections"}
+    plan_run(**common, start_at="commit", stop_after="commit")
+    excluded = pl.read_parquet(run / "04_commit" / "exclusions.parquet")
+    assert {"visit_cap_total", "visit_cap_department", "visit_cap_level"} <= set(excluded["reason"])
+    frozen = run / "04_commit" / "inspections.parquet"
+    as_committed = frozen.read_bytes()
+    pl.read_parquet(frozen).head(-1).write_parquet(frozen)  # one inspection fewer
+    with pytest.raises(
+        StageFailed, match=r"commit: 1 of its files changed since it wrote them \(inspections.parquet\)"
+    ):
+        plan_run(**common, start_at="draw")
+    frozen.write_bytes(as_committed)
+    env = inbox / "ENV" / "inspections.csv"  # GBK, as ENV's system exports it
+    env.write_bytes(env.read_bytes() + "91350100M000100Y43,某公司,ENV,2026-02-01,双随机抽查,市级\n".encode("gbk"))
+    with pytest.raises(StageFailed, match="input ENV/inspections.csv changed since ingest read it"):
+        plan_run(**common, start_at="draw")
+    assert not (run / "05_draw" / "draws.parquet").exists()
+
+
 def test_verify_fails_when_the_publication_before_the_draw_is_changed(dirty_run, tmp_path):
     """pre/ is inside the commitment: an edited plan notice (its manifest entry updated to match) or item
     list is caught by verify, and the plan notice is re-derived from plan.yaml."""

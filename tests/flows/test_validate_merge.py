@@ -69,6 +69,8 @@ def test_data_docs_have_one_suite_per_kind_with_every_rule_in_chinese(dirty_run)
     suites are exported as JSON, so a change of the contract is a diff."""
     site = dirty_run / "02_validate" / "validation"
     assert sorted(p.stem for p in (site / "suites").glob("*.json")) == [
+        "inspections",  # four departments submit inspections.* (optional: a suite only when some file is there)
+        "inspections-files",
         "inspectors",
         "inspectors-files",
         "items",
@@ -79,12 +81,16 @@ def test_data_docs_have_one_suite_per_kind_with_every_rule_in_chinese(dirty_run)
     assert sorted(p.stem for p in (site / "expectations").glob("*.html")) == sorted(
         p.stem for p in (site / "suites").glob("*.json")
     )
-    objects = json.loads((site / "suites" / "objects.json").read_text(encoding="utf-8"))
-    for e in objects["expectations"]:
-        assert re.search(r"[\u4e00-\u9fff]", e["description"]) and e["meta"]["quarantine_reason"] in e["description"], e
-    assert any("GB 32100-2015" in e["description"] for e in objects["expectations"])
+    for kind in ("objects", "inspections"):
+        suite = json.loads((site / "suites" / f"{kind}.json").read_text(encoding="utf-8"))
+        for e in suite["expectations"]:
+            assert (
+                re.search(r"[\u4e00-\u9fff]", e["description"]) and e["meta"]["quarantine_reason"] in e["description"]
+            )
+        assert any("GB 32100-2015" in e["description"] for e in suite["expectations"])
     validations = list((site / "validations").rglob("*.html"))
-    assert len(validations) == 36 + 3  # each department's file of each kind, and the three file inventories
+    # each department's file of each kind (12 × 3 registries, 4 inspections files), and the four file inventories
+    assert len(validations) == 36 + 4 + 4
 
 
 def test_data_docs_render_offline(dirty_run, dirty_city):

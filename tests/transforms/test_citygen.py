@@ -180,3 +180,12 @@ def test_the_plans_targeted_tasks_name_real_divisions_and_groups(small_city):
     scoped = [p for t in plan.tasks if t.scope for p in t.scope.industries]
     assert scoped and all(p in codes for p in scoped)
     assert any(len(p) == 3 for p in scoped) and any(len(p) == 4 for p in scoped)  # divisions (H62) and groups (F521)
+
+
+def test_some_departments_report_their_inspections_and_the_plan_caps_visits(small_city):
+    """Inspections are optional: four departments send them, in their own formats (GBK CSV, XLSX with a
+    title, UTF-8 CSV, Parquet); the plan caps visits over every kind but complaints and referrals."""
+    files = {f.relative for f in scan_inbox(small_city / "inbox").files if f.kind == "inspections"}
+    assert files == {"AMR/inspections.csv", "EMR/inspections.xlsx", "ENV/inspections.csv", "FIR/inspections.parquet"}
+    caps = read_plan(small_city / "plans" / "SZ-2026-ANNUAL.yaml").visit_caps
+    assert caps is not None and caps.exempt_kinds == ["complaint", "referral"] and caps.total == 3

@@ -180,6 +180,28 @@ def item_rules() -> list[Rule]:
     ]
 
 
+def inspection_rules(run_date: dt.date) -> list[Rule]:
+    """Inspections (检查记录): every inspection of an entity this year, of any kind — what the plan's
+    visit caps count. The entity is named by its USCC (no other identifier: a record the caps cannot
+    attribute is of no use), the inspection is one that happened (not after the run date), its kind
+    and level in the vocabularies (transforms/registry.py `ENUMS`)."""
+    return [
+        _duplicates("inspections"),  # the same inspection twice would count twice
+        _text_length(),
+        *_required("inspections"),
+        Rule(jdx.ExpectColumnValuesToBeValidUscc(column="uscc"), "uscc_check_char", "uscc", reason_of=uscc_reasons),
+        _in_set("department", sorted(department_names()), "department_unknown"),
+        _readable_date("inspection_date"),
+        Rule(
+            jdx.ExpectColumnValuesToBeDatesNotAfter(column="inspection_date", latest=run_date.isoformat()),
+            "date_implausible",
+            "inspection_date",
+        ),
+        _in_set("inspection_kind", _values("inspection_kind"), "enum_unknown"),
+        _in_set("level", _values("inspection_level"), "enum_unknown"),
+    ]
+
+
 def result_rules() -> list[Rule]:
     """Results (检查结果): the vocabularies, then the checks against the plan that
     `transforms/results.with_result_checks` computed for each row (true = passes)."""

@@ -18,7 +18,7 @@ is `submission.DIALECTS`.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import cache
 
@@ -26,8 +26,9 @@ import numpy as np
 import polars as pl
 
 from jointdraw.transforms.industry import industries
-from jointdraw.transforms.plan import AssignRules, ClassRatio, Period, Plan, PolicyBand, Scope, Task
+from jointdraw.transforms.plan import AssignRules, ClassRatio, Period, Plan, PolicyBand, Scope, Task, VisitCaps
 from jointdraw.transforms.reference import department_names, district_codes, reference_table
+from jointdraw.transforms.samplecity.inspections import make_inspections
 from jointdraw.transforms.uscc import USCC_CHARSET, org_check_chars, uscc_check_char_values
 
 # Share of entities by GB/T 4754 section (a Shenzhen-like mix: trade and services dominate).
@@ -312,6 +313,7 @@ class City:
     items: dict[str, pl.DataFrame]
     plan: Plan
     expected_reduction: float  # the plan's expected reduction rate under independent draws
+    inspections: dict[str, pl.DataFrame] = field(default_factory=dict)  # what INSPECTING departments report
 
 
 def _choice(rng: np.random.Generator, mix: dict[str, float], n: int) -> np.ndarray:
@@ -754,6 +756,10 @@ def make_plan(
         yearly_caps={"A": 1, "B": 2, "C": 3, "D": 4},
         policy_bands=_policy_bands([ratios[i] for i, t in enumerate(tasks) if t.department != "URB"]),
         no_zero_class=True,
+        # every kind of inspection counts (the departments' inspections.*) but those that follow a cause
+        visit_caps=VisitCaps(
+            total=3, per_department=2, per_level={"city": 2, "district": 3}, exempt_kinds=["complaint", "referral"]
+        ),
         tasks=final,
     )
     return plan, reduction
@@ -913,4 +919,13 @@ def generate_city(n_objects: int, seed: int) -> City:
         )
         for d, df in listings.items()
     }
-    return City(objects=objects, inspectors=inspectors, items=items, plan=plan, expected_reduction=reduction)
+    # its own generator: the inspections leave every other table of the city as it was
+    inspections = make_inspections(np.random.default_rng(np.random.PCG64([seed, 2])), listings, plan.period.start.year)
+    return City(
+        objects=objects,
+        inspectors=inspectors,
+        items=items,
+        plan=plan,
+        expected_reduction=reduction,
+        inspections=inspections,
+    )

@@ -1,6 +1,7 @@
 """Writes a generated city as departments submit it: `inbox/<DEPT>/{objects,inspectors,items}.*`
-in mixed formats and encodings, the plan under `plans/`, and with `dirty` a truth file
-of every planted error (file, line, kind, column, the reason validation must give).
+(and, for the departments that report them, `inspections.*`) in mixed formats and encodings, the
+plan under `plans/`, and with `dirty` a truth file of every planted error (file, line, kind, column,
+the reason validation must give).
 
 Each department's system has its own dialect (`DIALECTS`): the entity type as a registered type
 name (full- or half-width brackets), a type code, both, or an old short form; the status in its
@@ -193,6 +194,8 @@ def _as_text(df: pl.DataFrame, kind: Kind, lang: str) -> pl.DataFrame:
         "category": "item_category",
         "method": "inspection_method",
         "follow_up": "follow_up",
+        "inspection_kind": "inspection_kind",
+        "level": "inspection_level",
     }
     cols = []
     for name, dtype in df.schema.items():
@@ -360,6 +363,26 @@ def _plant(
     return df.drop("_kind", "_pos", "_copy", "_line"), truth
 
 
+INSPECTION_ERRORS = (  # one per inspections file, by turns: (column, the value planted, the reason)
+    ("inspection_kind", "专项整治", "enum_unknown"),
+    ("inspection_date", "2026-02-30", "date_unparseable"),
+)
+
+
+def _plant_in_inspections(df: pl.DataFrame, turn: int, file: str, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One planted error in a department's inspections (its second row): a kind outside the vocabulary
+    or a date that does not exist, by turns; the dirty frame (dates as text) and its truth row."""
+    column, value, reason = INSPECTION_ERRORS[turn % len(INSPECTION_ERRORS)]
+    row = 1
+    dirty = df.with_columns(pl.col(pl.Date).dt.strftime("%Y-%m-%d")).with_columns(
+        pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value)).otherwise(pl.col(column)).alias(column)
+    )
+    truth = pl.DataFrame(
+        {"file": [file], "line": [first_line + row], "kind": [f"inspection_{reason}"], "column": [column]}
+    ).with_columns(expected=pl.lit(reason))
+    return dirty, truth
+
+
 def _break_org_check(uscc: str) -> str:
     """The same code with another organization-code check character and a correct final check."""
     new17 = "0" if uscc[16] != "0" else "1"
@@ -395,6 +418,16 @@ def write_city(city: City, out_dir: Path, dirty: bool = False, seed: int = 0) ->
         written.append(_write(objects, folder, "objects", fmt, lang, titles["objects"]))
         written.append(_write(inspectors, folder, "inspectors", fmt, lang, titles["inspectors"]))
         written.append(_write(city.items[dept], folder, "items", fmt, lang, titles["items"]))
+        if dept in city.inspections:  # optional: only the departments that report their inspections
+            inspections = city.inspections[dept]
+            if dirty:
+                name = f"{dept}/inspections.{_effective_format(fmt, inspections.height)[1]}"
+                inspections, t3 = _plant_in_inspections(
+                    inspections, list(city.inspections).index(dept), name, first_line
+                )
+                truths.append(t3)
+            title = _title(dept, "inspections") if dialect.titled else None
+            written.append(_write(inspections, folder, "inspections", fmt, lang, title))
     plans = Path(out_dir) / "plans"
     plans.mkdir(parents=True, exist_ok=True)
     for plan in (city.plan, quarterly_plan(city.plan, 2)):  # the annual plan and its second-quarter batch
