@@ -168,7 +168,8 @@ def expert_needs(task_departments: pl.DataFrame, items: pl.DataFrame) -> pl.Data
 def avoid_pairs(inspectors: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
     """(uscc, inspector_id) who must not meet: declared conflicts, and each entity's last team."""
     declared = inspectors.select("inspector_id", uscc="conflicts").explode("uscc").drop_nulls("uscc")
-    return pl.concat([declared.select("uscc", "inspector_id"), previous.select("uscc", "inspector_id")]).unique()
+    pairs = pl.concat([declared.select("uscc", "inspector_id"), previous.select("uscc", "inspector_id")])
+    return pairs.unique().sort("uscc", "inspector_id")  # sorted: avoid.parquet is published, byte for byte
 
 
 def team_need(is_lead: bool, plan: Plan) -> int:
