@@ -142,8 +142,9 @@ def test_the_installed_package_runs_on_its_own_workers_and_publishes_the_bytes_o
         json.loads((on_dask / s / "stage.json").read_text(encoding="utf-8")) for s in ("01_ingest", "02_validate")
     )
     finished = _finished_on_cluster(cluster)
-    assert finished.get("ingest_file") == len(ingest["files"]) == 36  # every department file, on the workers
-    assert finished.get("validate_files") == len(validate["files"]) == 36  # on Dask: a task per file
+    files = len(list((dirty_city / "inbox").glob("*/*.*")))  # 3 registries × 12 departments + 4 inspections files
+    assert finished.get("ingest_file") == len(ingest["files"]) == files == 40  # every department file, on the workers
+    assert finished.get("validate_files") == len(validate["files"]) == 40  # on Dask: a task per file
 
     default, installed_bundle = (
         out / "published" / "SZ-2026-ANNUAL" for out in (dirty_run.parent.parent, tmp_path / "out")

@@ -57,7 +57,12 @@ def test_every_team_keeps_every_rule_and_nothing_is_dropped(dirty_run):
     unassigned = pl.read_parquet(dirty_run / "07_assign" / "unassigned.parquet")
     dates = published.filter(pl.col("planned_date").is_not_null()).select("joint_task_id", "planned_date")
     days = working_days(plan.period.start, plan.period.end).days
-    assert team_violations(joint, shares, team, dates, unassigned, inspectors, avoid, plan, days).is_empty()
+    items = pl.read_parquet(dirty_run / "04_commit" / "items.parquet")
+    assert team_violations(joint, shares, team, dates, unassigned, inspectors, avoid, plan, days, items).is_empty()
+    assert (
+        team.filter(pl.col("role") != "inspector").height > 0
+        and team["team_leader"].sum() == published["planned_date"].drop_nulls().len()
+    )  # experts went where items need them; one leader per staffed team
     assert published.columns == [
         "joint_task_id",
         "uscc",
@@ -79,8 +84,9 @@ def test_every_team_keeps_every_rule_and_nothing_is_dropped(dirty_run):
 
 
 def test_loads_are_even_unless_a_rule_forbids_the_move(dirty_run):
-    """Independent of the stage's own rebalancing: for every pair in a (department, district)
-    pool whose loads differ by two or more, no share of the busier one could go to the other."""
+    """Independent of the stage's own rebalancing: for every pair of inspectors in a (department,
+    district) pool whose loads differ by two or more, no share of the busier one could go to the
+    other. (Experts are evened out among themselves; an inspector never takes an expert's place.)"""
     plan, inspectors, avoid = _load(dirty_run)
     team = pl.read_parquet(dirty_run / "07_assign" / "team.parquet")
     shares = pl.read_parquet(dirty_run / "06_fuse" / "task_departments.parquet")
@@ -93,7 +99,9 @@ def test_loads_are_even_unless_a_rule_forbids_the_move(dirty_run):
         "inspector_id", "joint_task_id", "uscc", "item_ids"
     )
     checked = 0
-    for (_dept, _district), pool in workload.group_by("department", "district_code"):
+    for (_dept, _district), pool in workload.filter(pl.col("role") == "inspector").group_by(
+        "department", "district_code"
+    ):
         loads = dict(pool.select("inspector_id", "tasks").iter_rows())
         for hi, hi_load in loads.items():
             for lo, lo_load in loads.items():

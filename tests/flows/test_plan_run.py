@@ -168,6 +168,7 @@ def test_an_entity_known_only_by_its_organisation_code_is_drawn_published_and_ve
                 nobody,
             ],
             "period": annual.period.model_copy(update={"end": dt.date(2026, 6, 30)}),
+            "policy_bands": {},  # a test plan outside the sample city's policy (every class drawn whole)
         }
     )
     plan_file = tmp_path / "plan.yaml"
@@ -203,7 +204,7 @@ def test_the_plan_is_checked_against_the_inbox_before_anything_runs(prefect_serv
         Task(task_id="XYZ-T01", department="XYZ", items=["XYZ-001"], ratio={"A": 0.1}),
         Task(task_id="AMR-T99", department="AMR", items=["AMR-001", "AMR-998", "AMR-999"], ratio={"A": 0.1}),
     ]
-    plan = annual.model_copy(update={"tasks": [*annual.tasks, *extra]})
+    plan = annual.model_copy(update={"tasks": [*annual.tasks, *extra], "policy_bands": {}, "no_zero_class": False})
     plan_file = tmp_path / "plan.yaml"
     plan_file.write_text(plan_as_yaml(plan), encoding="utf-8")
     with pytest.raises(StageFailed) as failure:
