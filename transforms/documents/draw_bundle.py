@@ -23,7 +23,13 @@ from jointdraw.transforms.audit import attempts, seed_shopping
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.documents.manifest import manifest
 from jointdraw.transforms.documents.notice import NOTICE_COLUMNS, public_notice, render_notice_page
-from jointdraw.transforms.documents.report import ReportData, render_report, strata_met, validation_table
+from jointdraw.transforms.documents.report import (
+    ReportData,
+    render_report,
+    rules_in_force,
+    strata_met,
+    validation_table,
+)
 from jointdraw.transforms.documents.seal import SEAL_PAGES, fill_seal, seal_of
 from jointdraw.transforms.draw import score_keys
 from jointdraw.transforms.entity_check import stratum_cutoffs
@@ -67,7 +73,12 @@ def _without_keys(data: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def _report_data(
-    run: RunFolder, plan: Plan, summary: dict[str, Any], seed: dict[str, Any], shopped: list[dict[str, Any]]
+    run: RunFolder,
+    plan: Plan,
+    summary: dict[str, Any],
+    seed: dict[str, Any],
+    shopped: list[dict[str, Any]],
+    redraws: int,
 ) -> ReportData:
     draw_dir = run.stage("draw")
     strata = strata_met(pl.read_parquet(draw_dir / "strata.parquet"), pl.read_parquet(draw_dir / "draws.parquet"), plan)
@@ -94,6 +105,7 @@ def _report_data(
         unassigned=unassigned,
         validation=validation,
         assign=run.stage_record("assign").model_dump(),
+        rules=rules_in_force(plan, run.stage_record("assign").model_dump(), redraws),
         seed_shopping=shopped,
         empty_tasks=draw_record.tasks_without_eligible,
     )
@@ -173,7 +185,8 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
     shutil.copytree(validate_dir / "validation", at("validation"))
     shopping = seed_shopping(entries)
     write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
-    html = render_report(_report_data(run, plan, summary, seed, [e for es in shopping.values() for e in es]))
+    shopped = [e for es in shopping.values() for e in es]
+    html = render_report(_report_data(run, plan, summary, seed, shopped, len(redraws)))
     at("report.html").write_text(html, encoding="utf-8")
     ingest = run.stage_record("ingest")
     document = manifest(

@@ -22,7 +22,7 @@ from jointdraw.transforms.documents.prepublication import class_ratio_words
 from jointdraw.transforms.documents.seal import seal_slot
 from jointdraw.transforms.entity_check import CHECK_STEPS_ZH, score_snippet
 from jointdraw.transforms.fusion_figures import FIGURE_LABELS, figure_text
-from jointdraw.transforms.plan import Plan
+from jointdraw.transforms.plan import ClassRatio, Plan
 from jointdraw.transforms.reference import department_names, reference_table
 from jointdraw.transforms.storage.packaged import page_template
 
@@ -47,6 +47,65 @@ class ReportData:
     assign: dict[str, Any]
     seed_shopping: list[dict[str, Any]]  # the attempts of a commitment drawn with several seeds (audit log), else empty
     empty_tasks: list[str] = field(default_factory=list)  # tasks no object was eligible for: they drew nothing
+    rules: list[tuple[str, str]] = field(default_factory=list)  # rules_in_force: (rule, how this plan set it)
+
+
+MODE_WORDS = {"local_first": "本片区优先", "cross_district": "跨片区（所所交叉）", "any": "本部门范围"}
+NOT_SET = "未设定 not set"
+
+
+def _zh(enum: str, code: str) -> str:
+    """The Chinese word of an enumeration's code (市级 for city), else the code."""
+    from jointdraw.transforms.registry import ENUMS
+
+    return next((w for w, c in ENUMS[enum].items() if c == code and not w.isascii()), code)
+
+
+def _percent(r: float) -> str:
+    return f"{100 * r:.2f}%".replace(".00%", "%")
+
+
+def rules_in_force(plan: Plan, assign: dict[str, Any], redraws: int) -> list[tuple[str, str]]:
+    """The rules this plan ran under, as (规则 rule, 本计划 how it is set) rows for the report: ratios and
+    their floors and caps, the policy bands, exclusions and caps, the assign mode per task, the team, the
+    experts, the daily cap and the replacement draws since the draw."""
+    floors = [t.task_id for t in plan.tasks if any(isinstance(v, ClassRatio) for v in (t.ratio or {}).values())]
+    bands = "；".join(f"{c}类 {_percent(b.min)}–{_percent(b.max)}" for c, b in sorted(plan.policy_bands.items()))
+    caps = plan.visit_caps
+    visit = NOT_SET
+    if caps is not None:
+        parts = [
+            f"总计 {caps.total} 次" if caps.total else "",
+            f"同一部门 {caps.per_department} 次" if caps.per_department else "",
+        ]
+        parts += [f"{_zh('inspection_level', level)} {n} 次" for level, n in caps.per_level.items()]
+        visit = "；".join(p for p in parts if p) + (
+            f"；不计入 {'、'.join(_zh('inspection_kind', k) for k in caps.exempt_kinds)}" if caps.exempt_kinds else ""
+        )
+    overrides = {t.task_id: t.assign.mode for t in plan.tasks if t.assign is not None}
+    modes = MODE_WORDS[plan.assign.mode] + "".join(
+        f"；{task}: {MODE_WORDS[mode]}" for task, mode in sorted(overrides.items())
+    )
+    return [
+        (
+            "抽取比例 ratios",
+            "按信用风险分类 k = min(N, max(最低户数, min(最高户数, ⌈比例×N⌉)))"
+            + (f"；设最低/最高户数的任务 {len(floors)} 项" if floors else ""),
+        ),
+        ("分类比例区间 policy bands", bands or NOT_SET),
+        ("每类必抽 no class at zero", "是" if plan.no_zero_class else "否"),
+        ("排除窗口 exclusion window", f"{plan.exclusion_window_days} 天" if plan.exclusion_window_days else NOT_SET),
+        (
+            "年度抽查上限 yearly caps",
+            "；".join(f"{c}类 {n} 次" for c, n in sorted(plan.yearly_caps.items())) or NOT_SET,
+        ),
+        ("年度检查频次上限 visit caps", visit),
+        ("派员方式 assign mode", modes),
+        ("检查组 team", f"每部门 {plan.inspectors_per_department} 名执法人员，牵头部门至少 2 名，设组长"),
+        ("专家、第三方 experts", f"需专家事项各派 1 名专家或第三方机构（本次 {assign.get('experts_sent', 0):,} 人次）"),
+        ("每日上限 daily cap", f"每人每工作日至多 {plan.daily_cap} 户"),
+        ("递补 redraws", f"{redraws} 次" if redraws else "无"),
+    ]
 
 
 def strata_met(strata: pl.DataFrame, draws: pl.DataFrame, plan: Plan) -> pl.DataFrame:
