@@ -13,6 +13,7 @@ Prefect's temporary server, 5–10 s, which the stage's own seconds do not inclu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import shutil
@@ -253,6 +254,15 @@ def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, fig
     print(f"figures written to {args.json}")
 
 
+def _generator_sha256() -> str:
+    """What the generated city depends on: the generator's and the plan model's sources."""
+    sources = sorted((ROOT / "transforms" / "samplecity").glob("*.py")) + [
+        ROOT / "transforms" / "plan.py",
+        ROOT / "transforms" / "registry.py",
+    ]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=1_000_000)
@@ -284,10 +294,13 @@ def main() -> None:
     args = p.parse_args()
     city = ROOT / "data" / "generated" / f"city-{args.objects}-{args.seed}"
     figures: dict = {"objects": args.objects, "seed": args.seed, "steps": {}}
-    if not (city / "plans").exists():
+    stamp = city / ".generator-sha256"  # a city made by another version of the generator is made again
+    if not (city / "plans").exists() or not stamp.exists() or stamp.read_text() != _generator_sha256():
+        shutil.rmtree(city, ignore_errors=True)
         figures["steps"]["generate"] = _step(
             ["generate", str(city), "--objects", str(args.objects), "--seed", str(args.seed)]
         )
+        stamp.write_text(_generator_sha256())
     out = ROOT / "out" / "bench"
     run_id = f"bench-{args.objects}"
     run_dir = out / "runs" / run_id
