@@ -134,29 +134,33 @@ def redraws_for_people(table: pl.DataFrame) -> pl.DataFrame:
     ).select(list(REDRAWS))
 
 
+def _swap(team: pl.DataFrame, joint_task_id: str, leaving: str, coming: str, pool: str, role: str) -> pl.DataFrame:
+    """`coming` takes `leaving`'s row on the joint task (department, lead, leader), with its own pool and role."""
+    row = (pl.col("joint_task_id") == joint_task_id) & (pl.col("inspector_id") == leaving)
+    return team.with_columns(
+        inspector_id=pl.when(row).then(pl.lit(coming)).otherwise("inspector_id"),
+        pool=pl.when(row).then(pl.lit(pool)).otherwise("pool"),
+        role=pl.when(row).then(pl.lit(role)).otherwise("role"),
+    )
+
+
+def _in_team_order(team: pl.DataFrame) -> pl.DataFrame:
+    return team.sort("joint_task_id", pl.col("lead_department").not_(), "department", "inspector_id")
+
+
 def apply_redraws(team: pl.DataFrame, redraws: list[dict[str, Any]]) -> pl.DataFrame:
     """The team with every replacement made in log order: the replacement takes the replaced member's
-    row (department, lead, role, leader), its pool the redraw's."""
+    row (department, lead, leader), its pool and role the redraw's."""
     for e in redraws:
-        row = (pl.col("joint_task_id") == e["joint_task_id"]) & (pl.col("inspector_id") == e["replaced"])
-        team = team.with_columns(
-            inspector_id=pl.when(row).then(pl.lit(e["replacement"])).otherwise("inspector_id"),
-            pool=pl.when(row).then(pl.lit(e["pool"])).otherwise("pool"),
-            role=pl.when(row).then(pl.lit(e["role"])).otherwise("role"),
-        )
-    return team.sort("joint_task_id", pl.col("lead_department").not_(), "department", "inspector_id")
+        team = _swap(team, e["joint_task_id"], e["replaced"], e["replacement"], e["pool"], e["role"])
+    return _in_team_order(team)
 
 
 def undo_redraws(team: pl.DataFrame, redraws: list[dict[str, Any]]) -> pl.DataFrame:
     """The team as assigned: the published team with the logged replacements taken back, last first."""
     for e in reversed(redraws):
-        row = (pl.col("joint_task_id") == e["joint_task_id"]) & (pl.col("inspector_id") == e["replacement"])
-        team = team.with_columns(
-            inspector_id=pl.when(row).then(pl.lit(e["replaced"])).otherwise("inspector_id"),
-            pool=pl.when(row).then(pl.lit(e["replaced_pool"])).otherwise("pool"),
-            role=pl.when(row).then(pl.lit(e["replaced_role"])).otherwise("role"),
-        )
-    return team.sort("joint_task_id", pl.col("lead_department").not_(), "department", "inspector_id")
+        team = _swap(team, e["joint_task_id"], e["replacement"], e["replaced"], e["replaced_pool"], e["replaced_role"])
+    return _in_team_order(team)
 
 
 def _share(situation: Situation, joint_task_id: str, department: str) -> pl.DataFrame:

@@ -26,18 +26,18 @@ def published(dirty_run, tmp_path_factory):
     return out
 
 
+def _redraw(out, member, reason):
+    return redraw_run(
+        plan_id=PLAN, joint_task=member["joint_task_id"], inspector=member["inspector_id"], reason=reason, out=str(out)
+    )
+
+
 def test_a_redraw_is_logged_republished_recomputed_and_accepted_by_results(published):
     bundle = published / "published" / PLAN
     team = pl.read_parquet(bundle_file(bundle, "team.parquet"))
     member = team.filter(pl.col("role") == "inspector").row(0, named=True)
     before = len(audit_entries(published, PLAN))
-    s = redraw_run(
-        plan_id=PLAN,
-        joint_task=member["joint_task_id"],
-        inspector=member["inspector_id"],
-        reason="回避",
-        out=str(published),
-    )
+    s = _redraw(published, member, "回避")
     assert s["new"] and s["seal"] and s["replacement"] != member["inspector_id"]
     now = pl.read_parquet(bundle_file(bundle, "team.parquet")).filter(
         pl.col("joint_task_id") == member["joint_task_id"]
@@ -73,13 +73,7 @@ def test_a_redraw_is_logged_republished_recomputed_and_accepted_by_results(publi
     assert with_result_checks(gone, plan)["inspectors_on_team"].to_list() == [False]
 
     # the same call again: nothing new, nothing republished
-    again = redraw_run(
-        plan_id=PLAN,
-        joint_task=member["joint_task_id"],
-        inspector=member["inspector_id"],
-        reason="recusal",
-        out=str(published),
-    )
+    again = _redraw(published, member, "recusal")
     assert not again["new"] and again["replacement"] == s["replacement"] and again["seal"] is None
     assert len(audit_entries(published, PLAN)) == len(entries)
 
