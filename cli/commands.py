@@ -83,11 +83,12 @@ def _results(args: argparse.Namespace) -> int:
 def _kpi(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from jointdraw.flows.kpi import kpi_run
+    from jointdraw.flows.kpi import figures_day, write_kpi
     from jointdraw.transforms.kpi import ALL_TYPES, KPIS, MISSED, percent_text
 
-    _quiet_temporary_server_shutdown()
-    s = kpi_run(out=args.out, year=args.year, as_of=args.as_of, limit_working_days=args.limit_days)
+    # no Prefect run: the figures read the warehouse and write one folder (the deployment runs the flow, kpi_run)
+    year, day = figures_day(args.year, args.as_of)
+    s = write_kpi(year, Path(args.out).resolve(), day, args.limit_days).model_dump(mode="json")
     figures = pl.read_parquet(Path(s["folder"]) / "kpi.parquet").filter(pl.col("entity_type") == ALL_TYPES)
     rows = []
     for kpi, d in KPIS.items():
@@ -572,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-FLOW_COMMANDS = ("run", "resume", "results", "redraw", "kpi")  # the commands that run a Prefect flow
+FLOW_COMMANDS = ("run", "resume", "results", "redraw")  # the commands that run a Prefect flow
 
 
 def _unreachable_prefect_api() -> str | None:

@@ -48,6 +48,13 @@ class KpiRecord(BaseModel):
     files: list[dict[str, Any]]
 
 
+def figures_day(year: int | None, as_of: str | None) -> tuple[int, dt.date]:
+    """The year of the figures (given, else the year before today in China) and the day results are
+    counted up to (given as YYYY-MM-DD, else today in China)."""
+    today = dt.datetime.now(CHINA).date()
+    return (year if year is not None else today.year - 1), (dt.date.fromisoformat(as_of) if as_of else today)
+
+
 def write_kpi(year: int, out: Path, as_of: dt.date, limit: int) -> KpiRecord:
     """The year's figures from the warehouse under `out`, written whole to OUT/kpi/<year>/."""
     try:
@@ -87,9 +94,7 @@ def kpi_run(
     """The yearly figures of `year` (default: the year before today in China) from OUT/warehouse.duckdb,
     written to OUT/kpi/<year>/. `as_of` (YYYY-MM-DD, default today in China): the day results are counted
     up to (a result whose deadline has not come is not yet due)."""
-    today = dt.datetime.now(CHINA).date()
-    year = year if year is not None else today.year - 1
-    day = dt.date.fromisoformat(as_of) if as_of else today
+    year, day = figures_day(year, as_of)
     try:
         record = write_kpi(year, Path(os.path.abspath(out)), day, limit_working_days)
     except USER_ERRORS as e:
@@ -102,10 +107,10 @@ def kpi_run(
     )
     create_link_artifact(key="kpi-page", link=Path(record.page).resolve().as_uri(), description=f"{year} kpi.html")
     get_run_logger().info(
-        "kpi %s: %d figures of %d plans → %s (%d under target)",
+        "kpi %s: %d figures (plans: %s) → %s (%d under target)",
         year,
         record.rows,
-        len(record.plans),
+        ", ".join(record.plans) or "none",
         record.folder,
         record.missed,
     )
