@@ -80,6 +80,40 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kpi(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from jointdraw.flows.kpi import figures_day, write_kpi
+    from jointdraw.transforms.kpi import ALL_TYPES, KPIS, MISSED, percent_text
+
+    # no Prefect run: the figures read the warehouse and write one folder (the deployment runs the flow, kpi_run)
+    year, day = figures_day(args.year, args.as_of)
+    s = write_kpi(year, Path(args.out).resolve(), day, args.limit_days).model_dump(mode="json")
+    figures = pl.read_parquet(Path(s["folder"]) / "kpi.parquet").filter(pl.col("entity_type") == ALL_TYPES)
+    rows = []
+    for kpi, d in KPIS.items():
+        of = figures.filter(pl.col("kpi") == kpi)
+        city = of.filter(pl.col("department").is_null()).row(0, named=True)
+        missed = of.filter(pl.col("department").is_not_null() & (pl.col("status") == MISSED))["department"]
+        rows.append(
+            {
+                "指标 figure": f"{d.name} {kpi}",
+                "全市 city": percent_text(city["value"]) or "—",
+                "分子 numerator": city["numerator"],
+                "分母 denominator": city["denominator"],
+                "目标 target": percent_text(city["target"]) or "",
+                "全市 status": city["status"],
+                "未达标部门 departments under target": "、".join(missed.to_list()),
+            }
+        )
+    console = _console()
+    plans = "、".join(s["plans"]) or "none"
+    console.print(_table(f"{s['year']} 年度考核指标 yearly figures (plans: {plans}; as of {s['as_of']})", rows))
+    console.print(f"every department and entity type: {Path(s['folder']) / 'kpi.xlsx'}")
+    console.print(f"KPI page: {s['page']}")
+    return 0
+
+
 def _redraw(args: argparse.Namespace) -> int:
     from jointdraw.flows.redraw import redraw_run
 
@@ -470,6 +504,18 @@ def main(argv: list[str] | None = None) -> int:
     rr.add_argument("--run-id", default=None)
     _dask_option(rr)
     rr.set_defaults(func=_results)
+
+    kp = sub.add_parser("kpi", help="the yearly figures (年度考核指标) per department and for the city (warehouse)")
+    kp.add_argument("--year", type=int, default=None, help="the year (default: last year); its plans start in it")
+    kp.add_argument("--out", required=True, help="the output root holding warehouse.duckdb; writes kpi/<year>/")
+    kp.add_argument("--as-of", default=None, help="count results up to this day (YYYY-MM-DD; default: today in China)")
+    kp.add_argument(
+        "--limit-days",
+        type=int,
+        default=settings.RESULTS_LIMIT_WORKING_DAYS,
+        help="working days after the inspection a result is due (default %(default)s)",
+    )
+    kp.set_defaults(func=_kpi)
 
     rd = sub.add_parser(
         "redraw", help="replace one member of a published team by a second random draw (递补), logged and republished"

@@ -86,6 +86,8 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
         joint_tasks=bundle_file(target, "joint_tasks.parquet"),  # the teams as published: after any redraw (递补)
         task_departments=run.stage("fuse") / "task_departments.parquet",
         team=bundle_file(target, "team.parquet"),
+        items=bundle_file(target, "items.parquet"),  # the item lists: what the yearly figures count items against
+        kpi_targets=plan.kpi_targets.model_dump_json(exclude_none=True) if plan.kpi_targets else None,
     )
     return PublishRecord(
         inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],

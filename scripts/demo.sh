@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (if needed), generate the built-in sample city, and run the plan flow on it.
 # Outputs: data/demo/ (the sample inbox, plan and truth.csv of planted errors), out/runs/<run_id>/ (the run's stages),
-# out/published/SZ-2026-ANNUAL/{public,audit,regulator}/ (the sealed bundle; last, verify checks it against its seals).
+# out/published/SZ-2026-ANNUAL/{public,audit,regulator}/ (the sealed bundle; verify checks it against its seals), and
+# last the year's figures out/kpi/2026/ (kpi.parquet, kpi.csv, kpi.xlsx, kpi.html): the demo ends with the KPI page's path.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,3 +18,6 @@ objects="${DEMO_OBJECTS:-20000}"
 read -r seal results_seal < <(.venv/bin/python -c "from jointdraw.transforms.audit import last_seal; from jointdraw.transforms.storage.warehouse import audit_entries
 e = audit_entries('out', 'SZ-2026-ANNUAL'); print(last_seal(e, 'publish'), last_seal(e, 'results'))")
 .venv/bin/jointdraw verify out/published/SZ-2026-ANNUAL --seal "$seal" --results-seal "$results_seal"
+# the year's figures (年度考核指标) from the warehouse, counted up to the results' day: the last lines are the summary and
+# the KPI page's path
+.venv/bin/jointdraw kpi --year 2026 --out out --as-of 2026-11-27

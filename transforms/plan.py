@@ -243,6 +243,18 @@ def policy_problems(tasks: list[Task], bands: dict[str, PolicyBand], no_zero_cla
     return problems
 
 
+class KpiTargets(_Strict):
+    """The yearly figures' targets (考核目标) a plan sets, each a share in [0, 1]; a figure under its target is
+    flagged 未达标 in every output of `jointdraw kpi` (transforms/kpi.py defines each figure)."""
+
+    coverage: Ratio | None = None  # entities inspected / entities supervised
+    items_drawn: Ratio | None = None  # items drawn at least once / items listed
+    results_on_time: Ratio | None = None  # results published within the limit / results due
+    follow_up_completed: Ratio | None = None  # problems with completed follow-up / problems found
+    joint_share: Ratio | None = None  # joint tasks with two or more departments / all joint tasks
+    reduction_rate: Ratio | None = None  # visits saved by fusion / objects drawn
+
+
 class Plan(_Strict):
     plan_id: SafeId
     title: str = ""
@@ -265,6 +277,7 @@ class Plan(_Strict):
     # and whether every ratio task must draw from every class
     policy_bands: dict[CreditClass, PolicyBand] = {}
     no_zero_class: bool = False
+    kpi_targets: KpiTargets | None = None  # the year's targets for the yearly figures (jointdraw kpi)
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")

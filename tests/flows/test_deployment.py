@@ -222,6 +222,7 @@ def test_a_deployment_runs_on_a_real_server_and_worker(dirty_run, dirty_city, tm
             "plan-run/annual" in deployed
             and "plan-run/quarterly" in deployed
             and "results-run/results-weekly" in deployed
+            and "kpi-run/kpi-yearly" in deployed
         )
         deployments = {
             d["name"]: d
@@ -258,12 +259,14 @@ def test_a_deployment_runs_on_a_real_server_and_worker(dirty_run, dirty_city, tm
                 ("0 2 1 10 *", "Asia/Shanghai", "data/plans/SZ-2026-Q4.yaml"),
             ],
             "results-weekly": [("0 6 * * 1", "Asia/Shanghai", None)],
+            "kpi-yearly": [("0 3 15 1 *", "Asia/Shanghai", None)],  # the year before, from the warehouse
         }
         assert (
             deployments["annual"]["parameters"]["inbox"] == "/data/inbox"
             and deployments["annual"]["parameters"]["out"] == "/data/out"
         )
         assert deployments["results-weekly"]["parameters"]["inbox"] == "/data/results-inbox"
+        assert deployments["kpi-yearly"]["parameters"]["out"] == "/data/out"
         for d in deployments.values():  # one run at a time per deployment: a second one waits
             assert (
                 d["global_concurrency_limit"]["limit"] == 1

@@ -171,3 +171,35 @@ def _plan_with(tasks, **plan_keys) -> Plan:
             "tasks": [{"department": "AMR", "items": ["AMR-1"], **t} for t in tasks],
         }
     )
+
+
+def _plan_file(tmp_path, targets) -> object:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "plan_id": "P",
+                "period": {"start": "2026-03-01", "end": "2026-12-31"},
+                "kpi_targets": targets,
+                "tasks": [{"task_id": "T1", "department": "AMR", "items": ["AMR-1"], "count": 1}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_kpi_targets_are_shares_of_known_figures(tmp_path):
+    """kpi_targets (the yearly figures' targets, transforms/kpi.py): each a share in [0, 1] of a figure jointdraw
+    kpi computes; a misspelt figure or a percentage written as 90 is refused, naming it."""
+    plan = read_plan(_plan_file(tmp_path, {"coverage": 0.05, "results_on_time": 0.9}))
+    assert plan.kpi_targets is not None and plan.kpi_targets.model_dump(exclude_none=True) == {
+        "coverage": 0.05,
+        "results_on_time": 0.9,
+    }
+    assert "kpi_targets:" in plan_as_yaml(plan)
+    with pytest.raises(PlanError, match="kpi_targets.coverge"):
+        read_plan(_plan_file(tmp_path, {"coverge": 0.05}))
+    with pytest.raises(PlanError, match="kpi_targets.results_on_time"):
+        read_plan(_plan_file(tmp_path, {"results_on_time": 90}))
+    assert "kpi_targets" not in plan_as_yaml(_plan(["AMR-1"]))  # a plan without targets is written as before

@@ -167,3 +167,16 @@ OUTSTANDING = {
     "deadline": "录入期限",
     "overdue": "已逾期",
 }
+KPI = {  # 年度考核指标 (jointdraw kpi): one row per figure and department (or the city) and entity type
+    "year": "年度",
+    "kpi_name": "指标",
+    "department": "部门",
+    "department_code": "部门代码",
+    "entity_type": "主体类型",
+    "numerator": "分子",
+    "denominator": "分母",
+    "value": "指标值",
+    "target": "目标值",
+    "status": "是否达标",
+    "target_plans": "目标来源计划",
+}

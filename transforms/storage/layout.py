@@ -5,6 +5,7 @@ owner of these paths (issue 20). Nothing else joins "runs", "published" or "lock
     OUT/runs/<run_id>/<NN_stage>/     one folder per stage (runfolder.stage_dir)
     OUT/published/<plan_id>/          the plan's bundle, in three parts (bundle.py)
     OUT/warehouse.duckdb              the warehouse (warehouse.py)
+    OUT/kpi/<year>/                   the yearly figures (jointdraw kpi: kpi.parquet/.csv/.xlsx, kpi.html)
     OUT/locks/<plan_id>.lock          one writer per plan (runlock.py)
     OUT/.staging/                     where bundles are assembled, outside published/
 """
@@ -58,6 +59,10 @@ class OutputRoot:
     @property
     def warehouse(self) -> Path:
         return self.path / "warehouse.duckdb"
+
+    def kpi(self, year: int) -> Path:
+        """The yearly figures of `year` (written whole or not at all, like a bundle)."""
+        return self.path / "kpi" / str(year)
 
     def lock(self, plan_id: str) -> Path:
         return self.path / "locks" / f"{plan_id}.lock"

@@ -2,9 +2,12 @@
 what every published run did, so a later run can take it into account and any run can be
 looked up again. Written by the publish stage (`record_run`), read by commit and assign.
 
-    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at)
+    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets)
+        kpi_targets: the plan's `kpi_targets` as JSON text, or null (transforms/kpi.py)
     snapshots(run_id, plan_id, entity_key, uscc, name, entity_type, district_code,
-              industry_code, status, credit_risk)           the directory as drawn
+              industry_code, status, credit_risk, departments)   the directory as drawn, and who lists each entity
+    items(run_id, plan_id, item_id, department, name, category)
+                                                            the item lists (抽查事项清单) the plan was drawn under
     draws(run_id, plan_id, task_id, department, uscc, credit_risk, score_key, score, drawn_on)
     joint_tasks(run_id, plan_id, joint_task_id, uscc, departments, lead_department,
                 task_ids, item_ids, planned_date)
@@ -15,7 +18,7 @@ looked up again. Written by the publish stage (`record_run`), read by commit and
         who went: the team as sent, replaced by the inspectors present once results arrive
     results(plan_id, results_run_id, joint_task_id, uscc, department, item_id, inspection_date,
             inspectors, method, result_codes, follow_up, findings, substitution_reason,
-            first_published_on, deadline, overdue)          written by the results flow
+            first_published_on, deadline, overdue, follow_up_completed_on)   written by the results flow
     history (a view): uscc, plan_id, run_id, task_id, drawn_on, inspected_on
         what the draw's exclusions read: one row per earlier draw
 
@@ -105,6 +108,13 @@ create table if not exists audit_log (plan_id varchar, seq integer, time varchar
 alter table audit_log add column if not exists event varchar;  -- seal entries (issue 18): publish | results
 alter table audit_log add column if not exists seal varchar;
 alter table audit_log add column if not exists redraw varchar;  -- redraw entries (issue 21): details as JSON
+-- the yearly figures (issue 22, transforms/kpi.py): who lists each entity, the item lists, the plan's targets, and
+-- when a problem's follow-up was completed (处置完结日期; null: not completed). Old warehouses gain the columns empty.
+alter table snapshots add column if not exists departments varchar[];
+alter table runs add column if not exists kpi_targets varchar;
+alter table results add column if not exists follow_up_completed_on date;
+create table if not exists items (run_id varchar, plan_id varchar, item_id varchar, department varchar,
+                                  name varchar, category varchar);
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
@@ -118,6 +128,7 @@ PLAN_TABLES = (
     "task_items",
     "teams",
     "visits",
+    "items",
 )  # what publishing a plan replaces
 VISITS_FROM_RESULTS = (  # where results arrived, who went is who was present, on the day they inspected
     "delete from visits where plan_id = $plan and joint_task_id in "
@@ -210,9 +221,11 @@ def record_run(
     joint_tasks: Path,
     task_departments: Path,
     team: Path,
+    items: Path,
+    kpi_targets: str | None = None,
 ) -> dict[str, int]:
     """Replaces the plan's rows in every table with this run's, in one transaction; returns the rows written
-    per table."""
+    per table. `items`: the item lists the plan was drawn under; `kpi_targets`: the plan's targets as JSON."""
     con = connect_warehouse(out_root)
     p = {"run": run_id, "plan": plan_id}
     try:
@@ -220,14 +233,20 @@ def record_run(
         for table in PLAN_TABLES:
             con.execute(f"delete from {table} where plan_id = $plan", {"plan": plan_id})
         con.execute(
-            "insert into runs values ($run, $plan, $start, $end, $commitment, $seed, now())",
-            {**p, "start": period[0], "end": period[1], "commitment": commitment, "seed": seed},
+            """insert into runs (run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets)
+                       values ($run, $plan, $start, $end, $commitment, $seed, now(), $targets)""",
+            {**p, "start": period[0], "end": period[1], "commitment": commitment, "seed": seed, "targets": kpi_targets},
         )
         con.execute(
-            """insert into snapshots select $run, $plan, entity_key, uscc, name, entity_type, district_code,
-                       industry_code,
-                       status, credit_risk from read_parquet($path)""",
+            """insert into snapshots by name select $run as run_id, $plan as plan_id, entity_key, uscc, name,
+                       entity_type, district_code, industry_code, status, credit_risk, departments
+                       from read_parquet($path)""",
             {**p, "path": str(directory)},
+        )
+        con.execute(
+            """insert into items by name select $run as run_id, $plan as plan_id, item_id, department, name, category
+                       from read_parquet($path)""",
+            {**p, "path": str(items)},
         )
         # a draw counts from its plan period's start (what the exclusion window measures from)
         con.execute(
@@ -456,6 +475,68 @@ def entity_history(out_root: Path, uscc: str) -> dict[str, pl.DataFrame]:
                                   order by inspection_date, plan_id, department, item_id""",
                 params=p,
             ).pl(),
+        }
+    finally:
+        con.close()
+
+
+KPI_TABLES = {  # what the yearly figures read (transforms/kpi.py: KpiInputs), as typed frames
+    "runs": {"plan_id": pl.String, "period_start": pl.Date, "period_end": pl.Date, "kpi_targets": pl.String},
+    "supervised": {"entity_key": pl.String, "department": pl.String, "entity_type": pl.String},
+    "items": {"department": pl.String, "item_id": pl.String},
+    "draws": {"plan_id": pl.String, "task_id": pl.String, "department": pl.String, "uscc": pl.String},
+    "joint_tasks": {"plan_id": pl.String, "joint_task_id": pl.String, "departments": pl.List(pl.String)},
+    "task_items": {
+        "plan_id": pl.String,
+        "joint_task_id": pl.String,
+        "uscc": pl.String,
+        "department": pl.String,
+        "item_id": pl.String,
+        "planned_date": pl.Date,
+    },
+    "results": {
+        "plan_id": pl.String,
+        "joint_task_id": pl.String,
+        "uscc": pl.String,
+        "department": pl.String,
+        "item_id": pl.String,
+        "inspection_date": pl.Date,
+        "result_codes": pl.List(pl.String),
+        "first_published_on": pl.Date,
+        "deadline": pl.Date,
+        "follow_up_completed_on": pl.Date,
+    },
+}
+_IN_YEAR = "plan_id in (select plan_id from runs where year(period_start) = $year)"
+_KPI_QUERIES = {
+    "runs": f"select {', '.join(KPI_TABLES['runs'])} from runs where year(period_start) = $year order by plan_id",
+    "items": f"select distinct department, item_id from items where {_IN_YEAR} order by all",
+    "draws": f"select {', '.join(KPI_TABLES['draws'])} from draws where {_IN_YEAR}",
+    "joint_tasks": f"select {', '.join(KPI_TABLES['joint_tasks'])} from joint_tasks where {_IN_YEAR}",
+    # every plan's: a result is due in the year its deadline falls in, whichever plan it answers
+    "task_items": f"select {', '.join(KPI_TABLES['task_items'])} from task_items",
+    "results": f"select {', '.join(KPI_TABLES['results'])} from results",
+}
+
+
+def kpi_tables(out_root: Path, year: int) -> dict[str, pl.DataFrame]:
+    """What the yearly figures are computed from (KPI_TABLES): the year's plans (period starting in `year`)
+    with their targets, the entities they supervised (transforms/sql/kpi_supervised.sql), their item lists,
+    draws and joint tasks; and every plan's task items and results (what falls due or was found in the year
+    is decided by date, transforms/kpi.py). Raises LookupError when there is no warehouse."""
+    from jointdraw.transforms.storage.packaged import sql_text
+
+    if not warehouse_path(out_root).exists():
+        raise LookupError(f"no warehouse in {out_root}: publish a plan first (`jointdraw run`)")
+    con = connect_warehouse(out_root)  # read-write: an old warehouse gains the columns the figures read
+    try:
+        queries = {**_KPI_QUERIES, "supervised": sql_text("kpi_supervised")}
+        return {
+            name: con.sql(queries[name], params={"year": year} if "$year" in queries[name] else None)
+            .pl()
+            .cast(schema)
+            .select(list(schema))
+            for name, schema in KPI_TABLES.items()
         }
     finally:
         con.close()
