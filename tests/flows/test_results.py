@@ -56,6 +56,7 @@ def test_the_results_workbooks_show_every_cell_as_published(results_out, tmp_pat
         "public/results/progress",
         "regulator/results/outstanding",
         "regulator/results/quarantine/quarantine",
+        "regulator/results/follow_up_overdue",
     ]
     seen = assert_workbooks_show_what_was_published(out / "published" / PLAN_ID, tables, tmp_path)
     assert seen["notice"]["统一社会信用代码"].str.contains(r"^\d{18}$").sum() > 10  # all-digit codes, to the last digit

@@ -5,8 +5,8 @@ would submit after inspecting, in the registries' formats and encodings.
 
 Seeded: the same plan side and seed give the same files. A department answers each task item with
 probability 0.9, inspected on its planned day or up to three days later by the department's team
-(5%: one member replaced, with the reason given), and enters it some days after the inspection (most
-within ten days, a fifth within 25, a tenth up to two months: what makes some results late). Results
+(5%: one member replaced, with the reason given), and enters it some days after the inspection (80%
+within five days, 15% within three weeks, 5% up to two months: what makes some results late). Results
 arrive over the year: a file as of a day holds what was entered by then, and every row of an earlier
 day's file is in a later one (each row's chances are drawn over all the plan's items, whatever the day).
 Review (审核, issue 22): a result is reviewed up to a week after entry — pending (待审核) until then,
@@ -73,9 +73,9 @@ def _department_results(
     outcome = rng.choice(len(OUTCOMES), size=n, p=[o[3] for o in OUTCOMES])
     delay = rng.integers(0, 4, size=n)
     substitute = rng.random(n) < 0.05
-    u = rng.random(n)  # days from the inspection to the entry: most within ten, some late
+    u = rng.random(n)  # days from the inspection to the entry: most within five, some weeks later, a few months
     entry = np.where(
-        u < 0.7, rng.integers(0, 11, n), np.where(u < 0.9, rng.integers(11, 26, n), rng.integers(26, 61, n))
+        u < 0.8, rng.integers(0, 6, n), np.where(u < 0.95, rng.integers(6, 21, n), rng.integers(21, 61, n))
     )
     review = rng.integers(0, 8, size=n)
     returned = rng.random(n) < RETURNED
