@@ -222,10 +222,10 @@ def published_results(
     accepted: pl.DataFrame | None, plan: PlanSide, previous: pl.DataFrame, rules: ResultsRules | int
 ) -> pl.DataFrame:
     """The results as published (PUBLISHED_SCHEMA, then planned_date, source_file, source_line): the
-    accepted rows with their entity, review state (blank: pending), first publication date — the day
-    the result first reached the public notice: kept from an earlier results run, else today's `as_of`
-    when it may be published now (approved, or review not required), else none yet —, deadline (from
-    the inspection) and whether it was published late (`overdue`; not yet published: late once the
+    accepted rows with their entity, review state (blank: pending where review is required), first
+    publication date — the day the result first reached the public notice: kept from an earlier results
+    run, else today's `as_of` when it may be published now (approved, or review not required), else none
+    yet —, deadline (from the inspection) and whether it was published late (`overdue`; not yet published: late once the
     deadline has passed), the follow-up's deadline and whether it is overdue, the public period and
     whether the row is on today's public notice. `previous`: (joint_task_id, department, item_id,
     first_published_on); no accepted rows: none. `rules` may be the limit alone (the other rules'
@@ -243,7 +243,11 @@ def published_results(
             accepted = accepted.with_columns(pl.lit(None, PUBLISHED_SCHEMA[column]).alias(column))
     rows = (
         accepted.select(*SUBMITTED_COLUMNS, "source_file", "source_line")
-        .with_columns(review_state=pl.col("review_state").fill_null("pending"))
+        .with_columns(  # a blank state is pending where review is required; without review it stays blank
+            review_state=pl.col("review_state").fill_null("pending")
+            if rules.review_required
+            else pl.col("review_state")
+        )
         .join(entity, on=list(RESULT_KEY), how="left")
         .join(previous.select(*RESULT_KEY, "first_published_on"), on=list(RESULT_KEY), how="left")
     )
