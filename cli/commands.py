@@ -74,7 +74,7 @@ def _results(args: argparse.Namespace) -> int:
         limit_working_days=args.limit_days,
         run_id=args.run_id,
         dask=args.dask,
-        review_required=not args.no_review,
+        review_required=args.review,
         public_years=_public_years(args.public_years),
         follow_up_limit_working_days=args.follow_up_days,
     )
@@ -519,9 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     rr.add_argument("--run-id", default=None)
     rr.add_argument(
-        "--no-review",
-        action="store_true",
-        help="publish every accepted result without review (default: only 审核通过 results are public)",
+        "--review",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--no-review publishes every accepted result without review (default: the plan's results.review_required, "
+        "else required: only 审核通过 results are public)",
     )
     rr.add_argument(
         "--public-years",

@@ -50,9 +50,9 @@ from jointdraw.transforms.documents.results_bundle import (
     save_plan_side,
     write_results_files,
 )
-from jointdraw.transforms.plan import check_safe_id
+from jointdraw.transforms.plan import check_safe_id, read_plan
 from jointdraw.transforms.registry import RESULT_KINDS
-from jointdraw.transforms.results import PlanSide, ResultsRules
+from jointdraw.transforms.results import PlanSide, ResultsRules, results_rules
 from jointdraw.transforms.stage_records import ResultsPublishRecord
 from jointdraw.transforms.storage.bundle import bundle_file, folder_bytes, publish_atomically
 from jointdraw.transforms.storage.layout import OutputRoot, RunFolder, RunRecord, write_run_record
@@ -115,7 +115,7 @@ def results_run(
     run_id: str | None = None,
     threshold: float = settings.QUARANTINE_THRESHOLD,
     dask: str | None = None,
-    review_required: bool = settings.RESULTS_REVIEW_REQUIRED,
+    review_required: bool | None = None,
     public_years: dict[str, int] | None = None,
     follow_up_limit_working_days: int = settings.FOLLOW_UP_LIMIT_WORKING_DAYS,
 ) -> dict[str, Any]:
@@ -123,14 +123,15 @@ def results_run(
     published plan; publishes them to OUT/published/<plan_id>/results/ and the warehouse. `as_of`
     (YYYY-MM-DD, default today in China) is the publication day that deadlines are measured against.
     `review_required`: only approved results (审核通过) reach the public notice; `public_years`: years a
-    result stays on it, per entity type (default settings.RESULTS_PUBLIC_YEARS); a problem's follow-up is
-    overdue `follow_up_limit_working_days` after the inspection."""
-    rules = ResultsRules(
-        limit=limit_working_days,
-        review_required=review_required,
-        public_years=dict(settings.RESULTS_PUBLIC_YEARS if public_years is None else public_years),
-        follow_up_limit=follow_up_limit_working_days,
-    )
+    result stays on it, per entity type (not given: the published plan's `results` key, else the settings);
+    a problem's follow-up is overdue `follow_up_limit_working_days` after the inspection."""
+    # the parameters given; the published plan's `results` key and the settings complete them (_run)
+    asked = {
+        "limit": limit_working_days,
+        "follow_up_limit": follow_up_limit_working_days,
+        "review_required": review_required,
+        "public_years": public_years,
+    }
     try:
         with noticing_sigterm():  # absolute paths: Dask workers have working folders of their own
             return _run(
@@ -138,7 +139,7 @@ def results_run(
                 Path(os.path.abspath(inbox)),
                 Path(os.path.abspath(out)),
                 as_of,
-                rules,
+                asked,
                 run_id,
                 threshold,
                 dask,
@@ -153,7 +154,7 @@ def _run(
     inbox: Path,
     out: Path,
     as_of: str | None,
-    rules: ResultsRules,
+    asked: dict[str, Any],
     run_id: str | None,
     threshold: float,
     dask: str | None,
@@ -168,6 +169,8 @@ def _run(
         raise StageFailed(
             f"results: {root.published(plan_id)} holds no published draw; publish the plan first (`jointdraw run`)"
         )
+    published_plan = read_plan(bundle_file(root.published(plan_id), "plan.yaml"))
+    rules = results_rules(**asked, policy=published_plan.results)
     with plan_lock(out, plan_id, run_id), fan_out(dask):  # the plan's one lock: the plan flow publishes here too
         plan_dir = folder.stage("plan")
         try:
@@ -175,9 +178,10 @@ def _run(
         except LookupError as e:
             raise StageFailed(str(e)) from None
         get_run_logger().info(
-            "results of plan %s as of %s: %s items of %s joint tasks to answer; run %s → %s",
+            "results of plan %s as of %s (%s): %s items of %s joint tasks to answer; run %s → %s",
             plan_id,
             day,
+            f"review {'required' if rules.review_required else 'not required'}, public years {rules.public_years}",
             f"{plan.task_items.height:,}",
             f"{plan.task_items['joint_task_id'].n_unique():,}",
             run_id,

@@ -243,6 +243,15 @@ def policy_problems(tasks: list[Task], bands: dict[str, PolicyBand], no_zero_cla
     return problems
 
 
+class ResultsPolicy(_Strict):
+    """How the plan's inspection results are published (issue 22); a key left out: the setting
+    (transforms/settings.py), and the results flow's parameter wins over both."""
+
+    review_required: bool | None = None  # only approved (审核通过) results reach the public notice
+    # years a result stays on the public notice, from its first publication, per entity type
+    public_years: dict[Literal["enterprise", "individual", "cooperative", "other"], Annotated[int, Field(ge=0)]] = {}
+
+
 class Plan(_Strict):
     plan_id: SafeId
     title: str = ""
@@ -265,6 +274,7 @@ class Plan(_Strict):
     # and whether every ratio task must draw from every class
     policy_bands: dict[CreditClass, PolicyBand] = {}
     no_zero_class: bool = False
+    results: ResultsPolicy | None = None  # issue 22: review and the public period of the plan's results
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -122,6 +122,31 @@ class ResultsRules:
         )
 
 
+def results_rules(
+    limit: int,
+    follow_up_limit: int,
+    review_required: bool | None = None,
+    public_years: dict[str, int] | None = None,
+    policy: Any = None,
+) -> ResultsRules:
+    """The rules a results run applies: the flow's parameter where given, else the plan's `results` key
+    (transforms/plan.py `ResultsPolicy`), else the setting. Public years per entity type: the setting's,
+    then the plan's, then the parameter's, each overriding the types it names."""
+    plan_review = policy.review_required if policy is not None else None
+    return ResultsRules(
+        limit=limit,
+        review_required=next(
+            v for v in (review_required, plan_review, settings.RESULTS_REVIEW_REQUIRED) if v is not None
+        ),
+        public_years={
+            **settings.RESULTS_PUBLIC_YEARS,
+            **(dict(policy.public_years) if policy is not None else {}),
+            **(public_years or {}),
+        },
+        follow_up_limit=follow_up_limit,
+    )
+
+
 def _rules(rules: ResultsRules | int) -> ResultsRules:
     return ResultsRules(limit=rules) if isinstance(rules, int) else rules
 

@@ -356,3 +356,24 @@ def test_a_correction_replaces_the_row_a_withdrawal_removes_it_and_both_are_chec
     assert correction_problems(corrections.with_columns(correction_id=pl.Series([1, 3])), after)[0].startswith(
         "corrections: ids are [1, 3]"
     )
+
+
+def test_review_and_public_years_come_from_the_parameter_else_the_plan_else_the_settings():
+    from jointdraw.transforms import settings
+    from jointdraw.transforms.results import results_rules
+
+    plan = Plan.model_validate(
+        {
+            "plan_id": "P",
+            "period": {"start": "2026-03-01", "end": "2026-11-30"},
+            "results": {"review_required": False, "public_years": {"individual": 2}},
+            "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}],
+        }
+    )
+    by_plan = results_rules(20, 60, policy=plan.results)
+    assert not by_plan.review_required and by_plan.public_years == {**settings.RESULTS_PUBLIC_YEARS, "individual": 2}
+    asked = results_rules(20, 60, review_required=True, public_years={"enterprise": 5}, policy=plan.results)
+    assert asked.review_required and asked.public_years["enterprise"] == 5 and asked.public_years["individual"] == 2
+    default = results_rules(20, 60)
+    assert default.review_required is settings.RESULTS_REVIEW_REQUIRED is True
+    assert default.public_years == settings.RESULTS_PUBLIC_YEARS
