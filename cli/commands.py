@@ -84,14 +84,18 @@ def _results(args: argparse.Namespace) -> int:
 
 
 def _public_years(text: str | None) -> dict[str, int] | None:
-    """`individual=1,enterprise=3` → {individual: 1, enterprise: 3} (the types not named: settings' years)."""
+    """`individual=1,enterprise=3` → {individual: 1, enterprise: 3} (the types not named: the plan's, else the
+    settings' years)."""
     if not text:
         return None
-    years = dict(settings.RESULTS_PUBLIC_YEARS)
+    years: dict[str, int] = {}
     for part in text.replace("，", ",").split(","):
         kind, _, n = part.partition("=")
-        if not n.strip().isdigit():
-            raise SystemExit(f"jointdraw results: --public-years {text!r}: write TYPE=YEARS,… (e.g. individual=1)")
+        if not n.strip().isdigit() or kind.strip() not in settings.RESULTS_PUBLIC_YEARS:
+            raise SystemExit(
+                f"jointdraw results: --public-years {text!r}: write TYPE=YEARS,… with TYPE one of "
+                f"{', '.join(settings.RESULTS_PUBLIC_YEARS)} (e.g. individual=1)"
+            )
         years[kind.strip()] = int(n)
     return years
 
