@@ -74,6 +74,9 @@ def _results(args: argparse.Namespace) -> int:
         limit_working_days=args.limit_days,
         run_id=args.run_id,
         dask=args.dask,
+        review_required=args.review,
+        public_years=_public_years(args.public_years),
+        follow_up_limit_working_days=args.follow_up_days,
     )
     _console().print(f"results (检查结果) of {summary['plan_id']} as of {summary['as_of']}")
     _print_run_summary(summary)
@@ -111,6 +114,56 @@ def _kpi(args: argparse.Namespace) -> int:
     console.print(_table(f"{s['year']} 年度考核指标 yearly figures (plans: {plans}; as of {s['as_of']})", rows))
     console.print(f"every department and entity type: {Path(s['folder']) / 'kpi.xlsx'}")
     console.print(f"KPI page: {s['page']}")
+
+
+def _public_years(text: str | None) -> dict[str, int] | None:
+    """`individual=1,enterprise=3` → {individual: 1, enterprise: 3} (the types not named: the plan's, else the
+    settings' years)."""
+    if not text:
+        return None
+    years: dict[str, int] = {}
+    for part in text.replace("，", ",").split(","):
+        kind, _, n = part.partition("=")
+        if not n.strip().isdigit() or kind.strip() not in settings.RESULTS_PUBLIC_YEARS:
+            raise SystemExit(
+                f"jointdraw results: --public-years {text!r}: write TYPE=YEARS,… with TYPE one of "
+                f"{', '.join(settings.RESULTS_PUBLIC_YEARS)} (e.g. individual=1)"
+            )
+        years[kind.strip()] = int(n)
+    return years
+
+
+def _correct(args: argparse.Namespace) -> int:
+    from jointdraw.flows.correct import correct_run
+
+    _quiet_temporary_server_shutdown()
+    sets = {}
+    for pair in args.set or []:
+        column, sep, value = pair.partition("=")
+        if not sep:
+            print(f"jointdraw correct: --set {pair!r}: write column=value", file=sys.stderr)
+            return 1
+        sets[column.strip()] = value.strip()
+    s = correct_run(
+        plan_id=args.plan_id,
+        joint_task=args.joint_task,
+        item=args.item,
+        reason=args.reason,
+        out=args.out,
+        sets=sets,
+        withdraw=args.withdraw,
+        department=args.department,
+        by=args.by,
+        as_of=args.as_of,
+    )
+    console = _console()
+    what = "撤回 withdrawn" if s["action"] == "withdraw" else s["changes"]
+    console.print(
+        f"更正 (correction) #{s['correction_id']} of {s['joint_task_id']} item {s['item_id']} ({s['department']}): "
+        f"{what}; reason: {s['reason']}" + ("" if s["new"] else " — made before; nothing new")
+    )
+    if s["seal"]:
+        console.print(f"republished {s['bundle']}; results seal (封存值) {s['seal']} — announce it")
     return 0
 
 
@@ -502,6 +555,28 @@ def main(argv: list[str] | None = None) -> int:
         help=f"working days after the inspection to publish a result (default {settings.RESULTS_LIMIT_WORKING_DAYS})",
     )
     rr.add_argument("--run-id", default=None)
+    rr.add_argument(
+        "--review",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--no-review publishes every accepted result without review (default: the plan's results.review_required, "
+        "else required: only 审核通过 results are public)",
+    )
+    rr.add_argument(
+        "--public-years",
+        default=None,
+        metavar="TYPE=YEARS,…",
+        help="years a result stays on the public notice per entity type (default "
+        + ",".join(f"{k}={v}" for k, v in settings.RESULTS_PUBLIC_YEARS.items())
+        + ")",
+    )
+    rr.add_argument(
+        "--follow-up-days",
+        type=int,
+        default=settings.FOLLOW_UP_LIMIT_WORKING_DAYS,
+        help="working days after the inspection to complete a problem's follow-up "
+        f"(default {settings.FOLLOW_UP_LIMIT_WORKING_DAYS})",
+    )
     _dask_option(rr)
     rr.set_defaults(func=_results)
 
@@ -516,6 +591,27 @@ def main(argv: list[str] | None = None) -> int:
         help="working days after the inspection a result is due (default %(default)s)",
     )
     kp.set_defaults(func=_kpi)
+
+    co = sub.add_parser(
+        "correct", help="correct or withdraw a published result (更正/撤回), kept with the reason, republished"
+    )
+    co.add_argument("plan_id")
+    co.add_argument("--joint-task", required=True, help="the joint task (联合任务编号)")
+    co.add_argument("--item", required=True, help="the item (事项编号)")
+    co.add_argument("--department", default=None, help="the department, when several answered the item")
+    co.add_argument("--reason", required=True, help="why (更正原因): published with the correction")
+    co.add_argument(
+        "--set",
+        action="append",
+        metavar="COLUMN=VALUE",
+        help="a column's new value, as a results file writes it (e.g. result_codes=E, review_state=审核通过, "
+        "follow_up_completed_on=2026-10-09); repeat for several",
+    )
+    co.add_argument("--withdraw", action="store_true", help="withdraw the result (撤回) instead")
+    co.add_argument("--by", default=None, help="who corrects (更正人; default: the OS user and host)")
+    co.add_argument("--as-of", default=None, help="publication day (YYYY-MM-DD; default: today in China)")
+    co.add_argument("--out", required=True, help="the output root the plan was published under")
+    co.set_defaults(func=_correct)
 
     rd = sub.add_parser(
         "redraw", help="replace one member of a published team by a second random draw (递补), logged and republished"
@@ -573,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-FLOW_COMMANDS = ("run", "resume", "results", "redraw")  # the commands that run a Prefect flow
+FLOW_COMMANDS = ("run", "resume", "results", "redraw", "correct")  # the commands that run a Prefect flow
 
 
 def _unreachable_prefect_api() -> str | None:

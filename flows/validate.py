@@ -39,6 +39,7 @@ from jointdraw.transforms.contract.suites import (
     result_rules,
 )
 from jointdraw.transforms.contract.validation import Contract
+from jointdraw.transforms.corrections import with_correction_checks
 from jointdraw.transforms.documents.results_bundle import load_plan_side
 from jointdraw.transforms.registry import RESULT_KINDS, Kind, submitted_kinds
 from jointdraw.transforms.results import with_result_checks
@@ -100,7 +101,7 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date) -> Validat
 
 def in_report_order(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Department files by registry kind (items, inspectors, objects, inspections, results), then department."""
-    order = {k: i for i, k in enumerate((*VALIDATION_ORDER, "results"))}
+    order = {k: i for i, k in enumerate((*VALIDATION_ORDER, *RESULT_KINDS))}
     return sorted(files, key=lambda f: (order[f["kind"]], f["department"]))
 
 
@@ -119,16 +120,23 @@ def contract_met(record: ValidateRecord, out_dir: Path) -> ValidateRecord:
 def validate_results_files(
     kind: Kind, departments: list[str], ingest_dir: Path, out_dir: Path, plan_dir: Path
 ) -> list[dict[str, Any]]:
-    """Departments' results: the checks against the plan, then the contract (one GX validation)."""
+    """Departments' results (or corrections of published ones): the checks against the plan, then the
+    contract (one GX validation)."""
     plan = load_plan_side(plan_dir)
+
+    def checked(typed: pl.DataFrame) -> pl.DataFrame:
+        if kind == "corrections":
+            return with_correction_checks(typed, plan, pl.read_parquet(plan_dir / "results.parquet"))
+        return with_result_checks(typed, plan)
+
     typed = {
         d: write_parquet(
-            with_result_checks(pl.read_parquet(ingest_dir / kind / f"{d}.parquet"), plan),
-            out_dir / "checked" / f"{d}.parquet",
+            checked(pl.read_parquet(ingest_dir / kind / f"{d}.parquet")),
+            out_dir / "checked" / kind / f"{d}.parquet",
         )
         for d in departments
     }
-    return validate_department_files(kind, typed, ingest_dir, result_rules(), out_dir)
+    return validate_department_files(kind, typed, ingest_dir, result_rules(kind), out_dir)
 
 
 def run_results_validate(folder: RunFolder, plan_dir: Path, threshold: float, day: dt.date) -> ValidateRecord:

@@ -255,6 +255,15 @@ class KpiTargets(_Strict):
     reduction_rate: Ratio | None = None  # visits saved by fusion / objects drawn
 
 
+class ResultsPolicy(_Strict):
+    """How the plan's inspection results are published (issue 22); a key left out: the setting
+    (transforms/settings.py), and the results flow's parameter wins over both."""
+
+    review_required: bool | None = None  # only approved (审核通过) results reach the public notice
+    # years a result stays on the public notice, from its first publication, per entity type
+    public_years: dict[Literal["enterprise", "individual", "cooperative", "other"], Annotated[int, Field(ge=0)]] = {}
+
+
 class Plan(_Strict):
     plan_id: SafeId
     title: str = ""
@@ -278,6 +287,7 @@ class Plan(_Strict):
     policy_bands: dict[CreditClass, PolicyBand] = {}
     no_zero_class: bool = False
     kpi_targets: KpiTargets | None = None  # the year's targets for the yearly figures (jointdraw kpi)
+    results: ResultsPolicy | None = None  # issue 22: review and the public period of the plan's results
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")

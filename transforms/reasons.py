@@ -38,6 +38,14 @@ ROW_REASONS: dict[str, str] = {
     "date_outside_period": "the inspection date is outside the plan's period",
     "date_in_future": "the inspection date is after the day the results are published",
     "codes_contradict": "未发现问题 (no problem) is combined with a problem code",
+    # review before publication and follow-up (issue 22)
+    "review_unsigned": "a reviewed result (审核通过 or 审核退回) names no reviewer (审核人)",
+    "returned_without_reason": "a returned result (审核退回) gives no reason (审核意见/退回原因)",
+    "follow_up_before_inspection": "the follow-up's completion date (处置完结日期) is before the inspection date",
+    "follow_up_in_future": "the follow-up's completion date is after the day the results are published",
+    # corrections (更正) of published results
+    "correction_target_unknown": "the correction names no published result of this plan (joint task, department, item)",
+    "correction_incomplete": "a correction (not a withdrawal) sets no column: say what changes, or withdraw (撤回)",
 }
 
 
@@ -71,4 +79,10 @@ RULE_TEXT_ZH: dict[str, str] = {
     "date_outside_period": "检查日期在计划检查时间内",
     "date_in_future": "检查日期不晚于结果公示日",
     "codes_contradict": "“未发现问题”不与发现问题的结果代码同时出现",
+    "review_unsigned": "审核通过或审核退回的结果须写明审核人",
+    "returned_without_reason": "审核退回的结果须写明退回原因（审核意见）",
+    "follow_up_before_inspection": "处置完结日期不早于检查日期",
+    "follow_up_in_future": "处置完结日期不晚于结果公示日",
+    "correction_target_unknown": "更正的结果（联合任务编号、检查部门、事项编号）须是本计划已公示的结果",
+    "correction_incomplete": "更正须写明更正的内容，或为撤回",
 }

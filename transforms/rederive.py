@@ -227,21 +227,66 @@ def team_problems(bundle: Path, joint_tasks: pl.DataFrame) -> list[str]:
 
 
 def results_notice_problems(bundle: Path) -> list[str]:
-    """public/results/notice.* re-derived from regulator/results/results.parquet and the draw's notice."""
+    """public/results/notice.* re-derived from regulator/results/results.parquet and the draw's notice, by
+    the one rule of what is public (transforms/results.py `on_notice`: review, public period) with the
+    rules and the day the results manifest gives; the regulator's tables of overdue follow-ups and of
+    corrections from their Parquet, and the corrections against the results."""
+    import datetime as dt
+
+    from jointdraw.transforms.corrections import correction_problems
+    from jointdraw.transforms.documents.manifest import RESULTS_MANIFEST
     from jointdraw.transforms.results import (
         RESULTS_NOTICE_HEADERS,
+        ResultsRules,
+        follow_up_overdue,
         notice_entities,
+        on_notice,
+        public_until,
         published_item_names,
         results_notice,
     )
 
-    results = pl.read_parquet(results_folder(bundle, REGULATOR) / "results.parquet")
+    manifest = json.loads((bundle / RESULTS_MANIFEST).read_text(encoding="utf-8"))
+    rules = ResultsRules.from_json({**manifest, **manifest.get("rules", {})})
+    regulator = results_folder(bundle, REGULATOR)
+    results = pl.read_parquet(regulator / "results.parquet")
+    problems = []
+    if "on_notice" in results.columns:  # results published since issue 22
+        again = results.with_columns(public_until(rules.public_years)).with_columns(
+            on_notice(rules, dt.date.fromisoformat(manifest["as_of"]))
+        )
+        for column in ("public_until", "on_notice"):
+            if not again[column].equals(results[column]):
+                problems.append(
+                    f"{REGULATOR}/results/results.parquet: {column} is not what the results' rules give "
+                    f"(review required: {rules.review_required}, public years: {rules.public_years})"
+                )
+        public = again.filter(pl.col("on_notice"))
+        if (regulator / "follow_up_overdue.parquet").is_file():
+            follow_up = follow_up_overdue(results)
+            if not pl.read_parquet(regulator / "follow_up_overdue.parquet").equals(follow_up):
+                problems.append(f"{REGULATOR}/results/follow_up_overdue.parquet: not the results' overdue follow-ups")
+            problems += [
+                f"{REGULATOR}/results/{p}"
+                for p in table_problems(
+                    regulator / "follow_up_overdue.csv", follow_up, people_headers.FOLLOW_UP_OVERDUE
+                )
+            ]
+        if (regulator / "corrections.parquet").is_file():
+            corrections = pl.read_parquet(regulator / "corrections.parquet")
+            problems += [f"{REGULATOR}/results/{p}" for p in correction_problems(corrections, results)]
+            problems += [
+                f"{REGULATOR}/results/{p}"
+                for p in table_problems(regulator / "corrections.csv", corrections, people_headers.CORRECTIONS)
+            ]
+    else:
+        public = results
     expected = results_notice(
-        results,
+        public,
         notice_entities(bundle_file(bundle, "notice.csv")),
         published_item_names(bundle_file(bundle, PRE) / "items.csv"),
     )
-    return [
+    return problems + [
         f"{PUBLIC}/results/{p}"
         for p in table_problems(results_folder(bundle, PUBLIC) / "notice.csv", expected, RESULTS_NOTICE_HEADERS)
     ]

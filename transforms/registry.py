@@ -12,12 +12,16 @@ from typing import Literal
 
 from jointdraw.transforms.reference import enum_spellings, reference_table
 
-Kind = Literal["objects", "inspectors", "items", "inspections", "results"]
+Kind = Literal["objects", "inspectors", "items", "inspections", "results", "corrections"]
 KINDS: tuple[Kind, ...] = ("objects", "inspectors", "items", "inspections")  # what a plan run reads
 # Kinds a department may leave out without anything changing: a run without any such file reports,
 # validates and commits exactly what it did before the kind existed.
 OPTIONAL_KINDS: tuple[Kind, ...] = ("inspections",)
-RESULT_KINDS: tuple[Kind, ...] = ("results",)  # what departments submit after inspecting (SPEC §4.8)
+# what departments submit after inspecting (SPEC §4.8): their results so far, and corrections to published ones
+RESULT_KINDS: tuple[Kind, ...] = ("results", "corrections")
+# Kinds whose quarantined share never fails a run: a correction is a deliberate act row by row (a bad one is
+# quarantined with its reason and reported), not a registry export that may be broken as a whole.
+NO_THRESHOLD_KINDS: tuple[Kind, ...] = ("corrections",)
 
 
 def submitted_kinds(found: Iterable[str]) -> tuple[Kind, ...]:
@@ -92,7 +96,20 @@ COLUMNS: dict[Kind, dict[str, str]] = {
         "follow_up": "enum:follow_up",
         "findings": "text",
         "substitution_reason": "text",
+        # issue 22: review before publication (审核) and the follow-up's completion (处置完结)
+        "review_state": "enum:review_state",
+        "reviewer": "text",
+        "review_note": "text",
+        "follow_up_completed_on": "date",
     },
+}
+# A correction (更正) names a published result by its key and gives what changes (blank: unchanged) and why;
+# `action` withdraw (撤回) takes the result back instead.
+COLUMNS["corrections"] = {
+    **COLUMNS["results"],
+    "action": "enum:correction_action",
+    "correction_reason": "text",
+    "corrected_by": "text",
 }
 
 # Columns the typed objects table adds, derived from the submitted ones (not submitted themselves).
@@ -125,6 +142,7 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
         "result_codes",
         "follow_up",
     ),
+    "corrections": ("joint_task_id", "department", "item_id", "correction_reason"),
 }
 
 # Chinese (and common English variant) headers → SPEC names. Matched after trimming,
@@ -274,7 +292,26 @@ HEADER_ALIASES: dict[Kind, dict[str, str]] = {
         "检查情况": "findings",
         "人员变更说明": "substitution_reason",
         "替换原因": "substitution_reason",
+        "审核状态": "review_state",
+        "审核结果": "review_state",
+        "审核人": "reviewer",
+        "审核人员": "reviewer",
+        "审核意见": "review_note",
+        "退回原因": "review_note",
+        "处置完结日期": "follow_up_completed_on",
+        "整改完成日期": "follow_up_completed_on",
+        "处置完成日期": "follow_up_completed_on",
     },
+}
+HEADER_ALIASES["corrections"] = {
+    **HEADER_ALIASES["results"],
+    "更正类型": "action",
+    "操作": "action",
+    "更正原因": "correction_reason",
+    "更正理由": "correction_reason",
+    "reason": "correction_reason",
+    "更正人": "corrected_by",
+    "经办人": "corrected_by",
 }
 
 # Enumerations: every accepted spelling → the canonical value. Values not listed are
@@ -399,6 +436,32 @@ ENUMS["inspection_level"] = {  # the first Chinese spelling of each is how the s
 }
 INSPECTION_KINDS = ("random", "complaint", "referral", "licence", "other")
 INSPECTION_LEVELS = ("national", "province", "city", "district", "street")
+
+# Review before publication (审核, issue 22): a blank state is pending (待审核) where review is required.
+ENUMS["review_state"] = {
+    "pending": "pending",
+    "待审核": "pending",
+    "未审核": "pending",
+    "审核中": "pending",
+    "approved": "approved",
+    "审核通过": "approved",
+    "通过": "approved",
+    "已审核": "approved",
+    "returned": "returned",
+    "审核退回": "returned",
+    "退回": "returned",
+    "审核不通过": "returned",
+}
+REVIEW_STATES = ("pending", "approved", "returned")
+ENUMS["correction_action"] = {
+    "correct": "correct",
+    "更正": "correct",
+    "修改": "correct",
+    "withdraw": "withdraw",
+    "撤回": "withdraw",
+    "撤销": "withdraw",
+}
+CORRECTION_ACTIONS = ("correct", "withdraw")
 
 # The results' vocabularies are code tables (data/reference/): code, Chinese or English name.
 ENUMS["inspection_method"] = enum_spellings("inspection_methods")

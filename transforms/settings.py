@@ -5,6 +5,15 @@ and a plan what is the plan's (`quarantine_threshold`). Nothing else restates th
 
 # SPEC §4.8: a result is published within this many working days of its inspection
 RESULTS_LIMIT_WORKING_DAYS = 20
+# issue 22: results reach the public notice only once reviewed (审核通过); `--no-review` / the flow's
+# `review_required` turn it off (then every accepted result is public)
+RESULTS_REVIEW_REQUIRED = True
+# how long a result stays on the public results notice, in years from the day it was first published, by
+# entity category (registry `entity_type`); it stays in the regulator's files and the warehouse for good
+RESULTS_PUBLIC_YEARS: dict[str, int] = {"enterprise": 3, "cooperative": 3, "other": 3, "individual": 1}
+# a problem found (result code of category `problem`) is followed up to completion (处置完结) within this
+# many working days of the inspection; past it without a completion date it is listed as overdue
+FOLLOW_UP_LIMIT_WORKING_DAYS = 60
 # a registry kind (objects, inspectors, items) with a larger share of quarantined rows fails the run
 QUARANTINE_THRESHOLD = 0.05
 # quarantine.xlsx for people holds the first rows and a note; quarantine.csv has every row

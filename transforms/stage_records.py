@@ -199,7 +199,9 @@ class ValidateRecord(StageRecord):
 
     def failures(self, folder: Path) -> list[str]:
         """Why the contract is not met (empty: it is): each department file that broke a file-level
-        rule, each registry kind whose quarantined share passes the threshold."""
+        rule, each registry kind whose quarantined share passes the threshold (corrections: never)."""
+        from jointdraw.transforms.registry import NO_THRESHOLD_KINDS
+
         failures = [
             f"  - {f['department']}: {f['file']}: {'; '.join(f['file_problems'])}"
             for f in self.files
@@ -209,7 +211,7 @@ class ValidateRecord(StageRecord):
             f"  - {kind}: {s['quarantined']:,} of {s['read']:,} rows quarantined ({s['share']:.2%}) > threshold "
             f"{self.threshold:.2%}; top reasons: {s['top_reasons']}; see {Path(folder) / 'quarantine.csv'}"
             for kind, s in self.kinds.items()
-            if s["share"] > self.threshold
+            if s["share"] > self.threshold and kind not in NO_THRESHOLD_KINDS
         ]
 
     def quarantined_by_reason(self) -> dict[str, int]:
@@ -525,13 +527,22 @@ class ResultsPublishRecord(StageRecord):
     problem_share: float
     by_code: dict[str, int]  # result code → results
     by_department: dict[str, dict[str, Any]]  # progress per department
+    # issue 22: review, follow-up, corrections
+    pending_review: int = 0
+    returned: int = 0
+    on_notice: int = 0
+    follow_up_overdue: int = 0
+    corrections: int = 0
+    withdrawn: int = 0
     seal: str
     seal_entry: int
 
     def line(self) -> str:
         return (
             f"{self.answered:,} of {self.items_due:,} items answered, {self.outstanding:,} outstanding, "
-            f"{self.answered_late:,} published late → {self.bundle}; results seal (封存值) {self.seal}"
+            f"{self.answered_late:,} published late, {self.pending_review:,} pending review, {self.returned:,} "
+            f"returned, {self.follow_up_overdue:,} follow-ups overdue → {self.bundle}; "
+            f"results seal (封存值) {self.seal}"
         )
 
     def report(self, run_dir: Path) -> list[Shown]:
@@ -542,7 +553,9 @@ class ResultsPublishRecord(StageRecord):
                 [{"department": d, **f} for d, f in self.by_department.items()],
             ),
             f"{self.answered:,} of {self.items_due:,} items answered, {self.outstanding:,} outstanding; problems "
-            f"found in {self.problem_share:.1%}; {self.answered_late:,} published late; "
+            f"found in {self.problem_share:.1%}; {self.answered_late:,} published late; {self.pending_review:,} "
+            f"pending review (待审核), {self.returned:,} returned (审核退回); {self.follow_up_overdue:,} follow-ups "
+            f"overdue (逾期未完结处置); {self.corrections:,} corrections (更正); "
             f"open {self.bundle}/regulator/results/report.html",
             f"results seal (封存值) [bold]{self.seal}[/bold] — announce it; "
             f"`jointdraw verify {self.bundle} --results-seal {self.seal}` rechecks the results against it",

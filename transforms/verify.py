@@ -260,6 +260,16 @@ def _check_results(bundle: Path, plan_id: str, announced: str | None, report: Re
             f"results: regulator/results/results.parquet ({results.height:,} rows) is not what the warehouse "
             f"recorded for {plan_id} ({recorded.height:,} rows)"
         )
+    if (results_folder(bundle, REGULATOR) / "corrections.parquet").is_file():
+        from jointdraw.transforms.storage.warehouse import recorded_corrections
+
+        corrections = pl.read_parquet(results_folder(bundle, REGULATOR) / "corrections.parquet")
+        kept = recorded_corrections(out, plan_id).select(corrections.columns).cast(corrections.schema)
+        if not kept.sort("correction_id").equals(corrections.sort("correction_id")):
+            report.problems.append(
+                f"results: regulator/results/corrections.parquet ({corrections.height:,} rows) is not what the "
+                f"warehouse recorded for {plan_id} ({kept.height:,} rows)"
+            )
     logged = last_seal(audit_entries(out, plan_id), RESULTS)
     if logged != report.results_seal:
         report.problems.append(

@@ -56,6 +56,7 @@ def test_the_results_workbooks_show_every_cell_as_published(results_out, tmp_pat
         "public/results/progress",
         "regulator/results/outstanding",
         "regulator/results/quarantine/quarantine",
+        "regulator/results/follow_up_overdue",
     ]
     seen = assert_workbooks_show_what_was_published(out / "published" / PLAN_ID, tables, tmp_path)
     assert seen["notice"]["统一社会信用代码"].str.contains(r"^\d{18}$").sum() > 10  # all-digit codes, to the last digit
@@ -103,7 +104,10 @@ def test_the_bundle_is_complete_verified_and_the_notice_is_public(results_out):
         "联合任务编号",
     ]
     results = pl.read_parquet(regulator / "results.parquet")
-    assert notice.height == results.height == summary["stages"]["publish"].answered
+    # review (issue 22): only approved results are public; within the year none has left the notice yet
+    approved = results.filter(pl.col("review_state") == "approved")
+    assert notice.height == approved.height == results["on_notice"].sum() == summary["stages"]["publish"].answered
+    assert 0 < notice.height < results.height
     text = (public / "notice.csv").read_text(encoding="utf-8-sig")
     inspectors = set(results["inspectors"].explode().drop_nulls())
     assert inspectors and not any(i in text for i in inspectors)

@@ -5,11 +5,21 @@ import datetime as dt
 
 import polars as pl
 
+from jointdraw.transforms.corrections import (
+    apply_corrections,
+    correction_problems,
+    corrections_frame,
+    make_correction,
+)
 from jointdraw.transforms.exclusions import exclusions_from_history
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.results import (
+    SUBMITTED_COLUMNS,
     PlanSide,
+    ResultsRules,
+    answered_results,
+    follow_up_overdue,
     outstanding_items,
     progress_by_department,
     published_results,
@@ -53,6 +63,10 @@ def _raw(**overrides) -> pl.DataFrame:
         "follow_up": "无须后续处置",
         "findings": None,
         "substitution_reason": None,
+        "review_state": None,
+        "reviewer": None,
+        "review_note": None,
+        "follow_up_completed_on": None,
         **overrides,
     }
     return pl.DataFrame(
@@ -74,6 +88,10 @@ def _failed_checks(**overrides) -> set[str]:
             "date_in_period",
             "date_not_after_as_of",
             "codes_consistent",
+            "review_signed",
+            "return_explained",
+            "follow_up_after_inspection",
+            "follow_up_not_after_as_of",
         )
         if not checked[c][0]
     }
@@ -116,6 +134,7 @@ def test_the_deadline_counts_official_working_days():
 
 
 def test_overdue_outstanding_and_progress():
+    rules = ResultsRules(limit=20, review_required=False)  # review is tested on its own below
     typed = normalise_registry(_raw(), "results", "AMR")
     previous = pl.DataFrame(
         schema={
@@ -125,15 +144,15 @@ def test_overdue_outstanding_and_progress():
             "first_published_on": pl.Date,
         }
     )
-    results = published_results(typed, PLAN, previous, 20)
+    results = published_results(typed, PLAN, previous, rules)
     assert results.select("deadline", "first_published_on", "overdue").row(0) == (D(2026, 6, 2), D(2026, 11, 27), True)
     earlier = previous.vstack(
         pl.DataFrame(
             {"joint_task_id": ["J1"], "department": ["AMR"], "item_id": ["A1"], "first_published_on": [D(2026, 5, 20)]}
         )
     )
-    assert published_results(typed, PLAN, earlier, 20)["overdue"].to_list() == [False]  # first published in time
-    outstanding = outstanding_items(PLAN, results, 20)
+    assert published_results(typed, PLAN, earlier, rules)["overdue"].to_list() == [False]  # first published in time
+    outstanding = outstanding_items(PLAN, results, rules)
     assert outstanding.select("joint_task_id", "department", "item_id").rows() == [
         ("J1", "AMR", "A2"),
         ("J1", "FIR", "F1"),
@@ -189,3 +208,172 @@ def test_an_entity_closed_at_its_last_inspection_is_not_drawn_again():
     assert got.select("uscc", "reason", "source_run").rows() == [
         ("U1", "closed_per_result", "P-RESULTS-1")
     ]  # U2 reopened by August
+
+
+# --- issue 22: review before publication, follow-up to completion, the public period, corrections ---
+
+
+def test_review_and_follow_up_checks_catch_their_own_mistakes_only():
+    assert _failed_checks(review_state="审核通过", reviewer="AMR-SH01") == set()
+    assert _failed_checks(review_state="审核通过") == {"review_signed"}  # approved by nobody
+    assert _failed_checks(review_state="审核退回", reviewer="AMR-SH01") == {"return_explained"}  # no reason
+    assert _failed_checks(review_state="退回", reviewer="AMR-SH01", review_note="缺少佐证材料") == set()
+    assert _failed_checks(review_state="待审核") == set()  # pending: nobody has signed yet
+    assert _failed_checks(result_codes="E", follow_up_completed_on="2026-05-20") == set()
+    assert _failed_checks(result_codes="E", follow_up_completed_on="2026-05-01") == {"follow_up_after_inspection"}
+    assert _failed_checks(result_codes="E", follow_up_completed_on="2026-11-30") == {"follow_up_not_after_as_of"}
+
+
+def test_review_states_are_read_in_either_language_and_unknown_ones_kept_for_the_quarantine():
+    typed = pl.concat(
+        [normalise_registry(_raw(review_state=v), "results", "AMR") for v in ("审核通过", "returned", "待审核", "已阅")]
+    )
+    assert typed["review_state"].to_list() == ["approved", "returned", "pending", "已阅"]
+
+
+def _published(rules: ResultsRules, as_of=PLAN.as_of, previous=None) -> pl.DataFrame:
+    """Three AMR results of J1/J2: A1 approved, A2 returned, J2's A1 with no state (pending)."""
+    raw = pl.concat(
+        [
+            _raw(review_state="审核通过", reviewer="R1"),
+            _raw(item_id="A2", review_state="审核退回", reviewer="R1", review_note="缺少佐证材料"),
+            _raw(joint_task_id="J2", inspection_date="2026-09-01", inspectors="I1"),
+        ]
+    )
+    previous = previous if previous is not None else pl.DataFrame(schema=PREVIOUS)
+    return published_results(normalise_registry(raw, "results", "AMR"), PLAN._replace(as_of=as_of), previous, rules)
+
+
+PREVIOUS = {"joint_task_id": pl.String, "department": pl.String, "item_id": pl.String, "first_published_on": pl.Date}
+
+
+def test_only_approved_results_reach_the_notice_and_the_others_are_outstanding_with_the_reason():
+    rules = ResultsRules(limit=20)
+    results = _published(rules)
+    # a blank state is pending where review is required; only the approved one is published (today)
+    assert results.select("item_id", "joint_task_id", "review_state", "first_published_on", "on_notice").rows() == [
+        ("A1", "J1", "approved", D(2026, 11, 27), True),
+        ("A2", "J1", "returned", None, False),
+        ("A1", "J2", "pending", None, False),
+    ]
+    # not yet published and past the deadline (20 working days after the inspection): late already
+    assert results["overdue"].to_list() == [True, True, True]
+    outstanding = outstanding_items(PLAN, results, rules)
+    assert outstanding.select("joint_task_id", "department", "item_id", "review_state", "review_note").rows() == [
+        ("J1", "AMR", "A2", "returned", "缺少佐证材料"),
+        ("J1", "FIR", "F1", None, None),  # not entered
+        ("J2", "AMR", "A1", "pending", None),
+    ]
+    # the deadline of a result in review counts from its inspection, of an item not entered from its plan
+    assert outstanding["deadline"].to_list() == [D(2026, 6, 2), D(2026, 6, 2), add_working_days(D(2026, 9, 1), 20)]
+    answered = answered_results(results, rules)
+    progress = progress_by_department(PLAN, answered, outstanding)
+    assert progress.select("department", "answered", "outstanding").rows() == [("AMR", 1, 2), ("FIR", 0, 1)]
+
+
+def test_without_review_every_accepted_result_is_public():
+    results = _published(ResultsRules(limit=20, review_required=False))
+    assert results["on_notice"].all() and (results["first_published_on"] == D(2026, 11, 27)).all()
+    assert outstanding_items(PLAN, results, ResultsRules(limit=20, review_required=False))["item_id"].to_list() == [
+        "F1"
+    ]
+
+
+def test_a_result_published_before_keeps_its_day_and_leaves_the_notice_after_its_public_period():
+    rules = ResultsRules(limit=20, public_years={"individual": 1, "enterprise": 3})
+    previous = pl.DataFrame(
+        {"joint_task_id": ["J1"], "department": ["AMR"], "item_id": ["A1"], "first_published_on": [D(2026, 5, 20)]}
+    )
+    plan = PLAN._replace(task_items=PLAN.task_items.with_columns(entity_type=pl.lit("individual")))
+
+    def on(as_of, p=plan):
+        raw = normalise_registry(_raw(review_state="审核通过", reviewer="R1"), "results", "AMR")
+        return published_results(raw, p._replace(as_of=as_of), previous, rules).row(0, named=True)
+
+    assert on(D(2027, 5, 19))["on_notice"] and on(D(2027, 5, 19))["public_until"] == D(2027, 5, 20)
+    gone = on(D(2027, 5, 20))  # an individual business's result: one year from its first publication
+    assert not gone["on_notice"] and gone["first_published_on"] == D(2026, 5, 20)
+    enterprise = plan._replace(task_items=plan.task_items.with_columns(entity_type=pl.lit("enterprise")))
+    assert on(D(2027, 5, 20), enterprise)["on_notice"]  # three years for an enterprise
+    # off the notice, still answered (the regulator's files keep it; it is not outstanding again)
+    late = published_results(
+        normalise_registry(_raw(review_state="审核通过", reviewer="R1"), "results", "AMR"),
+        plan._replace(as_of=D(2028, 1, 1)),
+        previous,
+        rules,
+    )
+    assert answered_results(late, rules).height == 1
+    assert (
+        "A1"
+        not in outstanding_items(plan._replace(as_of=D(2028, 1, 1)), late, rules)
+        .filter(pl.col("joint_task_id") == "J1", pl.col("department") == "AMR")["item_id"]
+        .to_list()
+    )
+
+
+def test_a_problem_without_a_completed_follow_up_after_its_deadline_is_listed():
+    rules = ResultsRules(limit=20, review_required=False, follow_up_limit=10)
+    raw = pl.concat(
+        [
+            _raw(result_codes="E"),  # a problem, not followed up: listed
+            _raw(item_id="A2", result_codes="E", follow_up_completed_on="2026-05-12"),  # completed: not listed
+            _raw(joint_task_id="J2", inspection_date="2026-11-20", inspectors="I1", result_codes="P"),  # not yet due
+            _raw(department="FIR", item_id="F1", inspectors="I9"),  # no problem found: nothing to follow up
+        ]
+    )
+    typed = pl.concat(
+        [normalise_registry(raw.slice(0, 3), "results", "AMR"), normalise_registry(raw.slice(3), "results", "FIR")]
+    )
+    results = published_results(typed, PLAN, pl.DataFrame(schema=PREVIOUS), rules)
+    # 10 working days after Wednesday 6 May 2026 (Saturday 9 May is a make-up working day): 19 May
+    assert results.filter(pl.col("item_id") == "A2")["follow_up_deadline"].to_list() == [D(2026, 5, 19)]
+    assert results.filter(pl.col("department") == "FIR")["follow_up_deadline"].to_list() == [None]
+    listed = follow_up_overdue(results)
+    assert listed.select("joint_task_id", "item_id").rows() == [("J1", "A1")]
+
+
+def test_a_correction_replaces_the_row_a_withdrawal_removes_it_and_both_are_checked():
+    raw = pl.concat(
+        [_raw(review_state="审核通过", reviewer="R1"), _raw(item_id="A2", review_state="审核通过", reviewer="R1")]
+    )
+    submitted = normalise_registry(raw, "results", "AMR").select(*SUBMITTED_COLUMNS, "source_file", "source_line")
+    rows = submitted.to_dicts()
+    common = {"by": "tester", "source": "command", "at": "2026-12-01T00:00:00+00:00", "plan_id": "P"}
+    fix = make_correction(
+        rows[0], {"result_codes": ["E"]}, withdraw=False, reason="录入错误", correction_id=1, **common
+    )
+    assert fix["changes"] == "result_codes: 1 → E"
+    gone = make_correction(rows[1], {}, withdraw=True, reason="重复录入", correction_id=2, **common)
+    corrections = corrections_frame([fix, gone])
+    after = apply_corrections(submitted, corrections)
+    assert after.select("item_id", "result_codes").rows() == [("A1", ["E"])]
+    assert correction_problems(corrections, after) == []
+    # tampered: the published row is not the correction's, a withdrawn row still there, ids out of order
+    assert correction_problems(corrections, submitted) == [
+        "corrections: correction #1 (J1/AMR/A1): the published result is not the correction's new row",
+        "corrections: correction #2 (J1/AMR/A2) withdrew the result, but results.parquet still holds it",
+    ]
+    assert correction_problems(corrections.with_columns(correction_id=pl.Series([1, 3])), after)[0].startswith(
+        "corrections: ids are [1, 3]"
+    )
+
+
+def test_review_and_public_years_come_from_the_parameter_else_the_plan_else_the_settings():
+    from jointdraw.transforms import settings
+    from jointdraw.transforms.results import results_rules
+
+    plan = Plan.model_validate(
+        {
+            "plan_id": "P",
+            "period": {"start": "2026-03-01", "end": "2026-11-30"},
+            "results": {"review_required": False, "public_years": {"individual": 2}},
+            "tasks": [{"task_id": "T", "department": "AMR", "items": ["A1"], "count": 1}],
+        }
+    )
+    by_plan = results_rules(20, 60, policy=plan.results)
+    assert not by_plan.review_required and by_plan.public_years == {**settings.RESULTS_PUBLIC_YEARS, "individual": 2}
+    asked = results_rules(20, 60, review_required=True, public_years={"enterprise": 5}, policy=plan.results)
+    assert asked.review_required and asked.public_years["enterprise"] == 5 and asked.public_years["individual"] == 2
+    default = results_rules(20, 60)
+    assert default.review_required is settings.RESULTS_REVIEW_REQUIRED is True
+    assert default.public_years == settings.RESULTS_PUBLIC_YEARS

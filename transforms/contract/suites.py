@@ -26,7 +26,7 @@ from jointdraw.transforms.contract import expectations as jdx
 from jointdraw.transforms.industry import industry_reasons, valid_industry_regex
 from jointdraw.transforms.reference import code_names, department_names, district_codes
 from jointdraw.transforms.registry import COLUMNS, ENUMS, REQUIRED, Kind
-from jointdraw.transforms.results import RESULT_CHECKS
+from jointdraw.transforms.results import CORRECTION_CHECKS, RESULT_CHECKS
 from jointdraw.transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
 MAX_TEXT = 2000  # characters in any one text value (a name, an address, findings); longer is a broken file
@@ -202,14 +202,18 @@ def inspection_rules(run_date: dt.date) -> list[Rule]:
     ]
 
 
-def result_rules() -> list[Rule]:
-    """Results (检查结果): the vocabularies, then the checks against the plan that
-    `transforms/results.with_result_checks` computed for each row (true = passes)."""
+def result_rules(kind: Kind = "results") -> list[Rule]:
+    """Results (检查结果), and corrections (更正) of published ones: the vocabularies, then the checks
+    against the plan that `transforms/results.with_result_checks` computed for each row (true =
+    passes); a correction also names a published result and says what changes (or withdraws it).
+    Review (issue 22): the state in its vocabulary, a reviewed row signed, a returned row explained
+    (checks); the follow-up's completion a readable date, not before the inspection nor after today."""
+    checks = {**RESULT_CHECKS, **(CORRECTION_CHECKS if kind == "corrections" else {})}
     return [
-        _duplicates("results"),
+        _duplicates(kind),
         _text_length(),
-        *_required("results"),
-        _unique_in_file("result_key"),  # one answer per joint task and item in a file
+        *_required(kind),
+        _unique_in_file("result_key"),  # one answer (one correction) per joint task and item in a file
         _in_set("department", sorted(department_names()), "department_unknown"),
         _readable_date("inspection_date"),
         _in_set("method", sorted(code_names("inspection_methods")), "enum_unknown"),
@@ -219,9 +223,12 @@ def result_rules() -> list[Rule]:
             "result_code_unknown",
             "result_codes",
         ),
+        _in_set("review_state", _values("review_state"), "enum_unknown"),
+        _readable_date("follow_up_completed_on"),
+        *([_in_set("action", _values("correction_action"), "enum_unknown")] if kind == "corrections" else []),
         *[
             Rule(gxe.ExpectColumnValuesToBeInSet(column=check, value_set=[True]), reason, column)
-            for check, (reason, column) in RESULT_CHECKS.items()
+            for check, (reason, column) in checks.items()
         ],
     ]
 

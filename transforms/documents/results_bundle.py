@@ -4,8 +4,8 @@ their files in public/results/ and regulator/results/ with their own manifest an
 (flows/results.py) swaps the bundle in and records the seal and the warehouse rows.
 
     plan = save_plan_side(out, plan_id, as_of, plan_dir)      later: load_plan_side(plan_dir)
-    tables = results_tables(plan, validate_dir, plan_dir, limit)
-    seal = write_results_files(staging, tables, plan, run, plan_id, limit)
+    tables = results_tables(plan, validate_dir, plan_dir, rules, plan_id)   (a correction: tables_of(...))
+    seal = write_results_files(staging, tables, plan, run, plan_id, rules)
 """
 
 from __future__ import annotations
@@ -19,6 +19,16 @@ from typing import Any
 
 import polars as pl
 
+from jointdraw.transforms.corrections import (
+    CORRECTION_SCHEMA,
+    SUBMITTED_SCHEMA,
+    apply_corrections,
+    corrections_frame,
+    empty_corrections,
+    file_changes,
+    last_corrections,
+    make_correction,
+)
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.documents.manifest import RESULTS_MANIFEST, algorithm, file_list, results_files
 from jointdraw.transforms.documents.report import validation_table
@@ -29,8 +39,13 @@ from jointdraw.transforms.reference import department_names
 from jointdraw.transforms.results import (
     PROGRESS_HEADERS,
     PUBLISHED_SCHEMA,
+    RESULT_KEY,
     RESULTS_NOTICE_HEADERS,
+    SUBMITTED_COLUMNS,
     PlanSide,
+    ResultsRules,
+    answered_results,
+    follow_up_overdue,
     notice_entities,
     outstanding_items,
     problem_share,
@@ -51,28 +66,105 @@ RESULT_COLUMNS = list(PUBLISHED_SCHEMA)
 
 @dataclass(frozen=True)
 class ResultsTables:
-    """What a results run publishes: every accepted result, the items still outstanding, progress by
-    department, and the summary's figures."""
+    """What a results run publishes: every accepted result (as corrected), the items still outstanding
+    (not entered, pending review, returned), progress by department, the problems whose follow-up is
+    overdue, every correction of the plan, and the summary's figures."""
 
     results: pl.DataFrame
     outstanding: pl.DataFrame
     progress: pl.DataFrame
+    follow_up: pl.DataFrame
+    corrections: pl.DataFrame
     summary: dict[str, Any]
 
 
-def results_tables(plan: PlanSide, validate_dir: Path, plan_dir: Path, limit: int) -> ResultsTables:
-    """The results as published: this run's accepted rows with the plan's earlier results (a result
-    keeps the day it was first published), what is outstanding, progress, the summary."""
+def empty_submitted() -> pl.DataFrame:
+    return pl.DataFrame(schema={**SUBMITTED_SCHEMA, "source_file": pl.String, "source_line": pl.Int64})
+
+
+def tables_of(
+    plan: PlanSide, submitted: pl.DataFrame, previous: pl.DataFrame, corrections: pl.DataFrame, rules: ResultsRules
+) -> ResultsTables:
+    """The results as published from the submitted rows (corrections applied), the plan's earlier results
+    (a result keeps the day it was first published), and the rules."""
+    results = published_results(submitted, plan, previous, rules)
+    answered = answered_results(results, rules)
+    outstanding = outstanding_items(plan, results, rules)
+    progress = progress_by_department(plan, answered, outstanding)
+    follow_up = follow_up_overdue(results)
+    summary = results_summary(answered, progress, problem_share(answered)) | {
+        "pending_review": int((results["review_state"] == "pending").sum()) if rules.review_required else 0,
+        "returned": int((results["review_state"] == "returned").sum()) if rules.review_required else 0,
+        "on_notice": int(results["on_notice"].sum()),
+        "follow_up_overdue": follow_up.height,
+        "corrections": corrections.height,
+        "withdrawn": int((last_corrections(corrections)["action"] == "withdraw").sum()),
+    }
+    return ResultsTables(results, outstanding, progress, follow_up, corrections, summary)
+
+
+def file_corrections(
+    submitted: pl.DataFrame, recorded: pl.DataFrame, rows: pl.DataFrame, plan_id: str, at: str
+) -> pl.DataFrame:
+    """The plan's corrections: those recorded, then the accepted rows of the departments' correction files
+    (in file and line order) that are new — a file stays in the inbox, so a row whose correction is already
+    the result's last (same action, reason and new row) is not made again, nor one that changes nothing or
+    names a result no longer published (withdrawn)."""
+    made = recorded.sort("correction_id").to_dicts()
+    current = {tuple(r[k] for k in RESULT_KEY): r for r in submitted.to_dicts()}
+    last = {tuple(r[k] for k in RESULT_KEY): r for r in made}
+    for row in rows.sort("source_file", "source_line").iter_rows(named=True):
+        key = tuple(row[k] for k in RESULT_KEY)
+        if key not in current:
+            continue
+        correction = make_correction(
+            current[key],
+            file_changes(row),
+            withdraw=row.get("action") == "withdraw",
+            reason=row["correction_reason"],
+            by=row.get("corrected_by") or row["submitted_by"],
+            source=f"{row['source_file']}:{row['source_line']}",
+            at=at,
+            plan_id=plan_id,
+            correction_id=len(made) + 1,
+        )
+        before = last.get(key)
+        if before and all(before[k] == correction[k] for k in ("action", "reason", "new_row")):
+            continue  # made before, from this file
+        if correction["action"] == "correct" and correction["new_row"] == correction["old_row"]:
+            continue  # nothing changes
+        made.append(correction)
+        last[key] = correction
+        if correction["action"] == "withdraw":
+            del current[key]
+        else:
+            current[key] = {**current[key], **file_changes(row)}
+    return corrections_frame(made)
+
+
+def results_tables(
+    plan: PlanSide, validate_dir: Path, plan_dir: Path, rules: ResultsRules, plan_id: str = ""
+) -> ResultsTables:
+    """The results as published: this run's accepted rows with the plan's corrections (those recorded,
+    then the new ones of this run's correction files) and its earlier results (a result keeps the day it
+    was first published), what is outstanding, progress, overdue follow-ups, the summary."""
     accepted_paths = sorted((validate_dir / "accepted" / "results").glob("*.parquet"))
-    results = published_results(
-        pl.read_parquet(accepted_paths) if accepted_paths else None,
-        plan,
-        pl.read_parquet(plan_dir / "results.parquet"),
-        limit,
+    submitted = (
+        pl.read_parquet(accepted_paths).select(*SUBMITTED_COLUMNS, "source_file", "source_line")
+        if accepted_paths
+        else empty_submitted()
     )
-    outstanding = outstanding_items(plan, results, limit)
-    progress = progress_by_department(plan, results, outstanding)
-    return ResultsTables(results, outstanding, progress, results_summary(results, progress, problem_share(results)))
+    recorded_path = plan_dir / "corrections.parquet"
+    recorded = pl.read_parquet(recorded_path) if recorded_path.is_file() else empty_corrections()
+    submitted = apply_corrections(submitted, recorded)
+    correction_paths = sorted((validate_dir / "accepted" / "corrections").glob("*.parquet"))
+    if correction_paths:
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        corrections = file_corrections(submitted, recorded, pl.read_parquet(correction_paths), plan_id, at)
+        submitted = apply_corrections(submitted, corrections)
+    else:
+        corrections = recorded
+    return tables_of(plan, submitted, pl.read_parquet(plan_dir / "results.parquet"), corrections, rules)
 
 
 def save_plan_side(out: Path, plan_id: str, as_of: dt.date, plan_dir: Path) -> PlanSide:
@@ -82,7 +174,7 @@ def save_plan_side(out: Path, plan_id: str, as_of: dt.date, plan_dir: Path) -> P
         tables = plan_side_tables(out, plan_id)
     except LookupError as e:
         raise LookupError(f"results: {e}") from None
-    for name in ("task_items", "teams", "results"):
+    for name in ("task_items", "teams", "results", "corrections"):
         write_parquet(tables[name], plan_dir / f"{name}.parquet")
     write_json(
         {"period": [d.isoformat() for d in tables["period"]], "as_of": as_of.isoformat()}, plan_dir / "plan.json"
@@ -106,13 +198,14 @@ def write_results_files(
     plan: PlanSide,
     run: RunFolder,
     plan_id: str,
-    limit: int,
+    rules: ResultsRules,
 ) -> str:
     """The results' files, in their two parts of the bundle being staged (the old ones removed first),
     the results manifest last; returns the results' seal (refused if the public part would hold what
     is not public)."""
     ingest, validate, run_id = run.stage_record("ingest"), run.stage_record("validate"), run.run_id
     results, outstanding, progress, summary = tables.results, tables.outstanding, tables.progress, tables.summary
+    limit = rules.limit
     public, regulator = results_folder(staging, PUBLIC), results_folder(staging, REGULATOR)
     for folder in (public, regulator):
         shutil.rmtree(
@@ -124,7 +217,9 @@ def write_results_files(
     write_parquet(results.select(RESULT_COLUMNS), regulator / "results.parquet")
     write_people_tables(results.select(RESULT_COLUMNS), regulator / "results.csv", people_headers.RESULTS, "检查结果")
     write_people_tables(
-        results_notice(results, notice_entities(bundle_file(staging, "notice.csv")), item_names),
+        results_notice(
+            results.filter(pl.col("on_notice")), notice_entities(bundle_file(staging, "notice.csv")), item_names
+        ),
         public / "notice.csv",
         RESULTS_NOTICE_HEADERS,
         "检查结果公示",
@@ -140,6 +235,13 @@ def write_results_files(
     )
     write_json(summary, public / "summary.json")
     write_people_tables(outstanding, regulator / "outstanding.csv", people_headers.OUTSTANDING, "未录入事项")
+    write_parquet(tables.follow_up, regulator / "follow_up_overdue.parquet")
+    write_people_tables(
+        tables.follow_up, regulator / "follow_up_overdue.csv", people_headers.FOLLOW_UP_OVERDUE, "逾期未完结处置"
+    )
+    corrections = tables.corrections.select(list(CORRECTION_SCHEMA))
+    write_parquet(corrections, regulator / "corrections.parquet")
+    write_people_tables(corrections, regulator / "corrections.csv", people_headers.CORRECTIONS, "更正记录")
     shutil.copytree(validate_dir / "quarantine", regulator / "quarantine")
     for name in ("quarantine.csv", "quarantine.xlsx"):
         copy_file(validate_dir / name, regulator / "quarantine" / name)
@@ -155,7 +257,9 @@ def write_results_files(
             summary=summary,
             progress=progress,
             by_item=problems_by_item(results, item_names),
-            overdue=results.filter(pl.col("overdue")),
+            overdue=answered_results(results, rules).filter(pl.col("overdue")),
+            follow_up=tables.follow_up,
+            follow_up_limit=rules.follow_up_limit,
             validation=validation_table(validate.model_dump()),
         ),
         encoding="utf-8",
@@ -169,11 +273,14 @@ def write_results_files(
             "draw_seal": seal_of(bundle_file(staging, "manifest.json")),  # the draw these results answer
             "as_of": plan.as_of.isoformat(),
             "limit_working_days": limit,
+            "rules": rules.as_json(),  # review, public period, follow-up: verify applies the same
             "calendar": calendar,
             "timeline": {"published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
             "algorithm": algorithm(),
             "inputs": [{"department": f["department"], **f["source"]} for f in ingest.files],
             "results": results.height,
+            "on_notice": int(results["on_notice"].sum()),
+            "corrections": corrections.height,
             "files": files,
             "documents": documents,
         },

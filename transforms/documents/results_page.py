@@ -80,6 +80,8 @@ def render_results_report(
     by_item: pl.DataFrame,
     overdue: pl.DataFrame,
     validation: pl.DataFrame,
+    follow_up: pl.DataFrame,
+    follow_up_limit: int,
 ) -> str:
     figures = [
         ("应录入事项 items due", f"{summary['items_due']:,}"),
@@ -88,6 +90,10 @@ def render_results_report(
         ("发现问题比例 problems found", f"{summary['problem_share']:.1%}"),
         ("逾期公示 published late", f"{summary['answered_late']:,}"),
         ("逾期未录入 overdue, not entered", f"{summary['outstanding_overdue']:,}"),
+        ("待审核 pending review", f"{summary.get('pending_review', 0):,}"),
+        ("审核退回 returned", f"{summary.get('returned', 0):,}"),
+        ("逾期未完结处置 follow-up overdue", f"{summary.get('follow_up_overdue', 0):,}"),
+        ("更正 corrections", f"{summary.get('corrections', 0):,}"),
     ]
     names = department_names()
     rows = progress.with_columns(
@@ -110,5 +116,8 @@ def render_results_report(
         by_item=by_item.head(30).to_dicts(),
         overdue=overdue.head(500).to_dicts(),
         overdue_total=overdue.height,
+        follow_up=follow_up.head(500).to_dicts(),
+        follow_up_total=follow_up.height,
+        follow_up_limit=follow_up_limit,
         validation=validation.to_dicts(),
     )

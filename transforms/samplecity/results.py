@@ -3,11 +3,18 @@ would submit after inspecting, in the registries' formats and encodings.
 
     generate_results(plan_side, seed, dirty) -> ({department: results frame}, truth)
 
-Seeded: the same plan side and seed give the same files. Each task item planned on or before
-`as_of` is answered with probability 0.9, on its planned day or up to three days later, by
-the department's team (5%: one member replaced, with the reason given). `dirty` plants one
-error per file of at least 40 rows, a different rule per department, and lists it in the
-truth table (file, line, kind, column, expected reason).
+Seeded: the same plan side and seed give the same files. A department answers each task item with
+probability 0.9, inspected on its planned day or up to three days later by the department's team
+(5%: one member replaced, with the reason given), and enters it some days after the inspection (80%
+within five days, 15% within three weeks, 5% up to two months: what makes some results late). Results
+arrive over the year: a file as of a day holds what was entered by then, and every row of an earlier
+day's file is in a later one (each row's chances are drawn over all the plan's items, whatever the day).
+Review (审核, issue 22): a result is reviewed up to a week after entry — pending (待审核) until then,
+approved (审核通过) by the department's reviewer, or, 4%, returned (审核退回) with the reason, and
+approved once put right one to three weeks later. A problem found is followed up to completion
+(处置完结日期) 1–12 weeks after the inspection, 85% of them; the date appears once it has passed.
+`dirty` plants one error per file of at least 40 rows, a different rule per department, and lists it
+in the truth table (file, line, kind, column, expected reason).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import zlib
 import numpy as np
 import polars as pl
 
+from jointdraw.transforms.reference import result_codes_in
 from jointdraw.transforms.results import PlanSide
 
 ANSWERED = 0.9
@@ -42,6 +50,13 @@ PLANTED = {  # kind → (column, the reason validation must give)
     "not_own_result": ("department", "not_own_result"),
 }
 MIN_ROWS_TO_PLANT = 40
+RETURNED = 0.04
+RETURN_REASONS = [
+    "检查结果与检查情况描述不一致，请核实后重新提交",
+    "缺少现场检查记录等佐证材料",
+    "后续处置措施填写不完整",
+]
+FOLLOWED_UP = 0.85
 TRUTH_SCHEMA = {"file": pl.String, "line": pl.Int64, "kind": pl.String, "column": pl.String, "expected": pl.String}
 
 
@@ -52,22 +67,47 @@ def _rng(seed: int, department: str) -> np.random.Generator:
 def _department_results(
     items: pl.DataFrame, team: dict[str, list[str]], pool: list[str], plan: PlanSide, rng: np.random.Generator
 ) -> pl.DataFrame:
-    due = items.filter(pl.col("planned_date") <= plan.as_of).sort("joint_task_id", "item_id")
-    answered = due.filter(pl.Series(rng.random(due.height) < ANSWERED))
-    n = answered.height
+    every = items.sort("joint_task_id", "item_id")
+    n = every.height
+    answered = rng.random(n) < ANSWERED
     outcome = rng.choice(len(OUTCOMES), size=n, p=[o[3] for o in OUTCOMES])
     delay = rng.integers(0, 4, size=n)
     substitute = rng.random(n) < 0.05
+    u = rng.random(n)  # days from the inspection to the entry: most within five, some weeks later, a few months
+    entry = np.where(
+        u < 0.8, rng.integers(0, 6, n), np.where(u < 0.95, rng.integers(6, 21, n), rng.integers(21, 61, n))
+    )
+    review = rng.integers(0, 8, size=n)
+    returned = rng.random(n) < RETURNED
+    return_reason = rng.integers(0, len(RETURN_REASONS), size=n)
+    fixed = rng.integers(7, 22, size=n)
+    followed = rng.random(n) < FOLLOWED_UP
+    follow_days = rng.integers(7, 85, size=n)
+    method = rng.choice(len(METHODS[0]), size=n, p=METHODS[1])
+    replace_at = rng.random(n)
+    problems = set(result_codes_in("problem"))
+    department = every["department"][0] if n else ""
+    reviewer = f"{department}-SH{int(rng.integers(1, 4)):02d}"
     rows = []
-    for i, r in enumerate(answered.iter_rows(named=True)):
+    for i, r in enumerate(every.iter_rows(named=True)):
+        day = min(r["planned_date"] + dt.timedelta(days=int(delay[i])), plan.period[1])
+        entered = day + dt.timedelta(days=int(entry[i]))
+        if not answered[i] or day > plan.as_of or entered > plan.as_of:
+            continue
         members = list(team.get(r["joint_task_id"], []))
         reason = None
         if substitute[i] and members and len(pool) > len(members):
             others = [p for p in pool if p not in members]
-            members[0] = others[int(rng.integers(len(others)))]
+            members[0] = others[int(replace_at[i] * len(others))]
             reason = "原检查人员休假，由同科室执法人员替换"
         codes, follow_up, findings, _ = OUTCOMES[outcome[i]]
-        day = min(r["planned_date"] + dt.timedelta(days=int(delay[i])), plan.as_of, plan.period[1])
+        reviewed = entered + dt.timedelta(days=int(review[i]))
+        state, note = "approved", None
+        if reviewed > plan.as_of:
+            state = "pending"
+        elif returned[i] and reviewed + dt.timedelta(days=int(fixed[i])) > plan.as_of:
+            state, note = "returned", RETURN_REASONS[int(return_reason[i])]
+        completed = day + dt.timedelta(days=int(follow_days[i]))
         rows.append(
             {
                 "joint_task_id": r["joint_task_id"],
@@ -75,11 +115,17 @@ def _department_results(
                 "item_id": r["item_id"],
                 "inspection_date": day,
                 "inspectors": sorted(members),
-                "method": METHODS[0][int(rng.choice(len(METHODS[0]), p=METHODS[1]))],
+                "method": METHODS[0][int(method[i])],
                 "result_codes": codes,
                 "follow_up": follow_up,
                 "findings": findings,
                 "substitution_reason": reason,
+                "review_state": state,
+                "reviewer": None if state == "pending" else reviewer,
+                "review_note": note,
+                "follow_up_completed_on": (
+                    completed if set(codes) & problems and followed[i] and completed <= plan.as_of else None
+                ),
             }
         )
     schema = {
@@ -93,6 +139,10 @@ def _department_results(
         "follow_up": pl.String,
         "findings": pl.String,
         "substitution_reason": pl.String,
+        "review_state": pl.String,
+        "reviewer": pl.String,
+        "review_note": pl.String,
+        "follow_up_completed_on": pl.Date,
     }
     return pl.DataFrame(rows, schema=schema)
 

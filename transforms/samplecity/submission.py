@@ -196,6 +196,7 @@ def _as_text(df: pl.DataFrame, kind: Kind, lang: str) -> pl.DataFrame:
         "follow_up": "follow_up",
         "inspection_kind": "inspection_kind",
         "level": "inspection_level",
+        "review_state": "review_state",
     }
     cols = []
     for name, dtype in df.schema.items():

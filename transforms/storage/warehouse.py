@@ -18,7 +18,11 @@ looked up again. Written by the publish stage (`record_run`), read by commit and
         who went: the team as sent, replaced by the inspectors present once results arrive
     results(plan_id, results_run_id, joint_task_id, uscc, department, item_id, inspection_date,
             inspectors, method, result_codes, follow_up, findings, substitution_reason,
-            first_published_on, deadline, overdue, follow_up_completed_on)   written by the results flow
+            first_published_on, deadline, overdue, review_state, reviewer, review_note,
+            follow_up_completed_on, follow_up_deadline, follow_up_overdue, entity_type, public_until,
+            on_notice)                                      written by the results flow (and a correction)
+    corrections(correction_id, plan_id, corrected_at, corrected_by, source, action, joint_task_id,
+            department, item_id, reason, changes, old_row, new_row)   every correction of a result
     history (a view): uscc, plan_id, run_id, task_id, drawn_on, inspected_on
         what the draw's exclusions read: one row per earlier draw
 
@@ -115,6 +119,19 @@ alter table runs add column if not exists kpi_targets varchar;
 alter table results add column if not exists follow_up_completed_on date;
 create table if not exists items (run_id varchar, plan_id varchar, item_id varchar, department varchar,
                                   name varchar, category varchar);
+-- issue 22: review before publication, the follow-up, the public period
+alter table results add column if not exists review_state varchar;
+alter table results add column if not exists reviewer varchar;
+alter table results add column if not exists review_note varchar;
+alter table results add column if not exists follow_up_deadline date;
+alter table results add column if not exists follow_up_overdue boolean;
+alter table results add column if not exists entity_type varchar;
+alter table results add column if not exists public_until date;
+alter table results add column if not exists on_notice boolean;
+create table if not exists corrections (correction_id bigint, plan_id varchar, corrected_at varchar,
+                                        corrected_by varchar, source varchar, action varchar, joint_task_id varchar,
+                                        department varchar, item_id varchar, reason varchar, changes varchar,
+                                        old_row varchar, new_row varchar);
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
@@ -301,29 +318,44 @@ def plan_side_tables(out_root: Path, plan_id: str) -> dict[str, Any]:
             raise LookupError(f"plan {plan_id} has no published run in {warehouse_path(out_root)}: publish it first")
         return {
             "period": period[0],
+            # with the entity's category as drawn (how long its results stay public)
             "task_items": con.sql(
-                f"select {', '.join(TASK_ITEMS_SCHEMA)} from task_items where plan_id = $plan", params=p
+                f"""select {", ".join("t." + c for c in TASK_ITEMS_SCHEMA)}, e.entity_type
+                    from task_items t left join (
+                        select uscc, min(entity_type) as entity_type from snapshots
+                        where plan_id = $plan and uscc in (select uscc from task_items where plan_id = $plan)
+                        group by uscc
+                    ) e using (uscc)
+                    where t.plan_id = $plan
+                    order by t.joint_task_id, t.department, t.item_id""",
+                params=p,
             )
             .pl()
-            .cast(TASK_ITEMS_SCHEMA),
+            .cast({**TASK_ITEMS_SCHEMA, "entity_type": pl.String}),
             "teams": con.sql(f"select {', '.join(TEAMS_SCHEMA)} from teams where plan_id = $plan", params=p)
             .pl()
             .cast(TEAMS_SCHEMA),
             "results": con.sql("select * from results where plan_id = $plan", params=p).pl(),
+            "corrections": _corrections(con, plan_id),
         }
     finally:
         con.close()
 
 
-def record_results(out_root: Path, plan_id: str, results: pl.DataFrame) -> int:
-    """Replaces the plan's results with `results` (columns of the `results` table) and updates
-    `visits` from them, in one transaction; returns the rows written."""
+def record_results(out_root: Path, plan_id: str, results: pl.DataFrame, corrections: pl.DataFrame | None = None) -> int:
+    """Replaces the plan's results with `results` (columns of the `results` table) — and its corrections
+    with `corrections` when given — and updates `visits` from them, in one transaction; returns the
+    results rows written."""
     con = connect_warehouse(out_root)
     try:
         con.execute("begin transaction")
         con.execute("delete from results where plan_id = $plan", {"plan": plan_id})
         con.register("incoming", results.to_arrow())
         con.execute("insert into results by name select * from incoming")
+        if corrections is not None:
+            con.execute("delete from corrections where plan_id = $plan", {"plan": plan_id})
+            con.register("incoming_corrections", corrections.with_columns(plan_id=pl.lit(plan_id)).to_arrow())
+            con.execute("insert into corrections by name select * from incoming_corrections")
         _visits_from_results(con, plan_id)
         n = con.execute("select count(*) from results where plan_id = $plan", {"plan": plan_id}).fetchall()[0][0]
         con.execute("commit")
@@ -342,6 +374,28 @@ def recorded_results(out_root: Path, plan_id: str) -> pl.DataFrame:
         return con.sql("select * from results where plan_id = $p", params={"p": plan_id}).pl()
     finally:
         con.close()
+
+
+def recorded_corrections(out_root: Path, plan_id: str) -> pl.DataFrame:
+    """Every correction the warehouse holds for the plan, in order."""
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        return _corrections(con, plan_id)
+    finally:
+        con.close()
+
+
+def _corrections(con: duckdb.DuckDBPyConnection, plan_id: str) -> pl.DataFrame:
+    from jointdraw.transforms.corrections import CORRECTION_SCHEMA
+
+    exists = con.sql("select count(*) from information_schema.tables where table_name = 'corrections'").fetchall()
+    if not exists[0][0]:  # a warehouse from before issue 22, not written since
+        return pl.DataFrame(schema=CORRECTION_SCHEMA)
+    found = con.sql(
+        f"select {', '.join(CORRECTION_SCHEMA)} from corrections where plan_id = $p order by correction_id",
+        params={"p": plan_id},
+    ).pl()
+    return found.cast(CORRECTION_SCHEMA)
 
 
 def audit_entries(out_root: Path, plan_id: str) -> list[dict[str, Any]]:
