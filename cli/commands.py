@@ -114,6 +114,7 @@ def _kpi(args: argparse.Namespace) -> int:
     console.print(_table(f"{s['year']} 年度考核指标 yearly figures (plans: {plans}; as of {s['as_of']})", rows))
     console.print(f"every department and entity type: {Path(s['folder']) / 'kpi.xlsx'}")
     console.print(f"KPI page: {s['page']}")
+    return 0
 
 
 def _public_years(text: str | None) -> dict[str, int] | None:

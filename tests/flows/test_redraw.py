@@ -64,8 +64,18 @@ def test_a_redraw_is_logged_republished_recomputed_and_accepted_by_results(publi
             "inspectors": [[s["replacement"]]],
             "substitution_reason": [None],
             "result_codes": [[]],
+            "review_state": ["approved"],
+            "reviewer": ["审核员"],
+            "review_note": [None],
+            "follow_up_completed_on": [None],
         },
-        schema_overrides={"inspection_date": pl.Date, "item_id": pl.String, "substitution_reason": pl.String},
+        schema_overrides={
+            "inspection_date": pl.Date,
+            "item_id": pl.String,
+            "substitution_reason": pl.String,
+            "review_note": pl.String,
+            "follow_up_completed_on": pl.Date,
+        },
     )
     plan = PlanSide(side["task_items"], side["teams"], side["period"], side["period"][1])
     assert with_result_checks(row, plan)["inspectors_on_team"].to_list() == [True]
