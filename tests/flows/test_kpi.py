@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import subprocess
-import tempfile
 
 import polars as pl
 import pytest
@@ -23,6 +21,7 @@ from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.storage.layout import OutputRoot
 from jointdraw.transforms.storage.warehouse import plan_side_tables
 from jointdraw.transforms.storage.xlsxout import read_workbook
+from tests.chromium import chromium_dom
 
 PLAN_ID = "SZ-2026-ANNUAL"
 AS_OF = dt.date(2026, 11, 27)
@@ -108,21 +107,8 @@ def test_the_workbook_shows_what_the_csv_says(kpi_out, printed):
 def test_the_page_opens_offline_with_its_charts(kpi_out, printed):
     folder = OutputRoot(kpi_out).kpi(2026)
     figures = pl.read_parquet(folder / "kpi.parquet")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp()}",
-        "--virtual-time-budget=8000",
-        "--proxy-server=127.0.0.1:9",
-    ]  # a dead proxy: any network fetch would fail
     url = (folder / "kpi.html").resolve().as_uri()
-    dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom = chromium_dom(url, 8000)
     for kpi in KPIS:
         value = percent_text(_city(figures, kpi)["value"]) or "—"
         assert f'data-kpi="{kpi}"><div class="value">{value}</div>' in dom, kpi

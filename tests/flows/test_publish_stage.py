@@ -4,7 +4,6 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 
 import polars as pl
 import pytest
@@ -15,6 +14,7 @@ from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.fusion_figures import FIGURE_LABELS
 from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.verify import verify_draw
+from tests.chromium import chromium_dom, chromium_flags
 from tests.conftest import plan_path
 
 SPEC_FILES = {  # by part (issue 18): what each audience is handed
@@ -249,23 +249,6 @@ def test_artifacts_have_stable_keys(prefect_server, dirty_run):
     assert figures is not None and [r["figure"] for r in json.loads(figures.data)] == list(FIGURE_LABELS.values())
 
 
-def _chromium_dom(url: str) -> str:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp()}",
-        "--virtual-time-budget=5000",
-        "--proxy-server=127.0.0.1:9",
-    ]  # a dead proxy: any network fetch would fail
-    return subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
-
-
 def test_the_notice_page_finds_a_drawn_entity_and_says_when_one_was_not_drawn(bundle):
     """notice.html in headless Chromium, offline: a search (by name, from the page's address) finds a
     drawn entity; a search for an entity that was not drawn says so."""
@@ -274,14 +257,14 @@ def test_the_notice_page_finds_a_drawn_entity_and_says_when_one_was_not_drawn(bu
     notice = pl.read_csv(bundle_file(bundle, "notice.csv"), infer_schema=False)
     name, code = notice.row(3, named=True)["企业名称"], notice.row(3, named=True)["统一社会信用代码"]
     page = bundle_file(bundle, "notice.html").resolve().as_uri()
-    found = _chromium_dom(f"{page}#q={quote(name)}")
+    found = chromium_dom(f"{page}#q={quote(name)}")
     assert "找到 " in found and code in found and '<p id="none" style="display: none;">' in found
     directory = pl.read_parquet(bundle_file(bundle, "directory.parquet")).join(
         notice.select(uscc="统一社会信用代码"), on="uscc", how="anti"
     )
     missing = directory.filter(pl.col("name").is_not_null())["name"][0]
     assert missing not in set(notice["企业名称"])
-    none = _chromium_dom(f"{page}#q={quote(missing)}")
+    none = chromium_dom(f"{page}#q={quote(missing)}")
     assert 'id="count">找到 0 户' in none and '<p id="none" style="display: block;">未找到' in none
     assert f"共 {notice.height:,} 户" in found and "自行核验" in found and "import hashlib" in found
 
@@ -290,20 +273,7 @@ def test_report_opens_offline_in_headless_chromium(bundle, tmp_path):
     """Chromium (installed by scripts/apps.sh) renders the page with the network off; the
     five figures are in the rendered page and plotly drew its charts."""
     summary = json.loads(bundle_file(bundle, "summary.json").read_text(encoding="utf-8"))
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tempfile.mkdtemp()}",
-        "--virtual-time-budget=8000",
-        "--proxy-server=127.0.0.1:9",
-        "--window-size=1300,3200",
-    ]  # a dead proxy: any network fetch would fail
+    flags = chromium_flags(8000, "--window-size=1300,3200")
     url = bundle_file(bundle, "report.html").resolve().as_uri()
     dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     for key in FIGURE_LABELS:
