@@ -23,6 +23,7 @@ import polars as pl
 from jointdraw.transforms import settings
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.reference import code_names, department_names, result_codes_in
+from jointdraw.transforms.registry import COLUMNS
 from jointdraw.transforms.workdays import add_working_days
 
 # derived check column → (quarantine reason, the column it is about); true = the row passes
@@ -73,22 +74,8 @@ PUBLISHED_SCHEMA = {  # a published result (results.parquet, the warehouse's `re
     "on_notice": pl.Boolean,  # on the public results notice as of the publication day
 }
 NO_PROBLEM = "1"  # 未发现问题
-SUBMITTED_COLUMNS = (  # what a department submits for a result (and a correction may change)
-    "joint_task_id",
-    "department",
-    "item_id",
-    "inspection_date",
-    "inspectors",
-    "method",
-    "result_codes",
-    "follow_up",
-    "findings",
-    "substitution_reason",
-    "review_state",
-    "reviewer",
-    "review_note",
-    "follow_up_completed_on",
-)
+# what a department submits for a result (and a correction may change): the registry's results columns
+SUBMITTED_COLUMNS = tuple(COLUMNS["results"])
 
 
 @dataclass(frozen=True)

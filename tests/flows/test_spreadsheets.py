@@ -19,6 +19,7 @@ TABLES = [
     "audit/draws",
     "regulator/joint_tasks",
     "regulator/unassigned",
+    "regulator/team",  # issue 21: roles, leaders (组长) and pools in words
     "public/notice",
     "regulator/quarantine/quarantine",
 ]
@@ -28,6 +29,7 @@ CODE_HEADERS = {
     "抽查事项编号",
     "抽查任务编号",
     "执法检查人员编号",
+    "人员编号",
     "评分",
     "行政区划代码",
     "计划编号",
