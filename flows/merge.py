@@ -27,9 +27,9 @@ from jointdraw.transforms.storage.runfolder import (
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
-    """A DuckDB query written to Parquet, atomically."""
+    """A DuckDB query written to Parquet, atomically (snappy, as stages' working files are: runfolder.py)."""
     with atomic_path(path) as tmp:
-        con.sql(query).write_parquet(str(tmp), compression="zstd")
+        con.sql(query).write_parquet(str(tmp), compression="snappy")
     return path
 
 

@@ -40,6 +40,15 @@ FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
 HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 
 
+# what grouping and comparing the records of an entity listed several times read (not the codes
+# that keyed them, nor the submitted text of dates)
+SHARED_COLUMNS = (
+    "entity_key", "precedence", "linked_by", "submitted_by", "source_line", "name", "entity_type",
+    "registered_type", "registered_type_code", "foreign_invested", "branch", "registered_on", "status",
+    "industry_code", "address", "district_code", "operator_name", "phone", "credit_risk", "tags",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Merged:
     """Row counts of what `merge_into` built, and the small tables people read."""
@@ -62,36 +71,60 @@ def merge_connection(
     return con
 
 
+def sql_statements(name: str) -> list[str]:
+    """The statements of a packaged SQL file of several (each ends with `;` at the end of a line)."""
+    return [part for part in sql_text(name).split(";\n") if part.strip()]
+
+
 def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
-    """From the view `records` (accepted objects), builds the temp tables `keyed` (every record
-    with its entity key and precedence), `listed_several_times`, `shared` (their records) and
-    `directory` (one row per entity, unordered: writers order by entity_key)."""
-    con.execute(sql_text("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})
+    """From the view `records` (accepted objects), builds the view `keyed` (every record with its
+    entity key and precedence), the temp tables `listed_several_times`, `shared` (their records)
+    and `grouped` (their directory rows), and the view `directory` (one row per entity,
+    unordered: writers order by entity_key). Only the records of entities listed several times
+    are copied; the others stream from the files to the directory's writer."""
+    for statement in sql_statements("merge_keyed"):
+        con.execute(statement, {"authority": REGISTRATION_AUTHORITY} if "$authority" in statement else None)
     con.execute(
         "create or replace temp table listed_several_times as "
         "select entity_key from keyed group by 1 having count(*) > 1"
     )
     # the records of entities listed several times: grouped for the directory, compared for conflicts
     con.execute(
-        "create or replace temp table shared as select * from keyed semi join listed_several_times using (entity_key)"
+        f"create or replace temp table shared as select {', '.join(SHARED_COLUMNS)} "
+        "from keyed semi join listed_several_times using (entity_key)"
     )
-    con.execute(f"create or replace temp table directory as {sql_text('merge_directory')}")
+    con.execute(f"create or replace temp table grouped as {sql_text('merge_grouped')}")
+    con.execute(f"create or replace temp view directory as {sql_text('merge_directory')}")
     conflicts = con.sql(
         sql_text("merge_conflicts"),
         params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
     ).pl()
+    # an entity is unlinked when its records link to no USCC: its key is its own (ORG:… / REG:…);
+    # its name is its one record's, or the grouped row's
     unlinked = con.sql("""
-        select k.entity_key, d.name, k.submitted_by as department, k.source_file, k.source_line
-        from keyed k join directory d using (entity_key)
-        where list_contains(d.linked_by, 'unlinked')
+        select k.entity_key, coalesce(g.name, k.name) as name, k.submitted_by as department, k.source_file,
+            k.source_line
+        from keyed k left join grouped g using (entity_key)
+        where k.linked_by = 'unlinked'
         order by k.entity_key, k.submitted_by, k.source_line""").pl()
-    records = con.execute("select count(*) from keyed").fetchall()[0][0]
-    entities = con.execute("select count(*) from directory").fetchall()[0][0]
-    several = con.execute("select count(*) from directory where len(departments) > 1").fetchall()[0][0]
-    by_link = con.execute(
-        "select l, count(*) from (select unnest(linked_by) as l from directory) group by l order by l"
-    ).fetchall()
-    return Merged(records, entities, conflicts, unlinked, several, dict(by_link))
+
+    def count(query: str) -> int:
+        return con.execute(query).fetchall()[0][0]
+
+    records, shared = count("select count(*) from keyed"), count("select count(*) from shared")
+    grouped = count("select count(*) from grouped")
+    several = count("select count(*) from grouped where len(departments) > 1")
+    # how entities' records were linked: an entity of one record by its record, the others by their lists
+    by_link: dict[str, int] = {}
+    for query, sign in (
+        ("select linked_by, count(*) from keyed group by 1", 1),
+        ("select linked_by, count(*) from shared group by 1", -1),
+        ("select l, count(*) from (select unnest(linked_by) as l from grouped) group by l", 1),
+    ):
+        for kind, n in con.execute(query).fetchall():
+            by_link[kind] = by_link.get(kind, 0) + sign * n
+    entities = records - shared + grouped
+    return Merged(records, entities, conflicts, unlinked, several, {k: n for k, n in sorted(by_link.items()) if n})
 
 
 def links_query() -> str:

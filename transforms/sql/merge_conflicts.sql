@@ -79,7 +79,7 @@ chosen as (
             address,
             district_code,
             credit_risk
-        from directory
+        from grouped  -- temp table: the directory's rows of entities listed several times
         semi join (select distinct entity_key from disagreeing) as d using (entity_key)
     )
     on name, entity_type, registered_on, status, industry_code, address, district_code, credit_risk

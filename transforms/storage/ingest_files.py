@@ -15,7 +15,7 @@ from typing import Any
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, read_registry
-from jointdraw.transforms.storage.runfolder import file_record, write_parquet
+from jointdraw.transforms.storage.runfolder import file_record, write_work_parquet
 
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
 
@@ -31,8 +31,8 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any
     typed = normalise_registry(raw.frame, file.kind, file.department)
     if typed.height != raw.frame.height:  # pragma: no cover - normalise is row-preserving by construction
         raise AssertionError(f"{file.relative}: {raw.frame.height} rows read but {typed.height} normalised")
-    raw_path = write_parquet(raw.frame, out_dir / "raw" / file.department / f"{file.kind}.parquet")
-    typed_path = write_parquet(typed, out_dir / file.kind / f"{file.department}.parquet")
+    raw_path = write_work_parquet(raw.frame, out_dir / "raw" / file.department / f"{file.kind}.parquet")
+    typed_path = write_work_parquet(typed, out_dir / file.kind / f"{file.department}.parquet")
     source["rows"] = raw.frame.height
     return {
         "department": file.department,

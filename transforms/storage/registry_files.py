@@ -22,6 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from jointdraw.transforms.registry import COLUMNS, HEADER_ALIASES, KINDS, Kind
@@ -354,6 +355,18 @@ def _is_note(row: tuple) -> bool:
     return 0 < len(values) <= NOTE_MAX_CELLS and bool(NOTE_ROW.match(values[0]))
 
 
+def _blank_rows(df: pl.DataFrame, cells: list[str]) -> pl.Series:
+    """True where no cell of the row holds anything but white space. Nearly every row's first
+    non-null cell has text, which settles it; only the others are looked at cell by cell."""
+    has_text = [pl.col(c).str.contains(r"\S").fill_null(False) for c in cells]
+    settled = df.select(pl.coalesce(cells).str.contains(r"\S").fill_null(False)).to_series()
+    if settled.all():
+        return ~settled
+    unsettled = np.flatnonzero(~settled.to_numpy())
+    blank = ~df[unsettled].select(pl.any_horizontal(has_text)).to_series()
+    return pl.Series(np.zeros(df.height, dtype=bool)).scatter(unsettled, blank)
+
+
 def drop_rows_without_data(df: pl.DataFrame, first_line: int) -> tuple[pl.DataFrame, list[SkippedRow]]:
     """`df` with `source_line` (row i is spreadsheet row first_line + i), less its blank rows and the
     note rows after the last data row; the rows dropped, in order."""
@@ -361,8 +374,7 @@ def drop_rows_without_data(df: pl.DataFrame, first_line: int) -> tuple[pl.DataFr
     df = df.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
     if not cells or df.is_empty():
         return df, []
-    filled = pl.sum_horizontal(pl.col(c).str.strip_chars().str.len_chars().fill_null(0) > 0 for c in cells)
-    blank = df.select(filled == 0).to_series()
+    blank = _blank_rows(df, cells)
     notes: list[int] = []  # positions of note rows, counted from the end, up to the last data row
     for i in range(df.height - 1, max(df.height - 1 - TAIL_ROWS, -1), -1):
         if blank[i]:

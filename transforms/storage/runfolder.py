@@ -81,6 +81,14 @@ def write_parquet(df: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
+    """A stage's working file, which later stages read and nothing publishes (ingest's raw and typed
+    rows): snappy, which writes and reads 3-5x faster than zstd for files about 1.5x as large."""
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp, compression="snappy", statistics=True)
+    return path
+
+
 def copy_file(source: Path, path: Path) -> Path:
     """`source` copied to `path`, atomically."""
     with atomic_path(path) as tmp:
