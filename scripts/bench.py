@@ -1,13 +1,19 @@
 """Benchmark: generate a city of N object rows (cached by its arguments), run the plan flow
-on it one stage per process (`--start-at S --stop-after S`), and print per stage the wall
-seconds of the process, the stage's own seconds, its rows, and the process's peak resident
-memory; write them to JSON.
+on it and print where the seconds and the memory go; write the figures to JSON.
 
-    .venv/bin/python scripts/bench.py --objects 8000000 [--seed 2021] [--json out/bench.json]
-                                      [--whole [--dask]] [--stress]
+    .venv/bin/python scripts/bench.py --objects 8000000 --whole-only [--repeat 2] [--quarterly]
+    .venv/bin/python scripts/bench.py --growth 1000000 4000000 8000000 16000000
+    .venv/bin/python scripts/bench.py --objects 8000000 [--whole [--dask]] [--stress]   (one process per stage)
 
-Each stage runs in its own process so its peak memory is its own (the process also pays
-Prefect's temporary server, 5–10 s, which the stage's own seconds do not include).
+`--whole-only`: the whole flow (ingest → publish) in one process, `--repeat` times (default 2, to
+show the spread), each computing everything (`--no-reuse`); its stages, its wall time, its fixed
+costs (wall − stages: the process, imports and Prefect's temporary server), its peak memory, and
+its ratio to the floor measured in the same run (one read of every input file + one SHA-256 per
+eligible pair). `--quarterly`: then the city's quarterly plan in the same output root on a copy
+of the inbox where one department's objects file changed, reusing what did not change.
+`--growth`: the whole flow once per size, time and peak per size. Without `--whole-only` each
+stage runs in its own process so its peak memory is its own (each process also pays Prefect's
+temporary server, which the stage's own seconds do not include).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -98,29 +105,113 @@ def _input_scan_floor(city: Path) -> dict:
     return {"files": files, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _whole_flow(plan: Path, city: Path, out: Path, dask: str | None = None) -> dict:
+def _whole_flow(
+    plan: Path, inbox: Path, out: Path, dask: str | None = None, run_id: str = "whole", reuse: bool = False
+) -> dict:
     """The whole flow (ingest → publish) in one process, as `jointdraw run` runs it (with
-    `--dask`, its ingest and validation tasks on a Dask cluster)."""
-    run_id = "whole"
+    `--dask`, its ingest and validation tasks on a Dask cluster); computing everything unless `reuse`."""
     shutil.rmtree(out / "runs" / run_id, ignore_errors=True)
     step = _step(
         [
             "run",
             str(plan),
             "--inbox",
-            str(city / "inbox"),
+            str(inbox),
             "--out",
             str(out),
             "--run-id",
             run_id,
             *(["--dask", dask] if dask else []),
+            *([] if reuse else ["--no-reuse"]),
         ]
     )
-    stages = {
-        s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())["seconds"]
+    records = {
+        s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())
         for n, s in enumerate(STAGES, start=1)
     }
-    return {**step, "stage_seconds": stages, "stages_total": round(sum(stages.values()), 1)}
+    stages = {s: r["seconds"] for s, r in records.items()}
+    total = round(sum(stages.values()), 1)
+    return {
+        **step,
+        "stage_seconds": stages,
+        "stages_total": total,
+        "fixed_seconds": round(step["seconds"] - total, 1),
+        "reused": {s: _reused(r) for s, r in records.items() if _reused(r)},
+    }
+
+
+def _reused(record: dict) -> int:
+    """How many of a stage's files (or the stage itself) its record says were reused from an earlier run."""
+    files = record.get("files") or []
+    return sum(1 for f in files if f.get("reused")) + (1 if record.get("reused") else 0)
+
+
+def _floor(city: Path, run_dir: Path) -> dict:
+    """What no pipeline avoids, measured now: one read of every input file and one SHA-256 per eligible pair."""
+    scan, draw = _input_scan_floor(city), _draw_floor(run_dir)
+    return {"input_scan": scan, "draw": draw, "seconds": round(scan["seconds"] + draw["sha256_seconds"], 2)}
+
+
+def _whole_runs(plan: Path, city: Path, out: Path, repeat: int) -> dict:
+    """The whole flow `repeat` times, computing everything each time, and the floor measured between them."""
+    runs = [_whole_flow(plan, city / "inbox", out)]
+    floor = _floor(city, out / "runs" / "whole")
+    runs += [_whole_flow(plan, city / "inbox", out) for _ in range(repeat - 1)]
+    return {"runs": runs, "floor": floor}
+
+
+def _print_whole(whole: dict) -> None:
+    """Per stage and in all, each run's seconds; the fixed costs, the peak, the ratio to the floor."""
+    runs, floor = whole["runs"], whole["floor"]
+    print(f"  whole flow in one process (ingest → publish), {len(runs)} run(s), everything computed:")
+    print(f"  {'':<22}" + "".join(f"{'run ' + str(i + 1):>10}" for i in range(len(runs))))
+    for stage in STAGES:
+        print(f"  {stage:<22}" + "".join(f"{r['stage_seconds'][stage]:>10.1f}" for r in runs))
+    rows = (
+        ("stages", "stages_total", "{:>10.1f}"),
+        ("fixed (process+server)", "fixed_seconds", "{:>10.1f}"),
+        ("wall", "seconds", "{:>10.1f}"),
+        ("peak GiB", "peak_gib", "{:>10.2f}"),
+    )
+    for label, key, fmt in rows:
+        print(f"  {label:<22}" + "".join(fmt.format(r[key]) for r in runs))
+    walls = [r["seconds"] for r in runs]
+    scan, draw = floor["input_scan"], floor["draw"]
+    print(
+        f"  floor: one read of every input file ({scan['files']} files, {scan['rows']:,} rows) {scan['seconds']:.1f} s"
+        f" + one SHA-256 per eligible pair ({draw['eligible_pairs']:,}) {draw['sha256_seconds']:.1f} s"
+        f" = {floor['seconds']:.1f} s"
+    )
+    print(
+        f"  whole flow / floor: {min(walls) / floor['seconds']:.1f}x (fastest run; goal ≤ 8x), "
+        f"spread of the wall time {max(walls) - min(walls):.1f} s ({(max(walls) / min(walls) - 1) * 100:.0f}%)"
+    )
+
+
+def _changed_inbox(city: Path, out: Path, department: str = "WAT") -> Path:
+    """A copy of the city's inbox (hard links) where one department's objects file lost its last row:
+    a department that sent a new file, the others unchanged."""
+    inbox = out / "quarterly-inbox"
+    shutil.rmtree(inbox, ignore_errors=True)
+    shutil.copytree(city / "inbox", inbox, copy_function=os.link)
+    changed = next((inbox / department).glob("objects.*"))
+    data = changed.read_bytes()
+    changed.unlink()  # a new file, not the linked one: the city's own stays as it was
+    changed.write_bytes(data.rstrip(b"\r\n").rsplit(b"\n", 1)[0] + b"\n")
+    return inbox
+
+
+def _quarterly(city: Path, out: Path) -> dict:
+    """The city's quarterly plan in the output root of the annual runs, one department's file changed."""
+    plan = next((city / "plans").glob("*-Q*.yaml"))
+    run = _whole_flow(plan, _changed_inbox(city, out), out, run_id="quarterly", reuse=True)
+    print(
+        f"  quarterly plan {plan.stem}, one department's objects file changed, reusing the rest: "
+        f"{run['seconds']:.1f} s wall, {run['stages_total']:.1f} s in stages, peak {run['peak_gib']:.2f} GiB; "
+        + ", ".join(f"{s} {v:.1f}" for s, v in run["stage_seconds"].items())
+    )
+    print("    reused: " + (", ".join(f"{s} {n}" for s, n in run["reused"].items()) or "nothing"))
+    return run
 
 
 def _bundle_differences(first: Path, second: Path) -> list[str]:
@@ -220,9 +311,10 @@ def _print_assignment(run_dir: Path, figures: dict) -> None:
 
 def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> None:
     """The whole flow again with `--dask local`, its figures, and its bundle compared with the default run's."""
-    figures["whole_dask"] = on_dask = _whole_flow(plan, city, ROOT / "out" / "bench-dask", dask="local")
+    dask_out = out.parent / f"{out.name}-dask"
+    figures["whole_dask"] = on_dask = _whole_flow(plan, city / "inbox", dask_out, dask="local")
     on_dask["bundle_differences"] = differences = _bundle_differences(
-        out / "published" / plan.stem, ROOT / "out" / "bench-dask" / "published" / plan.stem
+        out / "published" / plan.stem, dask_out / "published" / plan.stem
     )
     print(
         f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
@@ -241,17 +333,37 @@ def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> 
 
 
 def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
-    """The whole flow (and with --dask the same on a local Dask cluster), without the per-stage runs."""
-    figures["whole"] = whole = _whole_flow(plan, city, out)
-    print(
-        f"whole flow in one process: {whole['seconds']:.1f} s wall, peak {whole['peak_gib']:.2f} GiB; "
-        + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items())
-    )
+    """The whole flow `--repeat` times with the floor (with --quarterly the quarterly rerun, with --dask the
+    same on a local Dask cluster), without the per-stage runs."""
+    print(f"city: {city} ({args.objects:,} object rows requested)")
+    figures["whole"] = whole = _whole_runs(plan, city, out, args.repeat)
+    _print_whole(whole)
+    if args.quarterly:
+        figures["quarterly"] = _quarterly(city, out)
     if args.dask:
-        _dask_run(plan, city, out, whole, figures)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures written to {args.json}")
+        _dask_run(plan, city, out, whole["runs"][0], figures)
+
+
+def _growth(args: argparse.Namespace, figures: dict) -> None:
+    """The whole flow once per size (each computing everything): time and peak per size, and time per
+    million object rows, so growth faster than linear shows."""
+    figures["growth"] = rows = []
+    for objects in args.growth:
+        city = _city(args.work, objects, args.seed, figures)
+        out = args.work / "out" / f"bench-{objects}"
+        run = _whole_flow(next((city / "plans").glob("*-ANNUAL.yaml")), city / "inbox", out)
+        rows.append({"objects": objects, **run})
+        print(
+            f"  {objects:>12,} object rows: {run['seconds']:>7.1f} s wall ({run['stages_total']:.1f} in stages, "
+            f"{run['fixed_seconds']:.1f} fixed), peak {run['peak_gib']:.2f} GiB"
+        )
+    print(f"  {'object rows':>12} {'wall s':>8} {'stages s':>9} {'fixed s':>8} {'peak GiB':>9} {'stages s/M':>11}")
+    for r in rows:
+        per_million = r["stages_total"] / (r["objects"] / 1e6)
+        print(
+            f"  {r['objects']:>12,} {r['seconds']:>8.1f} {r['stages_total']:>9.1f} {r['fixed_seconds']:>8.1f} "
+            f"{r['peak_gib']:>9.2f} {per_million:>11.2f}"
+        )
 
 
 def _generator_sha256() -> str:
@@ -263,21 +375,53 @@ def _generator_sha256() -> str:
     return hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
 
 
+def _city(work: Path, objects: int, seed: int, figures: dict) -> Path:
+    """The generated city of that size (made again when the generator changed since it was made)."""
+    city = work / "data" / "generated" / f"city-{objects}-{seed}"
+    stamp = city / ".generator-sha256"
+    if not (city / "plans").exists() or not stamp.exists() or stamp.read_text() != _generator_sha256():
+        shutil.rmtree(city, ignore_errors=True)
+        figures["steps"][f"generate {objects}"] = _step(
+            ["generate", str(city), "--objects", str(objects), "--seed", str(seed)]
+        )
+        stamp.write_text(_generator_sha256())
+    return city
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json")
     p.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT,
+        help="where the generated cities (WORK/data/generated/) and the runs (WORK/out/) go; default the checkout",
+    )
+    p.add_argument(
         "--whole",
         action="store_true",
-        help="also run the whole flow in one process (wall, peak memory) and measure the floor: one read of "
-        "every input file and one SHA-256 per eligible pair",
+        help="after the per-stage processes, also the whole flow in one process and the floor",
     )
     p.add_argument(
         "--whole-only",
         action="store_true",
-        help="skip the per-stage processes: only the whole flow (with --dask: both runs) and the input floor",
+        help="skip the per-stage processes: the whole flow (--repeat times) and the floor",
+    )
+    p.add_argument("--repeat", type=int, default=2, help="how many times the whole flow runs (default 2: the spread)")
+    p.add_argument(
+        "--quarterly",
+        action="store_true",
+        help="after the whole flow, the quarterly plan on the inbox with one department's objects file changed, "
+        "reusing what did not change",
+    )
+    p.add_argument(
+        "--growth",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="the whole flow once on each city of N object rows (e.g. 1000000 4000000 8000000 16000000)",
     )
     p.add_argument(
         "--dask",
@@ -292,22 +436,28 @@ def main() -> None:
         "≤ 0.05%%, on the same directory",
     )
     args = p.parse_args()
-    city = ROOT / "data" / "generated" / f"city-{args.objects}-{args.seed}"
     figures: dict = {"objects": args.objects, "seed": args.seed, "steps": {}}
-    stamp = city / ".generator-sha256"  # a city made by another version of the generator is made again
-    if not (city / "plans").exists() or not stamp.exists() or stamp.read_text() != _generator_sha256():
-        shutil.rmtree(city, ignore_errors=True)
-        figures["steps"]["generate"] = _step(
-            ["generate", str(city), "--objects", str(args.objects), "--seed", str(args.seed)]
-        )
-        stamp.write_text(_generator_sha256())
-    out = ROOT / "out" / "bench"
+    try:
+        if args.growth:
+            _growth(args, figures)
+            return
+        city = _city(args.work, args.objects, args.seed, figures)
+        out = args.work / "out" / "bench"
+        plan = next((city / "plans").glob("*-ANNUAL.yaml"))
+        if args.whole_only:
+            _whole_only(args, plan, city, out, figures)
+            return
+        _per_stage(args, plan, city, out, figures)
+    finally:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"figures written to {args.json}")
+
+
+def _per_stage(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
+    """Each stage in its own process (its peak memory its own), then what --whole, --dask, --stress ask."""
     run_id = f"bench-{args.objects}"
     run_dir = out / "runs" / run_id
-    plan = next((city / "plans").glob("*-ANNUAL.yaml"))
-    if args.whole_only:
-        _whole_only(args, plan, city, out, figures)
-        return
     shutil.rmtree(run_dir, ignore_errors=True)
     for number, stage in enumerate(STAGES, start=1):
         step = _step(
@@ -360,23 +510,10 @@ def main() -> None:
     )
     _print_assignment(run_dir, figures)
     if args.whole:
-        figures["whole"] = whole = _whole_flow(plan, city, out)
-        figures["input_scan"] = scan = _input_scan_floor(city)
-        floor = scan["seconds"] + f["sha256_seconds"]
-        print(
-            f"  whole flow in one process (ingest → publish): {whole['seconds']:.1f} s wall "
-            f"({whole['stages_total']:.1f} s in "
-            f"stages, the rest Prefect's temporary server and imports), peak {whole['peak_gib']:.2f} GiB"
-        )
-        print("    " + ", ".join(f"{s} {v:.1f}" for s, v in whole["stage_seconds"].items()))
-        print(
-            f"  floor: one read of every input file ({scan['files']} files, {scan['rows']:,} rows) "
-            f"{scan['seconds']:.1f} s + one "
-            f"SHA-256 per eligible pair {f['sha256_seconds']:.1f} s = {floor:.1f} s; whole flow's stages / floor = "
-            f"{whole['stages_total'] / floor:.1f}x"
-        )
-    if args.whole and args.dask:
-        _dask_run(plan, city, out, whole, figures)
+        figures["whole"] = whole = _whole_runs(plan, city, out, args.repeat)
+        _print_whole(whole)
+        if args.dask:
+            _dask_run(plan, city, out, whole["runs"][0], figures)
     if "stress" in figures:
         st = figures["stress"]
         print(
@@ -384,9 +521,6 @@ def main() -> None:
             f"→ {st['drawn']:,} draws; "
             f"draw process {st['seconds']:.1f} s, stage {st['stage_seconds']:.1f} s, peak {st['peak_gib']:.2f} GiB"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

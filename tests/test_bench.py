@@ -1,0 +1,39 @@
+"""The bench at a small size (issue 23): it runs the whole flow twice, measures the floor in the same
+run, prints the ratio and the fixed costs apart, and reruns the quarterly plan with one department's
+file changed, reusing the others. Its figures are printed, not asserted (they depend on the machine):
+what is asserted is that they are measured and make sense."""
+
+import json
+import subprocess
+import sys
+
+from jointdraw.transforms.storage.runfolder import STAGES
+from tests.conftest import ROOT
+
+
+def test_the_bench_measures_the_whole_flow_its_floor_and_a_quarterly_rerun(tmp_path):
+    figures = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--objects", "20000", "--whole-only", "--repeat", "2", "--quarterly"]
+        + ["--work", str(tmp_path), "--json", str(figures)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "whole flow / floor:" in done.stdout and "fixed (process+server)" in done.stdout, done.stdout
+    found = json.loads(figures.read_text())
+    runs = found["whole"]["runs"]
+    assert len(runs) == 2
+    for run in runs:
+        assert set(run["stage_seconds"]) == set(STAGES)
+        assert run["seconds"] > run["stages_total"] > 0 and run["fixed_seconds"] > 0 and run["peak_gib"] > 0
+        assert run["reused"] == {}, "the timed runs compute everything"
+    floor = found["whole"]["floor"]
+    assert floor["input_scan"]["rows"] > 20_000 and floor["draw"]["eligible_pairs"] > 0 and floor["seconds"] > 0
+    quarterly = found["quarterly"]
+    # one department's objects file changed: every other file of the inbox is reused, the merge is not
+    files = len(json.loads((tmp_path / "out/bench/runs/whole/01_ingest/stage.json").read_text())["files"])
+    assert quarterly["reused"]["ingest"] == files - 1 and quarterly["reused"]["validate"] == files - 1
+    assert "merge" not in quarterly["reused"]
