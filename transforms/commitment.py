@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 VERSION = "jointdraw-commitment-v3"
 WITH_PRE = {"jointdraw-commitment-v3"}  # versions that cover the publication before the draw
@@ -64,22 +66,34 @@ BATCH = 500_000
 
 
 def _lines_sha256(df: pl.DataFrame, fields: list[str]) -> str:
+    """SHA-256 of the rows as canonical lines. Each batch's lines are hashed straight from their Arrow
+    buffer (the lines' UTF-8 bytes one after the other), never joined into one Python string."""
     h = hashlib.sha256()
     cols = [
         (pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c).cast(pl.String)).fill_null("")
         for c in fields
     ]
     for start in range(0, df.height, BATCH):
-        text = (
-            df.slice(start, BATCH).select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series().str.join("")
-        )
-        h.update(text.item().encode("utf-8"))
+        lines = df.slice(start, BATCH).select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series()
+        arrow = lines.to_arrow()
+        for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
+            h.update(_utf8_bytes(chunk.cast(pa.large_string())))
     return h.hexdigest()
+
+
+def _utf8_bytes(array: pa.LargeStringArray) -> memoryview:
+    """The strings' UTF-8 bytes one after the other: a view of the array's data buffer, no copy."""
+    _, offsets, data = array.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64)
+    return memoryview(data)[ends[array.offset] : ends[array.offset + len(array)]]
 
 
 def directory_sha256(path: Path, version: str = VERSION) -> str:
     fields = DIRECTORY_FIELDS_BY_VERSION[version]
-    return _lines_sha256(pl.read_parquet(path, columns=fields).sort("entity_key"), fields)
+    directory = pl.read_parquet(path, columns=fields)
+    if not directory["entity_key"].is_sorted():  # the merge and the bundle write it sorted: no second sort
+        directory = directory.sort("entity_key")
+    return _lines_sha256(directory, fields)
 
 
 def exclusions_sha256(path: Path) -> str:

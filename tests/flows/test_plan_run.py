@@ -97,7 +97,7 @@ def test_cli_runs_every_stage_with_relative_paths(prefect_server, small_city, tm
 def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_city, tmp_path, monkeypatch):
     import jointdraw.transforms.storage.ingest_files
 
-    real, calls = jointdraw.transforms.storage.ingest_files.read_registry, []
+    real, calls = jointdraw.transforms.storage.ingest_files.open_registry, []
 
     def flaky(file):
         calls.append(file.relative)
@@ -105,7 +105,7 @@ def test_a_transient_read_error_is_retried_and_only_that(prefect_server, small_c
             raise OSError(5, "Input/output error")
         return real(file)
 
-    monkeypatch.setattr("jointdraw.transforms.storage.ingest_files.read_registry", flaky)
+    monkeypatch.setattr("jointdraw.transforms.storage.ingest_files.open_registry", flaky)
     summary = plan_run(
         plan=str(plan_path(small_city)),
         inbox=str(small_city / "inbox"),

@@ -222,3 +222,25 @@ def test_links_that_leave_the_inbox_are_refused_with_the_path_named(tmp_path):
     problems = {p.file: p.reason for p in found.problems}
     assert "/etc/passwd" in problems["AMR/objects.csv"] and "outside the inbox" in problems["ENV/"]
     assert [f.relative for f in found.files] == ["AMR/items.csv", "HLT/objects.csv"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+@pytest.mark.parametrize("batch_rows", [1, 2, 3, 5])
+def test_read_in_batches_the_rows_lines_and_skipped_rows_are_the_same(tmp_path, encoding, batch_rows):
+    """A city's export is read a batch of rows at a time (issue 23): however the batches fall — a blank
+    row or the notes at the end split across batches — the rows, their lines and what was skipped are
+    what one read of the whole file gives. UTF-8 is streamed by polars, GBK sliced after decoding."""
+    long = TITLED.replace(",,\n共计", ",,\n,,\n914403001922038217,甲,存续\n,,\n共计", 1)  # blanks further in
+    f = _file(tmp_path, "objects.csv", long.encode(encoding))
+    whole, batched = read_registry(f, batch_rows=10**6), read_registry(f, batch_rows=batch_rows)
+    assert_frame_equal(batched.frame, whole.frame)
+    assert batched.skipped == whole.skipped and batched.header_line == whole.header_line == 3
+    assert [s.why for s in whole.skipped] == ["title", "blank", "blank", "blank", "blank", "blank", "note", "note"]
+
+
+def test_a_parquet_registry_read_in_batches_numbers_every_row(tmp_path):
+    path = tmp_path / "inbox" / "HLT" / "objects.parquet"
+    path.parent.mkdir(parents=True)
+    pl.DataFrame({"uscc": [f"9144030000000000{i:02d}" for i in range(7)], "tags": [["a", "b"]] * 7}).write_parquet(path)
+    raw = read_registry(RegistryFile("HLT", "objects", path, "HLT/objects.parquet"), batch_rows=3)
+    assert raw.frame["source_line"].to_list() == list(range(2, 9)) and raw.frame["tags"][0] == "a;b"

@@ -14,39 +14,48 @@ from typing import Any
 
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.stage_records import IngestRecord
-from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, read_registry
-from jointdraw.transforms.storage.runfolder import file_record, write_work_parquet
+from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, open_registry
+from jointdraw.transforms.storage.runfolder import file_record, work_parquet_appender
 
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
 
 
 def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
-    """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
+    """Reads one file and writes its raw and typed Parquet; returns their records or the failure.
+    A batch of rows at a time (registry_files.BATCH_ROWS): read, normalised, appended to both."""
     started = time.perf_counter()
     source = file_record(file.path, None, inbox)
+    raw_path = out_dir / "raw" / file.department / f"{file.kind}.parquet"
+    typed_path = out_dir / file.kind / f"{file.department}.parquet"
+    rows, skipped = 0, []
     try:
-        raw = read_registry(file)
+        stream = open_registry(file)
+        skipped += stream.titles
+        with work_parquet_appender(raw_path) as raw_out, work_parquet_appender(typed_path) as typed_out:
+            for raw, dropped in stream.batches():
+                typed = normalise_registry(raw, file.kind, file.department)
+                if typed.height != raw.height:  # pragma: no cover - normalise is row-preserving by construction
+                    raise AssertionError(f"{file.relative}: {raw.height} rows read but {typed.height} normalised")
+                raw_out(raw)
+                typed_out(typed)
+                rows += raw.height
+                skipped += dropped
     except RegistryFileError as e:
         return {"department": file.department, "kind": file.kind, "source": source, "error": e.reason}
-    typed = normalise_registry(raw.frame, file.kind, file.department)
-    if typed.height != raw.frame.height:  # pragma: no cover - normalise is row-preserving by construction
-        raise AssertionError(f"{file.relative}: {raw.frame.height} rows read but {typed.height} normalised")
-    raw_path = write_work_parquet(raw.frame, out_dir / "raw" / file.department / f"{file.kind}.parquet")
-    typed_path = write_work_parquet(typed, out_dir / file.kind / f"{file.department}.parquet")
-    source["rows"] = raw.frame.height
+    source["rows"] = rows
     return {
         "department": file.department,
         "kind": file.kind,
         "source": source,
-        "encoding": raw.encoding,
-        "unmapped_headers": raw.unmapped_headers,
-        "header_line": raw.header_line,
+        "encoding": stream.encoding,
+        "unmapped_headers": stream.unmapped_headers,
+        "header_line": stream.sheet.header_line,
         # rows without data (a title above the header, blank rows, notes below the data), by spreadsheet row
-        "rows_skipped": len(raw.skipped),
-        "skipped": [{"line": s.line, "why": s.why, "text": s.text} for s in raw.skipped[:SKIPPED_LISTED]],
-        "rows_read": raw.frame.height,
-        "rows_written": typed.height,
-        "outputs": [file_record(raw_path, raw.frame.height, out_dir), file_record(typed_path, typed.height, out_dir)],
+        "rows_skipped": len(skipped),
+        "skipped": [{"line": s.line, "why": s.why, "text": s.text} for s in skipped[:SKIPPED_LISTED]],
+        "rows_read": rows,
+        "rows_written": rows,
+        "outputs": [file_record(raw_path, rows, out_dir), file_record(typed_path, rows, out_dir)],
         "seconds": round(time.perf_counter() - started, 3),
     }
 

@@ -19,6 +19,8 @@ import io
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,26 +217,49 @@ def _csv_head(path: Path, encoding: str) -> tuple[list[list[str]], list[int]]:
 
 @dataclass(frozen=True)
 class _Sheet:
-    """A file's table from its header row on, and what stood above the header."""
+    """A file's table from its header row on, and what stood above the header: its header names,
+    and its rows (text) in batches of at most n rows, in file order."""
 
-    frame: pl.DataFrame
+    columns: list[str]
     header_line: int  # 1-based, as the spreadsheet numbers rows
     above: list[list[str | None]]  # the rows above the header (titles, blank rows)
+    batches: Callable[[int], Iterator[pl.DataFrame]]
+
+    @classmethod
+    def whole(cls, frame: pl.DataFrame, header_line: int, above: list[list[str | None]]) -> _Sheet:
+        """A sheet read whole (a workbook, GBK text): its batches are slices of it."""
+        return cls(
+            frame.columns, header_line, above, lambda n: iter(frame.iter_slices(n)) if frame.height else iter([frame])
+        )
 
 
 def _read_csv(path: Path, rel: str, kind: Kind) -> tuple[_Sheet, str]:
-    """The CSV from its header row on, and its encoding."""
+    """The CSV from its header row on, and its encoding. UTF-8 is read in batches as it goes (a city's
+    export of millions of rows is never whole in memory); GBK is decoded whole (polars reads UTF-8 only)."""
     encoding = sniff_encoding(path, rel)
     rows, starts = _csv_head(path, encoding)
     header = header_row(rows, kind)
     skip = starts[header] - 1 if rows else 0  # text lines above the header
-    try:
+    with _csv_errors(path, rel, encoding):
         if encoding == "gb18030":  # polars cannot decode GBK itself: decode strictly, hand it UTF-8
             text = path.read_bytes().decode("gb18030")
             df = pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, skip_rows=skip)
-        else:
-            df = pl.read_csv(path, infer_schema=False, encoding="utf8", skip_rows=skip)
-        return _Sheet(df, header + 1, rows[:header]), encoding
+            return _Sheet.whole(df, header + 1, rows[:header]), encoding
+        scan = pl.scan_csv(path, infer_schema=False, encoding="utf8", skip_rows=skip)
+        columns = scan.collect_schema().names()
+
+    def batches(n: int) -> Iterator[pl.DataFrame]:
+        with _csv_errors(path, rel, encoding):
+            yield from scan.collect_batches(chunk_size=n)
+
+    return _Sheet(columns, header + 1, rows[:header], batches), encoding
+
+
+@contextmanager
+def _csv_errors(path: Path, rel: str, encoding: str) -> Iterator[None]:
+    """What polars (or the GBK decoder) says of a CSV it cannot read, as a RegistryFileError naming the row."""
+    try:
+        yield
     except UnicodeDecodeError as e:
         row = _row_of(path.read_bytes(), e.start, encoding)
         raise RegistryFileError(
@@ -289,22 +314,26 @@ def _read_xlsx(path: Path, rel: str, kind: Kind) -> _Sheet:
         columns.append(name if name not in seen else f"{name}_duplicated_{seen[name]}")
         seen[name] = seen.get(name, 0) + 1
     above = [list(r) for r in grid.head(header).iter_rows()]
-    return _Sheet(grid.slice(header + 1).rename(dict(zip(grid.columns, columns, strict=True))), header + 1, above)
+    data = grid.slice(header + 1).rename(dict(zip(grid.columns, columns, strict=True)))
+    return _Sheet.whole(data, header + 1, above)
 
 
-def _header_problems(df: pl.DataFrame, rel: str) -> None:
-    """A header the reader cannot trust: one column that looks like another delimiter, a header
-    named twice, a column with data but no header (merged header cells)."""
-    if df.width == 1 and (sep := next((c for c in (";", "\t", "|") if c in df.columns[0]), None)):
+def _header_problems(columns: list[str], rel: str) -> None:
+    """A header the reader cannot trust: one column that looks like another delimiter, a header named twice."""
+    if len(columns) == 1 and (sep := next((c for c in (";", "\t", "|") if c in columns[0]), None)):
         raise RegistryFileError(
             rel,
             f"has a single column whose header is separated by {sep!r}, not by commas: save it as comma-separated CSV",
         )
-    twice = sorted({c.split("_duplicated_")[0] for c in df.columns if "_duplicated_" in c})
+    twice = sorted({c.split("_duplicated_")[0] for c in columns if "_duplicated_" in c})
     if twice:
         raise RegistryFileError(rel, f"names these headers more than once: {', '.join(twice)}: keep one of each")
-    for i, c in enumerate(df.columns, start=1):
-        if (c == "" or c.startswith("__UNNAMED__")) and df[c].drop_nulls().len():
+
+
+def _unnamed_with_data(batch: pl.DataFrame, rel: str) -> None:
+    """A column with data but no header (merged header cells): the file cannot be read as meant."""
+    for i, c in enumerate(batch.columns, start=1):
+        if (c == "" or c.startswith("__UNNAMED__")) and batch[c].drop_nulls().len():
             raise RegistryFileError(
                 rel,
                 f"column {i} holds data but has no header (merged or blank header cells?): "
@@ -312,18 +341,27 @@ def _header_problems(df: pl.DataFrame, rel: str) -> None:
             )
 
 
-def _read_parquet(path: Path, rel: str) -> pl.DataFrame:
+def _read_parquet(path: Path, rel: str) -> _Sheet:
+    """A Parquet table (every row data, the header its column names), read in batches as text."""
     try:
-        df = pl.read_parquet(path)
+        scan = pl.scan_parquet(path)
+        schema = scan.collect_schema()
     except Exception as e:  # polars/arrow raise several error types for corrupt files
         raise RegistryFileError(rel, f"cannot be read as Parquet: {str(e).splitlines()[0]}") from None
-    sep = ";"
-    return df.select(
+    text = scan.select(
         (
-            pl.col(c).cast(pl.List(pl.String)).list.join(sep) if isinstance(t, pl.List) else pl.col(c).cast(pl.String)
+            pl.col(c).cast(pl.List(pl.String)).list.join(";") if isinstance(t, pl.List) else pl.col(c).cast(pl.String)
         ).alias(c)
-        for c, t in df.schema.items()
+        for c, t in schema.items()
     )
+
+    def batches(n: int) -> Iterator[pl.DataFrame]:
+        try:
+            yield from text.collect_batches(chunk_size=n)
+        except Exception as e:  # noqa: BLE001 - a corrupt page is found while reading
+            raise RegistryFileError(rel, f"cannot be read as Parquet: {str(e).splitlines()[0]}") from None
+
+    return _Sheet(schema.names(), 1, [], batches)
 
 
 @dataclass(frozen=True)
@@ -358,6 +396,8 @@ def _is_note(row: tuple) -> bool:
 def _blank_rows(df: pl.DataFrame, cells: list[str]) -> pl.Series:
     """True where no cell of the row holds anything but white space. Nearly every row's first
     non-null cell has text, which settles it; only the others are looked at cell by cell."""
+    if df.is_empty():
+        return pl.Series(dtype=pl.Boolean)
     has_text = [pl.col(c).str.contains(r"\S").fill_null(False) for c in cells]
     settled = df.select(pl.coalesce(cells).str.contains(r"\S").fill_null(False)).to_series()
     if settled.all():
@@ -367,16 +407,18 @@ def _blank_rows(df: pl.DataFrame, cells: list[str]) -> pl.Series:
     return pl.Series(np.zeros(df.height, dtype=bool)).scatter(unsettled, blank)
 
 
-def drop_rows_without_data(df: pl.DataFrame, first_line: int) -> tuple[pl.DataFrame, list[SkippedRow]]:
-    """`df` with `source_line` (row i is spreadsheet row first_line + i), less its blank rows and the
-    note rows after the last data row; the rows dropped, in order."""
+def drop_rows_without_data(
+    df: pl.DataFrame, first_line: int, at_end: bool = True
+) -> tuple[pl.DataFrame, list[SkippedRow]]:
+    """`df` with `source_line` (row i is spreadsheet row first_line + i), less its blank rows and,
+    when `df` ends the file (`at_end`), the note rows after the last data row; the rows dropped, in order."""
     cells = [c for c in df.columns]
     df = df.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)
     if not cells or df.is_empty():
         return df, []
     blank = _blank_rows(df, cells)
     notes: list[int] = []  # positions of note rows, counted from the end, up to the last data row
-    for i in range(df.height - 1, max(df.height - 1 - TAIL_ROWS, -1), -1):
+    for i in range(df.height - 1, max(df.height - 1 - TAIL_ROWS, -1), -1) if at_end else ():
         if blank[i]:
             continue
         if not _is_note(df.row(i)[: len(cells)]):
@@ -396,20 +438,75 @@ def drop_rows_without_data(df: pl.DataFrame, first_line: int) -> tuple[pl.DataFr
     return df.filter(~pl.Series(drop)), skipped
 
 
-def read_registry(file: RegistryFile) -> RawRegistry:
-    """The file's data rows as text under SPEC column names, with source_file and source_line."""
+BATCH_ROWS = 1_000_000  # rows read, normalised and written at a time: memory follows a batch, not a file
+
+
+@dataclass(frozen=True)
+class RegistryStream:
+    """A department file opened: what its head says (encoding, header, mapping, titles above the
+    header) and, from `batches`, its data rows as text under SPEC names, in file order."""
+
+    file: RegistryFile
+    sheet: _Sheet
+    encoding: str
+    mapping: dict[str, str]  # submitted header → SPEC name
+    unmapped_headers: list[str]
+    titles: tuple[SkippedRow, ...]
+    is_table: bool  # Parquet: every row is data (no blank rows or notes to look for)
+
+    def batches(self, rows: int = BATCH_ROWS) -> Iterator[tuple[pl.DataFrame, list[SkippedRow]]]:
+        """The data rows, at most `rows` at a time (with source_file and source_line), and the rows
+        without data skipped among them. The last TAIL_ROWS rows read are held back until the next
+        batch comes, so the notes below the data are found at the file's end, whatever the batches."""
+        first_line = self.sheet.header_line + 1
+        held: pl.DataFrame | None = None
+        for batch in self.sheet.batches(rows):
+            _unnamed_with_data(batch, self.file.relative)
+            if self.is_table:
+                yield (
+                    self._mapped(batch.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line)),
+                    [],
+                )
+                first_line += batch.height
+                continue
+            rows_now = batch if held is None else pl.concat([held, batch])
+            ready, held = rows_now.head(-TAIL_ROWS), rows_now.tail(TAIL_ROWS)
+            if ready.height:
+                kept, skipped = drop_rows_without_data(ready, first_line, at_end=False)
+                first_line += ready.height
+                yield self._mapped(kept), skipped
+        if held is not None or first_line == self.sheet.header_line + 1:
+            last = held if held is not None else pl.DataFrame(schema={c: pl.String for c in self.sheet.columns})
+            kept, skipped = (
+                drop_rows_without_data(last, first_line, at_end=True)
+                if not self.is_table
+                else (last.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + first_line), [])
+            )
+            yield self._mapped(kept), skipped
+
+    def _mapped(self, df: pl.DataFrame) -> pl.DataFrame:
+        return (
+            df.select(*[pl.col(h).alias(n) for h, n in self.mapping.items()], "source_line")
+            .with_columns(source_file=pl.lit(self.file.relative))
+            .select(*self.mapping.values(), "source_file", "source_line")
+        )
+
+
+def open_registry(file: RegistryFile) -> RegistryStream:
+    """Opens a department file: its format, encoding, header row and the SPEC names of its headers,
+    checked; its rows are read by `RegistryStream.batches`."""
     suffix = FORMATS[file.path.suffix.lower()]
     if suffix == "csv":
         sheet, encoding = _read_csv(file.path, file.relative, file.kind)
     elif suffix == "xlsx":
         sheet, encoding = _read_xlsx(file.path, file.relative, file.kind), "xlsx"
     else:
-        sheet, encoding = _Sheet(_read_parquet(file.path, file.relative), 1, []), "parquet"
-    df, header_line = sheet.frame, sheet.header_line
-    _header_problems(df, file.relative)
-    mapping = spec_headers(df.columns, file.kind)
+        sheet, encoding = _read_parquet(file.path, file.relative), "parquet"
+    columns = sheet.columns
+    _header_problems(columns, file.relative)
+    mapping = spec_headers(columns, file.kind)
     if not mapping:
-        shown = ", ".join(df.columns[:5]) + (f" … ({df.width} columns)" if df.width > 5 else "")
+        shown = ", ".join(columns[:5]) + (f" … ({len(columns)} columns)" if len(columns) > 5 else "")
         raise RegistryFileError(
             file.relative,
             f"no header names a column of {file.kind} (headers: {shown}); see the README for the "
@@ -420,19 +517,21 @@ def read_registry(file: RegistryFile) -> RawRegistry:
     if dupes:
         cols = "; ".join(f"{t} ← {', '.join(h for h, v in mapping.items() if v == t)}" for t in dupes)
         raise RegistryFileError(file.relative, f"several headers name the same column ({cols}): keep one")
-    unmapped = [h for h in df.columns if h not in mapping]
-    titles = [
+    titles = tuple(
         SkippedRow(i + 1, "title" if _cells_text(tuple(r)) else "blank", _cells_text(tuple(r)))
         for i, r in enumerate(sheet.above)
-    ]
-    if suffix == "parquet":  # a table, not a sheet: every row is data
-        df = df.with_columns(source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
-        skipped: list[SkippedRow] = []
-    else:
-        df, skipped = drop_rows_without_data(df, header_line + 1)
-    df = (
-        df.select(*[pl.col(h).alias(n) for h, n in mapping.items()], "source_line")
-        .with_columns(source_file=pl.lit(file.relative))
-        .select(*mapping.values(), "source_file", "source_line")
     )
-    return RawRegistry(df, encoding, unmapped, header_line, (*titles, *skipped))
+    unmapped = [h for h in columns if h not in mapping]
+    return RegistryStream(file, sheet, encoding, mapping, unmapped, titles, is_table=suffix == "parquet")
+
+
+def read_registry(file: RegistryFile, batch_rows: int = BATCH_ROWS) -> RawRegistry:
+    """The file's data rows as text under SPEC column names, with source_file and source_line, whole."""
+    stream = open_registry(file)
+    frames, skipped = [], list(stream.titles)
+    for frame, dropped in stream.batches(batch_rows):
+        frames.append(frame)
+        skipped += dropped
+    return RawRegistry(
+        pl.concat(frames), stream.encoding, stream.unmapped_headers, stream.sheet.header_line, tuple(skipped)
+    )

@@ -14,12 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 
 STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
@@ -87,6 +88,27 @@ def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="snappy", statistics=True)
     return path
+
+
+@contextmanager
+def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """A working Parquet file written frame by frame (frames of one schema, each a row group or more),
+    as `write_work_parquet` writes it whole; in place when the block ends, never half written."""
+    with atomic_path(path) as tmp:
+        writer: pq.ParquetWriter | None = None
+
+        def append(df: pl.DataFrame) -> None:
+            nonlocal writer
+            table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
+            writer.write_table(table.cast(writer.schema))
+
+        try:
+            yield append
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def copy_file(source: Path, path: Path) -> Path:
