@@ -438,7 +438,7 @@ def drop_rows_without_data(
     return df.filter(~pl.Series(drop)), skipped
 
 
-BATCH_ROWS = 1_000_000  # rows read, normalised and written at a time: memory follows a batch, not a file
+BATCH_ROWS = 500_000  # rows read, normalised and written at a time: memory follows a batch, not a file
 
 
 @dataclass(frozen=True)
