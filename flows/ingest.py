@@ -6,6 +6,9 @@
 
 Nothing is dropped: rows read = rows written, per file, checked. A department whose file
 cannot be read fails; every failing department is reported, then the stage fails.
+
+A file whose bytes (and name) an earlier run in the same output root ingested with the same code is
+taken from that run, with `reuse` (transforms/storage/reuse.py): its record says `reused_from`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage import ingest_files
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.registry_files import RegistryFile, scan_inbox
+from jointdraw.transforms.storage.reuse import EarlierResults, ingest_key
+from jointdraw.transforms.storage.runfolder import file_record
 
 
 def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -39,20 +44,34 @@ def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=[2, 10],
     retry_condition_fn=_transient_read_error,
 )
-def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
+def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, source: dict[str, Any]) -> dict[str, Any]:
     """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
-    return ingest_files.ingest_file(file, inbox, out_dir)
+    return ingest_files.ingest_file(file, inbox, out_dir, source)
 
 
-def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS) -> IngestRecord:
+def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reuse: bool = False) -> IngestRecord:
     """Ingests the whole inbox, one `ingest-file` task per department file, mapped on the flow's
-    threads or a Dask cluster (flows/fanout.py)."""
+    threads or a Dask cluster (flows/fanout.py); with `reuse`, a file an earlier run ingested from the
+    same bytes is taken from it instead."""
     logger = get_run_logger()
     found = scan_inbox(inbox, kinds)
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
-    futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=run.stage("ingest"))
-    record = ingest_files.ingest_record(inbox, found, [f.result() for f in futures])
+    out_dir = run.stage("ingest")
+    sources = {f.relative: file_record(f.path, None, inbox) for f in found.files}
+    keys = {f.relative: ingest_key(f.relative, f.kind, sources[f.relative]["sha256"]) for f in found.files}
+    earlier = EarlierResults.of(run, "ingest") if reuse else EarlierResults()
+    taken = {f.relative: t.record_here() for f in found.files if (t := earlier.take(keys[f.relative], out_dir))}
+    todo = [f for f in found.files if f.relative not in taken]
+    futures = (
+        map_tasks(ingest_file, file=todo, inbox=inbox, out_dir=out_dir, source=[sources[f.relative] for f in todo])
+        if todo
+        else []
+    )
+    done = [
+        r if "error" in r else {**r, "reuse": {"key": keys[r["source"]["path"]]}} for r in (f.result() for f in futures)
+    ]
+    record = ingest_files.ingest_record(inbox, found, done + list(taken.values()))
     for r in record.files:
         if "error" not in r:
             logger.info("ingest: %s", ingest_files.file_news(r))
