@@ -12,11 +12,13 @@ from jointdraw.transforms.storage.layout import OutputRoot
 from jointdraw.transforms.storage.reuse import (
     EarlierResults,
     date_cuts,
+    file_state,
     ingest_key,
     merge_key,
+    unchanged_since,
     validation_key,
 )
-from jointdraw.transforms.storage.runfolder import STAGE_RECORD, file_record, write_json, write_parquet
+from jointdraw.transforms.storage.runfolder import STAGE_RECORD, file_record, sha256_file, write_json, write_parquet
 
 INGESTED = ["a" * 64, "b" * 64]  # the SHA-256 of a file's raw and typed Parquet, as ingest recorded them
 
@@ -119,3 +121,18 @@ def test_a_record_naming_a_file_outside_its_stage_folder_is_not_followed(tmp_pat
     here = OutputRoot(out).run_folder("here")
     write_json({"run_id": "here"}, here.path / "run.json")
     assert EarlierResults.of(here, "ingest").take("k1", here.stage("ingest")) is None
+
+
+def test_a_file_replaced_while_it_was_read_gets_no_key(tmp_path):
+    path = tmp_path / "AMR" / "objects.csv"
+    path.parent.mkdir()
+    path.write_bytes(b"uscc,name\n")
+    before, sha = file_state(path), sha256_file(path)
+    key = ingest_key("AMR/objects.csv", "objects", sha)
+    record = {"kind": "objects", "source": {"path": "AMR/objects.csv", "sha256": sha}}
+    assert unchanged_since(path, before, key, record)
+    # the department's system replaced the file after it was hashed: what ingest read may be either version
+    replaced = write_parquet(pl.DataFrame({"x": [1]}), tmp_path / "new")
+    os.replace(replaced, path)
+    assert not unchanged_since(path, before, key, record)
+    assert not unchanged_since(path, file_state(path), key, {**record, "source": {**record["source"], "sha256": "0"}})

@@ -1,7 +1,7 @@
 """Ingest, file by file (SPEC §4.1): one department's registry file read as submitted and written
 twice, as raw text and typed, with the same rows in the same order; and the stage's record of them.
 
-    ingest_file(file, inbox, out_dir, source) -> the file's record (or its failure)
+    ingest_file(file, inbox, out_dir) -> the file's record (or its failure)
     ingest_record(inbox, found, files) -> IngestRecord (failed departments listed)
     file_news(record) -> the file's log line
 """
@@ -13,18 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from jointdraw.transforms.normalise import normalise_registry
-from jointdraw.transforms.stage_records import IngestRecord, reused_from
+from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, read_registry
 from jointdraw.transforms.storage.runfolder import file_record, write_parquet
 
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
 
 
-def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Reads one file and writes its raw and typed Parquet; returns their records or the failure.
-    `source`: the file's record (path in the inbox, SHA-256, bytes) when the caller already has it."""
+def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
+    """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
     started = time.perf_counter()
-    source = dict(source) if source else file_record(file.path, None, inbox)
+    source = file_record(file.path, None, inbox)
     try:
         raw = read_registry(file)
     except RegistryFileError as e:
@@ -84,8 +83,7 @@ def _skipped_summary(skipped: list[dict[str, Any]]) -> str:
 
 
 def file_news(r: dict[str, Any]) -> str:
-    """A read file's log line: rows, encoding, unmapped headers, where the header was, rows skipped, and
-    the run it was taken from when it was."""
+    """A read file's log line: rows, encoding, unmapped headers, where the header was, rows skipped."""
     unmapped = f"; unmapped headers: {', '.join(r['unmapped_headers'])}" if r["unmapped_headers"] else ""
     skipped = (
         f"; header in row {r['header_line']}, {r['rows_skipped']} rows without data skipped "
@@ -93,5 +91,4 @@ def file_news(r: dict[str, Any]) -> str:
         if r["rows_skipped"]
         else ""
     )
-    taken = f" — {reused.text()}" if (reused := reused_from(r)) else ""
-    return f"{r['source']['path']} {r['rows_read']:,} rows ({r['encoding']}){unmapped}{skipped}{taken}"
+    return f"{r['source']['path']} {r['rows_read']:,} rows ({r['encoding']}){unmapped}{skipped}"

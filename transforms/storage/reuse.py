@@ -3,6 +3,7 @@ validation, and the merge are taken from an earlier run in the same output root 
 depend on is the same, instead of being computed again.
 
     key = ingest_key(relative, kind, sha256)                 a department file as submitted
+    unchanged_since(path, file_state(path), key, record)     … and still the file ingest just read
     key = validation_key(kind, department, ingested, rules, typed)   that file's verdicts
     key = merge_key(inputs)                                  the object directory
     earlier = EarlierResults.of(run, "validate")             the other runs' recorded results of a stage, by key
@@ -43,6 +44,7 @@ from jointdraw.transforms.storage.runfolder import FAILED_RECORD, STAGE_RECORD, 
 REUSE_VERSION = "jointdraw-reuse-v1"  # the keys' own layout: a change of it makes every earlier key a stranger
 DOCS_FOLDER = "docs"  # in the validate stage's folder: each validated file's GX results, pickled, for Data Docs
 DATE_BOUND = "expect_column_values_to_be_dates_not_after"  # the one kind of rule that reads the run date
+CANDIDATES = 3  # earlier results kept per key, newest first (what a Dask task is handed stays small)
 
 
 @cache
@@ -75,6 +77,20 @@ def ingest_key(relative: str, kind: str, sha256: str) -> str:
     name under the inbox (`AMR/objects.csv`: the department, the kind, the format by its extension, and
     the `source_file` its rows carry) and on the code."""
     return _key("ingest", file=relative, kind=kind, sha256=sha256)
+
+
+def file_state(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is written (inode, size, modification time): taken before it is hashed."""
+    st = Path(path).stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def unchanged_since(path: Path, before: tuple[int, int, int], key: str, record: dict[str, Any]) -> bool:
+    """Whether the file ingest just read is still the one `key` was made from (its state as before it was hashed,
+    and the SHA-256 ingest recorded the one in the key): a file replaced while it was read gets no key."""
+    return file_state(path) == before and key == ingest_key(
+        record["source"]["path"], record["kind"], record["source"]["sha256"]
+    )
 
 
 def _rule_parameters(rule: Any) -> dict[str, Any]:
@@ -197,7 +213,7 @@ class EarlierResults:
         for _, run_id, folder, record in sorted(found, key=lambda f: f[0], reverse=True):
             for entry in [record, *record.get("files", [])]:  # merge keys the stage, ingest and validate each file
                 key = (entry.get("reuse") or {}).get("key")
-                if key and isinstance(entry.get("outputs"), list):
+                if key and isinstance(entry.get("outputs"), list) and len(by_key.get(key, [])) < CANDIDATES:
                     by_key.setdefault(key, []).append(Earlier(run_id, folder, entry))
         return cls(by_key)
 
