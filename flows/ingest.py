@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_tasks
 from jointdraw.transforms.registry import KINDS, Kind
-from jointdraw.transforms.stage_records import IngestRecord, reused_from
+from jointdraw.transforms.stage_records import IngestRecord, ReuseKey, reused_from
 from jointdraw.transforms.storage import ingest_files
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.registry_files import RegistryFile, scan_inbox
@@ -54,7 +54,7 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, earlier: Earlier
     record = ingest_files.ingest_file(file, inbox, out_dir)  # reads (and hashes) the file itself
     if "error" in record or not unchanged_since(file.path, before, key, record):
         return record  # a file that changed while it was read: its outputs are not keyed (no later run takes them)
-    return {**record, "reuse": {"key": key}}
+    return {**record, "reuse": ReuseKey(key=key).model_dump()}
 
 
 def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reuse: bool = False) -> IngestRecord:

@@ -48,7 +48,7 @@ from jointdraw.transforms.corrections import with_correction_checks
 from jointdraw.transforms.documents.results_bundle import load_plan_side
 from jointdraw.transforms.registry import RESULT_KINDS, Kind, submitted_kinds
 from jointdraw.transforms.results import with_result_checks
-from jointdraw.transforms.stage_records import ValidateRecord
+from jointdraw.transforms.stage_records import ReuseKey, ValidateRecord
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.reuse import EarlierResults, docs_path, keep_docs, reused_docs, validation_key
 from jointdraw.transforms.storage.runfolder import inputs_from, write_parquet
@@ -142,7 +142,7 @@ def _validated(
     done = [r for f in futures for r in f.result()]
     for r in done:
         kept = keep_docs(r["docs"], docs_path(out_dir, r["kind"], r["department"]), out_dir)
-        r["reuse"] = {"key": keys[(r["kind"], r["department"])], "docs": kept}
+        r["reuse"] = ReuseKey(key=keys[(r["kind"], r["department"])], docs=kept).model_dump()
     return taken + done
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from jointdraw.transforms.stage_records import ReusedFrom
+from jointdraw.transforms.stage_records import FileRecord, ReusedFrom, ReuseKey
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import packaged_dir, reference_dir
 from jointdraw.transforms.storage.runfolder import FAILED_RECORD, STAGE_RECORD, atomic_path, file_record, sha256_file
@@ -169,6 +169,15 @@ class Earlier:
     run_id: str
     folder: Path
     record: dict[str, Any]
+    docs: FileRecord | None = None  # a validated file's kept GX results
+
+
+def _reuse_of(entry: Any) -> ReuseKey | None:
+    """The `reuse` an entry of a stage record carries (None: none, or not one this version reads)."""
+    try:
+        return ReuseKey.model_validate(entry["reuse"]) if isinstance(entry, dict) and entry.get("reuse") else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -212,9 +221,9 @@ class EarlierResults:
         by_key: dict[str, list[Earlier]] = {}
         for _, run_id, folder, record in sorted(found, key=lambda f: f[0], reverse=True):
             for entry in [record, *record.get("files", [])]:  # merge keys the stage, ingest and validate each file
-                key = (entry.get("reuse") or {}).get("key")
-                if key and isinstance(entry.get("outputs"), list) and len(by_key.get(key, [])) < CANDIDATES:
-                    by_key.setdefault(key, []).append(Earlier(run_id, folder, entry))
+                reuse = _reuse_of(entry)
+                if reuse and isinstance(entry.get("outputs"), list) and len(by_key.get(reuse.key, [])) < CANDIDATES:
+                    by_key.setdefault(reuse.key, []).append(Earlier(run_id, folder, entry, reuse.docs))
         return cls(by_key)
 
     def take(self, key: str, into: Path) -> Taken | None:
@@ -222,8 +231,8 @@ class EarlierResults:
         its run recorded, linked into `into` at the same paths; None when there is none (then compute)."""
         for earlier in self.by_key.get(key, []):
             started = time.perf_counter()
-            docs = (earlier.record.get("reuse") or {}).get("docs")
-            if _link_verified(earlier.folder, Path(into), [*earlier.record["outputs"], *([docs] if docs else [])]):
+            docs = [earlier.docs.model_dump()] if earlier.docs else []
+            if _link_verified(earlier.folder, Path(into), [*earlier.record["outputs"], *docs]):
                 return Taken(earlier.run_id, earlier.record, time.perf_counter() - started)
         return None
 
