@@ -164,7 +164,8 @@ class IngestRecord(StageRecord):
         )
         return [
             Table(f"{self.label}: rows per department and registry — run {Path(run_dir).name}", self.table()),
-            f"rows read {self.rows_read:,} = rows written {self.rows_written:,}{skipped}; {self.seconds:.1f} s",
+            f"rows read {self.rows_read:,} = rows written {self.rows_written:,}{skipped}{_reused_files(self.files)}; "
+            f"{self.seconds:.1f} s",
         ]
 
     def artifacts(self, run_id: str) -> list[Artifact]:
@@ -218,7 +219,8 @@ class ValidateRecord(StageRecord):
         ]
         return [
             Table(f"{self.label}: the data contract per department file", rows),
-            f"read {self.rows_read:,} = accepted {self.rows_accepted:,} + quarantined {self.rows_quarantined:,}; "
+            f"read {self.rows_read:,} = accepted {self.rows_accepted:,} + quarantined {self.rows_quarantined:,}"
+            f"{_reused_files(self.files)}; "
             f"{self.seconds:.1f} s; Data Docs: {Path(run_dir) / '02_validate' / self.data_docs}",
         ]
 

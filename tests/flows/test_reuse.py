@@ -56,7 +56,11 @@ def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_byt
     prefect_server, dirty_run, dirty_city, tmp_path
 ):
     out = _out_with_the_first_run(dirty_run, tmp_path / "out")
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="again")
+    summary = plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="again")
+    # what the log says: per file, and in each stage's line
+    assert summary["stages"]["ingest"].line().endswith("40 files (40 of 40 files reused from earlier runs)")
+    assert all(line.endswith("— reused from run dirty") for _, line in summary["stages"]["validate"].file_lines())
+    assert summary["stages"]["merge"].line().startswith("reused from run dirty: ")
     ingest, validate = _stage(out, "again", "01_ingest"), _stage(out, "again", "02_validate")
     assert set(_taken_from(ingest).values()) == {"dirty"} and len(ingest["files"]) == 40
     assert set(_taken_from(validate).values()) == {"dirty"} and len(validate["files"]) == 40
