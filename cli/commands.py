@@ -349,6 +349,7 @@ def _run(args: argparse.Namespace) -> int:
             stop_after=args.stop_after,
             run_id=args.run_id,
             seed_sources=args.seed_source,
+            reuse=not args.no_reuse,
         )
     _print_run_summary(summary)
     return 0
@@ -397,6 +398,7 @@ def _resume(args: argparse.Namespace) -> int:
             dask=args.dask,
             seed=run.seed,
             seed_sources=run.seed_sources,
+            reuse=not args.no_reuse,
         )
     _print_run_summary(summary)
     return 0
@@ -465,6 +467,15 @@ def _dask_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _reuse_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="compute every department file's ingest and validation, and the merge, even when an earlier run in "
+        "the same output root did so from the same inputs (default: take them from it)",
+    )
+
+
 def _redraw_line(entry: dict) -> str:
     import json
 
@@ -504,12 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--stop-after", default=None, choices=STAGES, help="last stage to run")
     r.add_argument("--run-id", default=None, help="run id (default: <plan_id>-<UTC time>)")
     _dask_option(r)
+    _reuse_option(r)
     r.set_defaults(func=_run)
 
     rs = sub.add_parser("resume", help="rerun a run from the first stage that did not finish")
     rs.add_argument("run_id")
     rs.add_argument("--out", required=True, help="the output root the run is under (runs/<run_id>/)")
     _dask_option(rs)
+    _reuse_option(rs)
     rs.set_defaults(func=_resume)
 
     ul = sub.add_parser("unlock", help="clear a plan's lock left by a run that is no longer running")

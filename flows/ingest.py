@@ -6,6 +6,9 @@
 
 Nothing is dropped: rows read = rows written, per file, checked. A department whose file
 cannot be read fails; every failing department is reported, then the stage fails.
+
+A file whose bytes (and name) an earlier run in the same output root ingested with the same code is
+taken from that run, with `reuse` (transforms/storage/reuse.py): its record says `reused_from`.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_tasks
 from jointdraw.transforms.registry import KINDS, Kind
-from jointdraw.transforms.stage_records import IngestRecord
+from jointdraw.transforms.stage_records import IngestRecord, ReuseKey, reused_from
 from jointdraw.transforms.storage import ingest_files
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.registry_files import RegistryFile, scan_inbox
+from jointdraw.transforms.storage.reuse import EarlierResults, file_state, ingest_key, unchanged_since
+from jointdraw.transforms.storage.runfolder import sha256_file
 
 
 def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -39,23 +44,36 @@ def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=[2, 10],
     retry_condition_fn=_transient_read_error,
 )
-def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
-    """Reads one file and writes its raw and typed Parquet; returns their records or the failure."""
-    return ingest_files.ingest_file(file, inbox, out_dir)
+def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, earlier: EarlierResults) -> dict[str, Any]:
+    """Reads one file and writes its raw and typed Parquet — or takes them from an earlier run that read the
+    same bytes (`earlier`) —; returns their records, with the file's reuse key, or the failure."""
+    before = file_state(file.path)
+    key = ingest_key(file.relative, file.kind, sha256_file(file.path))
+    if taken := earlier.take(key, out_dir):
+        return taken.record_here()
+    record = ingest_files.ingest_file(file, inbox, out_dir)  # reads (and hashes) the file itself
+    if "error" in record or not unchanged_since(file.path, before, key, record):
+        return record  # a file that changed while it was read: its outputs are not keyed (no later run takes them)
+    return {**record, "reuse": ReuseKey(key=key).model_dump()}
 
 
-def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS) -> IngestRecord:
+def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reuse: bool = False) -> IngestRecord:
     """Ingests the whole inbox, one `ingest-file` task per department file, mapped on the flow's
-    threads or a Dask cluster (flows/fanout.py)."""
+    threads or a Dask cluster (flows/fanout.py); with `reuse`, a file an earlier run in the output root
+    ingested from the same bytes is taken from it instead."""
     logger = get_run_logger()
     found = scan_inbox(inbox, kinds)
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
-    futures = map_tasks(ingest_file, file=found.files, inbox=inbox, out_dir=run.stage("ingest"))
+    earlier = EarlierResults.of(run, "ingest") if reuse else EarlierResults()
+    futures = map_tasks(
+        ingest_file, file=found.files, inbox=inbox, out_dir=run.stage("ingest"), earlier=unmapped(earlier)
+    )
     record = ingest_files.ingest_record(inbox, found, [f.result() for f in futures])
     for r in record.files:
         if "error" not in r:
-            logger.info("ingest: %s", ingest_files.file_news(r))
+            taken = f" — {reused.text()}" if (reused := reused_from(r)) else ""
+            logger.info("ingest: %s%s", ingest_files.file_news(r), taken)
     if failures := record.failed_departments:
         lines = "\n".join(f"  - {f['department']}: {f['file']}: {f['reason']}" for f in failures)
         departments = len({f["department"] for f in failures})

@@ -6,6 +6,9 @@
 03_merge/conflicts.csv       the same, for people
 03_merge/unlinked.csv        of those, the ones no other record's codes link to
 03_merge/stage.json          records in, entities out, linked and unlinked counts
+
+With `reuse`, a directory an earlier run in the same output root merged from the same accepted objects
+files (transforms/storage/reuse.py `merge_key`) is taken from that run: its record says `reused_from`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from prefect import get_run_logger
+
 from jointdraw.transforms import settings
 from jointdraw.transforms.merge import links_query, merge_connection, merge_into, type_conflicts_query
-from jointdraw.transforms.stage_records import MergeRecord
+from jointdraw.transforms.stage_records import MergeRecord, ReuseKey
 from jointdraw.transforms.storage.csvout import write_people_csv
 from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.reuse import EarlierResults, merge_key
 from jointdraw.transforms.storage.runfolder import (
     atomic_path,
     file_record,
@@ -33,9 +39,16 @@ def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
     return path
 
 
-def run_merge(run: RunFolder) -> MergeRecord:
+def run_merge(run: RunFolder, reuse: bool = False) -> MergeRecord:
+    """The directory merged from the accepted objects files, or, with `reuse`, taken from an earlier run
+    that merged the same files."""
     accepted = sorted((run.stage("validate") / "accepted" / "objects").glob("*.parquet"))
     out_dir = run.stage("merge")
+    inputs = [file_record(p, None, run.stage("validate")) for p in accepted]
+    key = ReuseKey(key=merge_key(inputs))
+    if reuse and (taken := EarlierResults.of(run, "merge").take(key.key, out_dir)):
+        get_run_logger().info("merge: reused from run %s (the accepted objects files are unchanged)", taken.run_id)
+        return MergeRecord.model_validate({**taken.record_here(), "inputs": inputs, "reuse": key})
     spill = out_dir / ".spill"
     spill.mkdir(parents=True, exist_ok=True)
     con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
@@ -55,7 +68,7 @@ def run_merge(run: RunFolder) -> MergeRecord:
         (write_people_csv(type_conflicts, out_dir / "type_conflicts.csv"), type_conflicts.height),
     ]
     return MergeRecord(
-        inputs=[file_record(p, None, run.stage("validate")) for p in accepted],
+        inputs=inputs,
         records_in=merged.records,
         entities=merged.entities,
         entities_listed_by_several_departments=merged.listed_by_several_departments,
@@ -64,4 +77,5 @@ def run_merge(run: RunFolder) -> MergeRecord:
         conflicts_by_attribute=dict(sorted(merged.conflicts.group_by("attribute").len().iter_rows())),
         type_conflicts=type_conflicts.height,
         outputs=[file_record(path, rows, out_dir) for path, rows in written],
+        reuse=key,
     )

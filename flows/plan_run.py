@@ -1,12 +1,15 @@
 """The plan flow: one run of a plan (抽查计划) through the stages, meeting on disk.
 
-    plan_run(plan, inbox, out, seed=None, start_at="ingest", stop_after=None, run_id=None, seed_sources=None)
+    plan_run(plan, inbox, out, seed=None, start_at="ingest", stop_after=None, run_id=None, seed_sources=None,
+             dask=None, reuse=True)
 
 Stages live under OUT/runs/<run_id>/<NN_stage>/ (transforms/storage/runfolder.py); each is a Prefect
 task run named "<stage> · <plan_id>". A run started at a later stage first checks that every
 earlier stage finished and its recorded files are unchanged, and that the plan and the
 inputs are the ones the run started with (transforms/rerun.py); it refuses otherwise. Only
-one run of a plan works at a time (transforms/storage/runlock.py).
+one run of a plan works at a time (transforms/storage/runlock.py). With `reuse` (the default), ingest,
+validate and merge take what an earlier run in the same output root computed from the same inputs
+(transforms/storage/reuse.py); `reuse=False` (`jointdraw run --no-reuse`) computes everything.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class RunContext:
     run_date: dt.date
     seed: str | None
     seed_sources: list[str] | None
+    reuse: bool  # take unchanged files' ingest and validation, and an unchanged merge, from earlier runs
 
 
 def _plan_id_of(plan: str) -> str:
@@ -90,16 +94,19 @@ def plan_run(
     run_id: str | None = None,
     seed_sources: list[str] | None = None,
     dask: str | None = None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
     """Runs the plan's stages from `start_at` to `stop_after` (default: the last); returns the
     run's summary: run id, run folder, and per stage what it did. `seed` or `seed_sources`
     (public numbers, RFC 3797) override the plan's; without any, a seed is generated.
     `dask` runs the per-department ingest and validation tasks on a Dask cluster: "local"
     (two worker processes) or a scheduler address such as tcp://10.0.0.5:8786; the outputs
-    are the same bytes either way."""
+    are the same bytes either way. `reuse` takes each department file's ingest and validation, and
+    the merge, from an earlier run in the same output root when their inputs are unchanged (the
+    same bytes either way); False computes everything, and a run started so keeps it when resumed."""
     try:
         with noticing_sigterm():
-            return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id, seed_sources, dask)
+            return _run_stages(plan, inbox, out, seed, start_at, stop_after, run_id, seed_sources, dask, reuse)
     except USER_ERRORS as e:
         # bad input or a busy plan: one clear line in the log and a Failed run that carries the error, no traceback
         get_run_logger().error("%s", e, extra={"user_facing": True})  # the CLI ends with it
@@ -138,6 +145,7 @@ def _run_stages(
     run_id: str | None,
     seed_sources: list[str] | None,
     dask: str | None,
+    reuse: bool,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     # absolute from here on: Dask workers and `jointdraw resume` have working folders of their own
@@ -159,6 +167,7 @@ def _run_stages(
         seed=seed,
         seed_sources=seed_sources,
         run_date=dt.datetime.now(dt.UTC).date().isoformat(),
+        **({} if reuse else {"reuse": False}),  # kept only when off: a resume of the run computes everything too
     )
     run = open_run(run_dir, new)
     summary: dict[str, Any] = {"run_id": run_id, "run_dir": str(run_dir), "plan_id": the_plan.plan_id, "stages": {}}
@@ -192,6 +201,7 @@ def _run_stages(
             run_date=dt.date.fromisoformat(run.run_date),
             seed=seed or run.seed,
             seed_sources=seed_sources or run.seed_sources,
+            reuse=reuse and run.reuse is not False,
         )
         for stage in STAGES[first : last + 1]:
             outcome = run_stage(stage, the_plan.plan_id, ctx)
@@ -205,14 +215,14 @@ def _validate(ctx: RunContext) -> StageRecord:
     """Great Expectations (3 s to import) is loaded only by a run that validates."""
     from jointdraw.flows.validate import run_validate
 
-    return run_validate(ctx.run, ctx.plan.quarantine_threshold, ctx.run_date)
+    return run_validate(ctx.run, ctx.plan.quarantine_threshold, ctx.run_date, ctx.reuse)
 
 
 # Each stage's step: reads the run folder, writes its files, returns its record (flows/<stage>.py).
 STAGE_STEPS: dict[str, Callable[[RunContext], StageRecord]] = {
-    "ingest": lambda ctx: run_ingest(ctx.inbox, ctx.run),
+    "ingest": lambda ctx: run_ingest(ctx.inbox, ctx.run, reuse=ctx.reuse),
     "validate": lambda ctx: _validate(ctx),
-    "merge": lambda ctx: run_merge(ctx.run),
+    "merge": lambda ctx: run_merge(ctx.run, ctx.reuse),
     "commit": lambda ctx: run_commit(ctx.run, ctx.plan_file, ctx.plan),
     "draw": lambda ctx: run_draw(ctx.run, ctx.plan, ctx.seed, ctx.seed_sources),
     "fuse": lambda ctx: run_fuse(ctx.run, ctx.plan),

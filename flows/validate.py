@@ -15,6 +15,11 @@ gathers them into one Data Docs site (transforms/contract/department_files.py). 
 failure (required column missing, no rows) fails its department; the stage fails when any
 department failed, or when a registry kind's quarantined share passes the plan's threshold —
 after writing everything, so the reasons can be read (stage.failed.json).
+
+With `reuse`, a file whose rows, rules and date cut (transforms/storage/reuse.py `validation_key`) an
+earlier run in the same output root validated is taken from that run: its accepted and quarantined
+rows, its record and its GX results for Data Docs (kept in 02_validate/docs/); the threshold is applied
+to every file after, as always.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from jointdraw.transforms.corrections import with_correction_checks
 from jointdraw.transforms.documents.results_bundle import load_plan_side
 from jointdraw.transforms.registry import RESULT_KINDS, Kind, submitted_kinds
 from jointdraw.transforms.results import with_result_checks
-from jointdraw.transforms.stage_records import ValidateRecord
+from jointdraw.transforms.stage_records import ReuseKey, ValidateRecord
 from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.reuse import EarlierResults, docs_path, keep_docs, reused_docs, validation_key
 from jointdraw.transforms.storage.runfolder import inputs_from, write_parquet
 
 VALIDATION_ORDER: tuple[Kind, ...] = ("items", "inspectors", "objects", "inspections")
@@ -70,22 +76,18 @@ def validate_files(
     return validate_department_files(kind, typed, ingest_dir, contract_rules(kind, run_date, item_ids), out_dir)
 
 
-def run_validate(run: RunFolder, threshold: float, run_date: dt.date) -> ValidateRecord:
+def run_validate(run: RunFolder, threshold: float, run_date: dt.date, reuse: bool = False) -> ValidateRecord:
     """Validates every ingested file (on the flow's threads a task per kind, on a Dask cluster a task per
-    department file: flows/fanout.py): items first, since inspectors' item scopes must name accepted items."""
-    ingest_dir, out_dir = run.stage("ingest"), run.stage("validate")
+    department file: flows/fanout.py): items first, since inspectors' item scopes must name accepted items.
+    With `reuse`, a file an earlier run validated under the same key is taken from it instead."""
+    out_dir = run.stage("validate")
     contract = Contract.ephemeral()
-    failed = file_failures(contract, VALIDATION_ORDER, ingest_dir)
-    common = {"ingest_dir": ingest_dir, "out_dir": out_dir, "run_date": run_date}
-    done = [
-        r for f in map_department_files(("items",), failed, validate_files, **common, item_ids=[]) for r in f.result()
-    ]
+    failed = file_failures(contract, VALIDATION_ORDER, run.stage("ingest"))
+    earlier = EarlierResults.of(run, "validate") if reuse else EarlierResults()
+    done = _validated(run, ("items",), failed, earlier, run_date, item_ids=[])
     accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
     item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
-    later = map_department_files(
-        ("inspectors", "objects", "inspections"), failed, validate_files, **common, item_ids=item_ids
-    )
-    done += [r for f in later for r in f.result()]
+    done += _validated(run, ("inspectors", "objects", "inspections"), failed, earlier, run_date, item_ids)
     files = in_report_order(failed + done)
     record = validation_record(
         contract,
@@ -97,6 +99,51 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date) -> Validat
         inputs_from(run.path, "ingest"),
     )
     return contract_met(record, out_dir)
+
+
+def _validated(
+    run: RunFolder,
+    kinds: tuple[Kind, ...],
+    failed: list[dict[str, Any]],
+    earlier: EarlierResults,
+    run_date: dt.date,
+    item_ids: list[str],
+) -> list[dict[str, Any]]:
+    """The records of the files of these kinds that met the file-level rules: each taken from an earlier
+    run when one validated it under the same key, the others validated (`validate-files` tasks); each with
+    its key and its GX results kept for later runs."""
+    ingest_dir, out_dir = run.stage("ingest"), run.stage("validate")
+    ingested = {
+        (f["kind"], f["department"]): [o["sha256"] for o in f.get("outputs", [])]
+        for f in run.stage_record("ingest").files
+    }
+    failing = {(f["kind"], f["department"]) for f in failed}
+    rules = {kind: contract_rules(kind, run_date, item_ids) for kind in kinds}
+    keys = {
+        (kind, d): validation_key(kind, d, ingested[(kind, d)], rules[kind], ingest_dir / kind / f"{d}.parquet")
+        for kind in kinds
+        for d in sorted(p.stem for p in (ingest_dir / kind).glob("*.parquet"))
+        if (kind, d) not in failing
+    }
+    taken = []
+    for (kind, department), key in keys.items():
+        if found := earlier.take(key, out_dir):
+            docs = reused_docs(docs_path(out_dir, kind, department), rules[kind])
+            taken.append({**found.record_here(), "docs": docs})
+    futures = map_department_files(
+        kinds,
+        failed + taken,
+        validate_files,
+        ingest_dir=ingest_dir,
+        out_dir=out_dir,
+        run_date=run_date,
+        item_ids=item_ids,
+    )
+    done = [r for f in futures for r in f.result()]
+    for r in done:
+        kept = keep_docs(r["docs"], docs_path(out_dir, r["kind"], r["department"]), out_dir)
+        r["reuse"] = ReuseKey(key=keys[(r["kind"], r["department"])], docs=kept).model_dump()
+    return taken + done
 
 
 def in_report_order(files: list[dict[str, Any]]) -> list[dict[str, Any]]:

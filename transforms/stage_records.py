@@ -45,6 +45,45 @@ class FileRecord(BaseModel):
         return data
 
 
+class ReuseKey(BaseModel):
+    """What a later run finds this result by (issue 23.4, transforms/storage/reuse.py): the SHA-256 of
+    everything it depends on; for a validated file also its Great Expectations results for Data Docs,
+    kept beside its outputs (a later run that takes the file shows them in its own Data Docs)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    docs: FileRecord | None = None
+
+    @model_serializer(mode="wrap")
+    def _docs_when_kept(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("docs") is None:
+            data.pop("docs", None)
+        return data
+
+
+class ReusedFrom(BaseModel):
+    """A result taken from an earlier run in the same output root instead of being computed (issue 23.4):
+    the run it was taken from; its files were linked (or copied) after their SHA-256 was checked."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+
+    def text(self) -> str:
+        return f"reused from run {self.run_id}"
+
+
+def reused_from(entry: dict[str, Any]) -> ReusedFrom | None:
+    """Where a file's record (ingest, validate) says it was taken from; None: computed in this run."""
+    return ReusedFrom.model_validate(entry["reused_from"]) if entry.get("reused_from") else None
+
+
+def _reused_files(files: list[dict[str, Any]]) -> str:
+    """' (35 of 36 files reused from earlier runs)' for the stage's line; nothing when none was."""
+    n = sum(1 for f in files if f.get("reused_from"))
+    return f" ({n} of {len(files)} files reused from earlier runs)" if n else ""
+
+
 @dataclass(frozen=True)
 class Table:
     """A table of the end-of-run summary."""
@@ -98,7 +137,9 @@ class IngestRecord(StageRecord):
     label: ClassVar[str] = "ingest (数据归集)"
     stage: Literal["ingest"] = "ingest"
     inbox: str
-    files: list[dict[str, Any]]  # per department file: source, encoding, header, skipped rows, outputs (or error)
+    # per department file: source, encoding, header, skipped rows, outputs (or error); `reuse` (ReuseKey) and, when
+    # taken from an earlier run, `reused_from` (ReusedFrom)
+    files: list[dict[str, Any]]
     ignored: list[dict[str, Any]]
     failed_departments: list[dict[str, Any]]
     rows_read: int
@@ -106,7 +147,10 @@ class IngestRecord(StageRecord):
     rows_skipped: int  # titles, blank rows, notes: never data
 
     def line(self) -> str:
-        return f"{self.rows_read:,} rows read = {self.rows_written:,} written, {len(self.files)} files"
+        return (
+            f"{self.rows_read:,} rows read = {self.rows_written:,} written, {len(self.files)} files"
+            f"{_reused_files(self.files)}"
+        )
 
     def table(self) -> list[dict[str, Any]]:
         """Rows per department and registry kind, and a total row."""
@@ -120,7 +164,8 @@ class IngestRecord(StageRecord):
         )
         return [
             Table(f"{self.label}: rows per department and registry — run {Path(run_dir).name}", self.table()),
-            f"rows read {self.rows_read:,} = rows written {self.rows_written:,}{skipped}; {self.seconds:.1f} s",
+            f"rows read {self.rows_read:,} = rows written {self.rows_written:,}{skipped}{_reused_files(self.files)}; "
+            f"{self.seconds:.1f} s",
         ]
 
     def artifacts(self, run_id: str) -> list[Artifact]:
@@ -145,7 +190,8 @@ class ValidateRecord(StageRecord):
     inputs: list[FileRecord] = []
     run_date: str
     threshold: float
-    files: list[dict[str, Any]]  # per department file: read, accepted, quarantined by reason (or file problems)
+    # per department file: read, accepted, quarantined by reason (or file problems); `reuse`, `reused_from` as ingest's
+    files: list[dict[str, Any]]
     kinds: dict[str, dict[str, Any]]  # per registry kind: read, quarantined, share, top reasons
     quarantine_csv: FileRecord
     data_docs: str
@@ -154,7 +200,10 @@ class ValidateRecord(StageRecord):
     rows_quarantined: int
 
     def line(self) -> str:
-        return f"{self.rows_read:,} rows in, {self.rows_accepted:,} accepted, {self.rows_quarantined:,} quarantined"
+        return (
+            f"{self.rows_read:,} rows in, {self.rows_accepted:,} accepted, {self.rows_quarantined:,} quarantined"
+            f"{_reused_files(self.files)}"
+        )
 
     def table(self) -> list[dict[str, Any]]:
         """One row per department file: read, accepted, quarantined, why."""
@@ -170,7 +219,8 @@ class ValidateRecord(StageRecord):
         ]
         return [
             Table(f"{self.label}: the data contract per department file", rows),
-            f"read {self.rows_read:,} = accepted {self.rows_accepted:,} + quarantined {self.rows_quarantined:,}; "
+            f"read {self.rows_read:,} = accepted {self.rows_accepted:,} + quarantined {self.rows_quarantined:,}"
+            f"{_reused_files(self.files)}; "
             f"{self.seconds:.1f} s; Data Docs: {Path(run_dir) / '02_validate' / self.data_docs}",
         ]
 
@@ -192,7 +242,8 @@ class ValidateRecord(StageRecord):
             else (
                 False,
                 f"{f['file']} {f['rows_read']:,} read, {f['rows_accepted']:,} accepted, {f['rows_quarantined']:,} "
-                f"quarantined {f['quarantined_by_reason'] or ''}",
+                f"quarantined {f['quarantined_by_reason'] or ''}"
+                + (f"— {taken.text()}" if (taken := reused_from(f)) else ""),
             )
             for f in self.files
         ]
@@ -251,10 +302,22 @@ class MergeRecord(StageRecord):
     conflicts_by_attribute: dict[str, int]
     type_conflicts: int  # registered type vs the USCC's entity class (GB 32100)
     outputs: list[FileRecord]
+    reuse: ReuseKey | None = None
+    reused_from: ReusedFrom | None = None  # the directory was taken from this run: same accepted objects files
+
+    @model_serializer(mode="wrap")
+    def _reuse_when_known(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("reuse", "reused_from"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     def line(self) -> str:
+        taken = f"{self.reused_from.text()}: " if self.reused_from else ""
+        several = self.entities_listed_by_several_departments
         return (
-            f"{self.records_in:,} records → {self.entities:,} entities ({self.entities_listed_by_several_departments:,}"
+            f"{taken}{self.records_in:,} records → {self.entities:,} entities ({several:,}"
             f" listed by several departments, {self.unlinked_entities:,} unlinked); conflicts "
             f"{self.conflicts_by_attribute or 'none'}; {self.type_conflicts:,} records whose registered type "
             f"contradicts their USCC (type_conflicts.csv)"

@@ -2,8 +2,8 @@
 arguments of scripts/demo.sh: 20,000 object rows, seed 2021, planted errors) run through every
 stage must publish exactly the files recorded in tests/flows/golden/demo-city.json, and write
 exactly the recorded stage.json of every stage, but what differs between two runs by design
-(seconds, the run's date, paths, the audit entry's hash and the seal; the manifest's VOLATILE
-fields).
+(seconds, the run's date, paths, the audit entry's hash and the seal, the reuse keys; the manifest's
+VOLATILE fields).
 
 After a change that is meant to change outputs, record them again and say so in the commit:
     JOINTDRAW_UPDATE_GOLDEN=1 bash scripts/test.sh tests/flows/test_golden.py
@@ -19,9 +19,9 @@ from jointdraw.transforms.storage.runfolder import STAGES
 from tests.flows.test_publish_stage import VOLATILE
 
 GOLDEN = Path(__file__).parent / "golden" / "demo-city.json"
-# how long a stage took, the day it ran, the hash of the audit entry (it covers the entry's time) and the
-# seal (it covers the manifest's timeline)
-STAGE_VOLATILE = {"seconds", "run_date", "entry_hash", "seal"}
+# how long a stage took, the day it ran, the hash of the audit entry (it covers the entry's time), the
+# seal (it covers the manifest's timeline) and the reuse keys (they cover the code: transforms/storage/reuse.py)
+STAGE_VOLATILE = {"seconds", "run_date", "entry_hash", "seal", "reuse"}
 
 
 def _without(value, keys: set[str]):

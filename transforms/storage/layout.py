@@ -92,6 +92,7 @@ class RunRecord(BaseModel):
     seed_sources: list[str] | None = None
     run_date: str | None = None
     generated_seed: str | None = None
+    reuse: bool | None = None  # False: started with --no-reuse (kept only then), so its resumes compute everything
 
 
 def run_record_path(run_dir: Path) -> Path:

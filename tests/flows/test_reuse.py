@@ -1,0 +1,110 @@
+"""Reusing what did not change (issue 23.4), on the demo city: a second run in the same output root
+takes every department file's ingest and validation, and the merge, from the first and publishes the
+same bundle; after one department's file changed only that file (and the merge) is computed again, and
+the bundle is the one a run with --no-reuse publishes."""
+
+import json
+import shutil
+
+from jointdraw.cli.commands import main
+from jointdraw.flows.plan_run import plan_run
+from jointdraw.transforms.documents.manifest import file_digest
+from jointdraw.transforms.storage.bundle import bundle_file
+from tests.conftest import plan_path
+from tests.flows.test_publish_stage import VOLATILE
+
+PLAN_ID = "SZ-2026-ANNUAL"
+CHANGED = ("EDU", "objects")  # the department file the quarterly inbox brings anew
+
+
+def _bundle_differences(first, second) -> list[str]:
+    """The files of two bundles that differ (the manifest: but its volatile fields, README "Publish")."""
+    a, b = (json.loads(bundle_file(x, "manifest.json").read_text(encoding="utf-8")) for x in (first, second))
+    differences = (
+        []
+        if {k: v for k, v in a.items() if k not in VOLATILE} == {k: v for k, v in b.items() if k not in VOLATILE}
+        else ["manifest.json"]
+    )
+    return differences + [
+        f["path"] for f in a["files"] if file_digest(first, f["path"]) != file_digest(second, f["path"])
+    ]
+
+
+def _out_with_the_first_run(dirty_run, out):
+    """An output root holding a copy of the demo city's first run (its own files: nothing shared with the fixture)."""
+    shutil.copytree(dirty_run, out / "runs" / dirty_run.name)
+    return out
+
+
+def _stage(out, run_id, folder):
+    return json.loads((out / "runs" / run_id / folder / "stage.json").read_text(encoding="utf-8"))
+
+
+def _taken_from(record) -> dict[tuple[str, str], str | None]:
+    """(department, kind) → the run a file was taken from (None: computed in this run)."""
+    return {(f["department"], f["kind"]): (f.get("reused_from") or {}).get("run_id") for f in record["files"]}
+
+
+def _pages(run_dir) -> list[str]:
+    """The batches Data Docs shows a validation page for (`AMR objects`, …, the file inventories)."""
+    return sorted(
+        p.parent.parent.name for p in (run_dir / "02_validate" / "validation" / "validations").rglob("*.html")
+    )
+
+
+def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_bytes(
+    prefect_server, dirty_run, dirty_city, tmp_path
+):
+    out = _out_with_the_first_run(dirty_run, tmp_path / "out")
+    summary = plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="again")
+    # what the log says: per file, and in each stage's line
+    assert summary["stages"]["ingest"].line().endswith("40 files (40 of 40 files reused from earlier runs)")
+    assert all(line.endswith("— reused from run dirty") for _, line in summary["stages"]["validate"].file_lines())
+    assert summary["stages"]["merge"].line().startswith("reused from run dirty: ")
+    ingest, validate = _stage(out, "again", "01_ingest"), _stage(out, "again", "02_validate")
+    assert set(_taken_from(ingest).values()) == {"dirty"} and len(ingest["files"]) == 40
+    assert set(_taken_from(validate).values()) == {"dirty"} and len(validate["files"]) == 40
+    merge = _stage(out, "again", "03_merge")
+    assert merge["reused_from"] == {"run_id": "dirty"}
+    # what was taken is what the first run recorded, linked, not copied
+    assert [f["outputs"] for f in validate["files"]] == [
+        f["outputs"] for f in _stage(out, "dirty", "02_validate")["files"]
+    ]
+    taken, source = (out / "runs" / r / "03_merge" / "directory.parquet" for r in ("again", "dirty"))
+    assert taken.stat().st_ino == source.stat().st_ino
+    # Data Docs still show every file's validation (the taken files' kept GX results)
+    assert _pages(out / "runs" / "again") == _pages(dirty_run) and len(_pages(dirty_run)) == 44
+    assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID) == []
+
+
+def _with_one_row_changed(dirty_city, inbox):
+    """The city's inbox with one name changed in one row of EDU's objects file (the rest byte for byte)."""
+    shutil.copytree(dirty_city / "inbox", inbox)
+    path = inbox / "EDU" / "objects.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    name = lines[1].split(",")[1]
+    lines[1] = lines[1].replace(name, name + "（分部）", 1)
+    path.write_text("".join(lines), encoding="utf-8-sig")
+    return inbox
+
+
+def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reuse(
+    prefect_server, dirty_run, dirty_city, tmp_path
+):
+    inbox = _with_one_row_changed(dirty_city, tmp_path / "inbox")
+    reusing, fresh = (_out_with_the_first_run(dirty_run, tmp_path / name) for name in ("reusing", "fresh"))
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(inbox), out=str(reusing), run_id="q2")
+    for folder in ("01_ingest", "02_validate"):
+        taken = _taken_from(_stage(reusing, "q2", folder))
+        assert taken.pop(CHANGED) is None, folder  # computed
+        assert set(taken.values()) == {"dirty"}, folder  # every other file, EDU's items and inspectors too
+    assert "reused_from" not in _stage(reusing, "q2", "03_merge")  # its inputs changed: merged again
+
+    args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
+    assert main([*args, "--no-reuse"]) == 0
+    for folder in ("01_ingest", "02_validate", "03_merge"):
+        assert "reused_from" not in json.dumps(_stage(fresh, "q2", folder)), folder
+    assert json.loads((fresh / "runs" / "q2" / "run.json").read_text(encoding="utf-8"))["reuse"] is False
+    assert _bundle_differences(reusing / "published" / PLAN_ID, fresh / "published" / PLAN_ID) == []
+    # the changed department's name reached the directory, so the bundle is not simply the first run's
+    assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, fresh / "published" / PLAN_ID)
