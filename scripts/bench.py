@@ -99,7 +99,7 @@ def _input_scan_floor(city: Path) -> dict:
             rows += pl.read_excel(f.path, infer_schema_length=0).height
         elif sniff_encoding(f.path) == "gb18030":
             text = f.path.read_bytes().decode("gb18030")  # polars does not decode GBK: as the ingest stage does
-            rows += pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False).height
+            rows += pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, truncate_ragged_lines=True).height
         else:
             rows += con.execute("select count(*) from read_csv(?, all_varchar = true)", [str(f.path)]).fetchall()[0][0]
     return {"files": files, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
@@ -142,8 +142,8 @@ def _whole_flow(
 
 def _reused(record: dict) -> int:
     """How many of a stage's files (or the stage itself) its record says were reused from an earlier run."""
-    files = record.get("files") or []
-    return sum(1 for f in files if f.get("reused")) + (1 if record.get("reused") else 0)
+    files = record["files"] if isinstance(record.get("files"), list) else []
+    return sum(1 for f in files if f.get("reused_from")) + (1 if record.get("reused_from") else 0)
 
 
 def _floor(city: Path, run_dir: Path) -> dict:

@@ -20,11 +20,16 @@ from jointdraw.transforms.storage.runfolder import file_record, work_parquet_app
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
 
 
-def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path) -> dict[str, Any]:
+def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, sha256: str | None = None) -> dict[str, Any]:
     """Reads one file and writes its raw and typed Parquet; returns their records or the failure.
-    A batch of rows at a time (registry_files.BATCH_ROWS): read, normalised, appended to both."""
+    A batch of rows at a time (registry_files.BATCH_ROWS): read, normalised, appended to both.
+    `sha256`: the file's, when the caller hashed it already (a city's export is gigabytes)."""
     started = time.perf_counter()
-    source = file_record(file.path, None, inbox)
+    source = (
+        {"path": file.relative, "sha256": sha256, "bytes": file.path.stat().st_size, "rows": None}
+        if sha256
+        else file_record(file.path, None, inbox)
+    )
     raw_path = out_dir / "raw" / file.department / f"{file.kind}.parquet"
     typed_path = out_dir / file.kind / f"{file.department}.parquet"
     rows, skipped = 0, []
