@@ -188,13 +188,13 @@ def _print_whole(whole: dict) -> None:
     )
 
 
-def _changed_inbox(city: Path, out: Path, department: str = "WAT") -> Path:
-    """A copy of the city's inbox (hard links) where one department's objects file lost its last row:
+def _changed_inbox(city: Path, out: Path, kind: str, department: str = "WAT") -> Path:
+    """A copy of the city's inbox (hard links) where one department's file of `kind` lost its last row:
     a department that sent a new file, the others unchanged."""
-    inbox = out / "quarterly-inbox"
+    inbox = out / f"quarterly-inbox-{kind}"
     shutil.rmtree(inbox, ignore_errors=True)
     shutil.copytree(city / "inbox", inbox, copy_function=os.link)
-    changed = next((inbox / department).glob("objects.*"))
+    changed = inbox / department / f"{kind}.csv"
     data = changed.read_bytes()
     changed.unlink()  # a new file, not the linked one: the city's own stays as it was
     changed.write_bytes(data.rstrip(b"\r\n").rsplit(b"\n", 1)[0] + b"\n")
@@ -202,16 +202,20 @@ def _changed_inbox(city: Path, out: Path, department: str = "WAT") -> Path:
 
 
 def _quarterly(city: Path, out: Path) -> dict:
-    """The city's quarterly plan in the output root of the annual runs, one department's file changed."""
+    """The city's quarterly plan in the output root of the annual runs, twice: one department's inspectors
+    file changed (the merge is reused too), then its objects file (the merge is redone)."""
     plan = next((city / "plans").glob("*-Q*.yaml"))
-    run = _whole_flow(plan, _changed_inbox(city, out), out, run_id="quarterly", reuse=True)
-    print(
-        f"  quarterly plan {plan.stem}, one department's objects file changed, reusing the rest: "
-        f"{run['seconds']:.1f} s wall, {run['stages_total']:.1f} s in stages, peak {run['peak_gib']:.2f} GiB; "
-        + ", ".join(f"{s} {v:.1f}" for s, v in run["stage_seconds"].items())
-    )
-    print("    reused: " + (", ".join(f"{s} {n}" for s, n in run["reused"].items()) or "nothing"))
-    return run
+    runs = {}
+    for kind in ("inspectors", "objects"):
+        run = _whole_flow(plan, _changed_inbox(city, out, kind), out, run_id=f"quarterly-{kind}", reuse=True)
+        runs[kind] = run
+        print(
+            f"  quarterly plan {plan.stem}, one department's {kind} file changed, reusing the rest: "
+            f"{run['seconds']:.1f} s wall, {run['stages_total']:.1f} s in stages, peak {run['peak_gib']:.2f} GiB; "
+            + ", ".join(f"{s} {v:.1f}" for s, v in run["stage_seconds"].items())
+        )
+        print("    reused: " + (", ".join(f"{s} {n}" for s, n in run["reused"].items()) or "nothing"))
+    return runs
 
 
 def _bundle_differences(first: Path, second: Path) -> list[str]:
