@@ -22,6 +22,7 @@ import xlsxwriter
 
 from jointdraw.transforms.storage.csvout import LIST_JOIN, yes_no
 from jointdraw.transforms.storage.runfolder import atomic_path
+from jointdraw.transforms.storage.sheetrows import sheet_rows_supported, write_sheet_rows
 
 CREATED = dt.datetime(2026, 1, 1)  # fixed document date: byte-identical files on reruns
 SHEET_ROWS = 1_048_575  # data rows per sheet (one row is the header)
@@ -58,7 +59,7 @@ def _widths(df: pl.DataFrame, headers: list[str]) -> list[int]:
     sample = df.head(WIDTH_SAMPLE)
     out = []
     for name, header in zip(df.columns, headers, strict=True):
-        values = [str(v) for v in sample[name].drop_nulls().to_list()]
+        values = {str(v) for v in set(sample[name].drop_nulls().to_list())}
         widest = max([display_width(header), *(display_width(v) for v in values)])
         out.append(min(MAX_WIDTH, widest + 2))
     return out
@@ -108,8 +109,12 @@ def write_people_xlsx(
             for j, (name, width) in enumerate(zip(names, widths, strict=True)):
                 ws.set_column(j, j, width)
                 ws.write_string(0, j, name, bold)
-            for i, row in enumerate(table.slice(part * SHEET_ROWS, SHEET_ROWS).iter_rows(), start=1):
-                ws.write_row(i, 0, row)  # str → text cell, int/float → number, date → date cell, None → nothing
+            rows = table.slice(part * SHEET_ROWS, SHEET_ROWS)
+            if sheet_rows_supported(rows):
+                write_sheet_rows(ws, rows)  # the same bytes as the loop below, made a column at a time
+            else:
+                for i, row in enumerate(rows.iter_rows(), start=1):
+                    ws.write_row(i, 0, row)  # str → text cell, int/float → number, date → date cell, None → nothing
         book.close()
     return path
 
