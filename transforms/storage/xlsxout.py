@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 import xlsxwriter
 
+from jointdraw.transforms.storage.background import BackgroundWriters
 from jointdraw.transforms.storage.csvout import LIST_JOIN, yes_no
 from jointdraw.transforms.storage.runfolder import atomic_path
 from jointdraw.transforms.storage.sheetrows import sheet_rows_supported, write_sheet_rows
@@ -120,16 +121,23 @@ def write_people_xlsx(
 
 
 def write_people_tables(
-    df: pl.DataFrame, csv_path: Path, headers: dict[str, str], sheet: str, max_xlsx_rows: int | None = None
+    df: pl.DataFrame,
+    csv_path: Path,
+    headers: dict[str, str],
+    sheet: str,
+    max_xlsx_rows: int | None = None,
+    writers: BackgroundWriters | None = None,
 ) -> tuple[Path, Path]:
     """A people-facing table as CSV (for machines and spreadsheets that import text) and, beside it,
-    as XLSX (for people: codes stay codes); both with the Chinese headers."""
+    as XLSX (for people: codes stay codes); both with the Chinese headers. With `writers`, the
+    workbook is written by one of them (it is there once the writers are waited for)."""
     from jointdraw.transforms.storage.csvout import write_people_csv
 
-    return (
-        write_people_csv(df, csv_path, headers),
-        write_people_xlsx(df, csv_path.with_suffix(".xlsx"), headers, sheet, max_xlsx_rows),
-    )
+    xlsx = csv_path.with_suffix(".xlsx")
+    if writers is not None:
+        writers.submit(write_people_xlsx, df, xlsx, headers, sheet, max_xlsx_rows)
+        return write_people_csv(df, csv_path, headers), xlsx
+    return write_people_csv(df, csv_path, headers), write_people_xlsx(df, xlsx, headers, sheet, max_xlsx_rows)
 
 
 def read_workbook(path: Path) -> pl.DataFrame:
