@@ -2,7 +2,7 @@
 file of the three parts written into a staging folder, the manifest last, then the seal written
 into the pages that show it. The publish stage moves the folder into place.
 
-    manifest = assemble_bundle(staging, run, plan)
+    manifest = assemble_bundle(staging, run, plan, audit_entries(out_root, plan.plan_id))
     seal = seal_bundle(staging)
     keep_results(published, staging)
 """
@@ -48,7 +48,6 @@ from jointdraw.transforms.storage.bundle import (
 )
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import STAGES, copy_file, write_json, write_parquet
-from jointdraw.transforms.storage.warehouse import audit_entries
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
@@ -151,10 +150,11 @@ def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     return people.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi")
 
 
-def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
+def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
-    the manifest. The pages that show the seal are written with an empty slot (see `_seal`). The
-    directory and the workbooks are written by background writers while the rest is written here."""
+    the manifest. `entries`: the plan's audit log (every logged attempt, redraw and seal, chained). The
+    pages that show the seal are written with an empty slot (see `_seal`). The directory and the
+    workbooks are written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
         run.stage(s) for s in ("commit", "draw", "fuse", "assign", "validate")
     )
@@ -164,7 +164,6 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
         draws = pl.read_parquet(draw_dir / "draws.parquet")
         copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
         write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)
-        entries = audit_entries(run.root.path, plan.plan_id)  # every logged attempt, redraw and seal, chained
         redraws = redraws_of(entries, run.run_id)  # replacement draws (递补) made since the run published
         team = apply_redraws(pl.read_parquet(assign_dir / "team.parquet"), redraws)
         joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
