@@ -47,7 +47,7 @@ from jointdraw.transforms.storage.bundle import (
     write_prepublication,
 )
 from jointdraw.transforms.storage.layout import RunFolder
-from jointdraw.transforms.storage.runfolder import STAGES, copy_file, write_json, write_parquet
+from jointdraw.transforms.storage.runfolder import STAGES, copy_file, copy_parquet_without, write_json, write_parquet
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
@@ -136,14 +136,6 @@ def _write_teams(
     write_parquet(items.select("item_id", "department", "name", "category", expert=expert), at("items.parquet"))
 
 
-def _write_directory(commit_dir: Path, path: Path) -> None:
-    """What fixed the eligible sets, as drawn — without the operators' personal data (not part of the
-    commitment): the committed directory but its personal columns, which are never read."""
-    source = commit_dir / "directory.parquet"
-    kept = [c for c in pl.read_parquet_schema(source) if c not in PERSONAL_COLUMNS]
-    write_parquet(pl.read_parquet(source, columns=kept), path)
-
-
 def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """(uscc, entity_type, operator_name) of the drawn entities: what the notice masks names by."""
     people = pl.read_parquet(commit_dir / "directory.parquet", columns=["entity_key", "entity_type", "operator_name"])
@@ -160,7 +152,11 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict
     )
     at = partial(bundle_file, bundle)
     with BackgroundWriters() as writers:  # every file written once the block ends
-        writers.submit(_write_directory, commit_dir, at("directory.parquet"))  # the biggest file: first
+        # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment);
+        # the biggest file, first and in a process of its own (transforms/storage/background.py)
+        writers.submit_to_process(
+            copy_parquet_without, commit_dir / "directory.parquet", at("directory.parquet"), PERSONAL_COLUMNS
+        )
         draws = pl.read_parquet(draw_dir / "draws.parquet")
         copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
         write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)

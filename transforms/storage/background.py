@@ -1,18 +1,24 @@
-"""Files written beside the caller, in threads: the publish stage's workbooks and big Parquet files.
+"""Files written beside the caller: the publish stage's workbooks and its biggest Parquet file.
 
     with BackgroundWriters() as writers:
-        writers.submit(write_people_xlsx, df, path, headers, sheet)
+        writers.submit(write_people_xlsx, df, path, headers, sheet)        # in a thread
+        writers.submit_to_process(copy_parquet_without, source, path, cols)  # in a process of its own
         ...                                   # the caller goes on writing its own files
     # here every submitted file is written, or the first writer's error is raised
 
-Threads, not processes: what these writers spend their time in — polars, zlib (xlsxwriter's zip)
-and DuckDB — runs without Python's GIL, so two writers and the caller share the two cores, and
-nothing is pickled (a process would have to be handed the frames or read them again).
+Threads for the workbooks: what they spend their time in — polars and zlib (xlsxwriter's zip) —
+runs without Python's GIL, and nothing is pickled. A process for a writer that keeps polars busy
+for seconds (rewriting the 5.8M-row directory at 8M objects): polars' worker threads are shared by
+every thread of a process, and while one big write holds them the caller's small polars steps wait
+for it (measured: 14 s). Such a writer gets paths, never frames, and reads what it writes.
 A writer writes its own file atomically (transforms/storage/runfolder.py: atomic_path).
 """
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -20,22 +26,71 @@ from typing import Any
 WRITERS = 2  # threads: one per core of the machine the pipeline is sized for
 
 
+class _ProcessWriter:
+    """One writer in a fresh interpreter (`python -m` this module: unlike multiprocessing's spawn, it does
+    not run the caller's main script again), handed the function and its arguments pickled on stdin;
+    its error, if any, comes back pickled on stdout."""
+
+    def __init__(self, write: Callable[..., Any], args: tuple) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        self._process.stdin.write(pickle.dumps((write, args)))
+        self._process.stdin.close()
+
+    def error(self) -> BaseException | None:
+        """Waits for the writer; its error, or None."""
+        answer = self._process.stdout.read()
+        self._process.wait()
+        error = pickle.loads(answer) if answer else None
+        if error is None and self._process.returncode != 0:
+            error = RuntimeError(f"a background writer process ended with exit code {self._process.returncode}")
+        return error
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait()
+        self._process.stdout.close()
+
+
+def _child() -> None:
+    write, args = pickle.load(sys.stdin.buffer)
+    try:
+        write(*args)
+        error = None
+    except BaseException as e:
+        error = e
+    try:
+        answer = pickle.dumps(error)
+    except Exception:  # an error that does not pickle: its text
+        answer = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
+    sys.stdout.buffer.write(answer)
+
+
 class BackgroundWriters:
-    """A pool of writer threads whose exit waits for every submitted writer and raises the first
-    error one of them raised (after all have stopped: no writer is left writing into a folder the
-    caller is about to remove)."""
+    """Writer threads, and writer processes, whose exit waits for every submitted writer and raises
+    the first error one of them raised; when the caller fails, writers not started never start and
+    processes are stopped (no writer is left writing into a folder the caller is about to remove)."""
 
     def __init__(self, threads: int = WRITERS) -> None:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="writer")
         self._futures: list[Future] = []
+        self._processes: list[_ProcessWriter] = []
 
     def submit(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Runs `write(*args, **kwargs)` in one of the threads."""
         self._futures.append(self._pool.submit(write, *args, **kwargs))
+
+    def submit_to_process(self, write: Callable[..., Any], *args: Any) -> None:
+        """Runs `write(*args)` in a process of its own: `write` a module-level function, `args` small
+        and picklable (paths)."""
+        self._processes.append(_ProcessWriter(write, args))
 
     def wait(self) -> None:
         """Waits for every writer submitted so far; raises the first error."""
         futures, self._futures = self._futures, []
-        errors = [f.exception() for f in futures]  # waits for each
+        processes, self._processes = self._processes, []
+        errors = [f.exception() for f in futures] + [p.error() for p in processes]
         if first := next((e for e in errors if e is not None), None):
             raise first
 
@@ -49,6 +104,11 @@ class BackgroundWriters:
             else:
                 for f in self._futures:
                     f.cancel()  # not started yet: never starts
-                self._pool.shutdown(wait=True)  # started: finishes before the caller's error goes on
+                for p in self._processes:
+                    p.stop()
         finally:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True)  # a started thread finishes before the caller goes on
+
+
+if __name__ == "__main__":
+    _child()
