@@ -138,8 +138,9 @@ def _write_teams(
 
 def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """(uscc, entity_type, operator_name) of the drawn entities: what the notice masks names by."""
-    people = pl.read_parquet(commit_dir / "directory.parquet", columns=["entity_key", "entity_type", "operator_name"])
-    return people.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi")
+    people = pl.scan_parquet(commit_dir / "directory.parquet").select("entity_key", "entity_type", "operator_name")
+    # a filter, not a semi join: polars reads the other two columns only for the rows it keeps
+    return people.filter(pl.col("entity_key").is_in(joint_tasks["uscc"].implode())).with_columns(DRAWN_ID).collect()
 
 
 def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:

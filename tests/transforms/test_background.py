@@ -1,0 +1,63 @@
+"""The publish stage's background writers (transforms/storage/background.py): what they write is
+there when the block ends, and an error of any writer, thread or process, reaches the caller."""
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from jointdraw.transforms.storage.background import BackgroundWriters
+from jointdraw.transforms.storage.runfolder import copy_parquet_without, write_parquet
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _fail(path: Path) -> None:
+    raise OSError(28, "No space left on device", str(path))
+
+
+def test_threads_and_a_process_have_written_everything_when_the_block_ends(tmp_path):
+    source = write_parquet(
+        pl.DataFrame({"entity_key": ["E1", "E2"], "operator_name": ["张三", None], "phone": ["1", "2"]}),
+        tmp_path / "directory.parquet",
+    )
+    with BackgroundWriters() as writers:
+        writers.submit(_write_text, tmp_path / "a.txt", "甲")
+        writers.submit_to_process(copy_parquet_without, source, tmp_path / "public.parquet", ("operator_name", "phone"))
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "甲"
+    assert pl.read_parquet(tmp_path / "public.parquet").to_dict(as_series=False) == {"entity_key": ["E1", "E2"]}
+
+
+def test_a_writers_error_reaches_the_caller_with_its_type(tmp_path):
+    # an OSError stays an OSError (the publish stage turns a full disk into a message that says so)
+    with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:
+        writers.submit(_write_text, tmp_path / "a.txt", "ok")
+        writers.submit(_fail, tmp_path / "b.txt")
+    with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:
+        writers.submit_to_process(_fail, tmp_path / "c.txt")
+
+
+def test_the_directory_without_personal_columns_is_the_same_bytes_as_dropping_them(tmp_path):
+    # several row groups (chunks), lists, nulls: reading fewer columns must not change what is written
+    df = pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "entity_key": [f"E{i}-{j}" for j in range(50)],
+                    "operator_name": ["李四", None] * 25,
+                    "departments": [["AMR", "ENV"], None] * 25,
+                    "phone": ["13800000000"] * 50,
+                    "n": list(range(50)),
+                }
+            )
+            for i in range(3)
+        ],
+        rechunk=False,
+    )
+    source = write_parquet(df, tmp_path / "directory.parquet")
+    dropped = write_parquet(pl.read_parquet(source).drop("operator_name", "phone"), tmp_path / "dropped.parquet")
+    copied = copy_parquet_without(source, tmp_path / "copied.parquet", ("operator_name", "phone", "absent"))
+    assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(dropped.read_bytes()).digest()
