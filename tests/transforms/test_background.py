@@ -61,3 +61,51 @@ def test_the_directory_without_personal_columns_is_the_same_bytes_as_dropping_th
     dropped = write_parquet(pl.read_parquet(source).drop("operator_name", "phone"), tmp_path / "dropped.parquet")
     copied = copy_parquet_without(source, tmp_path / "copied.parquet", ("operator_name", "phone", "absent"))
     assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(dropped.read_bytes()).digest()
+
+
+def _slow_write(path: Path) -> None:
+    import time
+
+    time.sleep(3)
+    path.write_text("written after its parent died", encoding="utf-8")
+
+
+PARENT = """
+import sys
+from pathlib import Path
+from jointdraw.transforms.storage.background import BackgroundWriters
+from tests.transforms.test_background import _slow_write
+writers = BackgroundWriters()
+writers.submit_to_process(_slow_write, Path(sys.argv[1]))
+print(writers._processes[0]._process.pid, flush=True)
+writers.wait()
+"""
+
+
+def test_a_writer_process_stops_when_its_parent_is_killed(tmp_path):
+    # a killed publish leaves no process writing on into its staging folder
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path / "late.txt")], stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}") and "Z" not in _state(child):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{child}") or "Z" in _state(child)
+    time.sleep(3.5)
+    assert not (tmp_path / "late.txt").exists()
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1][0]
+    except OSError:
+        return "gone"

@@ -16,9 +16,11 @@ A writer writes its own file atomically (transforms/storage/runfolder.py: atomic
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -29,19 +31,21 @@ WRITERS = 2  # threads: one per core of the machine the pipeline is sized for
 class _ProcessWriter:
     """One writer in a fresh interpreter (`python -m` this module: unlike multiprocessing's spawn, it does
     not run the caller's main script again), handed the function and its arguments pickled on stdin;
-    its error, if any, comes back pickled on stdout."""
+    its error, if any, comes back pickled on stdout. stdin stays open while the writer runs: when this
+    process dies (killed), the writer sees it end and stops at once instead of writing on."""
 
     def __init__(self, write: Callable[..., Any], args: tuple) -> None:
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        self._process.stdin.write(pickle.dumps((write, args)))
-        self._process.stdin.close()
+        task = pickle.dumps((write, args))
+        self._process.stdin.write(len(task).to_bytes(8, "big") + task)
+        self._process.stdin.flush()
 
     def error(self) -> BaseException | None:
         """Waits for the writer; its error, or None."""
         answer = self._process.stdout.read()
-        self._process.wait()
+        self._close()
         error = pickle.loads(answer) if answer else None
         if error is None and self._process.returncode != 0:
             error = RuntimeError(f"a background writer process ended with exit code {self._process.returncode}")
@@ -49,12 +53,26 @@ class _ProcessWriter:
 
     def stop(self) -> None:
         self._process.terminate()
+        self._close()
+
+    def _close(self) -> None:
+        self._process.stdin.close()
         self._process.wait()
         self._process.stdout.close()
 
 
 def _child() -> None:
-    write, args = pickle.load(sys.stdin.buffer)
+    """The writer process: reads its task, then writes its file, stopping if its parent's end of stdin closes."""
+    stdin = sys.stdin.buffer
+    size = int.from_bytes(stdin.read(8), "big")
+    write, args = pickle.loads(stdin.read(size))
+
+    def stop_with_parent() -> None:
+        while os.read(stdin.fileno(), 1 << 16):  # the raw file: no lock for shutdown to wait on
+            pass
+        os._exit(1)  # end of file: the parent closed it (done with us) or died
+
+    threading.Thread(target=stop_with_parent, daemon=True).start()
     try:
         write(*args)
         error = None
@@ -65,6 +83,7 @@ def _child() -> None:
     except Exception:  # an error that does not pickle: its text
         answer = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
     sys.stdout.buffer.write(answer)
+    sys.stdout.buffer.flush()
 
 
 class BackgroundWriters:
