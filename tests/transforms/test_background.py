@@ -1,5 +1,5 @@
 """The publish stage's background writers (transforms/storage/background.py): what they write is
-there when the block ends, and an error of any writer, thread or process, reaches the caller."""
+there when the block ends, an error of any writer reaches the caller, and a worker stops with its parent."""
 
 import hashlib
 from pathlib import Path
@@ -19,15 +19,22 @@ def _fail(path: Path) -> None:
     raise OSError(28, "No space left on device", str(path))
 
 
-def test_threads_and_a_process_have_written_everything_when_the_block_ends(tmp_path):
+def _chatty_write(path: Path) -> None:
+    print("a writer that prints")  # must not garble the worker's answers
+    path.write_text("乙", encoding="utf-8")
+
+
+def test_the_workers_have_written_everything_when_the_block_ends(tmp_path):
     source = write_parquet(
         pl.DataFrame({"entity_key": ["E1", "E2"], "operator_name": ["张三", None], "phone": ["1", "2"]}),
         tmp_path / "directory.parquet",
     )
     with BackgroundWriters() as writers:
         writers.submit(_write_text, tmp_path / "a.txt", "甲")
-        writers.submit_to_process(copy_parquet_without, source, tmp_path / "public.parquet", ("operator_name", "phone"))
-    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "甲"
+        writers.submit(copy_parquet_without, source, tmp_path / "public.parquet", ("operator_name", "phone"))
+        writers.submit(_chatty_write, tmp_path / "b.txt")
+        writers.submit(_write_text, tmp_path / "c.txt", "丙")  # a worker serves one writer after another
+    assert [(tmp_path / n).read_text(encoding="utf-8") for n in ("a.txt", "b.txt", "c.txt")] == ["甲", "乙", "丙"]
     assert pl.read_parquet(tmp_path / "public.parquet").to_dict(as_series=False) == {"entity_key": ["E1", "E2"]}
 
 
@@ -36,8 +43,9 @@ def test_a_writers_error_reaches_the_caller_with_its_type(tmp_path):
     with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:
         writers.submit(_write_text, tmp_path / "a.txt", "ok")
         writers.submit(_fail, tmp_path / "b.txt")
-    with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:
-        writers.submit_to_process(_fail, tmp_path / "c.txt")
+    with pytest.raises(RuntimeError, match="the caller's own"), BackgroundWriters() as writers:
+        writers.submit(_write_text, tmp_path / "c.txt", "ok")
+        raise RuntimeError("the caller's own error goes on")
 
 
 def test_the_directory_without_personal_columns_is_the_same_bytes_as_dropping_them(tmp_path):
@@ -75,9 +83,12 @@ import sys
 from pathlib import Path
 from jointdraw.transforms.storage.background import BackgroundWriters
 from tests.transforms.test_background import _slow_write
+import time
 writers = BackgroundWriters()
-writers.submit_to_process(_slow_write, Path(sys.argv[1]))
-print(writers._processes[0]._process.pid, flush=True)
+writers.submit(_slow_write, Path(sys.argv[1]))
+while not writers._workers:
+    time.sleep(0.01)
+print(next(iter(writers._workers.values()))._process.pid, flush=True)
 writers.wait()
 """
 

@@ -154,8 +154,8 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict
     at = partial(bundle_file, bundle)
     with BackgroundWriters() as writers:  # every file written once the block ends
         # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment);
-        # the biggest file, first and in a process of its own (transforms/storage/background.py)
-        writers.submit_to_process(
+        # the biggest file: first
+        writers.submit(
             copy_parquet_without, commit_dir / "directory.parquet", at("directory.parquet"), PERSONAL_COLUMNS
         )
         draws = pl.read_parquet(draw_dir / "draws.parquet")

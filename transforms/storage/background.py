@@ -1,17 +1,22 @@
-"""Files written beside the caller: the publish stage's workbooks and its biggest Parquet file.
+"""Files written beside the caller, in worker processes: the publish stage's workbooks and its biggest
+Parquet file.
 
     with BackgroundWriters() as writers:
-        writers.submit(write_people_xlsx, df, path, headers, sheet)        # in a thread
-        writers.submit_to_process(copy_parquet_without, source, path, cols)  # in a process of its own
+        writers.submit(write_people_xlsx, df, path, headers, sheet)
+        writers.submit(copy_parquet_without, source, path, columns)
         ...                                   # the caller goes on writing its own files
     # here every submitted file is written, or the first writer's error is raised
 
-Threads for the workbooks: what they spend their time in — polars and zlib (xlsxwriter's zip) —
-runs without Python's GIL, and nothing is pickled. A process for a writer that keeps polars busy
-for seconds (rewriting the 5.8M-row directory at 8M objects): polars' worker threads are shared by
-every thread of a process, and while one big write holds them the caller's small polars steps wait
-for it (measured: 14 s). Such a writer gets paths, never frames, and reads what it writes.
-A writer writes its own file atomically (transforms/storage/runfolder.py: atomic_path).
+Processes, not threads, though polars, zlib and DuckDB release the GIL: in threads, measured at 8M
+objects, the workbooks took 11 s instead of 1.5 s each. xlsxwriter's zip compresses 8 KB at a time and
+takes the GIL back after each piece, waiting up to the switch interval (5 ms) while the caller runs
+Python (rendering the pages); and polars' worker threads are shared by every thread of a process, so
+a big polars write in one thread held up the caller's small polars steps (14 s). Each worker is a
+fresh interpreter (`python -m` this module; multiprocessing's spawn would run the caller's main
+script again: the CLI imports Prefect) that serves one writer after another; a writer is a
+module-level function, sent pickled with its arguments (frames of workbook size: polars pickles them
+as Arrow IPC; the 5.8M-row directory goes as a path). A writer writes its own file atomically
+(transforms/storage/runfolder.py: atomic_path); a worker stops when this process dies.
 """
 
 from __future__ import annotations
@@ -21,95 +26,84 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any
 
-WRITERS = 2  # threads: one per core of the machine the pipeline is sized for
+WORKERS = 2  # processes: one per core of the machine the pipeline is sized for
+PARENT_CHECK_SECONDS = 0.2
 
 
-class _ProcessWriter:
-    """One writer in a fresh interpreter (`python -m` this module: unlike multiprocessing's spawn, it does
-    not run the caller's main script again), handed the function and its arguments pickled on stdin;
-    its error, if any, comes back pickled on stdout. stdin stays open while the writer runs: when this
-    process dies (killed), the writer sees it end and stops at once instead of writing on."""
+def _send(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
 
-    def __init__(self, write: Callable[..., Any], args: tuple) -> None:
+
+def _receive(stream: IO[bytes]) -> Any:
+    """The next message, or EOFError when the other side is gone."""
+    header = stream.read(8)
+    if len(header) < 8:
+        raise EOFError
+    return pickle.loads(stream.read(int.from_bytes(header, "big")))
+
+
+class _Worker:
+    """One worker process and the pipes to it."""
+
+    def __init__(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
-        task = pickle.dumps((write, args))
-        self._process.stdin.write(len(task).to_bytes(8, "big") + task)
-        self._process.stdin.flush()
 
-    def error(self) -> BaseException | None:
-        """Waits for the writer; its error, or None."""
-        answer = self._process.stdout.read()
-        self._close()
-        error = pickle.loads(answer) if answer else None
-        if error is None and self._process.returncode != 0:
-            error = RuntimeError(f"a background writer process ended with exit code {self._process.returncode}")
-        return error
+    def run(self, write: Callable[..., Any], args: tuple) -> None:
+        _send(self._process.stdin, (write, args))
+        try:
+            error = _receive(self._process.stdout)
+        except EOFError:
+            error = RuntimeError(f"a background writer process ended (exit code {self._process.wait()})")
+        if error is not None:
+            raise error
 
     def stop(self) -> None:
         self._process.terminate()
-        self._close()
 
-    def _close(self) -> None:
-        self._process.stdin.close()
+    def close(self) -> None:
+        try:
+            self._process.stdin.close()  # at end of file the worker's loop ends
+        except OSError:
+            pass  # stopped: the pipe is broken
         self._process.wait()
         self._process.stdout.close()
 
 
-def _child() -> None:
-    """The writer process: reads its task, then writes its file, stopping if its parent's end of stdin closes."""
-    stdin = sys.stdin.buffer
-    size = int.from_bytes(stdin.read(8), "big")
-    write, args = pickle.loads(stdin.read(size))
-
-    def stop_with_parent() -> None:
-        while os.read(stdin.fileno(), 1 << 16):  # the raw file: no lock for shutdown to wait on
-            pass
-        os._exit(1)  # end of file: the parent closed it (done with us) or died
-
-    threading.Thread(target=stop_with_parent, daemon=True).start()
-    try:
-        write(*args)
-        error = None
-    except BaseException as e:
-        error = e
-    try:
-        answer = pickle.dumps(error)
-    except Exception:  # an error that does not pickle: its text
-        answer = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
-    sys.stdout.buffer.write(answer)
-    sys.stdout.buffer.flush()
-
-
 class BackgroundWriters:
-    """Writer threads, and writer processes, whose exit waits for every submitted writer and raises
-    the first error one of them raised; when the caller fails, writers not started never start and
-    processes are stopped (no writer is left writing into a folder the caller is about to remove)."""
+    """Worker processes whose exit waits for every submitted writer and raises the first error one of
+    them raised; when the caller fails, writers not started never start and the workers are stopped
+    (no writer is left writing into a folder the caller is about to remove)."""
 
-    def __init__(self, threads: int = WRITERS) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="writer")
+    def __init__(self, workers: int = WORKERS) -> None:
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writer")  # one per worker
         self._futures: list[Future] = []
-        self._processes: list[_ProcessWriter] = []
+        self._workers: dict[int, _Worker] = {}  # by the thread that feeds it
+        self._lock = threading.Lock()
 
-    def submit(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """Runs `write(*args, **kwargs)` in one of the threads."""
-        self._futures.append(self._pool.submit(write, *args, **kwargs))
+    def submit(self, write: Callable[..., Any], *args: Any) -> None:
+        """Runs `write(*args)` in a worker: `write` a module-level function, `args` picklable."""
+        self._futures.append(self._threads.submit(self._run, write, args))
 
-    def submit_to_process(self, write: Callable[..., Any], *args: Any) -> None:
-        """Runs `write(*args)` in a process of its own: `write` a module-level function, `args` small
-        and picklable (paths)."""
-        self._processes.append(_ProcessWriter(write, args))
+    def _run(self, write: Callable[..., Any], args: tuple) -> None:
+        with self._lock:
+            worker = self._workers.get(threading.get_ident())
+            if worker is None:
+                worker = self._workers[threading.get_ident()] = _Worker()
+        worker.run(write, args)
 
     def wait(self) -> None:
         """Waits for every writer submitted so far; raises the first error."""
         futures, self._futures = self._futures, []
-        processes, self._processes = self._processes, []
-        errors = [f.exception() for f in futures] + [p.error() for p in processes]
+        errors = [f.exception() for f in futures]
         if first := next((e for e in errors if e is not None), None):
             raise first
 
@@ -117,17 +111,52 @@ class BackgroundWriters:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        failed = kind is not None
         try:
-            if kind is None:
+            if not failed:
                 self.wait()
-            else:
-                for f in self._futures:
-                    f.cancel()  # not started yet: never starts
-                for p in self._processes:
-                    p.stop()
+        except BaseException:
+            failed = True
+            raise
         finally:
-            self._pool.shutdown(wait=True)  # a started thread finishes before the caller goes on
+            for f in self._futures:
+                f.cancel()  # not started yet: never starts
+            if failed:
+                with self._lock:
+                    for worker in self._workers.values():
+                        worker.stop()  # a writer under way stops; the thread waiting for it goes on
+            self._threads.shutdown(wait=True)
+            for worker in self._workers.values():
+                worker.close()
+
+
+def _stop_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)  # the parent died (killed): its staging folder is gone, write no more
+
+
+def _serve(parent: int) -> None:
+    """A worker: runs the writers it is sent, one after another, answering each with its error or None."""
+    threading.Thread(target=_stop_with_parent, args=(parent,), daemon=True).start()
+    stdin, stdout = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # what a writer prints goes to stderr, never into the answers
+    sys.stdout = sys.stderr
+    while True:
+        try:
+            write, args = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            write(*args)
+            error = None
+        except Exception as e:
+            error = e
+        try:
+            _send(stdout, error)
+        except Exception:  # an error that does not pickle: its text
+            _send(stdout, RuntimeError(f"{type(error).__name__}: {error}"))
 
 
 if __name__ == "__main__":
-    _child()
+    _serve(int(sys.argv[1]))  # the parent as it started us: it may have died by now
