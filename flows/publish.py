@@ -25,8 +25,9 @@ each a folder handed over whole to its audience (transforms/storage/bundle.py: P
       validation/                   the Great Expectations results as Data Docs
 
 The bundle is assembled in a staging folder and moved into place in one step
-(transforms/storage/bundle.py); the seal is then appended to the plan's audit log. 08_publish/stage.json
-records where the bundle went and its seal.
+(transforms/storage/bundle.py); the seal is then appended to the plan's audit log, and the warehouse's
+transaction for the run — begun while the bundle was written, with the directory snapshot — is committed.
+08_publish/stage.json records where the bundle went and its seal.
 """
 
 from __future__ import annotations
