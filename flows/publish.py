@@ -25,8 +25,9 @@ each a folder handed over whole to its audience (transforms/storage/bundle.py: P
       validation/                   the Great Expectations results as Data Docs
 
 The bundle is assembled in a staging folder and moved into place in one step
-(transforms/storage/bundle.py); the seal is then appended to the plan's audit log. 08_publish/stage.json
-records where the bundle went and its seal.
+(transforms/storage/bundle.py); the seal is then appended to the plan's audit log, and the warehouse's
+transaction for the run — begun while the bundle was written, with the directory snapshot — is committed.
+08_publish/stage.json records where the bundle went and its seal.
 """
 
 from __future__ import annotations
@@ -44,16 +45,17 @@ from jointdraw.transforms.stage_records import PublishRecord
 from jointdraw.transforms.storage.bundle import PUBLIC, bundle_file, folder_bytes, publish_atomically, refuse_leaks
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import inputs_from
-from jointdraw.transforms.storage.warehouse import append_seal, record_run
+from jointdraw.transforms.storage.warehouse import append_seal, audit_entries, recording_run
 
 
 def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
     root = run.root
     run_id = run.run_id
     target = root.published(plan.plan_id)
+    entries = audit_entries(root.path, plan.plan_id)  # read before the warehouse is opened for writing below
 
     def fill(staging: Path) -> tuple[dict, str]:
-        document = assemble_bundle(staging, run, plan)
+        document = assemble_bundle(staging, run, plan, entries)
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
         keep_results(target, staging)
@@ -63,32 +65,33 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
         written = ("commit", "draw", "assign", "validate")  # what a first publish copies
         return folder_bytes(target) or sum(folder_bytes(run.stage(s)) for s in written)
 
-    document, seal = publish_atomically(target, root.path, fill, needs)
-    sealed = append_seal(
-        root.path,
-        plan_id=plan.plan_id,
-        run_id=run_id,
-        event=PUBLISH,
-        seal=seal,
-        time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
-    emit_event(**entry_event(sealed, shopped=False))  # the seal in Prefect's event store too
-    # the warehouse learns what this plan drew and who goes where: later plans exclude and avoid by it
-    warehouse_rows = record_run(
-        root.path,
-        run_id=run_id,
-        plan_id=plan.plan_id,
-        period=(plan.period.start, plan.period.end),
-        commitment=document["commitment"]["commitment"],
-        seed=document["seed"]["value"],
-        directory=bundle_file(target, "directory.parquet"),
-        draws=run.stage("draw") / "draws.parquet",
-        joint_tasks=bundle_file(target, "joint_tasks.parquet"),  # the teams as published: after any redraw (递补)
-        task_departments=run.stage("fuse") / "task_departments.parquet",
-        team=bundle_file(target, "team.parquet"),
-        items=bundle_file(target, "items.parquet"),  # the item lists: what the yearly figures count items against
-        kpi_targets=plan.kpi_targets.model_dump_json(exclude_none=True) if plan.kpi_targets else None,
-    )
+    # the warehouse learns what this plan drew and who goes where (later plans exclude and avoid by it) in one
+    # transaction: its costly part, the directory snapshot, is inserted while the bundle is written; it is
+    # committed once the bundle is in place (the committed directory is the published one but the personal columns)
+    with recording_run(
+        root.path, run_id=run_id, plan_id=plan.plan_id, directory=run.stage("commit") / "directory.parquet"
+    ) as recording:
+        document, seal = publish_atomically(target, root.path, fill, needs)
+        sealed = append_seal(
+            root.path,
+            plan_id=plan.plan_id,
+            run_id=run_id,
+            event=PUBLISH,
+            seal=seal,
+            time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+        emit_event(**entry_event(sealed, shopped=False))  # the seal in Prefect's event store too
+        warehouse_rows = recording.finish(
+            period=(plan.period.start, plan.period.end),
+            commitment=document["commitment"]["commitment"],
+            seed=document["seed"]["value"],
+            draws=run.stage("draw") / "draws.parquet",
+            joint_tasks=bundle_file(target, "joint_tasks.parquet"),  # the teams as published: after any redraw (递补)
+            task_departments=run.stage("fuse") / "task_departments.parquet",
+            team=bundle_file(target, "team.parquet"),
+            items=bundle_file(target, "items.parquet"),  # the item lists: what the yearly figures count items against
+            kpi_targets=plan.kpi_targets.model_dump_json(exclude_none=True) if plan.kpi_targets else None,
+        )
     return PublishRecord(
         inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],
         bundle=str(target),

@@ -206,3 +206,18 @@ def test_the_xlsx_writer_never_writes_a_formula_and_keeps_every_text(tmp_path_fa
     assert back.columns == ["值"]
     got = back["值"].to_list() + [None] * (len(values) - back.height)  # trailing empty cells are no rows
     assert [v or None for v in got] == [v or None for v in values]  # an empty text is an empty cell
+
+
+# phones, parts of phones, other digits (full-width, Arabic-Indic) and what may or may not bound a phone
+PHONE_PIECES = ["13812345678", "0755-1234567", "0755-12345678", "020-8765432", "1", "0", "9", "-", ".", ":", "a", " "]
+PHONE_PIECES += ["１", "٣", "\n", "电话"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(PHONE_PIECES), max_size=8).map("".join))
+def test_the_privacy_scans_quick_phone_check_misses_no_phone(text):
+    """polars' look-around-free pattern matches wherever the look-around pattern does (so a text it does
+    not match is not searched again): never a phone number let through."""
+    from jointdraw.transforms.privacy import PHONE, _phone_in
+
+    assert (_phone_in(text) is None) == (PHONE.search(text) is None)

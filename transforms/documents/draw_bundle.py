@@ -2,7 +2,7 @@
 file of the three parts written into a staging folder, the manifest last, then the seal written
 into the pages that show it. The publish stage moves the folder into place.
 
-    manifest = assemble_bundle(staging, run, plan)
+    manifest = assemble_bundle(staging, run, plan, audit_entries(out_root, plan.plan_id))
     seal = seal_bundle(staging)
     keep_results(published, staging)
 """
@@ -37,6 +37,7 @@ from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.redraw import apply_redraws, redraw_table, redraws_for_people, redraws_of
 from jointdraw.transforms.stage_records import stage_accounting
+from jointdraw.transforms.storage.background import BackgroundWriters
 from jointdraw.transforms.storage.bundle import (
     PRE,
     PUBLIC,
@@ -46,8 +47,7 @@ from jointdraw.transforms.storage.bundle import (
     write_prepublication,
 )
 from jointdraw.transforms.storage.layout import RunFolder
-from jointdraw.transforms.storage.runfolder import STAGES, copy_file, write_json, write_parquet
-from jointdraw.transforms.storage.warehouse import audit_entries
+from jointdraw.transforms.storage.runfolder import STAGES, copy_file, copy_parquet_without, write_json, write_parquet
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
@@ -111,14 +111,23 @@ def _report_data(
     )
 
 
-def _write_teams(at, team: pl.DataFrame, redraws: list[dict[str, Any]], commit_dir: Path, assign_dir: Path) -> None:
+def _write_teams(
+    at,
+    team: pl.DataFrame,
+    redraws: list[dict[str, Any]],
+    commit_dir: Path,
+    assign_dir: Path,
+    writers: BackgroundWriters,
+) -> None:
     """The regulator's team files, the redraws, and what a redraw is drawn from (so `verify` can
     recompute it): the committed inspectors without names, the avoid pairs, the items' expert fields."""
     write_parquet(team, at("team.parquet"))
-    write_people_tables(team_for_people(team), at("team.csv"), people_headers.TEAM, "检查组")
+    write_people_tables(team_for_people(team), at("team.csv"), people_headers.TEAM, "检查组", writers=writers)
     table = redraw_table(redraws)
     write_parquet(table, at("redraws.parquet"))
-    write_people_tables(redraws_for_people(table), at("redraws.csv"), people_headers.REDRAWS, "递补记录")
+    write_people_tables(
+        redraws_for_people(table), at("redraws.csv"), people_headers.REDRAWS, "递补记录", writers=writers
+    )
     pool = with_roles(pl.read_parquet(commit_dir / "inspectors.parquet")).select(POOL_COLUMNS)
     write_parquet(pool.sort("inspector_id"), at("inspectors.parquet"))
     copy_file(assign_dir / "avoid.parquet", at("avoid.parquet"))
@@ -127,67 +136,76 @@ def _write_teams(at, team: pl.DataFrame, redraws: list[dict[str, Any]], commit_d
     write_parquet(items.select("item_id", "department", "name", "category", expert=expert), at("items.parquet"))
 
 
-def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan) -> dict[str, Any]:
+def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
+    """(uscc, entity_type, operator_name) of the drawn entities: what the notice masks names by."""
+    people = pl.scan_parquet(commit_dir / "directory.parquet").select("entity_key", "entity_type", "operator_name")
+    # a filter, not a semi join: polars reads the other two columns only for the rows it keeps
+    return people.filter(pl.col("entity_key").is_in(joint_tasks["uscc"].implode())).with_columns(DRAWN_ID).collect()
+
+
+def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
-    the manifest. The pages that show the seal are written with an empty slot (see `_seal`)."""
+    the manifest. `entries`: the plan's audit log (every logged attempt, redraw and seal, chained). The
+    pages that show the seal are written with an empty slot (see `_seal`). The directory and the
+    workbooks are written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
         run.stage(s) for s in ("commit", "draw", "fuse", "assign", "validate")
     )
     at = partial(bundle_file, bundle)
-    draws = pl.read_parquet(draw_dir / "draws.parquet")
-    copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
-    write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果")
-    entries = audit_entries(run.root.path, plan.plan_id)  # every logged attempt, redraw and seal, chained
-    redraws = redraws_of(entries, run.run_id)  # replacement draws (递补) made since the run published
-    team = apply_redraws(pl.read_parquet(assign_dir / "team.parquet"), redraws)
-    joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
-    if redraws:
-        joint_tasks = with_team(joint_tasks, team)
-        write_parquet(joint_tasks, at("joint_tasks.parquet"))
-    else:
-        copy_file(assign_dir / "joint_tasks.parquet", at("joint_tasks.parquet"))
-    write_people_tables(joint_tasks, at("joint_tasks.csv"), people_headers.JOINT_TASKS, "联合检查任务")
-    _write_teams(at, team, redraws, commit_dir, assign_dir)
-    copy_file(assign_dir / "unassigned.parquet", at("unassigned.parquet"))
-    for name in ("unassigned.csv", "unassigned.xlsx"):
-        copy_file(assign_dir / name, at(name))
-    directory = pl.read_parquet(commit_dir / "directory.parquet")
-    items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
-    notice = public_notice(
-        joint_tasks,
-        directory.with_columns(DRAWN_ID).join(joint_tasks.select("uscc"), on="uscc", how="semi"),
-        items,
-        plan,
-    )
-    write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, "公示名单")
-    seed_used = _json(draw_dir / "seed.json")
-    at("notice.html").write_text(
-        render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")), encoding="utf-8"
-    )
-    # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
-    cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
-    write_parquet(cutoffs, at("strata.parquet"))
-    write_people_tables(cutoffs, at("strata.csv"), people_headers.STRATA, "核验表")
-    summary = _json(fuse_dir / "summary.json")
-    copy_file(fuse_dir / "summary.json", at("summary.json"))
-    # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment)
-    write_parquet(directory.drop(PERSONAL_COLUMNS, strict=False), at("directory.parquet"))
-    copy_file(commit_dir / "exclusions.parquet", at("exclusions.parquet"))
-    copy_file(commit_dir / "plan.yaml", at("plan.yaml"))
-    committed = _json(commit_dir / "commitment.json")
-    seed = _json(draw_dir / "seed.json")
-    write_json(_without_keys(committed, "committed_at"), at("commitment.json"))  # times go to the manifest's timeline
-    write_json(_without_keys(seed, "used_at"), at("seed.json"))
-    write_prepublication(commit_dir, at(PRE), plan.plan_id)  # 事前公示: as it was published at commit
-    shutil.copytree(validate_dir / "quarantine", at("quarantine"))
-    for name in ("quarantine.csv", "quarantine.xlsx"):
-        copy_file(validate_dir / name, at("quarantine") / name)
-    shutil.copytree(validate_dir / "validation", at("validation"))
-    shopping = seed_shopping(entries)
-    write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
-    shopped = [e for es in shopping.values() for e in es]
-    html = render_report(_report_data(run, plan, summary, seed, shopped, len(redraws)))
-    at("report.html").write_text(html, encoding="utf-8")
+    with BackgroundWriters() as writers:  # every file written once the block ends
+        # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment);
+        # the biggest file: first
+        writers.submit(
+            copy_parquet_without, commit_dir / "directory.parquet", at("directory.parquet"), PERSONAL_COLUMNS
+        )
+        draws = pl.read_parquet(draw_dir / "draws.parquet")
+        copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
+        write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)
+        redraws = redraws_of(entries, run.run_id)  # replacement draws (递补) made since the run published
+        team = apply_redraws(pl.read_parquet(assign_dir / "team.parquet"), redraws)
+        joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
+        if redraws:
+            joint_tasks = with_team(joint_tasks, team)
+            write_parquet(joint_tasks, at("joint_tasks.parquet"))
+        else:
+            copy_file(assign_dir / "joint_tasks.parquet", at("joint_tasks.parquet"))
+        write_people_tables(
+            joint_tasks, at("joint_tasks.csv"), people_headers.JOINT_TASKS, "联合检查任务", writers=writers
+        )
+        _write_teams(at, team, redraws, commit_dir, assign_dir, writers)
+        copy_file(assign_dir / "unassigned.parquet", at("unassigned.parquet"))
+        for name in ("unassigned.csv", "unassigned.xlsx"):
+            copy_file(assign_dir / name, at(name))
+        items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
+        notice = public_notice(joint_tasks, _drawn_people(commit_dir, joint_tasks), items, plan)
+        write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, "公示名单", writers=writers)
+        seed_used = _json(draw_dir / "seed.json")
+        at("notice.html").write_text(
+            render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")), encoding="utf-8"
+        )
+        # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
+        cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
+        write_parquet(cutoffs, at("strata.parquet"))
+        write_people_tables(cutoffs, at("strata.csv"), people_headers.STRATA, "核验表", writers=writers)
+        summary = _json(fuse_dir / "summary.json")
+        copy_file(fuse_dir / "summary.json", at("summary.json"))
+        copy_file(commit_dir / "exclusions.parquet", at("exclusions.parquet"))
+        copy_file(commit_dir / "plan.yaml", at("plan.yaml"))
+        committed = _json(commit_dir / "commitment.json")
+        seed = _json(draw_dir / "seed.json")
+        # times go to the manifest's timeline
+        write_json(_without_keys(committed, "committed_at"), at("commitment.json"))
+        write_json(_without_keys(seed, "used_at"), at("seed.json"))
+        write_prepublication(commit_dir, at(PRE), plan.plan_id)  # 事前公示: as it was published at commit
+        shutil.copytree(validate_dir / "quarantine", at("quarantine"))
+        for name in ("quarantine.csv", "quarantine.xlsx"):
+            copy_file(validate_dir / name, at("quarantine") / name)
+        shutil.copytree(validate_dir / "validation", at("validation"))
+        shopping = seed_shopping(entries)
+        write_json({"plan_id": plan.plan_id, "entries": entries}, at("attempts.json"))
+        shopped = [e for es in shopping.values() for e in es]
+        html = render_report(_report_data(run, plan, summary, seed, shopped, len(redraws)))
+        at("report.html").write_text(html, encoding="utf-8")
     ingest = run.stage_record("ingest")
     document = manifest(
         plan_id=plan.plan_id,

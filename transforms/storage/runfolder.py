@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,13 @@ def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]
         finally:
             if writer is not None:
                 writer.close()
+
+
+def copy_parquet_without(source: Path, path: Path, columns: Collection[str]) -> Path:
+    """`source` without `columns` (never read), written as `write_parquet` writes: the same bytes as
+    reading it whole, dropping them and writing the rest."""
+    kept = [c for c in pl.read_parquet_schema(source) if c not in columns]
+    return write_parquet(pl.read_parquet(source, columns=kept), path)
 
 
 def copy_file(source: Path, path: Path) -> Path:

@@ -1,0 +1,122 @@
+"""The publish stage's background writers (transforms/storage/background.py): what they write is
+there when the block ends, an error of any writer reaches the caller, and a worker stops with its parent."""
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from jointdraw.transforms.storage.background import BackgroundWriters
+from jointdraw.transforms.storage.runfolder import copy_parquet_without, write_parquet
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _fail(path: Path) -> None:
+    raise OSError(28, "No space left on device", str(path))
+
+
+def _chatty_write(path: Path) -> None:
+    print("a writer that prints")  # must not garble the worker's answers
+    path.write_text("乙", encoding="utf-8")
+
+
+def test_the_workers_have_written_everything_when_the_block_ends(tmp_path):
+    source = write_parquet(
+        pl.DataFrame({"entity_key": ["E1", "E2"], "operator_name": ["张三", None], "phone": ["1", "2"]}),
+        tmp_path / "directory.parquet",
+    )
+    with BackgroundWriters() as writers:
+        writers.submit(_write_text, tmp_path / "a.txt", "甲")
+        writers.submit(copy_parquet_without, source, tmp_path / "public.parquet", ("operator_name", "phone"))
+        writers.submit(_chatty_write, tmp_path / "b.txt")
+        writers.submit(_write_text, tmp_path / "c.txt", "丙")  # a worker serves one writer after another
+    assert [(tmp_path / n).read_text(encoding="utf-8") for n in ("a.txt", "b.txt", "c.txt")] == ["甲", "乙", "丙"]
+    assert pl.read_parquet(tmp_path / "public.parquet").to_dict(as_series=False) == {"entity_key": ["E1", "E2"]}
+
+
+def test_a_writers_error_reaches_the_caller_with_its_type(tmp_path):
+    # an OSError stays an OSError (the publish stage turns a full disk into a message that says so)
+    with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:
+        writers.submit(_write_text, tmp_path / "a.txt", "ok")
+        writers.submit(_fail, tmp_path / "b.txt")
+    with pytest.raises(RuntimeError, match="the caller's own"), BackgroundWriters() as writers:
+        writers.submit(_write_text, tmp_path / "c.txt", "ok")
+        raise RuntimeError("the caller's own error goes on")
+
+
+def test_the_directory_without_personal_columns_is_the_same_bytes_as_dropping_them(tmp_path):
+    # several row groups (chunks), lists, nulls: reading fewer columns must not change what is written
+    df = pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "entity_key": [f"E{i}-{j}" for j in range(50)],
+                    "operator_name": ["李四", None] * 25,
+                    "departments": [["AMR", "ENV"], None] * 25,
+                    "phone": ["13800000000"] * 50,
+                    "n": list(range(50)),
+                }
+            )
+            for i in range(3)
+        ],
+        rechunk=False,
+    )
+    source = write_parquet(df, tmp_path / "directory.parquet")
+    dropped = write_parquet(pl.read_parquet(source).drop("operator_name", "phone"), tmp_path / "dropped.parquet")
+    copied = copy_parquet_without(source, tmp_path / "copied.parquet", ("operator_name", "phone", "absent"))
+    assert hashlib.sha256(copied.read_bytes()).digest() == hashlib.sha256(dropped.read_bytes()).digest()
+
+
+def _slow_write(path: Path) -> None:
+    import time
+
+    time.sleep(3)
+    path.write_text("written after its parent died", encoding="utf-8")
+
+
+PARENT = """
+import sys
+from pathlib import Path
+from jointdraw.transforms.storage.background import BackgroundWriters
+from tests.transforms.test_background import _slow_write
+import time
+writers = BackgroundWriters()
+writers.submit(_slow_write, Path(sys.argv[1]))
+while not writers._workers:
+    time.sleep(0.01)
+print(next(iter(writers._workers.values()))._process.pid, flush=True)
+writers.wait()
+"""
+
+
+def test_a_writer_process_stops_when_its_parent_is_killed(tmp_path):
+    # a killed publish leaves no process writing on into its staging folder
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path / "late.txt")], stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}") and "Z" not in _state(child):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{child}") or "Z" in _state(child)
+    time.sleep(3.5)
+    assert not (tmp_path / "late.txt").exists()
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1][0]
+    except OSError:
+        return "gone"

@@ -1,0 +1,153 @@
+"""A run recorded in the warehouse in two steps (transforms/storage/warehouse.py: recording_run): the
+directory snapshot inserted first, the rest and the commit once the bundle is in place; leaving
+without finishing leaves the warehouse as it was, and finishing writes what record_run writes."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from jointdraw.transforms.storage.runfolder import write_parquet
+from jointdraw.transforms.storage.warehouse import connect_warehouse, record_run, recording_run
+
+PERIOD = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))
+
+
+def _files(folder, entities):
+    """One draw, joint task and team member per entity (E1, E2 …): the smallest run the warehouse records."""
+    n = len(entities)
+    return {
+        "draws": write_parquet(
+            pl.DataFrame(
+                {
+                    "task_id": ["T1"] * n,
+                    "department": ["AMR"] * n,
+                    "uscc": entities,
+                    "credit_risk": ["A"] * n,
+                    "score_key": ["T1"] * n,
+                    "score": list(range(n)),
+                },
+                schema_overrides={"score": pl.UInt64},
+            ),
+            folder / "draws.parquet",
+        ),
+        "joint_tasks": write_parquet(
+            pl.DataFrame(
+                {
+                    "joint_task_id": [f"J{e}" for e in entities],
+                    "uscc": entities,
+                    "departments": [["AMR"]] * n,
+                    "lead_department": ["AMR"] * n,
+                    "task_ids": [["T1"]] * n,
+                    "item_ids": [["I1"]] * n,
+                    "planned_date": [dt.date(2026, 3, 2)] * n,
+                }
+            ),
+            folder / "joint_tasks.parquet",
+        ),
+        "task_departments": write_parquet(
+            pl.DataFrame(
+                {
+                    "joint_task_id": [f"J{e}" for e in entities],
+                    "uscc": entities,
+                    "department": ["AMR"] * n,
+                    "item_ids": [["I1"]] * n,
+                }
+            ),
+            folder / "task_departments.parquet",
+        ),
+        "team": write_parquet(
+            pl.DataFrame(
+                {"joint_task_id": [f"J{e}" for e in entities], "department": ["AMR"] * n, "inspector_id": ["P1"] * n}
+            ),
+            folder / "team.parquet",
+        ),
+        "items": write_parquet(
+            pl.DataFrame({"item_id": ["I1"], "department": ["AMR"], "name": ["事项"], "category": ["c"]}),
+            folder / "items.parquet",
+        ),
+    }
+
+
+def _directory(folder, entities):
+    return write_parquet(
+        pl.DataFrame(
+            {
+                "entity_key": entities,
+                "uscc": entities,
+                "name": [f"名称{e}" for e in entities],
+                "entity_type": ["enterprise"] * len(entities),
+                "district_code": ["440305"] * len(entities),
+                "industry_code": ["I6513"] * len(entities),
+                "status": ["active"] * len(entities),
+                "credit_risk": ["A"] * len(entities),
+                "departments": [["AMR"]] * len(entities),
+                "operator_name": ["张三"] * len(entities),  # personal: never recorded
+            }
+        ),
+        folder / "directory.parquet",
+    )
+
+
+def _rows(out):
+    con = connect_warehouse(out, read_only=True)
+    try:
+        return {
+            t: con.sql(f"select * exclude (run_id) from {t} where plan_id = 'P' order by all").fetchall()
+            for t in ("snapshots", "draws", "joint_tasks", "task_items", "teams", "visits", "items")
+        } | {"runs": con.sql("select run_id, commitment from runs where plan_id = 'P'").fetchall()}
+    finally:
+        con.close()
+
+
+def _record(out, folder, run_id, entities, **kw):
+    return record_run(
+        out,
+        run_id=run_id,
+        plan_id="P",
+        period=PERIOD,
+        commitment=f"c-{run_id}",
+        seed="s",
+        directory=_directory(folder, entities),
+        **_files(folder, entities),
+        **kw,
+    )
+
+
+def test_a_recording_left_unfinished_leaves_the_warehouse_as_it_was(tmp_path):
+    # the first run of P is recorded; a second run's recording begins (old rows deleted, its snapshot
+    # inserted in the open transaction) and the block is left by an error before finish: nothing changed
+    out, first, second = tmp_path / "out", tmp_path / "first", tmp_path / "second"
+    for folder in (out, first, second):
+        folder.mkdir()
+    counts = _record(out, first, "R1", ["E1", "E2"])
+    assert counts["snapshots"] == 2 and counts["task_items"] == 2 and counts["runs"] == 1
+    before = _rows(out)
+    for snapshot_inserted in (False, True):
+        with pytest.raises(RuntimeError, match="the bundle could not be published"):
+            with recording_run(
+                out, run_id="R2", plan_id="P", directory=_directory(second, ["E3", "E4", "E5"])
+            ) as recording:
+                if snapshot_inserted:
+                    recording._thread.join()  # the old rows deleted and the snapshot inserted, uncommitted
+                raise RuntimeError("the bundle could not be published")
+        assert _rows(out) == before
+
+
+def test_a_finished_recording_replaces_the_plans_rows_with_the_runs(tmp_path):
+    out, first, second = tmp_path / "out", tmp_path / "first", tmp_path / "second"
+    for folder in (out, first, second):
+        folder.mkdir()
+    _record(out, first, "R1", ["E1", "E2"])
+    with recording_run(out, run_id="R2", plan_id="P", directory=_directory(second, ["E3", "E4", "E5"])) as recording:
+        counts = recording.finish(period=PERIOD, commitment="c-R2", seed="s", **_files(second, ["E3", "E4", "E5"]))
+    rows = _rows(out)
+    assert counts == {t: len(r) for t, r in rows.items()} | {"runs": 1}
+    assert rows["runs"] == [("R2", "c-R2")]
+    assert [r[1] for r in rows["snapshots"]] == ["E3", "E4", "E5"]  # entity_key, in order: only R2's
+    con = connect_warehouse(out, read_only=True)
+    try:
+        # the time recorded is when the run was committed, not when its transaction began
+        assert con.sql("select recorded_at <= now() from runs").fetchall() == [(True,)]
+    finally:
+        con.close()
