@@ -101,7 +101,10 @@ def _input_scan_floor(city: Path) -> dict:
             text = f.path.read_bytes().decode("gb18030")  # polars does not decode GBK: as the ingest stage does
             rows += pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, truncate_ragged_lines=True).height
         else:
-            rows += con.execute("select count(*) from read_csv(?, all_varchar = true)", [str(f.path)]).fetchall()[0][0]
+            rows += con.execute(
+                "select count(*) from read_csv(?, all_varchar = true, null_padding = true, strict_mode = false)",
+                [str(f.path)],
+            ).fetchall()[0][0]
     return {"files": files, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
