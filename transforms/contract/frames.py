@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -95,10 +96,19 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
         ),
         # the file and the id, a null id too: only rows that share theirs with another row can be duplicate rows
         **{f"{c}_key": pl.struct("source_file", c).hash(seed=0) for c in ids},
+        **{
+            f"{c}_in_file": pl.when(pl.col(c).is_not_null()).then(pl.struct("source_file", c).hash(seed=0)) for c in ids
+        },
         **({} if ids else {"row_digest": whole_row}),
     }
     names = typed.collect_schema().names()
-    df = typed.select(*[c for c in names if c in judged], **derived).collect(engine="streaming")
+    presence = [c for c in judged if c in names and _presence_only(c, rules)]
+    df = typed.select(
+        *[c for c in names if c in judged and c not in presence],
+        # a column only required to be there: whether it is, is all its rule reads (true, else null)
+        *[pl.when(pl.col(c).is_not_null()).then(True).alias(c) for c in presence],
+        **derived,
+    ).collect(engine="streaming")
     shared = _repeated(df[f"{ids[0]}_key"].to_numpy()) if ids else np.zeros(df.height, bool)
     long = ~df["text_fits"].to_numpy()
     again = pl.Series("at", np.flatnonzero(shared | long)).cast(pl.get_index_type())
@@ -122,16 +132,17 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
     elif ids:
         df = df.with_columns(row_digest=pl.col(f"{ids[0]}_key"))  # every (file, id) once: no duplicate row
     keys = {"row_digest", *(f"{c}_in_file" for c in ids)}
-    columns = {
-        **{f"{c}_in_file": pl.when(pl.col(c).is_not_null()).then(pl.col(f"{c}_key")) for c in ids},
-        "row_digest": pl.col("row_digest"),
-        **{c: pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c) for c in df.columns},
-    }
-    rows = df.select([columns[c].alias(c) for c in judged if c in columns])
+    rows = df.select(
+        [
+            pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c)
+            for c in judged
+            if c in df.columns
+        ]
+    )
     del df
     # the keys that may repeat: those of rows sharing their (file, id); without an id rule, any
     maybe_repeated = {"row_digest": shared if ids else None, **{f"{c}_in_file": shared for c in ids[:1]}}
-    per_row = [c for c in rows.columns if c in keys or COLUMNS[kind].get(c) in ROW_BY_ROW]
+    per_row = [c for c in rows.columns if c in keys or (COLUMNS[kind].get(c) in ROW_BY_ROW and c not in presence)]
     distinct = _distinct_values(rows, [c for c in rows.columns if c not in per_row])
     return ValidationFrames(
         rows=rows,
@@ -140,6 +151,14 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
         ).to_pandas(use_pyarrow_extension_array=True),
         per_value=_padded(distinct).to_pandas(use_pyarrow_extension_array=True),
         distinct=distinct,
+    )
+
+
+def _presence_only(column: str, rules: list[Rule]) -> bool:
+    """Whether every rule on `column` only requires a value (not null): then GX judges whether there is
+    one, not what it is (7.9M object names need not be read into pandas to be found present)."""
+    return all(
+        isinstance(r.expectation, gxe.ExpectColumnValuesToNotBeNull) for r in rules if r.expectation.column == column
     )
 
 
