@@ -654,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     _interrupt_on_sigterm()
+    if argv is None and args.command in FLOW_COMMANDS:
+        from jointdraw.cli.prefect_server import start_early
+
+        start_early()  # before Prefect is even loaded (`_prefect_api`)
     if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):
         print(f"jointdraw {args.command}: {problem}", file=sys.stderr)
         return 1
@@ -695,16 +699,16 @@ FLOW_MODULES = {
 
 
 def _prefect_api(args: argparse.Namespace):
-    """For a flow command: the Prefect API it runs against, a temporary server started now when
-    PREFECT_API_URL is not set (cli/prefect_server.py), so it comes up while the command loads its flow
-    and, when the run validates, Great Expectations (3 s)."""
+    """For a flow command: the Prefect API it runs against; without PREFECT_API_URL, a temporary server
+    started as the command began (cli/prefect_server.py), and while it comes up the command loads its
+    flow and, when the run validates, Great Expectations (3 s)."""
     from contextlib import nullcontext
 
     if args.command not in FLOW_COMMANDS:
         return nullcontext()
     from jointdraw.cli.prefect_server import temporary_api
 
-    _quiet_temporary_server_shutdown()  # before the server starts: it inherits the environment
+    _quiet_temporary_server_shutdown()
     return temporary_api([FLOW_MODULES[args.command], *(["jointdraw.flows.validate"] if _validates(args) else [])])
 
 

@@ -34,13 +34,13 @@ def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(sma
     assert validate.is_file()
 
 
-def test_with_a_server_nothing_is_started_and_the_flow_is_loaded(prefect_server):
-    """Under PREFECT_API_URL (the session's test server) `temporary_api` only imports what it is given."""
+def test_with_a_server_nothing_is_started(prefect_server):
+    """Under PREFECT_API_URL (the session's test server) `temporary_api` starts nothing and loads nothing
+    ahead: the command loads what it needs when it needs it."""
+    from jointdraw.cli import prefect_server
     from jointdraw.cli.prefect_server import temporary_api
 
     sys.modules.pop("colorsys", None)
     with temporary_api(["colorsys"]):
-        assert "colorsys" in sys.modules
-    from jointdraw.cli import prefect_server
-
+        assert "colorsys" not in sys.modules
     assert prefect_server._SERVER is None
