@@ -73,10 +73,11 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
     (objects: USCC, organization code or registration number present, else null), and the
     uniqueness keys as 64-bit fingerprints, `row_digest` (the whole row with its file: duplicate
     rows in one column instead of a compound key) and `<id>_in_file` (the file and the id). Lists
-    are joined with `;`.
+    are joined with `;`. The quarantine re-checks flagged rows on their exact values, so a
+    fingerprint collision can never reject a row.
 
     Given a LazyFrame (a scan of the typed files) it streams: only the rule columns are ever whole
-    in memory, not the typed rows. Whole rows are read again only where they matter (next)."""
+    in memory, not the typed rows. Whole rows are read only where they matter (`_whole_rows`)."""
     spec, text = list(COLUMNS[kind]), [c for c, how in COLUMNS[kind].items() if how == "text"]
     judged = list(dict.fromkeys(r.expectation.column for r in rules))
     ids = [r.column for r in rules if r.reason == "duplicate_id"]
@@ -110,27 +111,7 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
         **derived,
     ).collect(engine="streaming")
     shared = _repeated(df[f"{ids[0]}_key"].to_numpy()) if ids else np.zeros(df.height, bool)
-    long = ~df["text_fits"].to_numpy()
-    again = pl.Series("at", np.flatnonzero(shared | long)).cast(pl.get_index_type())
-    if not again.is_empty():  # whole rows: of a shared (file, id) for their digest, of long text for its characters
-        whole = (
-            typed.with_row_index("at")
-            .filter(pl.col("at").is_in(again))
-            .select(
-                "at",
-                digest=whole_row,
-                fits=pl.max_horizontal([pl.col(c).str.len_chars() for c in text]).fill_null(0) <= MAX_TEXT,
-            )
-            .collect(engine="streaming")
-        )
-        at = whole["at"].to_numpy()
-        digest, fits = whole.filter(pl.Series(shared[at])), whole.filter(pl.Series(long[at]))
-        df = df.with_columns(
-            df["text_fits"].scatter(fits["at"], fits["fits"]),
-            *([df[f"{ids[0]}_key"].scatter(digest["at"], digest["digest"]).alias("row_digest")] if ids else []),
-        )
-    elif ids:
-        df = df.with_columns(row_digest=pl.col(f"{ids[0]}_key"))  # every (file, id) once: no duplicate row
+    df = _whole_rows(df, typed, whole_row, text, f"{ids[0]}_key" if ids else None, shared)
     keys = {"row_digest", *(f"{c}_in_file" for c in ids)}
     rows = df.select(
         [
@@ -151,6 +132,36 @@ def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list
         ).to_pandas(use_pyarrow_extension_array=True),
         per_value=_padded(distinct).to_pandas(use_pyarrow_extension_array=True),
         distinct=distinct,
+    )
+
+
+def _whole_rows(
+    df: pl.DataFrame, typed: pl.LazyFrame, whole_row: pl.Expr, text: list[str], key: str | None, shared: np.ndarray
+) -> pl.DataFrame:
+    """`df` with what needs the whole typed row, read again for those rows only. `row_digest`:
+    identical rows have the same file and id (`key`), so only rows whose (file, id) repeats (`shared`)
+    can be duplicates: they get the whole row's hash, the others keep their (file, id) hash, unique
+    already (hashing every whole row of 7.9M objects took longer than GX's whole suite); without an id
+    rule `df` has every row's. `text_fits`: counted in characters where the bytes passed MAX_TEXT."""
+    long = ~df["text_fits"].to_numpy()
+    again = pl.Series("at", np.flatnonzero(shared | long)).cast(pl.get_index_type())
+    if again.is_empty():
+        return df.with_columns(row_digest=pl.col(key)) if key else df
+    whole = (
+        typed.with_row_index("at")
+        .filter(pl.col("at").is_in(again))
+        .select(
+            "at",
+            digest=whole_row,
+            fits=pl.max_horizontal([pl.col(c).str.len_chars() for c in text]).fill_null(0) <= MAX_TEXT,
+        )
+        .collect(engine="streaming")
+    )
+    at = whole["at"].to_numpy()
+    digest, fits = whole.filter(pl.Series(shared[at])), whole.filter(pl.Series(long[at]))
+    return df.with_columns(
+        df["text_fits"].scatter(fits["at"], fits["fits"]),
+        *([df[key].scatter(digest["at"], digest["digest"]).alias("row_digest")] if key else []),
     )
 
 
