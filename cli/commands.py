@@ -484,6 +484,8 @@ def _redraw_line(entry: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the `jointdraw` command itself, not a caller in the same process
+        _skip_final_collection()
     parser = argparse.ArgumentParser(prog="jointdraw", description="Joint random inspection draw (双随机、一公开).")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -665,11 +667,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     _interrupt_on_sigterm()
+    if argv is None and args.command in FLOW_COMMANDS:
+        from jointdraw.cli.prefect_server import start_early
+
+        start_early()  # before Prefect is even loaded (`_prefect_api`)
     if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):
         print(f"jointdraw {args.command}: {problem}", file=sys.stderr)
         return 1
     try:
-        return args.func(args)
+        with _prefect_api(args):
+            return args.func(args)
     except UserFacingError as e:
         print(f"jointdraw {args.command}: {e}", file=sys.stderr)
         return 1
@@ -683,7 +690,54 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _skip_final_collection() -> None:
+    """At exit, after everything else (the last exit handler), the command's objects are frozen out of
+    the interpreter's final garbage collection: with Great Expectations, Prefect, polars and DuckDB
+    loaded it took 1–2 s after a run had finished and said so, for nothing (the process ends; files are
+    closed by then, by the code that wrote them)."""
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)  # registered first, so it runs last
+
+
 FLOW_COMMANDS = ("run", "resume", "results", "redraw", "correct")  # the commands that run a Prefect flow
+FLOW_MODULES = {
+    "run": "jointdraw.flows.plan_run",
+    "resume": "jointdraw.flows.plan_run",
+    "results": "jointdraw.flows.results",  # with the contract (Great Expectations)
+    "redraw": "jointdraw.flows.redraw",
+    "correct": "jointdraw.flows.correct",  # with the contract
+}
+
+
+def _prefect_api(args: argparse.Namespace):
+    """For a flow command: the Prefect API it runs against; without PREFECT_API_URL, a temporary server
+    started as the command began (cli/prefect_server.py), and while it comes up the command loads its
+    flow and, when the run validates, Great Expectations (3 s)."""
+    from contextlib import nullcontext
+
+    if args.command not in FLOW_COMMANDS:
+        return nullcontext()
+    from jointdraw.cli.prefect_server import temporary_api
+
+    _quiet_temporary_server_shutdown()
+    return temporary_api([FLOW_MODULES[args.command], *(["jointdraw.flows.validate"] if _validates(args) else [])])
+
+
+def _validates(args: argparse.Namespace) -> bool:
+    """Whether a plan run (`run`, `resume`) will run the validate stage."""
+    validate = STAGES.index("validate")
+    if args.command == "run":
+        last = STAGES.index(args.stop_after) if args.stop_after else len(STAGES) - 1
+        return STAGES.index(args.start_at) <= validate <= last
+    if args.command == "resume":
+        from jointdraw.transforms.rerun import first_unfinished_stage
+        from jointdraw.transforms.storage.layout import OutputRoot
+
+        stage = first_unfinished_stage(OutputRoot(Path(args.out)).run(args.run_id))
+        return stage is not None and STAGES.index(stage) <= validate
+    return False
 
 
 def _unreachable_prefect_api() -> str | None:

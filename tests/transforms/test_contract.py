@@ -6,8 +6,9 @@ import json
 import polars as pl
 import pytest
 
+from jointdraw.transforms.contract.frames import validation_frame
 from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows, with_original_values
-from jointdraw.transforms.contract.suites import inspector_rules, item_rules, object_rules, validation_frame
+from jointdraw.transforms.contract.suites import inspector_rules, item_rules, object_rules
 from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.uscc import complete_uscc
@@ -167,7 +168,7 @@ def test_a_file_validated_in_a_batch_gets_what_it_gets_alone(contract):
     back: contract/validation.py:result_slice) gives every file the failing rows, counts, percentages
     and success it gets validated alone. The second file repeats the first file's rows: a duplicate
     across files is not a duplicate (uniqueness is per file)."""
-    from jointdraw.transforms.contract.validation import result_slice
+    from jointdraw.transforms.contract.frames import result_slice
 
     rules = object_rules(RUN_DATE)
     files = {
@@ -200,3 +201,61 @@ def test_a_file_validated_in_a_batch_gets_what_it_gets_alone(contract):
             and alone.statistics["successful_expectations"] == (share.statistics["successful_expectations"])
         )
     assert not share.success  # the test compares failures, not only passes
+
+
+def _typed(kind, rows, source_file):
+    raw = pl.DataFrame(rows, schema={k: pl.String for k in rows[0]}).with_columns(
+        source_file=pl.lit(source_file), source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2
+    )
+    return normalise_registry(raw, kind, source_file.split("/")[0])
+
+
+def test_rules_judged_once_per_distinct_value_fail_the_rows_every_row_validation_fails(contract):
+    """contract/frames.py: GX judges uniqueness on every row and every other rule once per distinct
+    value, then puts the verdicts back on the rows. The result must be the one GX gives on every row:
+    here the same failing rows, counts, percentages and success as a validation of the row-by-row
+    columns themselves. Values repeat (two districts, one bad; a bad status twice; a blank name), and
+    a duplicate row and a repeated USCC make the uniqueness rules fail."""
+    other = {**GOOD_OBJECT, "uscc": complete_uscc("91440300MA5DC6QX5"), "district_code": "440303"}
+    rows = [
+        GOOD_OBJECT,  # 2
+        other,  # 3
+        {**GOOD_OBJECT, "uscc": complete_uscc("92440300MA5DC6QX5"), "district_code": "440399"},  # 4 district_unknown
+        GOOD_OBJECT,  # 5 repeats line 2: duplicate_row, duplicate_id
+        {**other, "uscc": complete_uscc("93440300MA5DC6QX5"), "status": "停业整顿"},  # 6 enum_unknown
+        {**other, "uscc": complete_uscc("51440300MA5DC6QX5"), "status": "停业整顿", "name": ""},  # 7 both
+        {**other, "uscc": complete_uscc("Y1440300MA5DC6QX5"), "registered_on": "2021-13-45"},  # 8 unreadable date
+    ]
+    typed = _typed("objects", rows, "T/objects.csv")
+    rules = object_rules(RUN_DATE)
+    frames = validation_frame(typed, "objects", rules)
+    assert frames.per_value.shape[0] < frames.height  # the value rules were judged on fewer rows than there are
+    _, by_value = contract.check("objects-by-value", frames, rules)
+    every_row = frames.rows.to_pandas(use_pyarrow_extension_array=True)
+    _, by_row = contract.check("objects-by-row", every_row, rules)
+    keys = ("element_count", "unexpected_count", "unexpected_percent", "missing_count", "unexpected_index_list")
+    row_results = {r.expectation_config.meta["rule_index"]: r for r in by_row.results}
+    for r in by_value.results:
+        alone = row_results[r.expectation_config.meta["rule_index"]]
+        assert {k: r.result.get(k) for k in keys} == {k: alone.result.get(k) for k in keys}, r.expectation_config
+        assert r.success == alone.success
+    assert by_value.statistics["unsuccessful_expectations"] == by_row.statistics["unsuccessful_expectations"] > 0
+    got, _, _ = _verdicts(contract, "objects", rows, rules, "objects-by-value-verdicts")
+    assert got == {
+        4: "district_unknown",
+        5: "duplicate_row",
+        6: "enum_unknown",
+        7: "required_missing",
+        8: "date_unparseable",
+    }
+
+
+def test_a_text_over_2000_characters_is_too_long_and_2000_chinese_characters_are_not(contract):
+    """`text_fits` counts bytes first (a value of at most 2,000 bytes has at most 2,000 characters) and
+    characters only for longer values: 2,000 Chinese characters are 6,000 bytes and fit; 2,001 do not."""
+    rows = [
+        {**GOOD_OBJECT, "name": "深" * 2000},  # 2 fits
+        {**GOOD_OBJECT, "uscc": complete_uscc("91440300MA5DC6QX5"), "name": "深" * 2001},  # 3 too long
+    ]
+    got, _, _ = _verdicts(contract, "objects", rows, object_rules(RUN_DATE), "objects-long-text")
+    assert got == {3: "value_too_long"}

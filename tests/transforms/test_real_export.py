@@ -15,8 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from jointdraw.transforms.contract.frames import validation_frame
 from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows
-from jointdraw.transforms.contract.suites import object_rules, validation_frame
+from jointdraw.transforms.contract.suites import object_rules
 from jointdraw.transforms.contract.validation import Contract
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.storage.registry_files import RegistryFile, read_registry

@@ -16,14 +16,15 @@ from typing import Any
 import polars as pl
 
 from jointdraw.transforms import settings
+from jointdraw.transforms.contract.frames import result_slice, validation_frame
 from jointdraw.transforms.contract.quarantine import (
     QUARANTINE_SCHEMA,
     accepted_rows,
     quarantine_rows,
     with_original_values,
 )
-from jointdraw.transforms.contract.suites import Rule, file_inventory, file_rules, validation_frame
-from jointdraw.transforms.contract.validation import Contract, build_data_docs, for_docs, result_slice
+from jointdraw.transforms.contract.suites import Rule, file_inventory, file_rules
+from jointdraw.transforms.contract.validation import Contract, build_data_docs, for_docs
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.registry import Kind
 from jointdraw.transforms.stage_records import FileRecord, ValidateRecord
@@ -103,7 +104,7 @@ def validate_department_files(
     departments = list(typed)
     counts = [pl.scan_parquet(typed[d]).select(pl.len()).collect().item() for d in departments]
     scan = pl.concat([pl.scan_parquet(typed[d]) for d in departments], how="vertical")
-    frame = validation_frame(scan, kind, rules)  # streams: only the frame is whole in memory
+    frame = validation_frame(scan, kind, rules)  # streams: only the rule columns are whole in memory
     contract = Contract.ephemeral()
     name = f"{kind}-{departments[0]}" if len(departments) == 1 else f"{kind}-all"
     suite, result = contract.check(name, frame, rules, suite_name=kind)

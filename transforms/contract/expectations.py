@@ -9,6 +9,7 @@ on Arrow-backed pandas frames (see transforms/contract/suites.py).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import ClassVar
 
 import pandas as pd
@@ -23,9 +24,20 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 from jointdraw.transforms.normalise import parse_date
 from jointdraw.transforms.uscc import org_code_reasons, reg_no_reasons, uscc_reasons
 
+CHUNK = 250_000  # values per call of an identifier rule (transforms/uscc.py)
+
 
 def _as_polars(column: pd.Series) -> pl.Series:
     return pl.from_pandas(column).cast(pl.String)
+
+
+def _reasons(rule: Callable[[pl.Series], pl.Series], codes: pl.Series) -> pl.Series:
+    """`rule` (a code's own reason, or null) on `codes` in chunks of CHUNK: the rules are per value, so
+    the result is the same, and the working arrays stay small (7.9M USCCs: 4.4 s in one call, 1.6 s
+    in chunks: the one call spent most of its time allocating and faulting in 8M-row temporaries)."""
+    if codes.len() <= CHUNK:
+        return rule(codes)
+    return pl.concat([rule(codes.slice(i, CHUNK)) for i in range(0, codes.len(), CHUNK)])
 
 
 def _passes(column: pd.Series, reasons: pl.Series, failing: tuple[str, ...] | None = None) -> pd.Series:
@@ -39,7 +51,7 @@ class ColumnValuesUscc(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column, **kwargs):
-        return _passes(column, uscc_reasons(_as_polars(column)))
+        return _passes(column, _reasons(uscc_reasons, _as_polars(column)))
 
 
 class ColumnValuesOrgCode(ColumnMapMetricProvider):
@@ -47,7 +59,7 @@ class ColumnValuesOrgCode(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column, **kwargs):
-        return _passes(column, org_code_reasons(_as_polars(column)))
+        return _passes(column, _reasons(org_code_reasons, _as_polars(column)))
 
 
 class ColumnValuesRegNo(ColumnMapMetricProvider):
@@ -55,7 +67,7 @@ class ColumnValuesRegNo(ColumnMapMetricProvider):
 
     @column_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column, **kwargs):
-        return _passes(column, reg_no_reasons(_as_polars(column)))
+        return _passes(column, _reasons(reg_no_reasons, _as_polars(column)))
 
 
 class ColumnValuesReadableDate(ColumnMapMetricProvider):

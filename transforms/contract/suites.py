@@ -5,10 +5,12 @@ a kind's rules is the order reasons are given (a row that breaks two rules is qu
 under the first, with every reason listed). File-level rules (required columns present,
 at least one row) run on the file's raw columns and fail the department, not a row.
 
-The suites run on Arrow-backed pandas frames (`validation_frame`): only the columns the
-suite reads, lists joined with `;`, and two derived columns — `identifier` (USCC, else
-organization code, else registration number) and `row_digest` (a hash of the whole row,
-to find duplicate rows in one column instead of a compound key).
+The suites run on Arrow-backed pandas frames (contract/frames.py `validation_frame`): the
+columns the suite reads, lists joined with `;`, and derived columns — `identifier` (USCC,
+else organization code, else registration number), `text_fits`, and the uniqueness keys
+`row_digest` (a fingerprint of the whole row, to find duplicate rows in one column instead
+of a compound key) and `<id>_in_file` — each column once per distinct value where its
+verdict depends on the value alone.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def _duplicates(kind: Kind) -> Rule:
 
 
 def _text_length() -> Rule:
-    """No text value longer than MAX_TEXT (`text_fits` is computed per row in validation_frame: a
+    """No text value longer than MAX_TEXT (`text_fits` is computed per row in `validation_frame`: a
     set check is vectorised in GX, a between check calls Python per row — 4 s on AMR's 5.8M rows)."""
     return Rule(gxe.ExpectColumnValuesToBeInSet(column="text_fits", value_set=[True]), "value_too_long", "")
 
@@ -259,42 +261,3 @@ def file_inventory(raw_columns: dict[str, list[str]], rows: dict[str, int], kind
             **{f"has_{c}": [c in raw_columns[f] for f in files] for c in REQUIRED[kind]},
         }
     )
-
-
-def validation_frame(typed: pl.DataFrame | pl.LazyFrame, kind: Kind, rules: list[Rule]) -> pd.DataFrame:
-    """The columns the suite reads, as an Arrow-backed pandas frame whose index is the row's
-    position in `typed`, which is how GX reports failing rows.
-
-    Given a LazyFrame (a scan of the typed files) it streams: only the frame is ever whole
-    in memory, not the typed rows."""
-    spec = list(COLUMNS[kind])
-    # uniqueness keys as 64-bit fingerprints (fast to compare); the quarantine re-checks the
-    # flagged rows on the exact values, so a fingerprint collision can never reject a row
-    in_file = {
-        f"{r.column}_in_file": pl.when(pl.col(r.column).is_not_null()).then(
-            pl.struct("source_file", r.column).hash(seed=0)
-        )
-        for r in rules
-        if r.reason == "duplicate_id"
-    }
-    text = [c for c, how in COLUMNS[kind].items() if how == "text"]
-    derived = {
-        "row_digest": pl.struct("source_file", *spec).hash(seed=0),
-        "text_fits": pl.max_horizontal([pl.col(c).str.len_chars() for c in text]).fill_null(0) <= MAX_TEXT,
-        **in_file,
-        # true where the entity is identified (USCC, organization code or registration number), else null
-        **(
-            {
-                "identifier": pl.when(
-                    pl.any_horizontal(pl.col("uscc", "org_code", "legacy_reg_no").is_not_null())
-                ).then(True)
-            }
-            if kind == "objects"
-            else {}
-        ),
-    }
-    names = typed.collect_schema().names()
-    needed = [c for c in names if c in {r.expectation.column for r in rules if hasattr(r.expectation, "column")}]
-    df = typed.lazy().select(*needed, **derived).collect(engine="streaming")
-    df = df.with_columns([pl.col(c).list.join(";") for c, t in df.schema.items() if isinstance(t, pl.List)])
-    return df.to_pandas(use_pyarrow_extension_array=True)

@@ -1,8 +1,10 @@
-"""Running the contract: one Great Expectations validation of one department's registry.
+"""Running the contract: Great Expectations validations of departments' registries, and their Data Docs.
 
 An ephemeral GX context per stage run (no project folder, no network); progress bars off.
 Each expectation carries its rule index in `meta`, so results map back to rules and their
-quarantine reasons whatever order GX reports them in.
+quarantine reasons whatever order GX reports them in. A batch of typed rows is judged as
+contract/frames.py prepares it (uniqueness on every row, the other rules once per distinct
+value); its result is the one a validation of every row gives.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import datetime as dt
 import json
 import logging
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
+from great_expectations.execution_engine import pandas_execution_engine
 from great_expectations.validator.v1_validator import Validator as V1Validator
 
+from jointdraw.transforms.contract.frames import DOCS_ROWS, ValidationFrames, with_statistics
 from jointdraw.transforms.contract.suites import Rule, rule_description
 from jointdraw.transforms.documents.datadocs import make_offline
 
@@ -33,9 +36,12 @@ _GX = threading.RLock()  # one GX context at work per process: contexts share mo
 # GX sets this module's logger to INFO and says "Created temporary directory … for ephemeral docs site" for every
 # validation (36 lines per run on the terminal): library chatter, not the run's news
 logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+# GX fingerprints every batch frame under 1 GB for its batch markers with pandas' hash_pandas_object, which turns
+# Arrow strings into Python objects first: 11.5 s for the 7.9M USCCs of the 8M city, more than the whole suite. Nothing
+# here reads the fingerprint (the results are not kept in GX's store), so no frame is fingerprinted
+pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-DOCS_ROWS = 20  # failing rows kept per expectation in the copy of a result shown in Data Docs
 ROW_LISTS = (
     "unexpected_index_list",
     "unexpected_list",
@@ -62,26 +68,35 @@ class Contract:
         return cls(context)
 
     def validate(
-        self, name: str, frame: pd.DataFrame, rules: list[Rule], suite_name: str | None = None, batch: str | None = None
+        self,
+        name: str,
+        frame: pd.DataFrame | ValidationFrames,
+        rules: list[Rule],
+        suite_name: str | None = None,
+        batch: str | None = None,
     ) -> Any:
         """`check`, and the validation kept for Data Docs under `batch` (default `name`)."""
         suite, result = self.check(name, frame, rules, suite_name)
         self.done.append((suite, for_docs(result, batch or name)))
         return result
 
-    def check(self, name: str, frame: pd.DataFrame, rules: list[Rule], suite_name: str | None = None) -> Any:
+    def check(
+        self, name: str, frame: pd.DataFrame | ValidationFrames, rules: list[Rule], suite_name: str | None = None
+    ) -> Any:
         """Validates `frame` against the suite `suite_name` (default `name`: one suite per registry kind,
         so every department's file is a batch of the same suite) made of the rules' expectations, each
         described in Chinese with its standard and quarantine reason; returns the suite and the GX
         validation result (`.results`: one per expectation, each expectation's rule index in its
         meta, the failing rows' positions in `frame` as `unexpected_index_list`).
 
+        A batch of typed rows (ValidationFrames) is judged in two GX validations, its per-row frame
+        and its per-value frame (contract/frames.py), whose results are put back on the rows: the
+        result is the one a validation of every row gives.
+
         The batch is validated directly, not through a validation definition and GX's results
         store: storing serialises every failing row (a file of a million bad rows took 2 min
         there). Data Docs get a copy with the first DOCS_ROWS failing rows of each expectation."""
         with _GX:
-            source = self.context.data_sources.get("registries")
-            batch_definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}-all")
             expectations = []
             for i, rule in enumerate(rules):
                 e = rule.expectation.copy(deep=True)
@@ -89,15 +104,48 @@ class Contract:
                 e.description = rule_description(rule)
                 expectations.append(e)
             suite = gx.ExpectationSuite(name=suite_name or name, expectations=expectations)
-            # positions, not id columns: GX finds id columns row by row (80 s for a million failing rows). The
-            # validator is what ValidationDefinition.run uses, minus the store; it loads (and fingerprints) the frame
-            # once
-            validator = V1Validator(
-                batch_definition=batch_definition,
-                batch_parameters={"dataframe": frame},
-                result_format={"result_format": "COMPLETE"},
-            )
-            return suite, validator.validate_expectation_suite(suite)
+            if isinstance(frame, pd.DataFrame):
+                return suite, self._validate(name, frame, suite)
+            return suite, self._rows_result(name, frame, suite)
+
+    def _rows_result(self, name: str, frames: ValidationFrames, suite: Any) -> Any:
+        """The suite's result on every row of a batch, from a validation of its per-row frame and
+        one of its per-value frame (contract/frames.py), in the order one validation gives (by
+        column, in the order the suite names them, then the suite's order), every result labelled
+        with the batch (the per-row asset `name`)."""
+        results, whole = [], None
+        for asset, data in ((name, frames.per_row), (f"{name} (distinct values)", frames.per_value)):
+            chosen = [e.copy(deep=True) for e in suite.expectations if e.column in data.columns]
+            if chosen:
+                done = self._validate(asset, data, gx.ExpectationSuite(name=suite.name, expectations=chosen))
+                results += [frames.row_result(r) for r in done.results]
+                whole = whole or done
+        batch_id = whole.results[0].expectation_config.kwargs.get("batch_id")
+        for r in results:
+            r.expectation_config = copy.deepcopy(r.expectation_config)
+            r.expectation_config.kwargs["batch_id"] = batch_id
+        first: dict[str, int] = {}
+        for e in suite.expectations:
+            first.setdefault(e.column, len(first))
+        whole = copy.copy(whole)
+        whole.results = sorted(
+            results,
+            key=lambda r: (first[r.expectation_config.kwargs["column"]], r.expectation_config.meta["rule_index"]),
+        )
+        return with_statistics(whole)
+
+    def _validate(self, name: str, frame: pd.DataFrame, suite: Any) -> Any:
+        """One GX validation of `frame` (a dataframe asset `name`) against `suite`."""
+        source = self.context.data_sources.get("registries")
+        batch_definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(f"{name}-all")
+        # positions, not id columns: GX finds id columns row by row (80 s for a million failing rows). The
+        # validator is what ValidationDefinition.run uses, minus the store; it loads the frame once
+        validator = V1Validator(
+            batch_definition=batch_definition,
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "COMPLETE"},
+        )
+        return validator.validate_expectation_suite(suite)
 
     def validations(self) -> list[tuple[Any, Any]]:
         """(suite, result for the docs) of every validation run in this context (picklable: a
@@ -127,56 +175,6 @@ def for_docs(result: Any, batch: str) -> Any:
         "run_id": RunIdentifier(run_name=batch, run_time=dt.datetime.now(dt.UTC)),
     }
     return docs
-
-
-def result_slice(result: Any, start: int, stop: int, frame: pd.DataFrame) -> Any:
-    """The share of one file in a GX result over several files' rows (`frame` rows start…stop-1): each
-    expectation's failing rows renumbered from the file's first row, its counts and percentages and
-    success for the file alone, and the suite's statistics. Row rules only (every rule of a registry
-    suite is one): a file's share is what validating it alone gives, but that its lists of failing
-    values hold the first DOCS_ROWS (the verdicts read positions; the docs show no more)."""
-    part = copy.copy(result)
-    part.results = []
-    for r in result.results:
-        found = r.result.get("unexpected_index_list") or []
-        keep = [j for j, i in enumerate(found) if start <= i < stop]
-        column = r.expectation_config.kwargs.get("column")
-        n = stop - start
-        missing = int(frame[column].iloc[start:stop].isna().sum()) if column in frame.columns else 0
-        share = {**r.result, "element_count": n, "unexpected_count": len(keep)}
-        share["unexpected_index_list"] = [found[j] - start for j in keep]
-        # the file's failing values, read from the frame: the first DOCS_ROWS, as many as Data Docs show
-        values = frame[column].iloc[[found[j] for j in keep[:DOCS_ROWS]]].tolist() if column in frame.columns else []
-        for key in ("unexpected_list", "partial_unexpected_list"):
-            if key in r.result:
-                share[key] = values
-        if "partial_unexpected_index_list" in r.result:
-            share["partial_unexpected_index_list"] = share["unexpected_index_list"][:DOCS_ROWS]
-        if "partial_unexpected_counts" in r.result:
-            share["partial_unexpected_counts"] = [{"value": v, "count": c} for v, c in Counter(values).most_common()]
-        present = n - missing if "missing_count" in r.result else n
-        if "missing_count" in r.result:
-            share["missing_count"], share["missing_percent"] = missing, missing / n * 100 if n else None
-        for key, base in (
-            ("unexpected_percent", present),
-            ("unexpected_percent_nonmissing", present),
-            ("unexpected_percent_total", n),
-        ):
-            if key in r.result:
-                share[key] = len(keep) / base * 100 if base else None  # as GX computes it
-        one = copy.copy(r)
-        one.result, one.success = share, not keep
-        part.results.append(one)
-    passed = sum(1 for r in part.results if r.success)
-    part.statistics = {
-        **(result.statistics or {}),
-        "evaluated_expectations": len(part.results),
-        "successful_expectations": passed,
-        "unsuccessful_expectations": len(part.results) - passed,
-        "success_percent": 100 * passed / len(part.results) if part.results else None,
-    }
-    part.success = passed == len(part.results)
-    return part
 
 
 def build_data_docs(contract: Contract, site: Path) -> Path:

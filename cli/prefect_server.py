@@ -1,0 +1,173 @@
+"""The temporary Prefect server of a flow command run without PREFECT_API_URL, started as the command begins.
+
+Without PREFECT_API_URL, Prefect starts a temporary local server when the first flow is called
+(`prefect.server.api.server.SubprocessASGIServer`): it imports the server's modules into the command's
+own process (2.7 s) and then waits for the server to answer (4–5 s), the command doing nothing else
+meanwhile: 7 s of the demo city's 20. Here the same server (Prefect's command line, environment and log
+lines) is started before the command has even loaded Prefect (`start_early`), so it comes up on the
+other core while the command imports Prefect, its flow and Great Expectations; `temporary_api` then
+points PREFECT_API_URL at it for the command. It stops when the process exits, after Prefect has sent
+its last logs and events, as Prefect's own temporary server does (SIGTERM included: issue 18).
+
+With PREFECT_API_URL set (a running `prefect server start`, what a scheduled deployment uses) nothing is
+started, or the server started early is stopped at once when the URL comes from the Prefect profile.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import importlib.util
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+HELP = (
+    "See https://www.prefect.io/docs/v3/concepts/server#how-to-guides "
+    "for more information on running a dedicated Prefect server."
+)
+PORTS = range(8000, 9000)  # Prefect's range for its temporary server
+PORT_TAKEN = 3  # uvicorn's exit code when its port is taken
+
+
+def start_early() -> None:
+    """Starts this process's temporary server now unless PREFECT_API_URL is in the environment
+    (`temporary_api` stops it if the Prefect profile names a server)."""
+    global _SERVER
+    if _SERVER is None and not os.environ.get("PREFECT_API_URL"):
+        _SERVER = _TemporaryServer()
+
+
+@contextmanager
+def temporary_api(preload: list[str]) -> Iterator[None]:
+    """Inside the block, PREFECT_API_URL points at this process's temporary server (started on
+    first entry, if `start_early` did not) unless a server is configured; `preload` (module names)
+    is imported while the server starts (with a server already there, the command loads them when it
+    needs them, as before)."""
+    global _SERVER
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        if _SERVER is not None and not _SERVER.announced:  # started early, but the profile names a server
+            _SERVER.stop()
+            _SERVER = None
+        yield
+        return
+    if _SERVER is None:
+        _SERVER = _TemporaryServer()
+    _SERVER.announce()
+    _import(preload)
+    _SERVER.wait()
+    # no UI is served (as on Prefect's temporary server): no "View at" link to it in the log
+    with temporary_settings({PREFECT_API_URL: _SERVER.api_url, PREFECT_UI_URL: ""}):
+        yield
+
+
+_SERVER: _TemporaryServer | None = None
+
+
+def _import(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+class _TemporaryServer:
+    """Prefect's temporary server (the command and environment of SubprocessASGIServer), as a subprocess."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.announced = False
+        self.process: subprocess.Popen[bytes] | None = self._start()
+        atexit.register(self.stop)  # at exit, after Prefect's services have drained (they drain before atexit)
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.address}/api"
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        """The server subprocess, from the environment (the subprocess reads the Prefect profile
+        itself, as Prefect's own does): nothing of Prefect is imported here."""
+        spec = importlib.util.find_spec("prefect")
+        assert spec is not None and spec.origin is not None, "prefect is not installed"
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry errors in its log
+        command = ["-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent), "--factory"]
+        command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port)]
+        return subprocess.Popen([sys.executable, *command, "--log-level", "error", "--lifespan", "on"], env=env)
+
+    def announce(self) -> None:
+        """Prefect's line saying where the server is (once Prefect's logging is set up)."""
+        if self.announced:
+            return
+        from prefect.logging import get_logger
+        from prefect.logging.configuration import ensure_logging_setup
+
+        ensure_logging_setup()
+        get_logger().info("Starting temporary server on %s\n%s", self.address, HELP)
+        self.announced = True
+
+    def wait(self) -> None:
+        """Returns when the server answers; raises, as Prefect does, when it has not after
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS."""
+        import httpx
+        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+        deadline = time.monotonic() + PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                code = self.process.poll()
+                if code == PORT_TAKEN:  # another process took the port meanwhile: another one
+                    self.port = _free_port()
+                    self.process = self._start()
+                    continue
+                if code is not None:
+                    break
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        return
+                except httpx.ConnectError:
+                    pass
+                time.sleep(0.1)
+        code = self.process.poll() if self.process else None
+        raise RuntimeError(
+            "Timed out while attempting to connect to ephemeral Prefect API server."
+            + (f" Ephemeral server process exited with code {code}." if code is not None else "")
+        )
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.announced:
+            from prefect.logging import get_logger
+
+            get_logger().info("Stopping temporary server on %s", self.address)
+        process, self.process = self.process, None
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    for _ in range(10):
+        port = random.choice(PORTS)
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                time.sleep(random.uniform(0.1, 0.5))
+    raise RuntimeError("Unable to find an available port after multiple attempts")
