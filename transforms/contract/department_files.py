@@ -28,7 +28,13 @@ from jointdraw.transforms.contract.validation import Contract, build_data_docs, 
 from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.registry import Kind
 from jointdraw.transforms.stage_records import FileRecord, ValidateRecord
-from jointdraw.transforms.storage.runfolder import copy_file, file_record, read_stage_record, write_parquet
+from jointdraw.transforms.storage.runfolder import (
+    copy_file,
+    file_record,
+    read_stage_record,
+    write_parquet,
+    write_work_parquet,
+)
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 
@@ -138,7 +144,7 @@ def _write_verdicts(
             quarantine_rows(typed, result.results, rules, kind), pl.read_parquet(raw_path)
         )
         accepted = accepted_rows(typed, quarantined)
-        write_parquet(accepted, acc_path)
+        write_work_parquet(accepted, acc_path)  # a working file, as the typed file it comes from
         accepted_n = accepted.height
     write_parquet(quarantined, q_path)
     if accepted_n + quarantined.height != rows:  # pragma: no cover - guaranteed by construction

@@ -84,7 +84,7 @@ def write_parquet(df: pl.DataFrame, path: Path) -> Path:
 
 def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
     """A stage's working file, which later stages read and nothing publishes (ingest's raw and typed
-    rows): snappy, which writes and reads 3-5x faster than zstd for files about 1.5x as large."""
+    rows, the accepted rows): snappy, which writes and reads 3-5x faster than zstd for files about 1.5x as large."""
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="snappy", statistics=True)
     return path
