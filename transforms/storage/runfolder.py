@@ -101,7 +101,8 @@ def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]
             nonlocal writer
             table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy")
+                # no dictionary pages: twice as fast to write, and the next stage reads them once
+                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", use_dictionary=False)
             writer.write_table(table.cast(writer.schema))
 
         try:
