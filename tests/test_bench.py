@@ -1,7 +1,8 @@
-"""The bench at a small size (issue 23): it runs the whole flow twice, measures the floor in the same
-run, prints the ratio and the fixed costs apart, and reruns the quarterly plan with one department's
-file changed, reusing the others. Its figures are printed, not asserted (they depend on the machine):
-what is asserted is that they are measured and make sense."""
+"""The bench at a small size (issue 23): it runs the whole flow twice, measures the floor in the
+same run, prints the ratio and the fixed costs apart. Its figures are printed, not asserted (they
+depend on the machine): what is asserted is that they are measured and make sense. (`--quarterly`,
+which reruns with one department's file changed, is measured by hand at 8M: the reuse it shows is
+tested in tests/flows/test_reuse.py, and two more runs here would cost the suite a minute.)"""
 
 import json
 import subprocess
@@ -11,10 +12,10 @@ from jointdraw.transforms.storage.runfolder import STAGES
 from tests.conftest import ROOT
 
 
-def test_the_bench_measures_the_whole_flow_its_floor_and_a_quarterly_rerun(tmp_path):
+def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
     figures = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--objects", "20000", "--whole-only", "--repeat", "2", "--quarterly"]
+        [sys.executable, "scripts/bench.py", "--objects", "20000", "--whole-only", "--repeat", "2"]
         + ["--work", str(tmp_path), "--json", str(figures)],
         cwd=ROOT,
         capture_output=True,
@@ -32,8 +33,3 @@ def test_the_bench_measures_the_whole_flow_its_floor_and_a_quarterly_rerun(tmp_p
         assert run["reused"] == {}, "the timed runs compute everything"
     floor = found["whole"]["floor"]
     assert floor["input_scan"]["rows"] > 20_000 and floor["draw"]["eligible_pairs"] > 0 and floor["seconds"] > 0
-    files = len(json.loads((tmp_path / "out/bench/runs/whole/01_ingest/stage.json").read_text())["files"])
-    # one department's file changed: every other file of the inbox is reused; the merge too unless objects changed
-    for kind, quarterly in found["quarterly"].items():
-        assert quarterly["reused"]["ingest"] == files - 1 and quarterly["reused"]["validate"] == files - 1
-        assert ("merge" in quarterly["reused"]) == (kind != "objects"), (kind, quarterly["reused"])

@@ -60,7 +60,7 @@ class ValidationFrames:
             distinct = self.distinct[column]
             bad = distinct.gather([i for i in found if i < distinct.len()])  # past it: padding, the first value again
             values = self.rows[column]
-            hit = values.is_in(bad.drop_nulls()).fill_null(False)
+            hit = values.is_in(bad.drop_nulls().implode()).fill_null(False)
             if bad.null_count():
                 hit = hit | values.is_null()
             found = np.flatnonzero(hit.to_numpy()).tolist()
@@ -149,7 +149,7 @@ def _whole_rows(
         return df.with_columns(row_digest=pl.col(key)) if key else df
     whole = (
         typed.with_row_index("at")
-        .filter(pl.col("at").is_in(again))
+        .filter(pl.col("at").is_in(again.implode()))
         .select(
             "at",
             digest=whole_row,
@@ -177,7 +177,7 @@ def _repeated(values: np.ndarray) -> np.ndarray:
     """Where a value occurs more than once (a sort: 0.1 s for 8M fingerprints, where hashing them took 2 s)."""
     ordered = np.sort(values)
     twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    return pl.Series(values).is_in(pl.Series(twice)).to_numpy() if len(twice) else np.zeros(len(values), bool)
+    return pl.Series(values).is_in(pl.Series(twice).implode()).to_numpy() if len(twice) else np.zeros(len(values), bool)
 
 
 def _first_positions(keys: pl.Series, shared: np.ndarray | None = None) -> pl.Series:
