@@ -13,7 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from jointdraw.transforms.merge import FULL_WIDTH, HALF_WIDTH, REGISTRATION_AUTHORITY, merge_connection
+from jointdraw.transforms.merge import (
+    FULL_WIDTH,
+    HALF_WIDTH,
+    REGISTRATION_AUTHORITY,
+    SHARED_COLUMNS,
+    merge_connection,
+    sql_statements,
+)
 from jointdraw.transforms.settings import MERGE_MEMORY_LIMIT
 from jointdraw.transforms.storage.packaged import sql_text
 
@@ -27,8 +34,13 @@ def main() -> None:
     con.read_parquet(
         [str(p) for p in sorted((run / "02_validate" / "accepted" / "objects").glob("*.parquet"))]
     ).create_view("records")
+
+    def keyed() -> None:
+        for statement in sql_statements("merge_keyed"):
+            con.execute(statement, {"authority": REGISTRATION_AUTHORITY} if "$authority" in statement else None)
+
     steps = [
-        ("keyed", lambda: con.execute(sql_text("merge_keyed"), {"authority": REGISTRATION_AUTHORITY})),
+        ("keyed (view, links)", keyed),
         (
             "listed several times",
             lambda: con.execute(
@@ -39,11 +51,15 @@ def main() -> None:
         (
             "shared",
             lambda: con.execute(
-                "create or replace temp table shared as "
-                "select * from keyed semi join listed_several_times using (entity_key)"
+                f"create or replace temp table shared as select {', '.join(SHARED_COLUMNS)} "
+                "from keyed semi join listed_several_times using (entity_key)"
             ),
         ),
-        ("directory", lambda: con.execute(f"create or replace temp table directory as {sql_text('merge_directory')}")),
+        ("grouped", lambda: con.execute(f"create or replace temp table grouped as {sql_text('merge_grouped')}")),
+        (
+            "directory (view)",
+            lambda: con.execute(f"create or replace temp view directory as {sql_text('merge_directory')}"),
+        ),
         (
             "conflicts",
             lambda: con.sql(
@@ -54,13 +70,13 @@ def main() -> None:
         (
             "sorted Parquet write",
             lambda: con.sql("select * from directory order by entity_key").write_parquet(
-                str(scratch / "directory.parquet"), compression="zstd"
+                str(scratch / "directory.parquet"), compression="snappy"
             ),
         ),
         (
             "unsorted Parquet write",
             lambda: con.sql("select * from directory").write_parquet(
-                str(scratch / "unsorted.parquet"), compression="zstd"
+                str(scratch / "unsorted.parquet"), compression="snappy"
             ),
         ),
     ]

@@ -83,8 +83,8 @@ def write_parquet(df: pl.DataFrame, path: Path) -> Path:
 
 
 def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
-    """A stage's working file, which later stages read and nothing publishes (ingest's raw and typed
-    rows, the accepted rows): snappy, which writes and reads 3-5x faster than zstd for files about 1.5x as large."""
+    """A stage's working file, which later stages read and nothing publishes (validate's accepted
+    rows): snappy, which writes and reads 3-5x faster than zstd for files about 1.5x as large."""
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, compression="snappy", statistics=True)
     return path
@@ -93,7 +93,8 @@ def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
 @contextmanager
 def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
     """A working Parquet file written frame by frame (frames of one schema, each a row group or more),
-    as `write_work_parquet` writes it whole; in place when the block ends, never half written."""
+    snappy without dictionary pages (ingest's raw and typed rows); in place when the block ends, never half
+    written."""
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
 
