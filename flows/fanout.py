@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, unmapped
-from prefect.futures import PrefectFutureList
+from prefect.futures import PrefectFuture, PrefectFutureList, as_completed
 from prefect.task_runners import TaskRunner
 
 from jointdraw.flows.errors import StageFailed
@@ -86,12 +86,30 @@ def _api_for_workers():
     return temporary_settings({PREFECT_API_URL: server.api_url}) if server.server_process else nullcontext()
 
 
-def map_tasks(task: Task, **parameters: Any) -> PrefectFutureList:
-    """`task.map(**parameters)` on the runner of the enclosing `fan_out`, else the flow's."""
+def map_tasks(task: Task, at_once: int | None = None, **parameters: Any) -> PrefectFutureList:
+    """`task.map(**parameters)` on the runner of the enclosing `fan_out`, else the flow's. On the flow's threads,
+    `at_once` runs at most that many at a time, started in the order given (the flow's pool has no bound: forty
+    files read at once on two cores each take as long as all of them)."""
     runner = _RUNNER.get()
-    if runner is None:
+    if runner is not None:
+        return runner.map(task, parameters)
+    if at_once is None:
         return task.map(**parameters)
-    return runner.map(task, parameters)
+    return _submitted_at_most(task, at_once, parameters)
+
+
+def _submitted_at_most(task: Task, at_once: int, parameters: dict[str, Any]) -> PrefectFutureList:
+    """`task` submitted once per mapped value, the next when one of the `at_once` running has finished."""
+    mapped = {k: v for k, v in parameters.items() if isinstance(v, list | tuple)}  # as `map`: the rest is static
+    fixed = {k: v.unwrap() if isinstance(v, unmapped) else v for k, v in parameters.items() if k not in mapped}
+    futures: list[PrefectFuture[Any]] = []
+    running: set[PrefectFuture[Any]] = set()
+    for i in range(len(next(iter(mapped.values()), []))):
+        if len(running) >= at_once:
+            running.discard(next(as_completed(list(running))))
+        futures.append(future := task.submit(**{k: v[i] for k, v in mapped.items()}, **fixed))
+        running.add(future)
+    return PrefectFutureList(futures)
 
 
 def map_department_files(

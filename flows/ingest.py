@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_tasks
+from jointdraw.transforms import settings
 from jointdraw.transforms.registry import KINDS, Kind
 from jointdraw.transforms.stage_records import IngestRecord, ReuseKey, reused_from
 from jointdraw.transforms.storage import ingest_files
@@ -66,8 +67,14 @@ def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reu
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
     earlier = EarlierResults.of(run, "ingest") if reuse else EarlierResults()
+    largest_first = sorted(found.files, key=lambda f: -f.path.stat().st_size)  # the city's export sets the pace
     futures = map_tasks(
-        ingest_file, file=found.files, inbox=inbox, out_dir=run.stage("ingest"), earlier=unmapped(earlier)
+        ingest_file,
+        at_once=settings.INGEST_FILES_AT_ONCE,
+        file=largest_first,
+        inbox=inbox,
+        out_dir=run.stage("ingest"),
+        earlier=unmapped(earlier),
     )
     record = ingest_files.ingest_record(inbox, found, [f.result() for f in futures])
     for r in record.files:

@@ -128,6 +128,13 @@ def draw_plan(
         sizes = eligible_sizes(con, plan)
     con.register("task_scopes", task_scopes(plan, keys))
     con.execute(sql_text("draw_eligible"))
+    return _draw_eligible(con, plan, seed, sizes)
+
+
+def _draw_eligible(
+    con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, sizes: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`draw_plan` on the view `eligible` as it stands (task_id, score_key, uscc, credit_risk)."""
     strata = strata_table(plan, sizes)
     con.register("strata", strata)
     draws = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
@@ -210,12 +217,33 @@ class PlanDraw:
 
 
 def draw_both_modes(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, directory: Path) -> PlanDraw:
-    """Draws the plan with `seed` in its own mode (coordinated when a task has a group) and in the other."""
-    sizes = eligible_sizes(con, plan)
-    draws, strata = draw_plan(con, plan, seed, score_keys(plan, "planned"), sizes)
+    """Draws the plan with `seed` in its own mode (coordinated when a task has a group) and in the other.
+    The eligible pairs are found once and kept (a temp table: task, USCC, class, a few hundred MB at most at
+    8M); each mode scores them under its own keys."""
+    con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
+    con.execute(sql_text("draw_eligible"))
+    con.execute("create or replace temp table eligible_pairs as select task_id, uscc, credit_risk from eligible")
+    sizes = con.sql(
+        "select task_id, credit_risk, count(*)::bigint as n from eligible_pairs group by all order by all"
+    ).pl()
     mode = "coordinated" if any(t.group for t in plan.tasks) else "independent"
     other_mode = "independent" if mode == "coordinated" else "coordinated"
-    other, _ = draw_plan(con, plan, seed, score_keys(plan, other_mode), sizes)
+    drawn = {}
+    for keys in ("planned", other_mode):
+        con.register(
+            "task_keys",
+            pl.DataFrame(
+                list(score_keys(plan, keys).items()),
+                schema={"task_id": pl.String, "score_key": pl.String},
+                orient="row",
+            ),
+        )
+        con.execute(
+            "create or replace temp view eligible as select p.task_id, k.score_key, p.uscc, p.credit_risk "
+            "from eligible_pairs p join task_keys k using (task_id)"
+        )
+        drawn[keys] = _draw_eligible(con, plan, seed, sizes)
+    (draws, strata), (other, _) = drawn["planned"], drawn[other_mode]
     return PlanDraw(
         draws=published_draws(plan, draws, directory),
         strata=strata.select("task_id", "credit_risk", "n", "k").sort("task_id", "credit_risk"),

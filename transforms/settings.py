@@ -22,3 +22,6 @@ QUARANTINE_XLSX_ROWS = 100_000
 # whole flow then peaks under 8 GiB), the draw while its eligible pairs stream
 MERGE_MEMORY_LIMIT = "5GB"
 DRAW_MEMORY_LIMIT = "2GB"
+# department files ingested at once on the flow's threads, largest first (on Dask the workers set the pace):
+# polars and pyarrow use both cores for one large file, and forty files at once on two cores thrash
+INGEST_FILES_AT_ONCE = 2

@@ -9,45 +9,55 @@ twice, as raw text and typed, with the same rows in the same order; and the stag
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, open_registry
-from jointdraw.transforms.storage.runfolder import file_record, work_parquet_appender
+from jointdraw.transforms.storage.runfolder import file_record, sha256_file, work_parquet_appender
 
 SKIPPED_LISTED = 100  # rows without data listed per file in stage.json (all are counted)
 
 
 def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, sha256: str | None = None) -> dict[str, Any]:
     """Reads one file and writes its raw and typed Parquet; returns their records or the failure.
-    A batch of rows at a time (registry_files.BATCH_ROWS): read, normalised, appended to both.
-    `sha256`: the file's, when the caller hashed it already (a city's export is gigabytes)."""
+    A batch of rows at a time (registry_files.BATCH_ROWS): read, normalised, appended to both; the two
+    writers work on their own threads while the next batch is read, and the file is hashed beside them.
+    `sha256`: the file's, when the caller hashed it already (to look for an earlier run's result)."""
     started = time.perf_counter()
-    source = (
-        {"path": file.relative, "sha256": sha256, "bytes": file.path.stat().st_size, "rows": None}
-        if sha256
-        else file_record(file.path, None, inbox)
-    )
     raw_path = out_dir / "raw" / file.department / f"{file.kind}.parquet"
     typed_path = out_dir / file.kind / f"{file.department}.parquet"
     rows, skipped = 0, []
-    try:
-        stream = open_registry(file)
-        skipped += stream.titles
-        with work_parquet_appender(raw_path) as raw_out, work_parquet_appender(typed_path) as typed_out:
-            for raw, dropped in stream.batches():
-                typed = normalise_registry(raw, file.kind, file.department)
-                if typed.height != raw.height:  # pragma: no cover - normalise is row-preserving by construction
-                    raise AssertionError(f"{file.relative}: {raw.height} rows read but {typed.height} normalised")
-                raw_out(raw)
-                typed_out(typed)
-                rows += raw.height
-                skipped += dropped
-    except RegistryFileError as e:
-        return {"department": file.department, "kind": file.kind, "source": source, "error": e.reason}
-    source["rows"] = rows
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as hasher:
+        hashed = hasher.submit(sha256_file, file.path) if sha256 is None else None
+        try:
+            stream = open_registry(file)
+            skipped += stream.titles
+            with (
+                work_parquet_appender(raw_path, background=True) as raw_out,
+                work_parquet_appender(typed_path, background=True) as typed_out,
+            ):
+                for raw, dropped in stream.batches():
+                    typed = normalise_registry(raw, file.kind, file.department)
+                    if typed.height != raw.height:  # pragma: no cover - normalise is row-preserving by construction
+                        raise AssertionError(f"{file.relative}: {raw.height} rows read but {typed.height} normalised")
+                    raw_out(raw)
+                    typed_out(typed)
+                    rows += raw.height
+                    skipped += dropped
+            error = None
+        except RegistryFileError as e:
+            error = e.reason
+        source = {
+            "path": file.relative,
+            "sha256": sha256 or hashed.result(),  # type: ignore[union-attr]
+            "bytes": file.path.stat().st_size,
+            "rows": None if error else rows,
+        }
+    if error is not None:
+        return {"department": file.department, "kind": file.kind, "source": source, "error": error}
     return {
         "department": file.department,
         "kind": file.kind,

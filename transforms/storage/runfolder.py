@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,14 +92,15 @@ def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
 
 
 @contextmanager
-def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+def work_parquet_appender(path: Path, background: bool = False) -> Iterator[Callable[[pl.DataFrame], None]]:
     """A working Parquet file written frame by frame (frames of one schema, each a row group or more),
     snappy without dictionary pages (ingest's raw and typed rows); in place when the block ends, never half
-    written."""
+    written. `background`: each frame is written on a thread of its own while the caller goes on (pyarrow
+    writes without the GIL), at most one frame waiting; a failed write is raised by the next call or at the end."""
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
 
-        def append(df: pl.DataFrame) -> None:
+        def write(df: pl.DataFrame) -> None:
             nonlocal writer
             table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
             if writer is None:
@@ -106,11 +108,26 @@ def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]
                 writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", use_dictionary=False)
             writer.write_table(table.cast(writer.schema))
 
-        try:
-            yield append
-        finally:
-            if writer is not None:
-                writer.close()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer") as pool:
+            pending: list[Future[None]] = []
+
+            def append(df: pl.DataFrame) -> None:
+                if not background:
+                    return write(df)
+                while pending:  # the frame before this one is written first (order, and one frame waiting)
+                    pending.pop(0).result()
+                pending.append(pool.submit(write, df))
+
+            try:
+                yield append
+                while pending:
+                    pending.pop(0).result()
+            finally:
+                for f in pending:
+                    f.cancel()
+                pool.shutdown(wait=True)
+                if writer is not None:
+                    writer.close()
 
 
 def copy_parquet_without(source: Path, path: Path, columns: Collection[str]) -> Path:
