@@ -49,11 +49,16 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, earlier: Earlier
     """Reads one file and writes its raw and typed Parquet — or takes them from an earlier run that read the
     same bytes (`earlier`) —; returns their records, with the file's reuse key, or the failure."""
     before = file_state(file.path)
-    key = ingest_key(file.relative, file.kind, sha256 := sha256_file(file.path))
-    if taken := earlier.take(key, out_dir):
-        return taken.record_here()
+    sha256 = None
+    if earlier.may_hold(file.relative, before[1]):  # worth hashing first: an earlier run may have read these bytes
+        key = ingest_key(file.relative, file.kind, sha256 := sha256_file(file.path))
+        if taken := earlier.take(key, out_dir):
+            return taken.record_here()
     record = ingest_files.ingest_file(file, inbox, out_dir, sha256)  # hashed once: the state check sees a change
-    if "error" in record or not unchanged_since(file.path, before, key, record):
+    if "error" in record:
+        return record
+    key = ingest_key(file.relative, file.kind, record["source"]["sha256"])
+    if not unchanged_since(file.path, before, key, record):
         return record  # a file that changed while it was read: its outputs are not keyed (no later run takes them)
     return {**record, "reuse": ReuseKey(key=key).model_dump()}
 

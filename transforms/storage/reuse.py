@@ -226,6 +226,15 @@ class EarlierResults:
                     by_key.setdefault(reuse.key, []).append(Earlier(run_id, folder, entry, reuse.docs))
         return cls(by_key)
 
+    def may_hold(self, relative: str, size: int) -> bool:
+        """Whether an earlier run ingested a file of this inbox path and size (only then is a file hashed
+        before it is read, to look for its key; otherwise it is hashed while it is read)."""
+        return any(
+            (e.record.get("source") or {}).get("path") == relative and e.record["source"].get("bytes") == size
+            for earlier in self.by_key.values()
+            for e in earlier
+        )
+
     def take(self, key: str, into: Path) -> Taken | None:
         """The newest earlier result for `key` whose files (outputs, and kept GX results) are all still what
         its run recorded, linked into `into` at the same paths; None when there is none (then compute)."""
