@@ -102,7 +102,7 @@ def work_parquet_appender(path: Path, background: bool = False) -> Iterator[Call
 
         def write(df: pl.DataFrame) -> None:
             nonlocal writer
-            table = df.to_arrow(compat_level=pl.CompatLevel.oldest())
+            table = df.to_arrow(compat_level=pl.CompatLevel.newest())  # string views: no copy of the text
             if writer is None:
                 # no dictionary pages: twice as fast to write, and the next stage reads them once
                 writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", use_dictionary=False)
