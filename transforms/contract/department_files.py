@@ -29,8 +29,8 @@ from jointdraw.transforms.documents import people_headers
 from jointdraw.transforms.registry import Kind
 from jointdraw.transforms.stage_records import FileRecord, ValidateRecord
 from jointdraw.transforms.storage.runfolder import (
-    copy_file,
     file_record,
+    link_file,
     read_stage_record,
     write_parquet,
     write_work_parquet,
@@ -136,7 +136,7 @@ def _write_verdicts(
     )
     if not any(r.result.get("unexpected_index_list") for r in result.results):
         quarantined = pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        copy_file(typed_path, acc_path)  # nothing rejected: the typed file is the accepted file
+        link_file(typed_path, acc_path)  # nothing rejected: the typed file is the accepted file
         accepted_n = rows
     else:
         typed = pl.read_parquet(typed_path)

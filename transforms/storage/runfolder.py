@@ -144,6 +144,17 @@ def copy_file(source: Path, path: Path) -> Path:
     return path
 
 
+def link_file(source: Path, path: Path) -> Path:
+    """`source` at `path` too: a hard link (a working file another stage wrote whole, which nothing writes in
+    place: every writer replaces files), else a copy (another file system); atomically."""
+    with atomic_path(path) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    return path
+
+
 def write_json(data: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(
