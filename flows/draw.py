@@ -43,6 +43,7 @@ from jointdraw.transforms.storage.runfolder import (
     copy_file,
     file_record,
     inputs_from,
+    link_file,
     write_json,
     write_parquet,
 )
@@ -59,7 +60,8 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     history of other plans' runs, and from the departments' inspections when the plan sets visit
     caps), the plan — and writes the commitment to them."""
     out = run.stage("commit")
-    directory = copy_file(run.stage("merge") / "directory.parquet", out / "directory.parquet")
+    # frozen: a hard link (every writer replaces files, none writes in place; the commitment hashes it)
+    directory = link_file(run.stage("merge") / "directory.parquet", out / "directory.parquet")
     # the item list and the inspectors are frozen with the directory: assign reads these copies
     registries = {
         kind: write_parquet(accepted_registry(run.path, kind), out / f"{kind}.parquet")
