@@ -1,93 +1,52 @@
-"""Where the merge stage's time goes: each of its DuckDB steps timed on a run's accepted objects.
+"""Where the merge stage's time goes: each of its steps timed (wall and CPU of this process) on a run's
+accepted objects.
 
     .venv/bin/python scripts/profile_merge.py out/bench/runs/bench-8000000
 
-Same connection settings as the stage (memory limit, spill folder); the outputs go to a
-temporary folder, the run folder is only read.
+It runs the stage itself (flows/merge.py `run_merge`, which names its steps) in a temporary run folder
+whose 02_validate links to the given run's: the run folder is only read. CPU is the process's (DuckDB's
+threads included): on a shared machine it is steadier than wall time.
 """
 
 from __future__ import annotations
 
+import resource
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from jointdraw.transforms.merge import (
-    FULL_WIDTH,
-    HALF_WIDTH,
-    REGISTRATION_AUTHORITY,
-    SHARED_COLUMNS,
-    merge_connection,
-    sql_statements,
-)
-from jointdraw.transforms.settings import MERGE_MEMORY_LIMIT
-from jointdraw.transforms.storage.packaged import sql_text
-
-ROOT = Path(__file__).resolve().parents[1]
+from jointdraw.flows.merge import run_merge
+from jointdraw.transforms.storage.layout import RunFolder
 
 
 def main() -> None:
     run = Path(sys.argv[1])
-    scratch = Path(tempfile.mkdtemp(prefix="profile-merge-"))
-    con = merge_connection(MERGE_MEMORY_LIMIT, scratch / ".spill")
-    con.read_parquet(
-        [str(p) for p in sorted((run / "02_validate" / "accepted" / "objects").glob("*.parquet"))]
-    ).create_view("records")
+    root = Path(tempfile.mkdtemp(prefix="profile-merge-"))
+    scratch = RunFolder(root / "runs" / run.name)
+    scratch.path.mkdir(parents=True)
+    scratch.stage("validate").symlink_to(RunFolder(run).stage("validate").resolve(), target_is_directory=True)
+    times: list[tuple[str, float, float]] = []
 
-    def keyed() -> None:
-        for statement in sql_statements("merge_keyed"):
-            con.execute(statement, {"authority": REGISTRATION_AUTHORITY} if "$authority" in statement else None)
+    @contextmanager
+    def step(name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        times.append((name, time.perf_counter() - wall, time.process_time() - cpu))
 
-    steps = [
-        ("keyed (view, links)", keyed),
-        (
-            "listed several times",
-            lambda: con.execute(
-                "create or replace temp table listed_several_times as "
-                "select entity_key from keyed group by 1 having count(*) > 1"
-            ),
-        ),
-        (
-            "shared",
-            lambda: con.execute(
-                f"create or replace temp table shared as select {', '.join(SHARED_COLUMNS)} "
-                "from keyed semi join listed_several_times using (entity_key)"
-            ),
-        ),
-        ("grouped", lambda: con.execute(f"create or replace temp table grouped as {sql_text('merge_grouped')}")),
-        (
-            "directory (view)",
-            lambda: con.execute(f"create or replace temp view directory as {sql_text('merge_directory')}"),
-        ),
-        (
-            "conflicts",
-            lambda: con.sql(
-                sql_text("merge_conflicts"),
-                params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
-            ).pl(),
-        ),
-        (
-            "sorted Parquet write",
-            lambda: con.sql("select * from directory order by entity_key").write_parquet(
-                str(scratch / "directory.parquet"), compression="snappy"
-            ),
-        ),
-        (
-            "unsorted Parquet write",
-            lambda: con.sql("select * from directory").write_parquet(
-                str(scratch / "unsorted.parquet"), compression="snappy"
-            ),
-        ),
-    ]
-    total = 0.0
-    for name, step in steps:
-        started = time.perf_counter()
-        step()
-        seconds = time.perf_counter() - started
-        total += seconds if name != "unsorted Parquet write" else 0
-        print(f"  {name:<24} {seconds:6.1f} s")
-    print(f"  {'total (stage steps)':<24} {total:6.1f} s")
+    wall, cpu = time.perf_counter(), time.process_time()
+    record = run_merge(scratch, step=step)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"  {'step':<32} {'wall':>6}   {'CPU':>6}")
+    for name, seconds, cpu_seconds in times:
+        print(f"  {name:<32} {seconds:6.1f} s {cpu_seconds:6.1f} s")
+    print(f"  {'stage (run_merge)':<32} {wall:6.1f} s {cpu:6.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"  {record.records_in:,} records, {record.entities:,} entities; peak RSS {peak:.2f} GiB")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ merges in bounded memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,7 @@ HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 # what grouping and comparing the records of an entity listed several times read (not the codes
 # that keyed them, nor the submitted text of dates)
 SHARED_COLUMNS = (
-    "entity_key", "precedence", "linked_by", "submitted_by", "source_line", "name", "entity_type",
+    "entity_key", "precedence", "department_bit", "linked_by", "submitted_by", "source_line", "name", "entity_type",
     "registered_type", "registered_type_code", "foreign_invested", "branch", "registered_on", "status",
     "industry_code", "address", "district_code", "operator_name", "phone", "credit_risk", "tags",
 )  # fmt: skip
@@ -76,53 +78,81 @@ def sql_statements(name: str) -> list[str]:
     return [part for part in sql_text(name).split(";\n") if part.strip()]
 
 
-def merge_into(con: duckdb.DuckDBPyConnection) -> Merged:
+# an entity's departments are gathered as the bits of one UHUGEINT (sql/merge_keyed.sql)
+MAX_DEPARTMENTS = 128
+
+
+# what times the merge's steps (scripts/profile_merge.py): a context manager per step, by the step's name
+StepTimer = Callable[[str], AbstractContextManager[object]]
+
+
+def untimed(_step: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Merged:
     """From the view `records` (accepted objects), builds the view `keyed` (every record with its
-    entity key and precedence), the temp tables `listed_several_times`, `shared` (their records)
-    and `grouped` (their directory rows), and the view `directory` (one row per entity,
-    unordered: writers order by entity_key). Only the records of entities listed several times
-    are copied; the others stream from the files to the directory's writer."""
-    for statement in sql_statements("merge_keyed"):
-        con.execute(statement, {"authority": REGISTRATION_AUTHORITY} if "$authority" in statement else None)
-    con.execute(
-        "create or replace temp table listed_several_times as "
-        "select entity_key from keyed group by 1 having count(*) > 1"
-    )
-    # the records of entities listed several times: grouped for the directory, compared for conflicts
-    con.execute(
-        f"create or replace temp table shared as select {', '.join(SHARED_COLUMNS)} "
-        "from keyed semi join listed_several_times using (entity_key)"
-    )
-    con.execute(f"create or replace temp table grouped as {sql_text('merge_grouped')}")
+    entity key and precedence), the temp tables `listed_several_times` (their keys and first
+    precedence), `shared` (their records) and `grouped` (their directory rows), and the view
+    `directory` (one row per entity, unordered: writers order by entity_key). Only the records of
+    entities listed several times are copied; the others stream from the files to the directory's
+    writer."""
+    with step("keyed (view, links)"):
+        for statement in sql_statements("merge_keyed"):
+            con.execute(statement, {"authority": REGISTRATION_AUTHORITY} if "$authority" in statement else None)
+    if (departments := con.execute("select count(*) from departments").fetchall()[0][0]) > MAX_DEPARTMENTS:
+        raise ValueError(
+            f"merge: {departments} departments submitted objects; the merge gathers at most {MAX_DEPARTMENTS} "
+            "(transforms/merge.py MAX_DEPARTMENTS): merge fewer departments' files per plan"
+        )
+    with step("listed several times"):
+        con.execute(
+            "create or replace temp table listed_several_times as "
+            "select entity_key, min(precedence) as first_precedence from keyed group by 1 having count(*) > 1"
+        )
+    # the records of entities listed several times, the first in precedence order marked: grouped for
+    # the directory, compared for conflicts
+    with step("shared"):
+        con.execute(
+            f"create or replace temp table shared as select {', '.join(SHARED_COLUMNS)}, "
+            "precedence = first_precedence as is_first from keyed join listed_several_times using (entity_key)"
+        )
+    with step("grouped"):
+        con.execute(f"create or replace temp table grouped as {sql_text('merge_grouped')}")
     con.execute(f"create or replace temp view directory as {sql_text('merge_directory')}")
-    conflicts = con.sql(
-        sql_text("merge_conflicts"),
-        params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
-    ).pl()
+    with step("conflicts"):
+        conflicts = con.sql(
+            sql_text("merge_conflicts"),
+            params={"full_width": FULL_WIDTH, "half_width": HALF_WIDTH, "authority": REGISTRATION_AUTHORITY},
+        ).pl()
     # an entity is unlinked when its records link to no USCC: its key is its own (ORG:… / REG:…);
     # its name is its one record's, or the grouped row's
-    unlinked = con.sql("""
-        select k.entity_key, coalesce(g.name, k.name) as name, k.submitted_by as department, k.source_file,
-            k.source_line
-        from keyed k left join grouped g using (entity_key)
-        where k.linked_by = 'unlinked'
-        order by k.entity_key, k.submitted_by, k.source_line""").pl()
+    with step("unlinked"):
+        unlinked = con.sql("""
+            select k.entity_key, coalesce(g.name, k.name) as name, k.submitted_by as department, k.source_file,
+                k.source_line
+            from keyed k left join grouped g using (entity_key)
+            where k.linked_by = 'unlinked'
+            order by k.entity_key, k.submitted_by, k.source_line""").pl()
 
     def count(query: str) -> int:
         return con.execute(query).fetchall()[0][0]
 
-    records, shared = count("select count(*) from keyed"), count("select count(*) from shared")
-    grouped = count("select count(*) from grouped")
-    several = count("select count(*) from grouped where len(departments) > 1")
-    # how entities' records were linked: an entity of one record by its record, the others by their lists
-    by_link: dict[str, int] = {}
-    for query, sign in (
-        ("select linked_by, count(*) from keyed group by 1", 1),
-        ("select linked_by, count(*) from shared group by 1", -1),
-        ("select l, count(*) from (select unnest(linked_by) as l from grouped) group by l", 1),
-    ):
-        for kind, n in con.execute(query).fetchall():
-            by_link[kind] = by_link.get(kind, 0) + sign * n
+    # every record is in `keyed` once (merge_keyed.sql): its count and its links are the files' and `links`'
+    with step("counts"):
+        records, shared = count("select count(*) from records"), count("select count(*) from shared")
+        grouped = count("select count(*) from grouped")
+        several = count("select count(*) from grouped where len(departments) > 1")
+        # how entities' records were linked: an entity of one record by its record, the others by their lists
+        by_link: dict[str, int] = {}
+        for query, sign in (
+            ("select 'uscc', count(uscc) from records", 1),
+            ("select link_kind, count(*) from links group by 1", 1),
+            ("select linked_by, count(*) from shared group by 1", -1),
+            ("select l, count(*) from (select unnest(linked_by) as l from grouped) group by l", 1),
+        ):
+            for kind, n in con.execute(query).fetchall():
+                by_link[kind] = by_link.get(kind, 0) + sign * n
     entities = records - shared + grouped
     return Merged(records, entities, conflicts, unlinked, several, {k: n for k, n in sorted(by_link.items()) if n})
 

@@ -105,3 +105,37 @@ def test_a_fact_missing_from_the_first_record_comes_from_the_next_one_that_has_i
         "张三",
         "深圳市福满楼（深圳）餐饮管理有限公司",
     )
+
+
+def test_a_missing_value_is_no_conflict_and_no_tags_make_an_empty_union():
+    # ENV has no address and HLT's district differs: only the district is a conflict (a null is no
+    # value); no record has tags, so the union is [] (not null); SHOP is listed by two departments and
+    # RESTAURANT by one, so the departments and link kinds come from two different sets
+    objects = pl.concat(
+        [
+            _objects("AMR", [_row(SHOP)]),
+            _objects("ENV", [_row(SHOP, address="")]),
+            _objects("HLT", [_row(RESTAURANT, district_code="440304")]),
+        ]
+    )
+    directory, merged = merge_frames(objects)
+    rows = {row["entity_key"]: row for row in directory.iter_rows(named=True)}
+    assert rows[SHOP]["tags"] == [] and rows[SHOP]["departments"] == ["AMR", "ENV"]
+    assert rows[SHOP]["linked_by"] == ["uscc"] and rows[SHOP]["address"] == "南山区科苑路1号"
+    assert rows[RESTAURANT]["departments"] == ["HLT"] and rows[RESTAURANT]["n_records"] == 1
+    assert merged.conflicts.height == 0 and merged.entities_by_link == {"uscc": 2}
+
+
+def test_records_disagreeing_only_among_later_departments_are_a_conflict():
+    # AMR has no credit class; ENV says A and HLT says C: the directory takes C (highest risk) and the
+    # class is a conflict although the first record has no value
+    objects = pl.concat(
+        [
+            _objects("AMR", [_row(SHOP, credit_risk="")]),
+            _objects("ENV", [_row(SHOP, credit_risk="A")]),
+            _objects("HLT", [_row(SHOP, credit_risk="C")]),
+        ]
+    )
+    directory, merged = merge_frames(objects)
+    assert directory["credit_risk"].to_list() == ["C"]
+    assert merged.conflicts.select("attribute", "values", "chosen").rows() == [("credit_risk", ["ENV=A", "HLT=C"], "C")]

@@ -1,46 +1,39 @@
 -- Every attribute on which an entity's records disagree, each department's value, and the
--- value the directory chose. Records disagree on an attribute when its smallest and largest
--- values differ (nulls aside). Names are compared with full-width ASCII folded to half-width
+-- value the directory chose. Records disagree on an attribute when any of their values (nulls
+-- aside) differs from the directory's, which is one of them (the first in precedence order, or
+-- for the class the highest). Names are compared with full-width ASCII folded to half-width
 -- ($full_width → $half_width, what NFKC does to them), so （深圳） and (深圳) agree.
 with compared as (  -- `shared`: temp table of the records of entities listed several times
     select
-        entity_key,
-        submitted_by,
-        source_line,
-        case when regexp_matches(name, '[！-～　]') then translate(name, $full_width, $half_width) else name end as name,
-        entity_type,
-        registered_on::varchar as registered_on,
-        status,
-        industry_code,
-        address,
-        district_code,
-        credit_risk,
-        -- what the departments wrote, for the report
-        name as name_written
-    from shared
-),
-
-spread as (
-    select
-        entity_key,
-        min(name) <> max(name) as name,
-        min(entity_type) <> max(entity_type) as entity_type,
-        min(registered_on) <> max(registered_on) as registered_on,
-        min(status) <> max(status) as status,
-        min(industry_code) <> max(industry_code) as industry_code,
-        min(address) <> max(address) as address,
-        min(district_code) <> max(district_code) as district_code,
-        min(credit_risk) <> max(credit_risk) as credit_risk
-    from compared
-    group by entity_key
+        s.entity_key,
+        -- folded only where the names differ as written
+        case
+            when s.name = g.name then false
+            else translate(s.name, $full_width, $half_width) <> translate(g.name, $full_width, $half_width)
+        end as name,
+        s.entity_type <> g.entity_type as entity_type,
+        s.registered_on <> g.registered_on as registered_on,
+        s.status <> g.status as status,
+        s.industry_code <> g.industry_code as industry_code,
+        s.address <> g.address as address,
+        s.district_code <> g.district_code as district_code,
+        s.credit_risk <> g.credit_risk as credit_risk
+    from shared s
+    join grouped g using (entity_key)  -- temp table: the directory's rows of entities listed several times
 ),
 
 disagreeing as (
-    select
+    select distinct
         entity_key,
         attribute
     from (
-        unpivot spread on name, entity_type, registered_on, status, industry_code, address, district_code, credit_risk
+        unpivot (
+            select * from compared
+            where
+                name or entity_type or registered_on or status or industry_code or address or district_code
+                or credit_risk
+        )
+        on name, entity_type, registered_on, status, industry_code, address, district_code, credit_risk
         into name attribute value differs
     )
     where differs
@@ -52,15 +45,15 @@ values_by_record as (
             entity_key,
             submitted_by,
             source_line,
-            name_written as name,
+            name,
             entity_type,
-            registered_on,
+            registered_on::varchar as registered_on,
             status,
             industry_code,
             address,
             district_code,
             credit_risk
-        from compared
+        from shared
         semi join (select distinct entity_key from disagreeing) as d using (entity_key)
     )
     on name, entity_type, registered_on, status, industry_code, address, district_code, credit_risk

@@ -3,13 +3,21 @@
 -- Two small temp tables (the departments' order, the links of records without a USCC) and a view:
 -- the records are read where they are, never copied whole.
 -- the order an entity's facts are taken in: the registration authority's record first, then by
--- department code, then by line (one sortable integer: a department's base + the line)
+-- department code, then by line (one sortable integer: a department's base + the line),
+-- and each department's bit, in department code order (an entity's departments as one integer)
 create or replace temp table departments as
+with submitters as (
+    select
+        submitted_by,
+        row_number() over (order by submitted_by) as code_order
+    from (select distinct submitted_by from records) as codes
+)
+
 select
     submitted_by,
-    (submitted_by <> $authority)::bigint * (1::bigint << 50)
-    + row_number() over (order by submitted_by) * (1::bigint << 32) as precedence_base
-from (select distinct submitted_by from records) as submitters;
+    (submitted_by <> $authority)::bigint * (1::bigint << 50) + code_order * (1::bigint << 32) as precedence_base,
+    1::uhugeint << (code_order - 1)::uhugeint as department_bit
+from submitters;
 
 create or replace temp table links as
 with without_uscc as (
@@ -73,6 +81,7 @@ with linked as (
 
 select
     k.*,
-    d.precedence_base + k.source_line as precedence
+    d.precedence_base + k.source_line as precedence,
+    d.department_bit
 from linked k
 join departments d using (submitted_by)
