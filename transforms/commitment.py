@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,24 +70,28 @@ BATCH = 500_000
 
 
 def _lines_sha256(df: pl.DataFrame, fields: list[str]) -> str:
-    """SHA-256 of the rows as canonical lines. Each batch's lines are hashed straight from their Arrow
-    buffer (the lines' UTF-8 bytes one after the other), never joined into one Python string; the next
-    batches' lines are made on two threads meanwhile (polars works without the GIL), hashed in order."""
+    """SHA-256 of the rows as canonical lines (a batch at a time: `_frames_lines_sha256`)."""
+    return _frames_lines_sha256((df.slice(start, BATCH) for start in range(0, df.height, BATCH)), fields, df.schema)
+
+
+def _frames_lines_sha256(frames: Iterator[pl.DataFrame], fields: list[str], schema: pl.Schema) -> str:
+    """SHA-256 of the frames' rows, in order, as canonical lines. Each frame's lines are hashed straight from
+    their Arrow buffer (the lines' UTF-8 bytes one after the other), never joined into one Python string; the
+    next frames' lines are made on two threads meanwhile (polars works without the GIL), hashed in order."""
     h = hashlib.sha256()
     cols = [
-        (pl.col(c).list.join(";") if isinstance(df.schema[c], pl.List) else pl.col(c).cast(pl.String)).fill_null("")
+        (pl.col(c).list.join(";") if isinstance(schema[c], pl.List) else pl.col(c).cast(pl.String)).fill_null("")
         for c in fields
     ]
 
-    def lines(start: int) -> pa.Array | pa.ChunkedArray:
-        return df.slice(start, BATCH).select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series().to_arrow()
+    def lines(frame: pl.DataFrame) -> pa.Array | pa.ChunkedArray:
+        return frame.select(pl.concat_str(cols, separator="\t") + pl.lit("\n")).to_series().to_arrow()
 
-    starts = iter(range(0, df.height, BATCH))
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lines") as pool:
-        ahead = deque(pool.submit(lines, start) for start in itertools.islice(starts, 3))  # at most 3 batches made
+        ahead = deque(pool.submit(lines, frame) for frame in itertools.islice(frames, 3))  # at most 3 frames made
         while ahead:
             arrow = ahead.popleft().result()
-            ahead.extend(pool.submit(lines, start) for start in itertools.islice(starts, 1))
+            ahead.extend(pool.submit(lines, frame) for frame in itertools.islice(frames, 1))
             for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
                 h.update(_utf8_bytes(chunk.cast(pa.large_string())))
     return h.hexdigest()
@@ -99,12 +104,29 @@ def _utf8_bytes(array: pa.LargeStringArray) -> memoryview:
     return memoryview(data)[ends[array.offset] : ends[array.offset + len(array)]]
 
 
+class _NotSorted(Exception):
+    pass
+
+
+def _sorted_batches(path: Path, fields: list[str]) -> Iterator[pl.DataFrame]:
+    """The directory's rows a batch at a time, in file order; raises _NotSorted at the first key out of order."""
+    last = None
+    for batch in pl.scan_parquet(path).select(fields).collect_batches(chunk_size=BATCH):
+        keys = batch["entity_key"]
+        if keys.len() and (not keys.is_sorted() or (last is not None and keys[0] < last)):
+            raise _NotSorted
+        last = keys[-1] if keys.len() else last
+        yield batch
+
+
 def directory_sha256(path: Path, version: str = VERSION) -> str:
+    """The directory's lines digest. The merge and the bundle write it sorted by entity_key: it is then read
+    a batch at a time (at 16M object rows the stage read 11.6M entities whole); otherwise read whole and sorted."""
     fields = DIRECTORY_FIELDS_BY_VERSION[version]
-    directory = pl.read_parquet(path, columns=fields)
-    if not directory["entity_key"].is_sorted():  # the merge and the bundle write it sorted: no second sort
-        directory = directory.sort("entity_key")
-    return _lines_sha256(directory, fields)
+    try:
+        return _frames_lines_sha256(_sorted_batches(path, fields), fields, pl.read_parquet_schema(path))
+    except _NotSorted:
+        return _lines_sha256(pl.read_parquet(path, columns=fields).sort("entity_key"), fields)
 
 
 def exclusions_sha256(path: Path) -> str:
