@@ -111,11 +111,21 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
+def _eligible_view(con: duckdb.DuckDBPyConnection, plan: Plan, keys: dict[str, str]) -> None:
+    """The view `eligible` (task_id, score_key, uscc, credit_risk: sql/draw_eligible.sql) under these keys."""
+    con.register("task_scopes", task_scopes(plan, keys))
+    con.execute(sql_text("draw_eligible"))
+
+
+def _stratum_sizes(con: duckdb.DuckDBPyConnection, pairs: str) -> pl.DataFrame:
+    """(task_id, credit_risk, n) of every non-empty stratum of the eligible pairs in the relation `pairs`."""
+    return con.sql(f"select task_id, credit_risk, count(*)::bigint as n from {pairs} group by all order by all").pl()
+
+
 def eligible_sizes(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
     """(task_id, credit_risk, n): the size of every non-empty stratum (they do not depend on keys or seed)."""
-    con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
-    con.execute(sql_text("draw_eligible"))
-    return con.sql("select task_id, credit_risk, count(*)::bigint as n from eligible group by all order by all").pl()
+    _eligible_view(con, plan, score_keys(plan, "planned"))
+    return _stratum_sizes(con, "eligible")
 
 
 def draw_plan(
@@ -126,8 +136,7 @@ def draw_plan(
     `eligible_sizes` saves a pass over the eligible pairs when the plan is drawn again."""
     if sizes is None:
         sizes = eligible_sizes(con, plan)
-    con.register("task_scopes", task_scopes(plan, keys))
-    con.execute(sql_text("draw_eligible"))
+    _eligible_view(con, plan, keys)
     return _draw_eligible(con, plan, seed, sizes)
 
 
@@ -220,12 +229,9 @@ def draw_both_modes(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, direc
     """Draws the plan with `seed` in its own mode (coordinated when a task has a group) and in the other.
     The eligible pairs are found once and kept (a temp table: task, USCC, class, a few hundred MB at most at
     8M); each mode scores them under its own keys."""
-    con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
-    con.execute(sql_text("draw_eligible"))
+    _eligible_view(con, plan, score_keys(plan, "planned"))
     con.execute("create or replace temp table eligible_pairs as select task_id, uscc, credit_risk from eligible")
-    sizes = con.sql(
-        "select task_id, credit_risk, count(*)::bigint as n from eligible_pairs group by all order by all"
-    ).pl()
+    sizes = _stratum_sizes(con, "eligible_pairs")
     mode = "coordinated" if any(t.group for t in plan.tasks) else "independent"
     other_mode = "independent" if mode == "coordinated" else "coordinated"
     drawn = {}

@@ -251,7 +251,7 @@ def file_share(result: Any, found: list[int], start: int, stop: int, frames: Val
     share["unexpected_index_query"] = f"df.filter(items={share['unexpected_index_list']}, axis=0)"
     shown = (
         values.gather(found[:DOCS_ROWS])
-        .cast(pl.String if values.dtype == pl.Categorical else values.dtype)
+        .cast(pl.String if isinstance(values.dtype, pl.Categorical) else values.dtype)  # as `_as_text`
         .to_pandas(use_pyarrow_extension_array=True)
         .tolist()
         if values is not None

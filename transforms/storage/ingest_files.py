@@ -35,10 +35,7 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, sha256: str | No
         try:
             stream = open_registry(file)
             skipped += stream.titles
-            with (
-                work_parquet_appender(raw_path, background=True) as raw_out,
-                work_parquet_appender(typed_path, background=True) as typed_out,
-            ):
+            with work_parquet_appender(raw_path) as raw_out, work_parquet_appender(typed_path) as typed_out:
                 for raw, dropped in stream.batches():
                     typed = normalise_registry(raw, file.kind, file.department)
                     if typed.height != raw.height:  # pragma: no cover - normalise is row-preserving by construction

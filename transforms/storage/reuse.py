@@ -27,7 +27,6 @@ import json
 import os
 import pickle
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,7 +38,14 @@ import polars as pl
 from jointdraw.transforms.stage_records import FileRecord, ReusedFrom, ReuseKey
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import packaged_dir, reference_dir
-from jointdraw.transforms.storage.runfolder import FAILED_RECORD, STAGE_RECORD, atomic_path, file_record, sha256_file
+from jointdraw.transforms.storage.runfolder import (
+    FAILED_RECORD,
+    STAGE_RECORD,
+    atomic_path,
+    file_record,
+    link_or_copy,
+    sha256_file,
+)
 
 REUSE_VERSION = "jointdraw-reuse-v1"  # the keys' own layout: a change of it makes every earlier key a stranger
 DOCS_FOLDER = "docs"  # in the validate stage's folder: each validated file's GX results, pickled, for Data Docs
@@ -264,14 +270,9 @@ def _link_verified(source: Path, into: Path, files: list[dict[str, Any]]) -> boo
             temporary = target.with_name(f".{target.name}.reused")
             temporary.unlink(missing_ok=True)
             try:
-                os.link(origin, temporary)
-            except FileNotFoundError:
+                link_or_copy(origin, temporary)
+            except OSError:  # gone, or it cannot be copied either
                 return False
-            except OSError:  # another file system, or links not allowed: a copy
-                try:
-                    shutil.copyfile(origin, temporary)
-                except OSError:
-                    return False
             placed.append((temporary, target))
             if sha256_file(temporary) != f["sha256"]:
                 return False

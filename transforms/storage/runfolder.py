@@ -76,10 +76,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+# how every file the pipeline keeps or publishes is written (zstd, statistics, no per-run metadata)
+PARQUET_OPTIONS = {"compression": "zstd", "statistics": True}
+
+
 def write_parquet(df: pl.DataFrame, path: Path) -> Path:
-    """Parquet written the same way everywhere (zstd, statistics, no per-run metadata), atomically."""
+    """Parquet written the same way everywhere (PARQUET_OPTIONS), atomically."""
     with atomic_path(path) as tmp:
-        df.write_parquet(tmp, compression="zstd", statistics=True)
+        df.write_parquet(tmp, **PARQUET_OPTIONS)
     return path
 
 
@@ -92,11 +96,11 @@ def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
 
 
 @contextmanager
-def work_parquet_appender(path: Path, background: bool = False) -> Iterator[Callable[[pl.DataFrame], None]]:
+def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
     """A working Parquet file written frame by frame (frames of one schema, each a row group or more),
     snappy without dictionary pages (ingest's raw and typed rows); in place when the block ends, never half
-    written. `background`: each frame is written on a thread of its own while the caller goes on (pyarrow
-    writes without the GIL), at most one frame waiting; a failed write is raised by the next call or at the end."""
+    written. Each frame is written on a thread of its own while the caller goes on (pyarrow writes without
+    the GIL), one frame waiting at most; a failed write is raised by the next call or at the end."""
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
 
@@ -109,22 +113,19 @@ def work_parquet_appender(path: Path, background: bool = False) -> Iterator[Call
             writer.write_table(table.cast(writer.schema))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer") as pool:
-            pending: list[Future[None]] = []
+            pending: Future[None] | None = None
 
             def append(df: pl.DataFrame) -> None:
-                if not background:
-                    return write(df)
-                while pending:  # the frame before this one is written first (order, and one frame waiting)
-                    pending.pop(0).result()
-                pending.append(pool.submit(write, df))
+                nonlocal pending
+                if pending is not None:  # the frame before this one is written first
+                    pending.result()
+                pending = pool.submit(write, df)
 
             try:
                 yield append
-                while pending:
-                    pending.pop(0).result()
+                if pending is not None:
+                    pending.result()
             finally:
-                for f in pending:
-                    f.cancel()
                 pool.shutdown(wait=True)
                 if writer is not None:
                     writer.close()
@@ -136,7 +137,7 @@ def copy_parquet_without(source: Path, path: Path, columns: Collection[str]) -> 
     over the frame: checked byte for byte on the 8M directory), with a few row groups in memory at a time."""
     kept = [c for c in pl.read_parquet_schema(source) if c not in columns]
     with atomic_path(path) as tmp:
-        pl.scan_parquet(source).select(kept).sink_parquet(tmp, compression="zstd", statistics=True)
+        pl.scan_parquet(source).select(kept).sink_parquet(tmp, **PARQUET_OPTIONS)
     return path
 
 
@@ -147,14 +148,22 @@ def copy_file(source: Path, path: Path) -> Path:
     return path
 
 
+def link_or_copy(source: Path, target: Path) -> None:
+    """`source` at `target` (which must not exist) too: a hard link, else (another file system, links not
+    allowed) a copy. A missing `source` raises FileNotFoundError."""
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 def link_file(source: Path, path: Path) -> Path:
-    """`source` at `path` too: a hard link (a working file another stage wrote whole, which nothing writes in
-    place: every writer replaces files), else a copy (another file system); atomically."""
+    """`source` at `path` too, atomically (`link_or_copy`): for a working file another stage wrote whole, which
+    nothing writes in place (every writer replaces files)."""
     with atomic_path(path) as tmp:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
+        link_or_copy(source, tmp)
     return path
 
 
