@@ -462,8 +462,8 @@ def _dask_option(parser: argparse.ArgumentParser) -> None:
         "--dask",
         default=None,
         metavar="ADDRESS",
-        help="run the per-department tasks (ingest, validation) on Dask: 'local' (2 worker processes) or a "
-        "scheduler address",
+        help="run the fanned-out tasks (each department file's ingest and validation, each key range's merge) "
+        "on Dask: 'local' (2 worker processes) or a scheduler address",
     )
 
 

@@ -1,6 +1,7 @@
 """Stages `commit` and `draw` (SPEC §4.4, §5).
 
-    04_commit/directory.parquet, exclusions.parquet, plan.yaml   what fixes the eligible sets
+    04_commit/directory-NNN.parquet, exclusions.parquet, plan.yaml   what fixes the eligible sets (the merge's
+                                                                  directory, linked)
     04_commit/inspections.parquet                                 the inspections the visit caps counted (if any)
     04_commit/commitment.json                                     SHA-256 over them (transforms/commitment.py)
     05_draw/draws.parquet                                         one row per (task, object) drawn
@@ -39,11 +40,14 @@ from jointdraw.transforms.stage_records import CommitRecord, DrawRecord
 from jointdraw.transforms.storage.bundle import publish_prepublication
 from jointdraw.transforms.storage.layout import RunFolder, read_run_record, write_run_record
 from jointdraw.transforms.storage.runfolder import (
+    DIRECTORY_PARTS,
     accepted_registry,
     copy_file,
+    directory_parts,
     file_record,
     inputs_from,
     link_file,
+    parquet_paths,
     write_json,
     write_parquet,
 )
@@ -60,8 +64,10 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     history of other plans' runs, and from the departments' inspections when the plan sets visit
     caps), the plan — and writes the commitment to them."""
     out = run.stage("commit")
-    # frozen: a hard link (every writer replaces files, none writes in place; the commitment hashes it)
-    directory = link_file(run.stage("merge") / "directory.parquet", out / "directory.parquet")
+    # frozen: hard links (every writer replaces files, none writes in place; the commitment hashes them)
+    for old in directory_parts(out):  # a rerun's: the merge's ranges may have been more
+        old.unlink()
+    directory = [link_file(part, out / part.name) for part in directory_parts(run.stage("merge"))]
     # the item list and the inspectors are frozen with the directory: assign reads these copies
     registries = {
         kind: write_parquet(accepted_registry(run.path, kind), out / f"{kind}.parquet")
@@ -80,7 +86,9 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
         )
     out_root = run.root.path
     history = read_history(out_root)
-    classes = pl.read_parquet(directory, columns=["entity_key", "credit_risk"]).select(DRAWN_ID, "credit_risk")
+    classes = pl.read_parquet(parquet_paths(directory), columns=["entity_key", "credit_risk"]).select(
+        DRAWN_ID, "credit_risk"
+    )
     excluded = exclusions_from_history(history, classes, plan, read_warehouse_table(out_root, "results"))
     if plan.visit_caps is not None:
         if inspections.is_empty():
@@ -96,11 +104,11 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     write_json({**commit, "committed_at": _now()}, out / "commitment.json")
     published_pre = publish_prepublication(out_root, plan.plan_id, out)
     return CommitRecord(
-        inputs=inputs_from(run.path, "merge", "directory.parquet") + inputs_from(run.path, "validate"),
+        inputs=inputs_from(run.path, "merge", DIRECTORY_PARTS) + inputs_from(run.path, "validate"),
         **commit,
         history_rows=history.height,
         exclusions_by_reason=dict(sorted(excluded.group_by("reason").len().iter_rows())),
-        outputs=[file_record(p, None, out) for p in (directory, exclusions, plan_copy, *registries.values(), *pre)],
+        outputs=[file_record(p, None, out) for p in (*directory, exclusions, plan_copy, *registries.values(), *pre)],
         prepublished=str(published_pre),
     )
 
@@ -131,7 +139,7 @@ def run_draw(
         if problems := public_seed_problems(*given, plan.seed_announced_at, committed_at):
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
-    directory = commit_dir / "directory.parquet"
+    directory = directory_parts(commit_dir)
     con = draw_connection(directory, commit_dir / "exclusions.parquet", settings.DRAW_MEMORY_LIMIT, threads)
     drawn = draw_both_modes(con, plan, chosen.value, directory)
     path = write_parquet(drawn.draws, out / "draws.parquet")
@@ -164,7 +172,7 @@ def run_draw(
             ", ".join(empty),
         )
     return DrawRecord(
-        inputs=inputs_from(run.path, "commit", "directory.parquet", "exclusions.parquet", "plan.yaml"),
+        inputs=inputs_from(run.path, "commit", DIRECTORY_PARTS, "exclusions.parquet", "plan.yaml"),
         seed_origin=chosen.origin,
         commitment=committed["commitment"],
         eligible_pairs=int(drawn.strata["n"].sum()),

@@ -1,4 +1,5 @@
-"""Where per-department tasks run: the flow's own threads, or a Dask cluster (scale-out).
+"""Where the fanned-out tasks run (a department file's ingest and validation, a key range's merge): the
+flow's own threads, or a Dask cluster (scale-out).
 
     with fan_out(dask):                    # dask: None, "local", or a scheduler address
         ...
@@ -28,6 +29,7 @@ from typing import Any
 from prefect import Task, unmapped
 from prefect.futures import PrefectFuture, PrefectFutureList, as_completed
 from prefect.task_runners import TaskRunner
+from prefect.utilities.annotations import BaseAnnotation
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.transforms.registry import Kind
@@ -98,10 +100,19 @@ def map_tasks(task: Task, at_once: int | None = None, **parameters: Any) -> Pref
     return _submitted_at_most(task, at_once, parameters)
 
 
+def cluster_threads() -> int:
+    """The threads of the Dask cluster's workers inside `fan_out` (what runs at once there), else 1."""
+    runner = _RUNNER.get()
+    if runner is None:
+        return 1
+    return sum(w.get("nthreads", 1) for w in runner.client.scheduler_info()["workers"].values()) or 1
+
+
 def _submitted_at_most(task: Task, at_once: int, parameters: dict[str, Any]) -> PrefectFutureList:
     """`task` submitted once per mapped value, the next when one of the `at_once` running has finished."""
-    mapped = {k: v for k, v in parameters.items() if isinstance(v, list | tuple)}  # as `map`: the rest is static
-    fixed = {k: v.unwrap() if isinstance(v, unmapped) else v for k, v in parameters.items() if k not in mapped}
+    # as `map`: lists are mapped, the rest is static (Prefect's `unmapped` is a tuple too)
+    mapped = {k: v for k, v in parameters.items() if isinstance(v, list | tuple) and not isinstance(v, BaseAnnotation)}
+    fixed = {k: v.unwrap() if isinstance(v, BaseAnnotation) else v for k, v in parameters.items() if k not in mapped}
     futures: list[PrefectFuture[Any]] = []
     running: set[PrefectFuture[Any]] = set()
     for i in range(len(next(iter(mapped.values()), []))):

@@ -19,6 +19,8 @@ from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.stage_records import FuseRecord
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import (
+    DIRECTORY_PARTS,
+    directory_parts,
     file_record,
     inputs_from,
     write_json,
@@ -31,7 +33,7 @@ def run_fuse(run: RunFolder, plan: Plan) -> FuseRecord:
     draws = pl.read_parquet(draw_dir / "draws.parquet")
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "department", "category"])
     directory = (
-        pl.scan_parquet(commit_dir / "directory.parquet")
+        pl.scan_parquet(directory_parts(commit_dir))
         .with_columns(DRAWN_ID)
         .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi")
         .collect(engine="streaming")
@@ -39,7 +41,7 @@ def run_fuse(run: RunFolder, plan: Plan) -> FuseRecord:
     missing = draws.join(directory, on="uscc", how="anti")["uscc"].unique().sort()
     if missing.len():
         raise StageFailed(
-            f"fuse: {missing.len()} drawn USCCs are not in {commit_dir / 'directory.parquet'} "
+            f"fuse: {missing.len()} drawn USCCs are not in the directory of {commit_dir} "
             f"(first: {', '.join(missing.head(3))}); the draw and the commit do not belong together — rerun from commit"
         )
     fused = fuse_draws(draws, items, directory, plan.plan_id)
@@ -51,7 +53,7 @@ def run_fuse(run: RunFolder, plan: Plan) -> FuseRecord:
     ]
     return FuseRecord(
         inputs=inputs_from(run.path, "draw", "draws.parquet")
-        + inputs_from(run.path, "commit", "items.parquet", "directory.parquet"),
+        + inputs_from(run.path, "commit", "items.parquet", DIRECTORY_PARTS),
         figures={k: summary[k] for k in FIGURE_LABELS},
         by_department=summary["by_department"],
         outputs=[file_record(path, rows, out) for path, rows in written],

@@ -1,11 +1,17 @@
 """Stage `merge` (SPEC §4.3): the departments' accepted objects → one object directory.
 
-03_merge/directory.parquet   one row per entity, sorted by entity_key (transforms/merge.py states the rules)
+03_merge/directory-NNN.parquet  one row per entity, sorted by entity_key, a file per range of keys (in key order:
+                             together the directory sorted; transforms/merge.py states the rules)
 03_merge/links.csv           records without a USCC, and the entity each was linked to (or not)
 03_merge/conflicts.parquet   every attribute on which departments disagree, and the value chosen
 03_merge/conflicts.csv       the same, for people
 03_merge/unlinked.csv        of those, the ones no other record's codes link to
 03_merge/stage.json          records in, entities out, linked and unlinked counts
+
+The key ranges (about MERGE_PARTITION_RECORDS records each: one for a small city) are merged one
+after the other on the flow's threads, or at once as `merge-partition` tasks on a Dask cluster
+(flows/fanout.py), each writing its part of the directory and its conflicts and unlinked records;
+the flow adds their counts and concatenates their tables in key order.
 
 With `reuse`, a directory an earlier run in the same output root merged from the same accepted objects
 files (transforms/storage/reuse.py `merge_key`) is taken from that run: its record says `reused_from`.
@@ -14,29 +20,45 @@ files (transforms/storage/reuse.py `merge_key`) is taken from that run: its reco
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger
+import polars as pl
+from prefect import get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
 
+from jointdraw.flows.fanout import cluster_threads, map_tasks
 from jointdraw.transforms import settings
 from jointdraw.transforms.merge import (
+    KeyRange,
+    Merged,
     StepTimer,
+    key_ranges,
+    key_records,
     links_query,
     merge_connection,
     merge_into,
+    merged_together,
+    order_departments,
     type_conflicts_query,
     untimed,
 )
 from jointdraw.transforms.stage_records import MergeRecord, ReuseKey
 from jointdraw.transforms.storage.csvout import write_people_csv
 from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.packaged import sql_text
 from jointdraw.transforms.storage.reuse import EarlierResults, merge_key
 from jointdraw.transforms.storage.runfolder import (
     atomic_path,
+    directory_part,
+    directory_parts,
     file_record,
     write_parquet,
 )
+
+PARTS = ".parts"  # in the stage's folder while it runs: the links every range reads, and what each range wrote
+LINKS = "links.parquet"
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
@@ -44,6 +66,57 @@ def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
     with atomic_path(path) as tmp:
         con.sql(query).write_parquet(str(tmp), compression="snappy")
     return path
+
+
+def _records_connection(accepted: list[Path], spill: Path) -> Any:
+    """A merge connection (spilling to `spill`) with the view `records` of the accepted objects files."""
+    spill.mkdir(parents=True, exist_ok=True)
+    con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
+    con.read_parquet([str(p) for p in accepted]).create_view("records")
+    return con
+
+
+@task(name="merge-partition", task_run_name="merge keys {number}", cache_policy=NO_CACHE)
+def merge_partition(accepted: list[Path], out_dir: Path, number: int, keys: KeyRange) -> Merged:
+    """The directory of the entities whose keys are in `keys`, sorted, written as `directory-NNN.parquet`; its
+    conflicts and unlinked records written beside the links of `key_records` (PARTS folder). Returns its counts
+    (the tables are read back by the flow: what crosses the network is counts)."""
+    spill = out_dir / PARTS / f"spill-{number:03d}"
+    con = _records_connection(accepted, spill)
+    order_departments(con)  # the same for every range: from every department's records
+    con.execute("create temp table links as select * from read_parquet($path)", {"path": str(out_dir / PARTS / LINKS)})
+    merged = merge_into(con, keys)
+    _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / directory_part(number))
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
+    for name, frame in (("conflicts", merged.conflicts), ("unlinked", merged.unlinked)):
+        frame.write_parquet(out_dir / PARTS / f"{name}-{number:03d}.parquet")
+    return replace(merged, conflicts=merged.conflicts.clear(), unlinked=merged.unlinked.clear())
+
+
+def _merged_partitions(accepted: list[Path], out_dir: Path, con: Any, step: StepTimer) -> Merged:
+    """Every key range merged by a `merge-partition` task (one at a time on the flow's threads: each uses every core),
+    their counts added and their tables read back in key order."""
+    records = con.execute("select count(*) from records").fetchall()[0][0]
+    with step("key ranges"):
+        # on a cluster, a range for every worker thread at least
+        ranges = key_ranges(con, max(-(-records // settings.MERGE_PARTITION_RECORDS), cluster_threads()))
+    parts = [
+        f.result()
+        for f in map_tasks(
+            merge_partition,
+            at_once=1,
+            accepted=unmapped(accepted),
+            out_dir=out_dir,
+            number=list(range(len(ranges))),
+            keys=ranges,
+        )
+    ]
+    tables = {
+        name: pl.concat([pl.read_parquet(out_dir / PARTS / f"{name}-{n:03d}.parquet") for n in range(len(parts))])
+        for name in ("conflicts", "unlinked")
+    }
+    return merged_together(parts, **tables)
 
 
 def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) -> MergeRecord:
@@ -57,22 +130,24 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
     if reuse and (taken := EarlierResults.of(run, "merge").take(key.key, out_dir)):
         get_run_logger().info("merge: reused from run %s (the accepted objects files are unchanged)", taken.run_id)
         return MergeRecord.model_validate({**taken.record_here(), "inputs": inputs, "reuse": key})
-    spill = out_dir / ".spill"
-    spill.mkdir(parents=True, exist_ok=True)
-    con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
-    con.read_parquet([str(p) for p in accepted]).create_view("records")
-    merged = merge_into(con, step)
-    with step("directory, sorted, to Parquet"):
-        directory = _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / "directory.parquet")
+    for old in directory_parts(out_dir):  # a rerun's: the new ranges may be fewer
+        old.unlink()
+    (out_dir / PARTS).mkdir(parents=True, exist_ok=True)
+    con = _records_connection(accepted, out_dir / PARTS / "spill")
+    with step("links (keys of records without a USCC)"):
+        key_records(con)
+        con.sql("select * from links").write_parquet(str(out_dir / PARTS / LINKS))
+    merged = _merged_partitions(accepted, out_dir, con, step)
+    con.execute(f"create or replace temp view keyed as {sql_text('merge_keyed')}")
     with step("links, type conflicts"):
         links = con.sql(links_query()).pl()
         type_conflicts = con.sql(type_conflicts_query()).pl()
     with step("close"):
         con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        shutil.rmtree(out_dir / PARTS, ignore_errors=True)
     with step("small files"):
         written = [
-            (directory, merged.entities),
+            *((part, pl.scan_parquet(part).select(pl.len()).collect().item()) for part in directory_parts(out_dir)),
             (write_people_csv(links, out_dir / "links.csv"), links.height),
             (write_parquet(merged.conflicts, out_dir / "conflicts.parquet"), merged.conflicts.height),
             (write_people_csv(merged.conflicts, out_dir / "conflicts.csv"), merged.conflicts.height),

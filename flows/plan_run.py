@@ -49,6 +49,7 @@ from jointdraw.transforms.storage.runfolder import (
 from jointdraw.transforms.storage.runlock import plan_lock
 
 Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
+FANS_OUT_UNTIL = "merge"  # with `dask`, the stages up to this one run tasks on the cluster (flows/fanout.py)
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,9 @@ def plan_run(
     """Runs the plan's stages from `start_at` to `stop_after` (default: the last); returns the
     run's summary: run id, run folder, and per stage what it did. `seed` or `seed_sources`
     (public numbers, RFC 3797) override the plan's; without any, a seed is generated.
-    `dask` runs the per-department ingest and validation tasks on a Dask cluster: "local"
-    (two worker processes) or a scheduler address such as tcp://10.0.0.5:8786; the outputs
-    are the same bytes either way. `reuse` takes each department file's ingest and validation, and
+    `dask` runs the per-department ingest and validation tasks and the merge's key ranges on a Dask
+    cluster: "local" (two worker processes) or a scheduler address such as tcp://10.0.0.5:8786; the
+    published bundle is the same bytes either way. `reuse` takes each department file's ingest and validation, and
     the merge, from an earlier run in the same output root when their inputs are unchanged (the
     same bytes either way); False computes everything, and a run started so keeps it when resumed."""
     try:
@@ -178,7 +179,7 @@ def _run_stages(
             return summary
         logger.info("retry of run %s: going on at %s (the stages before it are read from disk)", run_id, start_at)
     first, last = STAGES.index(start_at), STAGES.index(stop_after or STAGES[-1])
-    fans_out = dask if first <= STAGES.index("validate") else None  # only ingest and validate fan out
+    fans_out = dask if first <= STAGES.index(FANS_OUT_UNTIL) else None  # the later stages run here
     with plan_lock(Path(out), the_plan.plan_id, run_id), fan_out(fans_out):
         if refusal := start_refusal(run_dir, run_id, the_plan, Path(plan), Path(inbox), start_at):
             raise StageFailed(refusal)

@@ -44,7 +44,7 @@ from jointdraw.transforms.privacy import public_leaks
 from jointdraw.transforms.stage_records import PublishRecord
 from jointdraw.transforms.storage.bundle import PUBLIC, bundle_file, folder_bytes, publish_atomically, refuse_leaks
 from jointdraw.transforms.storage.layout import RunFolder
-from jointdraw.transforms.storage.runfolder import inputs_from
+from jointdraw.transforms.storage.runfolder import directory_parts, inputs_from
 from jointdraw.transforms.storage.warehouse import append_seal, audit_entries, recording_run
 
 
@@ -69,7 +69,7 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
     # transaction: its costly part, the directory snapshot, is inserted while the bundle is written; it is
     # committed once the bundle is in place (the committed directory is the published one but the personal columns)
     with recording_run(
-        root.path, run_id=run_id, plan_id=plan.plan_id, directory=run.stage("commit") / "directory.parquet"
+        root.path, run_id=run_id, plan_id=plan.plan_id, directory=directory_parts(run.stage("commit"))
     ) as recording:
         document, seal = publish_atomically(target, root.path, fill, needs)
         sealed = append_seal(

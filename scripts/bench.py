@@ -66,12 +66,13 @@ def _draw_floor(run_dir: Path) -> dict:
 
     from jointdraw.transforms.draw import eligible_sizes, score_keys, task_scopes
     from jointdraw.transforms.plan import read_plan
+    from jointdraw.transforms.storage.runfolder import directory_parts
 
     commit = run_dir / "04_commit"
     plan = read_plan(commit / "plan.yaml")
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
-    con.read_parquet(str(commit / "directory.parquet")).create_view("directory")
+    con.read_parquet([str(p) for p in directory_parts(commit)]).create_view("directory")
     con.read_parquet(str(commit / "exclusions.parquet")).create_view("exclusions")
     pairs = int(eligible_sizes(con, plan)["n"].sum())
     con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))

@@ -33,6 +33,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths
+
 VERSION = "jointdraw-commitment-v3"
 WITH_PRE = {"jointdraw-commitment-v3"}  # versions that cover the publication before the draw
 DIRECTORY_FIELDS_BY_VERSION = {
@@ -108,10 +110,10 @@ class _NotSorted(Exception):
     pass
 
 
-def _sorted_batches(path: Path, fields: list[str]) -> Iterator[pl.DataFrame]:
+def _sorted_batches(paths: list[str], fields: list[str]) -> Iterator[pl.DataFrame]:
     """The directory's rows a batch at a time, in file order; raises _NotSorted at the first key out of order."""
     last = None
-    for batch in pl.scan_parquet(path).select(fields).collect_batches(chunk_size=BATCH):
+    for batch in pl.scan_parquet(paths).select(fields).collect_batches(chunk_size=BATCH):
         keys = batch["entity_key"]
         if keys.len() and (not keys.is_sorted() or (last is not None and keys[0] < last)):
             raise _NotSorted
@@ -119,14 +121,15 @@ def _sorted_batches(path: Path, fields: list[str]) -> Iterator[pl.DataFrame]:
         yield batch
 
 
-def directory_sha256(path: Path, version: str = VERSION) -> str:
-    """The directory's lines digest. The merge and the bundle write it sorted by entity_key: it is then read
-    a batch at a time (at 16M object rows the stage read 11.6M entities whole); otherwise read whole and sorted."""
-    fields = DIRECTORY_FIELDS_BY_VERSION[version]
+def directory_sha256(directory: ParquetFiles, version: str = VERSION) -> str:
+    """The directory's lines digest (its file, or its files in key order). The merge and the bundle write it
+    sorted by entity_key: it is then read a batch at a time (at 16M object rows the stage read 11.6M entities
+    whole); otherwise read whole and sorted."""
+    fields, paths = DIRECTORY_FIELDS_BY_VERSION[version], parquet_paths(directory)
     try:
-        return _frames_lines_sha256(_sorted_batches(path, fields), fields, pl.read_parquet_schema(path))
+        return _frames_lines_sha256(_sorted_batches(paths, fields), fields, pl.read_parquet_schema(paths[0]))
     except _NotSorted:
-        return _lines_sha256(pl.read_parquet(path, columns=fields).sort("entity_key"), fields)
+        return _lines_sha256(pl.read_parquet(paths, columns=fields).sort("entity_key"), fields)
 
 
 def exclusions_sha256(path: Path) -> str:
@@ -136,7 +139,7 @@ def exclusions_sha256(path: Path) -> str:
 
 
 def commitment(
-    directory: Path, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None
+    directory: ParquetFiles, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None
 ) -> dict[str, str]:
     """The digests and the commitment over them (under `version`: a published bundle is recomputed
     under the version it was committed with); `pre` is the folder of the publication before the draw."""

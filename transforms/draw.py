@@ -19,6 +19,7 @@ from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import industry_sections
 from jointdraw.transforms.storage.packaged import sql_text
+from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths
 from jointdraw.transforms.strata import CLASSES, stratum_k
 
 DRAWS_ORDER = ["task_id", "credit_risk", "score", "uscc"]
@@ -177,16 +178,16 @@ DRAW_COLUMNS = [
 ]
 
 
-def draw_connection(directory: Path, exclusions: Path, memory_limit: str, threads: int | None = None):
+def draw_connection(directory: ParquetFiles, exclusions: Path, memory_limit: str, threads: int | None = None):
     """A DuckDB connection with the committed `directory` and `exclusions` as views: what `draw_plan` reads."""
     con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
     con.execute("set enable_progress_bar = false")
-    con.read_parquet(str(directory)).create_view("directory")
+    con.read_parquet(parquet_paths(directory)).create_view("directory")
     con.read_parquet(str(exclusions)).create_view("exclusions")
     return con
 
 
-def published_draws(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.DataFrame:
+def published_draws(plan: Plan, draws: pl.DataFrame, directory: ParquetFiles) -> pl.DataFrame:
     """The draws as published: SPEC §6 columns (the entity's name and district from the directory),
     sorted by task, class, score, USCC."""
     tasks = pl.DataFrame(
@@ -197,7 +198,7 @@ def published_draws(plan: Plan, draws: pl.DataFrame, directory: Path) -> pl.Data
         }
     )
     names = (
-        pl.scan_parquet(directory)
+        pl.scan_parquet(parquet_paths(directory))
         .select(DRAWN_ID, "name", "district_code")
         .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi")
         .collect(engine="streaming")
@@ -225,7 +226,7 @@ class PlanDraw:
     other_draws: pl.DataFrame
 
 
-def draw_both_modes(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, directory: Path) -> PlanDraw:
+def draw_both_modes(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, directory: ParquetFiles) -> PlanDraw:
     """Draws the plan with `seed` in its own mode (coordinated when a task has a group) and in the other.
     The eligible pairs are found once and kept (a temp table: task, USCC, class, a few hundred MB at most at
     8M); each mode scores them under its own keys."""

@@ -1,8 +1,8 @@
 """One object directory (一个库, SPEC §4.3) from every department's accepted objects, in DuckDB.
 
-Keys (sql/merge_keyed.sql). A record with a USCC is keyed by it. A record without one is
-linked to the USCC of another department's record through its organization code (= USCC
-positions 9–17) or its 15-digit registration number; one that links to nothing keeps its
+Keys (sql/merge_departments.sql, merge_links.sql, merge_keyed.sql). A record with a USCC is keyed by it. A record
+without one is linked to the USCC of another department's record through its organization code
+(= USCC positions 9–17) or its 15-digit registration number; one that links to nothing keeps its
 own key (`ORG:…` or `REG:…`) and is reported as unlinked, never dropped.
 
 Conflicts are resolved by these rules (sql/merge_directory.sql; README "Merge rules"):
@@ -15,8 +15,12 @@ Conflicts are resolved by these rules (sql/merge_directory.sql; README "Merge ru
 Every attribute on which an entity's records disagree goes to the conflicts table
 (sql/merge_conflicts.sql) with each department's value and the value chosen.
 
-DuckDB runs it under a memory limit, spilling to disk past it, so an 8-million-row city
-merges in bounded memory.
+Partitions of the key space. The links are found once over all records (`key_records`); then
+every rule above reads only the records of one entity, so the directory is merged one range of
+entity keys at a time (`key_ranges`, `merge_into(con, keys)`), each range in memory of its own
+size, on one machine one after the other or on a Dask cluster at once (flows/merge.py); the
+ranges' directories, in range order, are the directory sorted by entity key. DuckDB runs each
+under a memory limit, spilling to disk past it.
 """
 
 from __future__ import annotations
@@ -78,8 +82,60 @@ def sql_statements(name: str) -> list[str]:
     return [part for part in sql_text(name).split(";\n") if part.strip()]
 
 
-# an entity's departments are gathered as the bits of one UHUGEINT (sql/merge_keyed.sql)
+# an entity's departments are gathered as the bits of one UHUGEINT (sql/merge_departments.sql)
 MAX_DEPARTMENTS = 128
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """The entity keys of one partition of the directory: low ≤ key < high (None: no bound)."""
+
+    low: str | None = None
+    high: str | None = None
+
+    def condition(self) -> str:
+        """SQL: the range as a condition on `entity_key`."""
+        bounds = [f"entity_key {op} {_quoted(key)}" for op, key in ((">=", self.low), ("<", self.high)) if key]
+        return " and ".join(bounds) or "true"
+
+
+EVERY_KEY = KeyRange()
+
+
+def _quoted(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def order_departments(con: duckdb.DuckDBPyConnection) -> None:
+    """From the view `records` (accepted objects), the temp table `departments`: their order and bits."""
+    con.execute(sql_text("merge_departments"), {"authority": REGISTRATION_AUTHORITY})
+    if (departments := con.execute("select count(*) from departments").fetchall()[0][0]) > MAX_DEPARTMENTS:
+        raise ValueError(
+            f"merge: {departments} departments submitted objects; the merge gathers at most {MAX_DEPARTMENTS} "
+            "(transforms/merge.py MAX_DEPARTMENTS): merge fewer departments' files per plan"
+        )
+
+
+def key_records(con: duckdb.DuckDBPyConnection) -> None:
+    """From the view `records` (accepted objects), the temp tables `departments` (`order_departments`) and
+    `links` (the key of every record without a USCC), computed once over all records."""
+    order_departments(con)
+    con.execute(sql_text("merge_links"))
+
+
+def key_ranges(con: duckdb.DuckDBPyConnection, partitions: int) -> list[KeyRange]:
+    """`partitions` ranges of entity keys of about as many records each, in key order, together every key:
+    bounded by quantiles of the USCCs of `records` (a fixed 1/64 of them by hash, so the same records give
+    the same ranges)."""
+    if partitions <= 1:
+        return [EVERY_KEY]
+    quantiles = [i / partitions for i in range(1, partitions)]
+    (bounds,) = con.execute(
+        "select quantile_disc(uscc, $q) from records where uscc is not null and hash(uscc) % 64 = 0", {"q": quantiles}
+    ).fetchone()
+    edges = [None, *sorted(set(bounds or [])), None]
+    return [KeyRange(low, high) for low, high in zip(edges, edges[1:], strict=False)]
 
 
 # what times the merge's steps (scripts/profile_merge.py): a context manager per step, by the step's name
@@ -90,21 +146,16 @@ def untimed(_step: str) -> AbstractContextManager[object]:
     return nullcontext()
 
 
-def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Merged:
-    """From the view `records` (accepted objects), builds the view `keyed` (every record with its
-    entity key and precedence), the temp tables `listed_several_times` (their keys and first
-    precedence), `shared` (their records) and `grouped` (their directory rows), and the view
-    `directory` (one row per entity, unordered: writers order by entity_key). Only the records of
-    entities listed several times are copied; the others stream from the files to the directory's
-    writer."""
-    with step("keyed (view, links)"):
-        for statement in sql_statements("merge_keyed"):
-            con.execute(statement, {"authority": REGISTRATION_AUTHORITY} if "$authority" in statement else None)
-    if (departments := con.execute("select count(*) from departments").fetchall()[0][0]) > MAX_DEPARTMENTS:
-        raise ValueError(
-            f"merge: {departments} departments submitted objects; the merge gathers at most {MAX_DEPARTMENTS} "
-            "(transforms/merge.py MAX_DEPARTMENTS): merge fewer departments' files per plan"
-        )
+def merge_into(con: duckdb.DuckDBPyConnection, keys: KeyRange = EVERY_KEY, step: StepTimer = untimed) -> Merged:
+    """From the view `records` (accepted objects) and the tables of `key_records`, for the entities whose
+    keys are in `keys`: builds the view `keyed` (their records with their entity key and precedence), the
+    temp tables `listed_several_times` (keys and first precedence), `shared` (their records) and `grouped`
+    (their directory rows), and the view `directory` (one row per entity, unordered: writers order by
+    entity_key). Only the records of entities listed several times are copied; the others stream from the
+    files to the directory's writer."""
+    con.execute(
+        f"create or replace temp view keyed as select * from ({sql_text('merge_keyed')}) where {keys.condition()}"
+    )
     with step("listed several times"):
         con.execute(
             "create or replace temp table listed_several_times as "
@@ -138,16 +189,25 @@ def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Mer
     def count(query: str) -> int:
         return con.execute(query).fetchall()[0][0]
 
-    # every record is in `keyed` once (merge_keyed.sql): its count and its links are the files' and `links`'
+    # every record is in `keyed` once (merge_keyed.sql): over every key, its count and its links are the files'
+    # and `links`' (no scan)
+    every_key = keys == EVERY_KEY
     with step("counts"):
-        records, shared = count("select count(*) from records"), count("select count(*) from shared")
+        records = count("select count(*) from records" if every_key else "select count(*) from keyed")
+        shared = count("select count(*) from shared")
         grouped = count("select count(*) from grouped")
         several = count("select count(*) from grouped where len(departments) > 1")
         # how entities' records were linked: an entity of one record by its record, the others by their lists
         by_link: dict[str, int] = {}
         for query, sign in (
-            ("select 'uscc', count(uscc) from records", 1),
-            ("select link_kind, count(*) from links group by 1", 1),
+            *(
+                [
+                    ("select 'uscc', count(uscc) from records", 1),
+                    ("select link_kind, count(*) from links group by 1", 1),
+                ]
+                if every_key
+                else [("select linked_by, count(*) from keyed group by 1", 1)]
+            ),
             ("select linked_by, count(*) from shared group by 1", -1),
             ("select l, count(*) from (select unnest(linked_by) as l from grouped) group by l", 1),
         ):
@@ -155,6 +215,23 @@ def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Mer
                 by_link[kind] = by_link.get(kind, 0) + sign * n
     entities = records - shared + grouped
     return Merged(records, entities, conflicts, unlinked, several, {k: n for k, n in sorted(by_link.items()) if n})
+
+
+def merged_together(parts: list[Merged], conflicts: pl.DataFrame, unlinked: pl.DataFrame) -> Merged:
+    """What one merge of every key gives, from its ranges' counts (`parts`, in key order) and their tables
+    concatenated in key order (`conflicts`, `unlinked`)."""
+    by_link: dict[str, int] = {}
+    for part in parts:
+        for kind, n in part.entities_by_link.items():
+            by_link[kind] = by_link.get(kind, 0) + n
+    return Merged(
+        records=sum(p.records for p in parts),
+        entities=sum(p.entities for p in parts),
+        conflicts=conflicts,
+        unlinked=unlinked,
+        listed_by_several_departments=sum(p.listed_by_several_departments for p in parts),
+        entities_by_link=dict(sorted(by_link.items())),
+    )
 
 
 def links_query() -> str:
@@ -169,6 +246,7 @@ def merge_frames(objects: pl.DataFrame) -> tuple[pl.DataFrame, Merged]:
     """The directory of literal object records, as a polars frame (for tests and small data)."""
     con = merge_connection()
     con.register("records", objects)
+    key_records(con)
     merged = merge_into(con)
     return con.sql("select * from directory order by entity_key").pl(), merged
 

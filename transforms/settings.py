@@ -23,6 +23,9 @@ QUARANTINE_XLSX_ROWS = 100_000
 # about 1.9 GB and the stage costs about 10% more CPU than at 5GB (3.5GB: the same), and its process
 # peaks at about 3.2 GiB instead of 5.0
 MERGE_MEMORY_LIMIT = "3GB"
+# the merge's ranges of entity keys hold about this many records each (a city of fewer: one range): each range
+# is merged, sorted and written on its own (transforms/merge.py), on one machine one after the other
+MERGE_PARTITION_RECORDS = 4_000_000
 DRAW_MEMORY_LIMIT = "2GB"
 # department files ingested at once on the flow's threads, largest first (on Dask the workers set the pace):
 # polars and pyarrow use both cores for one large file, and forty files at once on two cores thrash

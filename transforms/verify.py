@@ -33,7 +33,7 @@ from jointdraw.transforms.partition import partition_lowest_k
 from jointdraw.transforms.plan import Plan, Scope, read_plan
 from jointdraw.transforms.score import score
 from jointdraw.transforms.storage.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
-from jointdraw.transforms.storage.runfolder import stage_dir
+from jointdraw.transforms.storage.runfolder import ParquetFiles, directory_parts, stage_dir
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
 
@@ -83,9 +83,22 @@ class Report:
 
 
 def _locate(folder: Path) -> dict[str, Path]:
+    """Where each of FILES is in a bundle or a run folder (the run's directory: its first part, `_directory`)."""
     if stage_dir(folder, "commit").is_dir():  # a run folder
-        return {f: stage_dir(folder, "draw" if f in ("seed.json", "draws.parquet") else "commit") / f for f in FILES}
+        commit = stage_dir(folder, "commit")
+        return {
+            f: stage_dir(folder, "draw") / f
+            if f in ("seed.json", "draws.parquet")
+            else (next(iter(directory_parts(commit)), commit / f) if f == "directory.parquet" else commit / f)
+            for f in FILES
+        }
     return {f: bundle_file(folder, f) for f in FILES}
+
+
+def _directory(files: dict[str, Path]) -> ParquetFiles:
+    """The directory `_locate` found: a bundle's file, or every part of a run's (beside its first)."""
+    first = files["directory.parquet"]
+    return directory_parts(first.parent) if first.name != "directory.parquet" else first
 
 
 def scope_conditions(scope: Scope | None) -> list[tuple[str, pl.Expr]]:
@@ -309,7 +322,7 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
         report.problems.append(f"{version} covers the publication before the draw, but {pre} is missing")
         return report
     recomputed = commitment(
-        files["directory.parquet"],
+        _directory(files),
         files["exclusions.parquet"],
         files["plan.yaml"],
         version,
@@ -330,7 +343,7 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
     if seed.get("commitment") != committed.get("commitment"):
         report.problems.append("seed.json names another commitment than commitment.json")
     plan = read_plan(files["plan.yaml"])
-    directory = pl.read_parquet(files["directory.parquet"])
+    directory = pl.read_parquet(_directory(files))
     pairs = eligible_pairs(directory, pl.read_parquet(files["exclusions.parquet"]), plan)
     expected = expected_draws(pairs, plan, seed["seed"], score_keys(plan, "planned"))
     published = pl.read_parquet(files["draws.parquet"])
@@ -454,7 +467,7 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
     )
     lines = entity_report(
         uscc.strip().upper(),
-        pl.read_parquet(files["directory.parquet"]),
+        pl.read_parquet(_directory(files)),
         pl.read_parquet(files["exclusions.parquet"]),
         plan,
         seed,

@@ -1,5 +1,5 @@
-"""Scale-out: ingest and validation tasks on a Dask cluster publish the same bytes as the
-flow's own threads (issue 8). The cluster is real and runs what another machine installs (issue
+"""Scale-out: ingest and validation tasks, and the merge's key ranges, on a Dask cluster publish the
+same bytes as the flow's own threads (issues 8, 24). The cluster is real and runs what another machine installs (issue
 19): a `dask scheduler` and two `dask worker` processes of the fresh environment the wheel was
 installed into, reached by the scheduler's address; the run is that environment's `jointdraw`,
 started from a folder outside the checkout, and its bundle is verified by the same command."""
@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 from distributed import Client
 from prefect.settings import PREFECT_API_URL
@@ -17,6 +18,7 @@ from prefect.settings import PREFECT_API_URL
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import directory_parts
 from tests.conftest import ROOT, plan_path
 from tests.flows.test_publish_stage import VOLATILE
 
@@ -145,6 +147,13 @@ def test_the_installed_package_runs_on_its_own_workers_and_publishes_the_bytes_o
     files = len(list((dirty_city / "inbox").glob("*/*.*")))  # 3 registries × 12 departments + 4 inspections files
     assert finished.get("ingest_file") == len(ingest["files"]) == files == 40  # every department file, on the workers
     assert finished.get("validate_files") == len(validate["files"]) == 40  # on Dask: a task per file
+    # a key range per worker thread, each merged on a worker: together the directory of one merge
+    assert finished.get("merge_partition") == 2 == len(directory_parts(on_dask / "03_merge"))
+    assert pl.read_parquet(directory_parts(on_dask / "03_merge")).equals(
+        pl.read_parquet(directory_parts(dirty_run / "03_merge"))
+    )
+    for name in ("conflicts.parquet", "links.csv", "unlinked.csv"):
+        assert (on_dask / "03_merge" / name).read_bytes() == (dirty_run / "03_merge" / name).read_bytes(), name
 
     default, installed_bundle = (
         out / "published" / "SZ-2026-ANNUAL" for out in (dirty_run.parent.parent, tmp_path / "out")
@@ -178,8 +187,8 @@ def test_the_installed_package_runs_on_its_own_workers_and_publishes_the_bytes_o
     )
 
 
-def test_a_rerun_from_merge_does_not_start_a_cluster(prefect_server, dirty_run, dirty_city, tmp_path):
-    """Only ingest and validate fan out: from merge on, `dask` is not even connected to."""
+def test_a_rerun_from_commit_does_not_start_a_cluster(prefect_server, dirty_run, dirty_city, tmp_path):
+    """Only ingest, validate and merge fan out: from commit on, `dask` is not even connected to."""
     import shutil
 
     run = tmp_path / "runs" / "later"
@@ -189,8 +198,8 @@ def test_a_rerun_from_merge_does_not_start_a_cluster(prefect_server, dirty_run, 
         inbox=str(dirty_city / "inbox"),
         out=str(tmp_path),
         run_id="later",
-        start_at="merge",
-        stop_after="merge",
+        start_at="commit",
+        stop_after="commit",
         dask="tcp://127.0.0.1:1",
     )  # nothing listens there
-    assert json.loads((run / "03_merge" / "stage.json").read_text(encoding="utf-8"))["entities"] > 0
+    assert json.loads((run / "04_commit" / "stage.json").read_text(encoding="utf-8"))["commitment"]

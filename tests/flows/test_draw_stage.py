@@ -14,6 +14,7 @@ from jointdraw.transforms.documents.manifest import manifest_problems
 from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.plan import read_plan
 from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import directory_parts
 from jointdraw.transforms.verify import verify_draw
 from tests.conftest import plan_path
 
@@ -100,7 +101,7 @@ def test_commit_first_then_draw_with_public_numbers(prefect_server, dirty_run, d
     assert {"事项编号", "抽查事项", "抽查依据", "检查方式", "部门"} <= set(items.columns) and items.height > 100
     # nothing about any entity: no USCC, no name or person of the directory or the inspectors
     text = "".join(p.read_text(encoding="utf-8-sig") for p in (pre / "items.csv", pre / "plan_notice.csv"))
-    directory = pl.read_parquet(run / "03_merge" / "directory.parquet", columns=["uscc", "name", "operator_name"])
+    directory = pl.read_parquet(directory_parts(run / "03_merge"), columns=["uscc", "name", "operator_name"])
     assert not re.search(r"[0-9A-Z]{18}", text)
     inspectors = pl.read_parquet(
         run / "02_validate" / "accepted" / "inspectors" / "*.parquet", columns=["name", "inspector_id"]

@@ -26,7 +26,8 @@ def _count(n: int, offset: int) -> int:
 
 @flow
 def _mapped(at_once: int | None) -> list[int]:
-    return [f.result() for f in map_tasks(_count, at_once=at_once, n=[5, 4, 3, 2, 1, 0], offset=unmapped(10))]
+    # the static argument first: `unmapped` is a tuple, and must not be taken for the mapped list
+    return [f.result() for f in map_tasks(_count, at_once=at_once, offset=unmapped(10), n=[5, 4, 3, 2, 1, 0])]
 
 
 def test_at_most_at_once_tasks_run_at_a_time_in_the_order_given():

@@ -13,6 +13,7 @@ from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.fusion_figures import FIGURE_LABELS
 from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import directory_parts
 from jointdraw.transforms.verify import verify_draw
 from tests.chromium import chromium_dom, chromium_flags
 from tests.conftest import plan_path
@@ -148,7 +149,7 @@ def test_the_notice_leaks_no_class_no_inspector_and_no_operator(bundle, dirty_ru
     assert len(data) == notice.height
     cells |= {v for row in data for v in row[:-1] if v}
     inspectors = pl.read_parquet(dirty_run / "04_commit" / "inspectors.parquet")
-    directory = pl.read_parquet(dirty_run / "04_commit" / "directory.parquet").join(
+    directory = pl.read_parquet(directory_parts(dirty_run / "04_commit")).join(
         joint.select("uscc"), on="uscc", how="semi"
     )
     people = (

@@ -70,11 +70,13 @@ def test_a_rerun_refuses_changed_outputs_and_changed_inputs(prefect_server, dirt
     inbox = tmp_path / "inbox"
     shutil.copytree(dirty_city / "inbox", inbox)
     common = {"plan": str(plan_path(dirty_city)), "inbox": str(inbox), "out": str(tmp_path), "run_id": "copy"}
-    with open(run / "03_merge" / "directory.parquet", "ab") as f:
+    with open(run / "03_merge" / "directory-000.parquet", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(StageFailed, match=r"merge: 1 of its files changed since it wrote them \(directory.parquet\)"):
+    with pytest.raises(
+        StageFailed, match=r"merge: 1 of its files changed since it wrote them \(directory-000.parquet\)"
+    ):
         plan_run(**common, start_at="commit")
-    shutil.copy(dirty_run / "03_merge" / "directory.parquet", run / "03_merge" / "directory.parquet")
+    shutil.copy(dirty_run / "03_merge" / "directory-000.parquet", run / "03_merge" / "directory-000.parquet")
     edu = inbox / "EDU" / "objects.csv"
     edu.write_bytes(edu.read_bytes() + b"\n")
     with pytest.raises(StageFailed, match="input EDU/objects.csv changed since ingest read it"):

@@ -9,6 +9,7 @@ import pytest
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
+from jointdraw.transforms.storage.runfolder import directory_parts
 from tests.conftest import plan_path
 
 
@@ -47,7 +48,7 @@ def test_accounting_is_exact_per_file(dirty_run):
         )
     merge = _stage(dirty_run, "03_merge")
     accepted_objects = sum(f["rows_accepted"] for f in validate["files"] if f["kind"] == "objects")
-    directory = pl.read_parquet(dirty_run / "03_merge" / "directory.parquet")
+    directory = pl.read_parquet(directory_parts(dirty_run / "03_merge"))
     assert merge["records_in"] == accepted_objects == directory["n_records"].sum()
     assert directory["entity_key"].is_unique().all() and merge["entities"] == directory.height
 
@@ -176,3 +177,33 @@ def test_rerunning_validate_and_merge_gives_byte_identical_files(dirty_run, dirt
         assert (run / "02_validate" / name).read_bytes() == (dirty_run / "02_validate" / name).read_bytes()
     for name in ("conflicts.csv", "links.csv", "unlinked.csv"):
         assert (run / "03_merge" / name).read_bytes() == (dirty_run / "03_merge" / name).read_bytes()
+
+
+def test_merged_in_key_ranges_the_directory_and_the_bundle_are_the_same(dirty_run, dirty_city, tmp_path, monkeypatch):
+    """The merge of each range of entity keys on its own (as on a cluster) gives the one-range merge's directory,
+    in as many files, and every published byte of it."""
+    from jointdraw.transforms import settings
+    from tests.flows.test_reuse import _bundle_differences
+
+    run = tmp_path / "runs" / "ranges"
+    for part in ("01_ingest", "02_validate", "run.json"):
+        (shutil.copytree if (dirty_run / part).is_dir() else shutil.copy)(dirty_run / part, run / part)
+    records = _stage(dirty_run, "03_merge")["records_in"]
+    monkeypatch.setattr(settings, "MERGE_PARTITION_RECORDS", records // 4 + 1)  # four ranges
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="ranges",
+             start_at="merge")  # fmt: skip
+    parts = directory_parts(run / "03_merge")
+    assert len(parts) == 4 and len(directory_parts(run / "04_commit")) == 4
+    keys = [pl.read_parquet(p, columns=["entity_key"])["entity_key"] for p in parts]
+    assert all(k.len() > 0 and k.is_sorted() for k in keys)
+    assert all(a[-1] < b[0] for a, b in zip(keys, keys[1:], strict=False))  # each range after the last
+    assert pl.read_parquet(parts).equals(pl.read_parquet(directory_parts(dirty_run / "03_merge")))
+    for name in ("conflicts.parquet", "conflicts.csv", "links.csv", "unlinked.csv", "type_conflicts.csv"):
+        assert (run / "03_merge" / name).read_bytes() == (dirty_run / "03_merge" / name).read_bytes(), name
+    figures = ("inputs", "outputs", "seconds", "reuse", "finished_at", "started_at")
+    ranges, one = ({k: v for k, v in _stage(r, "03_merge").items() if k not in figures} for r in (run, dirty_run))
+    assert ranges == one and ranges["conflicts_by_attribute"]
+    commitments = (_stage(r, "04_commit")["commitment"] for r in (run, dirty_run))
+    assert len(set(commitments)) == 1
+    published = (r.parent.parent / "published" / "SZ-2026-ANNUAL" for r in (dirty_run, run))
+    assert _bundle_differences(*published) == []

@@ -8,6 +8,7 @@ from jointdraw.transforms.draw import score_keys, strata_table
 from jointdraw.transforms.partition import merge_lowest_k, partition_lowest_k, stratum_counts
 from jointdraw.transforms.plan import read_plan
 from jointdraw.transforms.score import score
+from jointdraw.transforms.storage.runfolder import directory_parts
 from jointdraw.transforms.verify import eligible_pairs
 
 
@@ -15,7 +16,7 @@ def test_per_district_lowest_k_merged_is_the_published_draw(dirty_run):
     commit = dirty_run / "04_commit"
     plan = read_plan(commit / "plan.yaml")
     seed = json.loads((dirty_run / "05_draw" / "seed.json").read_text())["seed"]
-    directory = pl.read_parquet(commit / "directory.parquet")
+    directory = pl.read_parquet(directory_parts(commit))
     pairs = eligible_pairs(directory, pl.read_parquet(commit / "exclusions.parquet"), plan)
     keys = score_keys(plan, "planned")
     located = pairs.join(directory.select("uscc", "district_code"), on="uscc")

@@ -47,7 +47,14 @@ from jointdraw.transforms.storage.bundle import (
     write_prepublication,
 )
 from jointdraw.transforms.storage.layout import RunFolder
-from jointdraw.transforms.storage.runfolder import STAGES, copy_file, copy_parquet_without, write_json, write_parquet
+from jointdraw.transforms.storage.runfolder import (
+    STAGES,
+    copy_file,
+    copy_parquet_without,
+    directory_parts,
+    write_json,
+    write_parquet,
+)
 from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
@@ -138,7 +145,7 @@ def _write_teams(
 
 def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """(uscc, entity_type, operator_name) of the drawn entities: what the notice masks names by."""
-    people = pl.scan_parquet(commit_dir / "directory.parquet").select("entity_key", "entity_type", "operator_name")
+    people = pl.scan_parquet(directory_parts(commit_dir)).select("entity_key", "entity_type", "operator_name")
     # a filter, not a semi join: polars reads the other two columns only for the rows it keeps
     return people.filter(pl.col("entity_key").is_in(joint_tasks["uscc"].implode())).with_columns(DRAWN_ID).collect()
 
@@ -155,9 +162,7 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict
     with BackgroundWriters() as writers:  # every file written once the block ends
         # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment);
         # the biggest file: first
-        writers.submit(
-            copy_parquet_without, commit_dir / "directory.parquet", at("directory.parquet"), PERSONAL_COLUMNS
-        )
+        writers.submit(copy_parquet_without, directory_parts(commit_dir), at("directory.parquet"), PERSONAL_COLUMNS)
         draws = pl.read_parquet(draw_dir / "draws.parquet")
         copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
         write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)

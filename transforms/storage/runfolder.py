@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+DIRECTORY_PARTS = "directory-[0-9][0-9][0-9].parquet"  # the object directory's files in a stage's folder
+
+
+def directory_part(number: int) -> str:
+    """The name of one range of the object directory in a stage's folder (flows/merge.py)."""
+    return f"directory-{number:03d}.parquet"
+
+
+def directory_parts(stage_folder: Path) -> list[Path]:
+    """The object directory a stage holds (merge, commit): its files in key order, together sorted by entity_key."""
+    return sorted(Path(stage_folder).glob(DIRECTORY_PARTS))
+
+
 def file_record(path: Path, rows: int | None, root: Path) -> dict[str, Any]:
     """Where a file is (relative to `root`), its SHA-256, its size and row count."""
     p = Path(path)
@@ -78,6 +92,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 # how every file the pipeline keeps or publishes is written (zstd, statistics, no per-run metadata)
 PARQUET_OPTIONS = {"compression": "zstd", "statistics": True}
+# one Parquet file, or the files of one table in order (the object directory: `directory_parts`)
+ParquetFiles = Path | Sequence[Path]
+
+
+def parquet_paths(files: ParquetFiles) -> list[str]:
+    """The file names of `files`, in order (what polars' and DuckDB's readers take)."""
+    return [str(files)] if isinstance(files, str | Path) else [str(p) for p in files]
 
 
 def write_parquet(df: pl.DataFrame, path: Path) -> Path:
@@ -131,13 +152,14 @@ def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]
                     writer.close()
 
 
-def copy_parquet_without(source: Path, path: Path, columns: Collection[str]) -> Path:
+def copy_parquet_without(source: ParquetFiles, path: Path, columns: Collection[str]) -> Path:
     """`source` without `columns` (never read), written as `write_parquet` writes: the same bytes as
     reading it whole, dropping them and writing the rest (polars' `write_parquet` is this streaming sink
     over the frame: checked byte for byte on the 8M directory), with a few row groups in memory at a time."""
-    kept = [c for c in pl.read_parquet_schema(source) if c not in columns]
+    sources = parquet_paths(source)
+    kept = [c for c in pl.read_parquet_schema(sources[0]) if c not in columns]
     with atomic_path(path) as tmp:
-        pl.scan_parquet(source).select(kept).sink_parquet(tmp, **PARQUET_OPTIONS)
+        pl.scan_parquet(sources).select(kept).sink_parquet(tmp, **PARQUET_OPTIONS)
     return path
 
 
@@ -217,13 +239,13 @@ def changed_outputs(stage_path: Path) -> list[str]:
 def inputs_from(run_dir: Path, stage: str, *names: str) -> list[dict[str, Any]]:
     """What a stage reads of an earlier stage's files, as that stage recorded them (path under
     the run folder, SHA-256, rows): no second hash, since a rerun checks them before it starts.
-    `names`: only the files with these names (default: all)."""
+    `names`: only the files with these names or name patterns (default: all)."""
     record = read_stage_record(run_dir, stage) or {}
     folder = stage_dir(run_dir, stage).name
     return [
         {"path": f"{folder}/{r['path']}", "sha256": r["sha256"], "rows": r.get("rows")}
         for r in recorded_outputs(record)
-        if not names or Path(r["path"]).name in names
+        if not names or any(fnmatch(Path(r["path"]).name, name) for name in names)
     ]
 
 

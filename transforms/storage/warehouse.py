@@ -45,6 +45,7 @@ import polars as pl
 
 from jointdraw.transforms.audit import next_entry, operator
 from jointdraw.transforms.storage.layout import OutputRoot
+from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths
 
 HISTORY_SCHEMA = {
     "uscc": pl.String,
@@ -233,7 +234,7 @@ class RunRecording:
     (5.8M rows at 8M objects, all DuckDB, no GIL) — while the caller writes the bundle; `finish` inserts
     the rest and commits. Until then no other connection sees any of it."""
 
-    def __init__(self, out_root: Path, run_id: str, plan_id: str, directory: Path) -> None:
+    def __init__(self, out_root: Path, run_id: str, plan_id: str, directory: ParquetFiles) -> None:
         self._out_root, self._directory = out_root, directory
         self._p = {"run": run_id, "plan": plan_id}
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -256,7 +257,7 @@ class RunRecording:
                     """insert into snapshots by name select $run as run_id, $plan as plan_id, entity_key, uscc, name,
                                entity_type, district_code, industry_code, status, credit_risk, departments
                                from read_parquet($path)""",
-                    {**self._p, "path": str(self._directory)},
+                    {**self._p, "path": parquet_paths(self._directory)},
                 )
         except BaseException as e:  # raised to the caller by finish
             self._error = e
@@ -349,7 +350,7 @@ class RunRecording:
 
 
 @contextmanager
-def recording_run(out_root: Path, *, run_id: str, plan_id: str, directory: Path) -> Iterator[RunRecording]:
+def recording_run(out_root: Path, *, run_id: str, plan_id: str, directory: ParquetFiles) -> Iterator[RunRecording]:
     """Starts replacing the plan's rows in every table with this run's (`RunRecording`); leaving the block
     without `finish` leaves the warehouse as it was. `directory`: the directory snapshot as drawn. The
     block holds a read-write connection: this process cannot open the warehouse read-only meanwhile."""
@@ -368,7 +369,7 @@ def record_run(
     period: tuple[dt.date, dt.date],
     commitment: str,
     seed: str,
-    directory: Path,
+    directory: ParquetFiles,
     draws: Path,
     joint_tasks: Path,
     task_departments: Path,

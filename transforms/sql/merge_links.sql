@@ -1,0 +1,43 @@
+-- The links of the accepted object records without a USCC (`records`, a view), found once over all
+-- of them: the key of the entity each belongs to (sql/merge_keyed.sql keys every record by it).
+create or replace temp table links as
+with without_uscc as (
+    select
+        source_file,
+        source_line,
+        org_code,
+        legacy_reg_no
+    from records
+    where uscc is null
+),
+
+-- a record without a USCC is linked through its organization code (= USCC positions 9–17) …
+by_org as (
+    select
+        substr(uscc, 9, 9) as org_code,
+        min(uscc) as uscc
+    from records
+    where uscc is not null and substr(uscc, 9, 9) in (select org_code from without_uscc)
+    group by 1
+),
+
+-- … or through its 15-digit registration number, to another department's record
+by_reg as (
+    select
+        legacy_reg_no,
+        min(uscc) as uscc
+    from records
+    where uscc is not null and legacy_reg_no in (select legacy_reg_no from without_uscc)
+    group by 1
+)
+
+-- a record that links to nothing keeps a key of its own, never a USCC (':' is not in the charset)
+select
+    w.source_file,
+    w.source_line,
+    coalesce(o.uscc, g.uscc, 'ORG:' || w.org_code, 'REG:' || w.legacy_reg_no) as link_key,
+    case when o.uscc is not null then 'org_code' when g.uscc is not null then 'reg_no' else 'unlinked' end
+        as link_kind
+from without_uscc w
+left join by_org o on w.org_code = o.org_code
+left join by_reg g on w.legacy_reg_no = g.legacy_reg_no;
