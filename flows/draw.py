@@ -19,18 +19,31 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
-from prefect import get_run_logger
+from prefect import get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from jointdraw.flows.errors import StageFailed
+from jointdraw.flows.fanout import map_tasks
 from jointdraw.transforms import settings
 from jointdraw.transforms.audit import draw_digest, entry_event, operator, seed_shopping
 from jointdraw.transforms.commitment import commitment
 from jointdraw.transforms.documents.prepublication import write_prepublication_tables
-from jointdraw.transforms.draw import draw_both_modes, draw_connection
+from jointdraw.transforms.draw import (
+    PlanDraw,
+    draw_both_modes,
+    draw_connection,
+    keep_eligible_pairs,
+    lowest_k,
+    pairs_connection,
+    part_candidates,
+    strata_table,
+    summed_sizes,
+)
 from jointdraw.transforms.exclusions import exclusions_from_history, with_visit_caps
 from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.merge import DRAWN_ID
@@ -53,6 +66,8 @@ from jointdraw.transforms.storage.runfolder import (
 )
 from jointdraw.transforms.storage.warehouse import append_attempt, audit_entries, read_history, read_warehouse_table
 from jointdraw.transforms.visit_caps import visit_cap_exclusions
+
+PARTS = ".parts"  # in the draw's folder while it runs: each part's eligible pairs (step 1, read by step 3)
 
 
 def _now() -> str:
@@ -113,6 +128,49 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     )
 
 
+@task(name="draw-part-pairs", task_run_name="draw: eligible pairs of {part.name}", cache_policy=NO_CACHE)
+def draw_part_pairs(part: Path, exclusions: Path, plan: Plan, pairs: Path, threads: int | None) -> pl.DataFrame:
+    """Step 1 on one part of the directory: its eligible pairs, written to `pairs`; returns their strata sizes."""
+    con = draw_connection(part, exclusions, settings.DRAW_MEMORY_LIMIT, threads)
+    sizes = keep_eligible_pairs(con, plan)
+    con.sql("select * from eligible_pairs").write_parquet(str(pairs))
+    con.close()
+    return sizes
+
+
+@task(name="draw-part-lowest", task_run_name="draw: lowest k of {pairs.name}", cache_policy=NO_CACHE)
+def draw_part_lowest(
+    pairs: Path, plan: Plan, seed: str, keys: dict[str, str], strata: pl.DataFrame, threads: int | None
+) -> pl.DataFrame:
+    """Step 3 on one part: its k lowest per stratum of `strata` under `keys` (at most k rows per stratum)."""
+    con = pairs_connection(pairs, settings.DRAW_MEMORY_LIMIT, threads)
+    candidates = part_candidates(con, plan, seed, keys, strata)
+    con.close()
+    return candidates
+
+
+def _drawn_part_by_part(
+    parts: list[Path], exclusions: Path, plan: Plan, seed: str, work: Path, threads: int | None
+) -> PlanDraw:
+    """The plan drawn in both modes from the directory's parts (transforms/draw.py, steps 1–4): each step a task
+    per part, on the flow's threads one at a time (each uses every core), on a Dask cluster on the workers."""
+    work.mkdir(parents=True, exist_ok=True)
+    pairs = [work / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
+    static = {"plan": unmapped(plan), "threads": unmapped(threads)}
+    sizes = [f.result() for f in map_tasks(draw_part_pairs, at_once=1, part=parts, pairs=pairs,
+                                           exclusions=unmapped(exclusions), **static)]  # fmt: skip
+    strata = strata_table(plan, summed_sizes(sizes))
+
+    def lowest(keys: dict[str, str]) -> pl.DataFrame:
+        def candidates(asked: pl.DataFrame) -> list[pl.DataFrame]:
+            return [f.result() for f in map_tasks(draw_part_lowest, at_once=1, pairs=pairs, seed=unmapped(seed),
+                                                  keys=unmapped(keys), strata=unmapped(asked), **static)]  # fmt: skip
+
+        return lowest_k(strata, candidates)
+
+    return draw_both_modes(plan, strata, lowest, parts)
+
+
 def _run_seed(run: RunFolder, chosen: Seed) -> Seed:
     """A generated seed belongs to its run: the first one drawn is kept in run.json and reused when the
     run's draw is redone (a retry, a resume, `--start-at draw` without a seed), so redoing a stage is
@@ -139,9 +197,9 @@ def run_draw(
         if problems := public_seed_problems(*given, plan.seed_announced_at, committed_at):
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
-    directory = directory_parts(commit_dir)
-    con = draw_connection(directory, commit_dir / "exclusions.parquet", settings.DRAW_MEMORY_LIMIT, threads)
-    drawn = draw_both_modes(con, plan, chosen.value, directory)
+    drawn = _drawn_part_by_part(directory_parts(commit_dir), commit_dir / "exclusions.parquet", plan, chosen.value,
+                                out / PARTS, threads)  # fmt: skip
+    shutil.rmtree(out / PARTS, ignore_errors=True)
     path = write_parquet(drawn.draws, out / "draws.parquet")
     strata_path = write_parquet(drawn.strata, out / "strata.parquet")
     announced = {"sources_announced_at": plan.seed_announced_at.isoformat()} if plan.seed_policy == "public" else {}

@@ -49,7 +49,7 @@ from jointdraw.transforms.storage.runfolder import (
 from jointdraw.transforms.storage.runlock import plan_lock
 
 Stage = Literal["ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish"]
-FANS_OUT_UNTIL = "merge"  # with `dask`, the stages up to this one run tasks on the cluster (flows/fanout.py)
+FANS_OUT_UNTIL = "draw"  # with `dask`, the stages up to this one run tasks on the cluster (flows/fanout.py)
 
 
 @dataclass(frozen=True)

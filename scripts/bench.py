@@ -64,7 +64,7 @@ def _draw_floor(run_dir: Path) -> dict:
     """One SHA-256 over every eligible pair of the run's plan, in DuckDB: the cost no draw avoids."""
     import duckdb
 
-    from jointdraw.transforms.draw import eligible_sizes, score_keys, task_scopes
+    from jointdraw.transforms.draw import keep_eligible_pairs, score_keys, task_scopes
     from jointdraw.transforms.plan import read_plan
     from jointdraw.transforms.storage.runfolder import directory_parts
 
@@ -74,7 +74,7 @@ def _draw_floor(run_dir: Path) -> dict:
     con.execute("set enable_progress_bar = false")
     con.read_parquet([str(p) for p in directory_parts(commit)]).create_view("directory")
     con.read_parquet(str(commit / "exclusions.parquet")).create_view("exclusions")
-    pairs = int(eligible_sizes(con, plan)["n"].sum())
+    pairs = int(keep_eligible_pairs(con, plan)["n"].sum())
     con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
     started = time.perf_counter()
     con.sql("select count(sha256('seed|' || score_key || '|' || uscc)) from eligible").fetchall()

@@ -4,11 +4,22 @@
 directory) and `exclusions` on `con`, and returns one row per (task, drawn object). The
 selection depends only on the seed and the eligible sets — not on row order, thread count
 or machine: every step is a total order (score, then USCC) or exact integer arithmetic.
+
+The directory comes in parts (the merge's key ranges), and the draw runs part by part as
+transforms/partition.py tells why it may — on one machine one part after the other, on a Dask
+cluster as tasks (flows/draw.py):
+    1. each part keeps its eligible pairs and counts them per stratum    keep_eligible_pairs
+    2. once: the counts summed, k and a score threshold per stratum       summed_sizes, strata_table
+    3. each part: its k lowest per stratum under the whole stratum's k     part_candidates
+    4. once: the k lowest of those (a stratum short of k: asked again)     lowest_k
+Only counts and at most k rows per stratum and part leave a part. `draw_plan` is the same with
+one part.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,42 +134,66 @@ def _stratum_sizes(con: duckdb.DuckDBPyConnection, pairs: str) -> pl.DataFrame:
     return con.sql(f"select task_id, credit_risk, count(*)::bigint as n from {pairs} group by all order by all").pl()
 
 
-def eligible_sizes(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
-    """(task_id, credit_risk, n): the size of every non-empty stratum (they do not depend on keys or seed)."""
+def summed_sizes(sizes: list[pl.DataFrame]) -> pl.DataFrame:
+    """Step 2 of the draw in parts: the strata sizes of the whole directory from its parts'."""
+    return pl.concat(sizes).group_by("task_id", "credit_risk").agg(pl.col("n").sum()).sort("task_id", "credit_risk")
+
+
+def keep_eligible_pairs(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
+    """Step 1 of the draw in parts, on one part (the views `directory`, `exclusions`): its eligible pairs kept as
+    the temp table `eligible_pairs` (task_id, uscc, credit_risk: found once for both modes); returns their strata
+    sizes."""
     _eligible_view(con, plan, score_keys(plan, "planned"))
-    return _stratum_sizes(con, "eligible")
+    con.execute("create or replace temp table eligible_pairs as select task_id, uscc, credit_risk from eligible")
+    return _stratum_sizes(con, "eligible_pairs")
+
+
+def part_candidates(
+    con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str], strata: pl.DataFrame
+) -> pl.DataFrame:
+    """Step 3, on one part (the temp table `eligible_pairs`): its k lowest per stratum of `strata` (the whole
+    directory's k and threshold) under these keys: draws as `draw_plan` gives them, at most k per stratum."""
+    schema = {"task_id": pl.String, "score_key": pl.String}
+    con.register("task_keys", pl.DataFrame(list(keys.items()), schema=schema, orient="row"))
+    con.execute(
+        "create or replace temp view eligible as select p.task_id, k.score_key, p.uscc, p.credit_risk "
+        "from eligible_pairs p join task_keys k using (task_id)"
+    )
+    con.register("strata", strata)
+    return con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
+
+
+def lowest_k(strata: pl.DataFrame, candidates: Callable[[pl.DataFrame], list[pl.DataFrame]]) -> pl.DataFrame:
+    """Step 4: the k lowest per stratum of `strata` of every part's candidates (`candidates(strata)`: each part's
+    k lowest under the strata's thresholds), sorted as drawn. A stratum that comes up short (rare: the threshold
+    was too low) is asked again without a threshold: the same rows a full ranking gives."""
+
+    def merged(parts: list[pl.DataFrame]) -> pl.DataFrame:
+        ranked = pl.concat(parts).sort(DRAWS_ORDER)
+        return ranked.filter(pl.int_range(pl.len()).over("task_id", "credit_risk") < pl.col("k"))
+
+    draws = merged(candidates(strata))
+    drawn = draws.group_by("task_id", "credit_risk").len()
+    short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(
+        pl.col("len").fill_null(0) < pl.col("k")
+    )
+    if not short.is_empty():
+        redo = merged(candidates(short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL))))
+        draws = pl.concat(
+            [draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo]
+        )
+    return draws.sort(DRAWS_ORDER)
 
 
 def draw_plan(
     con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, keys: dict[str, str], sizes: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The draws (task_id, score_key, uscc, credit_risk, stratum_size, k, score) sorted by
-    task, class, score, USCC; and the strata table they were drawn from. `sizes` from
-    `eligible_sizes` saves a pass over the eligible pairs when the plan is drawn again."""
-    if sizes is None:
-        sizes = eligible_sizes(con, plan)
-    _eligible_view(con, plan, keys)
-    return _draw_eligible(con, plan, seed, sizes)
-
-
-def _draw_eligible(
-    con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, sizes: pl.DataFrame
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`draw_plan` on the view `eligible` as it stands (task_id, score_key, uscc, credit_risk)."""
-    strata = strata_table(plan, sizes)
-    con.register("strata", strata)
-    draws = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
-    drawn = draws.group_by("task_id", "credit_risk").len()
-    short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(
-        pl.col("len").fill_null(0) < pl.col("k")
-    )
-    if not short.is_empty():  # rare: rank the short strata in full
-        con.register("strata", short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL)))
-        redo = con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
-        draws = pl.concat(
-            [draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo]
-        )
-    return draws.sort(DRAWS_ORDER), strata
+    task, class, score, USCC; and the strata table they were drawn from: the directory of `con` as one part.
+    `sizes` from `keep_eligible_pairs` on `con` (it keeps the pairs) saves finding them again when the plan is
+    drawn again."""
+    strata = strata_table(plan, keep_eligible_pairs(con, plan) if sizes is None else sizes)
+    return lowest_k(strata, lambda asked: [part_candidates(con, plan, seed, keys, asked)]), strata
 
 
 # the published draws (SPEC §6): one row per (task, entity drawn)
@@ -178,12 +213,28 @@ DRAW_COLUMNS = [
 ]
 
 
-def draw_connection(directory: ParquetFiles, exclusions: Path, memory_limit: str, threads: int | None = None):
-    """A DuckDB connection with the committed `directory` and `exclusions` as views: what `draw_plan` reads."""
-    con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
-    con.execute("set enable_progress_bar = false")
+def draw_connection(
+    directory: ParquetFiles, exclusions: Path, memory_limit: str, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the committed `directory` (or a part of it) and `exclusions` as views: what
+    `draw_plan` and `keep_eligible_pairs` read."""
+    con = _connection(memory_limit, threads)
     con.read_parquet(parquet_paths(directory)).create_view("directory")
     con.read_parquet(str(exclusions)).create_view("exclusions")
+    return con
+
+
+def pairs_connection(pairs: Path, memory_limit: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a part's eligible pairs, as `keep_eligible_pairs` kept them and they were written
+    to `pairs`, in the temp table `eligible_pairs`: what `part_candidates` reads."""
+    con = _connection(memory_limit, threads)
+    con.execute("create temp table eligible_pairs as select * from read_parquet($path)", {"path": str(pairs)})
+    return con
+
+
+def _connection(memory_limit: str, threads: int | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"memory_limit": memory_limit, **({"threads": threads} if threads else {})})
+    con.execute("set enable_progress_bar = false")
     return con
 
 
@@ -226,31 +277,14 @@ class PlanDraw:
     other_draws: pl.DataFrame
 
 
-def draw_both_modes(con: duckdb.DuckDBPyConnection, plan: Plan, seed: str, directory: ParquetFiles) -> PlanDraw:
-    """Draws the plan with `seed` in its own mode (coordinated when a task has a group) and in the other.
-    The eligible pairs are found once and kept (a temp table: task, USCC, class, a few hundred MB at most at
-    8M); each mode scores them under its own keys."""
-    _eligible_view(con, plan, score_keys(plan, "planned"))
-    con.execute("create or replace temp table eligible_pairs as select task_id, uscc, credit_risk from eligible")
-    sizes = _stratum_sizes(con, "eligible_pairs")
+def draw_both_modes(
+    plan: Plan, strata: pl.DataFrame, lowest: Callable[[dict[str, str]], pl.DataFrame], directory: ParquetFiles
+) -> PlanDraw:
+    """The plan drawn in its own mode (coordinated when a task has a group) and in the other, from its `strata`
+    (`strata_table`): `lowest(keys)` is `lowest_k` over every part of the directory under those score keys."""
     mode = "coordinated" if any(t.group for t in plan.tasks) else "independent"
     other_mode = "independent" if mode == "coordinated" else "coordinated"
-    drawn = {}
-    for keys in ("planned", other_mode):
-        con.register(
-            "task_keys",
-            pl.DataFrame(
-                list(score_keys(plan, keys).items()),
-                schema={"task_id": pl.String, "score_key": pl.String},
-                orient="row",
-            ),
-        )
-        con.execute(
-            "create or replace temp view eligible as select p.task_id, k.score_key, p.uscc, p.credit_risk "
-            "from eligible_pairs p join task_keys k using (task_id)"
-        )
-        drawn[keys] = _draw_eligible(con, plan, seed, sizes)
-    (draws, strata), (other, _) = drawn["planned"], drawn[other_mode]
+    draws, other = lowest(score_keys(plan, "planned")), lowest(score_keys(plan, other_mode))
     return PlanDraw(
         draws=published_draws(plan, draws, directory),
         strata=strata.select("task_id", "credit_risk", "n", "k").sort("task_id", "credit_risk"),

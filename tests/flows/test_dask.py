@@ -1,8 +1,9 @@
-"""Scale-out: ingest and validation tasks, and the merge's key ranges, on a Dask cluster publish the
-same bytes as the flow's own threads (issues 8, 24). The cluster is real and runs what another machine installs (issue
-19): a `dask scheduler` and two `dask worker` processes of the fresh environment the wheel was
-installed into, reached by the scheduler's address; the run is that environment's `jointdraw`,
-started from a folder outside the checkout, and its bundle is verified by the same command."""
+"""Scale-out: ingest and validation tasks, the merge's key ranges and the draw's parts on a Dask
+cluster publish the same bytes as the flow's own threads (issues 8, 24). The cluster is real and
+runs what another machine installs (issue 19): a `dask scheduler` and two `dask worker` processes of
+the fresh environment the wheel was installed into, reached by the scheduler's address; the run is
+that environment's `jointdraw`, started from a folder outside the checkout, and its bundle is
+verified by the same command."""
 
 import json
 import os
@@ -154,6 +155,10 @@ def test_the_installed_package_runs_on_its_own_workers_and_publishes_the_bytes_o
     )
     for name in ("conflicts.parquet", "links.csv", "unlinked.csv"):
         assert (on_dask / "03_merge" / name).read_bytes() == (dirty_run / "03_merge" / name).read_bytes(), name
+    # the draw part by part on the workers: each part's pairs counted, then its lowest k in each of the two modes
+    assert finished.get("draw_part_pairs") == 2 and finished.get("draw_part_lowest") == 4
+    for name in ("draws.parquet", "strata.parquet"):
+        assert (on_dask / "05_draw" / name).read_bytes() == (dirty_run / "05_draw" / name).read_bytes(), name
 
     default, installed_bundle = (
         out / "published" / "SZ-2026-ANNUAL" for out in (dirty_run.parent.parent, tmp_path / "out")
@@ -187,8 +192,8 @@ def test_the_installed_package_runs_on_its_own_workers_and_publishes_the_bytes_o
     )
 
 
-def test_a_rerun_from_commit_does_not_start_a_cluster(prefect_server, dirty_run, dirty_city, tmp_path):
-    """Only ingest, validate and merge fan out: from commit on, `dask` is not even connected to."""
+def test_a_rerun_from_fuse_does_not_start_a_cluster(prefect_server, dirty_run, dirty_city, tmp_path):
+    """Only ingest, validate, merge and draw fan out: from fuse on, `dask` is not even connected to."""
     import shutil
 
     run = tmp_path / "runs" / "later"
@@ -198,8 +203,8 @@ def test_a_rerun_from_commit_does_not_start_a_cluster(prefect_server, dirty_run,
         inbox=str(dirty_city / "inbox"),
         out=str(tmp_path),
         run_id="later",
-        start_at="commit",
-        stop_after="commit",
+        start_at="fuse",
+        stop_after="fuse",
         dask="tcp://127.0.0.1:1",
     )  # nothing listens there
-    assert json.loads((run / "04_commit" / "stage.json").read_text(encoding="utf-8"))["commitment"]
+    assert json.loads((run / "06_fuse" / "stage.json").read_text(encoding="utf-8"))["figures"]

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
-from jointdraw.transforms.draw import draw_plan, eligible_sizes, score_keys
+from jointdraw.transforms.draw import draw_plan, keep_eligible_pairs, score_keys
 from jointdraw.transforms.plan import Period, Plan, Scope, Task
 from jointdraw.transforms.score import score
 from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc
@@ -156,7 +156,7 @@ def test_every_object_is_drawn_with_probability_k_over_n(mode):
     counts: dict[str, dict[str, int]] = {"AMR-1": {}, "AMR-2": {}}
     overlap = 0
     con = _connection(directory)
-    sizes = eligible_sizes(con, plan)  # the same for every seed
+    sizes = keep_eligible_pairs(con, plan)  # the same for every seed (and the pairs kept on `con`)
     for run in range(300):
         draws, _ = draw_plan(con, plan, f"seed-{run}", score_keys(plan, "planned"), sizes)
         for t in counts:
