@@ -318,18 +318,33 @@ def _print_assignment(run_dir: Path, figures: dict) -> None:
 
 
 def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> None:
-    """The whole flow again with `--dask local`, its figures, and its bundle compared with the default run's."""
+    """The whole flow again on a local Dask cluster (two single-threaded worker processes, as `--dask local`
+    starts, here started by the bench so its scheduler can be asked afterwards): its figures, the peak of every
+    process, the tasks that ran on the workers and the bytes their results brought back, and its bundle compared
+    with the default run's."""
+    from distributed import Client, LocalCluster
+
+    from jointdraw.flows.fanout import LOCAL_CLUSTER
+
     dask_out = out.parent / f"{out.name}-dask"
-    figures["whole_dask"] = on_dask = _whole_flow(plan, city / "inbox", dask_out, dask="local")
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # the workers' task runs: the flow process logs the stages
+    with LocalCluster(**LOCAL_CLUSTER) as cluster, Client(cluster) as client:
+        results = _result_bytes(cluster.scheduler)
+        figures["whole_dask"] = on_dask = _whole_flow(plan, city / "inbox", dask_out, dask=cluster.scheduler_address)
+        on_dask["worker_peaks_gib"] = sorted(client.run(_peak_gib).values())
+        on_dask["tasks_on_workers"] = dict(sorted(results.done.items()))
     on_dask["bundle_differences"] = differences = _bundle_differences(
         out / "published" / plan.stem, dask_out / "published" / plan.stem
     )
     print(
-        f"  whole flow with --dask local (2 worker processes): {on_dask['seconds']:.1f} s wall (default runner "
-        f"{whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
-        f"{on_dask['largest_child_peak_gib']:.2f} GiB in its largest child (a worker)"
+        f"  whole flow on a local Dask cluster (2 worker processes, 1 thread each): {on_dask['seconds']:.1f} s wall "
+        f"(default runner {whole['seconds']:.1f} s); peak {on_dask['peak_gib']:.2f} GiB in the flow process, "
+        f"workers {' / '.join(f'{g:.2f}' for g in on_dask['worker_peaks_gib'])} GiB"
     )
     print("    " + ", ".join(f"{s} {v:.1f}" for s, v in on_dask["stage_seconds"].items()))
+    print("    tasks on the workers, and the bytes of their results (what came back to the flow process):")
+    for name, f in on_dask["tasks_on_workers"].items():
+        print(f"      {name:<24} {f['tasks']:>4} tasks  {f['result_bytes']:>14,} bytes")
     print(
         "    published bundle vs the default run's: "
         + (
@@ -338,6 +353,32 @@ def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> 
             else f"DIFFERENT: {differences}"
         )
     )
+
+
+def _peak_gib() -> float:
+    """This process's peak resident memory (Linux: VmHWM), in GiB: run on each worker."""
+    status = Path("/proc/self/status").read_text()
+    kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    return round(kib / 2**20, 2)
+
+
+def _result_bytes(scheduler):
+    """A plugin of `scheduler` (in this process): task prefix → tasks finished on the workers and the bytes
+    of their results, in its `done`."""
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class ResultBytes(SchedulerPlugin):
+        def __init__(self) -> None:
+            self.done: dict[str, dict[str, int]] = {}
+
+        def transition(self, key, start, finish, *args, **kwargs) -> None:
+            if finish == "memory" and (task := scheduler.tasks.get(key)):
+                done = self.done.setdefault(task.prefix.name, {"tasks": 0, "result_bytes": 0})
+                done["tasks"] += 1
+                done["result_bytes"] += max(task.nbytes, 0)
+
+    scheduler.add_plugin(plugin := ResultBytes())
+    return plugin
 
 
 def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
