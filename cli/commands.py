@@ -13,12 +13,10 @@ from jointdraw.transforms.storage.runfolder import STAGES
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from jointdraw.transforms.samplecity.city import generate_city
-    from jointdraw.transforms.samplecity.submission import write_city
+    from jointdraw.transforms.samplecity.submission import write_generated_city
 
     started = time.perf_counter()
-    city = generate_city(args.objects, args.seed)
-    written = write_city(city, Path(args.out_dir), dirty=args.dirty, seed=args.seed)
+    city, written = write_generated_city(args.objects, args.seed, Path(args.out_dir), dirty=args.dirty)
     console = _console()
     console.print(
         _table(

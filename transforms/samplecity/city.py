@@ -4,6 +4,14 @@
 the mixed formats departments really use. Everything is vectorised numpy/polars and
 driven by one seeded PCG64 generator, so the same arguments give the same bytes.
 
+Entities are made CHUNK_ENTITIES at a time (`chunk_sizes`): each chunk's entities and listings,
+then the next chunk's, from the same generator; what the plan and the inspectors need of the
+whole city (pattern counts, directory sizes, a sample of each directory) is accumulated across
+chunks, and organization codes are numbered over the whole city, so USCCs stay unique. Handed
+an `emit`, `generate_city` gives away every chunk's objects but the last as it makes them, so a
+province is written (`submission.write_generated_city`) in the memory of a chunk. A city of one
+chunk is made with exactly the draws it always was.
+
 `n_objects` counts object rows across all departments' directories (the platform's
 "about 8 million inspection objects"); an entity listed by three departments counts
 three times. Entities ≈ n_objects / 1.3.
@@ -18,6 +26,7 @@ is `submission.DIALECTS`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import cache
@@ -153,6 +162,9 @@ FORMATS = {
     "EDU": ("csv-utf8-bom", "en"),
 }
 XLSX_MAX_ROWS = 200_000
+CHUNK_ENTITIES = 1_000_000  # entities made (and written) at a time: a city of more is made in chunks
+CONFLICT_POOL = 100_000  # a city of several chunks draws inspectors' conflicts from this many of a directory's USCCs
+PLAN_YEAR = 2026
 ITEMS_PER_DEPARTMENT = {
     "AMR": 41,
     "ENV": 60,
@@ -316,7 +328,8 @@ def _registered_types(rng: np.random.Generator, category: np.ndarray) -> tuple[n
 
 @dataclass(frozen=True)
 class City:
-    """Every department's registries as frames (SPEC §2 column names) and the plan."""
+    """Every department's registries as frames (SPEC §2 column names) and the plan. (Made with an
+    `emit`, its `objects` are the last chunk's: `generate_city`.)"""
 
     objects: dict[str, pl.DataFrame]
     inspectors: dict[str, pl.DataFrame]
@@ -343,14 +356,25 @@ def _pick(rng: np.random.Generator, pool: list[str], n: int) -> pl.Series:
     return pl.Series(pool, dtype=pl.String).gather(rng.integers(0, len(pool), n))
 
 
-def _bijection(i: np.ndarray, modulus: int, rng: np.random.Generator) -> np.ndarray:
-    """A distinct, random-looking value below `modulus` for each distinct i (affine map mod m)."""
-    while True:
-        a = int(rng.integers(modulus // 3, modulus - 1))
-        if np.gcd(a, modulus) == 1:
-            break
-    b = int(rng.integers(0, modulus))
-    return (a * i.astype(np.int64) + b) % modulus  # a·i < 2^63 for the moduli used here (≤ 31^6) and i < 10^9
+class UsccNumbering:
+    """The affine maps mod m (10^8 for old organization codes, 31^6 for `MA…` ones) that give each
+    entity index a distinct, random-looking number below m. Each map is drawn from the generator the
+    first time it is asked for (in the first chunk, where a city of one chunk always drew it) and is
+    the same for every later chunk: entity i has its number whatever chunk it is made in, so codes
+    stay unique across chunks."""
+
+    def __init__(self) -> None:
+        self._maps: dict[int, tuple[int, int]] = {}
+
+    def __call__(self, i: np.ndarray, modulus: int, rng: np.random.Generator) -> np.ndarray:
+        if modulus not in self._maps:
+            while True:
+                a = int(rng.integers(modulus // 3, modulus - 1))
+                if np.gcd(a, modulus) == 1:
+                    break
+            self._maps[modulus] = (a, int(rng.integers(0, modulus)))
+        a, b = self._maps[modulus]
+        return (a * i.astype(np.int64) + b) % modulus  # a·i < 2^63 for the moduli used here (≤ 31^6) and i < 10^9
 
 
 def _digits(values: np.ndarray, base: int, width: int) -> np.ndarray:
@@ -363,10 +387,19 @@ def _digits(values: np.ndarray, base: int, width: int) -> np.ndarray:
     return out
 
 
-def make_usccs(rng: np.random.Generator, entity_type: np.ndarray, new_style: np.ndarray) -> pl.Series:
+def make_usccs(
+    rng: np.random.Generator,
+    entity_type: np.ndarray,
+    new_style: np.ndarray,
+    start: int = 0,
+    numbering: UsccNumbering | None = None,
+) -> pl.Series:
     """Unique, valid USCCs: position 1–2 by entity type, 3–8 a registering authority's
-    division, 9–17 an organization code (old 8-digit or post-2015 `MA…`), 18 the check."""
+    division, 9–17 an organization code (old 8-digit or post-2015 `MA…`), 18 the check. The
+    entities are the city's `start`, `start` + 1, …: codes made by one `numbering` are unique
+    across calls for distinct entities (at most 10^8 in a city)."""
     n = len(entity_type)
+    numbering = numbering or UsccNumbering()
     val = {c: i for i, c in enumerate(USCC_CHARSET)}
     first = np.empty((n, 2), dtype=np.int64)
     first[:] = [val["9"], val["1"]]
@@ -401,13 +434,13 @@ def make_usccs(rng: np.random.Generator, entity_type: np.ndarray, new_style: np.
     auth = np.array([[int(ch) for ch in a] for a in authorities])[
         rng.choice(len(authorities), n, p=np.array([40, 6, 8, 8, 10, 9, 1, 7, 2, 3, 3, 3]) / 100)
     ]
-    idx = np.arange(n)
+    idx = np.arange(start, start + n)
     body = np.empty((n, 8), dtype=np.int64)
     old = np.flatnonzero(~new_style)
-    body[old] = _digits(_bijection(idx[old], 10**8, rng), 10, 8)
+    body[old] = _digits(numbering(idx[old], 10**8, rng), 10, 8)
     new = np.flatnonzero(new_style)
     body[new, 0], body[new, 1] = val["M"], val["A"]
-    body[new, 2:] = _digits(_bijection(idx[new], 31**6, rng), 31, 6)
+    body[new, 2:] = _digits(numbering(idx[new], 31**6, rng), 31, 6)
     # organization-code values: digit → itself, letter → A=10 … (USCC charset letters are a subset)
     org_values = np.array([int(c, 36) for c in USCC_CHARSET])[body]
     org_check = org_check_chars(np.ascontiguousarray(org_values.T))
@@ -426,8 +459,11 @@ def _dates(rng: np.random.Generator, start: dt.date, end: dt.date, n: int, skew:
     return np.datetime64(start) + offsets.astype("timedelta64[D]")
 
 
-def make_entities(rng: np.random.Generator, n: int) -> pl.DataFrame:
-    """One row per entity in the city, with the attributes the market regulator registers."""
+def make_entities(
+    rng: np.random.Generator, n: int, start: int = 0, numbering: UsccNumbering | None = None
+) -> pl.DataFrame:
+    """One row per entity of the city's `start` … `start` + n − 1, with the attributes the market
+    regulator registers (USCCs numbered by `numbering`: pass one per city)."""
     section = _choice(rng, INDUSTRY_MIX, n)
     etype = _choice(rng, ENTITY_TYPES, n)
     registered = _dates(rng, dt.date(1990, 1, 1), dt.date(2026, 10, 31), n, skew=0.45)
@@ -443,7 +479,7 @@ def make_entities(rng: np.random.Generator, n: int) -> pl.DataFrame:
     registered_type, registered_type_code = _registered_types(rng, etype)
     df = pl.DataFrame(
         {
-            "uscc": make_usccs(rng, etype, new_style),
+            "uscc": make_usccs(rng, etype, new_style, start, numbering),
             "section": section.astype(str),
             "entity_type": etype.astype(str),
             "registered_type": registered_type,
@@ -733,7 +769,7 @@ CROSS_DISTRICT_TASKS = {"FIR-T01"}
 
 
 def make_plan(
-    items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows: int, year: int = 2026
+    items: dict[str, pl.DataFrame], patterns: pl.DataFrame, total_rows: int, year: int = PLAN_YEAR
 ) -> tuple[Plan, float]:
     """A city plan drawing about 1% of object rows, tuned so fusion saves about 10% of visits.
 
@@ -817,11 +853,18 @@ def quarterly_plan(annual: Plan, quarter: int) -> Plan:
 
 
 def make_inspectors(
-    rng: np.random.Generator, n_objects: int, items: dict[str, pl.DataFrame], listings: dict[str, pl.DataFrame]
+    rng: np.random.Generator,
+    n_objects: int,
+    items: dict[str, pl.DataFrame],
+    listings: dict[str, pl.DataFrame],
+    sizes: dict[str, int] | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """About 0.15% of the object count, spread over departments by their directory size (at least 12 each)."""
+    """About 0.15% of the object count, spread over departments by their directory size (at least 12 each).
+
+    Declared conflicts are USCCs of `listings` (each department's directory, or for a city made in
+    chunks a uniform sample of it); `sizes` are the directories' row counts (default: the listings')."""
     total = max(int(round(n_objects * 0.0015)), 12 * len(items))
-    sizes = {d: listings[d].height for d in items}
+    sizes = sizes or {d: listings[d].height for d in items}
     all_rows = sum(sizes.values())
     out = {}
     for dept, dept_items in items.items():
@@ -903,44 +946,121 @@ def _experts(department: str, inspectors: int, items: pl.DataFrame) -> pl.DataFr
     )
 
 
-def generate_city(n_objects: int, seed: int) -> City:
-    """The whole synthetic city for `n_objects` object rows, deterministic in `seed`."""
-    rng = np.random.default_rng(np.random.PCG64(seed))
+OBJECT_COLUMNS = (
+    "uscc",
+    "name",
+    "entity_type",
+    "registered_type",
+    "registered_type_code",
+    "district_code",
+    "address",
+    "industry_code",
+    "registered_on",
+    "status",
+    "credit_risk",
+    "tags",
+    "operator_name",
+    "phone",
+    *EXTRA_COLUMNS,
+)
+
+
+def city_entities(n_objects: int) -> int:
+    """How many entities make about `n_objects` object rows (at least 50): besides the market
+    regulator's listing, an entity is listed by as many departments as LISTINGS gives its section."""
     mean_listings = 1.0 + sum(sum(INDUSTRY_MIX.get(s, 0) * p for s, p in m.items()) for m in LISTINGS.values()) / sum(
         INDUSTRY_MIX.values()
     )
-    entities = make_entities(rng, max(50, int(n_objects / mean_listings)))
-    listings = list_entities(rng, entities)
-    items = make_items()
-    plan, reduction = make_plan(items, entity_patterns(entities, listings), sum(df.height for df in listings.values()))
-    inspectors = make_inspectors(rng, n_objects, items, listings)
-    objects = {
-        d: df.select(
-            "uscc",
-            "name",
-            "entity_type",
-            "registered_type",
-            "registered_type_code",
-            "district_code",
-            "address",
-            "industry_code",
-            "registered_on",
-            "status",
-            "credit_risk",
-            "tags",
-            "operator_name",
-            "phone",
-            *EXTRA_COLUMNS,
-        )
-        for d, df in listings.items()
-    }
+    return max(50, int(n_objects / mean_listings))
+
+
+def chunk_sizes(n_entities: int, chunk_entities: int = CHUNK_ENTITIES) -> list[int]:
+    """Entities per chunk, in the order they are made: as few chunks of at most `chunk_entities` as
+    hold them, as equal as can be (a city of at most `chunk_entities` entities is one chunk)."""
+    k = max(1, -(-n_entities // chunk_entities))
+    return [n_entities // k + (i < n_entities % k) for i in range(k)]
+
+
+def _merged_patterns(total: pl.DataFrame | None, chunk: pl.DataFrame) -> pl.DataFrame:
+    """`entity_patterns` of the chunks so far and of one more: the counts of equal patterns added."""
+    if total is None:
+        return chunk
+    keys = [c for c in chunk.columns if c != "n"]
+    return pl.concat([total, chunk], how="vertical_relaxed").group_by(keys).agg(pl.col("n").sum()).sort(pl.all())
+
+
+def _directory_sample(sample: pl.DataFrame | None, listing: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """A uniform sample of at most CONFLICT_POOL of a directory's USCCs over its chunks so far: those
+    with the smallest random keys (`_key`), in the keys' order."""
+    chunk = listing.select("uscc", _key=pl.Series(rng.random(listing.height)))
+    both = chunk if sample is None else pl.concat([sample, chunk])
+    return both.bottom_k(CONFLICT_POOL, by="_key").sort("_key")
+
+
+def _merged_inspections(parts: list[dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """Each department's inspections of every chunk, sorted as `make_inspections` sorts them."""
+    if len(parts) == 1:
+        return parts[0]
+    return {d: pl.concat([p[d] for p in parts]).unique(maintain_order=True).sort(pl.all()) for d in parts[0]}
+
+
+def generate_city(
+    n_objects: int,
+    seed: int,
+    chunk_entities: int = CHUNK_ENTITIES,
+    emit: Callable[[dict[str, pl.DataFrame]], None] | None = None,
+) -> City:
+    """The whole synthetic city for `n_objects` object rows, deterministic in `seed` (and in
+    `chunk_entities`: a city of more entities is made in chunks, `chunk_sizes`).
+
+    With `emit`, every chunk's objects but the last's are handed to it as they are made and not
+    kept: the City's `objects` are then the last chunk's (`submission.write_generated_city` writes
+    them after the others). Without, they are every chunk's, in order."""
+    rng = np.random.default_rng(np.random.PCG64(seed))
     # its own generator: the inspections leave every other table of the city as it was
-    inspections = make_inspections(np.random.default_rng(np.random.PCG64([seed, 2])), listings, plan.period.start.year)
+    inspections_rng = np.random.default_rng(np.random.PCG64([seed, 2]))
+    # and another for the directory samples a city of several chunks keeps (one chunk keeps its directories)
+    sample_rng = np.random.default_rng(np.random.PCG64([seed, 3]))
+    sizes = chunk_sizes(city_entities(n_objects), chunk_entities)
+    if sum(sizes) > 10**8:
+        raise ValueError(f"{n_objects:,} object rows: the generator numbers at most 100,000,000 entities")
+    numbering = UsccNumbering()
+    patterns: pl.DataFrame | None = None
+    rows: dict[str, int] = {}
+    directories: dict[str, pl.DataFrame] = {}  # where inspectors' conflicts come from
+    inspections: list[dict[str, pl.DataFrame]] = []
+    kept: list[dict[str, pl.DataFrame]] = []
+    start = 0
+    for chunk, n in enumerate(sizes):
+        entities = make_entities(rng, n, start, numbering)
+        listings = list_entities(rng, entities)
+        start += n
+        patterns = _merged_patterns(patterns, entity_patterns(entities, listings))
+        rows = {d: rows.get(d, 0) + df.height for d, df in listings.items()}
+        # a city of one chunk has its directories at hand; one of several keeps a sample of each
+        directories = (
+            listings
+            if len(sizes) == 1
+            else {d: _directory_sample(directories.get(d), df, sample_rng) for d, df in listings.items()}
+        )
+        # the few entities inspected often this winter are of the first chunk
+        inspections.append(make_inspections(inspections_rng, listings, PLAN_YEAR, frequent=chunk == 0))
+        objects = {d: df.select(OBJECT_COLUMNS) for d, df in listings.items()}
+        del entities, listings
+        if emit is not None and chunk < len(sizes) - 1:
+            emit(objects)
+        else:
+            kept.append(objects)
+        del objects
+    items = make_items()
+    assert patterns is not None
+    plan, reduction = make_plan(items, patterns, sum(rows.values()))
+    inspectors = make_inspectors(rng, n_objects, items, directories, rows)
     return City(
-        objects=objects,
+        objects={d: pl.concat([k[d] for k in kept]) if len(kept) > 1 else kept[0][d] for d in kept[0]},
         inspectors=inspectors,
         items=items,
         plan=plan,
         expected_reduction=reduction,
-        inspections=inspections,
+        inspections=_merged_inspections(inspections),
     )

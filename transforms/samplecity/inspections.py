@@ -68,17 +68,19 @@ def _frequent(rng: np.random.Generator, both: pl.DataFrame, year: int) -> dict[s
     return out
 
 
-def make_inspections(rng: np.random.Generator, listings: dict[str, pl.DataFrame], year: int) -> dict[str, pl.DataFrame]:
+def make_inspections(
+    rng: np.random.Generator, listings: dict[str, pl.DataFrame], year: int, frequent: bool = True
+) -> dict[str, pl.DataFrame]:
     """Department → its inspection records (SCHEMA), sorted by date, USCC, then the rest, for INSPECTING
-    departments."""
+    departments; without `frequent`, only the routine ones (a chunk of a city after its first)."""
     active = {d: listings[d].filter(pl.col("status") == "active").select("uscc", "name") for d in INSPECTING}
     both = active["AMR"].join(active["ENV"].select("uscc"), on="uscc", how="semi").sort("uscc")
-    frequent = _frequent(rng, both, year)
+    frequent_ones = _frequent(rng, both, year) if frequent else {}
     out = {}
     for department in INSPECTING:
         parts = [_routine(rng, active[department].sort("uscc"), department, year)]
-        if department in frequent:
-            parts.append(frequent[department])
+        if department in frequent_ones:
+            parts.append(frequent_ones[department])
         # the same inspection twice would be a duplicate row (quarantined): each is reported once
         out[department] = pl.concat(parts).cast(SCHEMA).unique(maintain_order=True).sort(pl.all())
     return out

@@ -12,6 +12,11 @@ export with a title row above the header and note rows below the data (共 N 条
 
 Line numbers are the spreadsheet's rows: with the header in row 1 the first data row is line 2;
 below a title and a blank row, line 4 (for Parquet: the row's position + 2).
+
+A city made in chunks (`city.generate_city`) is written as it is made (`write_generated_city`): each
+chunk's objects are put in their departments' dialects, planted with errors and appended to their
+files (`_ExportFile`); the last chunk's are written with the rest of each department's files, in the
+order a city of one chunk always was, so a city of one chunk is the same bytes as ever.
 """
 
 from __future__ import annotations
@@ -19,16 +24,27 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import xlsxwriter
 
 from jointdraw.transforms.plan import plan_as_yaml
 from jointdraw.transforms.reasons import ACCEPT
 from jointdraw.transforms.reference import department_names, reference_table
 from jointdraw.transforms.registry import ENUMS, HEADER_ALIASES, KIND_LABELS_ZH, Kind
-from jointdraw.transforms.samplecity.city import FORMATS, XLSX_MAX_ROWS, City, quarterly_plan
+from jointdraw.transforms.samplecity.city import (
+    CHUNK_ENTITIES,
+    FORMATS,
+    XLSX_MAX_ROWS,
+    City,
+    chunk_sizes,
+    city_entities,
+    generate_city,
+    quarterly_plan,
+)
 from jointdraw.transforms.uscc import complete_uscc
 
 MIN_ROWS_TO_PLANT = 100
@@ -230,51 +246,129 @@ def _notes(rows: int) -> list[str]:
 TITLE_ROWS = 2  # a titled export: the title, a blank row, then the header
 
 
-def _write(df: pl.DataFrame, folder: Path, kind: Kind, fmt: str, lang: str, title: str | None = None) -> WrittenFile:
-    """The file as the department's system exports it; with `title`, a title row and a blank row
-    above the header and a blank row and notes below the data."""
-    fmt, _ = _effective_format(fmt, df.height)
-    if fmt == "parquet":
-        path = folder / f"{kind}.parquet"
-        df.with_columns(pl.col(pl.Categorical).cast(pl.String)).write_parquet(path, statistics=False)
-        return WrittenFile(path, df.height, fmt)
-    text = _as_text(df, kind, lang)
-    if fmt == "xlsx":
-        path = folder / f"{kind}.xlsx"
-        workbook = xlsxwriter.Workbook(path)
-        workbook.set_properties({"created": XLSX_CREATED})  # a fixed date keeps the file byte-identical
-        sheet = workbook.add_worksheet()
-        if title:
-            sheet.merge_range(0, 0, 0, max(1, text.width - 1), title)
-        text.write_excel(workbook=workbook, worksheet=sheet, position=(TITLE_ROWS if title else 0, 0), autofit=False)
-        if title:
-            for i, note in enumerate(_notes(text.height)):
-                sheet.write_string(TITLE_ROWS + text.height + 2 + i, 0, note)
-        workbook.close()
-    else:
-        path = folder / f"{kind}.csv"
-        if not title and fmt != "csv-gbk":
-            text.write_csv(path, include_bom=fmt == "csv-utf8-bom")
-            return WrittenFile(path, df.height, fmt)
-        body = text.write_csv()
-        if title:
-            body = f"{title}\n\n{body}\n" + "".join(f"{note}\n" for note in _notes(text.height))
-        if fmt == "csv-gbk":  # as Excel on Chinese Windows saves "CSV (逗号分隔)"
-            path.write_bytes(body.encode("gbk"))
+class _ExportFile:
+    """One file as the department's system exports it, written a frame at a time: CSV (UTF-8, with a
+    BOM, or GBK; with `title`, a title row and a blank row above the header and a blank row and notes
+    below the data) appended as the frames come; Parquet by polars when it is one frame, else by
+    pyarrow frame by frame; XLSX held (it has at most XLSX_MAX_ROWS rows) and written when closed, or
+    as UTF-8-BOM CSV from the frame that takes it past XLSX_MAX_ROWS. The frames share one schema."""
+
+    def __init__(self, folder: Path, kind: Kind, fmt: str, lang: str, title: str | None = None) -> None:
+        self.folder, self.kind, self.fmt, self.lang, self.title = folder, kind, fmt, lang, title
+        self.rows = 0
+        self._held: list[pl.DataFrame] = []  # XLSX: its text so far; Parquet: its first frame
+        self._parquet: pq.ParquetWriter | None = None
+        self._csv_started = False
+
+    @property
+    def path(self) -> Path:
+        return self.folder / f"{self.kind}.{_effective_format(self.fmt, self.rows)[1]}"
+
+    @property
+    def next_line(self) -> int:
+        """The line the next frame's first row goes on (the spreadsheet's rows; Parquet: position + 2)."""
+        return 2 + (TITLE_ROWS if self.title else 0) + self.rows
+
+    def append(self, df: pl.DataFrame) -> None:
+        if self.fmt == "parquet":
+            self._append_parquet(df.with_columns(pl.col(pl.Categorical).cast(pl.String)))
+        elif self.fmt == "xlsx":
+            self._held.append(_as_text(df, self.kind, self.lang))
+            if self.rows + df.height > XLSX_MAX_ROWS:  # too big for a department to send by XLSX: CSV from here
+                self.fmt, _ = _effective_format(self.fmt, self.rows + df.height)
+                held, self._held = self._held, []
+                for text in held:
+                    self._append_csv(text)
         else:
-            path.write_bytes(("\ufeff" if fmt == "csv-utf8-bom" else "").encode() + body.encode("utf-8"))
-    return WrittenFile(path, df.height, fmt)
+            self._append_csv(_as_text(df, self.kind, self.lang))
+        self.rows += df.height
+
+    def _append_parquet(self, df: pl.DataFrame) -> None:
+        if self._parquet is None and not self._held:
+            self._held = [df]
+            return
+        if self._parquet is None:
+            first = self._held.pop().to_arrow(compat_level=pl.CompatLevel.newest())
+            self._parquet = pq.ParquetWriter(self.path, first.schema, compression="zstd", write_statistics=False)
+            self._parquet.write_table(first)
+        self._parquet.write_table(df.to_arrow(compat_level=pl.CompatLevel.newest()).cast(self._parquet.schema))
+
+    def _append_csv(self, text: pl.DataFrame) -> None:
+        first, self._csv_started = not self._csv_started, True
+        with self.path.open("wb" if first else "ab") as f:
+            if not self.title and self.fmt != "csv-gbk":
+                text.write_csv(f, include_header=first, include_bom=first and self.fmt == "csv-utf8-bom")
+            else:
+                self._write_text(
+                    f,
+                    (f"{self.title}\n\n" if first and self.title else "") + text.write_csv(include_header=first),
+                    first,
+                )
+
+    def _write_text(self, f: BinaryIO, text: str, first: bool) -> None:
+        if self.fmt == "csv-gbk":  # as Excel on Chinese Windows saves "CSV (逗号分隔)"
+            f.write(text.encode("gbk"))
+        else:
+            f.write(("\ufeff" if first and self.fmt == "csv-utf8-bom" else "").encode() + text.encode("utf-8"))
+
+    def close(self) -> WrittenFile:
+        path = self.path
+        if self.fmt == "parquet":
+            if self._parquet is not None:
+                self._parquet.close()
+            else:
+                self._held.pop().write_parquet(path, statistics=False)
+        elif self.fmt == "xlsx":
+            text = self._held[0] if len(self._held) == 1 else pl.concat(self._held)
+            self._held = []
+            workbook = xlsxwriter.Workbook(path)
+            workbook.set_properties({"created": XLSX_CREATED})  # a fixed date keeps the file byte-identical
+            sheet = workbook.add_worksheet()
+            if self.title:
+                sheet.merge_range(0, 0, 0, max(1, text.width - 1), self.title)
+            position = (TITLE_ROWS if self.title else 0, 0)
+            text.write_excel(workbook=workbook, worksheet=sheet, position=position, autofit=False)
+            if self.title:
+                for i, note in enumerate(_notes(text.height)):
+                    sheet.write_string(TITLE_ROWS + text.height + 2 + i, 0, note)
+            workbook.close()
+        elif self.title:
+            with path.open("ab") as f:
+                self._write_text(f, "\n" + "".join(f"{note}\n" for note in _notes(self.rows)), False)
+        return WrittenFile(path, self.rows, self.fmt)
+
+
+def _write(df: pl.DataFrame, folder: Path, kind: Kind, fmt: str, lang: str, title: str | None = None) -> WrittenFile:
+    """The file as the department's system exports it (`_ExportFile`, of one frame)."""
+    file = _ExportFile(folder, kind, fmt, lang, title)
+    file.append(df)
+    return file.close()
+
+
+def _per_kind(rows: int, kinds: int) -> int:
+    """How many rows of each kind of error a file of `rows` rows gets: DIRTY_SHARE of its rows over
+    the kinds, at least one of each, none in a small file (it keeps its share near DIRTY_SHARE)."""
+    per_kind = max(1, int(rows * DIRTY_SHARE / kinds))
+    return per_kind if rows >= max(MIN_ROWS_TO_PLANT, 3 * per_kind * kinds) else 0
 
 
 def _plant(
-    df: pl.DataFrame, errors: dict[str, tuple[str, str]], rng: np.random.Generator, file: str, first_line: int = 2
+    df: pl.DataFrame,
+    errors: dict[str, tuple[str, str]],
+    rng: np.random.Generator,
+    first_line: int = 2,
+    dates_as_text: bool = False,
+    per_kind: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Plant each kind of error in DIRTY_SHARE/len(errors) of the rows (distinct rows per kind);
-    returns the dirty frame (dates as text) and the truth rows (the first data row is `first_line`)."""
-    per_kind = max(1, int(df.height * DIRTY_SHARE / len(errors)))
-    if df.height < max(MIN_ROWS_TO_PLANT, 3 * per_kind * len(errors)):  # a small file keeps its share near DIRTY_SHARE
-        return df, pl.DataFrame(
-            schema={"file": pl.String, "line": pl.Int64, "kind": pl.String, "column": pl.String, "expected": pl.String}
+    """Plant each kind of error in `per_kind` rows (default `_per_kind` of the frame; distinct rows per
+    kind); returns the dirty frame (dates as text) and the truth rows but their file (the first data
+    row is `first_line`). With none to plant the frame is returned as it is, its dates as text if
+    asked (a chunk of a file whose other chunks have theirs as text)."""
+    per_kind = _per_kind(df.height, len(errors)) if per_kind is None else per_kind
+    if per_kind == 0:
+        kept = df.with_columns(pl.col(pl.Date).dt.strftime("%Y-%m-%d")) if dates_as_text else df
+        return kept, pl.DataFrame(
+            schema={"line": pl.Int64, "kind": pl.String, "column": pl.String, "expected": pl.String}
         )
     rows = rng.choice(df.height, size=per_kind * len(errors), replace=False)
     kind_of_row = np.full(df.height, "", dtype=object)
@@ -355,7 +449,6 @@ def _plant(
     )
     df = df.sort("_pos", "_copy").with_columns(_line=pl.int_range(pl.len()) + first_line)
     truth = df.filter(pl.col("_kind") != "").select(
-        file=pl.lit(file),
         line=pl.col("_line").cast(pl.Int64),
         kind="_kind",
         column=pl.col("_kind").replace_strict({e: c for e, (c, _) in errors.items()}),
@@ -390,52 +483,109 @@ def _break_org_check(uscc: str) -> str:
     return complete_uscc(uscc[:16] + new17)
 
 
-def write_city(city: City, out_dir: Path, dirty: bool = False, seed: int = 0) -> list[WrittenFile]:
-    """The inbox, the plan and (dirty) `truth.csv` under `out_dir`; returns what was written."""
-    rng = np.random.default_rng(np.random.PCG64([seed, 1]))
-    inbox = Path(out_dir) / "inbox"
-    written: list[WrittenFile] = []
-    truths = []
-    for dept, (fmt, lang) in FORMATS.items():
-        folder = inbox / dept
+def _in_file(truth: pl.DataFrame, written: WrittenFile) -> pl.DataFrame:
+    """Truth rows (`_plant`'s) of the file written: `DEPT/name` first."""
+    return truth.select(pl.lit(f"{written.path.parent.name}/{written.path.name}").alias("file"), pl.all())
+
+
+class _Inbox:
+    """A city's submissions under `out_dir` being written: each department's objects file open for
+    more chunks and the truth of the errors planted in it so far; one generator puts the objects in
+    their dialects and plants the errors, in the order the chunks come."""
+
+    def __init__(self, out_dir: Path, dirty: bool, seed: int, dates_as_text: bool = False) -> None:
+        self.out_dir, self.dirty, self.dates_as_text = Path(out_dir), dirty, dates_as_text
+        self.rng = np.random.default_rng(np.random.PCG64([seed, 1]))
+        self.objects: dict[str, _ExportFile] = {}
+        self.truths: dict[str, list[pl.DataFrame]] = {}  # of each objects file, to be named when it is closed
+        self.planted: dict[str, tuple[int, int]] = {}  # of each objects file: rows so far, errors of each kind
+
+    def folder(self, dept: str) -> Path:
+        folder = self.out_dir / "inbox" / dept
         folder.mkdir(parents=True, exist_ok=True)
-        dialect = DIALECTS[dept]
-        objects = in_dialect(city.objects[dept], dialect, rng).with_columns(org_code=pl.lit(None, pl.String))
-        inspectors = city.inspectors[dept]
-        titles = {kind: _title(dept, kind) if dialect.titled else None for kind in ("objects", "inspectors", "items")}
-        first_line = 2 + (TITLE_ROWS if dialect.titled else 0)
-        if dirty:
-            objects, t1 = _plant(
-                objects, OBJECT_ERRORS, rng, f"{dept}/objects.{_effective_format(fmt, objects.height)[1]}", first_line
-            )
-            inspectors, t2 = _plant(
-                inspectors,
-                INSPECTOR_ERRORS,
-                rng,
-                f"{dept}/inspectors.{_effective_format(fmt, inspectors.height)[1]}",
-                first_line,
-            )
-            truths += [t1, t2]
-        written.append(_write(objects, folder, "objects", fmt, lang, titles["objects"]))
-        written.append(_write(inspectors, folder, "inspectors", fmt, lang, titles["inspectors"]))
-        written.append(_write(city.items[dept], folder, "items", fmt, lang, titles["items"]))
-        if dept in city.inspections:  # optional: only the departments that report their inspections
-            inspections = city.inspections[dept]
-            if dirty:
-                name = f"{dept}/inspections.{_effective_format(fmt, inspections.height)[1]}"
-                inspections, t3 = _plant_in_inspections(
-                    inspections, list(city.inspections).index(dept), name, first_line
-                )
-                truths.append(t3)
-            title = _title(dept, "inspections") if dialect.titled else None
-            written.append(_write(inspections, folder, "inspections", fmt, lang, title))
-    plans = Path(out_dir) / "plans"
-    plans.mkdir(parents=True, exist_ok=True)
-    for plan in (city.plan, quarterly_plan(city.plan, 2)):  # the annual plan and its second-quarter batch
-        (plans / f"{plan.plan_id}.yaml").write_text(plan_as_yaml(plan), encoding="utf-8")
-    if dirty:
-        pl.concat(truths).sort("file", "line").write_csv(Path(out_dir) / "truth.csv")
-    return written
+        return folder
+
+    def title(self, dept: str, kind: Kind) -> str | None:
+        return _title(dept, kind) if DIALECTS[dept].titled else None
+
+    def add_objects(self, objects: dict[str, pl.DataFrame]) -> None:
+        """A chunk of every department's objects, in its dialect, planted, appended to its file."""
+        for dept in FORMATS:
+            self._add_objects(dept, objects[dept])
+
+    def _add_objects(self, dept: str, frame: pl.DataFrame) -> None:
+        if dept not in self.objects:
+            fmt, lang = FORMATS[dept]
+            self.objects[dept] = _ExportFile(self.folder(dept), "objects", fmt, lang, self.title(dept, "objects"))
+            self.truths[dept] = []
+            self.planted[dept] = (0, 0)
+        file = self.objects[dept]
+        objects = in_dialect(frame, DIALECTS[dept], self.rng).with_columns(org_code=pl.lit(None, pl.String))
+        if self.dirty:
+            # as many errors as the file so far would have in one piece, less those planted in earlier chunks
+            rows, planted = self.planted[dept]
+            n, kinds = frame.height, len(OBJECT_ERRORS)
+            per_kind = min(_per_kind(rows + n, kinds) - planted, n // kinds)
+            objects, truth = _plant(objects, OBJECT_ERRORS, self.rng, file.next_line, self.dates_as_text, per_kind)
+            self.truths[dept].append(truth)
+            self.planted[dept] = (rows + n, planted + per_kind)
+        file.append(objects)
+
+    def finish(self, city: City) -> list[WrittenFile]:
+        """The city's objects (the last chunk's, after any added before) and every other file, department
+        by department; the plans; with `dirty`, `truth.csv`. Returns what was written."""
+        written: list[WrittenFile] = []
+        truths: list[pl.DataFrame] = []
+        for dept, (fmt, lang) in FORMATS.items():
+            folder = self.folder(dept)
+            first_line = 2 + (TITLE_ROWS if DIALECTS[dept].titled else 0)
+            self._add_objects(dept, city.objects[dept])
+            inspectors = city.inspectors[dept]
+            if self.dirty:
+                inspectors, inspectors_truth = _plant(inspectors, INSPECTOR_ERRORS, self.rng, first_line)
+            written.append(self.objects.pop(dept).close())
+            truths += [_in_file(t, written[-1]) for t in self.truths.pop(dept)]
+            written.append(_write(inspectors, folder, "inspectors", fmt, lang, self.title(dept, "inspectors")))
+            if self.dirty:
+                truths.append(_in_file(inspectors_truth, written[-1]))
+            written.append(_write(city.items[dept], folder, "items", fmt, lang, self.title(dept, "items")))
+            if dept in city.inspections:  # optional: only the departments that report their inspections
+                inspections = city.inspections[dept]
+                if self.dirty:
+                    name = f"{dept}/inspections.{_effective_format(fmt, inspections.height)[1]}"
+                    inspections, t3 = _plant_in_inspections(
+                        inspections, list(city.inspections).index(dept), name, first_line
+                    )
+                    truths.append(t3)
+                written.append(_write(inspections, folder, "inspections", fmt, lang, self.title(dept, "inspections")))
+        plans = self.out_dir / "plans"
+        plans.mkdir(parents=True, exist_ok=True)
+        for plan in (city.plan, quarterly_plan(city.plan, 2)):  # the annual plan and its second-quarter batch
+            (plans / f"{plan.plan_id}.yaml").write_text(plan_as_yaml(plan), encoding="utf-8")
+        if self.dirty:
+            pl.concat(truths).sort("file", "line").write_csv(self.out_dir / "truth.csv")
+        return written
+
+
+def write_city(city: City, out_dir: Path, dirty: bool = False, seed: int = 0) -> list[WrittenFile]:
+    """The inbox, the plan and (dirty) `truth.csv` under `out_dir` of a city in memory (its objects
+    written as one chunk); returns what was written."""
+    return _Inbox(out_dir, dirty, seed).finish(city)
+
+
+def write_generated_city(
+    n_objects: int, seed: int, out_dir: Path, dirty: bool = False, chunk_entities: int = CHUNK_ENTITIES
+) -> tuple[City, list[WrittenFile]]:
+    """`generate_city(n_objects, seed, chunk_entities)` written as `write_city` writes it, each chunk's
+    objects appended to their files as the chunk is made: memory bounded by a chunk, whatever the size
+    of the city. A city of one chunk is the same bytes as `write_city(generate_city(…))`; in a city of
+    several, errors are planted chunk by chunk (the same share) and, with `dirty`, every chunk's dates
+    are text (a chunk with no planted error included: a file keeps one schema). Returns the city (its
+    objects the last chunk's) and what was written."""
+    several = len(chunk_sizes(city_entities(n_objects), chunk_entities)) > 1
+    inbox = _Inbox(out_dir, dirty, seed, dates_as_text=dirty and several)
+    city = generate_city(n_objects, seed, chunk_entities, emit=inbox.add_objects)
+    return city, inbox.finish(city)
 
 
 def write_results(results: dict[str, tuple[pl.DataFrame, str]], truth: pl.DataFrame, inbox: Path) -> list[WrittenFile]:
