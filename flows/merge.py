@@ -31,16 +31,15 @@ from prefect.cache_policies import NO_CACHE
 from jointdraw.flows.fanout import cluster_threads, map_tasks
 from jointdraw.transforms import settings
 from jointdraw.transforms.merge import (
-    KeyRange,
     Merged,
     StepTimer,
+    in_key_range,
     key_ranges,
     key_records,
     links_query,
     merge_connection,
     merge_into,
     merged_together,
-    order_departments,
     type_conflicts_query,
     untimed,
 )
@@ -57,8 +56,8 @@ from jointdraw.transforms.storage.runfolder import (
     write_parquet,
 )
 
-PARTS = ".parts"  # in the stage's folder while it runs: the links every range reads, and what each range wrote
-LINKS = "links.parquet"
+PARTS = ".parts"  # in the stage's folder while it runs: what every key range reads, and what each wrote
+KEYS = "keys.duckdb"  # in PARTS: the departments' order and bits and the links, the same for every range
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
@@ -68,55 +67,62 @@ def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
     return path
 
 
-def _records_connection(accepted: list[Path], spill: Path) -> Any:
-    """A merge connection (spilling to `spill`) with the view `records` of the accepted objects files."""
+@task(name="merge-partition", task_run_name="merge keys {number}", cache_policy=NO_CACHE)
+def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], number: int) -> Merged:
+    """The directory of the entities of key range `number`, sorted, written as `directory-NNN.parquet`; its
+    conflicts and unlinked records written in the PARTS folder. Its connection reads only the range's records
+    and links (filtered as the files are read). Returns its counts (the flow reads the tables back: what
+    crosses the network is counts)."""
+    parts = out_dir / PARTS
+    spill = parts / f"spill-{number:03d}"
     spill.mkdir(parents=True, exist_ok=True)
     con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
-    con.read_parquet([str(p) for p in accepted]).create_view("records")
-    return con
-
-
-@task(name="merge-partition", task_run_name="merge keys {number}", cache_policy=NO_CACHE)
-def merge_partition(accepted: list[Path], out_dir: Path, number: int, keys: KeyRange) -> Merged:
-    """The directory of the entities whose keys are in `keys`, sorted, written as `directory-NNN.parquet`; its
-    conflicts and unlinked records written beside the links of `key_records` (PARTS folder). Returns its counts
-    (the tables are read back by the flow: what crosses the network is counts)."""
-    spill = out_dir / PARTS / f"spill-{number:03d}"
-    con = _records_connection(accepted, spill)
-    order_departments(con)  # the same for every range: from every department's records
-    con.execute("create temp table links as select * from read_parquet($path)", {"path": str(out_dir / PARTS / LINKS)})
-    merged = merge_into(con, keys)
+    files = con.read_parquet([str(p) for p in accepted])
+    files.filter(in_key_range(bounds, number, "uscc")).create_view("records")  # the range's USCCs only
+    files.filter("uscc is null").create_view("records_without_uscc")
+    con.execute(f"attach '{parts / KEYS}' as keys (read_only)")
+    con.execute("create temp table departments as select * from keys.departments")
+    con.execute(f"create temp table links as select * from keys.links where {in_key_range(bounds, number, 'link_key')}")
+    con.execute("detach keys")
+    con.execute(f"create temp view linked as {sql_text('merge_linked')}")
+    merged = merge_into(con)
     _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / directory_part(number))
     con.close()
     shutil.rmtree(spill, ignore_errors=True)
     for name, frame in (("conflicts", merged.conflicts), ("unlinked", merged.unlinked)):
-        frame.write_parquet(out_dir / PARTS / f"{name}-{number:03d}.parquet")
+        frame.write_parquet(parts / f"{name}-{number:03d}.parquet")
     return replace(merged, conflicts=merged.conflicts.clear(), unlinked=merged.unlinked.clear())
 
 
-def _merged_partitions(accepted: list[Path], out_dir: Path, con: Any, step: StepTimer) -> Merged:
-    """Every key range merged by a `merge-partition` task (one at a time on the flow's threads: each uses every core),
-    their counts added and their tables read back in key order."""
+def _merged_in_ranges(con: Any, accepted: list[Path], out_dir: Path, step: StepTimer) -> Merged:
+    """The entity keys cut into ranges (about MERGE_PARTITION_RECORDS records each; on a cluster a range for every
+    worker thread at least), each merged by a `merge-partition` task (one at a time on the flow's threads: each
+    uses every core), their counts added and their tables read back in key order."""
     records = con.execute("select count(*) from records").fetchall()[0][0]
     with step("key ranges"):
-        # on a cluster, a range for every worker thread at least
-        ranges = key_ranges(con, max(-(-records // settings.MERGE_PARTITION_RECORDS), cluster_threads()))
-    parts = [
-        f.result()
-        for f in map_tasks(
-            merge_partition,
-            at_once=1,
-            accepted=unmapped(accepted),
-            out_dir=out_dir,
-            number=list(range(len(ranges))),
-            keys=ranges,
-        )
-    ]
+        bounds = key_ranges(con, max(-(-records // settings.MERGE_PARTITION_RECORDS), cluster_threads()))
+        con.execute(f"attach '{out_dir / PARTS / KEYS}' as keys")
+        con.execute("create table keys.departments as select * from departments")
+        con.execute("create table keys.links as select * from links")
+        con.execute("detach keys")
+    numbers = list(range(len(bounds) + 1))
+    with step("ranges merged"):
+        merged = [
+            f.result()
+            for f in map_tasks(
+                merge_partition,
+                at_once=1,
+                accepted=unmapped(accepted),
+                out_dir=out_dir,
+                bounds=unmapped(bounds),
+                number=numbers,
+            )  # fmt: skip
+        ]
     tables = {
-        name: pl.concat([pl.read_parquet(out_dir / PARTS / f"{name}-{n:03d}.parquet") for n in range(len(parts))])
+        name: pl.concat([pl.read_parquet(out_dir / PARTS / f"{name}-{n:03d}.parquet") for n in numbers])
         for name in ("conflicts", "unlinked")
     }
-    return merged_together(parts, **tables)
+    return merged_together(merged, **tables)
 
 
 def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) -> MergeRecord:
@@ -132,13 +138,15 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
         return MergeRecord.model_validate({**taken.record_here(), "inputs": inputs, "reuse": key})
     for old in directory_parts(out_dir):  # a rerun's: the new ranges may be fewer
         old.unlink()
-    (out_dir / PARTS).mkdir(parents=True, exist_ok=True)
-    con = _records_connection(accepted, out_dir / PARTS / "spill")
+    shutil.rmtree(out_dir / PARTS, ignore_errors=True)  # an interrupted attempt's
+    (out_dir / PARTS).mkdir(parents=True)
+    spill = out_dir / PARTS / "spill"
+    spill.mkdir()
+    con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
+    con.read_parquet([str(p) for p in accepted]).create_view("records")
     with step("links (keys of records without a USCC)"):
         key_records(con)
-        con.sql("select * from links").write_parquet(str(out_dir / PARTS / LINKS))
-    merged = _merged_partitions(accepted, out_dir, con, step)
-    con.execute(f"create or replace temp view keyed as {sql_text('merge_keyed')}")
+    merged = _merged_in_ranges(con, accepted, out_dir, step)
     with step("links, type conflicts"):
         links = con.sql(links_query()).pl()
         type_conflicts = con.sql(type_conflicts_query()).pl()

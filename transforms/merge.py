@@ -1,6 +1,6 @@
 """One object directory (一个库, SPEC §4.3) from every department's accepted objects, in DuckDB.
 
-Keys (sql/merge_departments.sql, merge_links.sql, merge_keyed.sql). A record with a USCC is keyed by it. A record
+Keys (sql/merge_links.sql, merge_linked.sql). A record with a USCC is keyed by it. A record
 without one is linked to the USCC of another department's record through its organization code
 (= USCC positions 9–17) or its 15-digit registration number; one that links to nothing keeps its
 own key (`ORG:…` or `REG:…`) and is reported as unlinked, never dropped.
@@ -15,12 +15,13 @@ Conflicts are resolved by these rules (sql/merge_directory.sql; README "Merge ru
 Every attribute on which an entity's records disagree goes to the conflicts table
 (sql/merge_conflicts.sql) with each department's value and the value chosen.
 
-Partitions of the key space. The links are found once over all records (`key_records`); then
-every rule above reads only the records of one entity, so the directory is merged one range of
-entity keys at a time (`key_ranges`, `merge_into(con, keys)`), each range in memory of its own
-size, on one machine one after the other or on a Dask cluster at once (flows/merge.py); the
-ranges' directories, in range order, are the directory sorted by entity key. DuckDB runs each
-under a memory limit, spilling to disk past it.
+Ranges of entity keys. The links are found once over all records (`key_records`); then every
+rule above reads only the records of one entity, so the directory is merged one range of entity
+keys at a time (`key_ranges`, `in_key_range`: each range's connection sees only its records and
+links, filtered as they are read), each range in memory of its own size, on one machine one after
+the other or on a Dask cluster at once (`merge_into` on each: flows/merge.py); the ranges'
+directories, in range order, are the directory sorted by entity key. DuckDB runs each under a
+memory limit, spilling to disk past it.
 """
 
 from __future__ import annotations
@@ -86,20 +87,12 @@ def sql_statements(name: str) -> list[str]:
 MAX_DEPARTMENTS = 128
 
 
-@dataclass(frozen=True)
-class KeyRange:
-    """The entity keys of one partition of the directory: low ≤ key < high (None: no bound)."""
-
-    low: str | None = None
-    high: str | None = None
-
-    def condition(self) -> str:
-        """SQL: the range as a condition on `entity_key`."""
-        bounds = [f"entity_key {op} {_quoted(key)}" for op, key in ((">=", self.low), ("<", self.high)) if key]
-        return " and ".join(bounds) or "true"
+# what times the merge's steps (scripts/profile_merge.py): a context manager per step, by the step's name
+StepTimer = Callable[[str], AbstractContextManager[object]]
 
 
-EVERY_KEY = KeyRange()
+def untimed(_step: str) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 def _quoted(text: str) -> str:
@@ -119,43 +112,42 @@ def order_departments(con: duckdb.DuckDBPyConnection) -> None:
 
 def key_records(con: duckdb.DuckDBPyConnection) -> None:
     """From the view `records` (accepted objects), the temp tables `departments` (`order_departments`) and
-    `links` (the key of every record without a USCC), computed once over all records."""
+    `links` (the key of every record without a USCC), computed once over all records, and the view `linked`
+    (every record with its entity key and how it was linked: sql/merge_linked.sql)."""
     order_departments(con)
     con.execute(sql_text("merge_links"))
+    con.execute("create or replace temp view records_without_uscc as select * from records where uscc is null")
+    con.execute(f"create or replace temp view linked as {sql_text('merge_linked')}")
 
 
-def key_ranges(con: duckdb.DuckDBPyConnection, partitions: int) -> list[KeyRange]:
-    """`partitions` ranges of entity keys of about as many records each, in key order, together every key:
-    bounded by quantiles of the USCCs of `records` (a fixed 1/64 of them by hash, so the same records give
-    the same ranges)."""
-    if partitions <= 1:
-        return [EVERY_KEY]
-    quantiles = [i / partitions for i in range(1, partitions)]
+def key_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> list[str]:
+    """The bounds that cut the entity keys into `ranges` ranges of about as many records each (fewer where keys
+    repeat): quantiles of the USCCs of `records`, over a fixed 1/64 of them by hash, so the same records give
+    the same bounds. Range i holds the keys from bound i − 1 (included) to bound i (excluded)."""
+    if ranges <= 1:
+        return []
     (bounds,) = con.execute(
-        "select quantile_disc(uscc, $q) from records where uscc is not null and hash(uscc) % 64 = 0", {"q": quantiles}
+        "select quantile_disc(uscc, $q) from records where uscc is not null and hash(uscc) % 64 = 0",
+        {"q": [i / ranges for i in range(1, ranges)]},
     ).fetchone()
-    edges = [None, *sorted(set(bounds or [])), None]
-    return [KeyRange(low, high) for low, high in zip(edges, edges[1:], strict=False)]
+    return sorted(set(bounds or []))
 
 
-# what times the merge's steps (scripts/profile_merge.py): a context manager per step, by the step's name
-StepTimer = Callable[[str], AbstractContextManager[object]]
+def in_key_range(bounds: list[str], number: int, column: str) -> str:
+    """SQL: `column` holds a key of range `number` (0, 1, …, len(bounds)) under `key_ranges`' bounds."""
+    low = [f"{column} >= {_quoted(bounds[number - 1])}"] if number > 0 else []
+    high = [f"{column} < {_quoted(bounds[number])}"] if number < len(bounds) else []
+    return " and ".join(low + high) or "true"
 
 
-def untimed(_step: str) -> AbstractContextManager[object]:
-    return nullcontext()
-
-
-def merge_into(con: duckdb.DuckDBPyConnection, keys: KeyRange = EVERY_KEY, step: StepTimer = untimed) -> Merged:
-    """From the view `records` (accepted objects) and the tables of `key_records`, for the entities whose
-    keys are in `keys`: builds the view `keyed` (their records with their entity key and precedence), the
-    temp tables `listed_several_times` (keys and first precedence), `shared` (their records) and `grouped`
-    (their directory rows), and the view `directory` (one row per entity, unordered: writers order by
-    entity_key). Only the records of entities listed several times are copied; the others stream from the
-    files to the directory's writer."""
-    con.execute(
-        f"create or replace temp view keyed as select * from ({sql_text('merge_keyed')}) where {keys.condition()}"
-    )
+def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Merged:
+    """From the view `linked` (records with their entity key: every record, or one key range's) and the table
+    `departments`: builds the view `keyed` (the records with their precedence and department bit), the temp
+    tables `listed_several_times` (keys and first precedence), `shared` (their records) and `grouped` (their
+    directory rows), and the view `directory` (one row per entity, unordered: writers order by entity_key).
+    Only the records of entities listed several times are copied; the others stream from the files to the
+    directory's writer."""
+    con.execute(f"create or replace temp view keyed as {sql_text('merge_keyed')}")
     with step("listed several times"):
         con.execute(
             "create or replace temp table listed_several_times as "
@@ -189,25 +181,15 @@ def merge_into(con: duckdb.DuckDBPyConnection, keys: KeyRange = EVERY_KEY, step:
     def count(query: str) -> int:
         return con.execute(query).fetchall()[0][0]
 
-    # every record is in `keyed` once (merge_keyed.sql): over every key, its count and its links are the files'
-    # and `links`' (no scan)
-    every_key = keys == EVERY_KEY
     with step("counts"):
-        records = count("select count(*) from records" if every_key else "select count(*) from keyed")
+        # every record is in `linked` once, with how it was linked
+        by_link = dict(con.execute("select linked_by, count(*) from linked group by 1").fetchall())
+        records = sum(by_link.values())
         shared = count("select count(*) from shared")
         grouped = count("select count(*) from grouped")
         several = count("select count(*) from grouped where len(departments) > 1")
         # how entities' records were linked: an entity of one record by its record, the others by their lists
-        by_link: dict[str, int] = {}
         for query, sign in (
-            *(
-                [
-                    ("select 'uscc', count(uscc) from records", 1),
-                    ("select link_kind, count(*) from links group by 1", 1),
-                ]
-                if every_key
-                else [("select linked_by, count(*) from keyed group by 1", 1)]
-            ),
             ("select linked_by, count(*) from shared group by 1", -1),
             ("select l, count(*) from (select unnest(linked_by) as l from grouped) group by l", 1),
         ):
@@ -238,7 +220,7 @@ def links_query() -> str:
     """Every record without a USCC: the key it was given and how (org_code, reg_no, unlinked)."""
     return (
         "select source_file, source_line, submitted_by as department, org_code, legacy_reg_no, entity_key, linked_by "
-        "from keyed where linked_by <> 'uscc' order by source_file, source_line"
+        "from linked where linked_by <> 'uscc' order by source_file, source_line"
     )
 
 
