@@ -329,10 +329,16 @@ def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> 
     dask_out = out.parent / f"{out.name}-dask"
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # the workers' task runs: the flow process logs the stages
     with LocalCluster(**LOCAL_CLUSTER) as cluster, Client(cluster) as client:
-        results = _result_bytes(cluster.scheduler)
+        client.register_plugin(_result_bytes())
         figures["whole_dask"] = on_dask = _whole_flow(plan, city / "inbox", dask_out, dask=cluster.scheduler_address)
         on_dask["worker_peaks_gib"] = sorted(client.run(_peak_gib).values())
-        on_dask["tasks_on_workers"] = dict(sorted(results.done.items()))
+        done: dict[str, dict[str, int]] = {}
+        for counts in client.run(_on_workers).values():
+            for name, f in counts.items():
+                total = done.setdefault(name, {"tasks": 0, "result_bytes": 0})
+                total["tasks"] += f["tasks"]
+                total["result_bytes"] += f["result_bytes"]
+        on_dask["tasks_on_workers"] = dict(sorted(done.items()))
     on_dask["bundle_differences"] = differences = _bundle_differences(
         out / "published" / plan.stem, dask_out / "published" / plan.stem
     )
@@ -362,23 +368,33 @@ def _peak_gib() -> float:
     return round(kib / 2**20, 2)
 
 
-def _result_bytes(scheduler):
-    """A plugin of `scheduler` (in this process): task prefix → tasks finished on the workers and the bytes
-    of their results, in its `done`."""
-    from distributed.diagnostics.plugin import SchedulerPlugin
+def _result_bytes():
+    """A worker plugin: task prefix → tasks finished on this worker and the pickled bytes of their results (what
+    the flow process fetches), in its `done` (Dask's own estimate of a result's size sees only Prefect's state)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    class ResultBytes(SchedulerPlugin):
-        def __init__(self) -> None:
-            self.done: dict[str, dict[str, int]] = {}
+    class ResultBytes(WorkerPlugin):
+        name = "result-bytes"
+
+        def setup(self, worker) -> None:
+            self.worker, self.done = worker, {}
 
         def transition(self, key, start, finish, *args, **kwargs) -> None:
-            if finish == "memory" and (task := scheduler.tasks.get(key)):
-                done = self.done.setdefault(task.prefix.name, {"tasks": 0, "result_bytes": 0})
-                done["tasks"] += 1
-                done["result_bytes"] += max(task.nbytes, 0)
+            if finish == "memory" and key in self.worker.data:
+                import pickle
 
-    scheduler.add_plugin(plugin := ResultBytes())
-    return plugin
+                from dask.utils import key_split
+
+                done = self.done.setdefault(key_split(key), {"tasks": 0, "result_bytes": 0})
+                done["tasks"] += 1
+                done["result_bytes"] += len(pickle.dumps(self.worker.data[key], protocol=5))
+
+    return ResultBytes()
+
+
+def _on_workers(dask_worker) -> dict:
+    """The plugin's counts on one worker."""
+    return dask_worker.plugins["result-bytes"].done
 
 
 def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, figures: dict) -> None:
