@@ -109,6 +109,13 @@ def _input_scan_floor(city: Path) -> dict:
     return {"files": files, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
+def _fresh_root(out: Path) -> Path:
+    """An output root emptied: an earlier bench's runs would be another plan's history there (its draws exclude
+    objects from this run's), and the runs compared must start from the same history."""
+    shutil.rmtree(out, ignore_errors=True)
+    return out
+
+
 def _whole_flow(
     plan: Path, inbox: Path, out: Path, dask: str | None = None, run_id: str = "whole", reuse: bool = False
 ) -> dict:
@@ -326,7 +333,7 @@ def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> 
 
     from jointdraw.flows.fanout import LOCAL_CLUSTER
 
-    dask_out = out.parent / f"{out.name}-dask"
+    dask_out = _fresh_root(out.parent / f"{out.name}-dask")
     os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # the workers' task runs: the flow process logs the stages
     with LocalCluster(**LOCAL_CLUSTER) as cluster, Client(cluster) as client:
         client.register_plugin(_result_bytes())
@@ -415,7 +422,7 @@ def _growth(args: argparse.Namespace, figures: dict) -> None:
     figures["growth"] = rows = []
     for objects in args.growth:
         city = _city(args.work, objects, args.seed, figures)
-        out = args.work / "out" / f"bench-{objects}"
+        out = _fresh_root(args.work / "out" / f"bench-{objects}")
         run = _whole_flow(next((city / "plans").glob("*-ANNUAL.yaml")), city / "inbox", out)
         rows.append({"objects": objects, **run})
         print(
@@ -507,7 +514,7 @@ def main() -> None:
             _growth(args, figures)
             return
         city = _city(args.work, args.objects, args.seed, figures)
-        out = args.work / "out" / "bench"
+        out = _fresh_root(args.work / "out" / "bench")
         plan = next((city / "plans").glob("*-ANNUAL.yaml"))
         if args.whole_only:
             _whole_only(args, plan, city, out, figures)
