@@ -157,14 +157,28 @@ def _drawn_part_by_part(
     work.mkdir(parents=True, exist_ok=True)
     pairs = [work / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
     static = {"plan": unmapped(plan), "threads": unmapped(threads)}
-    sizes = [f.result() for f in map_tasks(draw_part_pairs, at_once=1, part=parts, pairs=pairs,
-                                           exclusions=unmapped(exclusions), **static)]  # fmt: skip
+    sizes = [
+        f.result()
+        for f in map_tasks(
+            draw_part_pairs, at_once=1, part=parts, pairs=pairs, exclusions=unmapped(exclusions), **static
+        )
+    ]
     strata = strata_table(plan, summed_sizes(sizes))
 
     def lowest(keys: dict[str, str]) -> pl.DataFrame:
         def candidates(asked: pl.DataFrame) -> list[pl.DataFrame]:
-            return [f.result() for f in map_tasks(draw_part_lowest, at_once=1, pairs=pairs, seed=unmapped(seed),
-                                                  keys=unmapped(keys), strata=unmapped(asked), **static)]  # fmt: skip
+            return [
+                f.result()
+                for f in map_tasks(
+                    draw_part_lowest,
+                    at_once=1,
+                    pairs=pairs,
+                    seed=unmapped(seed),
+                    keys=unmapped(keys),
+                    strata=unmapped(asked),
+                    **static,
+                )
+            ]
 
         return lowest_k(strata, candidates)
 
@@ -197,8 +211,9 @@ def run_draw(
         if problems := public_seed_problems(*given, plan.seed_announced_at, committed_at):
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
-    drawn = _drawn_part_by_part(directory_parts(commit_dir), commit_dir / "exclusions.parquet", plan, chosen.value,
-                                out / PARTS, threads)  # fmt: skip
+    drawn = _drawn_part_by_part(
+        directory_parts(commit_dir), commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads
+    )
     shutil.rmtree(out / PARTS, ignore_errors=True)
     path = write_parquet(drawn.draws, out / "draws.parquet")
     strata_path = write_parquet(drawn.strata, out / "strata.parquet")

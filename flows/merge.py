@@ -116,7 +116,7 @@ def _merged_in_ranges(con: Any, accepted: list[Path], out_dir: Path, step: StepT
                 out_dir=out_dir,
                 bounds=unmapped(bounds),
                 number=numbers,
-            )  # fmt: skip
+            )
         ]
     tables = {
         name: pl.concat([pl.read_parquet(out_dir / PARTS / f"{name}-{n:03d}.parquet") for n in numbers])
@@ -133,11 +133,11 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
     with step("inputs' SHA-256"):
         inputs = [file_record(p, None, run.stage("validate")) for p in accepted]
     key = ReuseKey(key=merge_key(inputs))
+    for old in directory_parts(out_dir):  # an earlier attempt's: this one's ranges (or the reused run's) may be fewer
+        old.unlink()
     if reuse and (taken := EarlierResults.of(run, "merge").take(key.key, out_dir)):
         get_run_logger().info("merge: reused from run %s (the accepted objects files are unchanged)", taken.run_id)
         return MergeRecord.model_validate({**taken.record_here(), "inputs": inputs, "reuse": key})
-    for old in directory_parts(out_dir):  # a rerun's: the new ranges may be fewer
-        old.unlink()
     shutil.rmtree(out_dir / PARTS, ignore_errors=True)  # an interrupted attempt's
     (out_dir / PARTS).mkdir(parents=True)
     spill = out_dir / PARTS / "spill"

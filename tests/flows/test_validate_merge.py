@@ -190,8 +190,13 @@ def test_merged_in_key_ranges_the_directory_and_the_bundle_are_the_same(dirty_ru
         (shutil.copytree if (dirty_run / part).is_dir() else shutil.copy)(dirty_run / part, run / part)
     records = _stage(dirty_run, "03_merge")["records_in"]
     monkeypatch.setattr(settings, "MERGE_PARTITION_RECORDS", records // 4 + 1)  # four ranges
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="ranges",
-             start_at="merge")  # fmt: skip
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="ranges",
+        start_at="merge",
+    )
     parts = directory_parts(run / "03_merge")
     assert len(parts) == 4 and len(directory_parts(run / "04_commit")) == 4
     keys = [pl.read_parquet(p, columns=["entity_key"])["entity_key"] for p in parts]
