@@ -1,5 +1,5 @@
-"""Where the fanned-out tasks run (a department file's ingest and validation, a key range's merge): the
-flow's own threads, or a Dask cluster (scale-out).
+"""Where the fanned-out tasks run (a department file's ingest and validation, a key range's merge, a
+directory part's draw steps): the flow's own threads, or a Dask cluster (scale-out).
 
     with fan_out(dask):                    # dask: None, "local", or a scheduler address
         ...

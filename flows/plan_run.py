@@ -100,8 +100,8 @@ def plan_run(
     """Runs the plan's stages from `start_at` to `stop_after` (default: the last); returns the
     run's summary: run id, run folder, and per stage what it did. `seed` or `seed_sources`
     (public numbers, RFC 3797) override the plan's; without any, a seed is generated.
-    `dask` runs the per-department ingest and validation tasks and the merge's key ranges on a Dask
-    cluster: "local" (two worker processes) or a scheduler address such as tcp://10.0.0.5:8786; the
+    `dask` runs the per-department ingest and validation tasks, the merge's key ranges and the draw's
+    parts on a Dask cluster: "local" (two worker processes) or a scheduler address such as tcp://10.0.0.5:8786; the
     published bundle is the same bytes either way. `reuse` takes each department file's ingest and validation, and
     the merge, from an earlier run in the same output root when their inputs are unchanged (the
     same bytes either way); False computes everything, and a run started so keeps it when resumed."""

@@ -66,13 +66,13 @@ def _draw_floor(run_dir: Path) -> dict:
 
     from jointdraw.transforms.draw import keep_eligible_pairs, score_keys, task_scopes
     from jointdraw.transforms.plan import read_plan
-    from jointdraw.transforms.storage.runfolder import directory_parts
+    from jointdraw.transforms.storage.runfolder import directory_parts, parquet_paths
 
     commit = run_dir / "04_commit"
     plan = read_plan(commit / "plan.yaml")
     con = duckdb.connect()
     con.execute("set enable_progress_bar = false")
-    con.read_parquet([str(p) for p in directory_parts(commit)]).create_view("directory")
+    con.read_parquet(parquet_paths(directory_parts(commit))).create_view("directory")
     con.read_parquet(str(commit / "exclusions.parquet")).create_view("exclusions")
     pairs = int(keep_eligible_pairs(con, plan)["n"].sum())
     con.register("task_scopes", task_scopes(plan, score_keys(plan, "planned")))
@@ -334,8 +334,8 @@ def _dask_run(plan: Path, city: Path, out: Path, whole: dict, figures: dict) -> 
     from jointdraw.flows.fanout import LOCAL_CLUSTER
 
     dask_out = _fresh_root(out.parent / f"{out.name}-dask")
-    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # the workers' task runs: the flow process logs the stages
-    with LocalCluster(**LOCAL_CLUSTER) as cluster, Client(cluster) as client:
+    quiet = {"PREFECT_LOGGING_LEVEL": "WARNING"}  # the workers' task runs: the flow process logs the stages
+    with LocalCluster(**LOCAL_CLUSTER, env=quiet) as cluster, Client(cluster) as client:
         client.register_plugin(_result_bytes())
         figures["whole_dask"] = on_dask = _whole_flow(plan, city / "inbox", dask_out, dask=cluster.scheduler_address)
         on_dask["worker_peaks_gib"] = sorted(client.run(_peak_gib).values())
@@ -498,8 +498,9 @@ def main() -> None:
     p.add_argument(
         "--dask",
         action="store_true",
-        help="with --whole: run the whole flow again with `--dask local` (two worker processes) and compare "
-        "its published bundle with the default run's, byte for byte",
+        help="with --whole: run the whole flow again on a local Dask cluster (two single-threaded worker processes, "
+        "as `--dask local`), print every process's peak, the tasks on the workers and the bytes of their results, and "
+        "compare its published bundle with the default run's, byte for byte",
     )
     p.add_argument(
         "--stress",

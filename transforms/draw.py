@@ -27,13 +27,14 @@ import duckdb
 import polars as pl
 
 from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.partition import ORDER, lowest_k_rows
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import industry_sections
 from jointdraw.transforms.storage.packaged import sql_text
 from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths
 from jointdraw.transforms.strata import CLASSES, stratum_k
 
-DRAWS_ORDER = ["task_id", "credit_risk", "score", "uscc"]
+DRAWS_ORDER = ORDER  # transforms/partition.py: the lowest-k order
 ABOVE_ALL = "g"  # sorts after every lower-case hex string: no threshold
 
 
@@ -167,18 +168,13 @@ def lowest_k(strata: pl.DataFrame, candidates: Callable[[pl.DataFrame], list[pl.
     """Step 4: the k lowest per stratum of `strata` of every part's candidates (`candidates(strata)`: each part's
     k lowest under the strata's thresholds), sorted as drawn. A stratum that comes up short (rare: the threshold
     was too low) is asked again without a threshold: the same rows a full ranking gives."""
-
-    def merged(parts: list[pl.DataFrame]) -> pl.DataFrame:
-        ranked = pl.concat(parts).sort(DRAWS_ORDER)
-        return ranked.filter(pl.int_range(pl.len()).over("task_id", "credit_risk") < pl.col("k"))
-
-    draws = merged(candidates(strata))
+    draws = lowest_k_rows(pl.concat(candidates(strata)))
     drawn = draws.group_by("task_id", "credit_risk").len()
     short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(
         pl.col("len").fill_null(0) < pl.col("k")
     )
     if not short.is_empty():
-        redo = merged(candidates(short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL))))
+        redo = lowest_k_rows(pl.concat(candidates(short.drop("len").with_columns(threshold_hex=pl.lit(ABOVE_ALL)))))
         draws = pl.concat(
             [draws.join(short.select("task_id", "credit_risk"), on=["task_id", "credit_risk"], how="anti"), redo]
         )

@@ -78,11 +78,6 @@ def merge_connection(
     return con
 
 
-def sql_statements(name: str) -> list[str]:
-    """The statements of a packaged SQL file of several (each ends with `;` at the end of a line)."""
-    return [part for part in sql_text(name).split(";\n") if part.strip()]
-
-
 # an entity's departments are gathered as the bits of one UHUGEINT (sql/merge_departments.sql)
 MAX_DEPARTMENTS = 128
 

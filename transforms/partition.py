@@ -24,14 +24,15 @@ def stratum_counts(scored_part: pl.DataFrame) -> pl.DataFrame:
     return scored_part.group_by("task_id", "credit_risk").agg(n=pl.len())
 
 
+def lowest_k_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """The k lowest (score, uscc) per stratum of `rows`, each carrying its stratum's k, sorted by ORDER."""
+    return rows.sort(ORDER).filter(pl.int_range(pl.len()).over("task_id", "credit_risk") < pl.col("k"))
+
+
 def partition_lowest_k(scored_part: pl.DataFrame, k_table: pl.DataFrame) -> pl.DataFrame:
     """Step 3: the partition's k lowest (score, uscc) per stratum; `k_table` has the global k."""
-    return (
-        scored_part.join(k_table.select("task_id", "credit_risk", "k"), on=["task_id", "credit_risk"])
-        .sort(ORDER)
-        .filter(pl.int_range(pl.len()).over("task_id", "credit_risk") < pl.col("k"))
-        .drop("k")
-    )
+    with_k = scored_part.join(k_table.select("task_id", "credit_risk", "k"), on=["task_id", "credit_risk"])
+    return lowest_k_rows(with_k).drop("k")
 
 
 def merge_lowest_k(partials: list[pl.DataFrame], k_table: pl.DataFrame) -> pl.DataFrame:

@@ -33,9 +33,10 @@ from jointdraw.transforms.partition import partition_lowest_k
 from jointdraw.transforms.plan import Plan, Scope, read_plan
 from jointdraw.transforms.score import score
 from jointdraw.transforms.storage.bundle import AUDIT, PRE, PUBLIC, REGULATOR, bundle_file, bundle_root, results_folder
-from jointdraw.transforms.storage.runfolder import ParquetFiles, directory_parts, stage_dir
+from jointdraw.transforms.storage.runfolder import ParquetFiles, directory_parts, parquet_paths, stage_dir
 
 FILES = ("directory.parquet", "exclusions.parquet", "plan.yaml", "commitment.json", "seed.json", "draws.parquet")
+DRAW_FILES = ("seed.json", "draws.parquet")  # in a run folder, the draw stage's; the rest are the commit's
 
 
 @dataclass
@@ -82,23 +83,20 @@ class Report:
         )
 
 
-def _locate(folder: Path) -> dict[str, Path]:
-    """Where each of FILES is in a bundle or a run folder (the run's directory: its first part, `_directory`)."""
+def _locate(folder: Path) -> dict[str, ParquetFiles]:
+    """Where each of FILES is in a bundle or a run folder (a run's directory: its parts, in key order)."""
     if stage_dir(folder, "commit").is_dir():  # a run folder
-        commit = stage_dir(folder, "commit")
+        commit, draw = stage_dir(folder, "commit"), stage_dir(folder, "draw")
         return {
-            f: stage_dir(folder, "draw") / f
-            if f in ("seed.json", "draws.parquet")
-            else (next(iter(directory_parts(commit)), commit / f) if f == "directory.parquet" else commit / f)
+            f: directory_parts(commit) if f == "directory.parquet" else (draw if f in DRAW_FILES else commit) / f
             for f in FILES
         }
     return {f: bundle_file(folder, f) for f in FILES}
 
 
-def _directory(files: dict[str, Path]) -> ParquetFiles:
-    """The directory `_locate` found: a bundle's file, or every part of a run's (beside its first)."""
-    first = files["directory.parquet"]
-    return directory_parts(first.parent) if first.name != "directory.parquet" else first
+def _missing(files: dict[str, ParquetFiles]) -> list[str]:
+    """The names of FILES that `_locate` did not find (a run's directory without any part among them)."""
+    return [f for f, p in files.items() if not parquet_paths(p) or not all(Path(x).exists() for x in parquet_paths(p))]
 
 
 def scope_conditions(scope: Scope | None) -> list[tuple[str, pl.Expr]]:
@@ -297,11 +295,8 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
         folder = bundle_root(folder)
     files = _locate(folder)
     report = Report()
-    missing = [f for f, p in files.items() if not p.exists()]
-    if missing:
-        report.problems.append(
-            f"missing files in {folder}: {', '.join(str(files[f].relative_to(folder)) for f in missing)}"
-        )
+    if missing := _missing(files):
+        report.problems.append(f"missing files in {folder}: {', '.join(missing)}")
         return report
     bundle = (folder / MANIFEST).is_file()
     if bundle:  # a published bundle: every file as the manifest lists it, and the seal
@@ -322,7 +317,7 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
         report.problems.append(f"{version} covers the publication before the draw, but {pre} is missing")
         return report
     recomputed = commitment(
-        _directory(files),
+        files["directory.parquet"],
         files["exclusions.parquet"],
         files["plan.yaml"],
         version,
@@ -343,7 +338,7 @@ def verify_draw(folder: Path, seal: str | None = None, results_seal: str | None 
     if seed.get("commitment") != committed.get("commitment"):
         report.problems.append("seed.json names another commitment than commitment.json")
     plan = read_plan(files["plan.yaml"])
-    directory = pl.read_parquet(_directory(files))
+    directory = pl.read_parquet(files["directory.parquet"])
     pairs = eligible_pairs(directory, pl.read_parquet(files["exclusions.parquet"]), plan)
     expected = expected_draws(pairs, plan, seed["seed"], score_keys(plan, "planned"))
     published = pl.read_parquet(files["draws.parquet"])
@@ -453,8 +448,7 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
 
     folder = Path(folder) if (Path(folder) / "04_commit").is_dir() else bundle_root(Path(folder))
     files = _locate(folder)
-    missing = [f for f, p in files.items() if not p.exists()]
-    if missing:
+    if missing := _missing(files):
         return [f"missing files in {folder}: {', '.join(missing)}"]
     plan = read_plan(files["plan.yaml"])
     seed = json.loads(files["seed.json"].read_text(encoding="utf-8"))["seed"]
@@ -467,7 +461,7 @@ def check_entity(folder: Path, uscc: str) -> list[str]:
     )
     lines = entity_report(
         uscc.strip().upper(),
-        pl.read_parquet(_directory(files)),
+        pl.read_parquet(files["directory.parquet"]),
         pl.read_parquet(files["exclusions.parquet"]),
         plan,
         seed,

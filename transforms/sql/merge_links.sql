@@ -1,5 +1,5 @@
 -- The links of the accepted object records without a USCC (`records`, a view), found once over all
--- of them: the key of the entity each belongs to (sql/merge_keyed.sql keys every record by it).
+-- of them: the key of the entity each belongs to (sql/merge_linked.sql keys every record by it).
 create or replace temp table links as
 with without_uscc as (
     select
