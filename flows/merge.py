@@ -57,7 +57,7 @@ from jointdraw.transforms.storage.runfolder import (
 )
 
 PARTS = ".parts"  # in the stage's folder while it runs: what every key range reads, and what each wrote
-KEYS = "keys.duckdb"  # in PARTS: the departments' order and bits and the links, the same for every range
+KEYS = "keys.duckdb"  # in PARTS: the departments' order and bits, and the records without a USCC with their keys
 
 
 def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
@@ -71,7 +71,7 @@ def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
 def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], number: int) -> Merged:
     """The directory of the entities of key range `number`, sorted, written as `directory-NNN.parquet`; its
     conflicts and unlinked records written in the PARTS folder. Its connection reads only the range's records
-    and links (filtered as the files are read). Returns its counts (the flow reads the tables back: what
+    (filtered as the files are read) and its records without a USCC (from KEYS). Returns its counts (the flow reads the tables back: what
     crosses the network is counts)."""
     parts = out_dir / PARTS
     spill = parts / f"spill-{number:03d}"
@@ -79,10 +79,12 @@ def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], numb
     con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
     files = con.read_parquet([str(p) for p in accepted])
     files.filter(in_key_range(bounds, number, "uscc")).create_view("records")  # the range's USCCs only
-    files.filter("uscc is null").create_view("records_without_uscc")
     con.execute(f"attach '{parts / KEYS}' as keys (read_only)")
     con.execute("create temp table departments as select * from keys.departments")
-    con.execute(f"create temp table links as select * from keys.links where {in_key_range(bounds, number, 'link_key')}")
+    con.execute(
+        "create temp table linked_without_uscc as select * from keys.linked_without_uscc "
+        f"where {in_key_range(bounds, number, 'entity_key')}"
+    )
     con.execute("detach keys")
     con.execute(f"create temp view linked as {sql_text('merge_linked')}")
     merged = merge_into(con)
@@ -103,7 +105,7 @@ def _merged_in_ranges(con: Any, accepted: list[Path], out_dir: Path, step: StepT
         bounds = key_ranges(con, max(-(-records // settings.MERGE_PARTITION_RECORDS), cluster_threads()))
         con.execute(f"attach '{out_dir / PARTS / KEYS}' as keys")
         con.execute("create table keys.departments as select * from departments")
-        con.execute("create table keys.links as select * from links")
+        con.execute("create table keys.linked_without_uscc as select * from linked_without_uscc")
         con.execute("detach keys")
     numbers = list(range(len(bounds) + 1))
     with step("ranges merged"):

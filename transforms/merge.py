@@ -107,11 +107,11 @@ def order_departments(con: duckdb.DuckDBPyConnection) -> None:
 
 def key_records(con: duckdb.DuckDBPyConnection) -> None:
     """From the view `records` (accepted objects), the temp tables `departments` (`order_departments`) and
-    `links` (the key of every record without a USCC), computed once over all records, and the view `linked`
-    (every record with its entity key and how it was linked: sql/merge_linked.sql)."""
+    `linked_without_uscc` (every record without a USCC, with the key it was linked to: sql/merge_links.sql),
+    computed once over all records, and the view `linked` (every record with its entity key and how it was
+    linked: sql/merge_linked.sql)."""
     order_departments(con)
     con.execute(sql_text("merge_links"))
-    con.execute("create or replace temp view records_without_uscc as select * from records where uscc is null")
     con.execute(f"create or replace temp view linked as {sql_text('merge_linked')}")
 
 
@@ -136,17 +136,22 @@ def in_key_range(bounds: list[str], number: int, column: str) -> str:
 
 
 def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Merged:
-    """From the view `linked` (records with their entity key: every record, or one key range's) and the table
-    `departments`: builds the view `keyed` (the records with their precedence and department bit), the temp
-    tables `listed_several_times` (keys and first precedence), `shared` (their records) and `grouped` (their
-    directory rows), and the view `directory` (one row per entity, unordered: writers order by entity_key).
-    Only the records of entities listed several times are copied; the others stream from the files to the
-    directory's writer."""
+    """From the view `linked` (records with their entity key: every record, or one key range's), the table
+    `linked_without_uscc` (the same range's) and the table `departments`: builds the view `keyed` (the records
+    with their precedence and department bit), the temp tables `entity_sizes` (every key: its records and first
+    precedence), `listed_several_times` (the keys of two records or more), `shared` (their records) and
+    `grouped` (their directory rows), and the view `directory` (one row per entity, unordered: writers order by
+    entity_key). Only the records of entities listed several times are copied; the others stream from the
+    files to the directory's writer. The files are read three times: for the keys, `shared` and the directory."""
     con.execute(f"create or replace temp view keyed as {sql_text('merge_keyed')}")
-    with step("listed several times"):
+    with step("entity sizes"):
+        con.execute(
+            "create or replace temp table entity_sizes as select entity_key, count(*) as n_records, "
+            "min(precedence) as first_precedence from keyed group by 1"
+        )
         con.execute(
             "create or replace temp table listed_several_times as "
-            "select entity_key, min(precedence) as first_precedence from keyed group by 1 having count(*) > 1"
+            "select entity_key, first_precedence from entity_sizes where n_records > 1"
         )
     # the records of entities listed several times, the first in precedence order marked: grouped for
     # the directory, compared for conflicts
@@ -169,7 +174,7 @@ def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Mer
         unlinked = con.sql("""
             select k.entity_key, coalesce(g.name, k.name) as name, k.submitted_by as department, k.source_file,
                 k.source_line
-            from keyed k left join grouped g using (entity_key)
+            from linked_without_uscc k left join grouped g using (entity_key)
             where k.linked_by = 'unlinked'
             order by k.entity_key, k.submitted_by, k.source_line""").pl()
 
@@ -177,9 +182,10 @@ def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Mer
         return con.execute(query).fetchall()[0][0]
 
     with step("counts"):
-        # every record is in `linked` once, with how it was linked
-        by_link = dict(con.execute("select linked_by, count(*) from linked group by 1").fetchall())
-        records = sum(by_link.values())
+        records = count("select coalesce(sum(n_records), 0) from entity_sizes")
+        # every record is linked once: those without a USCC as `linked_without_uscc` says, the others by it
+        by_link = dict(con.execute("select linked_by, count(*) from linked_without_uscc group by 1").fetchall())
+        by_link["uscc"] = records - sum(by_link.values())
         shared = count("select count(*) from shared")
         grouped = count("select count(*) from grouped")
         several = count("select count(*) from grouped where len(departments) > 1")
@@ -215,7 +221,7 @@ def links_query() -> str:
     """Every record without a USCC: the key it was given and how (org_code, reg_no, unlinked)."""
     return (
         "select source_file, source_line, submitted_by as department, org_code, legacy_reg_no, entity_key, linked_by "
-        "from linked where linked_by <> 'uscc' order by source_file, source_line"
+        "from linked_without_uscc order by source_file, source_line"
     )
 
 

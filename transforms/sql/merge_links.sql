@@ -1,12 +1,9 @@
--- The links of the accepted object records without a USCC (`records`, a view), found once over all
--- of them: the key of the entity each belongs to (sql/merge_linked.sql keys every record by it).
-create or replace temp table links as
+-- The accepted object records without a USCC (`records`, a view), found once over all of them, each
+-- with the key of the entity it belongs to and how it was linked (entity_key, linked_by: what
+-- sql/merge_linked.sql gives every record). They are few: every key range copies its own.
+create or replace temp table linked_without_uscc as
 with without_uscc as (
-    select
-        source_file,
-        source_line,
-        org_code,
-        legacy_reg_no
+    select *
     from records
     where uscc is null
 ),
@@ -33,11 +30,10 @@ by_reg as (
 
 -- a record that links to nothing keeps a key of its own, never a USCC (':' is not in the charset)
 select
-    w.source_file,
-    w.source_line,
-    coalesce(o.uscc, g.uscc, 'ORG:' || w.org_code, 'REG:' || w.legacy_reg_no) as link_key,
+    w.*,
+    coalesce(o.uscc, g.uscc, 'ORG:' || w.org_code, 'REG:' || w.legacy_reg_no) as entity_key,
     case when o.uscc is not null then 'org_code' when g.uscc is not null then 'reg_no' else 'unlinked' end
-        as link_kind
+        as linked_by
 from without_uscc w
 left join by_org o on w.org_code = o.org_code
 left join by_reg g on w.legacy_reg_no = g.legacy_reg_no;
