@@ -26,12 +26,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import Task, unmapped
 from prefect.futures import PrefectFuture, PrefectFutureList, as_completed
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import BaseAnnotation
 
 from jointdraw.flows.errors import StageFailed
+from jointdraw.transforms import settings
 from jointdraw.transforms.registry import Kind
 
 _RUNNER: ContextVar[TaskRunner | None] = ContextVar("jointdraw_fan_out", default=None)
@@ -128,22 +130,42 @@ def map_department_files(
 ) -> list[Any]:
     """`task` over the ingested department files of these kinds that met the file-level rules, called
     with kind=, departments= (a batch), ingest_dir= and `parameters`, mapped by `map_tasks`: on the
-    flow's threads one batch per kind (GX's fixed cost paid once per kind: the threads share one GX
-    lock anyway), on a Dask cluster one file per task (they run in parallel on the workers)."""
+    flow's threads in batches of about VALIDATE_BATCH_ROWS rows of one kind (`batches_of_rows`), one at a
+    time (GX's fixed cost paid once per batch, one batch's rows in memory; the threads share one GX lock
+    anyway), on a Dask cluster one file per task (they run in parallel on the workers)."""
     skip = {(f["kind"], f["department"]) for f in failed}
     batches = []
     for kind in kinds:
-        departments = [p.stem for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
-        split = [[d] for d in departments] if _RUNNER.get() is not None else [departments]
+        files = [p for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
+        if _RUNNER.get() is not None:
+            split = [[p.stem] for p in files]
+        else:
+            rows = {p.stem: pl.scan_parquet(p).select(pl.len()).collect().item() for p in files}
+            split = batches_of_rows(rows, settings.VALIDATE_BATCH_ROWS)
         batches += [(kind, batch) for batch in split if batch]
     if not batches:
         return []
     return list(
         map_tasks(
             task,
+            at_once=1,
             kind=[k for k, _ in batches],
             departments=[b for _, b in batches],
             ingest_dir=ingest_dir,
             **{k: unmapped(v) for k, v in parameters.items()},
         )
     )
+
+
+def batches_of_rows(rows: dict[str, int], limit: int) -> list[list[str]]:
+    """The departments (in the order given, with their files' rows) cut into consecutive batches of at most
+    `limit` rows; a file of more is a batch of its own."""
+    batches: list[list[str]] = []
+    held = 0  # rows in the last batch
+    for department, n in rows.items():
+        if not batches or held + n > limit:
+            batches.append([])
+            held = 0
+        batches[-1].append(department)
+        held += n
+    return batches

@@ -71,8 +71,8 @@ def _copy_to_parquet(con: Any, query: str, path: Path) -> Path:
 def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], number: int) -> Merged:
     """The directory of the entities of key range `number`, sorted, written as `directory-NNN.parquet`; its
     conflicts and unlinked records written in the PARTS folder. Its connection reads only the range's records
-    (filtered as the files are read) and its records without a USCC (from KEYS). Returns its counts (the flow reads the tables back: what
-    crosses the network is counts)."""
+    (filtered as the files are read) and its records without a USCC (from KEYS). Returns its counts (the flow
+    reads the tables back: what crosses the network is counts)."""
     parts = out_dir / PARTS
     spill = parts / f"spill-{number:03d}"
     spill.mkdir(parents=True, exist_ok=True)

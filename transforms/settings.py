@@ -30,3 +30,8 @@ DRAW_MEMORY_LIMIT = "2GB"
 # department files ingested at once on the flow's threads, largest first (on Dask the workers set the pace):
 # polars and pyarrow use both cores for one large file, and forty files at once on two cores thrash
 INGEST_FILES_AT_ONCE = 2
+# on the flow's threads a registry kind's files are validated in batches of about this many rows, one batch at a
+# time (a larger file is a batch of its own): GX's fixed cost is paid once per batch, and the stage holds one
+# batch's rule columns (about 220 bytes a row at its peak), not a kind's. A province's market regulator file
+# (17M rows at 24M) is still held whole: its uniqueness rules read every row of the file
+VALIDATE_BATCH_ROWS = 4_000_000
