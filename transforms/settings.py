@@ -18,11 +18,11 @@ FOLLOW_UP_LIMIT_WORKING_DAYS = 60
 QUARANTINE_THRESHOLD = 0.05
 # quarantine.xlsx for people holds the first rows and a note; quarantine.csv has every row
 QUARANTINE_XLSX_ROWS = 100_000
-# DuckDB spills to disk past these rather than grow: merge to 03_merge/.spill, the draw while its eligible
-# pairs stream. At 8M object rows the merge's sort of the directory wants about 5.7 GB: at 3GB it spills
-# about 1.9 GB and the stage costs about 10% more CPU than at 5GB (3.5GB: the same), and its process
-# peaks at about 3.2 GiB instead of 5.0
-MERGE_MEMORY_LIMIT = "3GB"
+# DuckDB spills to disk past these rather than grow: merge to 03_merge/.parts/spill*, the draw while its eligible
+# pairs stream. The merge's key ranges at 8M object rows (scripts/profile_merge.py, the stage alone): 3GB 25.6 s
+# and a 3.16 GiB peak, 2500MB 27.8 s and 2.73 GiB, 2GB 30.5 s and 2.29 GiB. In the whole flow the merge is the
+# peak (the earlier stages leave about 1 GiB behind), and at 3GB a 16M city's flow peaked at 4.29 GiB
+MERGE_MEMORY_LIMIT = "2500MB"
 # the merge's ranges of entity keys hold about this many records each (a city of fewer: one range): each range
 # is merged, sorted and written on its own (transforms/merge.py), on one machine one after the other
 MERGE_PARTITION_RECORDS = 4_000_000
