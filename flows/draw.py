@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from jointdraw.flows.errors import StageFailed
-from jointdraw.flows.fanout import map_tasks, parts_per_task
+from jointdraw.flows.fanout import map_tasks
 from jointdraw.transforms import settings
 from jointdraw.transforms.audit import draw_digest, entry_event, operator, seed_shopping
 from jointdraw.transforms.commitment import commitment
@@ -54,7 +54,6 @@ from jointdraw.transforms.storage.bundle import publish_prepublication
 from jointdraw.transforms.storage.layout import RunFolder, read_run_record, write_run_record
 from jointdraw.transforms.storage.runfolder import (
     DIRECTORY_PARTS,
-    ParquetFiles,
     accepted_registry,
     copy_file,
     directory_parts,
@@ -129,10 +128,9 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     )
 
 
-@task(name="draw-part-pairs", task_run_name="draw: eligible pairs of {pairs.name}", cache_policy=NO_CACHE)
-def draw_part_pairs(part: ParquetFiles, exclusions: Path, plan: Plan, pairs: Path, threads: int | None) -> pl.DataFrame:
-    """Step 1 on a part of the directory (one or several of its files): its eligible pairs, written to `pairs`;
-    returns their strata sizes."""
+@task(name="draw-part-pairs", task_run_name="draw: eligible pairs of {part.name}", cache_policy=NO_CACHE)
+def draw_part_pairs(part: Path, exclusions: Path, plan: Plan, pairs: Path, threads: int | None) -> pl.DataFrame:
+    """Step 1 on one part of the directory: its eligible pairs, written to `pairs`; returns their strata sizes."""
     con = draw_connection(part, exclusions, settings.DRAW_MEMORY_LIMIT, threads)
     sizes = keep_eligible_pairs(con, plan)
     con.sql("select * from eligible_pairs").write_parquet(str(pairs))
@@ -152,11 +150,10 @@ def draw_part_lowest(
 
 
 def _drawn_part_by_part(
-    parts: list[ParquetFiles], exclusions: Path, plan: Plan, seed: str, work: Path, threads: int | None
+    parts: list[Path], exclusions: Path, plan: Plan, seed: str, work: Path, threads: int | None
 ) -> PlanDraw:
-    """The plan drawn in both modes from the directory's parts (transforms/draw.py, steps 1–4; a part is one
-    or several of the directory's files: flows/fanout.py `parts_per_task`): each step a task per part, on the
-    flow's threads one at a time (each uses every core), on a Dask cluster on the workers."""
+    """The plan drawn in both modes from the directory's parts (transforms/draw.py, steps 1–4): each step a task
+    per part, on the flow's threads one at a time (each uses every core), on a Dask cluster on the workers."""
     work.mkdir(parents=True, exist_ok=True)
     pairs = [work / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
     static = {"plan": unmapped(plan), "threads": unmapped(threads)}
@@ -185,7 +182,7 @@ def _drawn_part_by_part(
 
         return lowest_k(strata, candidates)
 
-    return draw_both_modes(plan, strata, lowest, [Path(f) for part in parts for f in parquet_paths(part)])
+    return draw_both_modes(plan, strata, lowest, parts)
 
 
 def _run_seed(run: RunFolder, chosen: Seed) -> Seed:
@@ -214,8 +211,9 @@ def run_draw(
         if problems := public_seed_problems(*given, plan.seed_announced_at, committed_at):
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
-    parts = parts_per_task(directory_parts(commit_dir))
-    drawn = _drawn_part_by_part(parts, commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads)
+    drawn = _drawn_part_by_part(
+        directory_parts(commit_dir), commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads
+    )
     shutil.rmtree(out / PARTS, ignore_errors=True)
     path = write_parquet(drawn.draws, out / "draws.parquet")
     strata_path = write_parquet(drawn.strata, out / "strata.parquet")

@@ -110,13 +110,6 @@ def cluster_threads() -> int:
     return sum(w.get("nthreads", 1) for w in runner.client.scheduler_info()["workers"].values()) or 1
 
 
-def parts_per_task(parts: list[Path]) -> list[list[Path]]:
-    """The directory's parts as the draw's tasks take them: on a Dask cluster a task per part (they run on the
-    workers at once), on the flow's threads every part in one task (one DuckDB connection reads them as one
-    directory and uses every core; a pass per part would read the eligible pairs back once more)."""
-    return [[part] for part in parts] if _RUNNER.get() is not None else [parts]
-
-
 def _submitted_at_most(task: Task, at_once: int, parameters: dict[str, Any]) -> PrefectFutureList:
     """`task` submitted once per mapped value, the next when one of the `at_once` running has finished."""
     # as `map`: lists are mapped, the rest is static (Prefect's `unmapped` is a tuple too)
