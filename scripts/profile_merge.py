@@ -1,18 +1,20 @@
 """Where the merge stage's time goes: each of its steps timed (wall and CPU of this process) on a run's
 accepted objects.
 
-    .venv/bin/python scripts/profile_merge.py out/bench/runs/bench-8000000
+    .venv/bin/python scripts/profile_merge.py out/bench/runs/bench-8000000 [--range-records N] [--memory-limit 3GB]
 
-It runs the stage itself (flows/merge.py `run_merge`, which names its steps) in a temporary run folder
-whose 02_validate links to the given run's: the run folder is only read. CPU is the process's (DuckDB's
+`--range-records` and `--memory-limit` try other values of settings.MERGE_PARTITION_RECORDS and
+MERGE_MEMORY_LIMIT (what each range holds, and where DuckDB spills). It runs the stage itself
+(flows/merge.py `run_merge`, which names its steps) in a temporary run folder whose 02_validate
+links to the given run's: the run folder is only read. CPU is the process's (DuckDB's
 threads included): on a shared machine it is steadier than wall time.
 """
 
 from __future__ import annotations
 
+import argparse
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,12 +24,19 @@ from pathlib import Path
 from prefect import flow
 
 from jointdraw.flows.merge import run_merge
+from jointdraw.transforms import settings
 from jointdraw.transforms.stage_records import MergeRecord
 from jointdraw.transforms.storage.layout import RunFolder
 
 
 def main() -> None:
-    run = Path(sys.argv[1])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a run folder whose 02_validate holds accepted objects")
+    p.add_argument("--range-records", type=int, default=settings.MERGE_PARTITION_RECORDS)
+    p.add_argument("--memory-limit", default=settings.MERGE_MEMORY_LIMIT)
+    args = p.parse_args()
+    settings.MERGE_PARTITION_RECORDS, settings.MERGE_MEMORY_LIMIT = args.range_records, args.memory_limit
+    run = args.run
     root = Path(tempfile.mkdtemp(prefix="profile-merge-"))
     scratch = RunFolder(root / "runs" / run.name)
     scratch.path.mkdir(parents=True)
