@@ -1,6 +1,6 @@
 -- The accepted object records without a USCC (`records`, a view), found once over all of them, each
 -- with the key of the entity it belongs to and how it was linked (entity_key, linked_by: what
--- sql/merge_linked.sql gives every record). They are few: every key range copies its own.
+-- sql/merge_linked.sql gives every record). They are usually few: every key range copies its own.
 create or replace temp table linked_without_uscc as
 with without_uscc as (
     select *
