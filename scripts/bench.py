@@ -7,10 +7,12 @@ on it and print where the seconds and the memory go; write the figures to JSON.
 
 `--whole-only`: the whole flow (ingest → publish) in one process, `--repeat` times (default 2, to
 show the spread), each computing everything (`--no-reuse`); its stages, its wall time, its fixed
-costs (wall − stages: the process, imports and Prefect's temporary server), its peak memory, and
+costs (wall − stages: the process, imports and Prefect's temporary server), its peak memory (and
+the process's resident memory sampled while each stage ran: which stage sets the peak), and
 its ratio to the floor measured in the same run (one read of every input file + one SHA-256 per
 eligible pair). `--quarterly`: then the city's quarterly plan in the same output root on a copy
-of the inbox where one department's objects file changed, reusing what did not change.
+of the inbox where one department's file changed (an inspectors file, then an objects file),
+reusing what did not change.
 `--growth`: the whole flow once per size, time and peak per size. Without `--whole-only` each
 stage runs in its own process so its peak memory is its own (each process also pays Prefect's
 temporary server, which the stage's own seconds do not include).
@@ -26,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,18 +49,53 @@ print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_S
 """
 
 
-def _step(args: list[str]) -> dict:
+def _step(args: list[str], rss: list[tuple[float, float]] | None = None) -> dict:
+    """One jointdraw command in a child process: its seconds and its peak (and its children's); with `rss`, its
+    resident memory sampled every RSS_EVERY seconds while it ran is appended there (wall-clock time, GiB)."""
+    rss = [] if rss is None else rss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"bench: `jointdraw {' '.join(args)}` failed:\n{done.stderr[-3000:]}")
-    last = json.loads(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=out, stderr=err, text=True, cwd=ROOT)
+        while child.poll() is None:
+            if (gib := _resident_gib(child.pid)) is not None:
+                rss.append((time.time(), gib))
+            time.sleep(RSS_EVERY)
+        seconds = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        sys.exit(f"bench: `jointdraw {' '.join(args)}` failed:\n{stderr[-3000:]}")
+    last = json.loads(stdout.strip().splitlines()[-1])
     return {
         "seconds": round(seconds, 1),
         "peak_gib": round(last["peak_kib"] / 2**20, 2),
         "largest_child_peak_gib": round(last["children_peak_kib"] / 2**20, 2),
     }
+
+
+RSS_EVERY = 0.25  # seconds between two samples of a child's resident memory
+
+
+def _resident_gib(pid: int) -> float | None:
+    """A process's resident memory now (VmRSS), or None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) / 2**20 for line in status.splitlines() if line.startswith("VmRSS:")), None)
+
+
+def _stage_peaks(rss: list[tuple[float, float]], run_dir: Path) -> dict[str, float]:
+    """The flow process's largest sampled resident memory while each stage ran: from the end of the stage
+    before (the start, for the first) to when the stage wrote its stage.json (a stage shorter than a sample's
+    interval: the last sample before its end)."""
+    peaks, since = {}, float("-inf")
+    for n, stage in enumerate(STAGES, start=1):
+        until = (run_dir / f"{n:02d}_{stage}" / "stage.json").stat().st_mtime
+        during = [gib for t, gib in rss if since <= t <= until] or [gib for t, gib in rss if t <= until][-1:]
+        peaks[stage] = round(max(during, default=0.0), 2)
+        since = until
+    return peaks
 
 
 def _draw_floor(run_dir: Path) -> dict:
@@ -122,6 +160,7 @@ def _whole_flow(
     """The whole flow (ingest → publish) in one process, as `jointdraw run` runs it (with
     `--dask`, its ingest and validation tasks on a Dask cluster); computing everything unless `reuse`."""
     shutil.rmtree(out / "runs" / run_id, ignore_errors=True)
+    rss: list[tuple[float, float]] = []
     step = _step(
         [
             "run",
@@ -134,7 +173,8 @@ def _whole_flow(
             run_id,
             *(["--dask", dask] if dask else []),
             *([] if reuse else ["--no-reuse"]),
-        ]
+        ],
+        rss,
     )
     records = {
         s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())
@@ -144,6 +184,7 @@ def _whole_flow(
     total = round(sum(stages.values()), 1)
     return {
         **step,
+        "stage_peak_gib": _stage_peaks(rss, out / "runs" / run_id),
         "stage_seconds": stages,
         "stages_total": total,
         "fixed_seconds": round(step["seconds"] - total, 1),
@@ -178,6 +219,9 @@ def _print_whole(whole: dict) -> None:
     print(f"  {'':<22}" + "".join(f"{'run ' + str(i + 1):>10}" for i in range(len(runs))))
     for stage in STAGES:
         print(f"  {stage:<22}" + "".join(f"{r['stage_seconds'][stage]:>10.1f}" for r in runs))
+    print("  the process's peak GiB while each stage ran (sampled):")
+    for stage in STAGES:
+        print(f"  {stage:<22}" + "".join(f"{r['stage_peak_gib'][stage]:>10.2f}" for r in runs))
     rows = (
         ("stages", "stages_total", "{:>10.1f}"),
         ("fixed (process+server)", "fixed_seconds", "{:>10.1f}"),

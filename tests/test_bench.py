@@ -30,6 +30,9 @@ def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
     for run in runs:
         assert set(run["stage_seconds"]) == set(STAGES)
         assert run["seconds"] > run["stages_total"] > 0 and run["fixed_seconds"] > 0 and run["peak_gib"] > 0
+        # every stage's sampled memory, none above the process's own peak (samples miss a peak, never add one)
+        assert set(run["stage_peak_gib"]) == set(STAGES), run["stage_peak_gib"]
+        assert all(0 < gib <= run["peak_gib"] + 0.01 for gib in run["stage_peak_gib"].values()), run
         assert run["reused"] == {}, "the timed runs compute everything"
     floor = found["whole"]["floor"]
     assert floor["input_scan"]["rows"] > 20_000 and floor["draw"]["eligible_pairs"] > 0 and floor["seconds"] > 0

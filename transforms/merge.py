@@ -17,11 +17,11 @@ Every attribute on which an entity's records disagree goes to the conflicts tabl
 
 Ranges of entity keys. The links are found once over all records (`key_records`); then every
 rule above reads only the records of one entity, so the directory is merged one range of entity
-keys at a time (`key_ranges`, `in_key_range`: each range's connection sees only its records and
-links, filtered as they are read), each range in memory of its own size, on one machine one after
-the other or on a Dask cluster at once (`merge_into` on each: flows/merge.py); the ranges'
-directories, in range order, are the directory sorted by entity key. DuckDB runs each under a
-memory limit, spilling to disk past it.
+keys at a time (`key_ranges`, `in_key_range`: each range's connection sees only its records,
+filtered as they are read, and its slice of the records without a USCC), each range in memory of
+its own size, on one machine one after the other or on a Dask cluster at once (`merge_into` on
+each: flows/merge.py); the ranges' directories, in range order, are the directory sorted by
+entity key. DuckDB runs each under a memory limit, spilling to disk past it.
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ def merge_into(con: duckdb.DuckDBPyConnection, step: StepTimer = untimed) -> Mer
     precedence), `listed_several_times` (the keys of two records or more), `shared` (their records) and
     `grouped` (their directory rows), and the view `directory` (one row per entity, unordered: writers order by
     entity_key). Only the records of entities listed several times are copied; the others stream from the
-    files to the directory's writer. The files are read three times: for the keys, `shared` and the directory."""
+    files to the directory's writer. The files are read three times: for the keys, for `shared`, and by the
+    directory's writer."""
     con.execute(f"create or replace temp view keyed as {sql_text('merge_keyed')}")
     with step("entity sizes"):
         con.execute(

@@ -20,8 +20,9 @@ QUARANTINE_THRESHOLD = 0.05
 QUARANTINE_XLSX_ROWS = 100_000
 # DuckDB spills to disk past these rather than grow: merge to 03_merge/.parts/spill*, the draw while its eligible
 # pairs stream. The merge's key ranges at 8M object rows (scripts/profile_merge.py, the stage alone): 3GB 25.6 s
-# and a 3.16 GiB peak, 2500MB 27.8 s and 2.73 GiB, 2GB 30.5 s and 2.29 GiB. In the whole flow the merge is the
-# peak (the earlier stages leave about 1 GiB behind), and at 3GB a 16M city's flow peaked at 4.29 GiB
+# and a 3.16 GiB peak, 2500MB 27.8 s and 2.73 GiB, 2GB 30.5 s and 2.29 GiB. In the whole flow the merge sets the
+# peak (scripts/bench.py --whole-only: at 8M 3.39 GiB while it ran, more than it takes alone: the process keeps
+# what the earlier stages used), and at 3GB a 16M city's flow peaked at 4.29 GiB
 MERGE_MEMORY_LIMIT = "2500MB"
 # the merge's ranges of entity keys hold about this many records each (a city of fewer: one range): each range
 # is merged, sorted and written on its own (transforms/merge.py), on one machine one after the other
@@ -32,6 +33,6 @@ DRAW_MEMORY_LIMIT = "2GB"
 INGEST_FILES_AT_ONCE = 2
 # on the flow's threads a registry kind's files are validated in batches of about this many rows, one batch at a
 # time (a larger file is a batch of its own): GX's fixed cost is paid once per batch, and the stage holds one
-# batch's rule columns (about 220 bytes a row at its peak), not a kind's. A province's market regulator file
-# (17M rows at 24M) is still held whole: its uniqueness rules read every row of the file
+# batch's rule columns, not a kind's (at 24M a kind in one batch took the stage to 5.13 GiB). A province's market
+# regulator file (17.4M rows at 24M) is still held whole: its uniqueness rules read every row of the file
 VALIDATE_BATCH_ROWS = 4_000_000
