@@ -94,6 +94,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
 PARQUET_OPTIONS = {"compression": "zstd", "statistics": True}
 # one Parquet file, or the files of one table in order (the object directory: `directory_parts`)
 ParquetFiles = Path | Sequence[Path]
+WORK_STATISTICS = ["source_line"]  # the working files' one column with min/max kept (see work_parquet_appender)
 
 
 def parquet_paths(files: ParquetFiles) -> list[str]:
@@ -129,8 +130,11 @@ def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]
             nonlocal writer
             table = df.to_arrow(compat_level=pl.CompatLevel.newest())  # string views: no copy of the text
             if writer is None:
-                # no dictionary pages: twice as fast to write, and the next stage reads them once
-                writer = pq.ParquetWriter(tmp, table.schema, compression="snappy", use_dictionary=False)
+                # no dictionary pages: twice as fast to write, and the next stage reads them once; statistics for
+                # the line numbers only (the rows are in file order, so no other column's min/max skips anything)
+                writer = pq.ParquetWriter(
+                    tmp, table.schema, compression="snappy", use_dictionary=False, write_statistics=WORK_STATISTICS
+                )
             writer.write_table(table.cast(writer.schema))
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer") as pool:
