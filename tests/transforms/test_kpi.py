@@ -118,13 +118,14 @@ def warehouse(tmp_path_factory):
     try:
         for plan, start, end, targets in RUNS:
             con.execute(
-                "insert into runs (run_id, plan_id, period_start, period_end, kpi_targets) values (?, ?, ?, ?, ?)",
-                [f"run-{plan}", plan, start, end, json.dumps(targets)],
+                "insert into runs (run_id, plan_id, period_start, period_end, kpi_targets, directory) "
+                "values (?, ?, ?, ?, ?, ?)",
+                [f"run-{plan}", plan, start, end, json.dumps(targets), f"directory-{plan}"],
             )
-        con.executemany(
-            "insert into snapshots (plan_id, entity_key, uscc, entity_type, status, departments) "
+        con.executemany(  # each plan's directory (the view `snapshots` gives them by plan)
+            "insert into directories (directory, entity_key, uscc, entity_type, status, departments) "
             "values (?, ?, ?, ?, ?, ?)",
-            [(p, e, e, t, s, d) for p, e, t, s, d in SNAPSHOTS],
+            [(f"directory-{p}", e, e, t, s, d) for p, e, t, s, d in SNAPSHOTS],
         )
         con.executemany("insert into items (plan_id, department, item_id) values (?, ?, ?)", ITEMS)
         con.executemany("insert into draws (plan_id, task_id, department, uscc) values (?, ?, ?, ?)", DRAWS)

@@ -4,6 +4,7 @@ without finishing leaves the warehouse as it was, and finishing writes what reco
 
 import datetime as dt
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -151,3 +152,67 @@ def test_a_finished_recording_replaces_the_plans_rows_with_the_runs(tmp_path):
         assert con.sql("select recorded_at <= now() from runs").fetchall() == [(True,)]
     finally:
         con.close()
+
+
+def _record_plan(out, folder, plan_id, run_id, entities):
+    folder.mkdir()
+    return record_run(
+        out,
+        run_id=run_id,
+        plan_id=plan_id,
+        period=PERIOD,
+        commitment=f"c-{run_id}",
+        seed="s",
+        directory=_directory(folder, entities),
+        **_files(folder, entities),
+    )
+
+
+def _snapshots_and_directories(out):
+    """Each plan's snapshot (its entity keys), and (directories kept, their rows)."""
+    con = connect_warehouse(out, read_only=True)
+    try:
+        return (
+            con.sql(
+                "select plan_id, list(entity_key order by entity_key) from snapshots group by 1 order by 1"
+            ).fetchall(),
+            con.sql("select count(distinct directory), count(*) from directories").fetchall()[0],
+        )
+    finally:
+        con.close()
+
+
+def test_plans_drawn_from_the_same_directory_share_its_rows_and_a_directory_no_run_names_is_deleted(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    _record_plan(out, tmp_path / "annual", "ANNUAL", "R1", ["E1", "E2"])
+    # a quarterly plan drawn from a directory with the same files (the same bytes): not stored again
+    counts = _record_plan(out, tmp_path / "q2", "Q2", "R2", ["E1", "E2"])
+    assert counts["snapshots"] == 2
+    assert _snapshots_and_directories(out) == ([("ANNUAL", ["E1", "E2"]), ("Q2", ["E1", "E2"])], (1, 2))
+    # Q2 published again from another directory: the first is still the annual plan's
+    _record_plan(out, tmp_path / "q2-again", "Q2", "R3", ["E1", "E2", "E3"])
+    assert _snapshots_and_directories(out) == ([("ANNUAL", ["E1", "E2"]), ("Q2", ["E1", "E2", "E3"])], (2, 5))
+    # … and the annual plan from Q2's: no run names the first directory any more
+    _record_plan(out, tmp_path / "annual-again", "ANNUAL", "R4", ["E1", "E2", "E3"])
+    assert _snapshots_and_directories(out) == ([("ANNUAL", ["E1", "E2", "E3"]), ("Q2", ["E1", "E2", "E3"])], (1, 3))
+
+
+def test_an_older_warehouse_keeps_its_snapshots_when_it_is_opened(tmp_path):
+    """A warehouse written when `snapshots` was a table of every plan's rows: its rows become directories, and the
+    view gives them as before, beside a plan recorded now."""
+    out = tmp_path / "out"
+    out.mkdir()
+    con = duckdb.connect(str(out / "warehouse.duckdb"))
+    con.execute("""create table runs (run_id varchar, plan_id varchar, period_start date, period_end date,
+                                      commitment varchar, seed varchar, recorded_at timestamptz);
+                   create table snapshots (run_id varchar, plan_id varchar, entity_key varchar, uscc varchar,
+                                           name varchar, entity_type varchar, district_code varchar,
+                                           industry_code varchar, status varchar, credit_risk varchar,
+                                           departments varchar[]);
+                   insert into runs values ('R0', 'OLD', '2025-01-01', '2025-12-31', 'c', 's', now());
+                   insert into snapshots values ('R0', 'OLD', 'E9', 'E9', 'n', 'enterprise', 'd', 'i', 'active', 'A',
+                                                 ['AMR']);""")
+    con.close()
+    _record_plan(out, tmp_path / "new", "NEW", "R1", ["E1"])
+    assert _snapshots_and_directories(out) == ([("NEW", ["E1"]), ("OLD", ["E9"])], (2, 2))

@@ -2,10 +2,14 @@
 what every published run did, so a later run can take it into account and any run can be
 looked up again. Written by the publish stage (`record_run`), read by commit and assign.
 
-    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets)
+    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets, directory)
         kpi_targets: the plan's `kpi_targets` as JSON text, or null (transforms/kpi.py)
-    snapshots(run_id, plan_id, entity_key, uscc, name, entity_type, district_code,
-              industry_code, status, credit_risk, departments)   the directory as drawn, and who lists each entity
+        directory: the key of the directory the run drew from, in `directories`
+    directories(directory, entity_key, uscc, name, entity_type, district_code, industry_code, status, credit_risk,
+                departments)                                each directory drawn from, once (see below)
+    snapshots (a view): run_id, plan_id, entity_key, uscc, name, entity_type, district_code,
+              industry_code, status, credit_risk, departments   the directory as each plan drew it, and who lists
+                                                            each entity: `runs` joined with `directories`
     items(run_id, plan_id, item_id, department, name, category)
                                                             the item lists (抽查事项清单) the plan was drawn under
     draws(run_id, plan_id, task_id, department, uscc, credit_risk, score_key, score, drawn_on)
@@ -27,12 +31,17 @@ looked up again. Written by the publish stage (`record_run`), read by commit and
         what the draw's exclusions read: one row per earlier draw
 
 A plan has one set of rows: publishing it again replaces its own rows in one transaction.
+A directory is kept once however many plans drew from it (a quarterly plan whose registries did not
+change draws from the annual plan's): its key is the SHA-256 of its Parquet files' SHA-256s, and a
+directory no plan's run names any more is deleted in the transaction that stopped naming it.
+(A warehouse written before, with `snapshots` as a table, has its rows moved into `directories`.)
 Opening the file waits (with backoff) while another process holds DuckDB's lock on it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +54,7 @@ import polars as pl
 
 from jointdraw.transforms.audit import next_entry, operator
 from jointdraw.transforms.storage.layout import OutputRoot
-from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths
+from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths, sha256_file
 
 HISTORY_SCHEMA = {
     "uscc": pl.String,
@@ -89,9 +98,6 @@ LOCK_WAITS = (0.5, 1, 2, 4, 8)  # seconds between attempts to open a file anothe
 SCHEMA_SQL = """
 create table if not exists runs (run_id varchar, plan_id varchar, period_start date, period_end date,
                                  commitment varchar, seed varchar, recorded_at timestamptz);
-create table if not exists snapshots (run_id varchar, plan_id varchar, entity_key varchar, uscc varchar, name varchar,
-                                      entity_type varchar, district_code varchar, industry_code varchar, status varchar,
-                                      credit_risk varchar);
 create table if not exists draws (run_id varchar, plan_id varchar, task_id varchar, department varchar, uscc varchar,
                                   credit_risk varchar, score_key varchar, score ubigint, drawn_on date);
 create table if not exists joint_tasks (run_id varchar, plan_id varchar, joint_task_id varchar, uscc varchar,
@@ -117,7 +123,6 @@ alter table audit_log add column if not exists seal varchar;
 alter table audit_log add column if not exists redraw varchar;  -- redraw entries (issue 21): details as JSON
 -- the yearly figures (issue 22, transforms/kpi.py): who lists each entity, the item lists, the plan's targets, and
 -- when a problem's follow-up was completed (处置完结日期; null: not completed). Old warehouses gain the columns empty.
-alter table snapshots add column if not exists departments varchar[];
 alter table runs add column if not exists kpi_targets varchar;
 alter table results add column if not exists follow_up_completed_on date;
 create table if not exists items (run_id varchar, plan_id varchar, item_id varchar, department varchar,
@@ -135,21 +140,41 @@ create table if not exists corrections (correction_id bigint, plan_id varchar, c
                                         corrected_by varchar, source varchar, action varchar, joint_task_id varchar,
                                         department varchar, item_id varchar, reason varchar, changes varchar,
                                         old_row varchar, new_row varchar);
+alter table runs add column if not exists directory varchar;
+create table if not exists directories (directory varchar, entity_key varchar, uscc varchar, name varchar,
+                                        entity_type varchar, district_code varchar, industry_code varchar,
+                                        status varchar, credit_risk varchar, departments varchar[]);
 create or replace view history as
     select d.uscc, d.plan_id, d.run_id, d.task_id, d.drawn_on, max(v.inspected_on) as inspected_on
     from draws d left join visits v on v.plan_id = d.plan_id and v.uscc = d.uscc
     group by all;
 """
+# the snapshot of the directory, as the tables before it had it
+SNAPSHOTS_VIEW = """create or replace view snapshots as
+    select r.run_id, r.plan_id, d.entity_key, d.uscc, d.name, d.entity_type, d.district_code, d.industry_code,
+           d.status, d.credit_risk, d.departments
+    from runs r join directories d using (directory)"""
+# a warehouse written before directories were kept once: its table of snapshots becomes their directories
+SNAPSHOTS_TABLE_MOVED = (
+    "alter table snapshots add column if not exists departments varchar[]",
+    """insert into directories select 'snapshot:' || plan_id || ':' || run_id, entity_key, uscc, name, entity_type,
+                                      district_code, industry_code, status, credit_risk, departments from snapshots""",
+    """update runs set directory = 'snapshot:' || plan_id || ':' || run_id
+       where directory is null and (run_id, plan_id) in (select distinct run_id, plan_id from snapshots)""",
+    "drop table snapshots",
+)
 PLAN_TABLES = (
     "runs",
-    "snapshots",
     "draws",
     "joint_tasks",
     "task_items",
     "teams",
     "visits",
     "items",
-)  # what publishing a plan replaces
+)  # what publishing a plan replaces (and with its run, the snapshot it names)
+UNNAMED_DIRECTORIES = (
+    "delete from directories where directory not in (select directory from runs where directory is not null)"
+)
 VISITS_FROM_RESULTS = (  # where results arrived, who went is who was present, on the day they inspected
     "delete from visits where plan_id = $plan and joint_task_id in "
     "(select joint_task_id from results where plan_id = $plan)",
@@ -185,6 +210,7 @@ def connect_warehouse(out_root: Path, read_only: bool = False) -> duckdb.DuckDBP
             con = duckdb.connect(str(path), read_only=read_only)
             if not read_only:
                 con.execute(SCHEMA_SQL)
+                _snapshots_as_view(con)
             return con
         except duckdb.IOException as e:
             if "lock" not in str(e).lower() or wait is None:
@@ -194,6 +220,24 @@ def connect_warehouse(out_root: Path, read_only: bool = False) -> duckdb.DuckDBP
                 ) from e
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+def _snapshots_as_view(con: duckdb.DuckDBPyConnection) -> None:
+    """`snapshots` as the view over `runs` and `directories`; an older warehouse's table of them moved first."""
+    kind = con.execute("select table_type from information_schema.tables where table_name = 'snapshots'").fetchall()
+    if kind == [("BASE TABLE",)]:
+        con.execute("begin transaction")
+        for statement in SNAPSHOTS_TABLE_MOVED:
+            con.execute(statement)
+        con.execute(f"{SNAPSHOTS_VIEW}; commit")
+    elif not kind:
+        con.execute(SNAPSHOTS_VIEW)
+
+
+def directory_key(directory: ParquetFiles) -> str:
+    """What names a directory in `directories`: the SHA-256 of its files' SHA-256s, in order."""
+    digests = "".join(f"{sha256_file(Path(p))}\n" for p in parquet_paths(directory))
+    return hashlib.sha256(digests.encode()).hexdigest()
 
 
 def read_warehouse_table(out_root: Path, table: str) -> pl.DataFrame:
@@ -230,13 +274,15 @@ def previous_inspectors(visits: pl.DataFrame, plan_id: str) -> pl.DataFrame:
 
 class RunRecording:
     """A run's rows replacing its plan's in the warehouse, in one transaction (`recording_run`): begun in a
-    background thread — the plan's old rows deleted and the directory snapshot inserted, the costly part
-    (5.8M rows at 8M objects, all DuckDB, no GIL) — while the caller writes the bundle; `finish` inserts
-    the rest and commits. Until then no other connection sees any of it."""
+    background thread — the plan's old rows deleted and, unless the warehouse holds it already (its key:
+    `directory_key`), the directory inserted, the costly part (5.8M rows at 8M objects, all DuckDB, no GIL) —
+    while the caller writes the bundle; `finish` inserts the rest, deletes the directories no run names
+    any more, and commits. Until then no other connection sees any of it."""
 
     def __init__(self, out_root: Path, run_id: str, plan_id: str, directory: ParquetFiles) -> None:
         self._out_root, self._directory = out_root, directory
         self._p = {"run": run_id, "plan": plan_id}
+        self._key = ""
         self._con: duckdb.DuckDBPyConnection | None = None
         self._error: BaseException | None = None
         self._stopped = threading.Event()
@@ -252,12 +298,14 @@ class RunRecording:
                 if self._stopped.is_set():
                     return
                 con.execute(f"delete from {table} where plan_id = $plan", {"plan": self._p["plan"]})
-            if not self._stopped.is_set():
+            self._key = key = directory_key(self._directory)
+            held = con.execute("select count(*) from directories where directory = $key", {"key": key}).fetchall()
+            if not self._stopped.is_set() and held == [(0,)]:
                 con.execute(
-                    """insert into snapshots by name select $run as run_id, $plan as plan_id, entity_key, uscc, name,
-                               entity_type, district_code, industry_code, status, credit_risk, departments
+                    """insert into directories select $key, entity_key, uscc, name, entity_type, district_code,
+                               industry_code, status, credit_risk, departments
                                from read_parquet($path)""",
-                    {**self._p, "path": parquet_paths(self._directory)},
+                    {"key": key, "path": parquet_paths(self._directory)},
                 )
         except BaseException as e:  # raised to the caller by finish
             self._error = e
@@ -281,10 +329,12 @@ class RunRecording:
             raise self._error
         con, p = self._con, self._p
         con.execute(
-            """insert into runs (run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets)
-                       values ($run, $plan, $start, $end, $commitment, $seed, $recorded, $targets)""",
+            """insert into runs (run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets,
+                                 directory)
+                       values ($run, $plan, $start, $end, $commitment, $seed, $recorded, $targets, $directory)""",
             {
                 **p,
+                "directory": self._key,
                 "start": period[0],
                 "end": period[1],
                 "commitment": commitment,
@@ -325,9 +375,10 @@ class RunRecording:
             {**p, "team": str(team), "joint": str(joint_tasks)},
         )
         _visits_from_results(con, p["plan"])  # a republished draw keeps what its results said
+        con.execute(UNNAMED_DIRECTORIES)
         counts = {
             t: con.execute(f"select count(*) from {t} where plan_id = $plan", {"plan": p["plan"]}).fetchall()[0][0]
-            for t in PLAN_TABLES
+            for t in (*PLAN_TABLES, "snapshots")
         }
         con.execute("commit")
         self._committed = True
