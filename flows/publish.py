@@ -33,33 +33,68 @@ transaction for the run — begun while the bundle was written, with the directo
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from prefect.events import emit_event
 
 from jointdraw.transforms.audit import PUBLISH, entry_event
-from jointdraw.transforms.documents.draw_bundle import assemble_bundle, keep_results, seal_bundle
+from jointdraw.transforms.documents.draw_bundle import EarlierFile, assemble_bundle, keep_results, seal_bundle
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.privacy import public_leaks
 from jointdraw.transforms.stage_records import PublishRecord
-from jointdraw.transforms.storage.bundle import PUBLIC, bundle_file, folder_bytes, publish_atomically, refuse_leaks
-from jointdraw.transforms.storage.layout import RunFolder
+from jointdraw.transforms.storage.bundle import (
+    AUDIT,
+    PUBLIC,
+    bundle_file,
+    folder_bytes,
+    publish_atomically,
+    refuse_leaks,
+)
+from jointdraw.transforms.storage.layout import OutputRoot, RunFolder
+from jointdraw.transforms.storage.reuse import public_directory_key
 from jointdraw.transforms.storage.runfolder import directory_parts, inputs_from
-from jointdraw.transforms.storage.warehouse import append_seal, audit_entries, recording_run
+from jointdraw.transforms.storage.warehouse import (
+    append_seal,
+    audit_entries,
+    plans_with_public_directory,
+    recording_run,
+)
+
+
+def _earlier_public_directories(root: OutputRoot, key: str) -> list[EarlierFile]:
+    """The published bundles' audit/directory.parquet of this reuse key, with the SHA-256 their manifests list."""
+    found = []
+    for plan_id in plans_with_public_directory(root.path, key):
+        manifest = bundle_file(root.published(plan_id), "manifest.json")
+        if not manifest.is_file():
+            continue
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        found += [
+            EarlierFile(plan_id, bundle_file(root.published(plan_id), "directory.parquet"), f["sha256"])
+            for f in files
+            if f["path"] == f"{AUDIT}/directory.parquet"
+        ]
+    return found
 
 
 def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
     root = run.root
     run_id = run.run_id
     target = root.published(plan.plan_id)
-    entries = audit_entries(root.path, plan.plan_id)  # read before the warehouse is opened for writing below
+    # read before the warehouse is opened for writing below: the audit log, and the bundles whose public directory
+    # was written from the same directory files (a quarterly plan's, drawn from the annual plan's directory)
+    entries = audit_entries(root.path, plan.plan_id)
+    directory_sha256 = [f.sha256 for f in run.stage_record("commit").outputs if f.path.startswith("directory-")]
+    public_directory = public_directory_key(directory_sha256)
+    earlier_directory = _earlier_public_directories(root, public_directory)
 
-    def fill(staging: Path) -> tuple[dict, str]:
-        document = assemble_bundle(staging, run, plan, entries)
+    def fill(staging: Path) -> tuple[dict, str, str | None]:
+        document, directory_from = assemble_bundle(staging, run, plan, entries, earlier_directory)
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
         keep_results(target, staging)
-        return document, seal
+        return document, seal, directory_from
 
     def needs() -> int:
         written = ("commit", "draw", "assign", "validate")  # what a first publish copies
@@ -69,9 +104,13 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
     # transaction: its costly part, the directory snapshot, is inserted while the bundle is written; it is
     # committed once the bundle is in place (the committed directory is the published one but the personal columns)
     with recording_run(
-        root.path, run_id=run_id, plan_id=plan.plan_id, directory=directory_parts(run.stage("commit"))
+        root.path,
+        run_id=run_id,
+        plan_id=plan.plan_id,
+        directory=directory_parts(run.stage("commit")),
+        directory_sha256=directory_sha256,
     ) as recording:
-        document, seal = publish_atomically(target, root.path, fill, needs)
+        document, seal, directory_from = publish_atomically(target, root.path, fill, needs)
         sealed = append_seal(
             root.path,
             plan_id=plan.plan_id,
@@ -91,6 +130,7 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
             team=bundle_file(target, "team.parquet"),
             items=bundle_file(target, "items.parquet"),  # the item lists: what the yearly figures count items against
             kpi_targets=plan.kpi_targets.model_dump_json(exclude_none=True) if plan.kpi_targets else None,
+            public_directory=public_directory,
         )
     return PublishRecord(
         inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],
@@ -101,4 +141,5 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
         seal=seal,
         seal_entry=sealed["seq"],
         published=[f for f in document["files"] if f["path"].count("/") == 1],
+        directory_copied_from=directory_from,
     ).with_manifest(document)

@@ -531,7 +531,17 @@ class PublishRecord(StageRecord):
     seal: str
     seal_entry: int  # the audit log entry that holds the seal
     published: list[FileRecord]  # the files at the top of each part
+    # the plan whose bundle's audit/directory.parquet was copied: written from the same directory files by the same
+    # code (a quarterly plan drawn from the annual plan's directory); absent: written here
+    directory_copied_from: str | None = None
     _manifest: dict[str, Any] = PrivateAttr(default_factory=dict)  # the manifest just written (not in stage.json)
+
+    @model_serializer(mode="wrap")
+    def _copied_when_copied(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("directory_copied_from") is None:
+            data.pop("directory_copied_from", None)
+        return data
 
     def with_manifest(self, manifest: dict[str, Any]) -> PublishRecord:
         self._manifest = manifest
@@ -541,6 +551,11 @@ class PublishRecord(StageRecord):
         return (
             f"{self.files} files and {self.documents} documents → {self.bundle}; seal (封存值) {self.seal}, "
             f"audit log entry {self.seal_entry}; warehouse rows {self.warehouse_rows}"
+            + (
+                f"; audit/directory.parquet copied from plan {self.directory_copied_from}'s bundle (the same directory)"
+                if self.directory_copied_from
+                else ""
+            )
         )
 
     def report(self, run_dir: Path) -> list[Shown]:

@@ -140,8 +140,23 @@ def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(
 ):
     out = tmp_path
     shutil.copy(dirty_run.parent.parent / "warehouse.duckdb", out / "warehouse.duckdb")  # the annual plan, published
+    shutil.copytree(dirty_run.parent.parent / "published", out / "published")
     shutil.copytree(dirty_run, out / "runs" / "dirty")
-    plan_run(plan=str(plan_path(dirty_city, "SZ-2026-Q2")), inbox=str(dirty_city / "inbox"), out=str(out), run_id="q2")
+    q2_run = plan_run(
+        plan=str(plan_path(dirty_city, "SZ-2026-Q2")), inbox=str(dirty_city / "inbox"), out=str(out), run_id="q2"
+    )
+    # the same registries: the merge is reused, so Q2 draws from the annual plan's directory, which the warehouse
+    # keeps once and whose public copy (audit/directory.parquet) is copied from the annual plan's bundle
+    assert q2_run["stages"]["merge"].reused_from.run_id == "dirty"
+    assert q2_run["stages"]["publish"].directory_copied_from == "SZ-2026-ANNUAL"
+    assert (out / "published" / "SZ-2026-Q2" / "audit" / "directory.parquet").read_bytes() == (
+        out / "published" / "SZ-2026-ANNUAL" / "audit" / "directory.parquet"
+    ).read_bytes()
+    con = connect_warehouse(out, read_only=True)
+    kept = con.sql("select count(distinct directory), count(*) from directories").fetchall()[0]
+    snapshots = dict(con.sql("select plan_id, count(*) from snapshots group by all").fetchall())
+    con.close()
+    assert kept == (1, snapshots["SZ-2026-ANNUAL"]) and snapshots["SZ-2026-Q2"] == snapshots["SZ-2026-ANNUAL"]
     annual = pl.read_parquet(dirty_run / "05_draw" / "draws.parquet")
     q2 = pl.read_parquet(out / "runs" / "q2" / "05_draw" / "draws.parquet")
     excluded = pl.read_parquet(out / "runs" / "q2" / "04_commit" / "exclusions.parquet")

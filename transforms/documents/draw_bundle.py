@@ -2,7 +2,7 @@
 file of the three parts written into a staging folder, the manifest last, then the seal written
 into the pages that show it. The publish stage moves the folder into place.
 
-    manifest = assemble_bundle(staging, run, plan, audit_entries(out_root, plan.plan_id))
+    manifest, _ = assemble_bundle(staging, run, plan, audit_entries(out_root, plan.plan_id))
     seal = seal_bundle(staging)
     keep_results(published, staging)
 """
@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -52,6 +53,7 @@ from jointdraw.transforms.storage.runfolder import (
     copy_file,
     copy_parquet_without,
     directory_parts,
+    sha256_file,
     write_json,
     write_parquet,
 )
@@ -150,11 +152,45 @@ def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     return people.filter(pl.col("entity_key").is_in(joint_tasks["uscc"].implode())).with_columns(DRAWN_ID).collect()
 
 
-def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
+class EarlierFile(NamedTuple):
+    """A published bundle's file: its plan, where it is, and the SHA-256 the bundle's manifest lists."""
+
+    plan_id: str
+    path: Path
+    sha256: str
+
+
+def _public_directory(
+    commit_dir: Path, path: Path, earlier: Sequence[EarlierFile], writers: BackgroundWriters
+) -> str | None:
+    """audit/directory.parquet: the committed directory without its personal columns, written by a background
+    writer — or copied from an earlier bundle's written from the same directory files by the same code
+    (`earlier`), if the copy still has the SHA-256 that bundle's manifest lists. Returns that bundle's plan."""
+    for plan_id, source, sha256 in earlier:
+        try:
+            copy_file(source, path)
+        except FileNotFoundError:
+            continue
+        if sha256_file(path) == sha256:
+            return plan_id
+        path.unlink()
+    writers.submit(copy_parquet_without, directory_parts(commit_dir), path, PERSONAL_COLUMNS)
+    return None
+
+
+def assemble_bundle(
+    bundle: Path,
+    run: RunFolder,
+    plan: Plan,
+    entries: list[dict[str, Any]],
+    earlier_directory: Sequence[EarlierFile] = (),
+) -> tuple[dict[str, Any], str | None]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
-    the manifest. `entries`: the plan's audit log (every logged attempt, redraw and seal, chained). The
-    pages that show the seal are written with an empty slot (see `_seal`). The directory and the
-    workbooks are written by background writers while the rest is written here."""
+    the manifest, and the plan whose bundle's audit/directory.parquet was copied (None: written). `entries`: the
+    plan's audit log (every logged attempt, redraw and seal, chained); `earlier_directory`: earlier bundles'
+    audit/directory.parquet written from the same directory files by the same code (`_public_directory`). The
+    pages that show the seal are written with an empty slot (see `_seal`). The directory and the workbooks are
+    written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
         run.stage(s) for s in ("commit", "draw", "fuse", "assign", "validate")
     )
@@ -162,7 +198,7 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict
     with BackgroundWriters() as writers:  # every file written once the block ends
         # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment);
         # the biggest file: first
-        writers.submit(copy_parquet_without, directory_parts(commit_dir), at("directory.parquet"), PERSONAL_COLUMNS)
+        directory_from = _public_directory(commit_dir, at("directory.parquet"), earlier_directory, writers)
         draws = pl.read_parquet(draw_dir / "draws.parquet")
         copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
         write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)
@@ -233,7 +269,7 @@ def assemble_bundle(bundle: Path, run: RunFolder, plan: Plan, entries: list[dict
         },
     )
     write_json(document, at("manifest.json"))
-    return document
+    return document, directory_from
 
 
 def seal_bundle(bundle: Path) -> str:

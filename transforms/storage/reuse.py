@@ -6,6 +6,7 @@ depend on is the same, instead of being computed again.
     unchanged_since(path, file_state(path), key, record)     … and still the file ingest just read
     key = validation_key(kind, department, ingested, rules, typed)   that file's verdicts
     key = merge_key(inputs)                                  the object directory
+    key = public_directory_key(directory_sha256)             the bundle's audit/directory.parquet
     earlier = EarlierResults.of(run, "validate")             the other runs' recorded results of a stage, by key
     taken = earlier.take(key, into)                          the newest whose files still have their recorded
                                                              SHA-256, linked (or copied) into `into`; None: compute
@@ -71,6 +72,12 @@ def fingerprint() -> str:
             h.update(f"{label}/{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
     h.update(json.dumps({"python": platform.python_version(), "packages": package_versions()}).encode())
     return h.hexdigest()
+
+
+def public_directory_key(directory_sha256: list[str]) -> str:
+    """The publish stage's audit/directory.parquet (the committed directory without its personal columns): the
+    same files of the directory (`directory_sha256`, in order) and the same code write the same bytes."""
+    return _key("public-directory", directory=directory_sha256)
 
 
 def _key(stage: str, **parts: Any) -> str:

@@ -2,9 +2,11 @@
 what every published run did, so a later run can take it into account and any run can be
 looked up again. Written by the publish stage (`record_run`), read by commit and assign.
 
-    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets, directory)
+    runs(run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets, directory,
+         public_directory)
         kpi_targets: the plan's `kpi_targets` as JSON text, or null (transforms/kpi.py)
         directory: the key of the directory the run drew from, in `directories`
+        public_directory: the reuse key (transforms/storage/reuse.py) of the bundle's audit/directory.parquet
     directories(directory, entity_key, uscc, name, entity_type, district_code, industry_code, status, credit_risk,
                 departments)                                each directory drawn from, once (see below)
     snapshots (a view): run_id, plan_id, entity_key, uscc, name, entity_type, district_code,
@@ -141,6 +143,7 @@ create table if not exists corrections (correction_id bigint, plan_id varchar, c
                                         department varchar, item_id varchar, reason varchar, changes varchar,
                                         old_row varchar, new_row varchar);
 alter table runs add column if not exists directory varchar;
+alter table runs add column if not exists public_directory varchar;
 create table if not exists directories (directory varchar, entity_key varchar, uscc varchar, name varchar,
                                         entity_type varchar, district_code varchar, industry_code varchar,
                                         status varchar, credit_risk varchar, departments varchar[]);
@@ -234,10 +237,25 @@ def _snapshots_as_view(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(SNAPSHOTS_VIEW)
 
 
-def directory_key(directory: ParquetFiles) -> str:
-    """What names a directory in `directories`: the SHA-256 of its files' SHA-256s, in order."""
-    digests = "".join(f"{sha256_file(Path(p))}\n" for p in parquet_paths(directory))
-    return hashlib.sha256(digests.encode()).hexdigest()
+def directory_key(digests: list[str]) -> str:
+    """What names a directory in `directories`: the SHA-256 of its files' SHA-256s (`digests`), in order."""
+    return hashlib.sha256("".join(f"{d}\n" for d in digests).encode()).hexdigest()
+
+
+def plans_with_public_directory(out_root: Path, key: str) -> list[str]:
+    """The plans whose published bundle holds an audit/directory.parquet of this reuse key (none without a
+    warehouse)."""
+    if not warehouse_path(out_root).exists():
+        return []
+    con = connect_warehouse(out_root, read_only=True)
+    try:
+        return [
+            r[0] for r in con.execute("select plan_id from runs where public_directory = $k", {"k": key}).fetchall()
+        ]
+    except duckdb.BinderException:  # a warehouse older than the column: no such bundle is known
+        return []
+    finally:
+        con.close()
 
 
 def read_warehouse_table(out_root: Path, table: str) -> pl.DataFrame:
@@ -279,10 +297,10 @@ class RunRecording:
     while the caller writes the bundle; `finish` inserts the rest, deletes the directories no run names
     any more, and commits. Until then no other connection sees any of it."""
 
-    def __init__(self, out_root: Path, run_id: str, plan_id: str, directory: ParquetFiles) -> None:
+    def __init__(self, out_root: Path, run_id: str, plan_id: str, directory: ParquetFiles, key: str | None) -> None:
         self._out_root, self._directory = out_root, directory
         self._p = {"run": run_id, "plan": plan_id}
-        self._key = ""
+        self._key = key
         self._con: duckdb.DuckDBPyConnection | None = None
         self._error: BaseException | None = None
         self._stopped = threading.Event()
@@ -298,7 +316,9 @@ class RunRecording:
                 if self._stopped.is_set():
                     return
                 con.execute(f"delete from {table} where plan_id = $plan", {"plan": self._p["plan"]})
-            self._key = key = directory_key(self._directory)
+            if self._key is None:
+                self._key = directory_key([sha256_file(Path(p)) for p in parquet_paths(self._directory)])
+            key = self._key
             held = con.execute("select count(*) from directories where directory = $key", {"key": key}).fetchall()
             if not self._stopped.is_set() and held == [(0,)]:
                 con.execute(
@@ -322,19 +342,23 @@ class RunRecording:
         team: Path,
         items: Path,
         kpi_targets: str | None = None,
+        public_directory: str | None = None,
     ) -> dict[str, int]:
-        """Inserts the rest of the run's rows and commits; returns the rows written per table."""
+        """Inserts the rest of the run's rows and commits; returns the rows written per table. `public_directory`:
+        the reuse key of the bundle's audit/directory.parquet (`plans_with_public_directory` finds it again)."""
         self._thread.join()
         if self._error is not None:
             raise self._error
         con, p = self._con, self._p
         con.execute(
             """insert into runs (run_id, plan_id, period_start, period_end, commitment, seed, recorded_at, kpi_targets,
-                                 directory)
-                       values ($run, $plan, $start, $end, $commitment, $seed, $recorded, $targets, $directory)""",
+                                 directory, public_directory)
+                       values ($run, $plan, $start, $end, $commitment, $seed, $recorded, $targets, $directory,
+                               $public)""",
             {
                 **p,
                 "directory": self._key,
+                "public": public_directory,
                 "start": period[0],
                 "end": period[1],
                 "commitment": commitment,
@@ -401,11 +425,15 @@ class RunRecording:
 
 
 @contextmanager
-def recording_run(out_root: Path, *, run_id: str, plan_id: str, directory: ParquetFiles) -> Iterator[RunRecording]:
+def recording_run(
+    out_root: Path, *, run_id: str, plan_id: str, directory: ParquetFiles, directory_sha256: list[str] | None = None
+) -> Iterator[RunRecording]:
     """Starts replacing the plan's rows in every table with this run's (`RunRecording`); leaving the block
-    without `finish` leaves the warehouse as it was. `directory`: the directory snapshot as drawn. The
-    block holds a read-write connection: this process cannot open the warehouse read-only meanwhile."""
-    recording = RunRecording(out_root, run_id, plan_id, directory)
+    without `finish` leaves the warehouse as it was. `directory`: the directory snapshot as drawn;
+    `directory_sha256`: its files' SHA-256 when known (else they are computed). The block holds a read-write
+    connection: this process cannot open the warehouse read-only meanwhile."""
+    key = directory_key(directory_sha256) if directory_sha256 is not None else None
+    recording = RunRecording(out_root, run_id, plan_id, directory, key)
     try:
         yield recording
     finally:
