@@ -139,10 +139,16 @@ def exclusions_sha256(path: Path) -> str:
 
 
 def commitment(
-    directory: ParquetFiles, exclusions: Path, plan: Path, version: str = VERSION, pre: Path | None = None
+    directory: ParquetFiles,
+    exclusions: Path,
+    plan: Path,
+    version: str = VERSION,
+    pre: Path | None = None,
+    directory_digest: str | None = None,
 ) -> dict[str, str]:
     """The digests and the commitment over them (under `version`: a published bundle is recomputed
-    under the version it was committed with); `pre` is the folder of the publication before the draw."""
+    under the version it was committed with); `pre` is the folder of the publication before the draw;
+    `directory_digest`: the directory's, when an earlier run computed it from the same files (else computed)."""
     from jointdraw.transforms.documents.prepublication import pre_sha256
 
     if version not in DIRECTORY_FIELDS_BY_VERSION:
@@ -150,7 +156,7 @@ def commitment(
             f"unknown commitment version {version!r} (this jointdraw knows {', '.join(DIRECTORY_FIELDS_BY_VERSION)})"
         )
     parts = {
-        "directory_sha256": directory_sha256(directory, version),
+        "directory_sha256": directory_digest or directory_sha256(directory, version),
         "exclusions_sha256": exclusions_sha256(exclusions),
         "plan_sha256": hashlib.sha256(Path(plan).read_bytes()).hexdigest(),
     }

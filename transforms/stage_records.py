@@ -349,10 +349,21 @@ class CommitRecord(StageRecord):
     exclusions_by_reason: dict[str, int]
     outputs: list[FileRecord]
     prepublished: str  # where the publication before the draw went (事前公示)
+    reuse: ReuseKey | None = None  # what a later run finds directory_sha256 by (reuse.py `directory_digest_key`)
+    directory_sha256_from: str | None = None  # the run whose commit computed directory_sha256 (absent: this one)
+
+    @model_serializer(mode="wrap")
+    def _reuse_when_known(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in ("reuse", "directory_sha256_from"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     def line(self) -> str:
+        taken = f" (the directory's digest from run {self.directory_sha256_from})" if self.directory_sha256_from else ""
         return (
-            f"commitment {self.commitment} (directory {self.directory_sha256[:12]}…, exclusions "
+            f"commitment {self.commitment}{taken} (directory {self.directory_sha256[:12]}…, exclusions "
             f"{self.exclusions_sha256[:12]}…, plan {self.plan_sha256[:12]}…); excluded "
             f"{self.exclusions_by_reason or 'none'}; the item list and the plan notice are public before the draw "
             f"in {self.prepublished} (事前公示)"

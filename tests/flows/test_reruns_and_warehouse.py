@@ -12,7 +12,9 @@ import pytest
 from jointdraw.cli.commands import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
+from jointdraw.transforms.commitment import directory_sha256
 from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import directory_parts
 from jointdraw.transforms.storage.runlock import PlanLocked, held, lock_path, plan_lock, read_lock
 from jointdraw.transforms.storage.warehouse import connect_warehouse
 from tests.conftest import plan_path
@@ -148,6 +150,10 @@ def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(
     # the same registries: the merge is reused, so Q2 draws from the annual plan's directory, which the warehouse
     # keeps once and whose public copy (audit/directory.parquet) is copied from the annual plan's bundle
     assert q2_run["stages"]["merge"].reused_from.run_id == "dirty"
+    # … so its commitment's digest of the directory is the annual run's, not computed again, and what it would be
+    q2_commit = q2_run["stages"]["commit"]
+    assert q2_commit.directory_sha256_from == "dirty"
+    assert q2_commit.directory_sha256 == directory_sha256(directory_parts(out / "runs" / "q2" / "04_commit"))
     assert q2_run["stages"]["publish"].directory_copied_from == "SZ-2026-ANNUAL"
     assert (out / "published" / "SZ-2026-Q2" / "audit" / "directory.parquet").read_bytes() == (
         out / "published" / "SZ-2026-ANNUAL" / "audit" / "directory.parquet"

@@ -6,6 +6,8 @@ depend on is the same, instead of being computed again.
     unchanged_since(path, file_state(path), key, record)     … and still the file ingest just read
     key = validation_key(kind, department, ingested, rules, typed)   that file's verdicts
     key = merge_key(inputs)                                  the object directory
+    key = directory_digest_key(directory_sha256, version)    the commitment's digest of the directory
+    earlier_directory_digest(run, key)                       … as an earlier run's commit recorded it
     key = public_directory_key(directory_sha256)             the bundle's audit/directory.parquet
     earlier = EarlierResults.of(run, "validate")             the other runs' recorded results of a stage, by key
     taken = earlier.take(key, into)                          the newest whose files still have their recorded
@@ -72,6 +74,27 @@ def fingerprint() -> str:
             h.update(f"{label}/{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
     h.update(json.dumps({"python": platform.python_version(), "packages": package_versions()}).encode())
     return h.hexdigest()
+
+
+def directory_digest_key(directory_sha256: list[str], version: str) -> str:
+    """The commitment's digest of the directory (transforms/commitment.py: its canonical serialisation, 2.4 s
+    at 8M) depends on the directory's files (`directory_sha256`, in order), the commitment's version and the code."""
+    return _key("directory-digest", directory=directory_sha256, version=version)
+
+
+def earlier_directory_digest(run: RunFolder, key: str) -> tuple[str, str] | None:
+    """(run id, digest): the directory digest an earlier run's commit recorded under `key`
+    (`directory_digest_key`: the same directory files, the same version and code); None: compute it."""
+    for other in run.root.started_runs():
+        if other.name == run.run_id:
+            continue
+        try:
+            record = json.loads((RunFolder(other).stage("commit") / STAGE_RECORD).read_text("utf-8"))
+        except (OSError, ValueError):
+            continue  # not there, or being written
+        if (reuse := _reuse_of(record)) and reuse.key == key and isinstance(record.get("directory_sha256"), str):
+            return other.name, record["directory_sha256"]
+    return None
 
 
 def public_directory_key(directory_sha256: list[str]) -> str:
