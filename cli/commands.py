@@ -669,6 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         from jointdraw.cli.prefect_server import start_early
 
         start_early()  # before Prefect is even loaded (`_prefect_api`)
+        if args.command == "run":  # the inbox's files hashed while the server starts, for ingest
+            from jointdraw.transforms.registry import KINDS
+            from jointdraw.transforms.storage.hashed_ahead import hash_ahead, registry_files_in
+
+            hash_ahead(registry_files_in(Path(args.inbox), KINDS))
     if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):
         print(f"jointdraw {args.command}: {problem}", file=sys.stderr)
         return 1

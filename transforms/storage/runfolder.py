@@ -10,7 +10,6 @@ A stage rerun with `start_at` reads the earlier stages' files from here.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
+
+from jointdraw.transforms.storage.hashed_ahead import hashed_ahead, sha256_of
 
 STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
@@ -50,11 +51,9 @@ def new_run_id(plan_id: str, now: dt.datetime | None = None) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+    """The SHA-256 of a file's bytes (taken from transforms/storage/hashed_ahead.py when it was hashed ahead and
+    has not changed since)."""
+    return hashed_ahead(path) or sha256_of(path)
 
 
 DIRECTORY_PARTS = "directory-[0-9][0-9][0-9].parquet"  # the object directory's files in a stage's folder
