@@ -75,10 +75,11 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
+def run_commit(run: RunFolder, plan_file: Path, plan: Plan, reuse: bool = False) -> CommitRecord:
     """Freezes what fixes the eligible sets — the directory, the exclusions (from the warehouse's
     history of other plans' runs, and from the departments' inspections when the plan sets visit
-    caps), the plan — and writes the commitment to them."""
+    caps), the plan — and writes the commitment to them. With `reuse`, the directory's digest is taken
+    from an earlier run's commit of the same directory files."""
     out = run.stage("commit")
     # frozen: hard links (every writer replaces files, none writes in place; the commitment hashes them)
     for old in directory_parts(out):  # a rerun's: the merge's ranges may have been more
@@ -120,7 +121,7 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan) -> CommitRecord:
     # the same directory files (a quarterly plan drawn from the annual plan's directory: the merge reused)
     parts_sha256 = [f.sha256 for f in run.stage_record("merge").outputs if f.path.startswith("directory-")]
     digest_key = directory_digest_key(parts_sha256, VERSION)
-    earlier = earlier_directory_digest(run, digest_key)
+    earlier = earlier_directory_digest(run, digest_key) if reuse else None
     commit = commitment(
         directory, exclusions, plan_copy, pre=out / "pre", directory_digest=earlier[1] if earlier else None
     )

@@ -224,10 +224,10 @@ STAGE_STEPS: dict[str, Callable[[RunContext], StageRecord]] = {
     "ingest": lambda ctx: run_ingest(ctx.inbox, ctx.run, reuse=ctx.reuse),
     "validate": lambda ctx: _validate(ctx),
     "merge": lambda ctx: run_merge(ctx.run, ctx.reuse),
-    "commit": lambda ctx: run_commit(ctx.run, ctx.plan_file, ctx.plan),
+    "commit": lambda ctx: run_commit(ctx.run, ctx.plan_file, ctx.plan, ctx.reuse),
     "draw": lambda ctx: run_draw(ctx.run, ctx.plan, ctx.seed, ctx.seed_sources),
     "fuse": lambda ctx: run_fuse(ctx.run, ctx.plan),
     "assign": lambda ctx: run_assign(ctx.run, ctx.plan),
-    "publish": lambda ctx: run_publish(ctx.run, ctx.plan),
+    "publish": lambda ctx: run_publish(ctx.run, ctx.plan, ctx.reuse),
 }
 assert tuple(STAGE_STEPS) == STAGES

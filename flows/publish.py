@@ -78,7 +78,9 @@ def _earlier_public_directories(root: OutputRoot, key: str) -> list[EarlierFile]
     return found
 
 
-def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
+def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecord:
+    """The bundle written, sealed and moved into place, and the run recorded in the warehouse; with `reuse`,
+    audit/directory.parquet copied from a published bundle written from the same directory files."""
     root = run.root
     run_id = run.run_id
     target = root.published(plan.plan_id)
@@ -87,7 +89,7 @@ def run_publish(run: RunFolder, plan: Plan) -> PublishRecord:
     entries = audit_entries(root.path, plan.plan_id)
     directory_sha256 = [f.sha256 for f in run.stage_record("commit").outputs if f.path.startswith("directory-")]
     public_directory = public_directory_key(directory_sha256)
-    earlier_directory = _earlier_public_directories(root, public_directory)
+    earlier_directory = _earlier_public_directories(root, public_directory) if reuse else []
 
     def fill(staging: Path) -> tuple[dict, str, str | None]:
         document, directory_from = assemble_bundle(staging, run, plan, entries, earlier_directory)

@@ -149,7 +149,9 @@ def _redraw(plan_id: str, joint_task: str, inspector: str, reason: str, out: str
         ).height
         record = None
         if new or not in_bundle:  # republish: teams, joint tasks, redraws, manifest, seal, warehouse
-            record = run_stage_step("publish", run.stage("publish"), lambda: run_publish(run, plan), run.run_id)
+            # the plan's own bundle holds its audit/directory.parquet: copied, not written again
+            republish = lambda: run_publish(run, plan, reuse=True)  # noqa: E731
+            record = run_stage_step("publish", run.stage("publish"), republish, run.run_id)
     return {
         "plan_id": plan_id,
         "run_id": run.run_id,

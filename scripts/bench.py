@@ -205,10 +205,12 @@ def _floor(city: Path, run_dir: Path) -> dict:
 
 
 def _whole_runs(plan: Path, city: Path, out: Path, repeat: int) -> dict:
-    """The whole flow `repeat` times, computing everything each time, and the floor measured between them."""
+    """The whole flow `repeat` times, computing everything each time, each in an emptied output root (a run after
+    the first would find the plan's directory in the warehouse, stored already), and the floor measured between
+    the first two."""
     runs = [_whole_flow(plan, city / "inbox", out)]
     floor = _floor(city, out / "runs" / "whole")
-    runs += [_whole_flow(plan, city / "inbox", out) for _ in range(repeat - 1)]
+    runs += [_whole_flow(plan, city / "inbox", _fresh_root(out)) for _ in range(repeat - 1)]
     return {"runs": runs, "floor": floor}
 
 

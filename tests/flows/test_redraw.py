@@ -4,6 +4,7 @@ audit log, republishes the bundle atomically with a new seal, the warehouse's te
 checked against) name the replacement, verify recomputes the redraw, and the same call again changes
 nothing."""
 
+import json
 import shutil
 
 import polars as pl
@@ -51,6 +52,9 @@ def test_a_redraw_is_logged_republished_recomputed_and_accepted_by_results(publi
     assert [e["event"] for e in entries[before:]] == ["redraw", "publish"] and chain_problems(entries) == []
     report = verify_draw(bundle, seal=s["seal"])
     assert report.ok and report.redraws == 1, report.text()
+    # the same directory: its public copy is the bundle's own audit/directory.parquet, copied, not written again
+    republished = json.loads((published / "runs" / "dirty" / "08_publish" / "stage.json").read_text(encoding="utf-8"))
+    assert republished["directory_copied_from"] == PLAN
 
     # results name the replacement: accepted without a substitution reason (the warehouse's teams know it)
     side = plan_side_tables(published, PLAN)
