@@ -27,7 +27,22 @@ from jointdraw.transforms.documents.report import validation_table
 from jointdraw.transforms.fusion_figures import figure_rows, figure_text
 
 
-class FileRecord(BaseModel):
+class OmitsAbsent(BaseModel):
+    """A record whose `OMITTED_WHEN_NONE` fields are left out of its JSON when they are None: a field added
+    later leaves the records that never set it as they were written before."""
+
+    OMITTED_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _absent_left_out(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in self.OMITTED_WHEN_NONE:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+class FileRecord(OmitsAbsent):
     """A file a stage read or wrote: path (relative to the stage folder, or to the run folder for
     an earlier stage's file), SHA-256, size when known, rows when it has rows."""
 
@@ -37,15 +52,10 @@ class FileRecord(BaseModel):
     bytes: int | None = None
     rows: int | None = None
 
-    @model_serializer(mode="wrap")
-    def _size_when_known(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("bytes") is None:
-            data.pop("bytes", None)  # an earlier stage's file: its size is in that stage's record
-        return data
+    OMITTED_WHEN_NONE = ("bytes",)  # an earlier stage's file: its size is in that stage's record
 
 
-class ReuseKey(BaseModel):
+class ReuseKey(OmitsAbsent):
     """What a later run finds this result by (issue 23.4, transforms/storage/reuse.py): the SHA-256 of
     everything it depends on; for a validated file also its Great Expectations results for Data Docs,
     kept beside its outputs (a later run that takes the file shows them in its own Data Docs)."""
@@ -54,12 +64,7 @@ class ReuseKey(BaseModel):
     key: str
     docs: FileRecord | None = None
 
-    @model_serializer(mode="wrap")
-    def _docs_when_kept(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("docs") is None:
-            data.pop("docs", None)
-        return data
+    OMITTED_WHEN_NONE = ("docs",)
 
 
 class ReusedFrom(BaseModel):
@@ -108,7 +113,7 @@ class Artifact:
 Shown = Table | str  # a part of the end-of-run summary: a table or a line (rich markup allowed)
 
 
-class StageRecord(BaseModel):
+class StageRecord(OmitsAbsent):
     """What every stage records: its name and how long it took; each stage adds its figures."""
 
     model_config = ConfigDict(extra="forbid")
@@ -305,13 +310,7 @@ class MergeRecord(StageRecord):
     reuse: ReuseKey | None = None
     reused_from: ReusedFrom | None = None  # the directory was taken from this run: same accepted objects files
 
-    @model_serializer(mode="wrap")
-    def _reuse_when_known(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        for key in ("reuse", "reused_from"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    OMITTED_WHEN_NONE = ("reuse", "reused_from")
 
     def line(self) -> str:
         taken = f"{self.reused_from.text()}: " if self.reused_from else ""
@@ -352,13 +351,7 @@ class CommitRecord(StageRecord):
     reuse: ReuseKey | None = None  # what a later run finds directory_sha256 by (reuse.py `directory_digest_key`)
     directory_sha256_from: str | None = None  # the run whose commit computed directory_sha256 (absent: this one)
 
-    @model_serializer(mode="wrap")
-    def _reuse_when_known(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        for key in ("reuse", "directory_sha256_from"):
-            if data.get(key) is None:
-                data.pop(key, None)
-        return data
+    OMITTED_WHEN_NONE = ("reuse", "directory_sha256_from")
 
     def line(self) -> str:
         taken = f" (the directory's digest from run {self.directory_sha256_from})" if self.directory_sha256_from else ""
@@ -547,12 +540,7 @@ class PublishRecord(StageRecord):
     directory_copied_from: str | None = None
     _manifest: dict[str, Any] = PrivateAttr(default_factory=dict)  # the manifest just written (not in stage.json)
 
-    @model_serializer(mode="wrap")
-    def _copied_when_copied(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        if data.get("directory_copied_from") is None:
-            data.pop("directory_copied_from", None)
-        return data
+    OMITTED_WHEN_NONE = ("directory_copied_from",)
 
     def with_manifest(self, manifest: dict[str, Any]) -> PublishRecord:
         self._manifest = manifest
