@@ -211,6 +211,7 @@ def connect_warehouse(out_root: Path, read_only: bool = False) -> duckdb.DuckDBP
     for wait in (*LOCK_WAITS, None):
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("set enable_progress_bar = false")  # a long insert drew DuckDB's bar over the run's log
             if not read_only:
                 con.execute(SCHEMA_SQL)
                 _snapshots_as_view(con)
