@@ -31,10 +31,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 HELP = (
     "See https://www.prefect.io/docs/v3/concepts/server#how-to-guides "
@@ -42,6 +44,7 @@ HELP = (
 )
 PORTS = range(8000, 9000)  # Prefect's range for its temporary server
 PORT_TAKEN = 3  # uvicorn's exit code when its port is taken
+STOP_LOG = "temporary-server-stop.log"  # in PREFECT_HOME: what the server wrote while it stopped (`_relay`)
 
 
 def start_early() -> None:
@@ -91,6 +94,8 @@ class _TemporaryServer:
     def __init__(self) -> None:
         self.port = _free_port()
         self.announced = False
+        self._after_stop: BinaryIO | None = None
+        self._relaying: threading.Thread | None = None
         self.process: subprocess.Popen[bytes] | None = self._start()
         atexit.register(self.stop)  # at exit, after Prefect's services have drained (they drain before atexit)
 
@@ -113,7 +118,27 @@ class _TemporaryServer:
             env["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] = "false"
         command = ["-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent), "--factory"]
         command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port)]
-        return subprocess.Popen([sys.executable, *command, "--log-level", "error", "--lifespan", "on"], env=env)
+        process = subprocess.Popen(
+            [sys.executable, *command, "--log-level", "error", "--lifespan", "on"], env=env, stderr=subprocess.PIPE
+        )
+        self._relaying = threading.Thread(target=self._relay, args=(process,), name="server-stderr", daemon=True)
+        self._relaying.start()
+        return process
+
+    def _relay(self, process: subprocess.Popen[bytes]) -> None:
+        """The server's error output, line by line, to the command's (file descriptor 2, as if inherited) until
+        the command asks the server to stop; what it writes after that goes to STOP_LOG in PREFECT_HOME, kept
+        but not shown: Prefect 3.9's services log CancelledError tracebacks as they are cancelled, more often
+        than not on a second run in a home, after the run has said it succeeded."""
+        assert process.stderr is not None
+        for line in process.stderr:
+            try:
+                if self._after_stop is not None:
+                    self._after_stop.write(line)
+                else:
+                    os.write(2, line)
+            except (OSError, ValueError):  # the command's error output, or the log, closed already
+                return
 
     def announce(self) -> None:
         """Prefect's line saying where the server is (once Prefect's logging is set up)."""
@@ -163,12 +188,20 @@ class _TemporaryServer:
 
             get_logger().info("Stopping temporary server on %s", self.address)
         process, self.process = self.process, None
+        home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+        try:
+            self._after_stop = open(home / STOP_LOG, "wb")  # noqa: SIM115 - closed below, once the server is gone
+        except OSError:
+            self._after_stop = open(os.devnull, "wb")  # noqa: SIM115
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if self._relaying is not None:  # the server is gone: the rest of its output, then the end of the pipe
+            self._relaying.join(timeout=2)
+        self._after_stop.close()
 
 
 def migrations_head() -> str | None:
