@@ -35,8 +35,12 @@ WORKERS = 2  # processes: one per core of the machine the pipeline is sized for
 PARENT_CHECK_SECONDS = 0.2
 
 
-def _send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+def _pickled(message: Any) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _send(stream: IO[bytes], data: bytes) -> None:
+    """A message (`_pickled`), with its length first."""
     stream.write(len(data).to_bytes(8, "big") + data)
     stream.flush()
 
@@ -57,8 +61,9 @@ class _Worker:
             [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
 
-    def run(self, write: Callable[..., Any], args: tuple) -> None:
-        _send(self._process.stdin, (write, args))
+    def run(self, message: bytes) -> None:
+        """Has the worker run a writer (`message`: the writer and its arguments, pickled) and raises its error."""
+        _send(self._process.stdin, message)
         try:
             error = _receive(self._process.stdout)
         except EOFError:
@@ -90,15 +95,18 @@ class BackgroundWriters:
         self._lock = threading.Lock()
 
     def submit(self, write: Callable[..., Any], *args: Any) -> None:
-        """Runs `write(*args)` in a worker: `write` a module-level function, `args` picklable."""
-        self._futures.append(self._threads.submit(self._run, write, args))
+        """Runs `write(*args)` in a worker: `write` a module-level function, `args` picklable. They are pickled
+        here, in the caller's thread: a frame pickled by a feeding thread while the caller went on with polars
+        deadlocked once (polars 2.1: both threads waiting on each other's lazily made interned string and
+        lock, in `DataFrame.serialize` and `DataFrame.dtypes`), a run hung in publish."""
+        self._futures.append(self._threads.submit(self._run, _pickled((write, args))))
 
-    def _run(self, write: Callable[..., Any], args: tuple) -> None:
+    def _run(self, message: bytes) -> None:
         with self._lock:
             worker = self._workers.get(threading.get_ident())
             if worker is None:
                 worker = self._workers[threading.get_ident()] = _Worker()
-        worker.run(write, args)
+        worker.run(message)
 
     def wait(self) -> None:
         """Waits for every writer submitted so far; raises the first error."""
@@ -153,9 +161,10 @@ def _serve(parent: int) -> None:
         except Exception as e:
             error = e
         try:
-            _send(stdout, error)
+            answer = _pickled(error)
         except Exception:  # an error that does not pickle: its text
-            _send(stdout, RuntimeError(f"{type(error).__name__}: {error}"))
+            answer = _pickled(RuntimeError(f"{type(error).__name__}: {error}"))
+        _send(stdout, answer)
 
 
 if __name__ == "__main__":
