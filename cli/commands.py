@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -669,11 +670,12 @@ def main(argv: list[str] | None = None) -> int:
         from jointdraw.cli.prefect_server import start_early
 
         start_early()  # before Prefect is even loaded (`_prefect_api`)
-        if args.command == "run":  # the inbox's files hashed while the server starts, for ingest
-            from jointdraw.transforms.registry import KINDS
-            from jointdraw.transforms.storage.hashed_ahead import hash_ahead, registry_files_in
+        if args.command == "run":  # the files ingest will read, hashed while the server starts
+            from jointdraw.transforms.storage.hashed_ahead import hash_ahead
+            from jointdraw.transforms.storage.registry_files import scan_inbox
 
-            hash_ahead(registry_files_in(Path(args.inbox), KINDS))
+            with contextlib.suppress(FileNotFoundError):  # no inbox: ingest says so
+                hash_ahead([f.path for f in scan_inbox(Path(args.inbox)).files])
     if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):
         print(f"jointdraw {args.command}: {problem}", file=sys.stderr)
         return 1

@@ -188,7 +188,7 @@ class _TemporaryServer:
 
             get_logger().info("Stopping temporary server on %s", self.address)
         process, self.process = self.process, None
-        home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+        home = _prefect_home()
         try:
             self._after_stop = open(home / STOP_LOG, "wb")  # noqa: SIM115 - closed below, once the server is gone
         except OSError:
@@ -202,6 +202,11 @@ class _TemporaryServer:
         if self._relaying is not None:  # the server is gone: the rest of its output, then the end of the pipe
             self._relaying.join(timeout=2)
         self._after_stop.close()
+
+
+def _prefect_home() -> Path:
+    """PREFECT_HOME, as Prefect reads it from the environment (default ~/.prefect)."""
+    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
 
 
 def migrations_head() -> str | None:
@@ -226,7 +231,7 @@ def database_is_current() -> bool:
     another home's profiles) and that file is at `migrations_head` already."""
     if any(k.startswith("PREFECT_") and ("DATABASE" in k or k == "PREFECT_PROFILES_PATH") for k in os.environ):
         return False
-    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    home = _prefect_home()
     for settings in (home / "profiles.toml", Path("prefect.toml"), Path(".env")):
         if settings.is_file() and re.search(r"database|home", settings.read_text(errors="replace"), re.I):
             return False

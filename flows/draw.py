@@ -119,7 +119,7 @@ def run_commit(run: RunFolder, plan_file: Path, plan: Plan, reuse: bool = False)
     pre = write_prepublication_tables(plan, items, out / "pre")
     # the directory's digest (its canonical serialisation: 2.4 s at 8M), taken from an earlier run's commit of
     # the same directory files (a quarterly plan drawn from the annual plan's directory: the merge reused)
-    parts_sha256 = [f.sha256 for f in run.stage_record("merge").outputs if f.path.startswith("directory-")]
+    parts_sha256 = [f["sha256"] for f in inputs_from(run.path, "merge", DIRECTORY_PARTS)]
     digest_key = directory_digest_key(parts_sha256, VERSION)
     earlier = earlier_directory_digest(run, digest_key) if reuse else None
     commit = commitment(

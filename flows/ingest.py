@@ -25,9 +25,10 @@ from jointdraw.transforms import settings
 from jointdraw.transforms.registry import KINDS, Kind
 from jointdraw.transforms.stage_records import IngestRecord, ReuseKey, reused_from
 from jointdraw.transforms.storage import ingest_files
+from jointdraw.transforms.storage.hashed_ahead import file_identity
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.registry_files import RegistryFile, scan_inbox
-from jointdraw.transforms.storage.reuse import EarlierResults, file_state, ingest_key, unchanged_since
+from jointdraw.transforms.storage.reuse import EarlierResults, ingest_key, unchanged_since
 from jointdraw.transforms.storage.runfolder import sha256_file
 
 
@@ -48,7 +49,7 @@ def _transient_read_error(task: Any, task_run: Any, state: Any) -> bool:
 def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, earlier: EarlierResults) -> dict[str, Any]:
     """Reads one file and writes its raw and typed Parquet — or takes them from an earlier run that read the
     same bytes (`earlier`) —; returns their records, with the file's reuse key, or the failure."""
-    before = file_state(file.path)
+    before = file_identity(file.path)
     sha256 = None
     if earlier.may_hold(file.relative, before[1]):  # worth hashing first: an earlier run may have read these bytes
         key = ingest_key(file.relative, file.kind, sha256 := sha256_file(file.path))

@@ -53,7 +53,7 @@ from jointdraw.transforms.storage.bundle import (
 )
 from jointdraw.transforms.storage.layout import OutputRoot, RunFolder
 from jointdraw.transforms.storage.reuse import public_directory_key
-from jointdraw.transforms.storage.runfolder import directory_parts, inputs_from
+from jointdraw.transforms.storage.runfolder import DIRECTORY_PARTS, directory_parts, inputs_from
 from jointdraw.transforms.storage.warehouse import (
     append_seal,
     audit_entries,
@@ -87,7 +87,7 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
     # read before the warehouse is opened for writing below: the audit log, and the bundles whose public directory
     # was written from the same directory files (a quarterly plan's, drawn from the annual plan's directory)
     entries = audit_entries(root.path, plan.plan_id)
-    directory_sha256 = [f.sha256 for f in run.stage_record("commit").outputs if f.path.startswith("directory-")]
+    directory_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
     public_directory = public_directory_key(directory_sha256)
     earlier_directory = _earlier_public_directories(root, public_directory) if reuse else []
 

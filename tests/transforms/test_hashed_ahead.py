@@ -2,9 +2,7 @@
 while the file is what it was when it was hashed, and never for a file changed just before."""
 
 import hashlib
-import os
 
-from jointdraw.transforms.registry import KINDS
 from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage import runfolder
 from jointdraw.transforms.storage.runfolder import sha256_file
@@ -31,17 +29,3 @@ def test_a_file_changed_just_before_it_was_hashed_is_hashed_again(tmp_path, monk
     ahead.hash_ahead([f])
     assert ahead.hashed_ahead(f) is None
     assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()
-
-
-def test_what_a_run_hashes_ahead_is_the_inbox_registries_and_no_link(tmp_path):
-    inbox = tmp_path / "inbox"
-    (inbox / "AMR").mkdir(parents=True)
-    (inbox / "ENV").mkdir()
-    for name in ("AMR/objects.csv", "AMR/items.xlsx", "AMR/results.csv", "AMR/readme.txt", "ENV/inspectors.parquet"):
-        (inbox / name).write_bytes(b"x")
-    (tmp_path / "elsewhere.csv").write_bytes(b"secret")
-    os.symlink(tmp_path / "elsewhere.csv", inbox / "ENV" / "objects.csv")  # a link: left to ingest, which refuses it
-    (inbox / "notes.csv").write_bytes(b"x")  # not in a department's folder
-    found = [p.relative_to(inbox).as_posix() for p in ahead.registry_files_in(inbox, KINDS)]
-    assert found == ["AMR/items.xlsx", "AMR/objects.csv", "ENV/inspectors.parquet"]
-    assert ahead.registry_files_in(tmp_path / "missing", KINDS) == []

@@ -8,11 +8,11 @@ import os
 import polars as pl
 
 from jointdraw.transforms.contract.suites import inspector_rules, item_rules, object_rules
+from jointdraw.transforms.storage.hashed_ahead import file_identity
 from jointdraw.transforms.storage.layout import OutputRoot
 from jointdraw.transforms.storage.reuse import (
     EarlierResults,
     date_cuts,
-    file_state,
     ingest_key,
     merge_key,
     unchanged_since,
@@ -127,7 +127,7 @@ def test_a_file_replaced_while_it_was_read_gets_no_key(tmp_path):
     path = tmp_path / "AMR" / "objects.csv"
     path.parent.mkdir()
     path.write_bytes(b"uscc,name\n")
-    before, sha = file_state(path), sha256_file(path)
+    before, sha = file_identity(path), sha256_file(path)
     key = ingest_key("AMR/objects.csv", "objects", sha)
     record = {"kind": "objects", "source": {"path": "AMR/objects.csv", "sha256": sha}}
     assert unchanged_since(path, before, key, record)
@@ -135,4 +135,5 @@ def test_a_file_replaced_while_it_was_read_gets_no_key(tmp_path):
     replaced = write_parquet(pl.DataFrame({"x": [1]}), tmp_path / "new")
     os.replace(replaced, path)
     assert not unchanged_since(path, before, key, record)
-    assert not unchanged_since(path, file_state(path), key, {**record, "source": {**record["source"], "sha256": "0"}})
+    changed_sha256 = {**record, "source": {**record["source"], "sha256": "0"}}
+    assert not unchanged_since(path, file_identity(path), key, changed_sha256)

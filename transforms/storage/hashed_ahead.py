@@ -2,7 +2,7 @@
 thread while it waits for something else, and `runfolder.sha256_file` takes a file's SHA-256 from here
 when the file is still what it was when it was hashed.
 
-    hash_ahead(registry_files_in(inbox))   `jointdraw run`, while Prefect's temporary server starts
+    hash_ahead(paths)                      `jointdraw run`: its inbox's files, while the temporary server starts
     hashed_ahead(path) -> SHA-256 or None  (None: not hashed ahead, or changed since: hash it again)
 
 Why: ingest needs every department file's SHA-256 (for the manifest, and to find an earlier run's result
@@ -78,18 +78,3 @@ def hashed_ahead(path: Path) -> str | None:
         return digest if digest is not None and file_identity(path) == identity else None
     except OSError:
         return None
-
-
-def registry_files_in(inbox: Path, kinds: Iterable[str]) -> list[Path]:
-    """The inbox's registry files (`<DEPT>/<kind>.<ext>`) that a run will read, as plain files (links are
-    left to ingest, which refuses those that leave the inbox)."""
-    stems = set(kinds)
-    if not inbox.is_dir():
-        return []
-    return sorted(
-        f
-        for department in inbox.iterdir()
-        if department.is_dir() and not department.is_symlink()
-        for f in department.iterdir()
-        if f.stem in stems and f.is_file() and not f.is_symlink()
-    )

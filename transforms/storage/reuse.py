@@ -3,7 +3,7 @@ validation, and the merge are taken from an earlier run in the same output root 
 depend on is the same, instead of being computed again.
 
     key = ingest_key(relative, kind, sha256)                 a department file as submitted
-    unchanged_since(path, file_state(path), key, record)     … and still the file ingest just read
+    unchanged_since(path, file_identity(path), key, record)     … and still the file ingest just read
     key = validation_key(kind, department, ingested, rules, typed)   that file's verdicts
     key = merge_key(inputs)                                  the object directory
     key = directory_digest_key(directory_sha256, version)    the commitment's digest of the directory
@@ -39,6 +39,7 @@ from typing import Any
 import polars as pl
 
 from jointdraw.transforms.stage_records import FileRecord, ReusedFrom, ReuseKey
+from jointdraw.transforms.storage.hashed_ahead import Identity, file_identity
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import packaged_dir, reference_dir
 from jointdraw.transforms.storage.runfolder import (
@@ -115,16 +116,10 @@ def ingest_key(relative: str, kind: str, sha256: str) -> str:
     return _key("ingest", file=relative, kind=kind, sha256=sha256)
 
 
-def file_state(path: Path) -> tuple[int, int, int]:
-    """What changes when a file is written (inode, size, modification time): taken before it is hashed."""
-    st = Path(path).stat()
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def unchanged_since(path: Path, before: tuple[int, int, int], key: str, record: dict[str, Any]) -> bool:
+def unchanged_since(path: Path, before: Identity, key: str, record: dict[str, Any]) -> bool:
     """Whether the file ingest just read is still the one `key` was made from (its state as before it was hashed,
     and the SHA-256 ingest recorded the one in the key): a file replaced while it was read gets no key."""
-    return file_state(path) == before and key == ingest_key(
+    return file_identity(path) == before and key == ingest_key(
         record["source"]["path"], record["kind"], record["source"]["sha256"]
     )
 
