@@ -8,7 +8,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jointdraw.transforms.assign import _Pools, _rebalance, avoid_pairs, match_inspectors, workload_spread
+from jointdraw.transforms.assign import (
+    _least_loaded,
+    _Pools,
+    _rebalance,
+    avoid_pairs,
+    match_inspectors,
+    workload_spread,
+)
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.team_rules import team_violations
 from jointdraw.transforms.workdays import working_days
@@ -377,3 +384,19 @@ def test_the_rule_check_knows_modes_roles_and_the_leader():
         "team_size",
     ]
     assert broken(m.team.with_columns(pool=pl.lit("district"))) == ["assign_mode"] * 3 + ["district_pool"] * 3
+
+
+def test_least_loaded_picks_what_sorting_every_candidate_picks():
+    """`_least_loaded` sorts only the few candidates that can be picked: the same picks, in the same order, as
+    sorting them all by (load, rank XOR the task's score, position) — with ties in load and in rank."""
+    rng = np.random.default_rng(2021)
+    for trial in range(3000):
+        people = 300
+        loads = rng.integers(0, int(rng.integers(1, 6)), people)
+        tied = trial % 3 == 0  # ranks of 0–3: ties in rank too
+        rank = rng.integers(0, 4 if tied else 2**63, people, dtype=np.uint64)
+        candidates = np.sort(rng.choice(people, int(rng.integers(1, 200)), replace=False)).astype(np.int64)
+        need = int(rng.integers(1, min(len(candidates), 5) + 1))
+        task_score = np.uint64(rng.integers(0, 2**63))
+        every = candidates[np.lexsort((rank[candidates] ^ task_score, loads[candidates]))][:need].tolist()
+        assert _least_loaded(candidates, need, loads, rank, task_score) == every, trial

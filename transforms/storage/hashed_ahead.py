@@ -27,6 +27,7 @@ from pathlib import Path
 
 Identity = tuple[int, int, int, int]  # inode, size, modification time, change time (ns)
 RACY_SECONDS = 2.0  # a file changed this shortly before it was hashed is not trusted to be unchanged since
+HASH_CHUNK = 1 << 25  # 32 MiB (sha256_of)
 _AHEAD: dict[str, Future[tuple[Identity, str | None]]] = {}
 
 
@@ -36,11 +37,16 @@ def file_identity(path: Path) -> Identity:
 
 
 def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read 4 MiB at a time."""
+    """The SHA-256 of a file's bytes, read into one buffer of up to HASH_CHUNK bytes. Reading and hashing a chunk
+    release the GIL, but each takes it back after: with small chunks a hashing thread waits for the GIL a
+    thousand times a gigabyte while the main thread imports or works (a 2.2 GB file, 4 MiB chunks, next to a busy
+    thread: 7.0 s instead of 1.5 alone; in 32 MiB chunks 2.2 s)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
+    with open(path, "rb", buffering=0) as f:
+        buffer = bytearray(min(max(os.fstat(f.fileno()).st_size, 1 << 16), HASH_CHUNK))  # no new bytes per chunk
+        view = memoryview(buffer)
+        while read := f.readinto(buffer):
+            h.update(view[:read])
     return h.hexdigest()
 
 
