@@ -134,17 +134,19 @@ def with_roles(inspectors: pl.DataFrame) -> pl.DataFrame:
 def share_modes(task_departments: pl.DataFrame, plan: Plan) -> pl.DataFrame:
     """(joint_task_id, department, mode): each share's assign mode — its tasks' own (`assign.mode`)
     or the plan's; of several, the strictest (cross_district, then local_first, then any)."""
-    own = {t.task_id: (t.assign or plan.assign).mode for t in plan.tasks}
     strictness = {m: i for i, m in enumerate(ASSIGN_MODES)}
+    own = {t.task_id: strictness[(t.assign or plan.assign).mode] for t in plan.tasks}
+    plans = strictness[plan.assign.mode]
+    strictest = (
+        pl.col("task_ids")
+        .cast(pl.List(pl.String))  # literal frames may hold empty lists of no type
+        .list.eval(pl.element().replace_strict(own, default=plans, return_dtype=pl.Int64))
+        .list.min()
+        .fill_null(plans)
+    )
+    modes = dict(enumerate(ASSIGN_MODES))
     return task_departments.select(
-        "joint_task_id",
-        "department",
-        mode=pl.col("task_ids").map_elements(
-            lambda ids: min(
-                (own.get(t, plan.assign.mode) for t in ids), key=strictness.__getitem__, default=plan.assign.mode
-            ),
-            return_dtype=pl.String,
-        ),
+        "joint_task_id", "department", mode=strictest.replace_strict(modes, return_dtype=pl.String)
     )
 
 
@@ -541,7 +543,7 @@ def staffing_shares(
     inspectors = base.select(
         *columns,
         expert=pl.lit(None, dtype=pl.String),
-        need=pl.col("is_lead").map_elements(lambda lead: team_need(lead, plan), return_dtype=pl.Int64),
+        need=pl.when("is_lead").then(team_need(True, plan)).otherwise(team_need(False, plan)).cast(pl.Int64),
     )
     experts = base.join(expert_needs(task_departments, items), on=["joint_task_id", "department"]).select(
         *columns, "expert", need=pl.lit(1, dtype=pl.Int64)
