@@ -125,6 +125,28 @@ def _apply(
     return joined["_normalised"].alias(values.name)
 
 
+def few_distinct(how: str) -> bool:
+    """Whether a column normalised by rule `how` holds few distinct values however many rows (classes, enums,
+    dates, lists of codes), unlike text and codes (names, addresses, USCCs): normalised once per distinct value,
+    and written dictionary-encoded."""
+    return how not in ("text", "code", "org_code")
+
+
+def dictionary_columns(kind: Kind) -> list[str]:
+    """The Parquet column paths of the typed table of `kind` that hold few distinct values (`few_distinct`, the
+    derived registered type and its code, `<date>_text`, `submitted_by`, `source_file`): ingest writes them
+    dictionary-encoded, which the next stages read faster (the merge at 8M: 2 s less) for a smaller file."""
+    lists = ("list", "list_code")
+    columns = [
+        f"{name}.list.element" if how in lists or how.startswith("list_enum:") else name
+        for name, how in COLUMNS[kind].items()
+        if few_distinct(how)
+    ]
+    dates = [f"{name}_text" for name, how in COLUMNS[kind].items() if how == "date"]
+    derived = [c for c in DERIVED.get(kind, ()) if c in ("registered_type", "registered_type_code")]
+    return [*columns, *derived, *dates, "submitted_by", "source_file"]
+
+
 def normalise_registry(raw: pl.DataFrame, kind: Kind, department: str) -> pl.DataFrame:
     """The typed table of one file: SPEC columns in SPEC order, then the derived columns (objects:
     `registered_type`, `registered_type_code`, `foreign_invested`, `branch`, `type_conflict`), `<date>_text` columns,
@@ -147,7 +169,7 @@ def normalise_registry(raw: pl.DataFrame, kind: Kind, department: str) -> pl.Dat
             else:
                 cols.append(industry_column(values))
             continue
-        repetitive = how != "text" and (how not in ("code", "org_code") or values.approx_n_unique() < n // 4)
+        repetitive = few_distinct(how) or (how != "text" and values.approx_n_unique() < n // 4)
         cols.append(_apply(values, _rule(how), per_unique=repetitive, already_normal=ALREADY_NORMAL.get(how)))
         if how == "date":
             extra.append(_apply(values, normalise_text, per_unique=True).alias(f"{name}_text"))

@@ -7,11 +7,13 @@ import datetime as dt
 import json
 
 import polars as pl
+import pyarrow.parquet as pq
 import xlsxwriter
 
 from jointdraw.transforms.contract.department_files import file_failures, validate_department_files
 from jointdraw.transforms.contract.suites import inspection_rules
 from jointdraw.transforms.contract.validation import Contract
+from jointdraw.transforms.normalise import dictionary_columns
 from jointdraw.transforms.storage.ingest_files import ingest_file
 from jointdraw.transforms.storage.registry_files import scan_inbox
 
@@ -131,3 +133,18 @@ def test_an_inspections_file_without_a_required_column_fails_its_department(tmp_
     [failed] = file_failures(Contract.ephemeral(), ("inspections",), tmp_path / "01_ingest")
     assert failed["file"] == "AMR/inspections.csv" and failed["department"] == "AMR"
     assert failed["file_problems"] == ["required column `level` is missing"]
+
+
+def test_ingest_writes_the_columns_of_few_distinct_values_dictionary_encoded(tmp_path):
+    """The typed file's classes, enums, dates and bookkeeping columns are dictionary-encoded (the merge and the
+    contract read them faster), its codes and text plain (a dictionary of distinct values only costs time)."""
+    _inbox_file(tmp_path, "ENV", "inspections.csv", GBK_CSV.encode("gbk"))
+    [file] = scan_inbox(tmp_path / "inbox").files
+    ingest_file(file, tmp_path / "inbox", tmp_path / "01_ingest")
+    row_group = pq.ParquetFile(tmp_path / "01_ingest" / "inspections" / "ENV.parquet").metadata.row_group(0)
+    encoded = {
+        row_group.column(i).path_in_schema: "RLE_DICTIONARY" in row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    assert {c for c, dictionary in encoded.items() if dictionary} == set(dictionary_columns("inspections"))
+    assert not encoded["uscc"] and not encoded["name"] and encoded["inspection_kind"] and encoded["source_file"]

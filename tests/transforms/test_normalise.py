@@ -2,7 +2,7 @@ import datetime as dt
 
 import polars as pl
 
-from jointdraw.transforms.normalise import normalise_registry, parse_date
+from jointdraw.transforms.normalise import dictionary_columns, normalise_registry, parse_date
 
 
 def test_dates_in_the_forms_departments_use():
@@ -84,3 +84,19 @@ def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():
                 _apply(messy, rule, per_unique=False, already_normal=ALREADY_NORMAL[how]).to_list()
                 == every_row.to_list()
             ), how
+
+
+def test_the_dictionary_encoded_columns_are_columns_of_the_typed_table():
+    """Ingest writes `dictionary_columns(kind)` dictionary-encoded: each names a column the typed table has (a
+    renamed column would silently be written plain), never a column of distinct values."""
+    for kind in ("objects", "inspectors", "items", "inspections"):
+        raw = pl.DataFrame({"source_file": [f"AMR/{kind}.csv"], "source_line": [2]})
+        typed = normalise_registry(raw, kind, "AMR")
+        named = {c.removesuffix(".list.element") for c in dictionary_columns(kind)}
+        assert named <= set(typed.columns), (kind, named - set(typed.columns))
+        assert all(
+            typed[c.removesuffix(".list.element")].dtype == pl.List(pl.String)
+            for c in dictionary_columns(kind)
+            if c.endswith(".list.element")
+        )
+        assert not named & {"uscc", "name", "address", "inspector_id", "item_id"}

@@ -117,11 +117,12 @@ def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
 
 
 @contextmanager
-def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
+def work_parquet_appender(path: Path, dictionary: Sequence[str] = ()) -> Iterator[Callable[[pl.DataFrame], None]]:
     """A working Parquet file written frame by frame (frames of one schema, each a row group or more),
-    snappy without dictionary pages (ingest's raw and typed rows); in place when the block ends, never half
-    written. Each frame is written on a thread of its own while the caller goes on (pyarrow writes without
-    the GIL), one frame waiting at most; a failed write is raised by the next call or at the end."""
+    snappy, with dictionary pages only for the column paths in `dictionary` (ingest's raw and typed rows: the
+    typed rows' columns of few distinct values); in place when the block ends, never half written. Each frame
+    is written on a thread of its own while the caller goes on (pyarrow writes without the GIL), one frame
+    waiting at most; a failed write is raised by the next call or at the end."""
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
 
@@ -129,10 +130,14 @@ def work_parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]
             nonlocal writer
             table = df.to_arrow(compat_level=pl.CompatLevel.newest())  # string views: no copy of the text
             if writer is None:
-                # no dictionary pages: twice as fast to write, and the next stage reads them once; statistics for
+                # dictionary pages for a column of distinct values cost twice the time for nothing; statistics for
                 # the line numbers only (the rows are in file order, so no other column's min/max skips anything)
                 writer = pq.ParquetWriter(
-                    tmp, table.schema, compression="snappy", use_dictionary=False, write_statistics=WORK_STATISTICS
+                    tmp,
+                    table.schema,
+                    compression="snappy",
+                    use_dictionary=list(dictionary) or False,
+                    write_statistics=WORK_STATISTICS,
                 )
             writer.write_table(table.cast(writer.schema))
 
