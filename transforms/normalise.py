@@ -102,8 +102,10 @@ def _rule(how: str) -> Callable[[pl.Expr], pl.Expr]:
     raise ValueError(f"unknown column rule {how!r}")  # pragma: no cover - COLUMNS is static
 
 
-# Values matching these are already normal: the rule runs only on the others.
-ALREADY_NORMAL = {"code": r"^[0-9A-Z]+$", "org_code": r"^[0-9A-Z]+$", "text": r"^\S+( \S+)*$"}
+# Values matching these are already normal: the rule runs only on the others. (A word of text is neither white
+# space nor an invisible character: `\S` alone let a zero-width space pasted into a name through.)
+_WORD = rf"[^\s{INVISIBLE.removeprefix('[').removesuffix(']')}]+"
+ALREADY_NORMAL = {"code": r"^[0-9A-Z]+$", "org_code": r"^[0-9A-Z]+$", "text": rf"^{_WORD}( {_WORD})*$"}
 
 
 def _apply(
@@ -118,7 +120,7 @@ def _apply(
             return pl.select(rule(pl.lit(values))).to_series().alias(values.name)
         todo = np.flatnonzero(~values.str.contains(already_normal).fill_null(True).to_numpy())
         fixed = pl.select(rule(pl.lit(values.gather(todo)))).to_series()
-        return values.scatter(todo, fixed) if len(todo) else values
+        return values.clone().scatter(todo, fixed) if len(todo) else values  # scatter writes in place: not the caller's
     distinct = values.unique().to_frame()
     mapping = distinct.with_columns(rule(pl.col(values.name)).alias("_normalised"))
     joined = values.to_frame().join(mapping, on=values.name, how="left", nulls_equal=True, maintain_order="left")

@@ -27,7 +27,7 @@ def test_objects_are_typed_and_nothing_is_lost():
     raw = pl.DataFrame(
         {
             "uscc": [" 91350100m000100y43 ", "９１３５０１００Ｍ０００１００Ｙ４３", None],
-            "name": ["  深圳市  华润 有限公司 ", "x", ""],
+            "name": ["  深圳市  华润 有限公司 ", "x\u200b", ""],  # a zero-width space pasted in
             "entity_type": ["企业", " Individual ", "公司制"],
             "status": ["存续", "注销", "状态不详"],
             "credit_risk": ["b", "D类", "E"],
@@ -73,6 +73,9 @@ def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():
             "存续",
             "a；b",
             "已是 正常",
+            "深圳\u200b华润\ufeff公司",  # zero-width characters pasted in with the name
+            "\u2060A",
+            "a\u00a0b\u3000c",
         ],
     )
     for how in ("code", "org_code", "text", "date", "enum:object_status", "list", "list_code"):
