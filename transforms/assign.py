@@ -267,7 +267,7 @@ def _least_loaded(
     """The `need` candidates with the lowest load; ties by rank XOR the task's score (then by position in
     `candidates`). A department's pool holds up to thousands and a share needs two or three: the few with a load
     at most the `need`-th lowest, and of those at that load the few with the lowest tie-breakers, are found in
-    linear time (`np.partition`) and only they are sorted (sorting them all was half of the matching's time)."""
+    linear time (`np.partition`) and only they are sorted (sorting them all was most of the matching loop's time)."""
     load = loads[candidates]
     if len(candidates) > 4 * need:
         at_most = np.partition(load, need - 1)[need - 1]
