@@ -40,11 +40,14 @@ from jointdraw.transforms.storage.runfolder import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs one jointdraw command in this child process and prints its peak RSS (KiB) last.
+# Runs one jointdraw command in this child process as the `jointdraw` script does (main() reading sys.argv: what a
+# user's command does before the flow — the temporary server started before Prefect is imported, the inbox hashed
+# meanwhile — is timed too) and prints its peak RSS (KiB) last.
 CHILD = """
 import json, resource, sys
 from jointdraw.cli.commands import main
-code = main(sys.argv[1:])
+sys.argv[0] = "jointdraw"
+code = main()
 print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "children_peak_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
 """
