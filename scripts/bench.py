@@ -15,7 +15,8 @@ of the inbox where one department's file changed (an inspectors file, then an ob
 reusing what did not change.
 `--growth`: the whole flow once per size, time and peak per size. Without `--whole-only` each
 stage runs in its own process so its peak memory is its own (each process also pays Prefect's
-temporary server, which the stage's own seconds do not include).
+temporary server, which the stage's own seconds do not include). Every command runs in a child process as the
+`jointdraw` script runs it, with what it does before the flow.
 """
 
 from __future__ import annotations
