@@ -136,13 +136,13 @@ def share_modes(task_departments: pl.DataFrame, plan: Plan) -> pl.DataFrame:
     or the plan's; of several, the strictest (cross_district, then local_first, then any)."""
     strictness = {m: i for i, m in enumerate(ASSIGN_MODES)}
     own = {t.task_id: strictness[(t.assign or plan.assign).mode] for t in plan.tasks}
-    plans = strictness[plan.assign.mode]
+    plan_wide = strictness[plan.assign.mode]
     strictest = (
         pl.col("task_ids")
         .cast(pl.List(pl.String))  # literal frames may hold empty lists of no type
-        .list.eval(pl.element().replace_strict(own, default=plans, return_dtype=pl.Int64))
+        .list.eval(pl.element().replace_strict(own, default=plan_wide, return_dtype=pl.Int64))
         .list.min()
-        .fill_null(plans)
+        .fill_null(plan_wide)
     )
     modes = dict(enumerate(ASSIGN_MODES))
     return task_departments.select(
@@ -269,7 +269,7 @@ def _least_loaded(
     at most the `need`-th lowest, and of those at that load the few with the lowest tie-breakers, are found in
     linear time (`np.partition`) and only they are sorted (sorting them all was most of the matching loop's time)."""
     load = loads[candidates]
-    if len(candidates) > 4 * need:
+    if len(candidates) > 4 * need:  # a handful is sorted as quickly as it is partitioned
         at_most = np.partition(load, need - 1)[need - 1]
         below, at = load < at_most, np.flatnonzero(load == at_most)
         wanted = need - int(below.sum())

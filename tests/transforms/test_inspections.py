@@ -147,4 +147,5 @@ def test_ingest_writes_the_columns_of_few_distinct_values_dictionary_encoded(tmp
         for i in range(row_group.num_columns)
     }
     assert {c for c, dictionary in encoded.items() if dictionary} == set(dictionary_columns("inspections"))
+    assert "inspection_date" in dictionary_columns("inspections")  # a date column, not only text
     assert not encoded["uscc"] and not encoded["name"] and encoded["inspection_kind"] and encoded["source_file"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jointdraw.transforms.storage.hashed_ahead import hashed_ahead, sha256_of
@@ -116,10 +117,16 @@ def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+def _leaf_paths(schema: pa.Schema, columns: Sequence[str]) -> list[str]:
+    """Parquet's paths of the values of these columns: a list column's values are `<name>.list.element`."""
+    lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_list_view, pa.types.is_large_list_view)
+    return [f"{c}.list.element" if any(is_list(schema.field(c).type) for is_list in lists) else c for c in columns]
+
+
 @contextmanager
 def work_parquet_appender(path: Path, dictionary: Sequence[str] = ()) -> Iterator[Callable[[pl.DataFrame], None]]:
     """A working Parquet file written frame by frame (frames of one schema, each a row group or more),
-    snappy, with dictionary pages only for the column paths in `dictionary` (ingest's raw and typed rows: the
+    snappy, with dictionary pages only for the columns named in `dictionary` (ingest's raw and typed rows: the
     typed rows' columns of few distinct values); in place when the block ends, never half written. Each frame
     is written on a thread of its own while the caller goes on (pyarrow writes without the GIL), one frame
     waiting at most; a failed write is raised by the next call or at the end."""
@@ -136,7 +143,7 @@ def work_parquet_appender(path: Path, dictionary: Sequence[str] = ()) -> Iterato
                     tmp,
                     table.schema,
                     compression="snappy",
-                    use_dictionary=list(dictionary) or False,
+                    use_dictionary=_leaf_paths(table.schema, dictionary) or False,
                     write_statistics=WORK_STATISTICS,
                 )
             writer.write_table(table.cast(writer.schema))
