@@ -60,7 +60,7 @@ def _disjoint_prefixes(prefixes: list[str]) -> list[str]:
 
 def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
     """One row per (task, industry prefix) in the task's scope — every section for a 不定向 task —
-    with the prefix's join cell (its first 1–3 characters) and the task's other filters."""
+    with the task's other filters."""
     rows = []
     for t in plan.tasks:
         s = t.scope
@@ -72,8 +72,6 @@ def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
                     "department": t.department,
                     "score_key": keys[t.task_id],
                     "prefix": prefix,
-                    "cell": prefix[:3],
-                    "cell_len": min(len(prefix), 3),
                     "entity_types": list(s.entity_types) if s else [],
                     "districts": list(s.districts) if s else [],
                     "tags": list(s.tags) if s else [],
@@ -87,8 +85,6 @@ def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
         "department": pl.String,
         "score_key": pl.String,
         "prefix": pl.String,
-        "cell": pl.String,
-        "cell_len": pl.Int32,
         "entity_types": pl.List(pl.String),
         "districts": pl.List(pl.String),
         "tags": pl.List(pl.String),
@@ -125,7 +121,9 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
 
 
 def _eligible_view(con: duckdb.DuckDBPyConnection, plan: Plan, keys: dict[str, str]) -> None:
-    """The view `eligible` (task_id, score_key, uscc, credit_risk: sql/draw_eligible.sql) under these keys."""
+    """The view `eligible` (task_id, score_key, uscc, credit_risk: sql/draw_eligible.sql) under these keys, and
+    the temp table `covered` it reads (every (department, industry code) of the directory with the scopes that
+    cover it)."""
     con.register("task_scopes", task_scopes(plan, keys))
     con.execute(sql_text("draw_eligible"))
 

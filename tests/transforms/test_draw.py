@@ -100,6 +100,34 @@ def test_k_per_stratum_is_the_rule_and_the_lowest_scores_win():
     assert not set(draws["uscc"]) & set(directory.filter(pl.col("status") != "active")["uscc"])
 
 
+def test_industry_prefixes_of_every_length_select_the_codes_that_start_with_them():
+    """A section, a division, a group and a class (and a prefix another prefix covers) select exactly the objects
+    whose industry code starts with one of them: the prefixes are matched per distinct code, not per object."""
+    codes = ["H", "H62", "H621", "H6210", "H6290", "I6513", "I651", "C1311", "C131", "C13110", "F52", "F5211", None]
+    directory = _directory(len(codes) * 4).with_columns(
+        industry_code=pl.Series([codes[i % len(codes)] for i in range(len(codes) * 4)]),
+        departments=pl.lit(["AMR"]),
+        status=pl.lit("active"),
+    )
+    scopes = {
+        "sections": ["H"],
+        "covered": ["H", "H62"],
+        "group-and-class": ["H621", "I6513", "C1311"],
+        "division": ["F52"],
+        "none-listed": ["C1312"],
+    }
+    plan = _plan([Task(task_id=t, department="AMR", items=["AMR-001"], count=1, scope=Scope(industries=p)) for t, p in scopes.items()])
+    con = _connection(directory)
+    keep_eligible_pairs(con, plan)
+    pairs = con.sql("select task_id, uscc from eligible_pairs").pl()
+    for task_id, prefixes in scopes.items():
+        wanted = directory.filter(
+            pl.any_horizontal(pl.col("industry_code").str.starts_with(p) for p in prefixes).fill_null(False)
+        )["uscc"]
+        assert sorted(pairs.filter(pl.col("task_id") == task_id)["uscc"]) == sorted(wanted), task_id
+    assert pairs.filter(pl.col("task_id") == "sections").height == 5 * 4  # H, H62, H621, H6210, H6290
+
+
 def test_the_result_depends_only_on_seed_and_eligible_sets():
     directory, plan = _directory(), _plan([AMR_RATIO, HLT_COUNT])
     one, _ = _draw(directory, plan, threads=1)

@@ -1,19 +1,31 @@
 -- The eligible (task, object) pairs of a plan (SPEC §4.4), as a view that is never stored:
 -- active objects that the task's department lists, in the task's scope, minus
 -- exclusions. `task_scopes` has one row per industry prefix a task covers (every section for
--- a 不定向 task), with its `cell`: the prefix's first 1, 2 or 3 characters. Objects meet tasks
--- in equi-joins on (department, cell) — no per-row pattern matching over every object.
+-- a 不定向 task). The prefixes are matched once against every (department, industry code) the
+-- directory lists (the temp table `covered`: a few thousand rows), and objects meet their tasks
+-- in one equi-join on (department, industry code) — no per-object pattern matching.
+create or replace temp table covered as
+with codes as (
+    select distinct
+        unnest(departments) as department,
+        industry_code
+    from directory
+    where status = 'active'
+)
+
+select
+    t.*,
+    c.industry_code
+from task_scopes t join codes c on t.department = c.department and starts_with(c.industry_code, t.prefix);
+
 create or replace temp view eligible as
-with objects as not materialized (  -- streamed into each join, never held whole
+with objects as not materialized (  -- streamed into the join, never held whole
     -- an entity without a USCC is drawn by its entity key (ORG:… / REG:…) in the USCC's place (SPEC §4.4)
     select
         unnest(departments) as department,
         entity_key as uscc,
         credit_risk,
         industry_code,
-        left(industry_code, 1) as cell1,
-        left(industry_code, 2) as cell2,
-        left(industry_code, 3) as cell3,
         entity_type,
         district_code,
         tags,
@@ -24,48 +36,18 @@ with objects as not materialized (  -- streamed into each join, never held whole
     where status = 'active'
 ),
 
-in_cells as (
+in_industries as (
     select
         t.*,
         o.uscc,
         o.credit_risk,
-        o.industry_code,
         o.entity_type,
         o.district_code,
         o.tags as object_tags,
         o.registered_type_code,
         o.foreign_invested as object_foreign_invested,
         o.branch as object_branch
-    from task_scopes t join objects o on t.department = o.department and t.cell = o.cell1
-    where t.cell_len = 1
-    union all by name
-    select
-        t.*,
-        o.uscc,
-        o.credit_risk,
-        o.industry_code,
-        o.entity_type,
-        o.district_code,
-        o.tags as object_tags,
-        o.registered_type_code,
-        o.foreign_invested as object_foreign_invested,
-        o.branch as object_branch
-    from task_scopes t join objects o on t.department = o.department and t.cell = o.cell2
-    where t.cell_len = 2
-    union all by name
-    select
-        t.*,
-        o.uscc,
-        o.credit_risk,
-        o.industry_code,
-        o.entity_type,
-        o.district_code,
-        o.tags as object_tags,
-        o.registered_type_code,
-        o.foreign_invested as object_foreign_invested,
-        o.branch as object_branch
-    from task_scopes t join objects o on t.department = o.department and t.cell = o.cell3
-    where t.cell_len = 3
+    from covered t join objects o on t.department = o.department and t.industry_code = o.industry_code
 ),
 
 in_scope as (
@@ -74,11 +56,10 @@ in_scope as (
         score_key,
         uscc,
         credit_risk
-    from in_cells
-    -- 定向 filters; an empty list is no filter. A prefix longer than its cell (C1311) is checked here.
+    from in_industries
+    -- 定向 filters; an empty list is no filter
     where
-        (len(prefix) <= 3 or starts_with(industry_code, prefix))
-        and (len(entity_types) = 0 or list_contains(entity_types, entity_type))
+        (len(entity_types) = 0 or list_contains(entity_types, entity_type))
         and (len(districts) = 0 or list_contains(districts, district_code))
         and (len(tags) = 0 or list_has_any(tags, object_tags))
         -- the type as registered: its code, or what the type-code table says of it (a blank type says nothing)
