@@ -4,11 +4,14 @@ same bundle; after one department's file changed only that file (and the merge) 
 the bundle is the one a run with --no-reuse publishes."""
 
 import json
+import os
 import shutil
+from collections import Counter
 
 from jointdraw.cli.commands import main
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
+from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage.bundle import bundle_file
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
@@ -53,9 +56,16 @@ def _pages(run_dir) -> list[str]:
 
 
 def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_bytes(
-    prefect_server, dirty_run, dirty_city, tmp_path
+    prefect_server, dirty_run, dirty_city, tmp_path, monkeypatch
 ):
     out = _out_with_the_first_run(dirty_run, tmp_path / "out")
+    reads = Counter()  # inode → how many times its bytes were hashed
+
+    def counted(path, sha256_of=ahead.sha256_of):
+        reads[os.stat(path).st_ino] += 1
+        return sha256_of(path)
+
+    monkeypatch.setattr(ahead, "sha256_of", counted)
     summary = plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="again")
     # what the log says: per file, and in each stage's line
     assert summary["stages"]["ingest"].line().endswith("40 files (40 of 40 files reused from earlier runs)")
@@ -72,6 +82,8 @@ def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_byt
     ]
     taken, source = (out / "runs" / r / "03_merge" / "directory-000.parquet" for r in ("again", "dirty"))
     assert taken.stat().st_ino == source.stat().st_ino
+    # verified once (reuse.py), then known through the links into the merge and the commit (hashed_ahead.py)
+    assert reads[taken.stat().st_ino] == 1
     # Data Docs still show every file's validation (the taken files' kept GX results)
     assert _pages(out / "runs" / "again") == _pages(dirty_run) and len(_pages(dirty_run)) == 44
     assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID) == []

@@ -1,11 +1,12 @@
-"""Files hashed ahead (transforms/storage/hashed_ahead.py): `sha256_file` takes a file's SHA-256 from there only
-while the file is what it was when it was hashed, and never for a file changed just before."""
+"""Files hashed ahead or hashed already (transforms/storage/hashed_ahead.py): `sha256_file` takes a file's SHA-256
+from there only while the file is what it was when it was hashed (a link or a rename of our own aside), and never
+for a file whose bytes were written just before."""
 
 import hashlib
+import os
 
 from jointdraw.transforms.storage import hashed_ahead as ahead
-from jointdraw.transforms.storage import runfolder
-from jointdraw.transforms.storage.runfolder import sha256_file
+from jointdraw.transforms.storage.runfolder import link_file, sha256_file
 
 FIRST, SECOND = b"uscc\n91440300MA5FXXXX1X\n", b"uscc\n91440300MA5FXXXX1X\n91440300MA5FYYYY2Y\n"
 
@@ -15,7 +16,8 @@ def test_a_file_hashed_ahead_is_not_read_again_until_it_changes(tmp_path, monkey
     f = tmp_path / "objects.csv"
     f.write_bytes(FIRST)
     ahead.hash_ahead([f])
-    monkeypatch.setattr(runfolder, "sha256_of", lambda path: "read again")
+    assert ahead.hashed_ahead(f) == hashlib.sha256(FIRST).hexdigest()  # waits for the thread
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
     assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()  # from the thread: not read again
     f.write_bytes(SECOND)  # a department's corrected file, written over the first
     assert ahead.hashed_ahead(f) is None and sha256_file(f) == "read again"
@@ -29,3 +31,53 @@ def test_a_file_changed_just_before_it_was_hashed_is_hashed_again(tmp_path, monk
     ahead.hash_ahead([f])
     assert ahead.hashed_ahead(f) is None
     assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()
+
+
+def _old(path, seconds=60):
+    """`path` as a file whose bytes were written `seconds` ago (as a department's file, an earlier run's)."""
+    written = path.stat().st_mtime_ns - seconds * 10**9
+    os.utime(path, ns=(written, written))
+    return path
+
+
+def test_a_file_hashed_once_is_not_read_again_until_anything_changes_it(tmp_path, monkeypatch):
+    f = tmp_path / "directory-000.parquet"
+    f.write_bytes(FIRST)
+    _old(f)
+    assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()  # remembered
+    before = f.stat()
+    f.write_bytes(FIRST.replace(b"X", b"Z"))  # other bytes of the same size, the time set back (cp -p, rsync -t)
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert f.stat().st_mtime_ns == before.st_mtime_ns and sha256_file(f) == "read again"  # its change time told
+
+
+def test_a_file_written_just_before_it_was_hashed_is_hashed_again(tmp_path, monkeypatch):
+    f = tmp_path / "draws.parquet"
+    f.write_bytes(FIRST)
+    assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    assert sha256_file(f) == "read again"
+
+
+def test_a_link_or_a_rename_of_our_own_keeps_what_is_known_but_a_copy_is_hashed(tmp_path, monkeypatch):
+    merged = tmp_path / "03_merge" / "directory-000.parquet"
+    merged.parent.mkdir()
+    merged.write_bytes(FIRST)
+    digest = sha256_file(_old(merged))
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    committed = link_file(merged, tmp_path / "04_commit" / "directory-000.parquet")  # a link changes the change time
+    assert sha256_file(committed) == digest and sha256_file(merged) == digest
+    renamed = tmp_path / "04_commit" / "renamed.parquet"
+    os.replace(committed, renamed)
+    ahead.same_file(committed, renamed)
+    assert sha256_file(renamed) == digest
+    os.chmod(renamed, 0o600)  # not ours: the change time tells
+    assert sha256_file(renamed) == "read again"
+
+    def no_links(source, target):
+        raise OSError("links not allowed")
+
+    monkeypatch.setattr(os, "link", no_links)  # another file system: copied, a new file
+    assert sha256_file(link_file(merged, tmp_path / "copied.parquet")) == "read again"

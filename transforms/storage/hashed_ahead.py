@@ -1,18 +1,31 @@
-"""Files hashed ahead (先行计算摘要): a command that is about to read files hashes them on a background
-thread while it waits for something else, and `runfolder.sha256_file` takes a file's SHA-256 from here
-when the file is still what it was when it was hashed.
+"""Files hashed ahead, or hashed already (先行计算摘要): a command that is about to read files hashes them on a
+background thread while it waits for something else, every file it hashes is remembered, and
+`runfolder.sha256_file` takes a file's SHA-256 from here when the file is still what it was when it was hashed.
 
     hash_ahead(paths)                      `jointdraw run`: its inbox's files, while the temporary server starts
     hashed_ahead(path) -> SHA-256 or None  (None: not hashed ahead, or changed since: hash it again)
+    hashed(path) -> SHA-256                hashed now, and remembered for this process
+    remembered(path) -> SHA-256 or None    hashed ahead or hashed already, and unchanged since
+    same_file(source, target)              after this process linked or renamed `source` to `target`
 
 Why: ingest needs every department file's SHA-256 (for the manifest, and to find an earlier run's result
 of the same bytes: transforms/storage/reuse.py), 2.5 GB at 8M objects, about 3 s of one core; the command
-waits 4-6 s for its temporary server with one core mostly idle. A file "still what it was" has the
-same inode, size, modification time and change time (ns) as before it was hashed; any write changes the
-change time, which no program can set back. The kernel stamps those times from a clock that ticks every
-few milliseconds, so a file written shortly before it was hashed could be written again within the same
-tick unseen: such a file (changed less than RACY_SECONDS before it was hashed) is hashed again when it
-is asked for, as git does with its "racily clean" files.
+waits 4-6 s for its temporary server with one core mostly idle. And a quarterly run that reuses the annual
+run's directory verifies it (reuse.py hashes it), then links it into its merge and its commit, which record
+it: 0.9 s of hashing the same 800 MB again at 8M, saved by remembering.
+
+A file "still what it was" has the same inode, size, modification time and change time (ns) as when it was
+hashed; any write changes the change time, which no program can set back (one that writes and then sets
+the modification time back, as `cp -p`, `rsync -t` or tar do, still changes it). The kernel stamps those
+times from a clock that ticks every few milliseconds, so a file written shortly before it was hashed could
+be written again within the same tick unseen: a file whose bytes were written less than RACY_SECONDS before
+it was hashed (its modification time) is hashed again when it is asked for, as git does with its "racily
+clean" files. A file's change time alone may be recent (a link, a rename): a write after the hashing would
+still give it a new modification time.
+
+A link or a rename of our own (`same_file`) changes the change time of the inode, not its bytes: the
+SHA-256 known for `source` holds for `target` when `target` is the same inode with the same size and
+modification time, and is remembered under its new change time (for `source` too, when it is still there).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ Identity = tuple[int, int, int, int]  # inode, size, modification time, change t
 RACY_SECONDS = 2.0  # a file changed this shortly before it was hashed is not trusted to be unchanged since
 HASH_CHUNK = 1 << 25  # 32 MiB (sha256_of)
 _AHEAD: dict[str, Future[tuple[Identity, str | None]]] = {}
+_KNOWN: dict[str, tuple[Identity, str]] = {}  # hashed already (`hashed`), or known through a link (`same_file`)
 
 
 def file_identity(path: Path) -> Identity:
@@ -50,11 +64,15 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def _settled(identity: Identity) -> bool:
+    """Whether the file's bytes were written RACY_SECONDS or more ago (its modification time)."""
+    return time.time_ns() - identity[2] > RACY_SECONDS * 1e9
+
+
 def _identity_and_sha256(path: Path) -> tuple[Identity, str | None]:
-    """The file's identity, and its SHA-256 unless it changed too shortly before (then None)."""
+    """The file's identity, and its SHA-256 unless its bytes were written too shortly before (then None)."""
     before = file_identity(path)
-    settled = time.time_ns() - max(before[2], before[3]) > RACY_SECONDS * 1e9
-    return before, sha256_of(path) if settled else None
+    return before, sha256_of(path) if _settled(before) else None
 
 
 def hash_ahead(paths: Iterable[Path]) -> None:
@@ -84,3 +102,46 @@ def hashed_ahead(path: Path) -> str | None:
         return digest if digest is not None and file_identity(path) == identity else None
     except OSError:
         return None
+
+
+def hashed(path: Path) -> str:
+    """The file's SHA-256, read now; remembered (`remembered`) when its bytes had settled and it did not change
+    while it was read."""
+    before = file_identity(path)
+    digest = sha256_of(path)
+    if _settled(before) and file_identity(path) == before:
+        _KNOWN[os.path.abspath(path)] = (before, digest)
+    return digest
+
+
+def remembered(path: Path) -> str | None:
+    """The file's SHA-256 if it was hashed ahead or hashed already (`hashed`, `same_file`) and has not changed
+    since; else None."""
+    entry = _KNOWN.get(os.path.abspath(path))
+    if entry is not None:
+        try:
+            if file_identity(path) == entry[0]:
+                return entry[1]
+        except OSError:
+            return None
+    return hashed_ahead(path)
+
+
+def same_file(source: Path, target: Path) -> None:
+    """After this process made `target` a link to `source`, or renamed `source` to `target`: the SHA-256 known for
+    `source` holds for `target` (and still for `source`) when `target` is the inode that was hashed, with its size
+    and modification time (only its change time is new)."""
+    entry = _KNOWN.get(os.path.abspath(source))
+    if entry is None:
+        ahead = _AHEAD.get(os.path.abspath(source))
+        if ahead is None or not ahead.done() or ahead.exception() is not None or ahead.result()[1] is None:
+            return
+        entry = ahead.result()  # type: ignore[assignment]
+    (identity, digest), same = entry, slice(0, 3)  # inode, size, modification time
+    for path in (target, source):
+        try:
+            now = file_identity(path)
+        except OSError:
+            continue
+        if now[same] == identity[same]:
+            _KNOWN[os.path.abspath(path)] = (now, digest)

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jointdraw.transforms.storage.hashed_ahead import hashed_ahead, sha256_of
+from jointdraw.transforms.storage.hashed_ahead import hashed, remembered, same_file
 
 STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
@@ -52,9 +52,9 @@ def new_run_id(plan_id: str, now: dt.datetime | None = None) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes (taken from transforms/storage/hashed_ahead.py when it was hashed ahead and
-    has not changed since)."""
-    return hashed_ahead(path) or sha256_of(path)
+    """The SHA-256 of a file's bytes (taken from transforms/storage/hashed_ahead.py when it was hashed ahead or
+    hashed already and has not changed since)."""
+    return remembered(path) or hashed(path)
 
 
 DIRECTORY_PARTS = "directory-[0-9][0-9][0-9].parquet"  # the object directory's files in a stage's folder
@@ -201,6 +201,7 @@ def link_file(source: Path, path: Path) -> Path:
     nothing writes in place (every writer replaces files)."""
     with atomic_path(path) as tmp:
         link_or_copy(source, tmp)
+    same_file(source, path)  # a link: the SHA-256 known for `source` holds (a copy: it is hashed when asked for)
     return path
 
 
