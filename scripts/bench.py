@@ -268,10 +268,10 @@ def _quarterly(city: Path, out: Path) -> dict:
     file changed (the merge is reused too), then its objects file (the merge is redone)."""
     plan = next((city / "plans").glob("*-Q*.yaml"))
     inboxes = {kind: _changed_inbox(city, out, kind) for kind in ("inspectors", "objects")}
-    # departments' files arrive before a run, not the instant it starts: linking the inbox changed every file's
-    # change time, and a file changed less than RACY_SECONDS before it is hashed ahead is hashed again by ingest
-    # (README "The inbox hashed ahead"): the 2.2 GB export's hash would be timed in ingest, not beside the
-    # temporary server's start where a real quarterly run pays it
+    # departments' files arrive before a run, not the instant it starts: a file whose bytes were written less than
+    # RACY_SECONDS before it is hashed ahead is hashed again by ingest (README "The inbox hashed ahead"), so the
+    # changed file, written just now, would be hashed in ingest, not beside the temporary server's start where a
+    # real quarterly run pays it
     time.sleep(RACY_SECONDS)
     runs = {}
     for kind, inbox in inboxes.items():
