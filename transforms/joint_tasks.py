@@ -46,6 +46,10 @@ def _sorted_unique(col: str) -> pl.Expr:
     return pl.col(col).explode().unique().sort()
 
 
+# what a joint task carries of its entity's directory row (besides the uscc)
+ENTITY_ATTRIBUTES = ("name", "district_code", "address", "credit_risk")
+
+
 def fuse_draws(draws: pl.DataFrame, items: pl.DataFrame, directory: pl.DataFrame, plan_id: str) -> Fused:
     """One joint task per entity drawn (sorted by joint_task_id), and its departments."""
     is_key = dict(items.select("item_id", pl.col("category") == "key").iter_rows())
@@ -68,7 +72,7 @@ def fuse_draws(draws: pl.DataFrame, items: pl.DataFrame, directory: pl.DataFrame
             joint_task_id=joint_task_id(plan_id, pl.col("uscc")),
         )
     )
-    attributes = directory.select("uscc", "name", "district_code", "address", "credit_risk")
+    attributes = directory.select("uscc", *ENTITY_ATTRIBUTES)
     joint = (
         per_department.group_by("joint_task_id", "uscc")
         .agg(
