@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.merge import drawn_entities
 from jointdraw.transforms.partition import ORDER, lowest_k_rows
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.reference import industry_sections
@@ -242,12 +242,7 @@ def published_draws(plan: Plan, draws: pl.DataFrame, directory: ParquetFiles) ->
             "item_ids": [list(t.items) for t in plan.tasks],
         }
     )
-    names = (
-        pl.scan_parquet(parquet_paths(directory))
-        .select(DRAWN_ID, "name", "district_code")
-        .join(draws.select("uscc").unique().lazy(), on="uscc", how="semi")
-        .collect(engine="streaming")
-    )
+    names = drawn_entities(directory, draws["uscc"], "name", "district_code")
     return (
         draws.join(tasks, on="task_id", how="left")
         .join(names, on="uscc", how="left")

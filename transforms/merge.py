@@ -36,12 +36,26 @@ import polars as pl
 
 from jointdraw.transforms import settings
 from jointdraw.transforms.storage.packaged import sql_text
+from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths
 
 REGISTRATION_AUTHORITY = "AMR"
 # What names an entity in everything drawn from the directory (draws, joint tasks, teams, results,
 # history): its USCC or, without one, its entity key (ORG:<organisation code> / REG:<registration
 # number>), which SPEC §4.4 scores in place of the USCC — so no eligible entity is undrawable.
 DRAWN_ID = pl.col("entity_key").alias("uscc")
+
+
+def drawn_entities(directory: ParquetFiles, usccs: pl.Series, *columns: str) -> pl.DataFrame:
+    """The directory's rows (uscc as `DRAWN_ID`, and `columns`) of the entities in `usccs`: a filter, not a semi
+    join, so polars reads the other columns only for the rows it keeps (at 8M: 0.27 s instead of 0.9)."""
+    return (
+        pl.scan_parquet(parquet_paths(directory))
+        .select(DRAWN_ID, *columns)
+        .filter(pl.col("uscc").is_in(usccs.unique().implode()))
+        .collect()
+    )
+
+
 # Full-width ASCII (U+FF01–FF5E) and the ideographic space fold to ASCII, as NFKC folds them.
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
 HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "

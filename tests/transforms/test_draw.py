@@ -116,7 +116,12 @@ def test_industry_prefixes_of_every_length_select_the_codes_that_start_with_them
         "division": ["F52"],
         "none-listed": ["C1312"],
     }
-    plan = _plan([Task(task_id=t, department="AMR", items=["AMR-001"], count=1, scope=Scope(industries=p)) for t, p in scopes.items()])
+    plan = _plan(
+        [
+            Task(task_id=t, department="AMR", items=["AMR-001"], count=1, scope=Scope(industries=p))
+            for t, p in scopes.items()
+        ]
+    )
     con = _connection(directory)
     keep_eligible_pairs(con, plan)
     pairs = con.sql("select task_id, uscc from eligible_pairs").pl()

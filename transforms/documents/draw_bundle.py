@@ -34,7 +34,7 @@ from jointdraw.transforms.documents.report import (
 from jointdraw.transforms.documents.seal import SEAL_PAGES, fill_seal, seal_of
 from jointdraw.transforms.draw import score_keys
 from jointdraw.transforms.entity_check import stratum_cutoffs
-from jointdraw.transforms.merge import DRAWN_ID
+from jointdraw.transforms.merge import drawn_entities
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.redraw import apply_redraws, redraw_table, redraws_for_people, redraws_of
 from jointdraw.transforms.stage_records import stage_accounting
@@ -147,9 +147,7 @@ def _write_teams(
 
 def _drawn_people(commit_dir: Path, joint_tasks: pl.DataFrame) -> pl.DataFrame:
     """(uscc, entity_type, operator_name) of the drawn entities: what the notice masks names by."""
-    people = pl.scan_parquet(directory_parts(commit_dir)).select("entity_key", "entity_type", "operator_name")
-    # a filter, not a semi join: polars reads the other two columns only for the rows it keeps
-    return people.filter(pl.col("entity_key").is_in(joint_tasks["uscc"].implode())).with_columns(DRAWN_ID).collect()
+    return drawn_entities(directory_parts(commit_dir), joint_tasks["uscc"], "entity_type", "operator_name")
 
 
 class EarlierFile(NamedTuple):
