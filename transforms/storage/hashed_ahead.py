@@ -6,7 +6,7 @@ background thread while it waits for something else, every file it hashes is rem
     hashed_ahead(path) -> SHA-256 or None  (None: not hashed ahead, or changed since: hash it again)
     hashed(path) -> SHA-256                hashed now, and remembered for this process
     remembered(path) -> SHA-256 or None    hashed ahead or hashed already, and unchanged since
-    same_file(source, target)              after this process linked or renamed `source` to `target`
+    with same_bytes(source, target): …     around a link or a rename of our own: what is known holds
 
 Why: ingest needs every department file's SHA-256 (for the manifest, and to find an earlier run's result
 of the same bytes: transforms/storage/reuse.py), 2.5 GB at 8M objects, about 3 s of one core; the command
@@ -23,9 +23,10 @@ it was hashed (its modification time) is hashed again when it is asked for, as g
 clean" files. A file's change time alone may be recent (a link, a rename): a write after the hashing would
 still give it a new modification time.
 
-A link or a rename of our own (`same_file`) changes the change time of the inode, not its bytes: the
-SHA-256 known for `source` holds for `target` when `target` is the same inode with the same size and
-modification time, and is remembered under its new change time (for `source` too, when it is still there).
+A link or a rename of our own (`same_bytes`) changes the change time of the inode, not its bytes: the
+SHA-256 known for `source` just before it (the file unchanged since it was hashed, change time included)
+holds after it for `target` when `target` is the same inode with the same size and modification time, and
+is remembered under its new change time (for `source` too, when it is still there).
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 
 Identity = tuple[int, int, int, int]  # inode, size, modification time, change time (ns)
 RACY_SECONDS = 2.0  # a file changed this shortly before it was hashed is not trusted to be unchanged since
 HASH_CHUNK = 1 << 25  # 32 MiB (sha256_of)
 _AHEAD: dict[str, Future[tuple[Identity, str | None]]] = {}
-_KNOWN: dict[str, tuple[Identity, str]] = {}  # hashed already (`hashed`), or known through a link (`same_file`)
+_KNOWN: dict[str, tuple[Identity, str]] = {}  # hashed already (`hashed`), or known through a link (`same_bytes`)
 
 
 def file_identity(path: Path) -> Identity:
@@ -94,12 +96,26 @@ def hash_ahead(paths: Iterable[Path]) -> None:
 def hashed_ahead(path: Path) -> str | None:
     """The file's SHA-256 if it was hashed ahead (waiting for it when it is being hashed), had settled then and
     has not changed since; else None."""
+    entry = _unchanged(path, _ahead(path))
+    return entry[1] if entry is not None else None
+
+
+def _ahead(path: Path) -> tuple[Identity, str] | None:
+    """(identity, SHA-256) as the hash-ahead thread found the file (waiting for it), if it had settled."""
     future = _AHEAD.get(os.path.abspath(path))
     if future is None:
         return None
     try:
         identity, digest = future.result()
-        return digest if digest is not None and file_identity(path) == identity else None
+    except OSError:
+        return None
+    return (identity, digest) if digest is not None else None
+
+
+def _unchanged(path: Path, entry: tuple[Identity, str] | None) -> tuple[Identity, str] | None:
+    """`entry` if the file still has the identity it records."""
+    try:
+        return entry if entry is not None and file_identity(path) == entry[0] else None
     except OSError:
         return None
 
@@ -114,30 +130,28 @@ def hashed(path: Path) -> str:
     return digest
 
 
+def _valid(path: Path) -> tuple[Identity, str] | None:
+    """(identity, SHA-256) of the file if it was hashed already or hashed ahead and has not changed since."""
+    return _unchanged(path, _KNOWN.get(os.path.abspath(path)) or _ahead(path))
+
+
 def remembered(path: Path) -> str | None:
-    """The file's SHA-256 if it was hashed ahead or hashed already (`hashed`, `same_file`) and has not changed
-    since; else None."""
-    entry = _KNOWN.get(os.path.abspath(path))
-    if entry is not None:
-        try:
-            if file_identity(path) == entry[0]:
-                return entry[1]
-        except OSError:
-            return None
-    return hashed_ahead(path)
+    """The file's SHA-256 if it was hashed ahead (waiting for it when it is being hashed) or hashed already
+    (`hashed`, `same_bytes`) and has not changed since; else None."""
+    entry = _valid(path)
+    return entry[1] if entry is not None else None
 
 
-def same_file(source: Path, target: Path) -> None:
-    """After this process made `target` a link to `source`, or renamed `source` to `target`: the SHA-256 known for
-    `source` holds for `target` (and still for `source`) when `target` is the inode that was hashed, with its size
-    and modification time (only its change time is new)."""
-    entry = _KNOWN.get(os.path.abspath(source))
-    if entry is None:
-        ahead = _AHEAD.get(os.path.abspath(source))
-        if ahead is None or not ahead.done() or ahead.exception() is not None or ahead.result()[1] is None:
-            return
-        entry = ahead.result()  # type: ignore[assignment]
-    (identity, digest), same = entry, slice(0, 3)  # inode, size, modification time
+@contextmanager
+def same_bytes(source: Path, target: Path) -> Iterator[None]:
+    """Around a link or a rename of our own of `source` to `target`: the SHA-256 known for `source` just before
+    (`remembered`) holds after for `target` (and for `source`, when it is still there) if `target` is that inode
+    with the same size and modification time; only its change time is new (the link or rename made it so)."""
+    before = _valid(source)
+    yield
+    if before is None:
+        return
+    (identity, digest), same = before, slice(0, 3)  # inode, size, modification time
     for path in (target, source):
         try:
             now = file_identity(path)

@@ -39,7 +39,7 @@ from typing import Any
 import polars as pl
 
 from jointdraw.transforms.stage_records import FileRecord, ReusedFrom, ReuseKey
-from jointdraw.transforms.storage.hashed_ahead import Identity, file_identity, same_file
+from jointdraw.transforms.storage.hashed_ahead import Identity, file_identity, same_bytes
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import packaged_dir, reference_dir
 from jointdraw.transforms.storage.runfolder import (
@@ -307,8 +307,8 @@ def _link_verified(source: Path, into: Path, files: list[dict[str, Any]]) -> boo
             if sha256_file(temporary) != f["sha256"]:
                 return False
         for temporary, target in placed:
-            os.replace(temporary, target)
-            same_file(temporary, target)  # verified: the SHA-256 just taken holds under its name
+            with same_bytes(temporary, target):  # verified: the SHA-256 just taken holds under its name
+                os.replace(temporary, target)
         placed = []
         return True
     finally:

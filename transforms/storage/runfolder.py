@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jointdraw.transforms.storage.hashed_ahead import hashed, remembered, same_file
+from jointdraw.transforms.storage.hashed_ahead import hashed, remembered, same_bytes
 
 STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
@@ -199,9 +199,8 @@ def link_or_copy(source: Path, target: Path) -> None:
 def link_file(source: Path, path: Path) -> Path:
     """`source` at `path` too, atomically (`link_or_copy`): for a working file another stage wrote whole, which
     nothing writes in place (every writer replaces files)."""
-    with atomic_path(path) as tmp:
+    with same_bytes(source, path), atomic_path(path) as tmp:  # a link keeps the SHA-256 known (a copy: hashed)
         link_or_copy(source, tmp)
-    same_file(source, path)  # a link: the SHA-256 known for `source` holds (a copy: it is hashed when asked for)
     return path
 
 
