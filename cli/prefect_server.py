@@ -62,7 +62,7 @@ def temporary_api(preload: list[str]) -> Iterator[None]:
     is imported while the server starts (with a server already there, the command loads them when it
     needs them, as before)."""
     global _SERVER
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_UI_URL, temporary_settings
 
     if PREFECT_API_URL.value():
         if _SERVER is not None and not _SERVER.announced:  # started early, but the profile names a server
@@ -75,8 +75,11 @@ def temporary_api(preload: list[str]) -> Iterator[None]:
     _SERVER.announce()
     _import(preload)
     _SERVER.wait()
-    # no UI is served (as on Prefect's temporary server): no "View at" link to it in the log
-    with temporary_settings({PREFECT_API_URL: _SERVER.api_url, PREFECT_UI_URL: ""}):
+    # no UI is served (as on Prefect's temporary server): no "View at" link to it in the log. No flow-run heartbeats:
+    # they tell a server's services that a run is still alive, and this server runs none and ends with the command;
+    # Prefect's heartbeat thread sleeps in steps of a second and is waited for as the flow ends (0.5 s a run).
+    quiet = {PREFECT_UI_URL: "", PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    with temporary_settings({PREFECT_API_URL: _SERVER.api_url, **quiet}):
         yield
 
 

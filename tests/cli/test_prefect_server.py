@@ -19,7 +19,7 @@ def _listening(port: int) -> bool:
 
 def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(small_city, tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # as a user runs it: no server
-    env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "INFO"
+    env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "DEBUG"
     command = [sys.executable, "-m", "jointdraw.cli", "run", str(plan_path(small_city))]
     command += ["--inbox", str(small_city / "inbox"), "--out", str(tmp_path / "out"), "--stop-after", "validate"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -30,6 +30,8 @@ def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(sma
     assert output.index("Starting temporary server") < output.index("Beginning flow run")
     # the run's logs reached the server (none failed on the way out) and no link to a UI that is not served
     assert "Error logging to API" not in output and "View at" not in output and "Traceback" not in output
+    # no flow-run heartbeats for a server that ends with the command (Prefect's debug line when they start)
+    assert "Beginning flow run" in output and "heartbeat context" not in output
     assert not _listening(int(started.group(1)))
     validate = next((tmp_path / "out" / "runs").glob("*/02_validate/stage.json"))
     assert validate.is_file()
