@@ -11,8 +11,9 @@ background thread while it waits for something else, every file it hashes is rem
 Why: ingest needs every department file's SHA-256 (for the manifest, and to find an earlier run's result
 of the same bytes: transforms/storage/reuse.py), 2.5 GB at 8M objects, about 3 s of one core; the command
 waits 4-6 s for its temporary server with one core mostly idle. And a quarterly run that reuses the annual
-run's directory verifies it (reuse.py hashes it), then links it into its merge and its commit, which record
-it: 0.9 s of hashing the same 800 MB again at 8M, saved by remembering.
+run's results verifies each file as it takes it (reuse.py hashes it), then records it again: the merge its
+inputs (the accepted objects files), the commit the directory it links: 0.9 s of hashing at 8M, saved by
+remembering.
 
 A file "still what it was" has the same inode, size, modification time and change time (ns) as when it was
 hashed; any write changes the change time, which no program can set back (one that writes and then sets
