@@ -94,3 +94,20 @@ def test_a_file_changed_between_its_hashing_and_our_link_is_hashed_again(tmp_pat
     os.utime(merged, ns=(before.st_atime_ns, before.st_mtime_ns))
     monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
     assert sha256_file(link_file(merged, tmp_path / "linked.parquet")) == "read again"
+
+
+def test_every_name_of_a_file_hashed_already_is_known_through_our_links(tmp_path, monkeypatch):
+    """An earlier run's file and this run's link of it are one inode: hashed through one name, a further link of
+    the other name (reuse's verified links) needs no second read."""
+    earlier = tmp_path / "earlier" / "accepted.parquet"
+    earlier.parent.mkdir()
+    earlier.write_bytes(FIRST)
+    _old(earlier)
+    ours = link_file(earlier, tmp_path / "01_ingest.parquet")  # not known yet: linked, then hashed through it
+    digest = sha256_file(ours)
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    assert sha256_file(earlier) == digest  # the other name, unchanged since: the same inode
+    assert sha256_file(link_file(earlier, tmp_path / "02_validate.parquet")) == digest
+    other = tmp_path / "other.parquet"  # the same bytes in another file: read
+    other.write_bytes(FIRST)
+    assert sha256_file(_old(other)) == "read again"

@@ -111,6 +111,26 @@ def test_an_earlier_result_is_taken_only_while_its_files_are_what_its_run_record
     assert EarlierResults.of(here, "ingest").take("k1", into).run_id == "newer"  # intact again: taken
 
 
+def test_an_earlier_file_this_run_verified_already_is_not_read_again(tmp_path, monkeypatch):
+    """An earlier run's file taken twice by one run (as the typed rows in ingest and, the same inode, as the accepted
+    rows in validate) is read once: the second link finds it known and unchanged (hashed_ahead.same_bytes)."""
+    from jointdraw.transforms.storage import hashed_ahead
+
+    out = tmp_path / "out"
+    _, earlier = _run_with_result(out, "earlier", b"rows")
+    written = earlier.stat().st_mtime_ns - 60 * 10**9  # its bytes written a minute ago, as a finished run's are
+    os.utime(earlier, ns=(written, written))
+    here = OutputRoot(out).run_folder("here")
+    write_json({"run_id": "here"}, here.path / "run.json")
+    reads, read = [], hashed_ahead.sha256_of
+    monkeypatch.setattr(hashed_ahead, "sha256_of", lambda path: reads.append(path) or read(path))
+    for into in (here.stage("ingest"), here.path / "again"):
+        assert EarlierResults.of(here, "ingest").take("k1", into) is not None
+    assert len(reads) == 1
+    os.chmod(earlier, 0o600)  # changed by someone else since: verified again
+    assert EarlierResults.of(here, "ingest").take("k1", here.path / "third") is not None and len(reads) == 2
+
+
 def test_a_record_naming_a_file_outside_its_stage_folder_is_not_followed(tmp_path):
     out = tmp_path / "out"
     run, output = _run_with_result(out, "src", b"rows")

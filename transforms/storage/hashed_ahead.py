@@ -24,10 +24,11 @@ it was hashed (its modification time) is hashed again when it is asked for, as g
 clean" files. A file's change time alone may be recent (a link, a rename): a write after the hashing would
 still give it a new modification time.
 
-A link or a rename of our own (`same_bytes`) changes the change time of the inode, not its bytes: the
-SHA-256 known for `source` just before it (the file unchanged since it was hashed, change time included)
-holds after it for `target` when `target` is the same inode with the same size and modification time, and
-is remembered under its new change time (for `source` too, when it is still there).
+What is known of a file is kept by its inode, so every name of it (an earlier run's file and its links in
+this run) finds it. A link or a rename of our own (`same_bytes`) changes the change time of the inode, not
+its bytes: the SHA-256 known for `source` just before it (the file unchanged since it was hashed, change time
+included) holds after it when `target` is the same inode with the same size and modification time, and is
+remembered under its new change time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ Identity = tuple[int, int, int, int]  # inode, size, modification time, change t
 RACY_SECONDS = 2.0  # a file changed this shortly before it was hashed is not trusted to be unchanged since
 HASH_CHUNK = 1 << 25  # 32 MiB (sha256_of)
 _AHEAD: dict[str, Future[tuple[Identity, str | None]]] = {}
-_KNOWN: dict[str, tuple[Identity, str]] = {}  # hashed already (`hashed`), or known through a link (`same_bytes`)
+# hashed already (`hashed`), or known through a link (`same_bytes`), by (device, inode): every name of the file
+_KNOWN: dict[tuple[int, int], tuple[Identity, str]] = {}
 
 
 def file_identity(path: Path) -> Identity:
@@ -121,19 +123,31 @@ def _unchanged(path: Path, entry: tuple[Identity, str] | None) -> tuple[Identity
         return None
 
 
+def _inode(path: Path) -> tuple[tuple[int, int], Identity]:
+    """The file's (device, inode), under which what is known of it is kept whatever its path, and its identity."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def hashed(path: Path) -> str:
     """The file's SHA-256, read now; remembered (`remembered`) when its bytes had settled and it did not change
     while it was read."""
-    before = file_identity(path)
+    inode, before = _inode(path)
     digest = sha256_of(path)
-    if _settled(before) and file_identity(path) == before:
-        _KNOWN[os.path.abspath(path)] = (before, digest)
+    if _settled(before) and _inode(path) == (inode, before):
+        _KNOWN[inode] = (before, digest)
     return digest
 
 
 def _valid(path: Path) -> tuple[Identity, str] | None:
-    """(identity, SHA-256) of the file if it was hashed already or hashed ahead and has not changed since."""
-    return _unchanged(path, _KNOWN.get(os.path.abspath(path)) or _ahead(path))
+    """(identity, SHA-256) of the file if it was hashed already (by this path or another of the same inode) or
+    hashed ahead, and has not changed since."""
+    try:
+        inode, now = _inode(path)
+    except OSError:
+        return None
+    entry = _KNOWN.get(inode) or _ahead(path)
+    return entry if entry is not None and entry[0] == now else None
 
 
 def remembered(path: Path) -> str | None:
@@ -146,17 +160,16 @@ def remembered(path: Path) -> str | None:
 @contextmanager
 def same_bytes(source: Path, target: Path) -> Iterator[None]:
     """Around a link or a rename of our own of `source` to `target`: the SHA-256 known for `source` just before
-    (`remembered`) holds after for `target` (and for `source`, when it is still there) if `target` is that inode
-    with the same size and modification time; only its change time is new (the link or rename made it so)."""
+    (`remembered`) holds after for `target` (another name of the same inode) if `target` is that inode with the
+    same size and modification time; only its change time is new (the link or rename made it so)."""
     before = _valid(source)
     yield
     if before is None:
         return
     (identity, digest), same = before, slice(0, 3)  # inode, size, modification time
-    for path in (target, source):
-        try:
-            now = file_identity(path)
-        except OSError:
-            continue
-        if now[same] == identity[same]:
-            _KNOWN[os.path.abspath(path)] = (now, digest)
+    try:
+        inode, now = _inode(target)
+    except OSError:
+        return
+    if now[same] == identity[same]:
+        _KNOWN[inode] = (now, digest)

@@ -300,7 +300,8 @@ def _link_verified(source: Path, into: Path, files: list[dict[str, Any]]) -> boo
             temporary = target.with_name(f".{target.name}.reused")
             temporary.unlink(missing_ok=True)
             try:
-                link_or_copy(origin, temporary)
+                with same_bytes(origin, temporary):  # a file of this run's own that links it hashed it already
+                    link_or_copy(origin, temporary)
             except OSError:  # gone, or it cannot be copied either
                 return False
             placed.append((temporary, target))
