@@ -16,20 +16,20 @@ def test_a_file_hashed_ahead_is_not_read_again_until_it_changes(tmp_path, monkey
     f = tmp_path / "objects.csv"
     f.write_bytes(FIRST)
     ahead.hash_ahead([f])
-    assert ahead.hashed_ahead(f) == hashlib.sha256(FIRST).hexdigest()  # waits for the thread
+    assert ahead.remembered(f) == hashlib.sha256(FIRST).hexdigest()  # waits for the thread
     monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
     assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()  # from the thread: not read again
     f.write_bytes(SECOND)  # a department's corrected file, written over the first
-    assert ahead.hashed_ahead(f) is None and sha256_file(f) == "read again"
+    assert ahead.remembered(f) is None and sha256_file(f) == "read again"
     f.unlink()
-    assert ahead.hashed_ahead(f) is None  # gone: asked for, it is an error of the reader's own
+    assert ahead.remembered(f) is None  # gone: asked for, it is an error of the reader's own
 
 
 def test_a_file_changed_just_before_it_was_hashed_is_hashed_again(tmp_path, monkeypatch):
     f = tmp_path / "objects.csv"
     f.write_bytes(FIRST)  # its change time: now, within RACY_SECONDS of the hashing
     ahead.hash_ahead([f])
-    assert ahead.hashed_ahead(f) is None
+    assert ahead.remembered(f) is None
     assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()
 
 

@@ -3,9 +3,8 @@ background thread while it waits for something else, every file it hashes is rem
 `runfolder.sha256_file` takes a file's SHA-256 from here when the file is still what it was when it was hashed.
 
     hash_ahead(paths)                      `jointdraw run`: its inbox's files, while the temporary server starts
-    hashed_ahead(path) -> SHA-256 or None  (None: not hashed ahead, or changed since: hash it again)
     hashed(path) -> SHA-256                hashed now, and remembered for this process
-    remembered(path) -> SHA-256 or None    hashed ahead or hashed already, and unchanged since
+    remembered(path) -> SHA-256 or None    hashed ahead or hashed already, and unchanged since (None: hash it)
     with same_bytes(source, target): …     around a link or a rename of our own: what is known holds
 
 Why: ingest needs every department file's SHA-256 (for the manifest, and to find an earlier run's result
@@ -51,8 +50,13 @@ _KNOWN: dict[tuple[int, int], tuple[Identity, str]] = {}
 
 
 def file_identity(path: Path) -> Identity:
+    return _inode(path)[1]
+
+
+def _inode(path: Path) -> tuple[tuple[int, int], Identity]:
+    """The file's (device, inode), under which what is known of it is kept whatever its path, and its identity."""
     st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return (st.st_dev, st.st_ino), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def sha256_of(path: Path) -> str:
@@ -96,13 +100,6 @@ def hash_ahead(paths: Iterable[Path]) -> None:
     threading.Thread(target=work, name="hash-ahead", daemon=True).start()
 
 
-def hashed_ahead(path: Path) -> str | None:
-    """The file's SHA-256 if it was hashed ahead (waiting for it when it is being hashed), had settled then and
-    has not changed since; else None."""
-    entry = _unchanged(path, _ahead(path))
-    return entry[1] if entry is not None else None
-
-
 def _ahead(path: Path) -> tuple[Identity, str] | None:
     """(identity, SHA-256) as the hash-ahead thread found the file (waiting for it), if it had settled."""
     future = _AHEAD.get(os.path.abspath(path))
@@ -113,20 +110,6 @@ def _ahead(path: Path) -> tuple[Identity, str] | None:
     except OSError:
         return None
     return (identity, digest) if digest is not None else None
-
-
-def _unchanged(path: Path, entry: tuple[Identity, str] | None) -> tuple[Identity, str] | None:
-    """`entry` if the file still has the identity it records."""
-    try:
-        return entry if entry is not None and file_identity(path) == entry[0] else None
-    except OSError:
-        return None
-
-
-def _inode(path: Path) -> tuple[tuple[int, int], Identity]:
-    """The file's (device, inode), under which what is known of it is kept whatever its path, and its identity."""
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino), (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def hashed(path: Path) -> str:
