@@ -8,7 +8,8 @@ on it and print where the seconds and the memory go; write the figures to JSON.
 `--whole-only`: the whole flow (ingest → publish) in one process, `--repeat` times (default 2, to
 show the spread), each computing everything (`--no-reuse`); its stages, its wall time, its fixed
 costs (wall − stages: the process, imports and Prefect's temporary server), its peak memory (and
-the process's resident memory sampled while each stage ran: which stage sets the peak), and
+the process's resident memory sampled while each stage ran: which stage sets the peak), how many of
+the machine's cores were busy while each stage ran (a stage well below them leaves cores idle), and
 its ratio to the floor measured in the same run (one read of every input file + one SHA-256 per
 eligible pair). `--quarterly`: then the city's quarterly plan in the same output root on a copy
 of the inbox where one department's file changed (an inspectors file, then an objects file),
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.fusion_figures import figure_text
@@ -54,17 +56,27 @@ print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_S
 """
 
 
-def _step(args: list[str], rss: list[tuple[float, float]] | None = None) -> dict:
-    """One jointdraw command in a child process: its seconds and its peak (and its children's); with `rss`, its
-    resident memory sampled every RSS_EVERY seconds while it ran is appended there (wall-clock time, GiB)."""
-    rss = [] if rss is None else rss
+class Sample(NamedTuple):
+    """What the bench samples every SAMPLE_EVERY seconds while a command runs."""
+
+    time: float  # wall clock
+    gib: float  # the command's resident memory
+    busy: int  # the machine's CPU time so far, busy and in all (/proc/stat, in clock ticks of all cores)
+    total: int
+
+
+def _step(args: list[str], samples: list[Sample] | None = None) -> dict:
+    """One jointdraw command in a child process: its seconds and its peak (and its children's); with `samples`,
+    its resident memory and the machine's CPU time sampled every SAMPLE_EVERY seconds while it ran are appended
+    there."""
+    samples = [] if samples is None else samples
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=out, stderr=err, text=True, cwd=ROOT)
         while child.poll() is None:
             if (gib := _resident_gib(child.pid)) is not None:
-                rss.append((time.time(), gib))
-            time.sleep(RSS_EVERY)
+                samples.append(Sample(time.time(), gib, *_machine_ticks()))
+            time.sleep(SAMPLE_EVERY)
         seconds = time.perf_counter() - started
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -78,7 +90,7 @@ def _step(args: list[str], rss: list[tuple[float, float]] | None = None) -> dict
     }
 
 
-RSS_EVERY = 0.25  # seconds between two samples of a child's resident memory
+SAMPLE_EVERY = 0.25  # seconds between two samples of a child's resident memory and of the machine's CPU time
 
 
 def _resident_gib(pid: int) -> float | None:
@@ -90,17 +102,45 @@ def _resident_gib(pid: int) -> float | None:
     return next((int(line.split()[1]) / 2**20 for line in status.splitlines() if line.startswith("VmRSS:")), None)
 
 
-def _stage_peaks(rss: list[tuple[float, float]], run_dir: Path) -> dict[str, float]:
-    """The flow process's largest sampled resident memory while each stage ran: from the end of the stage
-    before (the start, for the first) to when the stage wrote its stage.json (a stage shorter than a sample's
-    interval: the last sample before its end)."""
-    peaks, since = {}, float("-inf")
+def _machine_ticks() -> tuple[int, int]:
+    """The machine's CPU time since boot, (busy, all), in clock ticks summed over its cores (/proc/stat's first
+    line: user nice system idle iowait irq softirq steal …; idle and iowait are not busy)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def _stage_spans(run_dir: Path) -> dict[str, tuple[float, float]]:
+    """Each stage's span in wall-clock time: from the end of the stage before (the run's start, for the first) to
+    when it wrote its stage.json."""
+    spans, since = {}, float("-inf")
     for n, stage in enumerate(STAGES, start=1):
         until = (run_dir / f"{n:02d}_{stage}" / "stage.json").stat().st_mtime
-        during = [gib for t, gib in rss if since <= t <= until] or [gib for t, gib in rss if t <= until][-1:]
-        peaks[stage] = round(max(during, default=0.0), 2)
+        spans[stage] = (since, until)
         since = until
+    return spans
+
+
+def _stage_peaks(samples: list[Sample], run_dir: Path) -> dict[str, float]:
+    """The flow process's largest sampled resident memory while each stage ran (a stage shorter than a sample's
+    interval: the last sample before its end)."""
+    peaks = {}
+    for stage, (since, until) in _stage_spans(run_dir).items():
+        during = [s.gib for s in samples if since <= s.time <= until]
+        peaks[stage] = round(max(during or [s.gib for s in samples if s.time <= until][-1:], default=0.0), 2)
     return peaks
+
+
+def _stage_cores(samples: list[Sample], run_dir: Path) -> dict[str, float]:
+    """How many of the machine's cores were busy, on average, while each stage ran (the samples around its span;
+    the whole machine's: the flow, its server and writers, and anything else running): a stage well below
+    the cores there are leaves some of them idle."""
+    cores = {}
+    for stage, (since, until) in _stage_spans(run_dir).items():
+        before = [s for s in samples if s.time <= since][-1:] or samples[:1]
+        after = [s for s in samples if s.time >= until][:1] or samples[-1:]
+        busy, total = after[0].busy - before[0].busy, after[0].total - before[0].total
+        cores[stage] = round(busy / total * (os.cpu_count() or 1), 2) if total > 0 else 0.0
+    return cores
 
 
 def _draw_floor(run_dir: Path) -> dict:
@@ -165,7 +205,7 @@ def _whole_flow(
     """The whole flow (ingest → publish) in one process, as `jointdraw run` runs it (with
     `--dask`, its ingest and validation tasks on a Dask cluster); computing everything unless `reuse`."""
     shutil.rmtree(out / "runs" / run_id, ignore_errors=True)
-    rss: list[tuple[float, float]] = []
+    samples: list[Sample] = []
     step = _step(
         [
             "run",
@@ -179,7 +219,7 @@ def _whole_flow(
             *(["--dask", dask] if dask else []),
             *([] if reuse else ["--no-reuse"]),
         ],
-        rss,
+        samples,
     )
     records = {
         s: json.loads((out / "runs" / run_id / f"{n:02d}_{s}" / "stage.json").read_text())
@@ -189,7 +229,8 @@ def _whole_flow(
     total = round(sum(stages.values()), 1)
     return {
         **step,
-        "stage_peak_gib": _stage_peaks(rss, out / "runs" / run_id),
+        "stage_peak_gib": _stage_peaks(samples, out / "runs" / run_id),
+        "stage_cores": _stage_cores(samples, out / "runs" / run_id),
         "stage_seconds": stages,
         "stages_total": total,
         "fixed_seconds": round(step["seconds"] - total, 1),
@@ -229,6 +270,9 @@ def _print_whole(whole: dict) -> None:
     print("  the process's peak GiB while each stage ran (sampled):")
     for stage in STAGES:
         print(f"  {stage:<22}" + "".join(f"{r['stage_peak_gib'][stage]:>10.2f}" for r in runs))
+    print(f"  cores busy while each stage ran (mean, of the machine's {os.cpu_count()}):")
+    for stage in STAGES:
+        print(f"  {stage:<22}" + "".join(f"{r['stage_cores'][stage]:>10.2f}" for r in runs))
     rows = (
         ("stages", "stages_total", "{:>10.1f}"),
         ("fixed (process+server)", "fixed_seconds", "{:>10.1f}"),
@@ -283,6 +327,7 @@ def _quarterly(city: Path, out: Path) -> dict:
             + ", ".join(f"{s} {v:.1f}" for s, v in run["stage_seconds"].items())
         )
         print("    reused: " + (", ".join(f"{s} {n}" for s, n in run["reused"].items()) or "nothing"))
+        print("    cores busy: " + ", ".join(f"{s} {c:.1f}" for s, c in run["stage_cores"].items()))
     return runs
 
 

@@ -5,6 +5,7 @@ which reruns with one department's file changed, is measured by hand at 8M: the 
 tested in tests/flows/test_reuse.py, and two more runs here would cost the suite a minute.)"""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -33,6 +34,9 @@ def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
         # every stage's sampled memory, none above the process's own peak (samples miss a peak, never add one)
         assert set(run["stage_peak_gib"]) == set(STAGES), run["stage_peak_gib"]
         assert all(0 < gib <= run["peak_gib"] + 0.01 for gib in run["stage_peak_gib"].values()), run
+        # the machine's busy cores while each stage ran: some, never more than it has
+        assert set(run["stage_cores"]) == set(STAGES), run["stage_cores"]
+        assert all(0 < cores <= os.cpu_count() + 0.01 for cores in run["stage_cores"].values()), run
         assert run["reused"] == {}, "the timed runs compute everything"
     floor = found["whole"]["floor"]
     assert floor["input_scan"]["rows"] > 20_000 and floor["draw"]["eligible_pairs"] > 0 and floor["seconds"] > 0
