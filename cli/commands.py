@@ -670,10 +670,13 @@ def main(argv: list[str] | None = None) -> int:
         from jointdraw.cli.prefect_server import start_early
 
         start_early()  # before Prefect is even loaded (`_prefect_api`)
-        if args.command == "run":  # the files ingest will read, hashed while the server starts
-            from jointdraw.transforms.storage.hashed_ahead import hash_ahead
+        if args.command == "run":  # the files ingest will read, hashed while the server starts (but those known)
+            from jointdraw.transforms.storage.hashed_ahead import hash_ahead, load_known
+            from jointdraw.transforms.storage.layout import OutputRoot
             from jointdraw.transforms.storage.registry_files import scan_inbox
 
+            if not args.no_reuse:
+                load_known(OutputRoot(Path(args.out)).known_digests)
             with contextlib.suppress(FileNotFoundError):  # no inbox: ingest says so
                 hash_ahead([f.path for f in scan_inbox(Path(args.inbox)).files])
     if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):

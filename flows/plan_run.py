@@ -39,6 +39,7 @@ from jointdraw.flows.termination import noticing_sigterm
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
 from jointdraw.transforms.stage_records import StageRecord
+from jointdraw.transforms.storage.hashed_ahead import keep_known, load_known
 from jointdraw.transforms.storage.layout import OutputRoot, RunFolder, RunRecord, open_run, run_record_path
 from jointdraw.transforms.storage.runfolder import (
     STAGE_RECORD,
@@ -204,11 +205,18 @@ def _run_stages(
             seed_sources=seed_sources or run.seed_sources,
             reuse=reuse and run.reuse is not False,
         )
-        for stage in STAGES[first : last + 1]:
-            outcome = run_stage(stage, the_plan.plan_id, ctx)
-            if isinstance(outcome, State):  # the stage refused its input: raise its error here
-                outcome.result()
-            summary["stages"][stage] = outcome
+        known = OutputRoot(Path(out)).known_digests  # files read before, unchanged since: not read again
+        if ctx.reuse:
+            load_known(known)
+        try:
+            for stage in STAGES[first : last + 1]:
+                outcome = run_stage(stage, the_plan.plan_id, ctx)
+                if isinstance(outcome, State):  # the stage refused its input: raise its error here
+                    outcome.result()
+                summary["stages"][stage] = outcome
+        finally:
+            if not keep_known(known):
+                get_run_logger().warning("could not write %s: the next run hashes its files again", known)
     return summary
 
 

@@ -294,10 +294,13 @@ def _print_whole(whole: dict) -> None:
     )
 
 
-def _changed_inbox(city: Path, out: Path, kind: str, department: str = "WAT") -> Path:
+CHANGED = "WAT"  # the department whose file the quarterly inboxes change
+
+
+def _changed_inbox(city: Path, inboxes: Path, kind: str, department: str = CHANGED) -> Path:
     """A copy of the city's inbox (hard links) where one department's file of `kind` lost its last row:
     a department that sent a new file, the others unchanged."""
-    inbox = out / f"quarterly-inbox-{kind}"
+    inbox = inboxes / kind
     shutil.rmtree(inbox, ignore_errors=True)
     shutil.copytree(city / "inbox", inbox, copy_function=os.link)
     changed = inbox / department / f"{kind}.csv"
@@ -307,16 +310,25 @@ def _changed_inbox(city: Path, out: Path, kind: str, department: str = "WAT") ->
     return inbox
 
 
-def _quarterly(city: Path, out: Path) -> dict:
+def _quarterly_inboxes(city: Path, inboxes: Path) -> dict[str, Path]:
+    """The quarterly plan's inboxes: one department's inspectors file changed, and its objects file. Made before
+    the annual runs, so that a department's unchanged file is, when the quarterly run reads it, as it was when
+    the annual run read it — the same inode, untouched since — as between two real runs (a link made later would
+    give the city's files a new change time, and the quarterly run would hash them all again:
+    transforms/storage/hashed_ahead.py)."""
+    return {kind: _changed_inbox(city, inboxes, kind) for kind in ("inspectors", "objects")}
+
+
+def _quarterly(city: Path, out: Path, inboxes: dict[str, Path]) -> dict:
     """The city's quarterly plan in the output root of the annual runs, twice: one department's inspectors
     file changed (the merge is reused too), then its objects file (the merge is redone)."""
     plan = next((city / "plans").glob("*-Q*.yaml"))
-    inboxes = {kind: _changed_inbox(city, out, kind) for kind in ("inspectors", "objects")}
     # departments' files arrive before a run, not the instant it starts: a file whose bytes were written less than
     # RACY_SECONDS before it is hashed ahead is hashed again by ingest (README "The inbox hashed ahead"), so the
     # changed file, written just now, would be hashed in ingest, not beside the temporary server's start where a
     # real quarterly run pays it
-    time.sleep(RACY_SECONDS)
+    written = max(path.stat().st_mtime for path in (inbox / CHANGED / f"{kind}.csv" for kind, inbox in inboxes.items()))
+    time.sleep(max(0.0, written + RACY_SECONDS - time.time()))
     runs = {}
     for kind, inbox in inboxes.items():
         run = _whole_flow(plan, inbox, out, run_id=f"quarterly-{kind}", reuse=True)
@@ -510,10 +522,11 @@ def _whole_only(args: argparse.Namespace, plan: Path, city: Path, out: Path, fig
     """The whole flow `--repeat` times with the floor (with --quarterly the quarterly rerun, with --dask the
     same on a local Dask cluster), without the per-stage runs."""
     print(f"city: {city} ({args.objects:,} object rows requested)")
+    inboxes = _quarterly_inboxes(city, out.parent / f"{out.name}-quarterly-inboxes") if args.quarterly else {}
     figures["whole"] = whole = _whole_runs(plan, city, out, args.repeat)
     _print_whole(whole)
     if args.quarterly:
-        figures["quarterly"] = _quarterly(city, out)
+        figures["quarterly"] = _quarterly(city, out, inboxes)
     if args.dask:
         _dask_run(plan, city, out, whole["runs"][0], figures)
 

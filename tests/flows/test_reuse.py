@@ -87,6 +87,17 @@ def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_byt
     # Data Docs still show every file's validation (the taken files' kept GX results)
     assert _pages(out / "runs" / "again") == _pages(dirty_run) and len(_pages(dirty_run)) == 44
     assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, out / "published" / PLAN_ID) == []
+    # the next command in this output root (a new process: it knows nothing yet) reads none of them again: the
+    # inbox's files and the results it takes are known from the output root's store (hashed_ahead.py), unchanged
+    inbox = {f.stat().st_ino for f in (dirty_city / "inbox").rglob("*") if f.is_file()}
+    stored = json.loads((out / "known_digests.json").read_text(encoding="utf-8"))["files"]
+    assert {f["inode"] for f in stored} >= inbox | {taken.stat().st_ino}
+    for known in ("_KNOWN", "_NAMES", "_AHEAD"):
+        monkeypatch.setattr(ahead, known, {})
+    reads.clear()
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="third")
+    assert _stage(out, "third", "03_merge")["reused_from"] == {"run_id": "again"}
+    assert not reads.keys() & (inbox | {taken.stat().st_ino}), "an unchanged file was read again"
 
 
 def _with_one_row_changed(dirty_city, inbox):

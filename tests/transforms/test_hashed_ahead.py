@@ -3,7 +3,9 @@ from there only while the file is what it was when it was hashed (a link or a re
 for a file whose bytes were written just before."""
 
 import hashlib
+import json
 import os
+from pathlib import Path
 
 from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage.runfolder import link_file, sha256_file
@@ -111,3 +113,73 @@ def test_every_name_of_a_file_hashed_already_is_known_through_our_links(tmp_path
     other = tmp_path / "other.parquet"  # the same bytes in another file: read
     other.write_bytes(FIRST)
     assert sha256_file(_old(other)) == "read again"
+
+
+def _a_new_command(monkeypatch):
+    """What a new process knows: nothing yet."""
+    for known in ("_KNOWN", "_NAMES", "_AHEAD"):
+        monkeypatch.setattr(ahead, known, {})
+
+
+def _stored(store) -> dict[str, str]:
+    return {Path(f["path"]).name: f["sha256"] for f in json.loads(store.read_text(encoding="utf-8"))["files"]}
+
+
+def test_what_a_command_hashed_is_known_to_the_next_one_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    """The output root's store (`keep_known`, `load_known`): a department file and an earlier run's file unchanged
+    since are not read again by the next command; one written over (its time set back), touched or deleted is."""
+    store = tmp_path / "known_digests.json"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    files = {name: inbox / name for name in ("AMR.csv", "EDU.csv", "HLT.csv", "URB.csv", "WAT.csv")}
+    for name, f in files.items():
+        f.write_bytes(SECOND if name == "URB.csv" else FIRST)
+        _old(f)
+    digest = {name: hashlib.sha256(f.read_bytes()).hexdigest() for name, f in files.items()}
+    _a_new_command(monkeypatch)
+    ahead.hash_ahead([files["AMR.csv"]])  # the first command: one file hashed ahead, the others as read
+    assert [sha256_file(f) for f in files.values()] == list(digest.values())
+    assert ahead.keep_known(store) and _stored(store) == digest
+    # between the two commands: EDU's file written over with other bytes of its size and its time set back,
+    # HLT's touched, WAT's deleted; AMR's and URB's untouched
+    before = files["EDU.csv"].stat()
+    files["EDU.csv"].write_bytes(FIRST.replace(b"X", b"Z"))
+    os.utime(files["EDU.csv"], ns=(before.st_atime_ns, before.st_mtime_ns))
+    _old(files["HLT.csv"], seconds=3600)  # touched: another time
+    files["WAT.csv"].unlink()
+    _a_new_command(monkeypatch)
+    ahead.load_known(store)
+    read = []
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: read.append(path.name) or f"read {path.name}")
+    # only what is not known (or changed since) is hashed ahead: HLT's last, so that all are done when it is
+    ahead.hash_ahead([files[name] for name in ("AMR.csv", "URB.csv", "EDU.csv", "HLT.csv")])
+    assert sha256_file(files["AMR.csv"]) == digest["AMR.csv"] and sha256_file(files["URB.csv"]) == digest["URB.csv"]
+    assert sha256_file(files["EDU.csv"]) == "read EDU.csv" and sha256_file(files["HLT.csv"]) == "read HLT.csv"
+    assert sorted(read) == ["EDU.csv", "HLT.csv"]  # read once each, ahead (EDU's change time told)
+    assert ahead.keep_known(store)
+    assert _stored(store) == {
+        "AMR.csv": digest["AMR.csv"],
+        "URB.csv": digest["URB.csv"],
+        "EDU.csv": "read EDU.csv",
+        "HLT.csv": "read HLT.csv",
+    }
+
+
+def test_a_store_is_merged_with_what_another_command_kept_and_a_broken_one_is_as_none(tmp_path, monkeypatch):
+    store = tmp_path / "known_digests.json"
+    one, other = tmp_path / "one.csv", tmp_path / "other.csv"
+    for f in (one, other):
+        f.write_bytes(FIRST)
+        _old(f)
+    _a_new_command(monkeypatch)
+    sha256_file(one)
+    ahead.keep_known(store)
+    _a_new_command(monkeypatch)  # another command of the same output root, at the same time: knew only `other`
+    sha256_file(other)
+    ahead.keep_known(store)
+    assert set(_stored(store)) == {"one.csv", "other.csv"}
+    store.write_text("{not json", encoding="utf-8")  # cut short, edited by hand: nothing is taken from it
+    _a_new_command(monkeypatch)
+    ahead.load_known(store)
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    assert sha256_file(one) == "read again"

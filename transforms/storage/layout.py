@@ -60,6 +60,12 @@ class OutputRoot:
     def warehouse(self) -> Path:
         return self.path / "warehouse.duckdb"
 
+    @property
+    def known_digests(self) -> Path:
+        """The SHA-256 of the files the runs here read and wrote, while they are unchanged
+        (transforms/storage/hashed_ahead.py `keep_known`)."""
+        return self.path / "known_digests.json"
+
     def kpi(self, year: int) -> Path:
         """The yearly figures of `year` (written whole or not at all, like a bundle)."""
         return self.path / "kpi" / str(year)
