@@ -39,6 +39,7 @@ from jointdraw.flows.termination import noticing_sigterm
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
 from jointdraw.transforms.stage_records import StageRecord
+from jointdraw.transforms.storage.background import warm_up
 from jointdraw.transforms.storage.hashed_ahead import keep_known, load_known
 from jointdraw.transforms.storage.layout import OutputRoot, RunFolder, RunRecord, open_run, run_record_path
 from jointdraw.transforms.storage.runfolder import (
@@ -210,6 +211,8 @@ def _run_stages(
             load_known(known)
         try:
             for stage in STAGES[first : last + 1]:
+                if stage == "assign" and STAGES[last] == "publish":
+                    warm_up()  # publish's background writers load while assign matches on one core
                 outcome = run_stage(stage, the_plan.plan_id, ctx)
                 if isinstance(outcome, State):  # the stage refused its input: raise its error here
                     outcome.result()

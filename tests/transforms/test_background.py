@@ -2,12 +2,15 @@
 there when the block ends, an error of any writer reaches the caller, and a worker stops with its parent."""
 
 import hashlib
+import json
+import os
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from jointdraw.transforms.storage.background import BackgroundWriters
+from jointdraw.transforms.storage.background import BackgroundWriters, warm_up
 from jointdraw.transforms.storage.runfolder import copy_parquet_without, write_parquet
 
 
@@ -36,6 +39,21 @@ def test_the_workers_have_written_everything_when_the_block_ends(tmp_path):
         writers.submit(_write_text, tmp_path / "c.txt", "丙")  # a worker serves one writer after another
     assert [(tmp_path / n).read_text(encoding="utf-8") for n in ("a.txt", "b.txt", "c.txt")] == ["甲", "乙", "丙"]
     assert pl.read_parquet(tmp_path / "public.parquet").to_dict(as_series=False) == {"entity_key": ["E1", "E2"]}
+
+
+def _what_is_loaded(path: Path) -> None:
+    path.write_text(json.dumps({"pid": os.getpid(), "xlsxwriter": "xlsxwriter" in sys.modules}), encoding="utf-8")
+
+
+def test_workers_warmed_up_ahead_have_loaded_the_writers_modules_before_their_first_writer(tmp_path):
+    """The plan flow warms the workers up while assign runs on one core: publish's first workbook then pays
+    no import."""
+    warm_up()
+    with BackgroundWriters() as writers:
+        writers.submit(_what_is_loaded, tmp_path / "first.json")
+        writers.submit(_what_is_loaded, tmp_path / "second.json")
+    found = [json.loads((tmp_path / f"{n}.json").read_text(encoding="utf-8")) for n in ("first", "second")]
+    assert all(f["xlsxwriter"] for f in found) and all(f["pid"] != os.getpid() for f in found), found
 
 
 def test_a_writers_error_reaches_the_caller_with_its_type(tmp_path):
@@ -81,7 +99,7 @@ def _slow_write(path: Path) -> None:
 PARENT = """
 import sys
 from pathlib import Path
-from jointdraw.transforms.storage.background import BackgroundWriters
+from jointdraw.transforms.storage.background import BackgroundWriters, warm_up
 from tests.transforms.test_background import _slow_write
 import time
 writers = BackgroundWriters()

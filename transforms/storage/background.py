@@ -7,6 +7,8 @@ Parquet file.
         ...                                   # the caller goes on writing its own files
     # here every submitted file is written, or the first writer's error is raised
 
+    warm_up()                                 # ahead, while a core is idle: the next block's workers, loaded
+
 Processes, not threads, though polars, zlib and DuckDB release the GIL: in threads, measured at 8M
 objects, the workbooks took 11 s instead of 1.5 s each. xlsxwriter's zip compresses 8 KB at a time and
 takes the GIL back after each piece, waiting up to the switch interval (5 ms) while the caller runs
@@ -21,6 +23,7 @@ as Arrow IPC; the 5.8M-row directory goes as a path). A writer writes its own fi
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import subprocess
@@ -60,16 +63,25 @@ class _Worker:
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
+        self._answers_due = 0  # messages sent whose answer was not read yet (`send`)
+
+    def send(self, message: bytes) -> None:
+        """Has the worker run a writer (`message`) without waiting for it: `run` reads its answer first."""
+        _send(self._process.stdin, message)
+        self._answers_due += 1
 
     def run(self, message: bytes) -> None:
-        """Has the worker run a writer (`message`: the writer and its arguments, pickled) and raises its error."""
-        _send(self._process.stdin, message)
-        try:
-            error = _receive(self._process.stdout)
-        except EOFError:
-            error = RuntimeError(f"a background writer process ended (exit code {self._process.wait()})")
-        if error is not None:
-            raise error
+        """Has the worker run a writer (`message`: the writer and its arguments, pickled) and raises its error (or
+        the error of a writer `send` gave it before)."""
+        self.send(message)
+        while self._answers_due:
+            self._answers_due -= 1
+            try:
+                error = _receive(self._process.stdout)
+            except EOFError:
+                error = RuntimeError(f"a background writer process ended (exit code {self._process.wait()})")
+            if error is not None:
+                raise error
 
     def stop(self) -> None:
         self._process.terminate()
@@ -105,7 +117,7 @@ class BackgroundWriters:
         with self._lock:
             worker = self._workers.get(threading.get_ident())
             if worker is None:
-                worker = self._workers[threading.get_ident()] = _Worker()
+                worker = self._workers[threading.get_ident()] = _take_warm() or _Worker()
         worker.run(message)
 
     def wait(self) -> None:
@@ -136,6 +148,29 @@ class BackgroundWriters:
             self._threads.shutdown(wait=True)
             for worker in self._workers.values():
                 worker.close()
+
+
+# the modules the writers are in (and what they import: polars, xlsxwriter): what a worker loads before its first one
+WRITERS = ("jointdraw.transforms.storage.xlsxout", "jointdraw.transforms.storage.runfolder")
+_WARM: list[_Worker] = []  # started ahead (`warm_up`), for the next BackgroundWriters to take
+_WARM_LOCK = threading.Lock()
+
+
+def warm_up() -> None:
+    """Starts the worker processes now, each loading the writers' modules (0.6 s of one core each), for the next
+    `BackgroundWriters` of this process to take: called before a stage that leaves a core idle (assign matches
+    on one core) when publish, which writes in the background, follows it. Unused, they end with this process."""
+    with _WARM_LOCK:
+        while len(_WARM) < WORKERS:
+            worker = _Worker()
+            for module in WRITERS:
+                worker.send(_pickled((importlib.import_module, (module,))))
+            _WARM.append(worker)
+
+
+def _take_warm() -> _Worker | None:
+    with _WARM_LOCK:
+        return _WARM.pop(0) if _WARM else None
 
 
 def _stop_with_parent(parent: int) -> None:
