@@ -25,7 +25,10 @@ def _listed(tasks: list[str]) -> str:
 def plan_inbox_problems(plan: Plan, inbox: Path) -> list[str]:
     """One line per problem, by department, in department order (empty when the plan can run)."""
     known = department_names()
-    found = scan_inbox(Path(inbox))
+    try:
+        found = scan_inbox(Path(inbox))
+    except FileNotFoundError as e:  # no such folder, or a file: nothing to draw from
+        return [f"{e}: --inbox names the folder that holds one folder per department (AMR/, EDU/, …)"]
     files = {(f.department, f.kind): f for f in found.files}
     folders = {p.name for p in Path(inbox).iterdir() if p.is_dir()}
     refused = {p.file.split("/")[0]: f"{p.file} {p.reason}" for p in found.problems}  # e.g. a link leaving the inbox

@@ -38,6 +38,25 @@ def test_an_unreachable_prefect_api_is_one_line(dirty_city, tmp_path):
     assert done.stderr.strip() == line and not (tmp_path / "runs").exists()  # nothing else said, nothing started
 
 
+def test_an_inbox_that_is_not_there_is_one_line_without_a_traceback(prefect_server, dirty_city, tmp_path):
+    """A mistyped --inbox: the run refuses to start, the flow's log included, with what to give instead."""
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "INFO"}
+    missing = tmp_path / "inbox-2026"
+    done = subprocess.run(
+        [*CLI, "run", str(plan_path(dirty_city)), "--inbox", str(missing), "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    terminal = done.stdout + done.stderr
+    assert "Traceback" not in terminal, terminal[-3000:]
+    line = _one_failure_line(done.stderr, "run")
+    assert f"does not fit the inbox {missing}" in line, line
+    assert f"inbox {missing} is not a folder of department folders: --inbox names the folder" in terminal
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     disk = tmp_path / "disk"
