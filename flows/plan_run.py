@@ -33,7 +33,7 @@ from jointdraw.flows.fanout import fan_out
 from jointdraw.flows.fuse import run_fuse
 from jointdraw.flows.ingest import run_ingest
 from jointdraw.flows.merge import run_merge
-from jointdraw.flows.publish import run_publish
+from jointdraw.flows.publish import run_publish, write_ahead_for_publish
 from jointdraw.flows.stage import run_stage_step
 from jointdraw.flows.termination import noticing_sigterm
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
@@ -211,8 +211,9 @@ def _run_stages(
             load_known(known)
         try:
             for stage in STAGES[first : last + 1]:
-                if stage == "assign" and STAGES[last] == "publish":
-                    warm_up()  # publish's background writers load while assign matches on one core
+                if stage == "assign" and STAGES[last] == "publish":  # assign matches on one core; meanwhile
+                    warm_up()  # publish's background writers load,
+                    write_ahead_for_publish(folder, ctx.reuse)  # and one writes publish's biggest file
                 outcome = run_stage(stage, the_plan.plan_id, ctx)
                 if isinstance(outcome, State):  # the stage refused its input: raise its error here
                     outcome.result()

@@ -34,15 +34,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 from prefect.events import emit_event
 
 from jointdraw.transforms.audit import PUBLISH, entry_event
-from jointdraw.transforms.documents.draw_bundle import EarlierFile, assemble_bundle, keep_results, seal_bundle
+from jointdraw.transforms.documents.draw_bundle import (
+    EarlierFile,
+    assemble_bundle,
+    keep_results,
+    seal_bundle,
+    write_public_directory,
+)
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.privacy import public_leaks
 from jointdraw.transforms.stage_records import PublishRecord
+from jointdraw.transforms.storage.background import write_ahead
 from jointdraw.transforms.storage.bundle import (
     AUDIT,
     PUBLIC,
@@ -78,6 +86,29 @@ def _earlier_public_directories(root: OutputRoot, key: str) -> list[EarlierFile]
     return found
 
 
+AHEAD = ".ahead"  # in 08_publish/: audit/directory.parquet while it is written ahead
+
+
+def _ahead_directory(run: RunFolder, key: str) -> Path:
+    """Where audit/directory.parquet of this public directory key is written ahead."""
+    return run.stage("publish") / AHEAD / f"directory-{key[:16]}.parquet"
+
+
+def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
+    """Before assign, which matches on one core, when publish follows in this process: publish's biggest file,
+    audit/directory.parquet (5.8M rows at 8M objects, about 5 s of CPU), written meanwhile by a background worker
+    (transforms/storage/background.py `write_ahead`) — unless publish will copy it from an earlier bundle (a
+    quarterly plan's, drawn from the annual plan's directory). Publish takes it, or writes it if that failed."""
+    directory_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
+    key = public_directory_key(directory_sha256)
+    if reuse and _earlier_public_directories(run.root, key):
+        return
+    path = _ahead_directory(run, key)
+    shutil.rmtree(path.parent, ignore_errors=True)  # an earlier attempt's
+    path.parent.mkdir(parents=True)
+    write_ahead(path, write_public_directory, run.stage("commit"), path)
+
+
 def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecord:
     """The bundle written, sealed and moved into place, and the run recorded in the warehouse; with `reuse`,
     audit/directory.parquet copied from a published bundle written from the same directory files."""
@@ -92,7 +123,9 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
     earlier_directory = _earlier_public_directories(root, public_directory) if reuse else []
 
     def fill(staging: Path) -> tuple[dict, str, str | None]:
-        document, directory_from = assemble_bundle(staging, run, plan, entries, earlier_directory)
+        document, directory_from = assemble_bundle(
+            staging, run, plan, entries, earlier_directory, _ahead_directory(run, public_directory)
+        )
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
         keep_results(target, staging)
@@ -134,6 +167,7 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
             kpi_targets=plan.kpi_targets.model_dump_json(exclude_none=True) if plan.kpi_targets else None,
             public_directory=public_directory,
         )
+    shutil.rmtree(run.stage("publish") / AHEAD, ignore_errors=True)
     return PublishRecord(
         inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],
         bundle=str(target),

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jointdraw.transforms.storage.background import BackgroundWriters, warm_up
+from jointdraw.transforms.storage.background import BackgroundWriters, warm_up, write_ahead, written_ahead
 from jointdraw.transforms.storage.runfolder import copy_parquet_without, write_parquet
 
 
@@ -56,6 +56,20 @@ def test_workers_warmed_up_ahead_have_loaded_the_writers_modules_before_their_fi
     assert all(f["xlsxwriter"] for f in found) and all(f["pid"] != os.getpid() for f in found), found
 
 
+def test_a_file_written_ahead_is_there_when_asked_for_and_its_worker_serves_the_next_writers(tmp_path):
+    """A stage starts a later stage's file (publish's audit directory while assign runs); the later stage waits
+    for it, or writes it itself when its writer failed or it was never asked for."""
+    write_ahead(tmp_path / "ahead.json", _what_is_loaded, tmp_path / "ahead.json")
+    write_ahead(tmp_path / "failed.txt", _fail, tmp_path / "failed.txt")
+    assert written_ahead(tmp_path / "ahead.json") and not written_ahead(tmp_path / "failed.txt")
+    assert not written_ahead(tmp_path / "ahead.json"), "taken once"
+    assert not written_ahead(tmp_path / "never.txt")
+    ahead = json.loads((tmp_path / "ahead.json").read_text(encoding="utf-8"))
+    with BackgroundWriters(workers=1) as writers:  # the worker that wrote it, warm again
+        writers.submit(_what_is_loaded, tmp_path / "next.json")
+    assert json.loads((tmp_path / "next.json").read_text(encoding="utf-8"))["pid"] == ahead["pid"] != os.getpid()
+
+
 def test_a_writers_error_reaches_the_caller_with_its_type(tmp_path):
     # an OSError stays an OSError (the publish stage turns a full disk into a message that says so)
     with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:
@@ -99,7 +113,7 @@ def _slow_write(path: Path) -> None:
 PARENT = """
 import sys
 from pathlib import Path
-from jointdraw.transforms.storage.background import BackgroundWriters, warm_up
+from jointdraw.transforms.storage.background import BackgroundWriters, warm_up, write_ahead, written_ahead
 from tests.transforms.test_background import _slow_write
 import time
 writers = BackgroundWriters()

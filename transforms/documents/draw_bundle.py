@@ -38,7 +38,7 @@ from jointdraw.transforms.merge import drawn_entities
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.redraw import apply_redraws, redraw_table, redraws_for_people, redraws_of
 from jointdraw.transforms.stage_records import stage_accounting
-from jointdraw.transforms.storage.background import BackgroundWriters
+from jointdraw.transforms.storage.background import BackgroundWriters, asked_ahead, written_ahead
 from jointdraw.transforms.storage.bundle import (
     PRE,
     PUBLIC,
@@ -158,12 +158,18 @@ class EarlierFile(NamedTuple):
     sha256: str
 
 
+def write_public_directory(commit_dir: Path, path: Path) -> Path:
+    """audit/directory.parquet, written at `path`: the committed directory without its personal columns."""
+    return copy_parquet_without(directory_parts(commit_dir), path, PERSONAL_COLUMNS)
+
+
 def _public_directory(
-    commit_dir: Path, path: Path, earlier: Sequence[EarlierFile], writers: BackgroundWriters
+    commit_dir: Path, path: Path, earlier: Sequence[EarlierFile], ahead: Path | None, writers: BackgroundWriters
 ) -> str | None:
-    """audit/directory.parquet: the committed directory without its personal columns, written by a background
-    writer — or copied from an earlier bundle's written from the same directory files by the same code
-    (`earlier`), if the copy still has the SHA-256 that bundle's manifest lists. Returns that bundle's plan."""
+    """audit/directory.parquet (`write_public_directory`): copied from an earlier bundle's written from the same
+    directory files by the same code (`earlier`), if the copy still has the SHA-256 that bundle's manifest lists
+    (returns that bundle's plan); else taken once the writers are done (`_take_ahead`) when this process is
+    writing it ahead at `ahead`; else written by a background writer."""
     for plan_id, source, sha256 in earlier:
         try:
             copy_file(source, path)
@@ -172,8 +178,18 @@ def _public_directory(
         if sha256_file(path) == sha256:
             return plan_id
         path.unlink()
-    writers.submit(copy_parquet_without, directory_parts(commit_dir), path, PERSONAL_COLUMNS)
+    if ahead is None or not asked_ahead(ahead):
+        writers.submit(write_public_directory, commit_dir, path)
     return None
+
+
+def _take_ahead(commit_dir: Path, ahead: Path, path: Path) -> None:
+    """audit/directory.parquet moved into the bundle from where it was written ahead (waiting for its writer), or,
+    when that writer failed, written now."""
+    if written_ahead(ahead):
+        shutil.move(ahead, path)
+    else:
+        write_public_directory(commit_dir, path)
 
 
 def assemble_bundle(
@@ -182,11 +198,13 @@ def assemble_bundle(
     plan: Plan,
     entries: list[dict[str, Any]],
     earlier_directory: Sequence[EarlierFile] = (),
+    ahead_directory: Path | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
     the manifest, and the plan whose bundle's audit/directory.parquet was copied (None: written). `entries`: the
     plan's audit log (every logged attempt, redraw and seal, chained); `earlier_directory`: earlier bundles'
-    audit/directory.parquet written from the same directory files by the same code (`_public_directory`). The
+    audit/directory.parquet written from the same directory files by the same code (`_public_directory`);
+    `ahead_directory`: where this process may be writing it ahead (flows/publish.py `write_ahead_for_publish`). The
     pages that show the seal are written with an empty slot (see `_seal`). The directory and the workbooks are
     written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
@@ -196,7 +214,9 @@ def assemble_bundle(
     with BackgroundWriters() as writers:  # every file written once the block ends
         # what fixed the eligible sets, as drawn — without the operators' personal data (not part of the commitment);
         # the biggest file: first
-        directory_from = _public_directory(commit_dir, at("directory.parquet"), earlier_directory, writers)
+        directory_from = _public_directory(
+            commit_dir, at("directory.parquet"), earlier_directory, ahead_directory, writers
+        )
         draws = pl.read_parquet(draw_dir / "draws.parquet")
         copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
         write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)
@@ -245,6 +265,8 @@ def assemble_bundle(
         shopped = [e for es in shopping.values() for e in es]
         html = render_report(_report_data(run, plan, summary, seed, shopped, len(redraws)))
         at("report.html").write_text(html, encoding="utf-8")
+    if directory_from is None and ahead_directory is not None and asked_ahead(ahead_directory):
+        _take_ahead(commit_dir, ahead_directory, at("directory.parquet"))
     ingest = run.stage_record("ingest")
     document = manifest(
         plan_id=plan.plan_id,

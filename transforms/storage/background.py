@@ -8,6 +8,8 @@ Parquet file.
     # here every submitted file is written, or the first writer's error is raised
 
     warm_up()                                 # ahead, while a core is idle: the next block's workers, loaded
+    write_ahead(path, write, *args)           # a later stage's file, started now; it takes it with
+    written_ahead(path)                       #   (waiting for it) or writes it itself
 
 Processes, not threads, though polars, zlib and DuckDB release the GIL: in threads, measured at 8M
 objects, the workbooks took 11 s instead of 1.5 s each. xlsxwriter's zip compresses 8 KB at a time and
@@ -32,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import IO, Any
 
 WORKERS = 2  # processes: one per core of the machine the pipeline is sized for
@@ -170,7 +173,45 @@ def warm_up() -> None:
 
 def _take_warm() -> _Worker | None:
     with _WARM_LOCK:
-        return _WARM.pop(0) if _WARM else None
+        return _WARM.pop() if _WARM else None  # the last one warmed (or back from writing ahead) first
+
+
+_AHEAD: dict[str, Future[None]] = {}  # files being written ahead (`write_ahead`), by absolute path
+
+
+def write_ahead(path: Path, write: Callable[..., Any], *args: Any) -> None:
+    """`write(*args)`, which writes `path` atomically, run now in a worker process (a warm one if there is one)
+    while the caller goes on: a stage that leaves a core idle starts the file a later stage of the same process
+    needs (publish's audit directory, while assign matches on one core), and the later stage takes it
+    (`written_ahead`) or writes it itself. The worker is warm again for the next `BackgroundWriters` once done."""
+    message, done = _pickled((write, args)), Future()
+    _AHEAD[os.path.abspath(path)] = done
+
+    def run() -> None:
+        worker = _take_warm() or _Worker()
+        try:
+            worker.run(message)
+        except BaseException as e:  # the later stage writes the file itself
+            worker.stop()
+            done.set_exception(e)
+            return
+        with _WARM_LOCK:
+            _WARM.append(worker)
+        done.set_result(None)
+
+    threading.Thread(target=run, name="write-ahead", daemon=True).start()
+
+
+def asked_ahead(path: Path) -> bool:
+    """Whether this process is writing `path` ahead, or wrote it (`write_ahead`)."""
+    return os.path.abspath(path) in _AHEAD
+
+
+def written_ahead(path: Path) -> bool:
+    """Whether `path` was written ahead (`write_ahead`), waiting for its writer: False when it was not asked for
+    or its writer failed (the caller writes it)."""
+    done = _AHEAD.pop(os.path.abspath(path), None)
+    return done is not None and done.exception() is None and Path(path).is_file()
 
 
 def _stop_with_parent(parent: int) -> None:
