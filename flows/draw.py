@@ -38,7 +38,6 @@ from jointdraw.transforms.draw import (
     draw_both_modes,
     draw_connection,
     keep_eligible_pairs,
-    lowest_k,
     pairs_connection,
     part_candidates,
     strata_table,
@@ -151,11 +150,12 @@ def draw_part_pairs(part: Path, exclusions: Path, plan: Plan, pairs: Path, threa
 
 @task(name="draw-part-lowest", task_run_name="draw: lowest k of {pairs.name}", cache_policy=NO_CACHE)
 def draw_part_lowest(
-    pairs: Path, plan: Plan, seed: str, keys: dict[str, str], strata: pl.DataFrame, threads: int | None
-) -> pl.DataFrame:
-    """Step 3 on one part: its k lowest per stratum of `strata` under `keys` (at most k rows per stratum)."""
+    pairs: Path, plan: Plan, seed: str, keys: list[dict[str, str]], strata: pl.DataFrame, threads: int | None
+) -> list[pl.DataFrame]:
+    """Step 3 on one part: its k lowest per stratum of `strata` under each of `keys` (at most k rows per stratum
+    each; the part's pairs loaded once for all)."""
     con = pairs_connection(pairs, settings.DRAW_MEMORY_LIMIT, threads)
-    candidates = part_candidates(con, plan, seed, keys, strata)
+    candidates = [part_candidates(con, plan, seed, k, strata) for k in keys]
     con.close()
     return candidates
 
@@ -176,24 +176,22 @@ def _drawn_part_by_part(
     ]
     strata = strata_table(plan, summed_sizes(sizes))
 
-    def lowest(keys: dict[str, str]) -> pl.DataFrame:
-        def candidates(asked: pl.DataFrame) -> list[pl.DataFrame]:
-            return [
-                f.result()
-                for f in map_tasks(
-                    draw_part_lowest,
-                    at_once=1,
-                    pairs=pairs,
-                    seed=unmapped(seed),
-                    keys=unmapped(keys),
-                    strata=unmapped(asked),
-                    **static,
-                )
-            ]
+    def candidates(keys: list[dict[str, str]], asked: pl.DataFrame) -> list[list[pl.DataFrame]]:
+        by_part = [
+            f.result()
+            for f in map_tasks(
+                draw_part_lowest,
+                at_once=1,
+                pairs=pairs,
+                seed=unmapped(seed),
+                keys=unmapped(keys),
+                strata=unmapped(asked),
+                **static,
+            )
+        ]
+        return [[part[i] for part in by_part] for i in range(len(keys))]
 
-        return lowest_k(strata, candidates)
-
-    return draw_both_modes(plan, strata, lowest, parts)
+    return draw_both_modes(plan, strata, candidates, parts)
 
 
 def _run_seed(run: RunFolder, chosen: Seed) -> Seed:

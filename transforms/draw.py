@@ -162,11 +162,16 @@ def part_candidates(
     return con.sql(sql_text("draw_select"), params={"seed": seed}).pl()
 
 
-def lowest_k(strata: pl.DataFrame, candidates: Callable[[pl.DataFrame], list[pl.DataFrame]]) -> pl.DataFrame:
-    """Step 4: the k lowest per stratum of `strata` of every part's candidates (`candidates(strata)`: each part's
-    k lowest under the strata's thresholds), sorted as drawn. A stratum that comes up short (rare: the threshold
-    was too low) is asked again without a threshold: the same rows a full ranking gives."""
-    draws = lowest_k_rows(pl.concat(candidates(strata)))
+# every part's candidates under some score keys (`part_candidates`) for the strata asked
+Candidates = Callable[[pl.DataFrame], list[pl.DataFrame]]
+
+
+def lowest_k(strata: pl.DataFrame, first: list[pl.DataFrame], candidates: Candidates) -> pl.DataFrame:
+    """Step 4: the k lowest per stratum of `strata` of every part's candidates (`first`: each part's k lowest
+    under the strata's thresholds, as `candidates(strata)` gives them), sorted as drawn. A stratum that comes up
+    short (rare: the threshold was too low) is asked again without a threshold (`candidates`): the same rows a
+    full ranking gives."""
+    draws = lowest_k_rows(pl.concat(first))
     drawn = draws.group_by("task_id", "credit_risk").len()
     short = strata.join(drawn, on=["task_id", "credit_risk"], how="left").filter(
         pl.col("len").fill_null(0) < pl.col("k")
@@ -187,7 +192,11 @@ def draw_plan(
     `sizes` from `keep_eligible_pairs` on `con` (it keeps the pairs) saves finding them again when the plan is
     drawn again."""
     strata = strata_table(plan, keep_eligible_pairs(con, plan) if sizes is None else sizes)
-    return lowest_k(strata, lambda asked: [part_candidates(con, plan, seed, keys, asked)]), strata
+
+    def candidates(asked: pl.DataFrame) -> list[pl.DataFrame]:
+        return [part_candidates(con, plan, seed, keys, asked)]
+
+    return lowest_k(strata, candidates(strata), candidates), strata
 
 
 # the published draws (SPEC §6): one row per (task, entity drawn)
@@ -266,14 +275,24 @@ class PlanDraw:
     other_draws: pl.DataFrame
 
 
+# every part's candidates for the strata asked, under each of several score keys: per keys, per part
+CandidatesByKeys = Callable[[list[dict[str, str]], pl.DataFrame], list[list[pl.DataFrame]]]
+
+
 def draw_both_modes(
-    plan: Plan, strata: pl.DataFrame, lowest: Callable[[dict[str, str]], pl.DataFrame], directory: ParquetFiles
+    plan: Plan, strata: pl.DataFrame, candidates: CandidatesByKeys, directory: ParquetFiles
 ) -> PlanDraw:
     """The plan drawn in its own mode (coordinated when a task has a group) and in the other, from its `strata`
-    (`strata_table`): `lowest(keys)` is `lowest_k` over every part of the directory under those score keys."""
+    (`strata_table`): `candidates(keys, asked)` gives every part's candidates (`part_candidates`) under each of
+    `keys` at once (a part's pairs are loaded once for both modes), and `lowest_k` draws each mode from them."""
     mode = "coordinated" if any(t.group for t in plan.tasks) else "independent"
     other_mode = "independent" if mode == "coordinated" else "coordinated"
-    draws, other = lowest(score_keys(plan, "planned")), lowest(score_keys(plan, other_mode))
+    keys = [score_keys(plan, "planned"), score_keys(plan, other_mode)]
+    first = candidates(keys, strata)
+    draws, other = (
+        lowest_k(strata, found, lambda asked, k=k: candidates([k], asked)[0])
+        for k, found in zip(keys, first, strict=True)
+    )
     return PlanDraw(
         draws=published_draws(plan, draws, directory),
         strata=strata.select("task_id", "credit_risk", "n", "k").sort("task_id", "credit_risk"),

@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
-from jointdraw.transforms.draw import draw_plan, keep_eligible_pairs, score_keys
+from jointdraw.transforms.draw import ABOVE_ALL, draw_plan, keep_eligible_pairs, lowest_k, part_candidates, score_keys
 from jointdraw.transforms.plan import Period, Plan, Scope, Task
 from jointdraw.transforms.score import score
 from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc
@@ -253,3 +253,29 @@ def test_a_scope_can_name_registered_types_and_verify_agrees(scope, wanted):
 def test_a_scope_naming_an_unknown_type_is_refused():
     with pytest.raises(ValueError, match="registered_types"):
         Scope(registered_types=["有限公司（不存在）"])
+
+
+def test_a_stratum_its_threshold_left_short_is_drawn_again_without_one():
+    """Step 4's rare second round (transforms/draw.py `lowest_k`): a stratum whose threshold let fewer than k of
+    a part's objects through is asked again with no threshold, and the draw is the full ranking's."""
+    con = duckdb.connect()
+    usccs = _usccs(40)
+    con.execute(
+        "create temp table eligible_pairs as select 'T1' as task_id, uscc, 'B' as credit_risk from unnest($u) t(uscc)",
+        {"u": usccs},
+    )
+    plan = _plan([Task(task_id="T1", department="AMR", items=["AMR-001"], count=5)])
+    keys, seed = {"T1": "T1"}, "2021"
+    asked: list[pl.DataFrame] = []
+
+    def candidates(strata: pl.DataFrame) -> list[pl.DataFrame]:
+        asked.append(strata)
+        return [part_candidates(con, plan, seed, keys, strata)]
+
+    strata = pl.DataFrame(
+        {"task_id": ["T1"], "credit_risk": ["B"], "n": [40], "k": [5], "threshold_hex": ["0" * 16]}  # lets none by
+    )
+    draws = lowest_k(strata, candidates(strata), candidates)
+    assert [s["threshold_hex"].to_list() for s in asked] == [["0" * 16], [ABOVE_ALL]]
+    ranked = sorted(usccs, key=lambda u: (score(seed, "T1", u), u))
+    assert draws["uscc"].to_list() == ranked[:5] and draws["k"].to_list() == [5] * 5
