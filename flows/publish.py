@@ -37,6 +37,7 @@ import json
 import shutil
 from pathlib import Path
 
+from prefect import get_run_logger
 from prefect.events import emit_event
 
 from jointdraw.transforms.audit import PUBLISH, entry_event
@@ -98,15 +99,19 @@ def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
     """Before assign, which matches on one core, when publish follows in this process: publish's biggest file,
     audit/directory.parquet (5.8M rows at 8M objects, about 5 s of CPU), written meanwhile by a background worker
     (transforms/storage/background.py `write_ahead`) — unless publish will copy it from an earlier bundle (a
-    quarterly plan's, drawn from the annual plan's directory). Publish takes it, or writes it if that failed."""
-    directory_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
-    key = public_directory_key(directory_sha256)
-    if reuse and _earlier_public_directories(run.root, key):
-        return
-    path = _ahead_directory(run, key)
-    shutil.rmtree(path.parent, ignore_errors=True)  # an earlier attempt's
-    path.parent.mkdir(parents=True)
-    write_ahead(path, write_public_directory, run.stage("commit"), path)
+    quarterly plan's, drawn from the annual plan's directory). Publish takes it, or writes it if that failed;
+    nothing that goes wrong here fails the run (publish then writes it itself: a busy warehouse says so there)."""
+    try:
+        directory_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
+        key = public_directory_key(directory_sha256)
+        if reuse and _earlier_public_directories(run.root, key):
+            return
+        path = _ahead_directory(run, key)
+        shutil.rmtree(path.parent, ignore_errors=True)  # an earlier attempt's
+        path.parent.mkdir(parents=True)
+        write_ahead(path, write_public_directory, run.stage("commit"), path)
+    except Exception as e:  # an optimisation only
+        get_run_logger().info("publish's audit/directory.parquet not written ahead (%s): publish writes it", e)
 
 
 def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecord:

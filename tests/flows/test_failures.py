@@ -38,17 +38,22 @@ def test_an_unreachable_prefect_api_is_one_line(dirty_city, tmp_path):
     assert done.stderr.strip() == line and not (tmp_path / "runs").exists()  # nothing else said, nothing started
 
 
-def test_an_inbox_that_is_not_there_is_one_line_without_a_traceback(prefect_server, dirty_city, tmp_path):
-    """A mistyped --inbox: the run refuses to start, the flow's log included, with what to give instead."""
+def _run_as_a_user(plan, inbox, out) -> subprocess.CompletedProcess:
+    """`jointdraw run` as a user runs it against the test's Prefect server, with what the terminal shows."""
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "INFO"}
-    missing = tmp_path / "inbox-2026"
-    done = subprocess.run(
-        [*CLI, "run", str(plan_path(dirty_city)), "--inbox", str(missing), "--out", str(tmp_path / "out")],
+    return subprocess.run(
+        [*CLI, "run", str(plan), "--inbox", str(inbox), "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_an_inbox_that_is_not_there_is_one_line_without_a_traceback(prefect_server, dirty_city, tmp_path):
+    """A mistyped --inbox: the run refuses to start, the flow's log included, with what to give instead."""
+    missing = tmp_path / "inbox-2026"
+    done = _run_as_a_user(plan_path(dirty_city), missing, tmp_path / "out")
     assert done.returncode == 1
     terminal = done.stdout + done.stderr
     assert "Traceback" not in terminal, terminal[-3000:]
@@ -123,19 +128,8 @@ def test_a_failing_plan_ends_with_its_own_message_and_no_library_traceback(prefe
         objects.write_bytes(objects.read_bytes().splitlines(keepends=True)[0])
     else:
         pytest.skip("the generator writes EDU's objects as CSV")
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": PREFECT_API_URL.value(),
-        "PREFECT_LOGGING_LEVEL": "INFO",
-    }  # what a user sees
     for attempt in range(1):
-        done = subprocess.run(
-            [*CLI, "run", str(plan_path(small_city)), "--inbox", str(inbox), "--out", str(tmp_path / f"out{attempt}")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = _run_as_a_user(plan_path(small_city), inbox, tmp_path / f"out{attempt}")
         assert done.returncode == 1
         terminal = done.stdout + done.stderr
         assert "Traceback" not in terminal and "CancelledError" not in terminal, terminal[-3000:]
