@@ -259,3 +259,19 @@ def test_a_text_over_2000_characters_is_too_long_and_2000_chinese_characters_are
     ]
     got, _, _ = _verdicts(contract, "objects", rows, object_rules(RUN_DATE), "objects-long-text")
     assert got == {3: "value_too_long"}
+
+
+def test_identifier_rules_judged_in_chunks_on_every_core_give_one_calls_verdicts_in_order(monkeypatch):
+    """transforms/contract/expectations.py judges a long identifier column in chunks, several at once: the
+    reasons come back in the rows' order, the same as one call of the rule."""
+    from jointdraw.transforms.contract import expectations
+    from jointdraw.transforms.uscc import uscc_reasons
+
+    monkeypatch.setattr(expectations, "CHUNK", 3)
+    codes = pl.Series(
+        [VALID, None, "9.14403E+17", VALID[:17] + "0", complete_uscc("91440300MA5F" + "0" * 5), "Z" * 18, VALID[:10]]
+        * 5
+    )
+    judged = expectations._reasons(uscc_reasons, codes)
+    assert judged.equals(uscc_reasons(codes)) and judged.null_count() < codes.len()
+    assert judged.n_unique() > 3, judged.to_list()  # valid, missing and several reasons: an order that shows

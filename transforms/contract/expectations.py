@@ -9,7 +9,9 @@ on Arrow-backed pandas frames (see transforms/contract/suites.py).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import pandas as pd
@@ -34,10 +36,14 @@ def _as_polars(column: pd.Series) -> pl.Series:
 def _reasons(rule: Callable[[pl.Series], pl.Series], codes: pl.Series) -> pl.Series:
     """`rule` (a code's own reason, or null) on `codes` in chunks of CHUNK: the rules are per value, so
     the result is the same, and the working arrays stay small (7.9M USCCs: 4.4 s in one call, 1.6 s
-    in chunks: the one call spent most of its time allocating and faulting in 8M-row temporaries)."""
+    in chunks: the one call spent most of its time allocating and faulting in 8M-row temporaries). The
+    chunks are judged on every core at once (numpy and polars work without the GIL), in order: Great
+    Expectations judges a batch on one thread, the other core idle (AMR's 5.8M USCCs: 0.95 s instead of 1.8)."""
     if codes.len() <= CHUNK:
         return rule(codes)
-    return pl.concat([rule(codes.slice(i, CHUNK)) for i in range(0, codes.len(), CHUNK)])
+    chunks = (codes.slice(i, CHUNK) for i in range(0, codes.len(), CHUNK))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="identifier-rule") as cores:
+        return pl.concat(list(cores.map(rule, chunks)))
 
 
 def _passes(column: pd.Series, reasons: pl.Series, failing: tuple[str, ...] | None = None) -> pd.Series:
