@@ -27,7 +27,7 @@ RUN_RECORD = "run.json"
 
 @dataclass(frozen=True)
 class OutputRoot:
-    """OUT: runs, published bundles, the warehouse, the locks and the staging area."""
+    """OUT: runs, published bundles, the warehouse, the locks, the staging area and the known digests."""
 
     path: Path
 
