@@ -51,7 +51,7 @@ from jointdraw.transforms.documents.draw_bundle import (
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.privacy import public_leaks
 from jointdraw.transforms.stage_records import PublishRecord
-from jointdraw.transforms.storage.background import write_ahead
+from jointdraw.transforms.storage.background import asked_ahead, write_ahead
 from jointdraw.transforms.storage.bundle import (
     AUDIT,
     PUBLIC,
@@ -95,6 +95,18 @@ def _ahead_directory(run: RunFolder, key: str) -> Path:
     return run.stage("publish") / AHEAD / f"directory-{key[:16]}.parquet"
 
 
+def _directory_sha256(run: RunFolder) -> list[str]:
+    """The SHA-256 of the committed directory's files, in order, as the commit recorded them."""
+    return [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
+
+
+def _public_directory_sources(run: RunFolder, reuse: bool) -> tuple[str, list[EarlierFile]]:
+    """The reuse key of the run's audit/directory.parquet (its directory files and the code) and, with `reuse`,
+    the published bundles' copies of it."""
+    key = public_directory_key(_directory_sha256(run))
+    return key, _earlier_public_directories(run.root, key) if reuse else []
+
+
 def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
     """Before assign, which matches on one core, when publish follows in this process: publish's biggest file,
     audit/directory.parquet (5.8M rows at 8M objects, about 5 s of CPU), written meanwhile by a background worker
@@ -102,9 +114,8 @@ def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
     quarterly plan's, drawn from the annual plan's directory). Publish takes it, or writes it if that failed;
     nothing that goes wrong here fails the run (publish then writes it itself: a busy warehouse says so there)."""
     try:
-        directory_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
-        key = public_directory_key(directory_sha256)
-        if reuse and _earlier_public_directories(run.root, key):
+        key, earlier = _public_directory_sources(run, reuse)
+        if earlier:
             return
         path = _ahead_directory(run, key)
         shutil.rmtree(path.parent, ignore_errors=True)  # an earlier attempt's
@@ -123,13 +134,12 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
     # read before the warehouse is opened for writing below: the audit log, and the bundles whose public directory
     # was written from the same directory files (a quarterly plan's, drawn from the annual plan's directory)
     entries = audit_entries(root.path, plan.plan_id)
-    directory_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
-    public_directory = public_directory_key(directory_sha256)
-    earlier_directory = _earlier_public_directories(root, public_directory) if reuse else []
+    public_directory, earlier_directory = _public_directory_sources(run, reuse)
+    ahead = _ahead_directory(run, public_directory)  # written meanwhile by this process (write_ahead_for_publish)?
 
     def fill(staging: Path) -> tuple[dict, str, str | None]:
         document, directory_from = assemble_bundle(
-            staging, run, plan, entries, earlier_directory, _ahead_directory(run, public_directory)
+            staging, run, plan, entries, earlier_directory, ahead if asked_ahead(ahead) else None
         )
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)
@@ -148,7 +158,7 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
         run_id=run_id,
         plan_id=plan.plan_id,
         directory=directory_parts(run.stage("commit")),
-        directory_sha256=directory_sha256,
+        directory_sha256=_directory_sha256(run),
     ) as recording:
         document, seal, directory_from = publish_atomically(target, root.path, fill, needs)
         sealed = append_seal(

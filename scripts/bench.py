@@ -38,7 +38,6 @@ from typing import NamedTuple
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.fusion_figures import figure_text
 from jointdraw.transforms.storage.bundle import bundle_file
-from jointdraw.transforms.storage.hashed_ahead import RACY_SECONDS
 from jointdraw.transforms.storage.runfolder import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -315,7 +314,8 @@ def _quarterly_inboxes(city: Path, inboxes: Path) -> dict[str, Path]:
     the annual runs, so that a department's unchanged file is, when the quarterly run reads it, as it was when
     the annual run read it — the same inode, untouched since — as between two real runs (a link made later would
     give the city's files a new change time, and the quarterly run would hash them all again:
-    transforms/storage/hashed_ahead.py)."""
+    transforms/storage/hashed_ahead.py). The changed file has settled by then too: a file written less than
+    hashed_ahead.RACY_SECONDS before it is hashed ahead is hashed again in ingest, not beside the server's start."""
     return {kind: _changed_inbox(city, inboxes, kind) for kind in ("inspectors", "objects")}
 
 
@@ -323,12 +323,6 @@ def _quarterly(city: Path, out: Path, inboxes: dict[str, Path]) -> dict:
     """The city's quarterly plan in the output root of the annual runs, twice: one department's inspectors
     file changed (the merge is reused too), then its objects file (the merge is redone)."""
     plan = next((city / "plans").glob("*-Q*.yaml"))
-    # departments' files arrive before a run, not the instant it starts: a file whose bytes were written less than
-    # RACY_SECONDS before it is hashed ahead is hashed again by ingest (README "The inbox hashed ahead"), so the
-    # changed file, written just now, would be hashed in ingest, not beside the temporary server's start where a
-    # real quarterly run pays it
-    written = max(path.stat().st_mtime for path in (inbox / CHANGED / f"{kind}.csv" for kind, inbox in inboxes.items()))
-    time.sleep(max(0.0, written + RACY_SECONDS - time.time()))
     runs = {}
     for kind, inbox in inboxes.items():
         run = _whole_flow(plan, inbox, out, run_id=f"quarterly-{kind}", reuse=True)

@@ -38,7 +38,7 @@ from jointdraw.transforms.merge import drawn_entities
 from jointdraw.transforms.plan import Plan
 from jointdraw.transforms.redraw import apply_redraws, redraw_table, redraws_for_people, redraws_of
 from jointdraw.transforms.stage_records import stage_accounting
-from jointdraw.transforms.storage.background import BackgroundWriters, asked_ahead, written_ahead
+from jointdraw.transforms.storage.background import BackgroundWriters, written_ahead
 from jointdraw.transforms.storage.bundle import (
     PRE,
     PUBLIC,
@@ -169,7 +169,7 @@ def _public_directory(
     """audit/directory.parquet (`write_public_directory`): copied from an earlier bundle's written from the same
     directory files by the same code (`earlier`), if the copy still has the SHA-256 that bundle's manifest lists
     (returns that bundle's plan); else taken once the writers are done (`_take_ahead`) when this process is
-    writing it ahead at `ahead`; else written by a background writer."""
+    writing it at `ahead`; else written by a background writer."""
     for plan_id, source, sha256 in earlier:
         try:
             copy_file(source, path)
@@ -178,7 +178,7 @@ def _public_directory(
         if sha256_file(path) == sha256:
             return plan_id
         path.unlink()
-    if ahead is None or not asked_ahead(ahead):
+    if ahead is None:
         writers.submit(write_public_directory, commit_dir, path)
     return None
 
@@ -204,7 +204,7 @@ def assemble_bundle(
     the manifest, and the plan whose bundle's audit/directory.parquet was copied (None: written). `entries`: the
     plan's audit log (every logged attempt, redraw and seal, chained); `earlier_directory`: earlier bundles'
     audit/directory.parquet written from the same directory files by the same code (`_public_directory`);
-    `ahead_directory`: where this process may be writing it ahead (flows/publish.py `write_ahead_for_publish`). The
+    `ahead_directory`: where this process is writing it ahead (flows/publish.py `write_ahead_for_publish`). The
     pages that show the seal are written with an empty slot (see `_seal`). The directory and the workbooks are
     written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
@@ -265,7 +265,7 @@ def assemble_bundle(
         shopped = [e for es in shopping.values() for e in es]
         html = render_report(_report_data(run, plan, summary, seed, shopped, len(redraws)))
         at("report.html").write_text(html, encoding="utf-8")
-    if directory_from is None and ahead_directory is not None and asked_ahead(ahead_directory):
+    if directory_from is None and ahead_directory is not None:
         _take_ahead(commit_dir, ahead_directory, at("directory.parquet"))
     ingest = run.stage_record("ingest")
     document = manifest(

@@ -53,8 +53,8 @@ from pathlib import Path
 Identity = tuple[int, int, int, int]  # inode, size, modification time, change time (ns)
 RACY_SECONDS = 2.0  # a file changed this shortly before it was hashed is not trusted to be unchanged since
 HASH_CHUNK = 1 << 25  # 32 MiB (sha256_of)
-_AHEAD: dict[str, Future[tuple[Identity, str | None]]] = {}
-# hashed already (`hashed`), or known through a link (`same_bytes`), by (device, inode): every name of the file
+_AHEAD: dict[str, Future[None]] = {}  # files given to the hash-ahead thread, by absolute path: done or not
+# hashed already (`hashed`, here or ahead), or known through a link (`same_bytes`), by (device, inode): every name
 _KNOWN: dict[tuple[int, int], tuple[Identity, str]] = {}
 _NAMES: dict[tuple[int, int], str] = {}  # a name each known inode had (keep_known checks it is unchanged)
 
@@ -88,15 +88,9 @@ def _settled(identity: Identity) -> bool:
     return time.time_ns() - identity[2] > RACY_SECONDS * 1e9
 
 
-def _identity_and_sha256(path: Path) -> tuple[Identity, str | None]:
-    """The file's identity, and its SHA-256 unless its bytes were written too shortly before (then None)."""
-    before = file_identity(path)
-    return before, sha256_of(path) if _settled(before) else None
-
-
 def hash_ahead(paths: Iterable[Path]) -> None:
-    """Hashes `paths` one after the other on a daemon thread (it never holds the process open), but those known
-    already and unchanged since."""
+    """Hashes `paths` (`hashed`: remembered) one after the other on a daemon thread (it never holds the process
+    open), but those known already and unchanged since, and those whose bytes have not settled yet."""
     todo = [(Path(p), Future()) for p in paths if remembered(Path(p)) is None]
     for path, future in todo:
         _AHEAD[os.path.abspath(path)] = future
@@ -104,23 +98,21 @@ def hash_ahead(paths: Iterable[Path]) -> None:
     def work() -> None:
         for path, future in todo:
             try:
-                future.set_result(_identity_and_sha256(path))
+                if _settled(file_identity(path)):
+                    hashed(path)
+                future.set_result(None)
             except OSError as e:
                 future.set_exception(e)
 
     threading.Thread(target=work, name="hash-ahead", daemon=True).start()
 
 
-def _ahead(path: Path) -> tuple[Identity, str] | None:
-    """(identity, SHA-256) as the hash-ahead thread found the file (waiting for it), if it had settled."""
+def _wait_ahead(path: Path) -> None:
+    """Waits until the hash-ahead thread is done with `path`, if it was given it."""
     future = _AHEAD.get(os.path.abspath(path))
-    if future is None:
-        return None
-    try:
-        identity, digest = future.result()
-    except OSError:
-        return None
-    return (identity, digest) if digest is not None else None
+    if future is not None:
+        with suppress(OSError):
+            future.result()
 
 
 def hashed(path: Path) -> str:
@@ -146,10 +138,10 @@ def _valid(path: Path) -> tuple[Identity, str] | None:
     except OSError:
         return None
     known = _KNOWN.get(inode)
-    if known is not None and known[0] == now:
-        return known
-    entry = _ahead(path)  # known before it changed (an earlier command's), or not known: maybe hashed ahead since
-    return entry if entry is not None and entry[0] == now else None
+    if known is None or known[0] != now:  # not known, or known before it changed: maybe being hashed ahead
+        _wait_ahead(path)
+        known = _KNOWN.get(inode)
+    return known if known is not None and known[0] == now else None
 
 
 def remembered(path: Path) -> str | None:
@@ -195,12 +187,6 @@ def keep_known(store: Path) -> bool:
     `store` held of others (another command of the output root may have written it meanwhile); a file gone
     or changed since is dropped. False when `store` cannot be written (the next command hashes again)."""
     load_known(store)
-    for path, future in list(_AHEAD.items()):  # hashed ahead, and unchanged since: as if hashed here
-        if future.done() and future.exception() is None and (ahead := future.result())[1] is not None:
-            with suppress(OSError):
-                inode, now = _inode(Path(path))
-                if now == ahead[0]:
-                    _know(inode, now, ahead[1], Path(path))
     files = []
     for (device, inode), (identity, digest) in sorted(_KNOWN.items()):
         path = _NAMES.get((device, inode))
