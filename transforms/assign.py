@@ -198,6 +198,10 @@ class _Pools:
     department_size: dict[str, int] = field(default_factory=dict)  # available inspectors per department
     expert_size: dict[str, int] = field(default_factory=dict)  # available experts and third parties per department
     role: list[str] = field(default_factory=list)  # empty: everyone an inspector
+    blocked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # scratch: who a share avoids
+
+    def __post_init__(self) -> None:
+        self.blocked = np.zeros(len(self.ids), dtype=bool)
 
     def group(self, position: int) -> str:
         """Inspectors and experts are evened out separately: they never take each other's place."""
@@ -262,13 +266,22 @@ def _pools(shares: pl.DataFrame, available: pl.DataFrame, avoid: pl.DataFrame, s
 
 
 def _least_loaded(
-    candidates: np.ndarray, need: int, loads: np.ndarray, rank: np.ndarray, task_score: np.uint64
+    candidates: np.ndarray, load: np.ndarray, need: int, rank: np.ndarray, task_score: np.uint64
 ) -> list[int]:
-    """The `need` candidates with the lowest load; ties by rank XOR the task's score (then by position in
-    `candidates`). A department's pool holds up to thousands and a share needs two or three: the few with a load
-    at most the `need`-th lowest, and of those at that load the few with the lowest tie-breakers, are found in
-    linear time (`np.partition`) and only they are sorted (sorting them all was most of the matching loop's time)."""
-    load = loads[candidates]
+    """The `need` candidates with the lowest load (`load`: theirs); ties by rank XOR the task's score (then by
+    position in `candidates`). A department's pool holds up to thousands and a share needs two or three: the few
+    with a load at most the `need`-th lowest, and of those at that load the few with the lowest tie-breakers, are
+    found in linear time (`np.partition`) and only they are sorted (sorting them all was most of the matching
+    loop's time). Most often the least loaded are `need` or more: they alone are looked at."""
+    lowest = (load == load.min()).nonzero()[0]
+    if len(lowest) >= need:  # the picks all have the lowest load: the lowest tie-breakers among them
+        ties = rank[candidates[lowest]] ^ task_score
+        if need == 1:
+            return [int(candidates[lowest[ties.argmin()]])]  # argmin: the first of equal ties, as a stable sort
+        if len(lowest) > need:
+            few = ties <= np.partition(ties, need - 1)[need - 1]
+            lowest, ties = lowest[few], ties[few]
+        return candidates[lowest[np.argsort(ties, kind="stable")[:need]]].tolist()
     if len(candidates) > 4 * need:  # a handful is sorted as quickly as it is partitioned
         at_most = np.partition(load, need - 1)[need - 1]
         below, at = load < at_most, np.flatnonzero(load == at_most)
@@ -318,16 +331,21 @@ def _staff_share(
 ) -> tuple[list[int], str, str]:
     """(positions, pool, "") for one share of a joint task, or ([], reason, detail). `taken`: who is
     already on the task (an expert of two required fields goes once)."""
-    avoid = (pools.avoid.get(share.uscc) or set()) | set(taken)
+    avoid = [*(pools.avoid.get(share.uscc) or ()), *taken]  # 回避: declared conflicts and the last team
     need = share.need
     for pool, candidates in _mode_pools(pools, share):
         if candidates is None or len(candidates) < need:
             continue
-        if avoid:  # 回避: declared conflicts and the last team
-            candidates = candidates[~np.isin(candidates, list(avoid))]
-        candidates = candidates[loads[candidates] < capacity]
+        if avoid:
+            pools.blocked[avoid] = True
+            candidates = candidates[~pools.blocked[candidates]]
+            pools.blocked[avoid] = False
+        load = loads[candidates]
+        if len(load) and load.max() >= capacity:  # someone's period is full
+            free = load < capacity
+            candidates, load = candidates[free], load[free]
         if len(candidates) >= need:
-            return _least_loaded(candidates, need, loads, pools.rank, task_score), pool, ""
+            return _least_loaded(candidates, load, need, pools.rank, task_score), pool, ""
     return [], *_why_not_staffed(pools, share, capacity)
 
 

@@ -399,4 +399,4 @@ def test_least_loaded_picks_what_sorting_every_candidate_picks():
         need = int(rng.integers(1, min(len(candidates), 5) + 1))
         task_score = np.uint64(rng.integers(0, 2**63))
         every = candidates[np.lexsort((rank[candidates] ^ task_score, loads[candidates]))][:need].tolist()
-        assert _least_loaded(candidates, need, loads, rank, task_score) == every, trial
+        assert _least_loaded(candidates, loads[candidates], need, rank, task_score) == every, trial
