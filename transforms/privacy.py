@@ -13,7 +13,9 @@ What is a leak:
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -58,6 +60,19 @@ def _text_of(path: Path, table: pl.DataFrame | None) -> str:
     return path.read_text(encoding="utf-8-sig", errors="replace")
 
 
+def _table_may_hold_phone(table: pl.DataFrame) -> bool:
+    """Whether a header or cell of `table` matches MAYBE_PHONE, column by column (text columns in polars, on every
+    core): a phone never spans two lines of `_text_of`, so its text holds one only if a header or cell does."""
+    texts = [c for c, dtype in table.schema.items() if dtype == pl.String]
+    other = [c for c in table.columns if c not in texts]
+    if texts and table.select(pl.any_horizontal(pl.col(texts).str.contains(MAYBE_PHONE).any())).item():
+        return True
+    return (
+        _phone_in("\n".join([*table.columns, *(str(v) for c in other for v in table[c].drop_nulls().to_list())]))
+        is not None
+    )
+
+
 def _phone_in(text: str) -> re.Match | None:
     if not pl.Series([text], dtype=pl.String).str.contains(MAYBE_PHONE).item():
         return None
@@ -74,19 +89,31 @@ def table_leaks(name: str, columns: list[str]) -> list[str]:
     return leaks
 
 
-def public_leaks(public_dir: Path, personal_values: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    public_dir, leaks = Path(public_dir), []
-    values = sorted(v for v in personal_values if v and len(v) >= 2)
-    for path in sorted(p for p in public_dir.rglob("*") if p.is_file()):
-        name = path.relative_to(public_dir).as_posix()
-        table = read_table(path) if path.suffix in TABLES else None
-        if table is not None:
-            leaks += table_leaks(name, table.columns)
-        text = _text_of(path, table)
-        if found := _phone_in(text):
-            leaks.append(f"{name}: a phone number ({found.group()[:3]}…)")
-        if values:
-            hits = pl.Series([text]).str.extract_many(values, overlapping=False)[0].to_list()
-            if hits:
-                leaks.append(f"{name}: {len(hits)} personal values of the inputs, e.g. {hits[0][:1]}…")
+def _file_leaks(path: Path, name: str, values: list[str]) -> list[str]:
+    """The leaks of one file of the public part (`public_leaks`)."""
+    leaks = []
+    table = read_table(path) if path.suffix in TABLES else None
+    if table is not None:
+        leaks += table_leaks(name, table.columns)
+    if table is not None and not values and not _table_may_hold_phone(table):
+        return leaks  # no cell could hold a phone: the table's text is not needed
+    text = _text_of(path, table)
+    if found := _phone_in(text):
+        leaks.append(f"{name}: a phone number ({found.group()[:3]}…)")
+    if values:
+        hits = pl.Series([text]).str.extract_many(values, overlapping=False)[0].to_list()
+        if hits:
+            leaks.append(f"{name}: {len(hits)} personal values of the inputs, e.g. {hits[0][:1]}…")
     return leaks
+
+
+def public_leaks(public_dir: Path, personal_values: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """The leaks of every file under `public_dir`, in the files' order: the files are read and searched a few at a
+    time (reading a workbook and searching a page's text release the GIL: the notice's three files take as long
+    as one of them)."""
+    public_dir = Path(public_dir)
+    values = sorted(v for v in personal_values if v and len(v) >= 2)
+    paths = sorted(p for p in public_dir.rglob("*") if p.is_file())
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="leaks") as pool:
+        found = pool.map(lambda path: _file_leaks(path, path.relative_to(public_dir).as_posix(), values), paths)
+        return [leak for leaks in found for leak in leaks]
