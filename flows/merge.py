@@ -14,11 +14,17 @@ after the other on the flow's threads, or at once as `merge-partition` tasks on 
 the flow adds their counts and concatenates their tables in key order.
 
 With `reuse`, a directory an earlier run in the same output root merged from the same accepted objects
-files (transforms/storage/reuse.py `merge_key`) is taken from that run: its record says `reused_from`.
+files (transforms/storage/reuse.py `merge_key`) is taken from that run: its record says `reused_from`. When
+only some departments' files differ from an earlier merge's (a few small ones: settings.MERGE_UPDATE_SHARE),
+the directory is merged again from that merge's (`_merged_again`): only the entities whose records may differ
+are merged, and the others' rows and conflicts are taken as they were, in key order, never sorted again — the
+same rows, conflicts and counts as merging everything (tests/flows/test_reuse.py); the record says
+`updated_from`.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -37,18 +43,22 @@ from jointdraw.transforms.merge import (
     key_ranges,
     key_records,
     links_query,
+    merge_again,
     merge_connection,
     merge_into,
+    merged_again,
     merged_together,
     type_conflicts_query,
     untimed,
 )
-from jointdraw.transforms.stage_records import MergeRecord, ReuseKey
+from jointdraw.transforms.stage_records import MergeRecord, ReuseKey, UpdatedFrom
 from jointdraw.transforms.storage.csvout import write_people_csv
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import sql_text
-from jointdraw.transforms.storage.reuse import EarlierResults, merge_key
+from jointdraw.transforms.storage.reuse import EarlierResults, merge_key, still_recorded
 from jointdraw.transforms.storage.runfolder import (
+    STAGE_RECORD,
+    WORK_OPTIONS,
     atomic_path,
     directory_part,
     directory_parts,
@@ -96,13 +106,19 @@ def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], numb
     return replace(merged, conflicts=merged.conflicts.clear(), unlinked=merged.unlinked.clear())
 
 
+def _range_count(records: int) -> int:
+    """How many key ranges a merge of `records` records is cut into: about MERGE_PARTITION_RECORDS records each; on
+    a cluster a range for every worker thread at least."""
+    return max(-(-records // settings.MERGE_PARTITION_RECORDS), cluster_threads())
+
+
 def _merged_in_ranges(con: Any, accepted: list[Path], out_dir: Path, step: StepTimer) -> Merged:
     """The entity keys cut into ranges (about MERGE_PARTITION_RECORDS records each; on a cluster a range for every
     worker thread at least), each merged by a `merge-partition` task (one at a time on the flow's threads: each
     uses every core), their counts added and their tables read back in key order."""
     records = con.execute("select count(*) from records").fetchall()[0][0]
     with step("key ranges"):
-        bounds = key_ranges(con, max(-(-records // settings.MERGE_PARTITION_RECORDS), cluster_threads()))
+        bounds = key_ranges(con, _range_count(records))
         con.execute(f"attach '{out_dir / PARTS / KEYS}' as keys")
         con.execute("create table keys.departments as select * from departments")
         con.execute("create table keys.linked_without_uscc as select * from linked_without_uscc")
@@ -127,9 +143,95 @@ def _merged_in_ranges(con: Any, accepted: list[Path], out_dir: Path, step: StepT
     return merged_together(merged, **tables)
 
 
+def _merged_whole(
+    accepted: list[Path], out_dir: Path, spill: Path, step: StepTimer
+) -> tuple[Merged, pl.DataFrame, pl.DataFrame]:
+    """Every accepted objects file merged, range by range (`_merged_in_ranges`); with the links and type conflicts."""
+    con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
+    con.read_parquet([str(p) for p in accepted]).create_view("records")
+    with step("links (keys of records without a USCC)"):
+        key_records(con)
+    merged = _merged_in_ranges(con, accepted, out_dir, step)
+    with step("links, type conflicts"):
+        links = con.sql(links_query()).pl()
+        type_conflicts = con.sql(type_conflicts_query()).pl()
+    con.close()
+    return merged, links, type_conflicts
+
+
+def _earlier_merges(run: RunFolder, inputs: list[dict[str, Any]]) -> list[tuple[Path, dict[str, Any], list[str]]]:
+    """The merges of other runs of the output root that this one may be merged again from (`_merged_again`), most
+    alike first: (their stage folder, their record, the departments whose files differ). Merged by this code (their
+    key is what this code gives their inputs) from files of the same departments, of which the differing ones, as
+    they were and as they are, are at most MERGE_UPDATE_SHARE of the bytes."""
+    now = {f["path"]: f for f in inputs}
+    found = []
+    for other in reversed(run.root.started_runs()):
+        if other.name == run.run_id:
+            continue
+        folder = RunFolder(other).stage("merge")
+        try:
+            record = json.loads((folder / STAGE_RECORD).read_text(encoding="utf-8"))
+            before = {f["path"]: f for f in record["inputs"]}
+            same_code = record["reuse"]["key"] == merge_key(record["inputs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # none, being written, or of another version
+        if not same_code or before.keys() != now.keys():
+            continue
+        changed = sorted(p for p in now if now[p]["sha256"] != before[p]["sha256"])
+        share = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed) / max(sum(f["bytes"] for f in inputs), 1)
+        if changed and share <= settings.MERGE_UPDATE_SHARE:
+            found.append((share, folder, record, changed))
+    return [(folder, record, changed) for _, folder, record, changed in sorted(found, key=lambda f: f[0])]
+
+
+def _merged_again(
+    run: RunFolder, inputs: list[dict[str, Any]], out_dir: Path, spill: Path
+) -> tuple[Merged, pl.DataFrame, pl.DataFrame, UpdatedFrom] | None:
+    """The directory merged again from an earlier merge whose files differ from these only in some departments'
+    (`_earlier_merges`), written in this stage's key ranges; with its links and type conflicts, and where it came
+    from. None when there is none whose files are all still as it recorded them."""
+    for folder, record, changed in _earlier_merges(run, inputs):
+        earlier_validate = RunFolder(folder.parent).stage("validate")
+        earlier_parts = [f for f in record["outputs"] if f["path"].startswith("directory-")]
+        conflicts_file = [f for f in record["outputs"] if f["path"] == "conflicts.parquet"]
+        before_changed = [f for f in record["inputs"] if f["path"] in changed]
+        if not (
+            still_recorded(folder, earlier_parts + conflicts_file) and still_recorded(earlier_validate, before_changed)
+        ):
+            continue
+        validate = run.stage("validate")
+        now = [str(validate / f["path"]) for f in inputs]
+        before = [str((earlier_validate if f["path"] in changed else validate) / f["path"]) for f in inputs]
+        departments = [Path(p).stem for p in changed]
+        con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
+        earlier_directory = [folder / f["path"] for f in earlier_parts]
+        again = merge_again(con, before, now, departments, earlier_directory, _range_count)
+        con.close()
+        if again is None:
+            continue
+        for number, directory in enumerate(again.ranges):
+            with atomic_path(out_dir / directory_part(number)) as tmp:
+                directory.sink_parquet(tmp, **WORK_OPTIONS)
+        merged = merged_again(
+            directory_parts(out_dir),
+            pl.read_parquet(folder / "conflicts.parquet"),
+            earlier_directory,
+            again.affected,
+            again.part,
+            again.unlinked_records,
+        )
+        updated = UpdatedFrom(
+            run_id=folder.parent.name, departments=departments, entities_merged_again=again.affected.len()
+        )
+        return merged, again.links, again.type_conflicts, updated
+    return None
+
+
 def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) -> MergeRecord:
     """The directory merged from the accepted objects files, or, with `reuse`, taken from an earlier run
-    that merged the same files. (`step` times the steps: scripts/profile_merge.py.)"""
+    that merged the same files, or merged again from one that merged files differing only in a few departments'.
+    (`step` times the steps: scripts/profile_merge.py.)"""
     accepted = sorted((run.stage("validate") / "accepted" / "objects").glob("*.parquet"))
     out_dir = run.stage("merge")
     with step("inputs' SHA-256"):
@@ -144,16 +246,12 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
     (out_dir / PARTS).mkdir(parents=True)
     spill = out_dir / PARTS / "spill"
     spill.mkdir()
-    con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
-    con.read_parquet([str(p) for p in accepted]).create_view("records")
-    with step("links (keys of records without a USCC)"):
-        key_records(con)
-    merged = _merged_in_ranges(con, accepted, out_dir, step)
-    with step("links, type conflicts"):
-        links = con.sql(links_query()).pl()
-        type_conflicts = con.sql(type_conflicts_query()).pl()
+    if reuse and (again := _merged_again(run, inputs, out_dir, spill)):
+        merged, links, type_conflicts, updated = again
+        get_run_logger().info("merge: %s; the other entities' rows and conflicts taken as they were", updated.text())
+    else:
+        merged, links, type_conflicts, updated = (*_merged_whole(accepted, out_dir, spill, step), None)
     with step("close"):
-        con.close()
         shutil.rmtree(out_dir / PARTS, ignore_errors=True)
     with step("small files"):
         written = [
@@ -177,4 +275,5 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
         type_conflicts=type_conflicts.height,
         outputs=outputs,
         reuse=key,
+        updated_from=updated,
     )

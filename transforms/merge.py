@@ -135,10 +135,10 @@ def key_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> list[str]:
     the same bounds. Range i holds the keys from bound i − 1 (included) to bound i (excluded)."""
     if ranges <= 1:
         return []
-    (bounds,) = con.execute(
+    ((bounds,),) = con.execute(
         "select quantile_disc(uscc, $q) from records where uscc is not null and hash(uscc) % 64 = 0",
         {"q": [i / ranges for i in range(1, ranges)]},
-    ).fetchone()
+    ).fetchall()
     return sorted(set(bounds or []))
 
 
@@ -229,6 +229,166 @@ def merged_together(parts: list[Merged], conflicts: pl.DataFrame, unlinked: pl.D
         unlinked=unlinked,
         listed_by_several_departments=sum(p.listed_by_several_departments for p in parts),
         entities_by_link=dict(sorted(by_link.items())),
+    )
+
+
+def _without(table: pl.LazyFrame | pl.DataFrame, keys: pl.Series) -> pl.LazyFrame | pl.DataFrame:
+    return table.filter(~pl.col("entity_key").is_in(keys.implode()))
+
+
+def affected_entities(con: duckdb.DuckDBPyConnection, before: list[str], now: list[str], changed: list[str]) -> bool:
+    """For merging again the accepted objects files `now` when only the files of the departments `changed` differ
+    from those of an earlier merge (`before`): `key_records` on `now` (the view `records`), and the temp table
+    `affected` (sql/merge_affected.sql): the entity keys whose records may differ. False (and nothing to rely on)
+    when the two merges' departments differ: their order and bits would."""
+    con.read_parquet(before).create_view("records", replace=True)
+    key_records(con)
+    con.execute("create or replace temp table departments_before as select * from departments")
+    con.execute(
+        "create or replace temp table links_before as select submitted_by, source_file, source_line, entity_key "
+        "from linked_without_uscc"
+    )
+    con.read_parquet(before).create_view("records_before", replace=True)
+    con.read_parquet(now).create_view("records", replace=True)
+    key_records(con)
+    differ = "select count(*) from ((from departments except from departments_before) union all "
+    differ += "(from departments_before except from departments))"
+    if con.execute(differ).fetchall() != [(0,)]:
+        return False
+    con.execute(sql_text("merge_affected"), {"changed": changed})
+    return True
+
+
+def merge_affected(con: duckdb.DuckDBPyConnection, records: list[str]) -> tuple[pl.DataFrame, Merged]:
+    """After `affected_entities`: the directory rows of the affected entities (sorted by entity_key) and what
+    `merge_into` gives of them, merged from their records only (of the accepted objects files `records`)."""
+    paths = ", ".join(_quoted(p) for p in records)
+    con.execute(
+        f"create or replace temp view records as select * from read_parquet([{paths}]) "
+        "where uscc in (select entity_key from affected)"
+    )
+    con.execute(
+        "create or replace temp table affected_without_uscc as select * from linked_without_uscc "
+        "where entity_key in (select entity_key from affected)"
+    )
+    con.execute("drop table linked_without_uscc")
+    con.execute("alter table affected_without_uscc rename to linked_without_uscc")
+    con.execute(f"create or replace temp view linked as {sql_text('merge_linked')}")
+    merged = merge_into(con)
+    return con.sql("select * from directory order by entity_key").pl(), merged
+
+
+@dataclass(frozen=True)
+class MergeAgain:
+    """A merge done again from an earlier one (`merge_again`): the directory range by range (streams, in key order),
+    the entities merged again and what `merge_into` gave of them, the unlinked records (entity_key, department,
+    source_file, source_line), and the links and type conflicts of every record."""
+
+    ranges: list[pl.LazyFrame]
+    affected: pl.Series
+    part: Merged
+    unlinked_records: pl.DataFrame
+    links: pl.DataFrame
+    type_conflicts: pl.DataFrame
+
+
+def merge_again(
+    con: duckdb.DuckDBPyConnection,
+    before: list[str],
+    now: list[str],
+    departments: list[str],
+    earlier_directory: ParquetFiles,
+    ranges: Callable[[int], int],
+) -> MergeAgain | None:
+    """The accepted objects files `now` merged from an earlier merge of `before` (the same files but those of
+    `departments`), whose directory is `earlier_directory`: only the entities whose records may differ
+    (`affected_entities`) are merged; the other rows are the earlier ones. `ranges(records)`: how many key ranges
+    (`key_ranges`) the directory is cut into. None when the departments differ (then merge everything)."""
+    if not affected_entities(con, before, now, departments):
+        return None
+    bounds = key_ranges(con, ranges(con.execute("select count(*) from records").fetchall()[0][0]))
+    affected = con.sql("select entity_key from affected").pl()["entity_key"]
+    unlinked = con.sql(
+        "select entity_key, submitted_by as department, source_file, source_line from linked_without_uscc "
+        "where linked_by = 'unlinked'"
+    ).pl()
+    links, type_conflicts = con.sql(links_query()).pl(), con.sql(type_conflicts_query()).pl()
+    rows, part = merge_affected(con, now)
+    return MergeAgain(
+        ranges=[
+            updated_directory(earlier_directory, affected, rows, key_range_filter(bounds, n))
+            for n in range(len(bounds) + 1)
+        ],
+        affected=affected,
+        part=part,
+        unlinked_records=unlinked,
+        links=links,
+        type_conflicts=type_conflicts,
+    )
+
+
+def updated_directory(before: ParquetFiles, affected: pl.Series, rows: pl.DataFrame, keys: pl.Expr) -> pl.LazyFrame:
+    """The earlier directory (sorted by entity_key) with the rows of the `affected` entities replaced by `rows`
+    (theirs now, sorted by entity_key; an entity gone has none), of the entity `keys` (a range: only the earlier
+    files' row groups of the range are read): streamed in order, never sorted again."""
+    earlier = pl.scan_parquet(parquet_paths(before))
+    schema = earlier.collect_schema()
+    now = rows.lazy().select(schema.names()).cast(schema).filter(keys)
+    return _without(earlier.filter(keys), affected).merge_sorted(now, key="entity_key")
+
+
+def key_range_filter(bounds: list[str], number: int) -> pl.Expr:
+    """`in_key_range` in polars: the entity keys of range `number`."""
+    low = [pl.col("entity_key") >= bounds[number - 1]] if number > 0 else []
+    high = [pl.col("entity_key") < bounds[number]] if number < len(bounds) else []
+    return pl.all_horizontal(low + high) if low + high else pl.lit(True)
+
+
+def merged_again(
+    directory: ParquetFiles,
+    earlier_conflicts: pl.DataFrame,
+    earlier_directory: ParquetFiles,
+    affected: pl.Series,
+    part: Merged,
+    unlinked_records: pl.DataFrame,
+) -> Merged:
+    """What `merge_into` over every key gives, from a directory merged again (`directory`): the counts read from
+    it; the conflicts, the earlier ones of the entities not `affected` and the affected ones' (`part`); the
+    unlinked records (`unlinked_records`: entity_key, department, source_file, source_line), named as their
+    entity (the affected ones' from `part`, the others' from `earlier_directory`)."""
+    counts = (
+        pl.scan_parquet(parquet_paths(directory))
+        .select(
+            entities=pl.len(),
+            records=pl.col("n_records").sum(),
+            several=(pl.col("departments").list.len() > 1).sum(),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    by_link = (
+        pl.scan_parquet(parquet_paths(directory)).select(pl.col("linked_by").explode()).group_by("linked_by").len()
+    )
+    conflicts = pl.concat([_without(earlier_conflicts, affected), part.conflicts]).sort("entity_key", "attribute")
+    kept = _without(unlinked_records, affected)
+    names = _without(pl.scan_parquet(parquet_paths(earlier_directory)), affected).filter(
+        pl.col("entity_key").is_in(kept["entity_key"].unique().implode())
+    )
+    unlinked = pl.concat(
+        [
+            kept.join(names.select("entity_key", "name").collect(), on="entity_key", how="left").select(
+                part.unlinked.columns
+            ),
+            part.unlinked,
+        ]
+    ).sort("entity_key", "department", "source_line")
+    return Merged(
+        records=counts["records"] or 0,
+        entities=counts["entities"],
+        conflicts=conflicts,
+        unlinked=unlinked,
+        listed_by_several_departments=counts["several"],
+        entities_by_link={k: n for k, n in sorted(by_link.collect().iter_rows()) if n},
     )
 
 

@@ -78,6 +78,23 @@ class ReusedFrom(BaseModel):
         return f"reused from run {self.run_id}"
 
 
+class UpdatedFrom(BaseModel):
+    """A directory merged again from an earlier run's (issue 23.4): that run, the departments whose accepted
+    objects files differ from the ones it merged, and the entities merged again (those whose records may differ);
+    the others' rows and conflicts were taken from it."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    departments: list[str]
+    entities_merged_again: int
+
+    def text(self) -> str:
+        return (
+            f"updated from run {self.run_id} ({', '.join(self.departments)} changed: "
+            f"{self.entities_merged_again:,} entities merged again)"
+        )
+
+
 def reused_from(entry: dict[str, Any]) -> ReusedFrom | None:
     """Where a file's record (ingest, validate) says it was taken from; None: computed in this run."""
     return ReusedFrom.model_validate(entry["reused_from"]) if entry.get("reused_from") else None
@@ -309,11 +326,13 @@ class MergeRecord(StageRecord):
     outputs: list[FileRecord]
     reuse: ReuseKey | None = None
     reused_from: ReusedFrom | None = None  # the directory was taken from this run: same accepted objects files
+    updated_from: UpdatedFrom | None = None  # merged again from this run's: some departments' files changed
 
-    OMITTED_WHEN_NONE = ("reuse", "reused_from")
+    OMITTED_WHEN_NONE = ("reuse", "reused_from", "updated_from")
 
     def line(self) -> str:
-        taken = f"{self.reused_from.text()}: " if self.reused_from else ""
+        earlier = self.reused_from or self.updated_from
+        taken = f"{earlier.text()}: " if earlier else ""
         several = self.entities_listed_by_several_departments
         return (
             f"{taken}{self.records_in:,} records → {self.entities:,} entities ({several:,}"

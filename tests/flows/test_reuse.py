@@ -8,11 +8,14 @@ import os
 import shutil
 from collections import Counter
 
+import polars as pl
+
 from jointdraw.cli.commands import main
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage.bundle import bundle_file
+from jointdraw.transforms.storage.runfolder import directory_parts
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
 
@@ -101,12 +104,14 @@ def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_byt
 
 
 def _with_one_row_changed(dirty_city, inbox):
-    """The city's inbox with one name changed in one row of EDU's objects file (the rest byte for byte)."""
+    """The city's inbox with one name changed in one row of EDU's objects file and its third row gone (the rest
+    byte for byte)."""
     shutil.copytree(dirty_city / "inbox", inbox)
     path = inbox / "EDU" / "objects.csv"
     lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
     name = lines[1].split(",")[1]
     lines[1] = lines[1].replace(name, name + "（分部）", 1)
+    del lines[3]
     path.write_text("".join(lines), encoding="utf-8-sig")
     return inbox
 
@@ -121,13 +126,23 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
         taken = _taken_from(_stage(reusing, "q2", folder))
         assert taken.pop(CHANGED) is None, folder  # computed
         assert set(taken.values()) == {"dirty"}, folder  # every other file, EDU's items and inspectors too
-    assert "reused_from" not in _stage(reusing, "q2", "03_merge")  # its inputs changed: merged again
+    merge = _stage(reusing, "q2", "03_merge")
+    assert "reused_from" not in merge  # its inputs changed: merged again, from the first run's
+    assert merge["updated_from"]["run_id"] == "dirty" and merge["updated_from"]["departments"] == ["EDU"]
+    assert 0 < merge["updated_from"]["entities_merged_again"] < merge["entities"] / 10
 
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
     assert main([*args, "--no-reuse"]) == 0
     for folder in ("01_ingest", "02_validate", "03_merge"):
         assert "reused_from" not in json.dumps(_stage(fresh, "q2", folder)), folder
     assert json.loads((fresh / "runs" / "q2" / "run.json").read_text(encoding="utf-8"))["reuse"] is False
+    # merged again, the directory, its conflicts, links and counts are those of merging everything
+    merged_again, merged = (out / "runs" / "q2" / "03_merge" for out in (reusing, fresh))
+    assert pl.read_parquet(directory_parts(merged_again)).equals(pl.read_parquet(directory_parts(merged)))
+    for name in ("conflicts.parquet", "conflicts.csv", "links.csv", "unlinked.csv", "type_conflicts.csv"):
+        assert (merged_again / name).read_bytes() == (merged / name).read_bytes(), name
+    counts = ("records_in", "entities", "entities_listed_by_several_departments", "entities_by_link")
+    assert [merge[c] for c in counts] == [_stage(fresh, "q2", "03_merge")[c] for c in counts]
     assert _bundle_differences(reusing / "published" / PLAN_ID, fresh / "published" / PLAN_ID) == []
     # the changed department's name reached the directory, so the bundle is not simply the first run's
     assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, fresh / "published" / PLAN_ID)

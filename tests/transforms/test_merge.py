@@ -2,7 +2,14 @@
 
 import polars as pl
 
-from jointdraw.transforms.merge import merge_frames
+from jointdraw.transforms.merge import (
+    key_records,
+    links_query,
+    merge_again,
+    merge_connection,
+    merge_frames,
+    merged_again,
+)
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.uscc import complete_uscc
 
@@ -139,3 +146,52 @@ def test_records_disagreeing_only_among_later_departments_are_a_conflict():
     directory, merged = merge_frames(objects)
     assert directory["credit_risk"].to_list() == ["C"]
     assert merged.conflicts.select("attribute", "values", "chosen").rows() == [("credit_risk", ["ENV=A", "HLT=C"], "C")]
+
+
+OTHER = complete_uscc("91440300MA5XY1234")  # org code MA5XY1234: only HLT lists it, before
+
+
+def test_merging_again_after_one_department_changed_gives_what_merging_everything_gives(tmp_path):
+    """HLT's file changes: an entity leaves it, another's address changes, a new one comes, and the entity an ENV
+    record without a USCC was linked to is gone (the record is now unlinked). Merged again from the earlier
+    merge, only the affected entities are merged; the directory, conflicts, unlinked records, links and counts are
+    those of merging every record."""
+    amr = [_row(RESTAURANT), _row(SHOP, legacy_reg_no="440301100000016"), _row(SHOP.replace("Y43", "Y51"))]
+    env = [_row("", org_code="MA5XY123-4", name="环保记录"), _row(SHOP.replace("Y43", "Y51"), credit_risk="D")]
+    hlt_before = [_row(RESTAURANT, address="南山区科苑路10号"), _row(OTHER, name="其他公司"), _row(SHOP, name="乙")]
+    hlt_now = [_row(RESTAURANT, address="南山区科苑路12号"), _row(complete_uscc("91440300MA5NEW01X"), name="新公司")]
+    files = {}
+    for name, department, rows in [
+        ("AMR", "AMR", amr), ("ENV", "ENV", env), ("HLT-before", "HLT", hlt_before), ("HLT", "HLT", hlt_now)
+    ]:  # fmt: skip
+        files[name] = str(tmp_path / f"{name}.parquet")
+        _objects(department, rows).write_parquet(files[name])
+    before = [files["AMR"], files["ENV"], files["HLT-before"]]
+    now = [files["AMR"], files["ENV"], files["HLT"]]
+    earlier_directory, earlier = merge_frames(pl.read_parquet(before))
+    earlier_directory.write_parquet(tmp_path / "earlier.parquet")
+    assert earlier_directory.filter(pl.col("entity_key") == OTHER)["linked_by"].to_list() == [["org_code", "uscc"]]
+
+    con = merge_connection()
+    again = merge_again(con, before, now, ["HLT"], tmp_path / "earlier.parquet", lambda records: 2)
+    for number, directory in enumerate(again.ranges):
+        directory.sink_parquet(tmp_path / f"directory-{number:03d}.parquet")
+    parts = sorted(tmp_path.glob("directory-*.parquet"))
+    merged = merged_again(
+        parts, earlier.conflicts, tmp_path / "earlier.parquet", again.affected, again.part, again.unlinked_records
+    )
+
+    everything, full = merge_frames(pl.read_parquet(now))
+    assert sorted(again.affected) == sorted(
+        [RESTAURANT, OTHER, SHOP, complete_uscc("91440300MA5NEW01X"), "ORG:MA5XY1234"]
+    )
+    assert pl.read_parquet(parts).equals(everything)
+    counts = ("records", "entities", "listed_by_several_departments", "entities_by_link")
+    assert [getattr(merged, c) for c in counts] == [getattr(full, c) for c in counts]
+    assert merged.conflicts.equals(full.conflicts) and merged.unlinked.equals(full.unlinked)
+    assert "ORG:MA5XY1234" in merged.unlinked["entity_key"].to_list()
+    assert merged.conflicts.filter(pl.col("entity_key") == SHOP.replace("Y43", "Y51")).height == 1  # kept as it was
+    full_con = merge_connection()
+    full_con.read_parquet(now).create_view("records")
+    key_records(full_con)
+    assert again.links.equals(full_con.sql(links_query()).pl())

@@ -287,6 +287,14 @@ def _safe(relative: str) -> bool:
     return bool(relative) and not p.is_absolute() and ".." not in p.parts
 
 
+def still_recorded(folder: Path, files: list[dict[str, Any]]) -> bool:
+    """Whether every file of `files` (records: path under `folder`, SHA-256) is still there with those bytes."""
+    try:
+        return all(_safe(f.get("path", "")) and sha256_file(folder / f["path"]) == f.get("sha256") for f in files)
+    except OSError:
+        return False
+
+
 def _link_verified(source: Path, into: Path, files: list[dict[str, Any]]) -> bool:
     """Links (across file systems: copies) every file of `source` to the same path under `into`, all or none:
     each is first placed under a temporary name and its SHA-256 checked there against its record."""
