@@ -37,6 +37,7 @@ from typing import NamedTuple
 
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.fusion_figures import figure_text
+from jointdraw.transforms.stage_records import UpdatedFrom
 from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.storage.runfolder import STAGES
 
@@ -234,6 +235,11 @@ def _whole_flow(
         "stages_total": total,
         "fixed_seconds": round(step["seconds"] - total, 1),
         "reused": {s: _reused(r) for s, r in records.items() if _reused(r)},
+        "merge_updated": (
+            UpdatedFrom.model_validate(records["merge"]["updated_from"]).text()
+            if records["merge"].get("updated_from")
+            else None
+        ),
     }
 
 
@@ -333,6 +339,8 @@ def _quarterly(city: Path, out: Path, inboxes: dict[str, Path]) -> dict:
             + ", ".join(f"{s} {v:.1f}" for s, v in run["stage_seconds"].items())
         )
         print("    reused: " + (", ".join(f"{s} {n}" for s, n in run["reused"].items()) or "nothing"))
+        if run["merge_updated"]:
+            print(f"    merge {run['merge_updated']}")
         print("    cores busy: " + ", ".join(f"{s} {c:.1f}" for s, c in run["stage_cores"].items()))
     return runs
 
