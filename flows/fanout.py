@@ -102,6 +102,11 @@ def map_tasks(task: Task, at_once: int | None = None, **parameters: Any) -> Pref
     return _submitted_at_most(task, at_once, parameters)
 
 
+def on_cluster() -> bool:
+    """Whether `map_tasks` runs on a Dask cluster (inside `fan_out` with a cluster), not on the flow's threads."""
+    return _RUNNER.get() is not None
+
+
 def cluster_threads() -> int:
     """The threads of the Dask cluster's workers inside `fan_out` (what runs at once there), else 1."""
     runner = _RUNNER.get()
@@ -137,7 +142,7 @@ def map_department_files(
     batches = []
     for kind in kinds:
         files = [p for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
-        if _RUNNER.get() is not None:
+        if on_cluster():
             split = [[p.stem] for p in files]
         else:
             rows = {p.stem: pl.scan_parquet(p).select(pl.len()).collect().item() for p in files}

@@ -11,6 +11,7 @@ from jointdraw.cli.commands import main
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import manifest_problems
+from jointdraw.transforms.draw import lowest_k, score_keys, strata_table, summed_sizes
 from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.plan import read_plan
 from jointdraw.transforms.storage.bundle import bundle_file
@@ -213,3 +214,39 @@ def test_history_in_the_warehouse_excludes_objects_from_the_draw(prefect_server,
     draws = pl.read_parquet(run / "05_draw" / "draws.parquet")
     assert draws.height > 0 and not set(draws["uscc"]) & set(drawn_before)
     assert verify_draw(run).ok
+
+
+def test_on_the_flows_threads_the_pairs_stay_in_memory_and_draw_what_the_files_draw(
+    prefect_server, dirty_run, tmp_path
+):
+    """Drawn part by part on the flow's threads, a part's eligible pairs stay in this process between the steps
+    (no file written, every connection closed after); written to files as on Dask, the same draws."""
+    from prefect import flow
+
+    from jointdraw.flows import draw as stage
+
+    commit = dirty_run / "04_commit"
+    plan = read_plan(commit / "plan.yaml")
+    seed = json.loads((dirty_run / "05_draw" / "seed.json").read_text(encoding="utf-8"))["seed"]
+    parts = directory_parts(commit)
+
+    @flow
+    def drawn(work):
+        return stage._drawn_part_by_part(parts, commit / "exclusions.parquet", plan, seed, work, None)
+
+    kept = drawn(tmp_path / "kept")
+    assert kept.draws.equals(pl.read_parquet(dirty_run / "05_draw" / "draws.parquet"))
+    assert not list((tmp_path / "kept").iterdir()) and not stage._KEPT
+    pairs = [tmp_path / "files" / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
+    (tmp_path / "files").mkdir()
+    sizes = [
+        stage.draw_part_pairs.fn(p, commit / "exclusions.parquet", plan, f, None)
+        for p, f in zip(parts, pairs, strict=True)
+    ]
+    assert all(f.is_file() for f in pairs) and not stage._KEPT
+    strata = strata_table(plan, summed_sizes(sizes))
+    from_files = [
+        stage.draw_part_lowest.fn(f, plan, seed, [score_keys(plan, "planned")], strata, None)[0] for f in pairs
+    ]
+    drawn_from_files = lowest_k(strata, from_files, lambda asked: pytest.fail("no stratum comes up short here"))
+    assert kept.draws.select(drawn_from_files.columns).equals(drawn_from_files)
