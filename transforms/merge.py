@@ -263,10 +263,11 @@ def merge_affected(con: duckdb.DuckDBPyConnection, records: list[str]) -> tuple[
     """After `affected_entities`: the directory rows of the affected entities (sorted by entity_key) and what
     `merge_into` gives of them, merged from their records only (of the accepted objects files `records`)."""
     paths = ", ".join(_quoted(p) for p in records)
-    con.execute(
-        f"create or replace temp view records as select * from read_parquet([{paths}]) "
+    con.execute(  # few: read once, where `merge_into` reads them three times
+        f"create or replace temp table affected_records as select * from read_parquet([{paths}]) "
         "where uscc in (select entity_key from affected)"
     )
+    con.execute("create or replace temp view records as select * from affected_records")
     con.execute(
         "create or replace temp table affected_without_uscc as select * from linked_without_uscc "
         "where entity_key in (select entity_key from affected)"
