@@ -70,6 +70,34 @@ def test_a_file_written_ahead_is_there_when_asked_for_and_its_worker_serves_the_
     assert json.loads((tmp_path / "next.json").read_text(encoding="utf-8"))["pid"] == ahead["pid"] != os.getpid()
 
 
+def test_publish_takes_a_table_written_ahead_with_its_workbook_or_writes_it_when_its_writer_failed(tmp_path):
+    """The draws' tables written ahead (flows/publish.py `write_ahead_for_publish`) are moved into the bundle, the
+    workbook beside the CSV; a table whose writer failed is written by publish itself (draw_bundle `_take_ahead`)."""
+    from jointdraw.transforms.documents.draw_bundle import _take_ahead
+    from jointdraw.transforms.storage.xlsxout import write_people_tables
+
+    draws = pl.DataFrame({"uscc": ["91440300MA5DC6QX5A"], "task_id": ["T1"]})
+    (tmp_path / "ahead").mkdir()
+    (tmp_path / "bundle").mkdir()
+    write_ahead(
+        tmp_path / "ahead" / "draws.csv", write_people_tables, draws, tmp_path / "ahead" / "draws.csv", {}, "表"
+    )
+    write_ahead(tmp_path / "ahead" / "failed.csv", _fail, tmp_path / "ahead" / "failed.csv")
+    written_here = []
+
+    def write_here(path: Path) -> None:
+        written_here.append(path.name)
+        write_people_tables(draws, path, {}, "表")
+
+    _take_ahead(tmp_path / "ahead" / "draws.csv", tmp_path / "bundle" / "draws.csv", write_here, ".xlsx")
+    _take_ahead(tmp_path / "ahead" / "failed.csv", tmp_path / "bundle" / "failed.csv", write_here, ".xlsx")
+    assert written_here == ["failed.csv"] and not list((tmp_path / "ahead").iterdir())
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == [
+        "draws.csv", "draws.xlsx", "failed.csv", "failed.xlsx"
+    ]  # fmt: skip
+    assert (tmp_path / "bundle" / "draws.xlsx").read_bytes() == (tmp_path / "bundle" / "failed.xlsx").read_bytes()
+
+
 def test_a_writers_error_reaches_the_caller_with_its_type(tmp_path):
     # an OSError stays an OSError (the publish stage turns a full disk into a message that says so)
     with pytest.raises(OSError, match="No space left"), BackgroundWriters() as writers:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -183,13 +183,18 @@ def _public_directory(
     return None
 
 
-def _take_ahead(commit_dir: Path, ahead: Path, path: Path) -> None:
-    """audit/directory.parquet moved into the bundle from where it was written ahead (waiting for its writer), or,
-    when that writer failed, written now."""
+# the draws for people: audit/draws.csv and draws.xlsx (`write_people_tables(draws, path, *DRAWS_TABLE)`)
+DRAWS_TABLE = (people_headers.DRAWS, "抽取结果")
+
+
+def _take_ahead(ahead: Path, path: Path, write: Callable[[Path], object], *beside: str) -> None:
+    """`path` moved into the bundle from where it was written ahead (`ahead`, with the files of the same name and
+    the suffixes `beside`), waiting for its writer; or, when that writer failed, written now (`write(path)`)."""
     if written_ahead(ahead):
-        shutil.move(ahead, path)
+        for suffix in ("", *beside):
+            shutil.move(ahead.with_suffix(suffix or ahead.suffix), path.with_suffix(suffix or path.suffix))
     else:
-        write_public_directory(commit_dir, path)
+        write(path)
 
 
 def assemble_bundle(
@@ -199,12 +204,14 @@ def assemble_bundle(
     entries: list[dict[str, Any]],
     earlier_directory: Sequence[EarlierFile] = (),
     ahead_directory: Path | None = None,
+    ahead_draws: Path | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
     the manifest, and the plan whose bundle's audit/directory.parquet was copied (None: written). `entries`: the
     plan's audit log (every logged attempt, redraw and seal, chained); `earlier_directory`: earlier bundles'
     audit/directory.parquet written from the same directory files by the same code (`_public_directory`);
-    `ahead_directory`: where this process is writing it ahead (flows/publish.py `write_ahead_for_publish`). The
+    `ahead_directory`: where this process is writing it ahead (flows/publish.py `write_ahead_for_publish`), and
+    `ahead_draws` the draws' tables (DRAWS_TABLE). The
     pages that show the seal are written with an empty slot (see `_seal`). The directory and the workbooks are
     written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
@@ -219,7 +226,8 @@ def assemble_bundle(
         )
         draws = pl.read_parquet(draw_dir / "draws.parquet")
         copy_file(draw_dir / "draws.parquet", at("draws.parquet"))
-        write_people_tables(draws, at("draws.csv"), people_headers.DRAWS, "抽取结果", writers=writers)
+        if ahead_draws is None:
+            write_people_tables(draws, at("draws.csv"), *DRAWS_TABLE, writers=writers)
         redraws = redraws_of(entries, run.run_id)  # replacement draws (递补) made since the run published
         team = apply_redraws(pl.read_parquet(assign_dir / "team.parquet"), redraws)
         joint_tasks = pl.read_parquet(assign_dir / "joint_tasks.parquet")
@@ -266,7 +274,9 @@ def assemble_bundle(
         html = render_report(_report_data(run, plan, summary, seed, shopped, len(redraws)))
         at("report.html").write_text(html, encoding="utf-8")
     if directory_from is None and ahead_directory is not None:
-        _take_ahead(commit_dir, ahead_directory, at("directory.parquet"))
+        _take_ahead(ahead_directory, at("directory.parquet"), partial(write_public_directory, commit_dir))
+    if ahead_draws is not None:
+        _take_ahead(ahead_draws, at("draws.csv"), lambda path: write_people_tables(draws, path, *DRAWS_TABLE), ".xlsx")
     ingest = run.stage_record("ingest")
     document = manifest(
         plan_id=plan.plan_id,
