@@ -138,8 +138,17 @@ def test_a_live_lock_is_not_cleared_without_force(tmp_path, capsys):
 
 
 def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(
-    prefect_server, dirty_run, dirty_city, tmp_path, capsys
+    prefect_server, dirty_run, dirty_city, tmp_path, capsys, monkeypatch
 ):
+    from jointdraw.transforms.documents import draw_bundle
+
+    taken = []  # what publish took from the files written ahead while assign ran (flows/publish.py)
+
+    def written_ahead(path, taken_from=draw_bundle.written_ahead):
+        taken.append((path.name.split("-")[0], taken_from(path)))
+        return taken[-1][1]
+
+    monkeypatch.setattr(draw_bundle, "written_ahead", written_ahead)
     out = tmp_path
     shutil.copy(dirty_run.parent.parent / "warehouse.duckdb", out / "warehouse.duckdb")  # the annual plan, published
     shutil.copytree(dirty_run.parent.parent / "published", out / "published")
@@ -155,6 +164,7 @@ def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(
     assert q2_commit.directory_sha256_from == "dirty"
     assert q2_commit.directory_sha256 == directory_sha256(directory_parts(out / "runs" / "q2" / "04_commit"))
     assert q2_run["stages"]["publish"].directory_copied_from == "SZ-2026-ANNUAL"
+    assert taken == [("directory", True), ("draws.csv", True)]  # the copy made (and checked) while assign ran
     assert (out / "published" / "SZ-2026-Q2" / "audit" / "directory.parquet").read_bytes() == (
         out / "published" / "SZ-2026-ANNUAL" / "audit" / "directory.parquet"
     ).read_bytes()

@@ -52,8 +52,8 @@ from jointdraw.transforms.storage.runfolder import (
     STAGES,
     copy_file,
     copy_parquet_without,
+    copy_verified,
     directory_parts,
-    sha256_file,
     write_json,
     write_parquet,
 )
@@ -168,16 +168,18 @@ def _public_directory(
 ) -> str | None:
     """audit/directory.parquet (`write_public_directory`): copied from an earlier bundle's written from the same
     directory files by the same code (`earlier`), if the copy still has the SHA-256 that bundle's manifest lists
-    (returns that bundle's plan); else taken once the writers are done (`_take_ahead`) when this process is
-    writing it at `ahead`; else written by a background writer."""
+    (returns that bundle's plan) — the first one copied ahead at `ahead` by this process, if it was (flows/publish.py
+    `write_ahead_for_publish`); else taken once the writers are done (`_take_ahead`) when this process is writing
+    it at `ahead`; else written by a background writer."""
+    if ahead is not None and earlier and written_ahead(ahead):
+        _moved(ahead, path)
+        return earlier[0].plan_id
     for plan_id, source, sha256 in earlier:
         try:
-            copy_file(source, path)
-        except FileNotFoundError:
+            copy_verified(source, sha256, path)
+        except (FileNotFoundError, ValueError):
             continue
-        if sha256_file(path) == sha256:
-            return plan_id
-        path.unlink()
+        return plan_id
     if ahead is None:
         writers.submit(write_public_directory, commit_dir, path)
     return None
@@ -192,9 +194,15 @@ def _take_ahead(ahead: Path, path: Path, write: Callable[[Path], object], *besid
     the suffixes `beside`), waiting for its writer; or, when that writer failed, written now (`write(path)`)."""
     if written_ahead(ahead):
         for suffix in ("", *beside):
-            shutil.move(ahead.with_suffix(suffix or ahead.suffix), path.with_suffix(suffix or path.suffix))
+            _moved(ahead.with_suffix(suffix or ahead.suffix), path.with_suffix(suffix or path.suffix))
     else:
         write(path)
+
+
+def _moved(source: Path, path: Path) -> None:
+    """A file written ahead moved into the bundle (its part's folder made if it is the part's first file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, path)
 
 
 def assemble_bundle(

@@ -188,6 +188,16 @@ def copy_file(source: Path, path: Path) -> Path:
     return path
 
 
+def copy_verified(source: Path, sha256: str, path: Path) -> Path:
+    """`source` copied to `path`, atomically, if the copy's bytes have the SHA-256 `sha256`; otherwise ValueError
+    and nothing at `path`."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+        if (found := sha256_file(tmp)) != sha256:
+            raise ValueError(f"{source} has SHA-256 {found}, not {sha256}")
+    return path
+
+
 def link_or_copy(source: Path, target: Path) -> None:
     """`source` at `target` (which must not exist) too: a hard link, else (another file system, links not
     allowed) a copy. A missing `source` raises FileNotFoundError."""
