@@ -22,6 +22,12 @@ filtered as they are read, and its slice of the records without a USCC), each ra
 its own size, on one machine one after the other or on a Dask cluster at once (`merge_into` on
 each: flows/merge.py); the ranges' directories, in range order, are the directory sorted by
 entity key. DuckDB runs each under a memory limit, spilling to disk past it.
+
+Merged again (`merge_again`). For the same reason, when only some departments' files differ from an earlier
+merge's, only the entities whose records may differ are merged (`affected_entities`, sql/merge_affected.sql:
+the keys, before and now, of the changed departments' records, and both keys of a record without a USCC now
+linked elsewhere); every other entity keeps the row and conflicts it had (`updated_directory`,
+`merged_again`).
 """
 
 from __future__ import annotations
