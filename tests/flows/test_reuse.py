@@ -15,7 +15,7 @@ from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage.bundle import bundle_file
-from jointdraw.transforms.storage.runfolder import directory_parts
+from jointdraw.transforms.storage.runfolder import directory_parts, file_record
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
 
@@ -146,3 +146,41 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     assert _bundle_differences(reusing / "published" / PLAN_ID, fresh / "published" / PLAN_ID) == []
     # the changed department's name reached the directory, so the bundle is not simply the first run's
     assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, fresh / "published" / PLAN_ID)
+
+
+def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
+    """Which earlier merges a merge may be done again from (flows/merge.py `_earlier_merges`), most alike first:
+    merged by this code (its key is what this code gives its inputs), from files of the same departments, those
+    that differ at most MERGE_UPDATE_SHARE of the bytes; and an earlier merge whose files are no longer what it
+    recorded is not used (`still_recorded`)."""
+    from jointdraw.flows.merge import _earlier_merges
+    from jointdraw.transforms.storage.layout import RunFolder
+    from jointdraw.transforms.storage.reuse import merge_key, still_recorded
+
+    def inputs(**sha):  # department → (SHA-256 character, bytes)
+        return [{"path": f"accepted/objects/{d}.parquet", "sha256": c * 64, "bytes": n} for d, (c, n) in sha.items()]
+
+    def earlier(run_id, files, key=None):
+        folder = tmp_path / "runs" / run_id
+        (folder / "03_merge").mkdir(parents=True)
+        (folder / "run.json").write_text("{}", encoding="utf-8")
+        record = {"inputs": files, "outputs": [], "reuse": {"key": key or merge_key(files)}}
+        (folder / "03_merge" / "stage.json").write_text(json.dumps(record), encoding="utf-8")
+
+    now = inputs(AMR=("a", 900), EDU=("e", 40), WAT=("w", 60))
+    earlier("one-small-file", inputs(AMR=("a", 900), EDU=("e", 40), WAT=("v", 50)))  # WAT: 110 of 1,000 bytes
+    earlier("two-files", inputs(AMR=("a", 900), EDU=("d", 40), WAT=("v", 50)))
+    earlier("the-big-file", inputs(AMR=("b", 900), EDU=("e", 40), WAT=("w", 60)))  # too much changed
+    earlier("other-code", inputs(AMR=("a", 900), EDU=("e", 40), WAT=("v", 50)), key="0" * 64)
+    earlier("another-department", inputs(AMR=("a", 900), EDU=("e", 40), HLT=("w", 60)))
+    earlier("the-same-files", now)  # taken whole, not merged again (`EarlierResults.take`)
+    found = _earlier_merges(RunFolder(tmp_path / "runs" / "this"), now)
+    assert [(folder.parent.name, changed) for folder, _, changed in found] == [
+        ("one-small-file", ["accepted/objects/WAT.parquet"]),
+        ("two-files", ["accepted/objects/EDU.parquet", "accepted/objects/WAT.parquet"]),
+    ]
+    (tmp_path / "f.txt").write_text("甲", encoding="utf-8")
+    record = file_record(tmp_path / "f.txt", None, tmp_path)
+    assert still_recorded(tmp_path, [record]) and not still_recorded(tmp_path, [{**record, "sha256": "0" * 64}])
+    (tmp_path / "f.txt").unlink()
+    assert not still_recorded(tmp_path, [record]) and not still_recorded(tmp_path, [{**record, "path": "../f.txt"}])
