@@ -50,11 +50,9 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, earlier: Earlier
     """Reads one file and writes its raw and typed Parquet — or takes them from an earlier run that read the
     same bytes (`earlier`) —; returns their records, with the file's reuse key, or the failure."""
     before = file_identity(file.path)
-    sha256 = None
-    if earlier.may_hold(file.relative, before[1]):  # worth hashing first: an earlier run may have read these bytes
-        key = ingest_key(file.relative, file.kind, sha256 := sha256_file(file.path))
-        if taken := earlier.take(key, out_dir):
-            return taken.record_here()
+    sha256, taken = _taken(file, out_dir, earlier)
+    if taken is not None:
+        return taken
     record = ingest_files.ingest_file(file, inbox, out_dir, sha256)  # hashed once: the state check sees a change
     if "error" in record:
         return record
@@ -62,6 +60,31 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, earlier: Earlier
     if not unchanged_since(file.path, before, key, record):
         return record  # a file that changed while it was read: its outputs are not keyed (no later run takes them)
     return {**record, "reuse": ReuseKey(key=key).model_dump()}
+
+
+def _taken(file: RegistryFile, out_dir: Path, earlier: EarlierResults) -> tuple[str | None, dict[str, Any] | None]:
+    """(the file's SHA-256 if it was hashed, the record of its ingest taken from an earlier run that read the same
+    bytes, or None). Hashed only when an earlier run ingested a file of this name and size."""
+    if not earlier.may_hold(file.relative, file_identity(file.path)[1]):
+        return None, None
+    sha256 = sha256_file(file.path)
+    taken = earlier.take(ingest_key(file.relative, file.kind, sha256), out_dir)
+    return sha256, taken.record_here() if taken else None
+
+
+def _taken_here(files: list[RegistryFile], out_dir: Path, earlier: EarlierResults) -> dict[str, dict[str, Any]]:
+    """The files whose ingest is taken from an earlier run, by inbox path, taken in the flow itself (a task per
+    file costs Prefect's round trips: 0.5 s for the 8M city's forty files); a file that cannot be read now is
+    left to its task, which retries."""
+    found = {}
+    for file in files:
+        try:
+            _, taken = _taken(file, out_dir, earlier)
+        except OSError:
+            continue
+        if taken is not None:
+            found[file.relative] = taken
+    return found
 
 
 def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reuse: bool = False) -> IngestRecord:
@@ -73,7 +96,10 @@ def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reu
     for rel, why in found.ignored:
         logger.warning("ingest: ignored %s: %s", rel, why)
     earlier = EarlierResults.of(run, "ingest") if reuse else EarlierResults()
-    largest_first = sorted(found.files, key=lambda f: -f.path.stat().st_size)  # the city's export sets the pace
+    taken = _taken_here(found.files, run.stage("ingest"), earlier)
+    largest_first = sorted(  # the city's export sets the pace
+        (f for f in found.files if f.relative not in taken), key=lambda f: -f.path.stat().st_size
+    )
     futures = map_tasks(
         ingest_file,
         at_once=settings.INGEST_FILES_AT_ONCE,
@@ -82,7 +108,7 @@ def run_ingest(inbox: Path, run: RunFolder, kinds: tuple[Kind, ...] = KINDS, reu
         out_dir=run.stage("ingest"),
         earlier=unmapped(earlier),
     )
-    record = ingest_files.ingest_record(inbox, found, [f.result() for f in futures])
+    record = ingest_files.ingest_record(inbox, found, [*taken.values(), *(f.result() for f in futures)])
     for r in record.files:
         if "error" not in r:
             taken = f" — {reused.text()}" if (reused := reused_from(r)) else ""
