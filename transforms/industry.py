@@ -99,6 +99,17 @@ def valid_industry_regex() -> str:
     return f"^(?:{'|'.join(alternatives)})$"
 
 
+@cache
+def _valid_industry() -> re.Pattern[str]:
+    return re.compile(valid_industry_regex())
+
+
+def is_valid_industry(code: str) -> bool:
+    """Whether one normalised code is valid (`valid_industry_regex`): a plan's few scope codes are checked without
+    a frame (83 scopes a plan at 2 ms each in polars)."""
+    return _valid_industry().fullmatch(code) is not None
+
+
 def industry_reasons(codes: pl.Series) -> pl.Series:
     """For each normalised code: null when valid, `industry_section_mismatch` when its letter is not
     its division's, else `industry_unknown`."""

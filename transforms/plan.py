@@ -26,7 +26,7 @@ from pydantic import (
 
 from jointdraw.transforms import settings
 from jointdraw.transforms.entity_types import parse_registered_type
-from jointdraw.transforms.industry import industry_reasons, normalise_industry
+from jointdraw.transforms.industry import industry_reasons, is_valid_industry, normalise_industry
 from jointdraw.transforms.registry import ENUMS
 
 CreditClass = Annotated[str, Field(pattern=r"^[ABCD]$")]
@@ -78,6 +78,8 @@ class Scope(_Strict):
     def _industry_codes(cls, values: list[str]) -> list[str]:
         """Each written as the directory writes it (62 → H62), so a scope entry is a prefix of the codes it covers."""
         codes = [normalise_industry(v) or "" for v in values]
+        if all(is_valid_industry(c) for c in codes):
+            return codes
         bad = [
             v for v, reason in zip(values, industry_reasons(pl.Series(codes, dtype=pl.String)), strict=True) if reason
         ]

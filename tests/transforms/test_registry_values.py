@@ -5,7 +5,7 @@ import pytest
 
 from jointdraw.transforms.districts import district_code_of, district_column, district_in_address
 from jointdraw.transforms.entity_types import entity_type_columns, parse_registered_type
-from jointdraw.transforms.industry import industries, industry_reasons, normalise_industry
+from jointdraw.transforms.industry import industries, industry_reasons, is_valid_industry, normalise_industry
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.uscc import normalise_code, uscc_reasons
 
@@ -167,6 +167,18 @@ def test_industry_reasons_name_the_problem():
         "industry_unknown",
         "industry_unknown",
     ]
+
+
+def test_one_code_is_valid_exactly_when_a_frame_of_them_says_so():
+    """The plan's check of its few scope codes (`is_valid_industry`, no frame) agrees with the frame's
+    (`industry_reasons`) on every code of the standard in its normalised form, with a digit more and less, and
+    on odd ones (full-width digits, a trailing line break, spaces, no section letter)."""
+    table = industries()
+    normalised = [normalise_industry(c) or "" for c in table["code"]]
+    odd = ["H62\n", "H６2", " H62", "H62 ", "6201", "", "Z", "I6510", "F6513", "X12", "其他"]
+    codes = normalised + [c + "1" for c in normalised] + [c[:-1] for c in normalised] + odd
+    assert [is_valid_industry(c) for c in codes] == industry_reasons(pl.Series(codes)).is_null().to_list()
+    assert sum(map(is_valid_industry, normalised)) == table.height  # every code of the standard is valid
 
 
 def test_the_industry_table_is_the_whole_standard():
