@@ -41,6 +41,19 @@ def test_the_workers_have_written_everything_when_the_block_ends(tmp_path):
     assert pl.read_parquet(tmp_path / "public.parquet").to_dict(as_series=False) == {"entity_key": ["E1", "E2"]}
 
 
+def test_a_worker_started_in_another_folder_runs_what_this_process_imports(tmp_path, monkeypatch):
+    """A worker imports what its parent can, whatever folder the parent was in when it started it (a warm worker
+    serves later writers): here a writer of this test module, the worker started from a folder without it."""
+    from jointdraw.transforms.storage import background
+
+    while (warm := background._take_warm()) is not None:  # started by earlier tests: not what this one checks
+        warm.close()
+    monkeypatch.chdir(tmp_path)
+    with BackgroundWriters(workers=1) as writers:
+        writers.submit(_write_text, tmp_path / "a.txt", "甲")
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "甲"
+
+
 def _what_is_loaded(path: Path) -> None:
     path.write_text(json.dumps({"pid": os.getpid(), "xlsxwriter": "xlsxwriter" in sys.modules}), encoding="utf-8")
 

@@ -63,8 +63,12 @@ class _Worker:
     """One worker process and the pipes to it."""
 
     def __init__(self) -> None:
+        # the worker imports what this process can, whatever its current folder when it started (a warm worker
+        # serves later writers, maybe of another folder): this process's import path, each entry made absolute
+        path = [os.path.abspath(p or os.curdir) for p in sys.path]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
         self._answers_due = 0  # messages sent whose answer was not read yet (`send`)
 
