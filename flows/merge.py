@@ -24,7 +24,6 @@ same rows, conflicts and counts as merging everything (tests/flows/test_reuse.py
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -57,7 +56,6 @@ from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import sql_text
 from jointdraw.transforms.storage.reuse import EarlierResults, merge_key, still_recorded
 from jointdraw.transforms.storage.runfolder import (
-    STAGE_RECORD,
     WORK_OPTIONS,
     atomic_path,
     directory_part,
@@ -159,39 +157,35 @@ def _merged_whole(
     return merged, links, type_conflicts
 
 
-def _earlier_merges(run: RunFolder, inputs: list[dict[str, Any]]) -> list[tuple[Path, dict[str, Any], list[str]]]:
-    """The merges of other runs of the output root that this one may be merged again from (`_merged_again`), most
-    alike first: (their stage folder, their record, the departments whose files differ). Merged by this code (their
-    key is what this code gives their inputs) from files of the same departments, of which the differing ones, as
-    they were and as they are, are at most MERGE_UPDATE_SHARE of the bytes."""
+def _earlier_merges(
+    earlier: EarlierResults, inputs: list[dict[str, Any]]
+) -> list[tuple[Path, dict[str, Any], list[str]]]:
+    """The merges of other runs of the output root (`earlier`) that this one may be merged again from
+    (`_merged_again`), most alike first: (their stage folder, their record, the files that differ). Merged by this
+    code (their key is what this code gives their inputs) from files of the same departments, of which the
+    differing ones, as they were and as they are, are at most MERGE_UPDATE_SHARE of the bytes."""
     now = {f["path"]: f for f in inputs}
+    total = max(sum(f["bytes"] for f in inputs), 1)
     found = []
-    for other in reversed(run.root.started_runs()):
-        if other.name == run.run_id:
-            continue
-        folder = RunFolder(other).stage("merge")
-        try:
-            record = json.loads((folder / STAGE_RECORD).read_text(encoding="utf-8"))
-            before = {f["path"]: f for f in record["inputs"]}
-            same_code = record["reuse"]["key"] == merge_key(record["inputs"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # none, being written, or of another version
-        if not same_code or before.keys() != now.keys():
-            continue
-        changed = sorted(p for p in now if now[p]["sha256"] != before[p]["sha256"])
-        share = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed) / max(sum(f["bytes"] for f in inputs), 1)
-        if changed and share <= settings.MERGE_UPDATE_SHARE:
-            found.append((share, folder, record, changed))
+    for key, candidates in earlier.by_key.items():
+        for candidate in candidates:
+            before = {f["path"]: f for f in candidate.record.get("inputs", [])}
+            if before.keys() != now.keys() or key != merge_key(candidate.record["inputs"]):
+                continue  # other departments, or another version of the code
+            changed = sorted(p for p in now if now[p]["sha256"] != before[p]["sha256"])
+            share = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed) / total
+            if changed and share <= settings.MERGE_UPDATE_SHARE:
+                found.append((share, candidate.folder, candidate.record, changed))
     return [(folder, record, changed) for _, folder, record, changed in sorted(found, key=lambda f: f[0])]
 
 
 def _merged_again(
-    run: RunFolder, inputs: list[dict[str, Any]], out_dir: Path, spill: Path
+    run: RunFolder, earlier: EarlierResults, inputs: list[dict[str, Any]], out_dir: Path, spill: Path
 ) -> tuple[Merged, pl.DataFrame, pl.DataFrame, UpdatedFrom] | None:
     """The directory merged again from an earlier merge whose files differ from these only in some departments'
     (`_earlier_merges`), written in this stage's key ranges; with its links and type conflicts, and where it came
     from. None when there is none whose files are all still as it recorded them."""
-    for folder, record, changed in _earlier_merges(run, inputs):
+    for folder, record, changed in _earlier_merges(earlier, inputs):
         earlier_validate = RunFolder(folder.parent).stage("validate")
         earlier_parts = [f for f in record["outputs"] if f["path"].startswith("directory-")]
         conflicts_file = [f for f in record["outputs"] if f["path"] == "conflicts.parquet"]
@@ -239,14 +233,15 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
     key = ReuseKey(key=merge_key(inputs))
     for old in directory_parts(out_dir):  # an earlier attempt's: this one's ranges (or the reused run's) may be fewer
         old.unlink()
-    if reuse and (taken := EarlierResults.of(run, "merge").take(key.key, out_dir)):
+    earlier = EarlierResults.of(run, "merge") if reuse else EarlierResults()
+    if taken := earlier.take(key.key, out_dir):
         get_run_logger().info("merge: reused from run %s (the accepted objects files are unchanged)", taken.run_id)
         return MergeRecord.model_validate({**taken.record_here(), "inputs": inputs, "reuse": key})
     shutil.rmtree(out_dir / PARTS, ignore_errors=True)  # an interrupted attempt's
     (out_dir / PARTS).mkdir(parents=True)
     spill = out_dir / PARTS / "spill"
     spill.mkdir()
-    if reuse and (again := _merged_again(run, inputs, out_dir, spill)):
+    if again := _merged_again(run, earlier, inputs, out_dir, spill):
         merged, links, type_conflicts, updated = again
         get_run_logger().info("merge: %s; the other entities' rows and conflicts taken as they were", updated.text())
     else:

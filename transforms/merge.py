@@ -323,7 +323,7 @@ def merge_again(
     rows, part = merge_affected(con, now)
     return MergeAgain(
         ranges=[
-            updated_directory(earlier_directory, affected, rows, key_range_filter(bounds, n))
+            updated_directory(earlier_directory, affected, rows, pl.sql_expr(in_key_range(bounds, n, "entity_key")))
             for n in range(len(bounds) + 1)
         ],
         affected=affected,
@@ -342,13 +342,6 @@ def updated_directory(before: ParquetFiles, affected: pl.Series, rows: pl.DataFr
     schema = earlier.collect_schema()
     now = rows.lazy().select(schema.names()).cast(schema).filter(keys)
     return _without(earlier.filter(keys), affected).merge_sorted(now, key="entity_key")
-
-
-def key_range_filter(bounds: list[str], number: int) -> pl.Expr:
-    """`in_key_range` in polars: the entity keys of range `number`."""
-    low = [pl.col("entity_key") >= bounds[number - 1]] if number > 0 else []
-    high = [pl.col("entity_key") < bounds[number]] if number < len(bounds) else []
-    return pl.all_horizontal(low + high) if low + high else pl.lit(True)
 
 
 def merged_again(

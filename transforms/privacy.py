@@ -53,10 +53,15 @@ def read_table(path: Path) -> pl.DataFrame:
     return read_workbook(path)
 
 
+def _cells_text(table: pl.DataFrame, columns: list[str]) -> str:
+    """A table's headers and the cells of `columns`, one a line."""
+    return "\n".join([*table.columns, *(str(v) for c in columns for v in table[c].drop_nulls().to_list())])
+
+
 def _text_of(path: Path, table: pl.DataFrame | None) -> str:
     """A file's text: a workbook's or a Parquet file's (`table`, as read) headers and cells, one a line."""
     if path.suffix in (".xlsx", ".parquet"):
-        return "\n".join([*table.columns, *(str(v) for c in table.columns for v in table[c].drop_nulls().to_list())])
+        return _cells_text(table, table.columns)
     return path.read_text(encoding="utf-8-sig", errors="replace")
 
 
@@ -67,10 +72,7 @@ def _table_may_hold_phone(table: pl.DataFrame) -> bool:
     other = [c for c in table.columns if c not in texts]
     if texts and table.select(pl.any_horizontal(pl.col(texts).str.contains(MAYBE_PHONE).any())).item():
         return True
-    return (
-        _phone_in("\n".join([*table.columns, *(str(v) for c in other for v in table[c].drop_nulls().to_list())]))
-        is not None
-    )
+    return _phone_in(_cells_text(table, other)) is not None
 
 
 def _phone_in(text: str) -> re.Match | None:

@@ -155,7 +155,7 @@ def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
     recorded is not used (`still_recorded`)."""
     from jointdraw.flows.merge import _earlier_merges
     from jointdraw.transforms.storage.layout import RunFolder
-    from jointdraw.transforms.storage.reuse import merge_key, still_recorded
+    from jointdraw.transforms.storage.reuse import EarlierResults, merge_key, still_recorded
 
     def inputs(**sha):  # department → (SHA-256 character, bytes)
         return [{"path": f"accepted/objects/{d}.parquet", "sha256": c * 64, "bytes": n} for d, (c, n) in sha.items()]
@@ -174,7 +174,7 @@ def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
     earlier("other-code", inputs(AMR=("a", 900), EDU=("e", 40), WAT=("v", 50)), key="0" * 64)
     earlier("another-department", inputs(AMR=("a", 900), EDU=("e", 40), HLT=("w", 60)))
     earlier("the-same-files", now)  # taken whole, not merged again (`EarlierResults.take`)
-    found = _earlier_merges(RunFolder(tmp_path / "runs" / "this"), now)
+    found = _earlier_merges(EarlierResults.of(RunFolder(tmp_path / "runs" / "this"), "merge"), now)
     assert [(folder.parent.name, changed) for folder, _, changed in found] == [
         ("one-small-file", ["accepted/objects/WAT.parquet"]),
         ("two-files", ["accepted/objects/EDU.parquet", "accepted/objects/WAT.parquet"]),
