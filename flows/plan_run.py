@@ -27,6 +27,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from jointdraw.flows.assign import run_assign
+from jointdraw.flows.data_docs import all_data_docs_built
 from jointdraw.flows.draw import run_commit, run_draw
 from jointdraw.flows.errors import USER_ERRORS, StageFailed
 from jointdraw.flows.fanout import fan_out
@@ -218,6 +219,7 @@ def _run_stages(
                 if isinstance(outcome, State):  # the stage refused its input: raise its error here
                     outcome.result()
                 summary["stages"][stage] = outcome
+            all_data_docs_built()  # validate's, built while the stages after it ran
         finally:
             if not keep_known(known):
                 get_run_logger().warning("could not write %s: the next run hashes its files again", known)

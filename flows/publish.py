@@ -41,6 +41,7 @@ import polars as pl
 from prefect import get_run_logger
 from prefect.events import emit_event
 
+from jointdraw.flows.data_docs import data_docs_built
 from jointdraw.transforms.audit import PUBLISH, entry_event
 from jointdraw.transforms.documents.draw_bundle import (
     DRAWS_TABLE,
@@ -138,6 +139,12 @@ def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
         get_run_logger().info("publish's files not written ahead (%s): publish writes them", e)
 
 
+def _validate_data_docs_again(run: RunFolder) -> Path:
+    from jointdraw.flows.validate import data_docs_again  # Great Expectations: loaded only when needed
+
+    return data_docs_again(run)
+
+
 def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecord:
     """The bundle written, sealed and moved into place, and the run recorded in the warehouse; with `reuse`,
     audit/directory.parquet copied from a published bundle written from the same directory files."""
@@ -147,6 +154,7 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
     # read before the warehouse is opened for writing below: the audit log, and the bundles whose public directory
     # was written from the same directory files (a quarterly plan's, drawn from the annual plan's directory)
     entries = audit_entries(root.path, plan.plan_id)
+    data_docs_built(run.stage("validate") / "validation", again=lambda: _validate_data_docs_again(run))
     public_directory, earlier_directory = _public_directory_sources(run, reuse)
     ahead = _ahead_directory(run, public_directory)  # written meanwhile by this process (write_ahead_for_publish)?
 

@@ -3,7 +3,8 @@
     02_validate/accepted/<kind>/<DEPT>.parquet     rows that go on (typed, file order)
     02_validate/quarantine/<kind>/<DEPT>.parquet   rejected rows: file, line, column, reason, original values
     02_validate/quarantine.csv                     all of them, for people (UTF-8 with BOM)
-    02_validate/validation/index.html              GX Data Docs, readable offline
+    02_validate/validation/index.html              GX Data Docs, readable offline (built on a thread while the
+                                                   next stages run: flows/data_docs.py)
     02_validate/stage.json                         per file: read = accepted + quarantined, by reason
 
 The validate stage of both flows (the plan flow's registries: `run_validate`; the results flow's
@@ -26,6 +27,7 @@ to every file after, as always.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from jointdraw.flows.data_docs import all_data_docs_built, build_meanwhile
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_department_files
 from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
@@ -44,7 +47,7 @@ from jointdraw.transforms.contract.suites import (
     object_rules,
     result_rules,
 )
-from jointdraw.transforms.contract.validation import Contract
+from jointdraw.transforms.contract.validation import Contract, build_data_docs
 from jointdraw.transforms.corrections import with_correction_checks
 from jointdraw.transforms.documents.results_bundle import load_plan_side
 from jointdraw.transforms.registry import RESULT_KINDS, Kind, submitted_kinds
@@ -86,8 +89,7 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date, reuse: boo
     failed = file_failures(contract, VALIDATION_ORDER, run.stage("ingest"))
     earlier = EarlierResults.of(run, "validate") if reuse else EarlierResults()
     done = _validated(run, ("items",), failed, earlier, run_date, item_ids=[])
-    accepted_items = list((out_dir / "accepted" / "items").glob("*.parquet"))
-    item_ids = sorted(pl.read_parquet(accepted_items)["item_id"].unique().to_list()) if accepted_items else []
+    item_ids = _accepted_item_ids(out_dir)
     done += _validated(run, ("inspectors", "objects", "inspections"), failed, earlier, run_date, item_ids)
     files = in_report_order(failed + done)
     record = validation_record(
@@ -98,8 +100,31 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date, reuse: boo
         submitted_kinds(f["kind"] for f in files),
         run_date.isoformat(),
         inputs_from(run.path, "ingest"),
+        data_docs=lambda contract, site: build_meanwhile(partial(build_data_docs, contract, site), site),
     )
     return contract_met(record, out_dir)
+
+
+def data_docs_again(run: RunFolder) -> Path:
+    """Validate's Data Docs built again from what the stage kept, as the stage built them: the file inventories
+    checked again, then every file's GX results (02_validate/docs/, with the run's date bounds) in the stage's
+    order. For a run whose process stopped before its site was whole (flows/data_docs.py)."""
+    out_dir = run.stage("validate")
+    record = run.stage_record("validate")
+    contract = Contract.ephemeral()
+    file_failures(contract, VALIDATION_ORDER, run.stage("ingest"))
+    run_date = dt.date.fromisoformat(record.run_date)
+    item_ids = _accepted_item_ids(out_dir)
+    for f in (f for f in record.files if "file_problems" not in f):  # a failed file's results: its inventory's
+        rules = contract_rules(f["kind"], run_date, item_ids)
+        contract.add_validations(reused_docs(docs_path(out_dir, f["kind"], f["department"]), rules))
+    return build_data_docs(contract, out_dir / "validation")
+
+
+def _accepted_item_ids(out_dir: Path) -> list[str]:
+    """The item ids of every accepted items file: what inspectors' item scopes must name."""
+    accepted = list((out_dir / "accepted" / "items").glob("*.parquet"))
+    return sorted(pl.read_parquet(accepted)["item_id"].unique().to_list()) if accepted else []
 
 
 def _validated(
@@ -160,6 +185,7 @@ def contract_met(record: ValidateRecord, out_dir: Path) -> ValidateRecord:
     for failed, line in record.file_lines():
         (logger.error if failed else logger.info)("validate: %s", line)
     if failures := record.failures(out_dir):
+        all_data_docs_built()  # the reasons are read there
         raise StageFailed("validate: the data contract is not met:\n" + "\n".join(failures), record)
     return record
 

@@ -212,3 +212,30 @@ def test_merged_in_key_ranges_the_directory_and_the_bundle_are_the_same(dirty_ru
     assert len(set(commitments)) == 1
     published = (r.parent.parent / "published" / "SZ-2026-ANNUAL" for r in (dirty_run, run))
     assert _bundle_differences(*published) == []
+
+
+def test_data_docs_a_stopped_process_left_unfinished_are_built_again_by_publish(dirty_run, dirty_city, tmp_path):
+    """Validate's Data Docs are built on a thread while the next stages run (flows/data_docs.py). When the process
+    stopped before the site was whole, publish builds it again from what validate kept: the same pages."""
+    from tests.flows.test_reuse import _bundle_differences
+
+    run = tmp_path / "runs" / "resumed"
+    shutil.copytree(dirty_run, run, ignore=shutil.ignore_patterns("08_publish"))
+    site = run / "02_validate" / "validation"
+    shutil.rmtree(site)
+    (run / "02_validate" / ".validation.building").mkdir()  # what a stopped build leaves
+    plan_run(
+        plan=str(plan_path(dirty_city)),
+        inbox=str(dirty_city / "inbox"),
+        out=str(tmp_path),
+        run_id="resumed",
+        start_at="publish",
+    )
+    assert (site / "index.html").is_file() and not (run / "02_validate" / ".validation.building").exists()
+
+    def pages(site):  # a file inventory's page is named by the time it was checked (again here)
+        return sorted(re.sub(r"\d{8}T\d{6}\.\d{6}Z", "TIME", str(p.relative_to(site))) for p in site.rglob("*.html"))
+
+    assert pages(site) == pages(dirty_run / "02_validate" / "validation")
+    published = (r.parent.parent / "published" / "SZ-2026-ANNUAL" for r in (dirty_run, run))
+    assert _bundle_differences(*published) == []

@@ -10,6 +10,7 @@ stages share (the plan's registries, the results). No Prefect here: the flows ma
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -186,9 +187,12 @@ def validation_record(
     kinds: tuple[Kind, ...],
     run_date: str,
     inputs: list[dict[str, Any]] | None = None,
+    data_docs: Callable[[Contract, Path], Path] = build_data_docs,
 ) -> ValidateRecord:
     """After every file's validation (`files`, in the order to report them, each with its GX
-    results under "docs"): the quarantine CSV and XLSX, one Data Docs site, the stage's record."""
+    results under "docs"): the quarantine CSV and XLSX, one Data Docs site (`data_docs(contract, site)`
+    builds it and returns its index page: `build_data_docs`, or a build started on a thread), the stage's
+    record."""
     for f in files:
         contract.add_validations(f.pop("docs", []))
     (out_dir / "quarantine").mkdir(parents=True, exist_ok=True)  # there even when no file was validated
@@ -201,7 +205,7 @@ def validation_record(
         "问题数据",
         max_xlsx_rows=settings.QUARANTINE_XLSX_ROWS,
     )
-    docs = build_data_docs(contract, out_dir / "validation")
+    docs = data_docs(contract, out_dir / "validation")
     return ValidateRecord(
         inputs=[FileRecord(**r) for r in inputs or []],
         run_date=run_date,

@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from great_expectations.validator.v1_validator import Validator as V1Validator
 from jointdraw.transforms.contract.frames import DOCS_ROWS, ValidationFrames, with_statistics
 from jointdraw.transforms.contract.suites import Rule, rule_description
 from jointdraw.transforms.documents.datadocs import make_offline
+from jointdraw.transforms.storage.bundle import move_into_place
 
 _GX = threading.RLock()  # one GX context at work per process: contexts share module state (the project manager)
 # GX sets this module's logger to INFO and says "Created temporary directory … for ephemeral docs site" for every
@@ -180,8 +182,18 @@ def for_docs(result: Any, batch: str) -> Any:
 def build_data_docs(contract: Contract, site: Path) -> Path:
     """Static HTML of every suite and validation of this context under `site`, readable offline: one
     suite per registry kind (and one per kind's file inventory), each department's file a validation
-    under its batch; the suites also as JSON in `site/suites/` (a change of the contract is a diff)."""
-    site.mkdir(parents=True, exist_ok=True)
+    under its batch; the suites also as JSON in `site/suites/` (a change of the contract is a diff). Written
+    beside and moved into place whole: `site` exists only once every page is there."""
+    site = Path(site)
+    building = site.with_name(f".{site.name}.building")
+    shutil.rmtree(building, ignore_errors=True)  # a build that stopped half way
+    building.mkdir(parents=True)
+    _site_pages(contract, building)
+    move_into_place(building, site)
+    return site / "index.html"
+
+
+def _site_pages(contract: Contract, site: Path) -> None:
     contract.context.add_data_docs_site(
         site_name="jointdraw",
         site_config={
@@ -216,4 +228,3 @@ def build_data_docs(contract: Contract, site: Path) -> Path:
         (site / "suites" / f"{name}.json").write_text(
             json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-    return site / "index.html"
