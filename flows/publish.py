@@ -37,7 +37,6 @@ import json
 import shutil
 from pathlib import Path
 
-import polars as pl
 from prefect import get_run_logger
 from prefect.events import emit_event
 
@@ -72,7 +71,7 @@ from jointdraw.transforms.storage.warehouse import (
     plans_with_public_directory,
     recording_run,
 )
-from jointdraw.transforms.storage.xlsxout import write_people_tables
+from jointdraw.transforms.storage.xlsxout import write_people_tables_from
 
 
 def _earlier_public_directories(root: OutputRoot, key: str) -> list[EarlierFile]:
@@ -127,8 +126,8 @@ def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
     try:
         shutil.rmtree(run.stage("publish") / AHEAD, ignore_errors=True)  # an earlier attempt's
         (run.stage("publish") / AHEAD).mkdir(parents=True)
-        draws = pl.read_parquet(run.stage("draw") / "draws.parquet")
-        write_ahead(_ahead_draws(run), write_people_tables, draws, _ahead_draws(run), *DRAWS_TABLE)
+        draws = run.stage("draw") / "draws.parquet"
+        write_ahead(_ahead_draws(run), write_people_tables_from, draws, _ahead_draws(run), *DRAWS_TABLE)
         key, earlier = _public_directory_sources(run, reuse)
         path = _ahead_directory(run, key)
         if earlier:  # copied (and its SHA-256 checked) from the first earlier bundle

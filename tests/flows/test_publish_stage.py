@@ -231,7 +231,7 @@ def test_a_failed_publish_leaves_the_previous_bundle_untouched(prefect_server, d
     shutil.copytree(dirty_run.parent.parent / "published", tmp_path / "published")
     target = tmp_path / "published" / "SZ-2026-ANNUAL"
     before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
-    shutil.rmtree(run / "02_validate" / "validation")  # publish fails half-way, after writing most of the bundle
+    (run / "02_validate" / "quarantine.xlsx").unlink()  # publish fails half-way, after writing most of the bundle
     state = plan_run(
         plan=str(plan_path(dirty_city)),
         inbox=str(dirty_city / "inbox"),
@@ -241,7 +241,7 @@ def test_a_failed_publish_leaves_the_previous_bundle_untouched(prefect_server, d
         return_state=True,
     )
     assert state.is_failed() and "the previous bundle in" in state.message and "is kept" in state.message
-    assert "02_validate/validation is missing" in state.message and "\n" not in state.message
+    assert "02_validate/quarantine.xlsx is missing" in state.message and "\n" not in state.message
     after = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
     assert after == before
     assert not [p for p in (tmp_path / "published").iterdir() if p.name.startswith(".")]

@@ -140,6 +140,12 @@ def write_people_tables(
     return write_people_csv(df, csv_path, headers), write_people_xlsx(df, xlsx, headers, sheet, max_xlsx_rows)
 
 
+def write_people_tables_from(parquet: Path, csv_path: Path, headers: dict[str, str], sheet: str) -> tuple[Path, Path]:
+    """`write_people_tables` of a Parquet file's rows: what a background writer is sent instead of the rows (a
+    path is sent in no time; 61,000 draws pickled are 17 MB, 0.1 s of the sender's time)."""
+    return write_people_tables(pl.read_parquet(parquet), csv_path, headers, sheet)
+
+
 def read_workbook(path: Path) -> pl.DataFrame:
     """A people's workbook back as text cells, its sheets one after another (a long table continues
     on sheets named …续1, …续2): what `jointdraw verify` compares with the CSV beside it."""
