@@ -213,8 +213,8 @@ def _run_stages(
         try:
             for stage in STAGES[first : last + 1]:
                 if stage == "assign" and STAGES[last] == "publish":  # assign matches on one core; meanwhile
-                    warm_up()  # publish's background writers load,
-                    write_ahead_for_publish(folder, ctx.reuse)  # and they write what publish takes from the draw
+                    warm_up()  # publish's background writers load, and they write what publish takes from the
+                    write_ahead_for_publish(folder, the_plan, ctx.reuse)  # draw and fuse
                 outcome = run_stage(stage, the_plan.plan_id, ctx)
                 if isinstance(outcome, State):  # the stage refused its input: raise its error here
                     outcome.result()

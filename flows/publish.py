@@ -48,6 +48,7 @@ from jointdraw.transforms.documents.draw_bundle import (
     assemble_bundle,
     keep_results,
     seal_bundle,
+    write_notice,
     write_public_directory,
 )
 from jointdraw.transforms.plan import Plan
@@ -103,6 +104,11 @@ def _ahead_draws(run: RunFolder) -> Path:
     return run.stage("publish") / AHEAD / "draws.csv"
 
 
+def _ahead_notice(run: RunFolder) -> Path:
+    """Where public/notice.csv (and notice.xlsx, notice.html beside it) is written ahead."""
+    return run.stage("publish") / AHEAD / "notice.csv"
+
+
 def _directory_sha256(run: RunFolder) -> list[str]:
     """The SHA-256 of the committed directory's files, in order, as the commit recorded them."""
     return [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
@@ -115,10 +121,12 @@ def _public_directory_sources(run: RunFolder, reuse: bool) -> tuple[str, list[Ea
     return key, _earlier_public_directories(run.root, key) if reuse else []
 
 
-def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
+def write_ahead_for_publish(run: RunFolder, plan: Plan, reuse: bool) -> None:
     """Before assign, which matches on one core, when publish follows in this process: what publish writes from
-    the draw and the directory alone, written meanwhile by background workers (transforms/storage/background.py
-    `write_ahead`): the draws' tables (audit/draws.csv and .xlsx, 1.2 s at 8M) and publish's biggest file,
+    the draw, the joint tasks and the directory alone, written meanwhile by background workers
+    (transforms/storage/background.py `write_ahead`): the draws' tables (audit/draws.csv and .xlsx, 1.2 s at 8M),
+    the public notice (notice.csv, .xlsx and .html from fuse's joint tasks: 1.5 s of publish's own time and a
+    workbook of its writers' in a quarterly run at 8M) and publish's biggest file,
     audit/directory.parquet (5.8M rows at 8M objects, about 5 s of CPU), or its copy from an earlier bundle when
     there is one (a quarterly plan's, drawn from the annual plan's directory: 0.3 s). Publish takes them, or
     writes what failed; nothing that goes wrong here fails the run (publish then writes it itself: a busy
@@ -128,6 +136,9 @@ def write_ahead_for_publish(run: RunFolder, reuse: bool) -> None:
         (run.stage("publish") / AHEAD).mkdir(parents=True)
         draws = run.stage("draw") / "draws.parquet"
         write_ahead(_ahead_draws(run), write_people_tables_from, draws, _ahead_draws(run), *DRAWS_TABLE)
+        joint_tasks = run.stage("fuse") / "joint_tasks.parquet"  # the notice reads none of what assign adds
+        notice = (run.stage("commit"), run.stage("draw"), joint_tasks, plan, _ahead_notice(run))
+        write_ahead(_ahead_notice(run), write_notice, *notice)
         key, earlier = _public_directory_sources(run, reuse)
         path = _ahead_directory(run, key)
         if earlier:  # copied (and its SHA-256 checked) from the first earlier bundle
@@ -166,6 +177,7 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
             earlier_directory,
             ahead if asked_ahead(ahead) else None,
             _ahead_draws(run) if asked_ahead(_ahead_draws(run)) else None,
+            _ahead_notice(run) if asked_ahead(_ahead_notice(run)) else None,
         )
         refuse_leaks(public_leaks(staging / PUBLIC))
         seal = seal_bundle(staging)

@@ -200,7 +200,7 @@ def test_manifest_records_everything_and_verify_checks_every_hash(bundle, dirty_
 
 
 def test_same_inputs_and_seed_publish_the_same_bytes(prefect_server, bundle, dirty_city, tmp_path, monkeypatch):
-    taken = []  # audit/directory.parquet and draws.csv, written ahead while assign ran (write_ahead_for_publish)
+    taken = []  # audit/directory.parquet, draws.csv and notice.csv: written ahead while assign ran
 
     def written_ahead(path, taken_from=draw_bundle.written_ahead):
         taken.append((path.name.split("-")[0], taken_from(path)))
@@ -208,7 +208,7 @@ def test_same_inputs_and_seed_publish_the_same_bytes(prefect_server, bundle, dir
 
     monkeypatch.setattr(draw_bundle, "written_ahead", written_ahead)
     plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(tmp_path), run_id="twin")
-    assert taken == [("directory", True), ("draws.csv", True)]
+    assert taken == [("directory", True), ("draws.csv", True), ("notice.csv", True)]
     assert not (tmp_path / "runs" / "twin" / "08_publish" / ".ahead").exists()
     twin = tmp_path / "published" / "SZ-2026-ANNUAL"
     first, second = (json.loads(bundle_file(b, "manifest.json").read_text(encoding="utf-8")) for b in (bundle, twin))

@@ -47,9 +47,11 @@ from jointdraw.transforms.storage.bundle import (
     results_folder,
     write_prepublication,
 )
+from jointdraw.transforms.storage.csvout import write_people_csv
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import (
     STAGES,
+    atomic_path,
     copy_file,
     copy_parquet_without,
     copy_verified,
@@ -57,7 +59,7 @@ from jointdraw.transforms.storage.runfolder import (
     write_json,
     write_parquet,
 )
-from jointdraw.transforms.storage.xlsxout import write_people_tables
+from jointdraw.transforms.storage.xlsxout import write_people_tables, write_people_xlsx
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 # the inspectors registry as a replacement draw reads it (no names, no certificate numbers)
@@ -189,6 +191,33 @@ def _public_directory(
 DRAWS_TABLE = (people_headers.DRAWS, "抽取结果")
 
 
+def _notice(commit_dir: Path, joint_tasks: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """The public notice's rows (`public_notice`) of these joint tasks: fuse's or assign's, the same rows (the notice
+    reads none of what assign adds: teams, days)."""
+    items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
+    return public_notice(joint_tasks, _drawn_people(commit_dir, joint_tasks), items, plan)
+
+
+def _notice_page(notice: pl.DataFrame, plan: Plan, draw_dir: Path) -> str:
+    seed_used = _json(draw_dir / "seed.json")
+    return render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", ""))
+
+
+def write_notice(commit_dir: Path, draw_dir: Path, joint_tasks: Path, plan: Plan, path: Path) -> Path:
+    """public/notice.csv at `path`, with notice.xlsx and notice.html beside it, from the joint tasks in `joint_tasks`
+    (fuse's: written ahead while assign matches, flows/publish.py). notice.csv is written last, so once it is
+    there the three are (each is written atomically)."""
+    notice = _notice(commit_dir, pl.read_parquet(joint_tasks), plan)
+    with atomic_path(path.with_suffix(".html")) as tmp:
+        tmp.write_text(_notice_page(notice, plan, draw_dir), encoding="utf-8")
+    write_people_xlsx(notice, path.with_suffix(".xlsx"), NOTICE_COLUMNS, NOTICE_SHEET)
+    write_people_csv(notice, path, NOTICE_COLUMNS)
+    return path
+
+
+NOTICE_SHEET = "公示名单"
+
+
 def _take_ahead(ahead: Path, path: Path, write: Callable[[Path], object], *beside: str) -> None:
     """`path` moved into the bundle from where it was written ahead (`ahead`, with the files of the same name and
     the suffixes `beside`), waiting for its writer; or, when that writer failed, written now (`write(path)`)."""
@@ -213,13 +242,14 @@ def assemble_bundle(
     earlier_directory: Sequence[EarlierFile] = (),
     ahead_directory: Path | None = None,
     ahead_draws: Path | None = None,
+    ahead_notice: Path | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Writes every file of the bundle into `bundle` (the staging folder), the manifest last; returns
     the manifest, and the plan whose bundle's audit/directory.parquet was copied (None: written). `entries`: the
     plan's audit log (every logged attempt, redraw and seal, chained); `earlier_directory`: earlier bundles'
     audit/directory.parquet written from the same directory files by the same code (`_public_directory`);
     `ahead_directory`: where this process is writing it ahead (flows/publish.py `write_ahead_for_publish`), and
-    `ahead_draws` the draws' tables (DRAWS_TABLE). The
+    `ahead_draws` the draws' tables (DRAWS_TABLE), `ahead_notice` the public notice (`write_notice`). The
     pages that show the seal are written with an empty slot (see `_seal`). The directory and the workbooks are
     written by background writers while the rest is written here."""
     commit_dir, draw_dir, fuse_dir, assign_dir, validate_dir = (
@@ -251,13 +281,10 @@ def assemble_bundle(
         copy_file(assign_dir / "unassigned.parquet", at("unassigned.parquet"))
         for name in ("unassigned.csv", "unassigned.xlsx"):
             copy_file(assign_dir / name, at(name))
-        items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
-        notice = public_notice(joint_tasks, _drawn_people(commit_dir, joint_tasks), items, plan)
-        write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, "公示名单", writers=writers)
-        seed_used = _json(draw_dir / "seed.json")
-        at("notice.html").write_text(
-            render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", "")), encoding="utf-8"
-        )
+        if ahead_notice is None:
+            notice = _notice(commit_dir, joint_tasks, plan)
+            write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, NOTICE_SHEET, writers=writers)
+            at("notice.html").write_text(_notice_page(notice, plan, draw_dir), encoding="utf-8")
         # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
         cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
         write_parquet(cutoffs, at("strata.parquet"))
@@ -285,6 +312,9 @@ def assemble_bundle(
         _take_ahead(ahead_directory, at("directory.parquet"), partial(write_public_directory, commit_dir))
     if ahead_draws is not None:
         _take_ahead(ahead_draws, at("draws.csv"), lambda path: write_people_tables(draws, path, *DRAWS_TABLE), ".xlsx")
+    if ahead_notice is not None:
+        written = partial(write_notice, commit_dir, draw_dir, assign_dir / "joint_tasks.parquet", plan)
+        _take_ahead(ahead_notice, at("notice.csv"), written, ".xlsx", ".html")
     ingest = run.stage_record("ingest")
     document = manifest(
         plan_id=plan.plan_id,
