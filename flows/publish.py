@@ -134,17 +134,17 @@ def write_ahead_for_publish(run: RunFolder, plan: Plan, reuse: bool) -> None:
     try:
         shutil.rmtree(run.stage("publish") / AHEAD, ignore_errors=True)  # an earlier attempt's
         (run.stage("publish") / AHEAD).mkdir(parents=True)
-        draws = run.stage("draw") / "draws.parquet"
-        write_ahead(_ahead_draws(run), write_people_tables_from, draws, _ahead_draws(run), *DRAWS_TABLE)
-        joint_tasks = run.stage("fuse") / "joint_tasks.parquet"  # the notice reads none of what assign adds
-        notice = (run.stage("commit"), run.stage("draw"), joint_tasks, plan, _ahead_notice(run))
-        write_ahead(_ahead_notice(run), write_notice, *notice)
-        key, earlier = _public_directory_sources(run, reuse)
+        key, earlier = _public_directory_sources(run, reuse)  # the longest first (one file after another)
         path = _ahead_directory(run, key)
         if earlier:  # copied (and its SHA-256 checked) from the first earlier bundle
             write_ahead(path, copy_verified, earlier[0].path, earlier[0].sha256, path)
         else:
             write_ahead(path, write_public_directory, run.stage("commit"), path)
+        draws = run.stage("draw") / "draws.parquet"
+        write_ahead(_ahead_draws(run), write_people_tables_from, draws, _ahead_draws(run), *DRAWS_TABLE)
+        joint_tasks = run.stage("fuse") / "joint_tasks.parquet"  # the notice reads none of what assign adds
+        notice = (run.stage("commit"), run.stage("draw"), joint_tasks, plan, _ahead_notice(run))
+        write_ahead(_ahead_notice(run), write_notice, *notice)
     except Exception as e:  # an optimisation only
         get_run_logger().info("publish's files not written ahead (%s): publish writes them", e)
 

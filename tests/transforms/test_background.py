@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -58,6 +59,12 @@ def _what_is_loaded(path: Path) -> None:
     path.write_text(json.dumps({"pid": os.getpid(), "xlsxwriter": "xlsxwriter" in sys.modules}), encoding="utf-8")
 
 
+def _timed(path: Path) -> None:
+    started = time.time()
+    time.sleep(0.2)
+    path.write_text(json.dumps({"pid": os.getpid(), "started": started, "finished": time.time()}), encoding="utf-8")
+
+
 def test_workers_warmed_up_ahead_have_loaded_the_writers_modules_before_their_first_writer(tmp_path):
     """The plan flow warms the workers up while assign runs on one core: publish's first workbook then pays
     no import."""
@@ -72,8 +79,8 @@ def test_workers_warmed_up_ahead_have_loaded_the_writers_modules_before_their_fi
 def test_a_file_written_ahead_is_there_when_asked_for_and_its_worker_serves_the_next_writers(tmp_path):
     """A stage starts a later stage's file (publish's audit directory while assign runs); the later stage waits
     for it, or writes it itself when its writer failed or it was never asked for."""
+    write_ahead(tmp_path / "failed.txt", _fail, tmp_path / "failed.txt")  # its worker stopped: the next, another
     write_ahead(tmp_path / "ahead.json", _what_is_loaded, tmp_path / "ahead.json")
-    write_ahead(tmp_path / "failed.txt", _fail, tmp_path / "failed.txt")
     assert written_ahead(tmp_path / "ahead.json") and not written_ahead(tmp_path / "failed.txt")
     assert not written_ahead(tmp_path / "ahead.json"), "taken once"
     assert not written_ahead(tmp_path / "never.txt")
@@ -193,3 +200,14 @@ def _state(pid: int) -> str:
         return open(f"/proc/{pid}/stat").read().split(") ")[1][0]
     except OSError:
         return "gone"
+
+
+def test_files_written_ahead_are_written_one_after_another_in_the_order_asked(tmp_path):
+    """One worker at a time writes ahead (the stage that asked keeps a core of its own), in the order asked."""
+    for n in range(3):
+        write_ahead(tmp_path / f"{n}.json", _timed, tmp_path / f"{n}.json")
+    assert all(written_ahead(tmp_path / f"{n}.json") for n in range(3))
+    found = [json.loads((tmp_path / f"{n}.json").read_text(encoding="utf-8")) for n in range(3)]
+    assert len({f["pid"] for f in found}) == 1  # at once, they would have needed a worker each
+    assert [f["started"] for f in found] == sorted(f["started"] for f in found)
+    assert all(a["finished"] <= b["started"] for a, b in zip(found, found[1:], strict=False))

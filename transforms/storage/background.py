@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -183,27 +184,45 @@ def _take_warm() -> _Worker | None:
 _AHEAD: dict[str, Future[None]] = {}  # files being written ahead (`write_ahead`), by absolute path
 
 
+_AHEAD_QUEUE: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()  # what `write_ahead` was asked, in order
+_AHEAD_STARTED = threading.Event()
+
+
 def write_ahead(path: Path, write: Callable[..., Any], *args: Any) -> None:
-    """`write(*args)`, which writes `path` atomically, run now in a worker process (a warm one if there is one)
-    while the caller goes on: a stage that leaves a core idle starts the file a later stage of the same process
-    needs (publish's audit directory, while assign matches on one core), and the later stage takes it
-    (`written_ahead`) or writes it itself. The worker is warm again for the next `BackgroundWriters` once done."""
+    """`write(*args)`, which writes `path` atomically, run in a worker process (a warm one if there is one) while
+    the caller goes on: a stage that leaves a core idle starts the files a later stage of the same process needs
+    (publish's audit directory, while assign matches on one core), and the later stage takes them
+    (`written_ahead`) or writes them itself. One file after another, in the order asked, in one worker at a time:
+    the stage that leaves a core idle keeps its own (assign took 4.6–4.8 s instead of 3.8 s in a quarterly run at
+    8M with three files written ahead at once). The worker is warm again for the next `BackgroundWriters` once
+    done."""
     message, done = _pickled((write, args)), Future()
     _AHEAD[os.path.abspath(path)] = done
 
     def run() -> None:
-        worker = _take_warm() or _Worker()
+        worker = None
         try:
+            worker = _take_warm() or _Worker()
             worker.run(message)
         except BaseException as e:  # the later stage writes the file itself
-            worker.stop()
+            if worker is not None:
+                worker.stop()
             done.set_exception(e)
             return
         with _WARM_LOCK:
             _WARM.append(worker)
         done.set_result(None)
 
-    threading.Thread(target=run, name="write-ahead", daemon=True).start()
+    _AHEAD_QUEUE.put(run)
+    with _WARM_LOCK:
+        if not _AHEAD_STARTED.is_set():
+            _AHEAD_STARTED.set()
+            threading.Thread(target=_write_ahead_in_order, name="write-ahead", daemon=True).start()
+
+
+def _write_ahead_in_order() -> None:
+    while True:
+        _AHEAD_QUEUE.get()()  # never raises: a failure is the file's (`done`)
 
 
 def asked_ahead(path: Path) -> bool:
