@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from jointdraw.flows.merge import run_merge
 from jointdraw.flows.publish import run_publish, write_ahead_for_publish
 from jointdraw.flows.stage import run_stage_step
 from jointdraw.flows.termination import noticing_sigterm
+from jointdraw.transforms.documents.report import warm_up_charts
 from jointdraw.transforms.plan import Plan, PlanError, check_safe_id, read_plan
 from jointdraw.transforms.rerun import retry_start, start_refusal
 from jointdraw.transforms.stage_records import StageRecord
@@ -212,6 +214,8 @@ def _run_stages(
             load_known(known)
         try:
             for stage in STAGES[first : last + 1]:
+                if stage == "draw" and STAGES[last] == "publish":  # while this thread waits for DuckDB
+                    threading.Thread(target=warm_up_charts, name="warm-up-charts", daemon=True).start()
                 if stage == "assign" and STAGES[last] == "publish":  # assign matches on one core; meanwhile
                     warm_up()  # publish's background writers load, and they write what publish takes from the
                     write_ahead_for_publish(folder, the_plan, ctx.reuse)  # draw and fuse
