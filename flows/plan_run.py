@@ -15,6 +15,7 @@ validate and merge take what an earlier run in the same output root computed fro
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import threading
 from collections.abc import Callable
@@ -214,6 +215,10 @@ def _run_stages(
             load_known(known)
         try:
             for stage in STAGES[first : last + 1]:
+                # what is alive now (Prefect, Great Expectations, polars, the stages before: 400,000 objects and
+                # more) is left out of the collections of the stage's own garbage: a full collection scanned it
+                # all again, and assign's matching, which makes many objects, took 2.85 s instead of 2.37 s
+                gc.freeze()
                 if stage == "draw" and STAGES[last] == "publish":  # while this thread waits for DuckDB
                     threading.Thread(target=warm_up_charts, name="warm-up-charts", daemon=True).start()
                 if stage == "assign" and STAGES[last] == "publish":  # assign matches on one core; meanwhile
@@ -225,6 +230,7 @@ def _run_stages(
                 summary["stages"][stage] = outcome
             all_data_docs_built()  # validate's, built while the stages after it ran
         finally:
+            gc.unfreeze()  # the run's objects are collected again as they die
             if not keep_known(known):
                 get_run_logger().warning("could not write %s: the next run hashes its files again", known)
     return summary
