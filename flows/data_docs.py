@@ -16,11 +16,23 @@ the site in place never does).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-docs")
+
+def _yielding() -> None:
+    """The builder's thread runs at the lowest priority (Linux: a thread's nice value is its own): on a machine
+    whose cores the next stage keeps busy (the merge at 8M: DuckDB on every core), the build takes what they
+    leave instead of slowing them (at normal priority the merge took 28–30 s instead of 25.7 s)."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: at the normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+_BUILDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-docs", initializer=_yielding)
 _BUILDING: dict[Path, Future[Path]] = {}  # by the site's absolute path
 
 
