@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from jointdraw.transforms.storage import hashed_ahead as ahead
-from jointdraw.transforms.storage.runfolder import link_file, sha256_file
+from jointdraw.transforms.storage.runfolder import file_record, link_file, sha256_file
 
 FIRST, SECOND = b"uscc\n91440300MA5FXXXX1X\n", b"uscc\n91440300MA5FXXXX1X\n91440300MA5FYYYY2Y\n"
 
@@ -60,6 +60,22 @@ def test_a_file_written_just_before_it_was_hashed_is_hashed_again(tmp_path, monk
     f.write_bytes(FIRST)
     assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()
     monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    assert sha256_file(f) == "read again"
+
+
+def test_a_file_a_stage_just_wrote_in_its_run_folder_is_remembered_and_still_hashed_again_once_changed(
+    tmp_path, monkeypatch
+):
+    """The run folder is the pipeline's own: a stage's output, recorded as soon as it is written (file_record), is
+    not read again by the next run that takes it; written again, it is."""
+    f = tmp_path / "01_ingest" / "objects" / "AMR.parquet"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(FIRST)
+    record = file_record(f, 1, tmp_path)
+    assert record["sha256"] == hashlib.sha256(FIRST).hexdigest() and record["path"] == "01_ingest/objects/AMR.parquet"
+    monkeypatch.setattr(ahead, "sha256_of", lambda path: "read again")
+    assert sha256_file(f) == hashlib.sha256(FIRST).hexdigest()  # remembered, though written just now
+    f.write_bytes(SECOND)
     assert sha256_file(f) == "read again"
 
 

@@ -4,6 +4,7 @@ background thread while it waits for something else, every file it hashes is rem
 
     hash_ahead(paths)                      `jointdraw run`: its inbox's files, while the temporary server starts
     hashed(path) -> SHA-256                hashed now, and remembered for this process
+    hashed_own(path) -> SHA-256            a file the pipeline wrote in its output root: remembered even when recent
     remembered(path) -> SHA-256 or None    hashed ahead or hashed already, and unchanged since (None: hash it)
     with same_bytes(source, target): …     around a link or a rename of our own: what is known holds
     load_known(store), keep_known(store)   what the commands of one output root hashed, known to the next ones
@@ -121,6 +122,20 @@ def hashed(path: Path) -> str:
     inode, before = _inode(path)
     digest = sha256_of(path)
     if _settled(before) and _inode(path) == (inode, before):
+        _know(inode, before, digest, path)
+    return digest
+
+
+def hashed_own(path: Path) -> str:
+    """The SHA-256 of a file of the pipeline's own storage (the output root), which it wrote and closed: read now
+    and remembered even when its bytes are recent. The wait of RACY_SECONDS guards against a writer this process
+    does not know of writing again within the clock's tick; none writes the pipeline's files (OUT is its own,
+    like the warehouse), and the stages write each file once, atomically. Without it a stage's outputs were
+    never remembered (they are hashed as soon as they are written), and the quarterly run that followed the annual
+    one read the files it took again (1 GB at 8M objects: 0.6 s of its ingest)."""
+    inode, before = _inode(path)
+    digest = sha256_of(path)
+    if _inode(path) == (inode, before):
         _know(inode, before, digest, path)
     return digest
 
