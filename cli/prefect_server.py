@@ -44,6 +44,8 @@ HELP = (
 )
 PORTS = range(8000, 9000)  # Prefect's range for its temporary server
 PORT_TAKEN = 3  # uvicorn's exit code when its port is taken
+STARTUP_SECONDS = 60  # how long `_first_request` tries
+FIRST_REQUEST = b"GET /api/admin/version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 STOP_LOG = "temporary-server-stop.log"  # in PREFECT_HOME: what the server wrote while it stopped (`_relay`)
 
 
@@ -101,6 +103,23 @@ class _TemporaryServer:
         self._relaying: threading.Thread | None = None
         self.process: subprocess.Popen[bytes] | None = self._start()
         atexit.register(self.stop)  # at exit, after Prefect's services have drained (they drain before atexit)
+        threading.Thread(target=self._first_request, name="server-first-request", daemon=True).start()
+
+    def _first_request(self) -> None:
+        """Asks the server its version as soon as it answers /health: its first API request takes 0.4 s (it sets
+        itself up), which the flow's first request then waited for, after the command's imports; asked here, it
+        is spent while the command imports. Only network calls here, with what the command has imported already:
+        an import on a second thread while the first imports can deadlock."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
+            try:
+                with closing(socket.create_connection(("127.0.0.1", self.port), timeout=0.1)) as s:
+                    s.settimeout(5)
+                    s.sendall(FIRST_REQUEST)
+                    s.recv(1024)  # the answer's first bytes: the server has answered its first request
+                return
+            except OSError:
+                time.sleep(0.1)
 
     @property
     def address(self) -> str:
