@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import distributions, version
 from pathlib import Path
@@ -104,13 +105,19 @@ def _rows(path: Path) -> int | None:
 
 def file_list(root: Path, paths: list[str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(files, documents): the files `paths` (relative to `root`; default every file under it but
-    manifest.json) with SHA-256, bytes and rows (Parquet and CSV)."""
+    manifest.json) with SHA-256, bytes and rows (Parquet and CSV), in that order. Two files at a time: hashing
+    and counting release the GIL (a quarterly bundle at 8M, 270 MB: 0.39 s one file at a time)."""
     root = Path(root)
-    files, documents = [], []
-    for rel in paths if paths is not None else files_under(root, leave_out=("manifest.json",)):
+
+    def record(rel: str) -> dict[str, Any]:
         p = root / rel
-        record = {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": _rows(p)}
-        (documents if rel.startswith(DOCUMENTS) else files).append(record)
+        return {"path": rel, "sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": _rows(p)}
+
+    files, documents = [], []
+    rels = paths if paths is not None else files_under(root, leave_out=("manifest.json",))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="manifest") as pool:
+        for r in pool.map(record, rels):
+            (documents if r["path"].startswith(DOCUMENTS) else files).append(r)
     return files, documents
 
 
