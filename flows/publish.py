@@ -134,12 +134,12 @@ def write_ahead_for_publish(run: RunFolder, plan: Plan, reuse: bool) -> None:
     try:
         shutil.rmtree(run.stage("publish") / AHEAD, ignore_errors=True)  # an earlier attempt's
         (run.stage("publish") / AHEAD).mkdir(parents=True)
-        key, earlier = _public_directory_sources(run, reuse)  # the longest first (one file after another)
-        path = _ahead_directory(run, key)
+        key, earlier = _public_directory_sources(run, reuse)
+        path = _ahead_directory(run, key)  # in a lane of its own: the longest (when it is written, not copied)
         if earlier:  # copied (and its SHA-256 checked) from the first earlier bundle
-            write_ahead(path, copy_verified, earlier[0].path, earlier[0].sha256, path)
+            write_ahead(path, copy_verified, earlier[0].path, earlier[0].sha256, path, lane="directory")
         else:
-            write_ahead(path, write_public_directory, run.stage("commit"), path)
+            write_ahead(path, write_public_directory, run.stage("commit"), path, lane="directory")
         draws = run.stage("draw") / "draws.parquet"
         write_ahead(_ahead_draws(run), write_people_tables_from, draws, _ahead_draws(run), *DRAWS_TABLE)
         joint_tasks = run.stage("fuse") / "joint_tasks.parquet"  # the notice reads none of what assign adds

@@ -61,7 +61,7 @@ def _what_is_loaded(path: Path) -> None:
 
 def _timed(path: Path) -> None:
     started = time.time()
-    time.sleep(0.2)
+    time.sleep(0.5)
     path.write_text(json.dumps({"pid": os.getpid(), "started": started, "finished": time.time()}), encoding="utf-8")
 
 
@@ -202,12 +202,15 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-def test_files_written_ahead_are_written_one_after_another_in_the_order_asked(tmp_path):
-    """One worker at a time writes ahead (the stage that asked keeps a core of its own), in the order asked."""
+def test_files_written_ahead_in_one_lane_are_written_one_after_another_in_the_order_asked(tmp_path):
+    """One worker at a time writes a lane's files ahead (the stage that asked keeps a core of its own), in the order
+    asked; another lane's files are written meanwhile."""
     for n in range(3):
         write_ahead(tmp_path / f"{n}.json", _timed, tmp_path / f"{n}.json")
-    assert all(written_ahead(tmp_path / f"{n}.json") for n in range(3))
+    write_ahead(tmp_path / "other.json", _timed, tmp_path / "other.json", lane="other")
+    assert all(written_ahead(tmp_path / f"{n}.json") for n in range(3)) and written_ahead(tmp_path / "other.json")
     found = [json.loads((tmp_path / f"{n}.json").read_text(encoding="utf-8")) for n in range(3)]
     assert len({f["pid"] for f in found}) == 1  # at once, they would have needed a worker each
-    assert [f["started"] for f in found] == sorted(f["started"] for f in found)
     assert all(a["finished"] <= b["started"] for a, b in zip(found, found[1:], strict=False))
+    other = json.loads((tmp_path / "other.json").read_text(encoding="utf-8"))
+    assert other["pid"] != found[0]["pid"] and other["started"] < found[-1]["finished"]  # side by side
