@@ -111,7 +111,10 @@ class _TemporaryServer:
         is spent while the command imports. Only network calls here, with what the command has imported already:
         an import on a second thread while the first imports can deadlock."""
         deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
+        while time.monotonic() < deadline:
+            process = self.process  # None once the command stops it
+            if process is None or process.poll() is not None:
+                return
             try:
                 with closing(socket.create_connection(("127.0.0.1", self.port), timeout=0.1)) as s:
                     s.settimeout(5)
