@@ -30,7 +30,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from jointdraw.flows.assign import run_assign
-from jointdraw.flows.data_docs import all_data_docs_built
+from jointdraw.flows.data_docs import all_data_docs_built, start_data_docs
 from jointdraw.flows.draw import run_commit, run_draw
 from jointdraw.flows.errors import USER_ERRORS, StageFailed
 from jointdraw.flows.fanout import fan_out
@@ -216,6 +216,8 @@ def _run_stages(
             load_known(known)
         try:
             for stage in STAGES[first : last + 1]:
+                if stage == "commit":  # the merge, which keeps every core busy at 8M, has ended
+                    start_data_docs()  # validate's
                 if stage == "draw" and STAGES[last] == "publish":  # while this thread waits for DuckDB
                     threading.Thread(target=warm_up_charts, name="warm-up-charts", daemon=True).start()
                 if stage == "assign" and STAGES[last] == "publish":  # assign matches on one core; meanwhile
@@ -230,11 +232,22 @@ def _run_stages(
                 if isinstance(outcome, State):  # the stage refused its input: raise its error here
                     outcome.result()
                 summary["stages"][stage] = outcome
-            all_data_docs_built()  # validate's, built while the stages after it ran
+            all_data_docs_built()  # validate's, built while the stages after the merge ran
         finally:
+            _data_docs_built_anyway()
             if not keep_known(known):
                 get_run_logger().warning("could not write %s: the next run hashes its files again", known)
     return summary
+
+
+def _data_docs_built_anyway() -> None:
+    """When a stage after validate failed, validate's Data Docs are finished before the flow ends all the same (a
+    resume, or whoever copies the run folder, finds the site whole); a failure to build them is logged, the
+    stage's error on its way being the run's."""
+    try:
+        all_data_docs_built()
+    except Exception as e:
+        get_run_logger().warning("validate's Data Docs were not built (%s: %s)", type(e).__name__, e)
 
 
 @contextmanager

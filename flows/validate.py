@@ -4,7 +4,7 @@
     02_validate/quarantine/<kind>/<DEPT>.parquet   rejected rows: file, line, column, reason, original values
     02_validate/quarantine.csv                     all of them, for people (UTF-8 with BOM)
     02_validate/validation/index.html              GX Data Docs, readable offline (built on a thread while the
-                                                   next stages run: flows/data_docs.py)
+                                                   stages after the merge run: flows/data_docs.py)
     02_validate/stage.json                         per file: read = accepted + quarantined, by reason
 
 The validate stage of both flows (the plan flow's registries: `run_validate`; the results flow's
@@ -35,7 +35,7 @@ import polars as pl
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from jointdraw.flows.data_docs import all_data_docs_built, build_meanwhile
+from jointdraw.flows.data_docs import all_data_docs_built, build_later
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.fanout import map_department_files
 from jointdraw.transforms.contract.department_files import file_failures, validate_department_files, validation_record
@@ -100,7 +100,7 @@ def run_validate(run: RunFolder, threshold: float, run_date: dt.date, reuse: boo
         submitted_kinds(f["kind"] for f in files),
         run_date.isoformat(),
         inputs_from(run.path, "ingest"),
-        data_docs=lambda contract, site: build_meanwhile(partial(build_data_docs, contract, site), site),
+        data_docs=lambda contract, site: build_later(partial(build_data_docs, contract, site), site),
     )
     return contract_met(record, out_dir)
 

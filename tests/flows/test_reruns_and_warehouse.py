@@ -164,7 +164,8 @@ def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(
     assert q2_commit.directory_sha256_from == "dirty"
     assert q2_commit.directory_sha256 == directory_sha256(directory_parts(out / "runs" / "q2" / "04_commit"))
     assert q2_run["stages"]["publish"].directory_copied_from == "SZ-2026-ANNUAL"
-    assert taken == [("directory", True), ("draws.csv", True)]  # the copy made (and checked) while assign ran
+    # the copy made (and checked) while assign ran, with the draws' tables and the notice
+    assert taken == [("directory", True), ("draws.csv", True), ("notice.csv", True)]
     assert (out / "published" / "SZ-2026-Q2" / "audit" / "directory.parquet").read_bytes() == (
         out / "published" / "SZ-2026-ANNUAL" / "audit" / "directory.parquet"
     ).read_bytes()
