@@ -23,6 +23,11 @@ def directory_rows(directory: pl.DataFrame, of: pl.DataFrame) -> pl.DataFrame:
     return directory.join(of.select("uscc").unique(), on="uscc", how="semi")
 
 
+def listed(frame: pl.DataFrame, directory: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `frame` whose entity (`uscc`) the directory lists, in their order (`directory_rows`)."""
+    return frame.join(directory_rows(directory, frame).select("uscc"), on="uscc", how="semi")
+
+
 def exclusions_from_history(
     history: pl.DataFrame, directory: pl.DataFrame, plan: Plan, results: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -71,9 +76,7 @@ def exclusions_from_history(
         says_closed = pl.col("result_codes").list.eval(pl.element().is_in(closing_result_codes())).list.any()
         closed = latest.filter(says_closed).group_by("uscc").agg(source_run=pl.col("results_run_id").max())
         parts.append(
-            closed.join(directory_rows(directory, closed).select("uscc"), on="uscc", how="semi")
-            .select("uscc", "source_run")
-            .with_columns(reason=pl.lit("closed_per_result"))
+            listed(closed, directory).select("uscc", "source_run").with_columns(reason=pl.lit("closed_per_result"))
         )
     if not parts:
         return pl.DataFrame(schema=EXCLUSIONS_SCHEMA)

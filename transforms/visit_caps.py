@@ -27,7 +27,7 @@ import datetime as dt
 import polars as pl
 
 from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
-from jointdraw.transforms.exclusions import directory_rows
+from jointdraw.transforms.exclusions import listed
 from jointdraw.transforms.plan import Plan, VisitCaps
 
 VISIT_EXCLUSIONS_SCHEMA = {**EXCLUSIONS_SCHEMA, "visits": pl.Int64, "cap": pl.Int64}
@@ -98,8 +98,7 @@ def visit_cap_exclusions(inspections: pl.DataFrame, directory: pl.DataFrame, pla
     task_id. Empty (with its columns) when the plan sets no visit caps or nobody reached one."""
     if plan.visit_caps is None:
         return pl.DataFrame(schema=VISIT_EXCLUSIONS_SCHEMA)
-    counted = counted_inspections(inspections, plan)
-    counted = counted.join(directory_rows(directory, counted).select("uscc"), on="uscc", how="semi")
+    counted = listed(counted_inspections(inspections, plan), directory)
     parts = [
         p.select(list(VISIT_EXCLUSIONS_SCHEMA)).cast(VISIT_EXCLUSIONS_SCHEMA)
         for p in _cap_rows(counted, plan.visit_caps, plan)

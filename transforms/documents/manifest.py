@@ -106,7 +106,7 @@ def _rows(path: Path) -> int | None:
 def file_list(root: Path, paths: list[str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(files, documents): the files `paths` (relative to `root`; default every file under it but
     manifest.json) with SHA-256, bytes and rows (Parquet and CSV), in that order. Two files at a time: hashing
-    and counting release the GIL (a quarterly bundle at 8M, 270 MB: 0.39 s one file at a time)."""
+    and counting release the GIL (a quarterly bundle at 8M, 270 MB: 0.23–0.28 s instead of 0.44–0.62 s)."""
     root = Path(root)
 
     def record(rel: str) -> dict[str, Any]:

@@ -3,8 +3,8 @@ background thread while it waits for something else, every file it hashes is rem
 `runfolder.sha256_file` takes a file's SHA-256 from here when the file is still what it was when it was hashed.
 
     hash_ahead(paths)                      `jointdraw run`: its inbox's files, while the temporary server starts
-    hashed(path) -> SHA-256                hashed now, and remembered for this process
-    hashed_own(path) -> SHA-256            a file the pipeline wrote in its output root: remembered even when recent
+    hashed(path) -> SHA-256                hashed now, and remembered for this process (`own`: a file the
+                                           pipeline wrote in its output root, remembered even when recent)
     remembered(path) -> SHA-256 or None    hashed ahead or hashed already, and unchanged since (None: hash it)
     with same_bytes(source, target): …     around a link or a rename of our own: what is known holds
     load_known(store), keep_known(store)   what the commands of one output root hashed, known to the next ones
@@ -116,26 +116,17 @@ def _wait_ahead(path: Path) -> None:
             future.result()
 
 
-def hashed(path: Path) -> str:
-    """The file's SHA-256, read now; remembered (`remembered`) when its bytes had settled and it did not change
-    while it was read."""
+def hashed(path: Path, own: bool = False) -> str:
+    """The file's SHA-256, read now; remembered (`remembered`) when it did not change while it was read and its bytes
+    had settled — or, with `own`, even when they are recent: a file of the pipeline's own storage (the output
+    root), which it wrote once, atomically, and closed. The wait of RACY_SECONDS guards against a writer this
+    process does not know of writing again within the clock's tick; none writes the pipeline's files (OUT is its
+    own, like the warehouse). Without `own` a stage's outputs were never remembered (they are hashed as soon as
+    they are written), and the quarterly run that followed the annual one read the files it took again (1 GB at
+    8M objects: 0.6 s of its ingest)."""
     inode, before = _inode(path)
     digest = sha256_of(path)
-    if _settled(before) and _inode(path) == (inode, before):
-        _know(inode, before, digest, path)
-    return digest
-
-
-def hashed_own(path: Path) -> str:
-    """The SHA-256 of a file of the pipeline's own storage (the output root), which it wrote and closed: read now
-    and remembered even when its bytes are recent. The wait of RACY_SECONDS guards against a writer this process
-    does not know of writing again within the clock's tick; none writes the pipeline's files (OUT is its own,
-    like the warehouse), and the stages write each file once, atomically. Without it a stage's outputs were
-    never remembered (they are hashed as soon as they are written), and the quarterly run that followed the annual
-    one read the files it took again (1 GB at 8M objects: 0.6 s of its ingest)."""
-    inode, before = _inode(path)
-    digest = sha256_of(path)
-    if _inode(path) == (inode, before):
+    if (own or _settled(before)) and _inode(path) == (inode, before):
         _know(inode, before, digest, path)
     return digest
 

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from jointdraw.transforms.storage.hashed_ahead import hashed, hashed_own, remembered, same_bytes
+from jointdraw.transforms.storage.hashed_ahead import hashed, remembered, same_bytes
 
 STAGES = ("ingest", "validate", "merge", "commit", "draw", "fuse", "assign", "publish")
 STAGE_RECORD = "stage.json"
@@ -72,9 +72,9 @@ def directory_parts(stage_folder: Path) -> list[Path]:
 
 def file_record(path: Path, rows: int | None, root: Path) -> dict[str, Any]:
     """Where a file of a run folder is (relative to `root`), its SHA-256, its size and row count. The run folder is
-    the pipeline's own: its SHA-256 is remembered even when the file was just written (hashed_ahead `hashed_own`)."""
+    the pipeline's own: its SHA-256 is remembered even when the file was just written (hashed_ahead `hashed`, `own`)."""
     p = Path(path)
-    sha256 = remembered(p) or hashed_own(p)
+    sha256 = remembered(p) or hashed(p, own=True)
     return {"path": p.relative_to(root).as_posix(), "sha256": sha256, "bytes": p.stat().st_size, "rows": rows}
 
 
