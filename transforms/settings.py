@@ -18,12 +18,6 @@ FOLLOW_UP_LIMIT_WORKING_DAYS = 60
 QUARANTINE_THRESHOLD = 0.05
 # quarantine.xlsx for people holds the first rows and a note; quarantine.csv has every row
 QUARANTINE_XLSX_ROWS = 100_000
-# polars' allocator (jemalloc) keeps the memory a frame freed for this long before giving it back to the system
-# (polars' own setting is half a second): the next batches reuse it instead of faulting fresh pages in. Ingest of
-# the 8M city's AMR export: 3.5 s of system CPU instead of 5.9 (671,000 page faults instead of 971,000); the
-# whole flow's peak unchanged (3.45-3.47 GiB: what ingest freed is given back before the merge). A value in the
-# environment wins; set before polars is loaded (transforms/__init__.py)
-POLARS_ALLOCATOR = ("_RJEM_MALLOC_CONF", "dirty_decay_ms:10000,muzzy_decay_ms:0")
 # DuckDB spills to disk past these rather than grow: merge to 03_merge/.parts/spill*, the draw while its eligible
 # pairs stream. The merge's key ranges at 8M object rows (scripts/profile_merge.py, the stage alone): 3GB 25.6 s
 # and a 3.16 GiB peak, 2500MB 27.8 s and 2.73 GiB, 2GB 30.5 s and 2.29 GiB. In the whole flow the merge sets the
