@@ -48,7 +48,7 @@ from jointdraw.transforms.documents.draw_bundle import (
     assemble_bundle,
     keep_results,
     seal_bundle,
-    write_notice,
+    write_notice_from,
     write_public_directory,
 )
 from jointdraw.transforms.plan import Plan
@@ -144,7 +144,7 @@ def write_ahead_for_publish(run: RunFolder, plan: Plan, reuse: bool) -> None:
         write_ahead(_ahead_draws(run), write_people_tables_from, draws, _ahead_draws(run), *DRAWS_TABLE)
         joint_tasks = run.stage("fuse") / "joint_tasks.parquet"  # the notice reads none of what assign adds
         notice = (run.stage("commit"), run.stage("draw"), joint_tasks, plan, _ahead_notice(run))
-        write_ahead(_ahead_notice(run), write_notice, *notice)
+        write_ahead(_ahead_notice(run), write_notice_from, *notice)
     except Exception as e:  # an optimisation only
         get_run_logger().info("publish's files not written ahead (%s): publish writes them", e)
 

@@ -47,11 +47,9 @@ from jointdraw.transforms.storage.bundle import (
     results_folder,
     write_prepublication,
 )
-from jointdraw.transforms.storage.csvout import write_people_csv
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.runfolder import (
     STAGES,
-    atomic_path,
     copy_file,
     copy_parquet_without,
     copy_verified,
@@ -59,7 +57,7 @@ from jointdraw.transforms.storage.runfolder import (
     write_json,
     write_parquet,
 )
-from jointdraw.transforms.storage.xlsxout import write_people_tables, write_people_xlsx
+from jointdraw.transforms.storage.xlsxout import write_people_tables
 
 PERSONAL_COLUMNS = ("operator_name", "phone")  # never leave the run folder
 # the inspectors registry as a replacement draw reads it (no names, no certificate numbers)
@@ -191,31 +189,33 @@ def _public_directory(
 DRAWS_TABLE = (people_headers.DRAWS, "抽取结果")
 
 
-def _notice(commit_dir: Path, joint_tasks: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """The public notice's rows (`public_notice`) of these joint tasks: fuse's or assign's, the same rows (the notice
-    reads none of what assign adds: teams, days)."""
+NOTICE_SHEET = "公示名单"
+
+
+def write_notice(
+    commit_dir: Path,
+    draw_dir: Path,
+    joint_tasks: pl.DataFrame,
+    plan: Plan,
+    path: Path,
+    writers: BackgroundWriters | None = None,
+) -> Path:
+    """public/notice.csv at `path`, with notice.xlsx (by one of `writers`, when given) and notice.html beside it,
+    from these joint tasks: fuse's or assign's, the same rows (the notice reads none of what assign adds: teams,
+    days)."""
     items = pl.read_parquet(commit_dir / "items.parquet", columns=["item_id", "name"])
-    return public_notice(joint_tasks, _drawn_people(commit_dir, joint_tasks), items, plan)
-
-
-def _notice_page(notice: pl.DataFrame, plan: Plan, draw_dir: Path) -> str:
+    notice = public_notice(joint_tasks, _drawn_people(commit_dir, joint_tasks), items, plan)
+    write_people_tables(notice, path, NOTICE_COLUMNS, NOTICE_SHEET, writers=writers)
     seed_used = _json(draw_dir / "seed.json")
-    return render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", ""))
-
-
-def write_notice(commit_dir: Path, draw_dir: Path, joint_tasks: Path, plan: Plan, path: Path) -> Path:
-    """public/notice.csv at `path`, with notice.xlsx and notice.html beside it, from the joint tasks in `joint_tasks`
-    (fuse's: written ahead while assign matches, flows/publish.py). notice.csv is written last, so once it is
-    there the three are (each is written atomically)."""
-    notice = _notice(commit_dir, pl.read_parquet(joint_tasks), plan)
-    with atomic_path(path.with_suffix(".html")) as tmp:
-        tmp.write_text(_notice_page(notice, plan, draw_dir), encoding="utf-8")
-    write_people_xlsx(notice, path.with_suffix(".xlsx"), NOTICE_COLUMNS, NOTICE_SHEET)
-    write_people_csv(notice, path, NOTICE_COLUMNS)
+    page = render_notice_page(notice, plan, seed_used["seed"], seed_used.get("commitment", ""))
+    path.with_suffix(".html").write_text(page, encoding="utf-8")
     return path
 
 
-NOTICE_SHEET = "公示名单"
+def write_notice_from(commit_dir: Path, draw_dir: Path, joint_tasks: Path, plan: Plan, path: Path) -> Path:
+    """`write_notice` of a Parquet file's joint tasks: what a background writer is sent (flows/publish.py writes the
+    notice ahead from fuse's while assign matches)."""
+    return write_notice(commit_dir, draw_dir, pl.read_parquet(joint_tasks), plan, path)
 
 
 def _take_ahead(ahead: Path, path: Path, write: Callable[[Path], object], *beside: str) -> None:
@@ -282,9 +282,7 @@ def assemble_bundle(
         for name in ("unassigned.csv", "unassigned.xlsx"):
             copy_file(assign_dir / name, at(name))
         if ahead_notice is None:
-            notice = _notice(commit_dir, joint_tasks, plan)
-            write_people_tables(notice, at("notice.csv"), NOTICE_COLUMNS, NOTICE_SHEET, writers=writers)
-            at("notice.html").write_text(_notice_page(notice, plan, draw_dir), encoding="utf-8")
+            write_notice(commit_dir, draw_dir, joint_tasks, plan, at("notice.csv"), writers=writers)
         # per stratum: N, k and the cut-off score, so anyone can check one entity (核验)
         cutoffs = stratum_cutoffs(pl.read_parquet(draw_dir / "strata.parquet"), draws, score_keys(plan, "planned"))
         write_parquet(cutoffs, at("strata.parquet"))
@@ -313,7 +311,7 @@ def assemble_bundle(
     if ahead_draws is not None:
         _take_ahead(ahead_draws, at("draws.csv"), lambda path: write_people_tables(draws, path, *DRAWS_TABLE), ".xlsx")
     if ahead_notice is not None:
-        written = partial(write_notice, commit_dir, draw_dir, assign_dir / "joint_tasks.parquet", plan)
+        written = partial(write_notice, commit_dir, draw_dir, joint_tasks, plan)
         _take_ahead(ahead_notice, at("notice.csv"), written, ".xlsx", ".html")
     ingest = run.stage_record("ingest")
     document = manifest(

@@ -51,10 +51,11 @@ def new_run_id(plan_id: str, now: dt.datetime | None = None) -> str:
     return f"{plan_id}-{now:%Y%m%dT%H%M%SZ}"
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, own: bool = False) -> str:
     """The SHA-256 of a file's bytes (taken from transforms/storage/hashed_ahead.py when it was hashed ahead or
-    hashed already and has not changed since)."""
-    return remembered(path) or hashed(path)
+    hashed already and has not changed since). `own`: a file the pipeline just wrote in its output root, remembered
+    even though recent (hashed_ahead `hashed`)."""
+    return remembered(path) or hashed(path, own=own)
 
 
 DIRECTORY_PARTS = "directory-[0-9][0-9][0-9].parquet"  # the object directory's files in a stage's folder
@@ -72,10 +73,14 @@ def directory_parts(stage_folder: Path) -> list[Path]:
 
 def file_record(path: Path, rows: int | None, root: Path) -> dict[str, Any]:
     """Where a file of a run folder is (relative to `root`), its SHA-256, its size and row count. The run folder is
-    the pipeline's own: its SHA-256 is remembered even when the file was just written (hashed_ahead `hashed`, `own`)."""
+    the pipeline's own: its SHA-256 is remembered even when the file was just written (`sha256_file`, `own`)."""
     p = Path(path)
-    sha256 = remembered(p) or hashed(p, own=True)
-    return {"path": p.relative_to(root).as_posix(), "sha256": sha256, "bytes": p.stat().st_size, "rows": rows}
+    return {
+        "path": p.relative_to(root).as_posix(),
+        "sha256": sha256_file(p, own=True),
+        "bytes": p.stat().st_size,
+        "rows": rows,
+    }
 
 
 @contextmanager
