@@ -2,6 +2,6 @@
 
 import sys
 
-from jointdraw.cli.commands import main
+from jointdraw.cli import main
 
 sys.exit(main())

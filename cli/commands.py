@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from jointdraw.cli import FLOW_COMMANDS
 from jointdraw.flows.errors import UserFacingError
 from jointdraw.transforms import settings
 from jointdraw.transforms.storage.runfolder import STAGES
@@ -669,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and args.command in FLOW_COMMANDS:
         from jointdraw.cli.prefect_server import start_early
 
-        start_early()  # before Prefect is even loaded (`_prefect_api`)
+        start_early()  # before Prefect is even loaded (`_prefect_api`), unless the script started it (cli/__init__.py)
         if args.command == "run":  # the files ingest will read, hashed while the server starts (but those known)
             from jointdraw.transforms.storage.hashed_ahead import hash_ahead, load_known
             from jointdraw.transforms.storage.layout import OutputRoot
@@ -709,7 +710,6 @@ def _skip_final_collection() -> None:
     atexit.register(gc.freeze)  # registered first, so it runs last
 
 
-FLOW_COMMANDS = ("run", "resume", "results", "redraw", "correct")  # the commands that run a Prefect flow
 FLOW_MODULES = {
     "run": "jointdraw.flows.plan_run",
     "resume": "jointdraw.flows.plan_run",

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # meanwhile — is timed too) and prints its peak RSS (KiB) last.
 CHILD = """
 import json, resource, sys
-from jointdraw.cli.commands import main
+from jointdraw.cli import main
 sys.argv[0] = "jointdraw"
 code = main()
 print(json.dumps({"exit": code, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

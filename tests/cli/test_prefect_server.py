@@ -38,13 +38,13 @@ def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(sma
 
     # the home's database is now at the installed Prefect's newest migration, as `migrations_head` reads the
     # scripts: the next run's server is told to skip the check, and it starts, answers and takes the run's logs
-    from jointdraw.cli.prefect_server import STOP_LOG, database_is_current
+    from jointdraw.cli.prefect_server import STOP_LOG, blocks_registered, database_is_current
 
     for key in [k for k in os.environ if k.startswith("PREFECT_") and "DATABASE" in k]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("PREFECT_HOME", env["PREFECT_HOME"])
     monkeypatch.chdir(tmp_path)
-    assert database_is_current()
+    assert database_is_current() and blocks_registered()  # and it skips the blocks' check too
     again = subprocess.run(
         [*command[:-1], "ingest", "--run-id", "again"], env=env, capture_output=True, text=True, timeout=600
     )
@@ -80,6 +80,45 @@ def test_the_database_check_is_skipped_only_for_prefects_own_sqlite_file_at_the_
     monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL")
     (home / "profiles.toml").write_text('[profiles.local]\nPREFECT_SERVER_DATABASE_NAME = "/elsewhere.db"\n')
     assert not database_is_current()  # … or in the profile
+
+
+def test_the_blocks_check_is_skipped_only_once_a_server_has_registered_them(tmp_path, monkeypatch):
+    from jointdraw.cli.prefect_server import blocks_registered
+
+    for key in [k for k in os.environ if k.startswith("PREFECT_") and "MEMO" in k]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    assert not blocks_registered()  # a new home: the server registers them
+    (tmp_path / "memo_store.toml").write_text("")
+    assert not blocks_registered()
+    (tmp_path / "memo_store.toml").write_text('block_auto_registration = "8e765d3cd3df25fa"\n')
+    assert blocks_registered()
+    monkeypatch.setenv("PREFECT_SERVER_MEMO_STORE_PATH", str(tmp_path / "elsewhere.toml"))
+    assert not blocks_registered()  # another memo store, configured
+
+
+def test_the_script_starts_the_server_before_the_command_loads_its_modules(tmp_path):
+    """The `jointdraw` script (`jointdraw.cli:main`) starts a flow command's server before cli/commands.py and
+    what it imports (polars) are loaded; not for a command without a flow, nor for --help."""
+    probe = """
+import sys
+from jointdraw.cli import prefect_server
+prefect_server.start_early = lambda: print("started with polars loaded:", "polars" in sys.modules)
+sys.argv = ["jointdraw", *sys.argv[1:]]
+from jointdraw.cli import main
+main()
+"""
+
+    def started(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+        return next((line for line in done.stdout.splitlines() if line.startswith("started")), "")  # the first
+
+    missing = str(tmp_path / "missing.yaml")
+    assert started("run", missing, "--inbox", str(tmp_path), "--out", str(tmp_path)) == (
+        "started with polars loaded: False"
+    )
+    assert started("run", "--help") == ""
+    assert started("verify", str(tmp_path)) == ""
 
 
 def test_with_a_server_nothing_is_started(prefect_server):
