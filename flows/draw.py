@@ -43,6 +43,7 @@ from jointdraw.transforms.draw import (
     part_candidates,
     strata_table,
     summed_sizes,
+    task_scopes,
 )
 from jointdraw.transforms.exclusions import exclusions_from_history, with_visit_caps
 from jointdraw.transforms.fusion_figures import fusion_figures
@@ -52,7 +53,13 @@ from jointdraw.transforms.seed import Seed, SeedError, public_seed_problems, res
 from jointdraw.transforms.stage_records import CommitRecord, DrawRecord, ReuseKey
 from jointdraw.transforms.storage.bundle import publish_prepublication
 from jointdraw.transforms.storage.layout import RunFolder, read_run_record, write_run_record
-from jointdraw.transforms.storage.reuse import directory_digest_key, earlier_directory_digest
+from jointdraw.transforms.storage.reuse import (
+    EarlierResults,
+    Taken,
+    directory_digest_key,
+    earlier_directory_digest,
+    in_scope_key,
+)
 from jointdraw.transforms.storage.runfolder import (
     DIRECTORY_PARTS,
     accepted_registry,
@@ -69,6 +76,7 @@ from jointdraw.transforms.storage.warehouse import append_attempt, audit_entries
 from jointdraw.transforms.visit_caps import visit_cap_exclusions
 
 PARTS = ".parts"  # in the draw's folder while it runs: each part's eligible pairs (step 1, read by step 3)
+IN_SCOPE = "in-scope"  # in the draw's folder: each part's in-scope pairs (`in-scope-NNN.parquet`), for later runs
 
 
 def _now() -> str:
@@ -147,12 +155,20 @@ _KEPT: dict[Path, duckdb.DuckDBPyConnection] = {}
 
 @task(name="draw-part-pairs", task_run_name="draw: eligible pairs of {part.name}", cache_policy=NO_CACHE)
 def draw_part_pairs(
-    part: Path, exclusions: Path, plan: Plan, pairs: Path, threads: int | None, keep: bool = False
+    part: Path,
+    exclusions: Path,
+    plan: Plan,
+    pairs: Path,
+    threads: int | None,
+    in_scope: Path,
+    found: bool = False,
+    keep: bool = False,
 ) -> pl.DataFrame:
     """Step 1 on one part of the directory: its eligible pairs, written to `pairs` (with `keep`, kept in this
-    process instead: `_KEPT`); returns their strata sizes."""
+    process instead: `_KEPT`); returns their strata sizes. Its in-scope pairs are read from `in_scope` when
+    `found` (taken from an earlier run), else found and written there."""
     con = draw_connection(part, exclusions, settings.DRAW_MEMORY_LIMIT, threads)
-    sizes = keep_eligible_pairs(con, plan)
+    sizes = keep_eligible_pairs(con, plan, in_scope, found)
     if keep:
         _KEPT[pairs] = con
     else:
@@ -176,11 +192,19 @@ def draw_part_lowest(
 
 
 def _drawn_part_by_part(
-    parts: list[Path], exclusions: Path, plan: Plan, seed: str, work: Path, threads: int | None
+    parts: list[Path],
+    exclusions: Path,
+    plan: Plan,
+    seed: str,
+    work: Path,
+    threads: int | None,
+    in_scope: list[Path],
+    found: bool,
 ) -> PlanDraw:
     """The plan drawn in both modes from the directory's parts (transforms/draw.py, steps 1–4): each step a task
     per part, on the flow's threads one at a time (each uses every core; a part's pairs kept in this process
-    between the steps), on a Dask cluster on the workers."""
+    between the steps), on a Dask cluster on the workers. `in_scope`: each part's in-scope pairs, taken from an
+    earlier run (`found`) or to be written."""
     work.mkdir(parents=True, exist_ok=True)
     pairs = [work / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
     static = {"plan": unmapped(plan), "threads": unmapped(threads)}
@@ -192,6 +216,8 @@ def _drawn_part_by_part(
                 at_once=1,
                 part=parts,
                 pairs=pairs,
+                in_scope=in_scope,
+                found=unmapped(found),
                 exclusions=unmapped(exclusions),
                 keep=unmapped(not on_cluster()),
                 **static,
@@ -234,10 +260,30 @@ def _run_seed(run: RunFolder, chosen: Seed) -> Seed:
     return chosen
 
 
+def _in_scope_pairs(run: RunFolder, plan: Plan, parts: int, reuse: bool) -> tuple[list[Path], Taken | None, str]:
+    """Where each part's in-scope pairs go in the draw's folder (`in-scope-NNN.parquet`); with `reuse`, those of an
+    earlier run of the same directory parts and task scopes, linked there (None: compute them); and their key."""
+    out = run.stage("draw")
+    paths = [out / f"{IN_SCOPE}-{n:03d}.parquet" for n in range(parts)]
+    for stale in out.glob(f"{IN_SCOPE}-*.parquet"):  # an earlier attempt's, perhaps of other parts or scopes
+        stale.unlink()
+    parts_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
+    key = in_scope_key(parts_sha256, task_scopes(plan).to_dicts())
+    taken = EarlierResults.of(run, "draw").take(key, out) if reuse else None
+    return paths, taken, key
+
+
 def run_draw(
-    run: RunFolder, plan: Plan, seed: str | None, seed_sources: list[str] | None, threads: int | None = None
+    run: RunFolder,
+    plan: Plan,
+    seed: str | None,
+    seed_sources: list[str] | None,
+    threads: int | None = None,
+    reuse: bool = False,
 ) -> DrawRecord:
-    """Draws every task of the plan from the committed eligible sets."""
+    """Draws every task of the plan from the committed eligible sets. With `reuse`, the in-scope pairs (the
+    eligible pairs before the exclusions) are taken from an earlier run that drew from the same directory under
+    the same task scopes."""
     commit_dir, out = run.stage("commit"), run.stage("draw")
     committed = json.loads((commit_dir / "commitment.json").read_text(encoding="utf-8"))
     # the run's own seed or public numbers win over the plan's
@@ -247,8 +293,10 @@ def run_draw(
         if problems := public_seed_problems(*given, plan.seed_announced_at, committed_at):
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
+    parts = directory_parts(commit_dir)
+    in_scope, taken, in_scope_reuse = _in_scope_pairs(run, plan, len(parts), reuse)
     drawn = _drawn_part_by_part(
-        directory_parts(commit_dir), commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads
+        parts, commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads, in_scope, taken is not None
     )
     shutil.rmtree(out / PARTS, ignore_errors=True)
     path = write_parquet(drawn.draws, out / "draws.parquet")
@@ -294,4 +342,10 @@ def run_draw(
         if attempt
         else {"logged_as": "an earlier identical attempt"},
         outputs=[file_record(path, drawn.draws.height, out), file_record(strata_path, drawn.strata.height, out)],
+        in_scope_pairs=taken.record_here()
+        if taken
+        else {
+            "reuse": ReuseKey(key=in_scope_reuse).model_dump(),
+            "outputs": [file_record(p, None, out) for p in in_scope],
+        },
     )

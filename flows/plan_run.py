@@ -277,7 +277,7 @@ STAGE_STEPS: dict[str, Callable[[RunContext], StageRecord]] = {
     "validate": lambda ctx: _validate(ctx),
     "merge": lambda ctx: run_merge(ctx.run, ctx.reuse),
     "commit": lambda ctx: run_commit(ctx.run, ctx.plan_file, ctx.plan, ctx.reuse),
-    "draw": lambda ctx: run_draw(ctx.run, ctx.plan, ctx.seed, ctx.seed_sources),
+    "draw": lambda ctx: run_draw(ctx.run, ctx.plan, ctx.seed, ctx.seed_sources, reuse=ctx.reuse),
     "fuse": lambda ctx: run_fuse(ctx.run, ctx.plan),
     "assign": lambda ctx: run_assign(ctx.run, ctx.plan),
     "publish": lambda ctx: run_publish(ctx.run, ctx.plan, ctx.reuse),

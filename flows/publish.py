@@ -222,7 +222,11 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
         )
     shutil.rmtree(run.stage("publish") / AHEAD, ignore_errors=True)
     return PublishRecord(
-        inputs=[r for stage in ("validate", "commit", "draw", "fuse", "assign") for r in inputs_from(run.path, stage)],
+        inputs=[
+            *(r for stage in ("validate", "commit") for r in inputs_from(run.path, stage)),
+            *inputs_from(run.path, "draw", "draws.parquet", "strata.parquet"),  # not its in-scope pairs: for later runs
+            *(r for stage in ("fuse", "assign") for r in inputs_from(run.path, stage)),
+        ],
         bundle=str(target),
         warehouse_rows=warehouse_rows,
         files=len(document["files"]),

@@ -58,7 +58,7 @@ def _disjoint_prefixes(prefixes: list[str]) -> list[str]:
     return sorted(kept)
 
 
-def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
+def task_scopes(plan: Plan) -> pl.DataFrame:
     """One row per (task, industry prefix) in the task's scope — every section for a 不定向 task —
     with the task's other filters."""
     rows = []
@@ -70,7 +70,6 @@ def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
                 {
                     "task_id": t.task_id,
                     "department": t.department,
-                    "score_key": keys[t.task_id],
                     "prefix": prefix,
                     "entity_types": list(s.entity_types) if s else [],
                     "districts": list(s.districts) if s else [],
@@ -83,7 +82,6 @@ def task_scopes(plan: Plan, keys: dict[str, str]) -> pl.DataFrame:
     schema = {
         "task_id": pl.String,
         "department": pl.String,
-        "score_key": pl.String,
         "prefix": pl.String,
         "entity_types": pl.List(pl.String),
         "districts": pl.List(pl.String),
@@ -120,12 +118,11 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _eligible_view(con: duckdb.DuckDBPyConnection, plan: Plan, keys: dict[str, str]) -> None:
-    """The view `eligible` (task_id, score_key, uscc, credit_risk: sql/draw_eligible.sql) under these keys, and
-    the temp table `covered` it reads (every (department, industry code) of the directory with the scopes that
-    cover it)."""
-    con.register("task_scopes", task_scopes(plan, keys))
-    con.execute(sql_text("draw_eligible"))
+def _in_scope_view(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
+    """The view `in_scope` (task_id, uscc, credit_risk: sql/draw_in_scope.sql), and the temp table `covered` it
+    reads (every (department, industry code) of the directory with the scopes that cover it)."""
+    con.register("task_scopes", task_scopes(plan))
+    con.execute(sql_text("draw_in_scope"))
 
 
 def _stratum_sizes(con: duckdb.DuckDBPyConnection, pairs: str) -> pl.DataFrame:
@@ -138,12 +135,29 @@ def summed_sizes(sizes: list[pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(sizes).group_by("task_id", "credit_risk").agg(pl.col("n").sum()).sort("task_id", "credit_risk")
 
 
-def keep_eligible_pairs(con: duckdb.DuckDBPyConnection, plan: Plan) -> pl.DataFrame:
+def keep_eligible_pairs(
+    con: duckdb.DuckDBPyConnection, plan: Plan, in_scope: Path | None = None, found: bool = False
+) -> pl.DataFrame:
     """Step 1 of the draw in parts, on one part (the views `directory`, `exclusions`): its eligible pairs kept as
     the temp table `eligible_pairs` (task_id, uscc, credit_risk: found once for both modes); returns their strata
-    sizes."""
-    _eligible_view(con, plan, score_keys(plan, "planned"))
-    con.execute("create or replace temp table eligible_pairs as select task_id, uscc, credit_risk from eligible")
+    sizes. They are its in-scope pairs minus the exclusions. With `in_scope` (a file), the in-scope pairs are read
+    from it when `found` (an earlier run's of the same directory part and task scopes), else found and written
+    there for a later run (a quarterly plan drawn from the annual plan's directory): they do not depend on the
+    exclusions, which change from plan to plan."""
+    if in_scope is not None and found:
+        con.execute(
+            "create or replace temp table in_scope_pairs as select task_id, uscc, credit_risk from read_parquet($path)",
+            {"path": str(in_scope)},
+        )
+    else:
+        _in_scope_view(con, plan)
+        if in_scope is None:
+            con.execute("create or replace temp view in_scope_pairs as select * from in_scope")
+        else:
+            con.execute("create or replace temp table in_scope_pairs as select * from in_scope")
+            # sorted: the same pairs write the same bytes (a join's rows come in the threads' order)
+            con.sql("select * from in_scope_pairs order by task_id, uscc").write_parquet(str(in_scope))
+    con.execute(sql_text("draw_eligible"))
     return _stratum_sizes(con, "eligible_pairs")
 
 

@@ -402,6 +402,11 @@ class DrawRecord(StageRecord):
     fusion: dict[str, dict[str, int | float]]  # the fusion figures of both modes, the one used and the other
     audit: dict[str, Any]  # the audit log entry of this attempt
     outputs: list[FileRecord]
+    # each part's in-scope pairs (the eligible pairs before the exclusions), kept for a later run of the same
+    # directory and task scopes: `reuse` (ReuseKey), `outputs`, and when taken from an earlier run `reused_from`
+    in_scope_pairs: dict[str, Any] | None = None
+
+    OMITTED_WHEN_NONE = ("in_scope_pairs",)
 
     def line(self) -> str:
         other = next(m for m in self.fusion if m != self.mode)
@@ -412,8 +417,10 @@ class DrawRecord(StageRecord):
             else ""
         )
         rate = {m: figure_text("reduction_rate", f["reduction_rate"]) for m, f in self.fusion.items()}
+        taken = reused_from(self.in_scope_pairs or {})
+        scoped = f" (the in-scope pairs {taken.text()})" if taken else ""
         return (
-            f"{self.eligible_pairs:,} eligible pairs in {self.strata:,} strata → {self.drawn:,} draws "
+            f"{self.eligible_pairs:,} eligible pairs{scoped} in {self.strata:,} strata → {self.drawn:,} draws "
             f"(seed {self.seed_origin}); reduction {rate[self.mode]}, {rate[other]} if {other}{empty}"
         )
 

@@ -220,7 +220,8 @@ def test_on_the_flows_threads_the_pairs_stay_in_memory_and_draw_what_the_files_d
     prefect_server, dirty_run, tmp_path
 ):
     """Drawn part by part on the flow's threads, a part's eligible pairs stay in this process between the steps
-    (no file written, every connection closed after); written to files as on Dask, the same draws."""
+    (no file written but the in-scope pairs, every connection closed after); written to files as on Dask, and
+    with the in-scope pairs read back from the first draw's files, the same draws."""
     from prefect import flow
 
     from jointdraw.flows import draw as stage
@@ -230,18 +231,24 @@ def test_on_the_flows_threads_the_pairs_stay_in_memory_and_draw_what_the_files_d
     seed = json.loads((dirty_run / "05_draw" / "seed.json").read_text(encoding="utf-8"))["seed"]
     parts = directory_parts(commit)
 
+    in_scope = [tmp_path / f"in-scope-{n:03d}.parquet" for n in range(len(parts))]
+
     @flow
     def drawn(work):
-        return stage._drawn_part_by_part(parts, commit / "exclusions.parquet", plan, seed, work, None)
+        return stage._drawn_part_by_part(parts, commit / "exclusions.parquet", plan, seed, work, None, in_scope, False)
 
     kept = drawn(tmp_path / "kept")
     assert kept.draws.equals(pl.read_parquet(dirty_run / "05_draw" / "draws.parquet"))
     assert not list((tmp_path / "kept").iterdir()) and not stage._KEPT
+    excluded = pl.read_parquet(commit / "exclusions.parquet")
+    assert not excluded.is_empty() and all(f.is_file() for f in in_scope)
+    scoped = pl.concat([pl.read_parquet(f) for f in in_scope])  # before the exclusions: the excluded are in them
+    assert scoped.join(excluded.filter(pl.col("task_id").is_null()).select("uscc"), on="uscc").height > 0
     pairs = [tmp_path / "files" / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
     (tmp_path / "files").mkdir()
     sizes = [
-        stage.draw_part_pairs.fn(p, commit / "exclusions.parquet", plan, f, None)
-        for p, f in zip(parts, pairs, strict=True)
+        stage.draw_part_pairs.fn(p, commit / "exclusions.parquet", plan, f, None, s, found=True)
+        for p, f, s in zip(parts, pairs, in_scope, strict=True)
     ]
     assert all(f.is_file() for f in pairs) and not stage._KEPT
     strata = strata_table(plan, summed_sizes(sizes))

@@ -79,6 +79,9 @@ def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_byt
     assert set(_taken_from(validate).values()) == {"dirty"} and len(validate["files"]) == 40
     merge = _stage(out, "again", "03_merge")
     assert merge["reused_from"] == {"run_id": "dirty"}
+    # the draw's in-scope pairs too (the same directory parts and task scopes): only the exclusions taken off again
+    assert _stage(out, "again", "05_draw")["in_scope_pairs"]["reused_from"] == {"run_id": "dirty"}
+    assert "eligible pairs (the in-scope pairs reused from run dirty) in " in summary["stages"]["draw"].line()
     # what was taken is what the first run recorded, linked, not copied
     assert [f["outputs"] for f in validate["files"]] == [
         f["outputs"] for f in _stage(out, "dirty", "02_validate")["files"]
@@ -130,10 +133,11 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     assert "reused_from" not in merge  # its inputs changed: merged again, from the first run's
     assert merge["updated_from"]["run_id"] == "dirty" and merge["updated_from"]["departments"] == ["EDU"]
     assert 0 < merge["updated_from"]["entities_merged_again"] < merge["entities"] / 10
+    assert "reused_from" not in _stage(reusing, "q2", "05_draw")["in_scope_pairs"]  # another directory: drawn again
 
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
     assert main([*args, "--no-reuse"]) == 0
-    for folder in ("01_ingest", "02_validate", "03_merge"):
+    for folder in ("01_ingest", "02_validate", "03_merge", "05_draw"):
         assert "reused_from" not in json.dumps(_stage(fresh, "q2", folder)), folder
     assert json.loads((fresh / "runs" / "q2" / "run.json").read_text(encoding="utf-8"))["reuse"] is False
     # merged again, the directory, its conflicts, links and counts are those of merging everything
