@@ -6,6 +6,8 @@
     04_commit/commitment.json                                     SHA-256 over them (transforms/commitment.py)
     05_draw/draws.parquet                                         one row per (task, object) drawn
     05_draw/strata.parquet                                        every (task, class) stratum: eligible n and k
+    05_draw/in-scope-NNN.parquet                                  each part's in-scope pairs (before exclusions),
+                                                                  for a later plan of the same directory and scopes
     05_draw/seed.json                                             the seed, where it came from, when it was used
     05_draw/stage.json                                            eligible pairs, strata, draws, fusion figures in
                                                                   both modes
