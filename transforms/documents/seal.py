@@ -38,7 +38,7 @@ def seal_slot() -> str:
 
 def fill_seal(page: Path, seal: str) -> None:
     """Writes the seal into the page's empty slot: its 64 bytes, in place (the notice page of a quarterly plan
-    at 8M is 20 MB: decoded, filled and written whole, 1 s). In place is safe here only: the page is the
+    at 8M is 20 MB: decoded, filled and written whole, 0.1 s). In place is safe here only: the page is the
     bundle's own, just written into its staging folder by this publish and linked nowhere else."""
     if not re.fullmatch(r"[0-9a-f]{64}", seal):
         raise ValueError(f"not a seal: {seal!r}")
