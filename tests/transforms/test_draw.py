@@ -10,9 +10,18 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
-from jointdraw.transforms.draw import ABOVE_ALL, draw_plan, keep_eligible_pairs, lowest_k, part_candidates, score_keys
+from jointdraw.transforms.draw import (
+    ABOVE_ALL,
+    draw_plan,
+    keep_eligible_pairs,
+    lowest_k,
+    part_candidates,
+    score_keys,
+    task_scopes,
+)
 from jointdraw.transforms.plan import Period, Plan, Scope, Task
 from jointdraw.transforms.score import score
+from jointdraw.transforms.storage.reuse import in_scope_key
 from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc
 
 GOLDEN = Path(__file__).parent / "golden" / "draws.csv"
@@ -279,3 +288,45 @@ def test_a_stratum_its_threshold_left_short_is_drawn_again_without_one():
     assert [s["threshold_hex"].to_list() for s in asked] == [["0" * 16], [ABOVE_ALL]]
     ranked = sorted(usccs, key=lambda u: (score(seed, "T1", u), u))
     assert draws["uscc"].to_list() == ranked[:5] and draws["k"].to_list() == [5] * 5
+
+
+def test_in_scope_pairs_read_back_give_the_same_eligible_pairs_and_their_key_holds_only_the_scopes(tmp_path):
+    """The in-scope pairs (before the exclusions) written by one draw and read back by a later one give the same
+    eligible pairs under that later draw's exclusions; their file is sorted (the same pairs, the same bytes); their
+    key (transforms/storage/reuse.py) holds the directory's parts and the tasks' departments and scopes, not the
+    tasks' ratios."""
+    directory, plan = _directory(), _plan([AMR_RATIO, HLT_COUNT])
+    codes = directory["uscc"].to_list()
+    excluded = pl.DataFrame(  # one entity for every task, another for HLT-1 only
+        {"uscc": codes[3:5], "task_id": [None, "HLT-1"], "reason": ["recent", "cap"], "source_run": ["r", "r"]},
+        schema=EXCLUSIONS_SCHEMA,
+    )
+
+    def kept(path=None, found=False):
+        con = _connection(directory, exclusions=excluded)
+        sizes = keep_eligible_pairs(con, plan, path, found)
+        return sizes, con.sql("select * from eligible_pairs order by all").pl()
+
+    direct = kept()
+    written = kept(tmp_path / "in-scope.parquet")
+    first = (tmp_path / "in-scope.parquet").read_bytes()
+    kept(tmp_path / "in-scope.parquet")
+    assert (tmp_path / "in-scope.parquet").read_bytes() == first
+    scoped = pl.read_parquet(tmp_path / "in-scope.parquet")
+    assert scoped.equals(scoped.sort("task_id", "uscc")) and codes[3] in scoped["uscc"].to_list()
+    for other in (written, kept(tmp_path / "in-scope.parquet", found=True)):
+        assert_frame_equal(other[0], direct[0])
+        assert_frame_equal(other[1], direct[1])
+    assert codes[3] not in direct[1]["uscc"].to_list()
+
+    parts = ["a" * 64, "b" * 64]
+
+    def key(tasks, parts=parts):
+        return in_scope_key(parts, task_scopes(_plan(tasks)).to_dicts())
+
+    assert key([AMR_RATIO, HLT_COUNT]) == key([AMR_RATIO.model_copy(update={"ratio": {"A": 1.0}}), HLT_COUNT])
+    assert key([AMR_RATIO, HLT_COUNT]) != key(
+        [AMR_RATIO, HLT_COUNT.model_copy(update={"scope": Scope(industries=["F"])})]
+    )
+    assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT.model_copy(update={"department": "AMR"})])
+    assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT], parts=parts[::-1])
