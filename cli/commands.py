@@ -667,19 +667,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     _interrupt_on_sigterm()
-    if argv is None and args.command in FLOW_COMMANDS:
-        from jointdraw.cli.prefect_server import start_early
+    # the script (cli/__init__.py) has started the temporary server; meanwhile the files ingest will read are hashed
+    if argv is None and args.command == "run":  # (but those known)
+        from jointdraw.transforms.storage.hashed_ahead import hash_ahead, load_known
+        from jointdraw.transforms.storage.layout import OutputRoot
+        from jointdraw.transforms.storage.registry_files import scan_inbox
 
-        start_early()  # before Prefect is even loaded (`_prefect_api`), unless the script started it (cli/__init__.py)
-        if args.command == "run":  # the files ingest will read, hashed while the server starts (but those known)
-            from jointdraw.transforms.storage.hashed_ahead import hash_ahead, load_known
-            from jointdraw.transforms.storage.layout import OutputRoot
-            from jointdraw.transforms.storage.registry_files import scan_inbox
-
-            if not args.no_reuse:
-                load_known(OutputRoot(Path(args.out)).known_digests)
-            with contextlib.suppress(FileNotFoundError):  # no inbox: ingest says so
-                hash_ahead([f.path for f in scan_inbox(Path(args.inbox)).files])
+        if not args.no_reuse:
+            load_known(OutputRoot(Path(args.out)).known_digests)
+        with contextlib.suppress(FileNotFoundError):  # no inbox: ingest says so
+            hash_ahead([f.path for f in scan_inbox(Path(args.inbox)).files])
     if args.command in FLOW_COMMANDS and (problem := _unreachable_prefect_api()):
         print(f"jointdraw {args.command}: {problem}", file=sys.stderr)
         return 1

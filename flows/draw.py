@@ -296,7 +296,7 @@ def run_draw(
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
     parts = directory_parts(commit_dir)
-    in_scope, taken, in_scope_reuse = _in_scope_pairs(run, plan, len(parts), reuse)
+    in_scope, taken, in_scope_reuse_key = _in_scope_pairs(run, plan, len(parts), reuse)
     drawn = _drawn_part_by_part(
         parts, commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads, in_scope, taken is not None
     )
@@ -347,7 +347,7 @@ def run_draw(
         in_scope_pairs=taken.record_here()
         if taken
         else {
-            "reuse": ReuseKey(key=in_scope_reuse).model_dump(),
+            "reuse": ReuseKey(key=in_scope_reuse_key).model_dump(),
             "outputs": [file_record(p, None, out) for p in in_scope],
         },
     )

@@ -111,7 +111,7 @@ main()
 
     def started(*args: str) -> str:
         done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
-        return next((line for line in done.stdout.splitlines() if line.startswith("started")), "")  # the first
+        return next((line for line in done.stdout.splitlines() if line.startswith("started")), "")
 
     missing = str(tmp_path / "missing.yaml")
     assert started("run", missing, "--inbox", str(tmp_path), "--out", str(tmp_path)) == (
