@@ -7,6 +7,8 @@
 03_merge/conflicts.csv       the same, for people
 03_merge/unlinked.csv        of those, the ones no other record's codes link to
 03_merge/stage.json          records in, entities out, linked and unlinked counts
+03_merge/affected.parquet    merged again only: the entities merged again (the warehouse stores the directory as
+                             their rows and the earlier directory's others)
 
 The key ranges (about MERGE_PARTITION_RECORDS records each: one for a small city) are merged one
 after the other on the flow's threads, or at once as `merge-partition` tasks on a Dask cluster
@@ -56,12 +58,14 @@ from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import sql_text
 from jointdraw.transforms.storage.reuse import EarlierResults, merge_key, still_recorded
 from jointdraw.transforms.storage.runfolder import (
+    AFFECTED_ENTITIES,
     WORK_OPTIONS,
     atomic_path,
     directory_part,
     directory_parts,
     file_record,
     write_parquet,
+    write_work_parquet,
 )
 
 PARTS = ".parts"  # in the stage's folder while it runs: what every key range reads, and what each wrote
@@ -216,8 +220,12 @@ def _merged_again(
             again.unlinked_records,
         )
         updated = UpdatedFrom(
-            run_id=folder.parent.name, departments=departments, entities_merged_again=again.affected.len()
+            run_id=folder.parent.name,
+            departments=departments,
+            entities_merged_again=again.affected.len(),
+            directory_sha256=[f["sha256"] for f in earlier_parts],
         )
+        write_work_parquet(again.affected.sort().to_frame(), out_dir / AFFECTED_ENTITIES)
         return merged, again.links, again.type_conflicts, updated
     return None
 
@@ -233,6 +241,7 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
     key = ReuseKey(key=merge_key(inputs))
     for old in directory_parts(out_dir):  # an earlier attempt's: this one's ranges (or the reused run's) may be fewer
         old.unlink()
+    (out_dir / AFFECTED_ENTITIES).unlink(missing_ok=True)  # an earlier attempt's, merged again
     earlier = EarlierResults.of(run, "merge") if reuse else EarlierResults()
     if taken := earlier.take(key.key, out_dir):
         get_run_logger().info("merge: reused from run %s (the accepted objects files are unchanged)", taken.run_id)
@@ -256,6 +265,7 @@ def run_merge(run: RunFolder, reuse: bool = False, step: StepTimer = untimed) ->
             (write_people_csv(merged.conflicts, out_dir / "conflicts.csv"), merged.conflicts.height),
             (write_people_csv(merged.unlinked, out_dir / "unlinked.csv"), merged.unlinked.height),
             (write_people_csv(type_conflicts, out_dir / "type_conflicts.csv"), type_conflicts.height),
+            *([(out_dir / AFFECTED_ENTITIES, updated.entities_merged_again)] if updated else []),
         ]
     with step("outputs' SHA-256"):
         outputs = [file_record(path, rows, out_dir) for path, rows in written]

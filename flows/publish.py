@@ -64,11 +64,13 @@ from jointdraw.transforms.storage.bundle import (
     refuse_leaks,
 )
 from jointdraw.transforms.storage.layout import OutputRoot, RunFolder
-from jointdraw.transforms.storage.reuse import public_directory_key
+from jointdraw.transforms.storage.reuse import merged_again, public_directory_key
 from jointdraw.transforms.storage.runfolder import DIRECTORY_PARTS, copy_verified, directory_parts, inputs_from
 from jointdraw.transforms.storage.warehouse import (
+    DirectoryDelta,
     append_seal,
     audit_entries,
+    directory_key,
     plans_with_public_directory,
     recording_run,
 )
@@ -112,6 +114,13 @@ def _ahead_notice(run: RunFolder) -> Path:
 def _directory_sha256(run: RunFolder) -> list[str]:
     """The SHA-256 of the committed directory's files, in order, as the commit recorded them."""
     return [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
+
+
+def _directory_delta(run: RunFolder) -> DirectoryDelta | None:
+    """For a directory merged again (`merged_again`): the directory it was merged again from and the entities merged
+    again, for the warehouse to store it as the rows that differ."""
+    again = merged_again(run)
+    return DirectoryDelta(directory_key(again.earlier_directory_sha256), again.affected) if again else None
 
 
 def _public_directory_sources(run: RunFolder, reuse: bool) -> tuple[str, list[EarlierFile]]:
@@ -197,6 +206,7 @@ def run_publish(run: RunFolder, plan: Plan, reuse: bool = False) -> PublishRecor
         plan_id=plan.plan_id,
         directory=directory_parts(run.stage("commit")),
         directory_sha256=_directory_sha256(run),
+        delta=_directory_delta(run),
     ) as recording:
         document, seal, directory_from = publish_atomically(target, root.path, fill, needs)
         sealed = append_seal(

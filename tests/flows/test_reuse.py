@@ -15,7 +15,8 @@ from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage.bundle import bundle_file
-from jointdraw.transforms.storage.runfolder import directory_parts, file_record
+from jointdraw.transforms.storage.runfolder import DIRECTORY_PARTS, directory_parts, file_record, inputs_from
+from jointdraw.transforms.storage.warehouse import connect_warehouse, directory_key
 from tests.conftest import plan_path
 from tests.flows.test_publish_stage import VOLATILE
 
@@ -40,6 +41,20 @@ def _out_with_the_first_run(dirty_run, out):
     """An output root holding a copy of the demo city's first run (its own files: nothing shared with the fixture)."""
     shutil.copytree(dirty_run, out / "runs" / dirty_run.name)
     return out
+
+
+def _root_with_the_first_run(dirty_run, out):
+    """A copy of the output root of the demo city's first run: the run, its bundle, its warehouse."""
+    shutil.copytree(dirty_run.parent.parent, out)
+    return out
+
+
+def _warehouse(out, query):
+    con = connect_warehouse(out, read_only=True)
+    try:
+        return con.sql(query).fetchall()
+    finally:
+        con.close()
 
 
 def _stage(out, run_id, folder):
@@ -123,7 +138,7 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     prefect_server, dirty_run, dirty_city, tmp_path
 ):
     inbox = _with_one_row_changed(dirty_city, tmp_path / "inbox")
-    reusing, fresh = (_out_with_the_first_run(dirty_run, tmp_path / name) for name in ("reusing", "fresh"))
+    reusing, fresh = (_root_with_the_first_run(dirty_run, tmp_path / name) for name in ("reusing", "fresh"))
     plan_run(plan=str(plan_path(dirty_city)), inbox=str(inbox), out=str(reusing), run_id="q2")
     for folder in ("01_ingest", "02_validate"):
         taken = _taken_from(_stage(reusing, "q2", folder))
@@ -133,13 +148,18 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     assert "reused_from" not in merge  # its inputs changed: merged again, from the first run's
     assert merge["updated_from"]["run_id"] == "dirty" and merge["updated_from"]["departments"] == ["EDU"]
     assert 0 < merge["updated_from"]["entities_merged_again"] < merge["entities"] / 10
-    assert "reused_from" not in _stage(reusing, "q2", "05_draw")["in_scope_pairs"]  # another directory: drawn again
+    # another directory: its in-scope pairs found from the first run's, only the entities merged again looked at
+    in_scope = _stage(reusing, "q2", "05_draw")["in_scope_pairs"]
+    assert "reused_from" not in in_scope and in_scope["updated_from"] == {"run_id": "dirty"}
 
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
     assert main([*args, "--no-reuse"]) == 0
     for folder in ("01_ingest", "02_validate", "03_merge", "05_draw"):
         assert "reused_from" not in json.dumps(_stage(fresh, "q2", folder)), folder
     assert json.loads((fresh / "runs" / "q2" / "run.json").read_text(encoding="utf-8"))["reuse"] is False
+    # … the pairs found from the directory alone (the same bytes)
+    alone = _stage(fresh, "q2", "05_draw")["in_scope_pairs"]["outputs"]
+    assert [f["sha256"] for f in in_scope["outputs"]] == [f["sha256"] for f in alone]
     # merged again, the directory, its conflicts, links and counts are those of merging everything
     merged_again, merged = (out / "runs" / "q2" / "03_merge" for out in (reusing, fresh))
     assert pl.read_parquet(directory_parts(merged_again)).equals(pl.read_parquet(directory_parts(merged)))
@@ -150,6 +170,20 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     assert _bundle_differences(reusing / "published" / PLAN_ID, fresh / "published" / PLAN_ID) == []
     # the changed department's name reached the directory, so the bundle is not simply the first run's
     assert _bundle_differences(dirty_run.parent.parent / "published" / PLAN_ID, fresh / "published" / PLAN_ID)
+    # the warehouse stores the directory merged again as its entities merged again, against the first run's (kept,
+    # though no run names it now); its snapshot is the one of the directory merged whole
+    snapshot = "select * exclude (run_id) from snapshots order by all"
+    assert _warehouse(reusing, snapshot) == _warehouse(fresh, snapshot)
+    [(base, kept, stored, hidden)] = _warehouse(
+        reusing,
+        "select b.base, (select count(*) from directories where directory = b.base), "
+        "(select count(*) from directories where directory = b.directory), "
+        "(select count(*) from directory_hidden where directory = b.directory) from directory_bases b",
+    )
+    first = [f["sha256"] for f in inputs_from(dirty_run, "commit", DIRECTORY_PARTS)]
+    assert base == directory_key(first) and kept == _stage(dirty_run.parent.parent, "dirty", "03_merge")["entities"]
+    assert 0 < stored <= hidden == merge["updated_from"]["entities_merged_again"]
+    assert _warehouse(fresh, "select count(*) from directory_bases") == [(0,)]  # merged whole: stored whole
 
 
 def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):

@@ -8,8 +8,14 @@ import duckdb
 import polars as pl
 import pytest
 
-from jointdraw.transforms.storage.runfolder import write_parquet
-from jointdraw.transforms.storage.warehouse import connect_warehouse, record_run, recording_run
+from jointdraw.transforms.storage.runfolder import sha256_file, write_parquet
+from jointdraw.transforms.storage.warehouse import (
+    DirectoryDelta,
+    connect_warehouse,
+    directory_key,
+    record_run,
+    recording_run,
+)
 
 PERIOD = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))
 
@@ -216,3 +222,78 @@ def test_an_older_warehouse_keeps_its_snapshots_when_it_is_opened(tmp_path):
     con.close()
     _record_plan(out, tmp_path / "new", "NEW", "R1", ["E1"])
     assert _snapshots_and_directories(out) == ([("NEW", ["E1"]), ("OLD", ["E9"])], (2, 2))
+
+
+def _directory_of(folder, rows):
+    """A directory of (entity_key, name) rows, the rest as `_directory` writes it."""
+    folder.mkdir()
+    path = _directory(folder, [e for e, _ in rows])
+    write_parquet(pl.read_parquet(path).with_columns(name=pl.Series([n for _, n in rows])), path)
+    return path
+
+
+def _record_against(out, folder, plan_id, run_id, directory, delta=None):
+    entities = pl.read_parquet(directory)["entity_key"].to_list()
+    with recording_run(out, run_id=run_id, plan_id=plan_id, directory=directory, delta=delta) as recording:
+        return recording.finish(period=PERIOD, commitment=f"c-{run_id}", seed="s", **_files(folder, entities))
+
+
+def _stored(out):
+    """(plan, its snapshot's (entity_key, name) rows), and the rows each directory keeps itself, by size."""
+    con = connect_warehouse(out, read_only=True)
+    try:
+        snapshots = con.sql(
+            "select plan_id, list([entity_key, name] order by entity_key) from snapshots group by 1 order by 1"
+        ).fetchall()
+        stored = con.sql("select count(*) from directories group by directory order by 1").fetchall()
+        return [(p, [tuple(r) for r in rows]) for p, rows in snapshots], [n for (n,) in stored]
+    finally:
+        con.close()
+
+
+def test_a_directory_merged_again_is_stored_as_the_rows_that_differ_from_the_one_it_was_merged_from(tmp_path):
+    """A quarterly plan's directory merged again from the annual plan's (`DirectoryDelta`): the warehouse keeps the
+    rows of its entities merged again, and its snapshot is the whole directory; the annual directory stays while
+    the quarterly one is stored against it, and goes with it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    annual = _directory_of(tmp_path / "annual", [(f"E{i}", f"名称{i}") for i in range(1, 6)])
+    _record_against(out, tmp_path / "annual", "ANNUAL", "R1", annual)
+    base = directory_key([sha256_file(annual)])
+    # E2 renamed, E3 gone, E6 new: the entities merged again
+    now = [("E1", "名称1"), ("E2", "新名称2"), ("E4", "名称4"), ("E5", "名称5"), ("E6", "名称6")]
+    quarterly = _directory_of(tmp_path / "q2", now)
+    affected = write_parquet(pl.DataFrame({"entity_key": ["E2", "E3", "E6"]}), tmp_path / "affected.parquet")
+    counts = _record_against(out, tmp_path / "q2", "Q2", "R2", quarterly, DirectoryDelta(base, affected))
+    assert counts["snapshots"] == 5
+    annual_rows = [(f"E{i}", f"名称{i}") for i in range(1, 6)]
+    assert _stored(out) == ([("ANNUAL", annual_rows), ("Q2", now)], [2, 5])
+    # the annual plan drawn again from another directory: the first one stays, the quarterly one is stored against it
+    _record_plan(out, tmp_path / "annual-again", "ANNUAL", "R3", ["E1"])
+    assert _stored(out) == ([("ANNUAL", [("E1", "名称E1")]), ("Q2", now)], [1, 2, 5])
+    # … until the quarterly plan is drawn again too
+    _record_plan(out, tmp_path / "q2-again", "Q2", "R4", ["E1"])
+    assert _stored(out) == ([("ANNUAL", [("E1", "名称E1")]), ("Q2", [("E1", "名称E1")])], [1])
+    con = connect_warehouse(out, read_only=True)
+    try:
+        assert con.sql("select count(*) from directory_bases").fetchall() == [(0,)]
+        assert con.sql("select count(*) from directory_hidden").fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+def test_a_directory_is_stored_whole_when_its_base_is_not_held_whole_or_the_rows_do_not_add_up(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    annual = _directory_of(tmp_path / "annual", [("E1", "名称1"), ("E2", "名称2")])
+    _record_against(out, tmp_path / "annual", "ANNUAL", "R1", annual)
+    base = directory_key([sha256_file(annual)])
+    only_e2 = write_parquet(pl.DataFrame({"entity_key": ["E2"]}), tmp_path / "only-e2.parquet")  # E3 left out
+    stored = {}
+    for plan_id, delta in (("Q2", DirectoryDelta("0" * 64, only_e2)), ("Q3", DirectoryDelta(base, only_e2))):
+        # Q2: a base the warehouse does not hold; Q3: E3 is new but not among the entities merged again
+        stored[plan_id] = [("E1", "名称1"), ("E2", "新名称2"), ("E3", f"名称3-{plan_id}")]
+        directory = _directory_of(tmp_path / plan_id, stored[plan_id])
+        _record_against(out, tmp_path / plan_id, plan_id, f"R-{plan_id}", directory, delta)
+    snapshots = [("ANNUAL", [("E1", "名称1"), ("E2", "名称2")]), ("Q2", stored["Q2"]), ("Q3", stored["Q3"])]
+    assert _stored(out) == (snapshots, [2, 3, 3])

@@ -9,6 +9,7 @@ depend on is the same, instead of being computed again.
     key = directory_digest_key(directory_sha256, version)    the commitment's digest of the directory
     earlier_directory_digest(run, key)                       … as an earlier run's commit recorded it
     key = public_directory_key(directory_sha256)             the bundle's audit/directory.parquet
+    merged_again(run)                                        a directory merged again: the earlier one, what changed
     earlier = EarlierResults.of(run, "validate")             the other runs' recorded results of a stage, by key
     taken = earlier.take(key, into)                          the newest whose files still have their recorded
                                                              SHA-256, linked (or copied) into `into`; None: compute
@@ -43,11 +44,13 @@ from jointdraw.transforms.storage.hashed_ahead import Identity, file_identity, s
 from jointdraw.transforms.storage.layout import RunFolder
 from jointdraw.transforms.storage.packaged import packaged_dir, reference_dir
 from jointdraw.transforms.storage.runfolder import (
+    AFFECTED_ENTITIES,
     FAILED_RECORD,
     STAGE_RECORD,
     atomic_path,
     file_record,
     link_or_copy,
+    read_stage_record,
     sha256_file,
 )
 
@@ -288,6 +291,27 @@ class EarlierResults:
             if _link_verified(earlier.folder, Path(into), [*earlier.record["outputs"], *docs]):
                 return Taken(earlier.run_id, earlier.record, time.perf_counter() - started)
         return None
+
+
+@dataclass(frozen=True)
+class MergedAgain:
+    """A run's directory merged again from an earlier one (flows/merge.py): the SHA-256 of the earlier directory's
+    files, in order (what names it: in the warehouse, in the draw's keys), and the file of the entities merged
+    again (03_merge/affected.parquet); every other entity's row is the earlier directory's."""
+
+    earlier_directory_sha256: list[str]
+    affected: Path
+
+
+def merged_again(run: RunFolder) -> MergedAgain | None:
+    """How the run's merge was done again from an earlier directory, as its record says (`updated_from`, and its
+    entities merged again among its outputs); None when it merged everything (or is older than those records)."""
+    record = read_stage_record(run.path, "merge") or {}
+    updated = record.get("updated_from") or {}
+    affected = [f for f in record.get("outputs", []) if f.get("path") == AFFECTED_ENTITIES]
+    if not updated.get("directory_sha256") or not affected:
+        return None
+    return MergedAgain(updated["directory_sha256"], run.stage("merge") / AFFECTED_ENTITIES)
 
 
 def _safe(relative: str) -> bool:

@@ -59,6 +59,8 @@ def sha256_file(path: Path, own: bool = False) -> str:
 
 
 DIRECTORY_PARTS = "directory-[0-9][0-9][0-9].parquet"  # the object directory's files in a stage's folder
+# a directory merged again (flows/merge.py): the entities merged again, whose rows may differ from the earlier one's
+AFFECTED_ENTITIES = "affected.parquet"
 
 
 def directory_part(number: int) -> str:
