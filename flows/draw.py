@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
-from typing import NamedTuple
 
 import duckdb
 import polars as pl
@@ -38,7 +37,6 @@ from jointdraw.transforms.audit import draw_digest, entry_event, operator, seed_
 from jointdraw.transforms.commitment import VERSION, commitment
 from jointdraw.transforms.documents.prepublication import write_prepublication_tables
 from jointdraw.transforms.draw import (
-    EarlierInScope,
     PlanDraw,
     draw_both_modes,
     draw_connection,
@@ -63,7 +61,6 @@ from jointdraw.transforms.storage.reuse import (
     directory_digest_key,
     earlier_directory_digest,
     in_scope_key,
-    merged_again,
 )
 from jointdraw.transforms.storage.runfolder import (
     DIRECTORY_PARTS,
@@ -168,14 +165,12 @@ def draw_part_pairs(
     in_scope: Path,
     found: bool = False,
     keep: bool = False,
-    earlier: EarlierInScope | None = None,
 ) -> pl.DataFrame:
     """Step 1 on one part of the directory: its eligible pairs, written to `pairs` (with `keep`, kept in this
     process instead: `_KEPT`); returns their strata sizes. Its in-scope pairs are read from `in_scope` when
-    `found` (taken from an earlier run), else found (from `earlier`'s, for a directory merged again) and written
-    there."""
+    `found` (taken from an earlier run), else found and written there."""
     con = draw_connection(part, exclusions, settings.DRAW_MEMORY_LIMIT, threads)
-    sizes = keep_eligible_pairs(con, plan, in_scope, found, earlier)
+    sizes = keep_eligible_pairs(con, plan, in_scope, found)
     if keep:
         _KEPT[pairs] = con
     else:
@@ -207,12 +202,11 @@ def _drawn_part_by_part(
     threads: int | None,
     in_scope: list[Path],
     found: bool,
-    earlier: EarlierInScope | None = None,
 ) -> PlanDraw:
     """The plan drawn in both modes from the directory's parts (transforms/draw.py, steps 1–4): each step a task
     per part, on the flow's threads one at a time (each uses every core; a part's pairs kept in this process
     between the steps), on a Dask cluster on the workers. `in_scope`: each part's in-scope pairs, taken from an
-    earlier run (`found`) or to be written (from `earlier`'s, for a directory merged again)."""
+    earlier run (`found`) or to be written."""
     work.mkdir(parents=True, exist_ok=True)
     pairs = [work / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
     static = {"plan": unmapped(plan), "threads": unmapped(threads)}
@@ -226,7 +220,6 @@ def _drawn_part_by_part(
                 pairs=pairs,
                 in_scope=in_scope,
                 found=unmapped(found),
-                earlier=unmapped(earlier),
                 exclusions=unmapped(exclusions),
                 keep=unmapped(not on_cluster()),
                 **static,
@@ -269,40 +262,17 @@ def _run_seed(run: RunFolder, chosen: Seed) -> Seed:
     return chosen
 
 
-class InScope(NamedTuple):
-    """Each part's in-scope pairs in the draw's folder (`in-scope-NNN.parquet`) and their reuse key; `taken` from an
-    earlier run of the same directory parts and task scopes, or found from `earlier`'s (the directory merged again
-    from one an earlier run drew from), whose run is `earlier_run`; else found from the directory alone."""
-
-    paths: list[Path]
-    key: str
-    taken: Taken | None = None
-    earlier: EarlierInScope | None = None
-    earlier_run: str | None = None
-
-
-def _in_scope_pairs(run: RunFolder, plan: Plan, parts: int, reuse: bool) -> InScope:
-    """Where each part's in-scope pairs go, and with `reuse` what an earlier run gives of them (`InScope`)."""
+def _in_scope_pairs(run: RunFolder, plan: Plan, parts: int, reuse: bool) -> tuple[list[Path], Taken | None, str]:
+    """Where each part's in-scope pairs go in the draw's folder (`in-scope-NNN.parquet`); with `reuse`, those of an
+    earlier run of the same directory parts and task scopes, linked there (None: compute them); and their key."""
     out = run.stage("draw")
     paths = [out / f"{IN_SCOPE}-{n:03d}.parquet" for n in range(parts)]
     for stale in out.glob(f"{IN_SCOPE}-*.parquet"):  # an earlier attempt's, perhaps of other parts or scopes
         stale.unlink()
-    scopes = task_scopes(plan).to_dicts()
-    key = in_scope_key([f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)], scopes)
-    if not reuse:
-        return InScope(paths, key)
-    earlier = EarlierResults.of(run, "draw")
-    if taken := earlier.take(key, out):
-        return InScope(paths, key, taken)
-    # a directory merged again: the in-scope pairs of the one it was merged again from, under the same scopes
-    if (again := merged_again(run)) is None:
-        return InScope(paths, key)
-    shutil.rmtree(out / PARTS, ignore_errors=True)  # an interrupted attempt's
-    before = earlier.take(in_scope_key(again.earlier_directory_sha256, scopes), out / PARTS / "earlier")
-    if before is None:
-        return InScope(paths, key)
-    pairs = [out / PARTS / "earlier" / f["path"] for f in before.record["outputs"]]
-    return InScope(paths, key, earlier=EarlierInScope(pairs, again.affected), earlier_run=before.run_id)
+    parts_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
+    key = in_scope_key(parts_sha256, task_scopes(plan).to_dicts())
+    taken = EarlierResults.of(run, "draw").take(key, out) if reuse else None
+    return paths, taken, key
 
 
 def run_draw(
@@ -326,17 +296,9 @@ def run_draw(
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
     parts = directory_parts(commit_dir)
-    in_scope = _in_scope_pairs(run, plan, len(parts), reuse)
+    in_scope, taken, in_scope_reuse_key = _in_scope_pairs(run, plan, len(parts), reuse)
     drawn = _drawn_part_by_part(
-        parts,
-        commit_dir / "exclusions.parquet",
-        plan,
-        chosen.value,
-        out / PARTS,
-        threads,
-        in_scope.paths,
-        in_scope.taken is not None,
-        in_scope.earlier,
+        parts, commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads, in_scope, taken is not None
     )
     shutil.rmtree(out / PARTS, ignore_errors=True)
     path = write_parquet(drawn.draws, out / "draws.parquet")
@@ -382,11 +344,10 @@ def run_draw(
         if attempt
         else {"logged_as": "an earlier identical attempt"},
         outputs=[file_record(path, drawn.draws.height, out), file_record(strata_path, drawn.strata.height, out)],
-        in_scope_pairs=in_scope.taken.record_here()
-        if in_scope.taken
+        in_scope_pairs=taken.record_here()
+        if taken
         else {
-            "reuse": ReuseKey(key=in_scope.key).model_dump(),
-            "outputs": [file_record(p, None, out) for p in in_scope.paths],
-            **({"updated_from": {"run_id": in_scope.earlier_run}} if in_scope.earlier_run else {}),
+            "reuse": ReuseKey(key=in_scope_reuse_key).model_dump(),
+            "outputs": [file_record(p, None, out) for p in in_scope],
         },
     )

@@ -118,44 +118,11 @@ def strata_table(plan: Plan, sizes: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def _in_scope_view(con: duckdb.DuckDBPyConnection, plan: Plan, entities: str | None = None) -> None:
+def _in_scope_view(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     """The view `in_scope` (task_id, uscc, credit_risk: sql/draw_in_scope.sql), and the temp table `covered` it
-    reads (every (department, industry code) of the directory with the scopes that cover it): of the entities of
-    the relation `entities` (entity_key) only, when given."""
-    only = f" where entity_key in (select entity_key from {entities})" if entities else ""
-    con.execute(f"create or replace temp view in_scope_directory as select * from directory{only}")
+    reads (every (department, industry code) of the directory with the scopes that cover it)."""
     con.register("task_scopes", task_scopes(plan))
     con.execute(sql_text("draw_in_scope"))
-
-
-@dataclass(frozen=True)
-class EarlierInScope:
-    """For a directory merged again (flows/merge.py): the in-scope pairs of the directory it was merged again from,
-    under the same task scopes (every part's files), and its entities merged again (a Parquet file of their
-    entity_key). Every other entity's row is that directory's, and so are its in-scope pairs."""
-
-    pairs: list[Path]
-    affected: Path
-
-
-def _in_scope_again(con: duckdb.DuckDBPyConnection, plan: Plan, earlier: EarlierInScope) -> None:
-    """The temp table `in_scope_pairs` of a part (the view `directory`) of a directory merged again: the earlier
-    directory's pairs of the part's key range but those of the entities merged again, whose pairs are found now
-    (8M objects, one department's objects changed: 31,161 entities of 5.8M)."""
-    con.execute(
-        "create or replace temp table affected as select distinct entity_key from read_parquet($path)",
-        {"path": str(earlier.affected)},
-    )
-    _in_scope_view(con, plan, "affected")
-    ((low, high),) = con.execute("select min(entity_key), max(entity_key) from directory").fetchall()
-    con.execute(
-        """create or replace temp table in_scope_pairs as
-           select task_id, uscc, credit_risk from read_parquet($pairs)
-           where uscc between $low and $high and uscc not in (select entity_key from affected)
-           union all
-           select task_id, uscc, credit_risk from in_scope""",
-        {"pairs": [str(p) for p in earlier.pairs], "low": low, "high": high},
-    )
 
 
 def _stratum_sizes(con: duckdb.DuckDBPyConnection, pairs: str) -> pl.DataFrame:
@@ -169,35 +136,27 @@ def summed_sizes(sizes: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def keep_eligible_pairs(
-    con: duckdb.DuckDBPyConnection,
-    plan: Plan,
-    in_scope: Path | None = None,
-    found: bool = False,
-    earlier: EarlierInScope | None = None,
+    con: duckdb.DuckDBPyConnection, plan: Plan, in_scope: Path | None = None, found: bool = False
 ) -> pl.DataFrame:
     """Step 1 of the draw in parts, on one part (the views `directory`, `exclusions`): its eligible pairs kept as
     the temp table `eligible_pairs` (task_id, uscc, credit_risk: found once for both modes); returns their strata
     sizes. They are its in-scope pairs minus the exclusions. With `in_scope` (a file), the in-scope pairs are read
-    from it when `found` (an earlier run's of the same directory part and task scopes), else found — from
-    `earlier`'s for a directory merged again (`_in_scope_again`) — and written there for a later run (a quarterly
-    plan drawn from the annual plan's directory): they do not depend on the exclusions, which change from plan to
-    plan."""
+    from it when `found` (an earlier run's of the same directory part and task scopes), else found and written
+    there for a later run (a quarterly plan drawn from the annual plan's directory): they do not depend on the
+    exclusions, which change from plan to plan."""
     if in_scope is not None and found:
         con.execute(
             "create or replace temp table in_scope_pairs as select task_id, uscc, credit_risk from read_parquet($path)",
             {"path": str(in_scope)},
         )
-    elif in_scope is None:
-        _in_scope_view(con, plan)
-        con.execute("create or replace temp view in_scope_pairs as select * from in_scope")
     else:
-        if earlier is not None:
-            _in_scope_again(con, plan, earlier)
+        _in_scope_view(con, plan)
+        if in_scope is None:
+            con.execute("create or replace temp view in_scope_pairs as select * from in_scope")
         else:
-            _in_scope_view(con, plan)
             con.execute("create or replace temp table in_scope_pairs as select * from in_scope")
-        # sorted: the same pairs write the same bytes (a join's rows come in the threads' order)
-        con.sql("select * from in_scope_pairs order by task_id, uscc").write_parquet(str(in_scope))
+            # sorted: the same pairs write the same bytes (a join's rows come in the threads' order)
+            con.sql("select * from in_scope_pairs order by task_id, uscc").write_parquet(str(in_scope))
     con.execute(sql_text("draw_eligible"))
     return _stratum_sizes(con, "eligible_pairs")
 

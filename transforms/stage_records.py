@@ -88,8 +88,8 @@ class UpdatedFrom(BaseModel):
     departments: list[str]
     entities_merged_again: int
     # the SHA-256 of the earlier directory's files the other rows were taken from, in order (what names that
-    # directory in the warehouse, which then stores this one as the rows that differ from it); None in records
-    # written before
+    # directory in the warehouse, which then stores this one as the rows that differ from it: transforms/storage/
+    # reuse.py `merged_again`); None in records written before
     directory_sha256: list[str] | None = None
 
     def text(self) -> str:
@@ -407,9 +407,7 @@ class DrawRecord(StageRecord):
     audit: dict[str, Any]  # the audit log entry of this attempt
     outputs: list[FileRecord]
     # each part's in-scope pairs (the eligible pairs before the exclusions), kept for a later run of the same
-    # directory and task scopes: `reuse` (ReuseKey), `outputs`, and when taken from an earlier run `reused_from`;
-    # when found from the pairs of an earlier run of the directory this one was merged again from, `updated_from`
-    # ({"run_id"}: only the entities merged again were looked at)
+    # directory and task scopes: `reuse` (ReuseKey), `outputs`, and when taken from an earlier run `reused_from`
     in_scope_pairs: dict[str, Any] | None = None
 
     OMITTED_WHEN_NONE = ("in_scope_pairs",)
@@ -424,14 +422,7 @@ class DrawRecord(StageRecord):
         )
         rate = {m: figure_text("reduction_rate", f["reduction_rate"]) for m, f in self.fusion.items()}
         taken = reused_from(self.in_scope_pairs or {})
-        updated = (self.in_scope_pairs or {}).get("updated_from")
-        scoped = (
-            f" (the in-scope pairs {taken.text()})"
-            if taken
-            else f" (the in-scope pairs updated from run {updated['run_id']}'s)"
-            if updated
-            else ""
-        )
+        scoped = f" (the in-scope pairs {taken.text()})" if taken else ""
         return (
             f"{self.eligible_pairs:,} eligible pairs{scoped} in {self.strata:,} strata → {self.drawn:,} draws "
             f"(seed {self.seed_origin}); reduction {rate[self.mode]}, {rate[other]} if {other}{empty}"

@@ -12,7 +12,6 @@ from polars.testing import assert_frame_equal
 from jointdraw.transforms.commitment import EXCLUSIONS_SCHEMA
 from jointdraw.transforms.draw import (
     ABOVE_ALL,
-    EarlierInScope,
     draw_plan,
     keep_eligible_pairs,
     lowest_k,
@@ -23,7 +22,6 @@ from jointdraw.transforms.draw import (
 from jointdraw.transforms.plan import Period, Plan, Scope, Task
 from jointdraw.transforms.score import score
 from jointdraw.transforms.storage.reuse import in_scope_key
-from jointdraw.transforms.storage.runfolder import write_parquet
 from jointdraw.transforms.uscc import USCC_CHARSET, complete_uscc
 
 GOLDEN = Path(__file__).parent / "golden" / "draws.csv"
@@ -332,53 +330,3 @@ def test_in_scope_pairs_read_back_give_the_same_eligible_pairs_and_their_key_hol
     )
     assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT.model_copy(update={"department": "AMR"})])
     assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT], parts=parts[::-1])
-
-
-def test_the_in_scope_pairs_of_a_directory_merged_again_are_those_found_from_it_alone(tmp_path):
-    """For a directory merged again (`EarlierInScope`): the earlier directory's in-scope pairs but those of the
-    entities merged again, found again, part by part, are the pairs found from the directory alone (the same bytes):
-    an entity changed out of a scope and one into it, one gone, one new, one merged again unchanged."""
-    plan = _plan([AMR_RATIO, HLT_COUNT])
-    before = _directory(61).head(60).sort("entity_key")
-    new = _directory(61).tail(1)
-    keys = before["entity_key"].to_list()
-    changed = {keys[10]: "deregistered", keys[31]: "active"}
-    now = (
-        pl.concat([before.filter(pl.col("entity_key") != keys[20]), new])
-        .with_columns(
-            status=pl.col("entity_key").replace_strict(changed, default=pl.col("status")),
-            industry_code=pl.when(pl.col("entity_key") == keys[40]).then(pl.lit("F52")).otherwise("industry_code"),
-        )
-        .sort("entity_key")
-    )
-    affected = write_parquet(
-        pl.DataFrame({"entity_key": [keys[10], keys[20], keys[31], keys[40], keys[41], new["entity_key"][0]]}),
-        tmp_path / "affected.parquet",
-    )
-
-    def parts(directory):  # two key ranges, cut at the same key
-        return [directory.filter(pl.col("entity_key") < keys[30]), directory.filter(pl.col("entity_key") >= keys[30])]
-
-    def written(part, path, earlier=None):
-        con = _connection(part)
-        sizes = keep_eligible_pairs(con, plan, path, earlier=earlier)
-        return sizes, path.read_bytes()
-
-    earlier = [tmp_path / f"before-{n}.parquet" for n in range(2)]
-    for part, path in zip(parts(before), earlier, strict=True):
-        written(part, path)
-    for n, part in enumerate(parts(now)):
-        found = written(part, tmp_path / f"again-{n}.parquet", EarlierInScope(earlier, affected))
-        alone = written(part, tmp_path / f"alone-{n}.parquet")
-        assert_frame_equal(found[0], alone[0])
-        assert found[1] == alone[1]
-    pairs = pl.read_parquet([tmp_path / f"alone-{n}.parquet" for n in range(2)])
-    assert keys[10] not in pairs["uscc"] and keys[20] not in pairs["uscc"] and keys[31] in pairs["uscc"]
-    # the other entities' pairs are the earlier ones, not found again: a pair planted in them stays
-    outside = pairs.filter(pl.col("task_id") == "HLT-1")["uscc"]  # not in HLT-1's scope (an F52 entity, say)
-    outsider = next(k for k in keys[:30] if k not in outside and k not in (keys[10], keys[20]))
-    planted = pl.DataFrame({"task_id": ["HLT-1"], "uscc": [outsider], "credit_risk": ["A"]})
-    write_parquet(pl.concat([pl.read_parquet(earlier[0]), planted]), tmp_path / "planted.parquet")
-    with_planted = EarlierInScope([tmp_path / "planted.parquet", earlier[1]], affected)
-    written(parts(now)[0], tmp_path / "again-0.parquet", with_planted)
-    assert not planted.join(pl.read_parquet(tmp_path / "again-0.parquet"), on=["task_id", "uscc"]).is_empty()

@@ -3,14 +3,13 @@
 -- off. `task_scopes` has one row per industry prefix a task covers (every section for
 -- a 不定向 task). The prefixes are matched once against every (department, industry code) the
 -- directory lists (the temp table `covered`: a few thousand rows), and objects meet their tasks
--- in one equi-join on (department, industry code) — no per-object pattern matching. It reads the view
--- `in_scope_directory`: the directory's rows, or those of its entities merged again (transforms/draw.py).
+-- in one equi-join on (department, industry code) — no per-object pattern matching.
 create or replace temp table covered as
 with codes as (
     select distinct
         unnest(departments) as department,
         industry_code
-    from in_scope_directory
+    from directory
     where status = 'active'
 )
 
@@ -33,7 +32,7 @@ with objects as not materialized (  -- streamed into the join, never held whole
         registered_type_code,
         foreign_invested,
         branch
-    from in_scope_directory
+    from directory
     where status = 'active'
 ),
 
