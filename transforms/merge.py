@@ -49,6 +49,8 @@ REGISTRATION_AUTHORITY = "AMR"
 # history): its USCC or, without one, its entity key (ORG:<organisation code> / REG:<registration
 # number>), which SPEC §4.4 scores in place of the USCC — so no eligible entity is undrawable.
 DRAWN_ID = pl.col("entity_key").alias("uscc")
+# …and an entity's USCC, in SQL: its entity key, but for an entity known without one (its key ORG:… / REG:…)
+USCC_OF_ENTITY_KEY = "case when contains(entity_key, ':') then null else entity_key end"
 
 
 def drawn_entities(directory: ParquetFiles, usccs: pl.Series, *columns: str) -> pl.DataFrame:
@@ -95,6 +97,7 @@ def merge_connection(
         config={"memory_limit": memory_limit, **({"temp_directory": str(temp_directory)} if temp_directory else {})}
     )
     con.execute("set enable_progress_bar = false")
+    con.execute(f"create macro uscc_of(entity_key) as {USCC_OF_ENTITY_KEY}")
     return con
 
 

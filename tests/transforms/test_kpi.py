@@ -123,9 +123,8 @@ def warehouse(tmp_path_factory):
                 [f"run-{plan}", plan, start, end, json.dumps(targets), f"directory-{plan}"],
             )
         con.executemany(  # each plan's directory (the view `snapshots` gives them by plan)
-            "insert into directories (directory, entity_key, uscc, entity_type, status, departments) "
-            "values (?, ?, ?, ?, ?, ?)",
-            [(f"directory-{p}", e, e, t, s, d) for p, e, t, s, d in SNAPSHOTS],
+            "insert into directories (directory, entity_key, entity_type, status, departments) values (?, ?, ?, ?, ?)",
+            [(f"directory-{p}", e, t, s, d) for p, e, t, s, d in SNAPSHOTS],
         )
         con.executemany("insert into items (plan_id, department, item_id) values (?, ?, ?)", ITEMS)
         con.executemany("insert into draws (plan_id, task_id, department, uscc) values (?, ?, ?, ?)", DRAWS)

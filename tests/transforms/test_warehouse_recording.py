@@ -297,3 +297,27 @@ def test_a_directory_is_stored_whole_when_its_base_is_not_held_whole_or_the_rows
         _record_against(out, tmp_path / plan_id, plan_id, f"R-{plan_id}", directory, delta)
     snapshots = [("ANNUAL", [("E1", "名称1"), ("E2", "名称2")]), ("Q2", stored["Q2"]), ("Q3", stored["Q3"])]
     assert _stored(out) == (snapshots, [2, 3, 3])
+
+
+def test_a_warehouse_that_kept_each_entitys_uscc_drops_it_and_its_snapshots_give_it_as_before(tmp_path):
+    """The USCC is the entity key but for an entity known without one: `directories` no longer keeps it (a column of
+    5.8M distinct strings at 8M), the views give it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    _record_plan(out, tmp_path / "first", "P", "R1", ["E1"])
+    con = duckdb.connect(str(out / "warehouse.duckdb"))
+    con.execute("alter table directories add column uscc varchar")  # as a warehouse written before kept it
+    con.execute(
+        "insert into directories (directory, entity_key, uscc, name) select directory, 'ORG:12345678X', null, "
+        "'无代码' from directories"
+    )
+    con.close()
+    con = connect_warehouse(out)
+    try:
+        assert "uscc" not in [c for (c, *_) in con.sql("describe directories").fetchall()]
+        assert con.sql("select entity_key, uscc from snapshots order by 1").fetchall() == [
+            ("E1", "E1"),
+            ("ORG:12345678X", None),
+        ]
+    finally:
+        con.close()

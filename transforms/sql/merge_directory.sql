@@ -32,8 +32,10 @@ final as (
     select * from grouped
 )
 
+-- the USCC is the entity key but for an entity known without one (ORG:… / REG:…): the macro uscc_of
+-- (transforms/merge.py USCC_OF_ENTITY_KEY)
 select
     entity_key,
-    case when contains(entity_key, ':') then null else entity_key end as uscc,
+    uscc_of(entity_key) as uscc,
     * exclude (entity_key)
 from final

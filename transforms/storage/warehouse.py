@@ -7,8 +7,9 @@ looked up again. Written by the publish stage (`record_run`), read by commit and
         kpi_targets: the plan's `kpi_targets` as JSON text, or null (transforms/kpi.py)
         directory: the key of the directory the run drew from, in `directories`
         public_directory: the reuse key (transforms/storage/reuse.py) of the bundle's audit/directory.parquet
-    directories(directory, entity_key, uscc, name, entity_type, district_code, industry_code, status, credit_risk,
-                departments)                                each directory drawn from, once (see below)
+    directories(directory, entity_key, name, entity_type, district_code, industry_code, status, credit_risk,
+                departments)                                each directory drawn from, once (see below; the USCC is
+                                                            the entity key but for ORG:…/REG:… keys: the views give it)
     directory_bases(directory, base), directory_hidden(directory, entity_key)
         a directory merged again from another (its base) is stored as the rows of its entities merged again: the
         base's rows of those entities are hidden, the base's others are its too
@@ -63,6 +64,7 @@ import duckdb
 import polars as pl
 
 from jointdraw.transforms.audit import next_entry, operator
+from jointdraw.transforms.merge import USCC_OF_ENTITY_KEY
 from jointdraw.transforms.storage.layout import OutputRoot
 from jointdraw.transforms.storage.runfolder import ParquetFiles, parquet_paths, sha256_file
 
@@ -152,9 +154,11 @@ create table if not exists corrections (correction_id bigint, plan_id varchar, c
                                         old_row varchar, new_row varchar);
 alter table runs add column if not exists directory varchar;
 alter table runs add column if not exists public_directory varchar;
-create table if not exists directories (directory varchar, entity_key varchar, uscc varchar, name varchar,
+create table if not exists directories (directory varchar, entity_key varchar, name varchar,
                                         entity_type varchar, district_code varchar, industry_code varchar,
                                         status varchar, credit_risk varchar, departments varchar[]);
+-- the USCC is the entity key, but for an entity without one (the views give it): a warehouse written before kept it
+alter table directories drop column if exists uscc;
 create table if not exists directory_bases (directory varchar, base varchar);
 create table if not exists directory_hidden (directory varchar, entity_key varchar);
 create or replace view history as
@@ -164,13 +168,16 @@ create or replace view history as
 """
 # every directory's rows: its own, and for a directory stored as the rows that differ from another (its base),
 # the base's other rows
-DIRECTORY_ROWS_VIEW = """create or replace view directory_rows as
-    select * from directories
-    union all by name
-    select b.directory, d.* exclude (directory)
-    from directory_bases b
-    join directories d on d.directory = b.base
-    anti join directory_hidden h on h.directory = b.directory and h.entity_key = d.entity_key"""
+DIRECTORY_ROWS_VIEW = f"""create or replace view directory_rows as
+    with stored as (
+        select * from directories
+        union all by name
+        select b.directory, d.* exclude (directory)
+        from directory_bases b
+        join directories d on d.directory = b.base
+        anti join directory_hidden h on h.directory = b.directory and h.entity_key = d.entity_key
+    )
+    select directory, entity_key, {USCC_OF_ENTITY_KEY} as uscc, * exclude (directory, entity_key) from stored"""
 # the snapshot of the directory, as the tables before it had it
 SNAPSHOTS_VIEW = """create or replace view snapshots as
     select r.run_id, r.plan_id, d.entity_key, d.uscc, d.name, d.entity_type, d.district_code, d.industry_code,
@@ -179,7 +186,7 @@ SNAPSHOTS_VIEW = """create or replace view snapshots as
 # a warehouse written before directories were kept once: its table of snapshots becomes their directories
 SNAPSHOTS_TABLE_MOVED = (
     "alter table snapshots add column if not exists departments varchar[]",
-    """insert into directories select 'snapshot:' || plan_id || ':' || run_id, entity_key, uscc, name, entity_type,
+    """insert into directories select 'snapshot:' || plan_id || ':' || run_id, entity_key, name, entity_type,
                                       district_code, industry_code, status, credit_risk, departments from snapshots""",
     """update runs set directory = 'snapshot:' || plan_id || ':' || run_id
        where directory is null and (run_id, plan_id) in (select distinct run_id, plan_id from snapshots)""",
@@ -314,9 +321,7 @@ def previous_inspectors(visits: pl.DataFrame, plan_id: str) -> pl.DataFrame:
 
 
 # what the warehouse keeps of a directory's rows (`directories`, after its key)
-DIRECTORY_COLUMNS = (
-    "entity_key, uscc, name, entity_type, district_code, industry_code, status, credit_risk, departments"
-)
+DIRECTORY_COLUMNS = "entity_key, name, entity_type, district_code, industry_code, status, credit_risk, departments"
 
 
 @dataclass(frozen=True)
