@@ -1,6 +1,7 @@
 """Stage `ingest` (SPEC §4.1): every department's files → raw and typed Parquet, per file.
 
-    01_ingest/raw/<DEPT>/<kind>.parquet   the rows as submitted (text), with source_file/line
+    01_ingest/raw/<DEPT>/<kind>.parquet   the rows as submitted (text), with source_file/line; a text or code
+                                          column only where it differs from the typed value (null: as typed)
     01_ingest/<kind>/<DEPT>.parquet       typed and normalised, same rows in the same order
     01_ingest/stage.json                  inputs, outputs, accounting, failed departments
 

@@ -10,7 +10,7 @@ from jointdraw.transforms.contract.frames import validation_frame
 from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows, with_original_values
 from jointdraw.transforms.contract.suites import inspector_rules, item_rules, object_rules
 from jointdraw.transforms.contract.validation import Contract
-from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.normalise import normalise_registry, raw_to_keep, submitted_rows
 from jointdraw.transforms.uscc import complete_uscc
 
 RUN_DATE = dt.date(2026, 11, 27)
@@ -40,7 +40,8 @@ def _verdicts(contract, kind, rows, rules, name):
     )
     typed = normalise_registry(raw, kind, "T")
     result = contract.validate(name, validation_frame(typed, kind, rules), rules)
-    q = with_original_values(quarantine_rows(typed, result.results, rules, kind), raw)
+    kept = raw_to_keep(raw, typed, kind)  # what ingest writes of the rows as submitted, and gives back whole
+    q = with_original_values(quarantine_rows(typed, result.results, rules, kind), submitted_rows(kept, typed, kind))
     acc = accepted_rows(typed, q)
     assert acc.height + q.height == typed.height  # read = accepted + quarantined
     return dict(zip(q["source_line"], q["reason"], strict=True)), acc, q

@@ -1,8 +1,15 @@
 import datetime as dt
 
 import polars as pl
+import pytest
 
-from jointdraw.transforms.normalise import dictionary_columns, normalise_registry, parse_date
+from jointdraw.transforms.normalise import (
+    dictionary_columns,
+    normalise_registry,
+    parse_date,
+    raw_to_keep,
+    submitted_rows,
+)
 
 
 def test_dates_in_the_forms_departments_use():
@@ -52,6 +59,28 @@ def test_objects_are_typed_and_nothing_is_lost():
     assert got["org_code"].to_list() == [None, None, "600037341"]
     assert got["district_code"].null_count() == 3  # a column the file lacks comes out null
     assert got["submitted_by"].unique().to_list() == ["AMR"]
+
+
+def test_the_raw_rows_keep_a_text_or_code_only_where_it_differs_from_the_typed_value_and_nothing_is_lost():
+    raw = pl.DataFrame(
+        {
+            "uscc": ["91350100M000100Y43", " 91350100m000100y43", None, ""],
+            "name": ["深圳市华润有限公司", "深圳市  华润", "x\u200b", "  "],
+            "status": ["存续", "存续", "注销", None],  # an enumeration: kept as submitted, always
+            "phone": ["0755-1", None, "", "０７５５"],
+            "source_file": ["AMR/objects.csv"] * 4,
+            "source_line": [2, 3, 4, 5],
+        }
+    )
+    typed = normalise_registry(raw, "objects", "AMR")
+    kept = raw_to_keep(raw, typed, "objects")
+    assert kept["uscc"].to_list() == [None, " 91350100m000100y43", None, ""]  # as typed: null
+    assert kept["name"].to_list() == [None, "深圳市  华润", "x\u200b", "  "]
+    assert kept["phone"].to_list() == [None, None, "", "０７５５"]
+    assert kept["status"].equals(raw["status"]) and kept.columns == raw.columns
+    assert submitted_rows(kept, typed, "objects").equals(raw)  # every value as submitted, nulls and blanks too
+    with pytest.raises(ValueError, match="not the same rows"):
+        submitted_rows(kept.reverse(), typed, "objects")
 
 
 def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():

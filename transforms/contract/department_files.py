@@ -27,6 +27,7 @@ from jointdraw.transforms.contract.quarantine import (
 from jointdraw.transforms.contract.suites import Rule, file_inventory, file_rules
 from jointdraw.transforms.contract.validation import Contract, build_data_docs, for_docs
 from jointdraw.transforms.documents import people_headers
+from jointdraw.transforms.normalise import submitted_rows
 from jointdraw.transforms.registry import Kind
 from jointdraw.transforms.stage_records import FileRecord, ValidateRecord
 from jointdraw.transforms.storage.runfolder import (
@@ -142,7 +143,7 @@ def _write_verdicts(
     else:
         typed = pl.read_parquet(typed_path)
         quarantined = with_original_values(
-            quarantine_rows(typed, result.results, rules, kind), pl.read_parquet(raw_path)
+            quarantine_rows(typed, result.results, rules, kind), submitted_rows(pl.read_parquet(raw_path), typed, kind)
         )
         accepted = accepted_rows(typed, quarantined)
         write_work_parquet(accepted, acc_path)  # a working file, as the typed file it comes from

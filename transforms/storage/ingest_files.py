@@ -1,5 +1,6 @@
 """Ingest, file by file (SPEC §4.1): one department's registry file read as submitted and written
-twice, as raw text and typed, with the same rows in the same order; and the stage's record of them.
+twice, as raw text (a text or code column only where it differs from the typed value: normalise.py
+`raw_to_keep`) and typed, with the same rows in the same order; and the stage's record of them.
 
     ingest_file(file, inbox, out_dir) -> the file's record (or its failure)
     ingest_record(inbox, found, files) -> IngestRecord (failed departments listed)
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from jointdraw.transforms.normalise import dictionary_columns, normalise_registry
+from jointdraw.transforms.normalise import dictionary_columns, normalise_registry, raw_to_keep
 from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, open_registry
 from jointdraw.transforms.storage.runfolder import file_record, sha256_file, work_parquet_appender
@@ -41,7 +42,7 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, sha256: str | No
                     typed = normalise_registry(raw, file.kind, file.department)
                     if typed.height != raw.height:  # pragma: no cover - normalise is row-preserving by construction
                         raise AssertionError(f"{file.relative}: {raw.height} rows read but {typed.height} normalised")
-                    raw_out(raw)
+                    raw_out(raw_to_keep(raw, typed, file.kind))
                     typed_out(typed)
                     rows += raw.height
                     skipped += dropped
