@@ -81,6 +81,9 @@ def test_the_raw_rows_keep_a_text_or_code_only_where_it_differs_from_the_typed_v
     assert submitted_rows(kept, typed, "objects").equals(raw)  # every value as submitted, nulls and blanks too
     with pytest.raises(ValueError, match="not the same rows"):
         submitted_rows(kept.reverse(), typed, "objects")
+    # a typed value where nothing was submitted would come back as if submitted: refused
+    with pytest.raises(ValueError, match="typed values where nothing was submitted in uscc"):
+        raw_to_keep(raw, typed.with_columns(uscc=pl.lit("91350100M000100Y43")), "objects")
 
 
 def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():

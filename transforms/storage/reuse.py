@@ -296,7 +296,7 @@ class EarlierResults:
 @dataclass(frozen=True)
 class MergedAgain:
     """A run's directory merged again from an earlier one (flows/merge.py): the SHA-256 of the earlier directory's
-    files, in order (what names it: in the warehouse, in the draw's keys), and the file of the entities merged
+    files, in order (what names it in the warehouse: `warehouse.directory_key`), and the file of the entities merged
     again (03_merge/affected.parquet); every other entity's row is the earlier directory's."""
 
     earlier_directory_sha256: list[str]
