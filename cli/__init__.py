@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import jointdraw.transforms  # noqa: F401  first: it sets polars' allocator before a command loads polars
+
 FLOW_COMMANDS = ("run", "resume", "results", "redraw", "correct")  # the commands that run a Prefect flow
 
 
