@@ -34,10 +34,11 @@ MERGE_UPDATE_SHARE = 0.25
 DRAW_MEMORY_LIMIT = "2GB"
 # polars' memory allocator (jemalloc) keeps what it frees this long before handing it back to the system (polars'
 # own default: 500 ms, then 1000 ms more as MADV_FREE), so the next batch's columns reuse it instead of having the
-# kernel fault and zero it again: ingest at 8M objects took 13.3-14.2 s instead of 14.8 s, its process 1-3 CPU s less
-# in the kernel, the whole flow's peak 0.05 GiB more. Set by importing jointdraw.transforms before polars (its
-# __init__); an _RJEM_MALLOC_CONF in the environment wins
-POLARS_ALLOCATOR = "dirty_decay_ms:5000,muzzy_decay_ms:5000"
+# kernel fault and zero it again. scripts/bench.py --growth 16000000: ingest 24.2 s and validate 9.5 s instead of
+# 38.6 and 16.0 with polars' default, peak 3.97 GiB instead of 3.92; at 5000 ms the peak was 4.06 GiB (commit),
+# past the 4 GiB goal. Set by importing jointdraw.transforms before polars (its __init__); an _RJEM_MALLOC_CONF in
+# the environment wins
+POLARS_ALLOCATOR = "dirty_decay_ms:2000,muzzy_decay_ms:2000"
 # department files ingested at once on the flow's threads, largest first (on Dask the workers set the pace):
 # polars and pyarrow use both cores for one large file, and forty files at once on two cores thrash
 INGEST_FILES_AT_ONCE = 2
