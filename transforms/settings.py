@@ -34,11 +34,12 @@ MERGE_UPDATE_SHARE = 0.25
 DRAW_MEMORY_LIMIT = "2GB"
 # polars' memory allocator (jemalloc) keeps what it frees this long before handing it back to the system (polars'
 # own default: 500 ms, then 1000 ms more as MADV_FREE), so the next batch's columns reuse it instead of having the
-# kernel fault and zero it again. scripts/bench.py --growth 16000000: ingest 24.2 s and validate 9.5 s instead of
-# 38.6 and 16.0 with polars' default, peak 3.97 GiB instead of 3.92; at 5000 ms the peak was 4.06 GiB (commit),
-# past the 4 GiB goal. Set by importing jointdraw.transforms before polars (its __init__); an _RJEM_MALLOC_CONF in
-# the environment wins
-POLARS_ALLOCATOR = "dirty_decay_ms:2000,muzzy_decay_ms:2000"
+# kernel fault and zero it again. scripts/bench.py --growth 16000000, one run each (3 December, 23:00-23:55): 1 s
+# 137.5 s wall and a 3.93 GiB peak (ingest 26.4 s, validate 10.5); polars' own 172.5 s, 3.92 GiB (ingest 38.6,
+# validate 16.0); 2 s 142.3 / 147.6 s, 3.97 / 3.99 GiB; 5 s 143.8 s, 4.06 GiB, past the 4 GiB goal (what the merge
+# and the commit free is held while the next step allocates). Set by importing jointdraw.transforms before polars
+# (its __init__); an _RJEM_MALLOC_CONF in the environment wins
+POLARS_ALLOCATOR = "dirty_decay_ms:1000,muzzy_decay_ms:1000"
 # department files ingested at once on the flow's threads, largest first (on Dask the workers set the pace):
 # polars and pyarrow use both cores for one large file, and forty files at once on two cores thrash
 INGEST_FILES_AT_ONCE = 2
