@@ -12,7 +12,7 @@ import time
 from prefect.settings import PREFECT_API_URL
 
 from jointdraw.transforms.storage.bundle import bundle_file
-from jointdraw.transforms.storage.runlock import held
+from jointdraw.transforms.storage.runlock import held, read_lock
 from jointdraw.transforms.storage.warehouse import connect_warehouse
 from tests.conftest import plan_path
 
@@ -75,7 +75,7 @@ def test_a_second_run_of_a_plan_is_refused_while_two_plans_at_once_both_finish(p
         for plan_id in ("SZ-2026-ANNUAL", "SZ-2026-Q2")
     }
     deadline = time.monotonic() + 60
-    while not held(out, "SZ-2026-ANNUAL"):  # the annual run holds its plan
+    while not (held(out, "SZ-2026-ANNUAL") and read_lock(out, "SZ-2026-ANNUAL")):  # holds its plan, names itself
         assert runs["SZ-2026-ANNUAL"].poll() is None and time.monotonic() < deadline, runs[
             "SZ-2026-ANNUAL"
         ].communicate()[1][-3000:]

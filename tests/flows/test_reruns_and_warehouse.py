@@ -1,6 +1,7 @@
 """Running it like production: resume after a failure, refuse a rerun on changed files, one
 run of a plan at a time, and the warehouse across the annual plan and a quarterly batch."""
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -135,6 +136,16 @@ def test_a_live_lock_is_not_cleared_without_force(tmp_path, capsys):
     with plan_lock(tmp_path, "P", "alive"):
         assert main(["unlock", "P", "--out", str(tmp_path)]) == 1
         assert "still running" in capsys.readouterr().err
+
+
+def test_a_holder_that_has_not_written_its_name_yet_is_described_as_starting(tmp_path):
+    path = lock_path(tmp_path, "P")
+    path.parent.mkdir(parents=True)
+    with open(path, "w") as starting:  # the kernel lock taken, the name not yet written
+        fcntl.flock(starting, fcntl.LOCK_EX)
+        with pytest.raises(PlanLocked, match=r"being run by a run that has just started \(it has not written"):
+            with plan_lock(tmp_path, "P", "second"):
+                pass
 
 
 def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(

@@ -92,9 +92,10 @@ def plan_lock(out_root: Path, plan_id: str, run_id: str) -> Iterator[Path]:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        holder = read_lock(out_root, plan_id) or {"run_id": "?", "pid": "?", "host": "?", "since": "just now"}
+        holder = read_lock(out_root, plan_id)
+        who = _describe(holder) if holder else "a run that has just started (it has not written its name yet)"
         raise PlanLocked(
-            f"plan {plan_id} is being run by {_describe(holder)} (lock {path}); wait for it to finish, "
+            f"plan {plan_id} is being run by {who} (lock {path}); wait for it to finish, "
             f"or stop it, before starting run {run_id}"
         ) from None
     try:
