@@ -3,7 +3,9 @@ generated cities (clean and dirty) made once per session."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,11 +66,26 @@ def dirty_run(prefect_server, dirty_city, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed(tmp_path_factory) -> Path:
+def installed(tmp_path_factory, worker_id) -> Path:
     """The project as another machine installs it: the wheel built from this checkout (the pinned
     build backend), installed with requirements.lock (hashes checked) into a fresh environment that
-    has no checkout on its path. Returns the environment's bin/ (jointdraw, python, dask)."""
-    root = tmp_path_factory.mktemp("installed")
+    has no checkout on its path. Returns the environment's bin/ (jointdraw, python, dask). Built once
+    per test command: the first of pytest-xdist's workers to ask builds it, under a lock, in the
+    temporary folder they share; the others wait for it (about 25 s of the 2 cores' time each)."""
+    if worker_id == "master":  # not under xdist
+        return _install(tmp_path_factory.mktemp("installed"))
+    shared = tmp_path_factory.getbasetemp().parent / "installed"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when its worker dies
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a worker that died while building
+            _install(shared)
+            (shared / "done").touch()
+    return shared / "venv" / "bin"
+
+
+def _install(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--quiet"]
     subprocess.run(
         [*pip, "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(ROOT)],
