@@ -138,7 +138,7 @@ def test_a_live_lock_is_not_cleared_without_force(tmp_path, capsys):
         assert "still running" in capsys.readouterr().err
 
 
-def test_a_holder_that_has_not_written_its_name_yet_is_described_as_starting(tmp_path):
+def test_a_holder_that_has_not_written_its_name_yet_is_described_as_starting(tmp_path, capsys):
     path = lock_path(tmp_path, "P")
     path.parent.mkdir(parents=True)
     with open(path, "w") as starting:  # the kernel lock taken, the name not yet written
@@ -146,6 +146,10 @@ def test_a_holder_that_has_not_written_its_name_yet_is_described_as_starting(tmp
         with pytest.raises(PlanLocked, match=r"being run by a run that has just started \(it has not written"):
             with plan_lock(tmp_path, "P", "second"):
                 pass
+        assert main(["unlock", "P", "--out", str(tmp_path)]) == 1
+        assert "locked by a run that has just started (it has not written its name yet), which is still running" in (
+            capsys.readouterr().err
+        )
 
 
 def test_the_quarterly_batch_excludes_what_the_annual_plan_drew(

@@ -74,7 +74,11 @@ def held(out_root: Path, plan_id: str) -> bool:
         os.close(fd)
 
 
-def _describe(holder: dict[str, Any]) -> str:
+def _describe(holder: dict[str, Any] | None) -> str:
+    """Who holds a lock, for people; a holder that has taken the kernel lock but not yet written its name
+    (the instant between the two) as starting."""
+    if not holder:
+        return "a run that has just started (it has not written its name yet)"
     return f"run {holder.get('run_id')} (pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')})"
 
 
@@ -93,9 +97,8 @@ def plan_lock(out_root: Path, plan_id: str, run_id: str) -> Iterator[Path]:
     except BlockingIOError:
         os.close(fd)
         holder = read_lock(out_root, plan_id)
-        who = _describe(holder) if holder else "a run that has just started (it has not written its name yet)"
         raise PlanLocked(
-            f"plan {plan_id} is being run by {who} (lock {path}); wait for it to finish, "
+            f"plan {plan_id} is being run by {_describe(holder)} (lock {path}); wait for it to finish, "
             f"or stop it, before starting run {run_id}"
         ) from None
     try:
@@ -129,8 +132,7 @@ def clear_lock(out_root: Path, plan_id: str, force: bool = False) -> str:
     holder = read_lock(out_root, plan_id)
     if held(out_root, plan_id):
         raise PlanLocked(
-            f"plan {plan_id} is locked by {_describe(holder or {})}, which is still running; not cleared "
-            f"(stop it first)"
+            f"plan {plan_id} is locked by {_describe(holder)}, which is still running; not cleared (stop it first)"
         )
     if holder is None:
         return f"plan {plan_id} is not locked"
