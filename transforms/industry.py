@@ -132,8 +132,13 @@ def industry_reasons(codes: pl.Series) -> pl.Series:
     )
 
 
+@cache
+def _names_by_code() -> dict[str, str]:
+    return dict(industries().select("code", "name_zh").iter_rows())
+
+
 def industry_name(code: str) -> str | None:
-    """The standard's name of a normalised code (I6513 → 应用软件开发), or None."""
+    """The standard's name of a normalised code (I6513 → 应用软件开发), or None. Looked up in a dict: a plan
+    notice names every task's scope codes (a filter of the table per code took 0.35 s of the demo city's commit)."""
     digits = code[1:] or code
-    t = industries().filter(pl.col("code") == digits)
-    return t["name_zh"][0] if t.height else None
+    return _names_by_code().get(digits)

@@ -5,7 +5,13 @@ import pytest
 
 from jointdraw.transforms.districts import district_code_of, district_column, district_in_address
 from jointdraw.transforms.entity_types import entity_type_columns, parse_registered_type
-from jointdraw.transforms.industry import industries, industry_reasons, is_valid_industry, normalise_industry
+from jointdraw.transforms.industry import (
+    industries,
+    industry_name,
+    industry_reasons,
+    is_valid_industry,
+    normalise_industry,
+)
 from jointdraw.transforms.normalise import normalise_registry
 from jointdraw.transforms.uscc import normalise_code, uscc_reasons
 
@@ -193,6 +199,14 @@ def test_the_industry_table_is_the_whole_standard():
     ranges = {"A": (1, 5), "C": (13, 43), "F": (51, 52), "I": (63, 65), "S": (91, 96), "T": (97, 97)}
     for section, (lo, hi) in ranges.items():
         assert sorted(int(c) for c in divisions.filter(pl.col("section") == section)["code"]) == list(range(lo, hi + 1))
+
+
+def test_a_plan_notice_names_each_scope_code_by_the_standard():
+    # a class, a division and a section letter (the plan's forms: transforms/draw.py scopes), and codes that are not
+    assert industry_name("I6513") == "应用软件开发"
+    assert industry_name("I65") == "软件和信息技术服务业"
+    assert industry_name("I") == "信息传输、软件和信息技术服务业"
+    assert industry_name("I9999") is None and industry_name("Z") is None
 
 
 @pytest.mark.parametrize(
