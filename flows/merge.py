@@ -17,11 +17,14 @@ the flow adds their counts and concatenates their tables in key order.
 
 With `reuse`, a directory an earlier run in the same output root merged from the same accepted objects
 files (transforms/storage/reuse.py `merge_key`) is taken from that run: its record says `reused_from`. When
-only some departments' files differ from an earlier merge's (a few small ones: settings.MERGE_UPDATE_SHARE),
-the directory is merged again from that merge's (`_merged_again`): only the entities whose records may differ
-are merged, and the others' rows and conflicts are taken as they were, in key order, never sorted again — the
+only some departments' files differ from an earlier merge's, the directory is merged again from that merge's
+(`_merged_again`): only the entities whose records may differ are merged — those of the records that are not the
+same in those files before and now (a record that only moved within its file is the same), and of the records
+without a USCC — and the others' rows and conflicts are taken as they were, in key order, never sorted again: the
 same rows, conflicts and counts as merging everything (tests/flows/test_reuse.py); the record says
-`updated_from`.
+`updated_from`. So a department that sends its whole registry again each quarter, a few rows changed (the market
+regulator's, most of the city), has only those entities merged again. When more than settings.MERGE_UPDATE_SHARE
+of the earlier merge's entities would be, everything is merged.
 """
 
 from __future__ import annotations
@@ -165,11 +168,10 @@ def _earlier_merges(
     earlier: EarlierResults, inputs: list[dict[str, Any]]
 ) -> list[tuple[Path, dict[str, Any], list[str]]]:
     """The merges of other runs of the output root (`earlier`) that this one may be merged again from
-    (`_merged_again`), most alike first: (their stage folder, their record, the files that differ). Merged by this
-    code (their key is what this code gives their inputs) from files of the same departments, of which the
-    differing ones, as they were and as they are, are at most MERGE_UPDATE_SHARE of the bytes."""
+    (`_merged_again`), most alike first (the fewest bytes in the files that differ, as they were and as they are):
+    (their stage folder, their record, the files that differ). Merged by this code (their key is what this code
+    gives their inputs) from files of the same departments."""
     now = {f["path"]: f for f in inputs}
-    total = max(sum(f["bytes"] for f in inputs), 1)
     found = []
     for key, candidates in earlier.by_key.items():
         for candidate in candidates:
@@ -177,8 +179,8 @@ def _earlier_merges(
             if before.keys() != now.keys() or key != merge_key(candidate.record["inputs"]):
                 continue  # other departments, or another version of the code
             changed = sorted(p for p in now if now[p]["sha256"] != before[p]["sha256"])
-            share = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed) / total
-            if changed and share <= settings.MERGE_UPDATE_SHARE:
+            if changed:
+                share = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed)
                 found.append((share, candidate.folder, candidate.record, changed))
     return [(folder, record, changed) for _, folder, record, changed in sorted(found, key=lambda f: f[0])]
 
@@ -188,7 +190,9 @@ def _merged_again(
 ) -> tuple[Merged, pl.DataFrame, pl.DataFrame, UpdatedFrom] | None:
     """The directory merged again from an earlier merge whose files differ from these only in some departments'
     (`_earlier_merges`), written in this stage's key ranges; with its links and type conflicts, and where it came
-    from. None when there is none whose files are all still as it recorded them."""
+    from. None when there is none whose files are all still as it recorded them, or when, from the most alike of
+    those, more than MERGE_UPDATE_SHARE of its entities would be merged again (finding them reads every file twice:
+    the others, less alike, are not tried)."""
     for folder, record, changed in _earlier_merges(earlier, inputs):
         earlier_validate = RunFolder(folder.parent).stage("validate")
         earlier_parts = [f for f in record["outputs"] if f["path"].startswith("directory-")]
@@ -204,10 +208,17 @@ def _merged_again(
         departments = [Path(p).stem for p in changed]
         con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
         earlier_directory = [folder / f["path"] for f in earlier_parts]
-        again = merge_again(con, before, now, departments, earlier_directory, _range_count)
+        most = int(settings.MERGE_UPDATE_SHARE * record["entities"])
+        again = merge_again(con, before, now, departments, earlier_directory, _range_count, most)
         con.close()
         if again is None:
-            continue
+            get_run_logger().info(
+                "merge: merged whole: more than %d entities (%.0f%%) of run %s's merge would be merged again",
+                most,
+                settings.MERGE_UPDATE_SHARE * 100,
+                folder.parent.name,
+            )
+            return None
         for number, directory in enumerate(again.ranges):
             with atomic_path(out_dir / directory_part(number)) as tmp:
                 directory.sink_parquet(tmp, **WORK_OPTIONS)

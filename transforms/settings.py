@@ -28,8 +28,8 @@ MERGE_MEMORY_LIMIT = "2500MB"
 # is merged, sorted and written on its own (transforms/merge.py), on one machine one after the other
 MERGE_PARTITION_RECORDS = 4_000_000
 # with reuse, a merge whose files differ from an earlier merge's only in some departments' is merged again from it
-# (flows/merge.py) when those departments' files, before and now, are at most this share of the accepted objects'
-# bytes; past it, merged whole (the 8M city, one small department's file changed: 7 s instead of 26)
+# (flows/merge.py) when at most this share of its entities would be merged again (those of the records that differ);
+# past it, merged whole (the 8M city, one small department's file changed: 7 s instead of 26)
 MERGE_UPDATE_SHARE = 0.25
 DRAW_MEMORY_LIMIT = "2GB"
 # polars' memory allocator (jemalloc) keeps what it frees this long before handing it back to the system (polars'

@@ -148,6 +148,10 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     assert "reused_from" not in merge  # its inputs changed: merged again, from the first run's
     assert merge["updated_from"]["run_id"] == "dirty" and merge["updated_from"]["departments"] == ["EDU"]
     assert 0 < merge["updated_from"]["entities_merged_again"] < merge["entities"] / 10
+    # EDU's file was sent whole again: of its 93 records, only the entities of the one renamed and the one gone are
+    # merged again (its other records moved up a line: the same records), none without a USCC
+    edu = pl.read_parquet(reusing / "runs" / "q2" / "02_validate" / "accepted" / "objects" / "EDU.parquet")
+    assert merge["updated_from"]["entities_merged_again"] == 2 and edu["uscc"].null_count() == 0 and edu.height > 90
     assert "reused_from" not in _stage(reusing, "q2", "05_draw")["in_scope_pairs"]  # another directory: drawn again
 
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
@@ -183,10 +187,11 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
 
 
 def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
-    """Which earlier merges a merge may be done again from (flows/merge.py `_earlier_merges`), most alike first:
-    merged by this code (its key is what this code gives its inputs), from files of the same departments, those
-    that differ at most MERGE_UPDATE_SHARE of the bytes; and an earlier merge whose files are no longer what it
-    recorded is not used (`still_recorded`)."""
+    """Which earlier merges a merge may be done again from (flows/merge.py `_earlier_merges`), most alike first (the
+    fewest bytes in the files that differ): merged by this code (its key is what this code gives its inputs), from
+    files of the same departments, however much of them differs (the market regulator's file, most of the city's,
+    is sent again each quarter: how many entities differ decides, `merge_again`); and an earlier merge whose files
+    are no longer what it recorded is not used (`still_recorded`)."""
     from jointdraw.flows.merge import _earlier_merges
     from jointdraw.transforms.storage.layout import RunFolder
     from jointdraw.transforms.storage.reuse import EarlierResults, merge_key, still_recorded
@@ -204,7 +209,7 @@ def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
     now = inputs(AMR=("a", 900), EDU=("e", 40), WAT=("w", 60))
     earlier("one-small-file", inputs(AMR=("a", 900), EDU=("e", 40), WAT=("v", 50)))  # WAT: 110 of 1,000 bytes
     earlier("two-files", inputs(AMR=("a", 900), EDU=("d", 40), WAT=("v", 50)))
-    earlier("the-big-file", inputs(AMR=("b", 900), EDU=("e", 40), WAT=("w", 60)))  # too much changed
+    earlier("the-big-file", inputs(AMR=("b", 900), EDU=("e", 40), WAT=("w", 60)))  # 1,800 bytes differ: the last
     earlier("other-code", inputs(AMR=("a", 900), EDU=("e", 40), WAT=("v", 50)), key="0" * 64)
     earlier("another-department", inputs(AMR=("a", 900), EDU=("e", 40), HLT=("w", 60)))
     earlier("the-same-files", now)  # taken whole, not merged again (`EarlierResults.take`)
@@ -212,6 +217,7 @@ def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
     assert [(folder.parent.name, changed) for folder, _, changed in found] == [
         ("one-small-file", ["accepted/objects/WAT.parquet"]),
         ("two-files", ["accepted/objects/EDU.parquet", "accepted/objects/WAT.parquet"]),
+        ("the-big-file", ["accepted/objects/AMR.parquet"]),
     ]
     (tmp_path / "f.txt").write_text("甲", encoding="utf-8")
     record = file_record(tmp_path / "f.txt", None, tmp_path)

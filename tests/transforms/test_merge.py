@@ -195,3 +195,48 @@ def test_merging_again_after_one_department_changed_gives_what_merging_everythin
     full_con.read_parquet(now).create_view("records")
     key_records(full_con)
     assert again.links.equals(full_con.sql(links_query()).pl())
+
+
+def _merged_again_and_whole(tmp_path, before, now, changed, most=None):
+    """`merge_again` from a merge of the files `before` to the files `now` (what changed: the departments `changed`),
+    its directory written and counted (`merged_again`); and the merge of everything `now`. None when not merged
+    again."""
+    earlier_directory, earlier = merge_frames(pl.read_parquet(before))
+    earlier_directory.write_parquet(tmp_path / "earlier.parquet")
+    again = merge_again(merge_connection(), before, now, changed, tmp_path / "earlier.parquet", lambda records: 2, most)
+    if again is None:
+        return None
+    for number, directory in enumerate(again.ranges):
+        directory.sink_parquet(tmp_path / f"directory-{number:03d}.parquet")
+    parts = sorted(tmp_path.glob("directory-*.parquet"))
+    merged = merged_again(
+        parts, earlier.conflicts, tmp_path / "earlier.parquet", again.affected, again.part, again.unlinked_records
+    )
+    return again, pl.read_parquet(parts), merged, *merge_frames(pl.read_parquet(now))
+
+
+def test_a_registry_sent_again_whole_has_only_the_records_that_differ_merged_again(tmp_path):
+    """The market regulator sends its whole registry again, rows in another order: one entity's status changed, one
+    is new, one is gone, and a record without a USCC (linked to another of its entities) moved. Only those four
+    entities are merged again (records that only moved are the same records); the directory, conflicts, unlinked
+    records and counts are those of merging everything. Past `most` entities, it is not merged again."""
+    a3, a4, a5, a6 = (complete_uscc(f"91440300MA5{c * 5}{n}") for n, c in enumerate("ABCE", start=1))
+    branch = _row("", org_code=a4[8:17], name="分支机构记录")  # linked to a4 through its organisation code
+    amr_before = [_row(RESTAURANT), _row(SHOP), _row(a3, name="丙"), _row(a4, name="丁"), branch, _row(a6, name="己")]
+    amr_now = [_row(a3, name="丙"), _row(SHOP), _row(RESTAURANT, status="注销"), branch, _row(a4, name="丁")]
+    amr_now.append(_row(a5, name="戊"))
+    env = [_row(SHOP, credit_risk="D"), _row(a3, name="丙（环保）")]  # unchanged: SHOP and a3 keep their conflicts
+    files = {}
+    for name, department, rows in [("AMR-before", "AMR", amr_before), ("AMR", "AMR", amr_now), ("ENV", "ENV", env)]:
+        files[name] = str(tmp_path / f"{name}.parquet")
+        _objects(department, rows).write_parquet(files[name])
+    before, now = [files["AMR-before"], files["ENV"]], [files["AMR"], files["ENV"]]
+
+    again, directory, merged, everything, full = _merged_again_and_whole(tmp_path, before, now, ["AMR"])
+    assert sorted(again.affected) == sorted([RESTAURANT, a4, a5, a6])  # not SHOP nor a3: they only moved
+    assert directory.equals(everything)
+    counts = ("records", "entities", "listed_by_several_departments", "entities_by_link")
+    assert [getattr(merged, c) for c in counts] == [getattr(full, c) for c in counts]
+    assert merged.conflicts.equals(full.conflicts) and merged.unlinked.equals(full.unlinked)
+    assert set(merged.conflicts["entity_key"]) == {SHOP, a3, a4}  # SHOP's and a3's taken as they were
+    assert _merged_again_and_whole(tmp_path, before, now, ["AMR"], most=3) is None

@@ -2,16 +2,15 @@
 -- ($changed): the temp table `affected` (entity_key). `records_before` is the earlier merge's records (the
 -- unchanged files, and the changed departments' files as they were), `links_before` its records without a
 -- USCC with their keys (sql/merge_links.sql on them); `records` and `linked_without_uscc` are this merge's.
--- Every other entity has exactly the records it had, so the directory row and the conflicts it had.
+-- Every other entity has the records it had (one may have moved within its file: the same record), so the
+-- directory row and the conflicts it had.
 create or replace temp table affected as
 with keys as (
-    -- the keys, before and now, of every record of a department whose file changed …
-    select uscc as entity_key from records_before
-    where list_contains($changed, submitted_by)
+    -- the USCCs of the records of a department whose file changed that are not the same before and now
+    -- (temp table: transforms/merge.py differing_records) …
+    select entity_key from differing
     union all
-    select uscc from records
-    where list_contains($changed, submitted_by)
-    union all
+    -- … the keys, before and now, of every record without a USCC of such a department …
     select entity_key from links_before
     where list_contains($changed, submitted_by)
     union all
