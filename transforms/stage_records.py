@@ -93,9 +93,10 @@ class UpdatedFrom(BaseModel):
     directory_sha256: list[str] | None = None
 
     def text(self) -> str:
+        entities = "entity" if self.entities_merged_again == 1 else "entities"
         return (
             f"updated from run {self.run_id} ({', '.join(self.departments)} changed: "
-            f"{self.entities_merged_again:,} entities merged again)"
+            f"{self.entities_merged_again:,} {entities} merged again)"
         )
 
 
