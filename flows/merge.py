@@ -213,7 +213,8 @@ def _merged_again(
         con.close()
         if again is None:
             get_run_logger().info(
-                "merge: merged whole: more than %d entities (%.0f%%) of run %s's merge would be merged again",
+                "merge: merged whole: more than %d entities (%.0f%%) of run %s's merge would be merged again, "
+                "or its departments differ",
                 most,
                 settings.MERGE_UPDATE_SHARE * 100,
                 folder.parent.name,
