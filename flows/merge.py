@@ -24,7 +24,10 @@ without a USCC — and the others' rows and conflicts are taken as they were, in
 same rows, conflicts and counts as merging everything (tests/flows/test_reuse.py); the record says
 `updated_from`. So a department that sends its whole registry again each quarter, a few rows changed (the market
 regulator's, most of the city), has only those entities merged again. When more than settings.MERGE_UPDATE_SHARE
-of the earlier merge's entities would be, everything is merged.
+of the earlier merge's entities would be, everything is merged. When none would be (a file sent again with its
+rows in another order, or in another format), the earlier directory's files are this one's, linked: the stages
+after it find them as the earlier run's and take what they made of them (the directory's digest, the draw's
+pairs in scope, the public copy of the directory).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from jointdraw.transforms.storage.runfolder import (
     directory_part,
     directory_parts,
     file_record,
+    link_file,
     write_parquet,
     write_work_parquet,
 )
@@ -220,9 +224,13 @@ def _merged_again(
                 folder.parent.name,
             )
             return None
-        for number, directory in enumerate(again.ranges):
-            with atomic_path(out_dir / directory_part(number)) as tmp:
-                directory.sink_parquet(tmp, **WORK_OPTIONS)
+        if again.affected.is_empty():  # every record the same: the earlier files are the directory (and, by their
+            for part in earlier_directory:  # SHA-256, the commit's digest, the draw's pairs and the public copy taken)
+                link_file(part, out_dir / part.name)
+        else:
+            for number, directory in enumerate(again.ranges):
+                with atomic_path(out_dir / directory_part(number)) as tmp:
+                    directory.sink_parquet(tmp, **WORK_OPTIONS)
         merged = merged_again(
             directory_parts(out_dir),
             pl.read_parquet(folder / "conflicts.parquet"),

@@ -186,6 +186,33 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     assert _warehouse(fresh, "select count(*) from directory_bases") == [(0,)]  # merged whole: stored whole
 
 
+def test_a_file_sent_again_in_another_order_merges_nothing_again_and_the_later_stages_take_their_work(
+    prefect_server, dirty_run, dirty_city, tmp_path
+):
+    """EDU's objects file sent again with its first two rows swapped: its records are the same, so no entity is
+    merged again and the first run's directory files are this run's (linked); from their SHA-256 the commit takes
+    the directory's digest and the draw its pairs in scope from the first run. The bundle is the one without
+    reuse."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(dirty_city / "inbox", inbox)
+    path = inbox / "EDU" / "objects.csv"
+    lines = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    lines[1], lines[2] = lines[2], lines[1]
+    path.write_text("".join(lines), encoding="utf-8-sig")
+    reusing, fresh = (_root_with_the_first_run(dirty_run, tmp_path / name) for name in ("reusing", "fresh"))
+    plan_run(plan=str(plan_path(dirty_city)), inbox=str(inbox), out=str(reusing), run_id="q2")
+    merge = _stage(reusing, "q2", "03_merge")
+    assert merge["updated_from"]["run_id"] == "dirty" and merge["updated_from"]["entities_merged_again"] == 0
+    first, now = (inputs_from(run, "commit", DIRECTORY_PARTS) for run in (dirty_run, reusing / "runs" / "q2"))
+    assert [f["sha256"] for f in now] == [f["sha256"] for f in first]
+    assert _stage(reusing, "q2", "04_commit")["directory_sha256_from"] == "dirty"
+    assert _stage(reusing, "q2", "05_draw")["in_scope_pairs"]["reused_from"] == {"run_id": "dirty"}
+
+    args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
+    assert main([*args, "--no-reuse"]) == 0
+    assert _bundle_differences(reusing / "published" / PLAN_ID, fresh / "published" / PLAN_ID) == []
+
+
 def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
     """Which earlier merges a merge may be done again from (flows/merge.py `_earlier_merges`), most alike first (the
     fewest bytes in the files that differ): merged by this code (its key is what this code gives its inputs), from
