@@ -168,13 +168,23 @@ def _merged_whole(
     return merged, links, type_conflicts
 
 
+def _rows(path: Path) -> int | None:
+    """A Parquet file's rows, from its footer; None when it is not there."""
+    try:
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+
+
 def _earlier_merges(
-    earlier: EarlierResults, inputs: list[dict[str, Any]]
+    earlier: EarlierResults, inputs: list[dict[str, Any]], validate: Path | None = None
 ) -> list[tuple[Path, dict[str, Any], list[str]]]:
     """The merges of other runs of the output root (`earlier`) that this one may be merged again from
-    (`_merged_again`), most alike first (the fewest bytes in the files that differ, as they were and as they are):
-    (their stage folder, their record, the files that differ). Merged by this code (their key is what this code
-    gives their inputs) from files of the same departments."""
+    (`_merged_again`), most alike first: (their stage folder, their record, the files that differ). Merged by this
+    code (their key is what this code gives their inputs) from files of the same departments. Most alike: the
+    fewest rows gained or lost in the files that differ (with `validate`, this run's stage folder: a file sent
+    again in another order has as many rows as the one it was sent as, one a row shorter since does not), then the
+    fewest bytes in them, as they were and as they are."""
     now = {f["path"]: f for f in inputs}
     found = []
     for key, candidates in earlier.by_key.items():
@@ -183,9 +193,16 @@ def _earlier_merges(
             if before.keys() != now.keys() or key != merge_key(candidate.record["inputs"]):
                 continue  # other departments, or another version of the code
             changed = sorted(p for p in now if now[p]["sha256"] != before[p]["sha256"])
-            if changed:
-                share = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed)
-                found.append((share, candidate.folder, candidate.record, changed))
+            if not changed:
+                continue
+            rows = 0.0
+            if validate is not None:
+                earlier_validate = RunFolder(candidate.folder.parent).stage("validate")
+                for p in changed:
+                    rows_now, rows_before = _rows(validate / p), _rows(earlier_validate / p)
+                    rows += float("inf") if rows_now is None or rows_before is None else abs(rows_now - rows_before)
+            size = sum(now[p]["bytes"] + before[p]["bytes"] for p in changed)
+            found.append(((rows, size), candidate.folder, candidate.record, changed))
     return [(folder, record, changed) for _, folder, record, changed in sorted(found, key=lambda f: f[0])]
 
 
@@ -197,7 +214,7 @@ def _merged_again(
     from. None when there is none whose files are all still as it recorded them, or when, from the most alike of
     those, more than MERGE_UPDATE_SHARE of its entities would be merged again (finding them reads every file twice:
     the others, less alike, are not tried)."""
-    for folder, record, changed in _earlier_merges(earlier, inputs):
+    for folder, record, changed in _earlier_merges(earlier, inputs, run.stage("validate")):
         earlier_validate = RunFolder(folder.parent).stage("validate")
         earlier_parts = [f for f in record["outputs"] if f["path"].startswith("directory-")]
         conflicts_file = [f for f in record["outputs"] if f["path"] == "conflicts.parquet"]

@@ -215,10 +215,10 @@ def test_a_file_sent_again_in_another_order_merges_nothing_again_and_the_later_s
 
 def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
     """Which earlier merges a merge may be done again from (flows/merge.py `_earlier_merges`), most alike first (the
-    fewest bytes in the files that differ): merged by this code (its key is what this code gives its inputs), from
-    files of the same departments, however much of them differs (the market regulator's file, most of the city's,
-    is sent again each quarter: how many entities differ decides, `merge_again`); and an earlier merge whose files
-    are no longer what it recorded is not used (`still_recorded`)."""
+    fewest rows gained or lost, then the fewest bytes, in the files that differ): merged by this code (its key is
+    what this code gives its inputs), from files of the same departments, however much of them differs (the market
+    regulator's file, most of the city's, is sent again each quarter: how many entities differ decides,
+    `merge_again`); and an earlier merge whose files are no longer what it recorded is not used (`still_recorded`)."""
     from jointdraw.flows.merge import _earlier_merges
     from jointdraw.transforms.storage.layout import RunFolder
     from jointdraw.transforms.storage.reuse import EarlierResults, merge_key, still_recorded
@@ -246,6 +246,22 @@ def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):
         ("two-files", ["accepted/objects/EDU.parquet", "accepted/objects/WAT.parquet"]),
         ("the-big-file", ["accepted/objects/AMR.parquet"]),
     ]
+    # with the accepted files there, the fewest rows gained or lost come first: AMR's file sent again whole, as many
+    # rows as before, before WAT's a row longer than it was (fewer bytes, but a record more at least)
+    accepted = {
+        "this": {"AMR": 4, "EDU": 2, "WAT": 3},
+        "one-small-file": {"WAT": 2},
+        "two-files": {"EDU": 2, "WAT": 2},
+        "the-big-file": {"AMR": 4},
+    }
+    for run_id, rows in accepted.items():
+        for department, n in rows.items():
+            path = tmp_path / "runs" / run_id / "02_validate" / "accepted" / "objects" / f"{department}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pl.DataFrame({"uscc": [str(i) for i in range(n)]}).write_parquet(path)
+    this_validate = tmp_path / "runs" / "this" / "02_validate"
+    found = _earlier_merges(EarlierResults.of(RunFolder(tmp_path / "runs" / "this"), "merge"), now, this_validate)
+    assert [folder.parent.name for folder, _, _ in found] == ["the-big-file", "one-small-file", "two-files"]
     (tmp_path / "f.txt").write_text("甲", encoding="utf-8")
     record = file_record(tmp_path / "f.txt", None, tmp_path)
     assert still_recorded(tmp_path, [record]) and not still_recorded(tmp_path, [{**record, "sha256": "0" * 64}])
