@@ -22,7 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -52,7 +54,7 @@ from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan, plan_item_problems
 from jointdraw.transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
-from jointdraw.transforms.stage_records import CommitRecord, DrawRecord, ReuseKey
+from jointdraw.transforms.stage_records import CommitRecord, DrawRecord, ReusedFrom, ReuseKey
 from jointdraw.transforms.storage.bundle import publish_prepublication
 from jointdraw.transforms.storage.layout import RunFolder, read_run_record, write_run_record
 from jointdraw.transforms.storage.reuse import (
@@ -201,12 +203,12 @@ def _drawn_part_by_part(
     work: Path,
     threads: int | None,
     in_scope: list[Path],
-    found: bool,
+    found: list[bool],
 ) -> PlanDraw:
     """The plan drawn in both modes from the directory's parts (transforms/draw.py, steps 1–4): each step a task
     per part, on the flow's threads one at a time (each uses every core; a part's pairs kept in this process
     between the steps), on a Dask cluster on the workers. `in_scope`: each part's in-scope pairs, taken from an
-    earlier run (`found`) or to be written."""
+    earlier run (where `found`) or to be written."""
     work.mkdir(parents=True, exist_ok=True)
     pairs = [work / f"eligible-{n:03d}.parquet" for n in range(len(parts))]
     static = {"plan": unmapped(plan), "threads": unmapped(threads)}
@@ -219,7 +221,7 @@ def _drawn_part_by_part(
                 part=parts,
                 pairs=pairs,
                 in_scope=in_scope,
-                found=unmapped(found),
+                found=found,
                 exclusions=unmapped(exclusions),
                 keep=unmapped(not on_cluster()),
                 **static,
@@ -262,17 +264,45 @@ def _run_seed(run: RunFolder, chosen: Seed) -> Seed:
     return chosen
 
 
-def _in_scope_pairs(run: RunFolder, plan: Plan, parts: int, reuse: bool) -> tuple[list[Path], Taken | None, str]:
-    """Where each part's in-scope pairs go in the draw's folder (`in-scope-NNN.parquet`); with `reuse`, those of an
-    earlier run of the same directory parts and task scopes, linked there (None: compute them); and their key."""
+@dataclass(frozen=True)
+class InScopePairs:
+    """Each part's in-scope pairs in the draw's folder (`in-scope-NNN.parquet`), their keys (`in_scope_key`), and
+    for each the earlier run's result it was taken from (None: found in this run)."""
+
+    paths: list[Path]
+    keys: list[str]
+    taken: list[Taken | None]
+
+    def record(self) -> dict[str, Any]:
+        """`in_scope_pairs` in the stage's record: each part's key and file, or the earlier record it was taken
+        from (`reused_from`); with `reused_from` too when every part was taken from one run."""
+        parts = [
+            taken.record_here()
+            if taken
+            else {"reuse": ReuseKey(key=key).model_dump(), "outputs": [file_record(path, None, path.parent)]}
+            for path, key, taken in zip(self.paths, self.keys, self.taken, strict=True)
+        ]
+        runs = {taken.run_id if taken else None for taken in self.taken}
+        one_run = len(runs) == 1 and None not in runs
+        whole = {"reused_from": ReusedFrom(run_id=runs.pop()).model_dump()} if one_run else {}
+        return {"seconds": round(sum(t.seconds for t in self.taken if t), 3), **whole, "parts": parts}
+
+
+def _in_scope_pairs(run: RunFolder, plan: Plan, reuse: bool) -> InScopePairs:
+    """Where each part's in-scope pairs go in the draw's folder (`in-scope-NNN.parquet`); with `reuse`, a part's
+    are those of an earlier run for the same part (number and SHA-256) and task scopes, linked there when found."""
     out = run.stage("draw")
-    paths = [out / f"{IN_SCOPE}-{n:03d}.parquet" for n in range(parts)]
     for stale in out.glob(f"{IN_SCOPE}-*.parquet"):  # an earlier attempt's, perhaps of other parts or scopes
         stale.unlink()
     parts_sha256 = [f["sha256"] for f in inputs_from(run.path, "commit", DIRECTORY_PARTS)]
-    key = in_scope_key(parts_sha256, task_scopes(plan).to_dicts())
-    taken = EarlierResults.of(run, "draw").take(key, out) if reuse else None
-    return paths, taken, key
+    scopes = task_scopes(plan).to_dicts()
+    keys = [in_scope_key(n, sha256, scopes) for n, sha256 in enumerate(parts_sha256)]
+    earlier = EarlierResults.of(run, "draw") if reuse else EarlierResults()
+    return InScopePairs(
+        paths=[out / f"{IN_SCOPE}-{n:03d}.parquet" for n in range(len(keys))],
+        keys=keys,
+        taken=[earlier.take(key, out) for key in keys],
+    )
 
 
 def run_draw(
@@ -296,9 +326,10 @@ def run_draw(
             raise SeedError("draw refused: " + "; ".join(problems))
     chosen = _run_seed(run, resolve_seed(*given))
     parts = directory_parts(commit_dir)
-    in_scope, taken, in_scope_reuse_key = _in_scope_pairs(run, plan, len(parts), reuse)
+    in_scope = _in_scope_pairs(run, plan, reuse)
+    found = [t is not None for t in in_scope.taken]
     drawn = _drawn_part_by_part(
-        parts, commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads, in_scope, taken is not None
+        parts, commit_dir / "exclusions.parquet", plan, chosen.value, out / PARTS, threads, in_scope.paths, found
     )
     shutil.rmtree(out / PARTS, ignore_errors=True)
     path = write_parquet(drawn.draws, out / "draws.parquet")
@@ -344,10 +375,5 @@ def run_draw(
         if attempt
         else {"logged_as": "an earlier identical attempt"},
         outputs=[file_record(path, drawn.draws.height, out), file_record(strata_path, drawn.strata.height, out)],
-        in_scope_pairs=taken.record_here()
-        if taken
-        else {
-            "reuse": ReuseKey(key=in_scope_reuse_key).model_dump(),
-            "outputs": [file_record(p, None, out) for p in in_scope],
-        },
+        in_scope_pairs=in_scope.record(),
     )

@@ -241,13 +241,14 @@ def _merged_again(
                 folder.parent.name,
             )
             return None
-        if again.affected.is_empty():  # every record the same: the earlier files are the directory (and, by their
-            for part in earlier_directory:  # SHA-256, the commit's digest, the draw's pairs and the public copy taken)
-                link_file(part, out_dir / part.name)
-        else:
-            for number, directory in enumerate(again.ranges):
-                with atomic_path(out_dir / directory_part(number)) as tmp:
-                    directory.sink_parquet(tmp, **WORK_OPTIONS)
+        # a range none of whose entities was merged again is the earlier file, linked: by its SHA-256 the draw takes
+        # its pairs in scope, and when every range is, the commit takes the digest and publish the public copy
+        for number, directory in enumerate(again.ranges):
+            if directory is None:
+                link_file(earlier_directory[number], out_dir / directory_part(number))
+                continue
+            with atomic_path(out_dir / directory_part(number)) as tmp:
+                directory.sink_parquet(tmp, **WORK_OPTIONS)
         merged = merged_again(
             directory_parts(out_dir),
             pl.read_parquet(folder / "conflicts.parquet"),

@@ -315,11 +315,12 @@ def merge_affected(con: duckdb.DuckDBPyConnection, records: list[str]) -> tuple[
 
 @dataclass(frozen=True)
 class MergeAgain:
-    """A merge done again from an earlier one (`merge_again`): the directory range by range (streams, in key order),
-    the entities merged again and what `merge_into` gave of them, the unlinked records (entity_key, department,
-    source_file, source_line), and the links and type conflicts of every record."""
+    """A merge done again from an earlier one (`merge_again`): the directory range by range (streams, in key order;
+    None for a range none of whose entities was merged again: its rows are the earlier directory's file of the same
+    number), the entities merged again and what `merge_into` gave of them, the unlinked records (entity_key,
+    department, source_file, source_line), and the links and type conflicts of every record."""
 
-    ranges: list[pl.LazyFrame]
+    ranges: list[pl.LazyFrame | None]
     affected: pl.Series
     part: Merged
     unlinked_records: pl.DataFrame
@@ -338,14 +339,18 @@ def merge_again(
 ) -> MergeAgain | None:
     """The accepted objects files `now` merged from an earlier merge of `before` (the same files but those of
     `departments`), whose directory is `earlier_directory`: only the entities whose records may differ
-    (`affected_entities`) are merged; the other rows are the earlier ones. `ranges(records)`: how many key ranges
-    (`key_ranges`) the directory is cut into. None when the departments differ, or when more than `most` entities
-    would be merged again (then merge everything)."""
+    (`affected_entities`) are merged; the other rows are the earlier ones. The directory is cut where the earlier
+    one was (`part_bounds`), so a range without an entity merged again is the earlier file as it is (None in
+    `ranges`: linked, its SHA-256 and what later stages made of it kept); when the earlier one's cuts are not known,
+    into `ranges(records)` key ranges (`key_ranges`). None when the departments differ, or when more than `most`
+    entities would be merged again (then merge everything)."""
     if not affected_entities(con, before, now, departments):
         return None
     if most is not None and con.execute("select count(*) from affected").fetchall()[0][0] > most:
         return None
-    bounds = key_ranges(con, ranges(con.execute("select count(*) from records").fetchall()[0][0]))
+    bounds = cut_as_before = part_bounds(earlier_directory)
+    if bounds is None:
+        bounds = key_ranges(con, ranges(con.execute("select count(*) from records").fetchall()[0][0]))
     affected = con.sql("select entity_key from affected").pl()["entity_key"]
     unlinked = con.sql(
         "select entity_key, submitted_by as department, source_file, source_line from linked_without_uscc "
@@ -353,10 +358,13 @@ def merge_again(
     ).pl()
     links, type_conflicts = con.sql(links_query()).pl(), con.sql(type_conflicts_query()).pl()
     rows, part = merge_affected(con, now)
+    in_range = [pl.sql_expr(in_key_range(bounds, n, "entity_key")) for n in range(len(bounds) + 1)]
     return MergeAgain(
         ranges=[
-            updated_directory(earlier_directory, affected, rows, pl.sql_expr(in_key_range(bounds, n, "entity_key")))
-            for n in range(len(bounds) + 1)
+            None
+            if cut_as_before is not None and not affected.to_frame().filter(keys).height
+            else updated_directory(earlier_directory, affected, rows, keys)
+            for keys in in_range
         ],
         affected=affected,
         part=part,
@@ -364,6 +372,13 @@ def merge_again(
         links=links,
         type_conflicts=type_conflicts,
     )
+
+
+def part_bounds(directory: ParquetFiles) -> list[str] | None:
+    """Where a directory written in key ranges (one file per range, sorted by entity_key) was cut: the first key of
+    each file after the first (`in_key_range` bounds that give each file its rows). None when a file is empty."""
+    firsts = [pl.scan_parquet(path).select("entity_key").head(1).collect() for path in parquet_paths(directory)[1:]]
+    return None if any(first.is_empty() for first in firsts) else [first.item() for first in firsts]
 
 
 def updated_directory(before: ParquetFiles, affected: pl.Series, rows: pl.DataFrame, keys: pl.Expr) -> pl.LazyFrame:

@@ -393,6 +393,17 @@ class CommitRecord(StageRecord):
         return {"excluded_by_reason": self.exclusions_by_reason}
 
 
+def _in_scope_text(in_scope: dict[str, Any]) -> str:
+    """' (the in-scope pairs reused from run X)' when every part's were; ' (the in-scope pairs of 1 of 2 parts reused
+    from run X)' when some were; nothing when none was."""
+    if taken := reused_from(in_scope):
+        return f" (the in-scope pairs {taken.text()})"
+    parts = in_scope.get("parts", [])
+    runs = sorted({r.run_id for p in parts if (r := reused_from(p))})
+    n = sum(1 for p in parts if p.get("reused_from"))
+    return f" (the in-scope pairs of {n} of {len(parts)} parts reused from run {', '.join(runs)})" if n else ""
+
+
 class DrawRecord(StageRecord):
     label: ClassVar[str] = "draw (随机抽取)"
     stage: Literal["draw"] = "draw"
@@ -408,7 +419,8 @@ class DrawRecord(StageRecord):
     audit: dict[str, Any]  # the audit log entry of this attempt
     outputs: list[FileRecord]
     # each part's in-scope pairs (the eligible pairs before the exclusions), kept for a later run of the same
-    # directory and task scopes: `reuse` (ReuseKey), `outputs`, and when taken from an earlier run `reused_from`
+    # directory part and task scopes: `parts`, each with `reuse` (ReuseKey), `outputs`, and when taken from an
+    # earlier run `reused_from` (also beside `parts` when every part's was taken from one run)
     in_scope_pairs: dict[str, Any] | None = None
 
     OMITTED_WHEN_NONE = ("in_scope_pairs",)
@@ -422,8 +434,7 @@ class DrawRecord(StageRecord):
             else ""
         )
         rate = {m: figure_text("reduction_rate", f["reduction_rate"]) for m, f in self.fusion.items()}
-        taken = reused_from(self.in_scope_pairs or {})
-        scoped = f" (the in-scope pairs {taken.text()})" if taken else ""
+        scoped = _in_scope_text(self.in_scope_pairs or {})
         return (
             f"{self.eligible_pairs:,} eligible pairs{scoped} in {self.strata:,} strata → {self.drawn:,} draws "
             f"(seed {self.seed_origin}); reduction {rate[self.mode]}, {rate[other]} if {other}{empty}"

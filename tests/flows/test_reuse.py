@@ -13,6 +13,7 @@ import polars as pl
 from jointdraw.cli.commands import main
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
+from jointdraw.transforms.merge import merge_frames
 from jointdraw.transforms.storage import hashed_ahead as ahead
 from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.storage.runfolder import DIRECTORY_PARTS, directory_parts, file_record, inputs_from
@@ -211,6 +212,48 @@ def test_a_file_sent_again_in_another_order_merges_nothing_again_and_the_later_s
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
     assert main([*args, "--no-reuse"]) == 0
     assert _bundle_differences(reusing / "published" / PLAN_ID, fresh / "published" / PLAN_ID) == []
+
+
+def test_a_directory_merged_again_keeps_its_key_ranges_and_the_draw_takes_the_pairs_of_those_nothing_changed_in(
+    prefect_server, dirty_run, dirty_city, tmp_path, monkeypatch
+):
+    """The first run merged (and drew) again in four key ranges; then EDU's file sent again with a name changed and a
+    row gone: two entities merged again. The directory is cut where the first one was: the files of the ranges
+    without an entity merged again are the first run's (linked: the same SHA-256), and the draw takes their in-scope
+    pairs from it, finding only the others'. The directory is the one merged whole; the draws and every in-scope
+    file are those of drawing without reuse."""
+    from jointdraw.transforms import settings
+
+    root = _root_with_the_first_run(dirty_run, tmp_path / "out")
+    records = _stage(root, "dirty", "03_merge")["records_in"]
+    monkeypatch.setattr(settings, "MERGE_PARTITION_RECORDS", records // 4 + 1)  # four ranges
+    plan = str(plan_path(dirty_city))
+    plan_run(
+        plan=plan, inbox=str(dirty_city / "inbox"), out=str(root), run_id="dirty", start_at="merge", stop_after="draw"
+    )
+    inbox = _with_one_row_changed(dirty_city, tmp_path / "inbox")
+    summary = plan_run(plan=plan, inbox=str(inbox), out=str(root), run_id="q2", stop_after="draw")
+
+    merge = _stage(root, "q2", "03_merge")
+    assert merge["updated_from"]["run_id"] == "dirty" and merge["updated_from"]["entities_merged_again"] == 2
+    first, now = (inputs_from(root / "runs" / r, "commit", DIRECTORY_PARTS) for r in ("dirty", "q2"))
+    assert len(first) == len(now) == 4
+    same = [a["sha256"] == b["sha256"] for a, b in zip(first, now, strict=True)]
+    assert 2 <= sum(same) < 4  # two entities changed, in one range or two
+    in_scope = _stage(root, "q2", "05_draw")["in_scope_pairs"]
+    assert [(p.get("reused_from") or {}).get("run_id") == "dirty" for p in in_scope["parts"]] == same
+    assert "reused_from" not in in_scope  # not every part's
+    line = summary["stages"]["draw"].line()
+    assert f"eligible pairs (the in-scope pairs of {sum(same)} of 4 parts reused from run dirty) in " in line
+    accepted = sorted((root / "runs" / "q2" / "02_validate" / "accepted" / "objects").glob("*.parquet"))
+    whole, _ = merge_frames(pl.read_parquet(accepted))
+    assert pl.read_parquet(directory_parts(root / "runs" / "q2" / "03_merge")).equals(whole)
+
+    draw = root / "runs" / "q2" / "05_draw"
+    reused = {p.name: p.read_bytes() for p in [draw / "draws.parquet", *sorted(draw.glob("in-scope-*.parquet"))]}
+    plan_run(plan=plan, inbox=str(inbox), out=str(root), run_id="q2", start_at="draw", stop_after="draw", reuse=False)
+    assert "reused_from" not in json.dumps(_stage(root, "q2", "05_draw"))
+    assert {name: (draw / name).read_bytes() for name in reused} == reused
 
 
 def test_a_merge_is_done_again_only_from_a_like_merge_of_this_code(tmp_path):

@@ -293,8 +293,8 @@ def test_a_stratum_its_threshold_left_short_is_drawn_again_without_one():
 def test_in_scope_pairs_read_back_give_the_same_eligible_pairs_and_their_key_holds_only_the_scopes(tmp_path):
     """The in-scope pairs (before the exclusions) written by one draw and read back by a later one give the same
     eligible pairs under that later draw's exclusions; their file is sorted (the same pairs, the same bytes); their
-    key (transforms/storage/reuse.py) holds the directory's parts and the tasks' departments and scopes, not the
-    tasks' ratios."""
+    key (transforms/storage/reuse.py) holds the directory part (its number and bytes) and the tasks' departments
+    and scopes, not the tasks' ratios."""
     directory, plan = _directory(), _plan([AMR_RATIO, HLT_COUNT])
     codes = directory["uscc"].to_list()
     excluded = pl.DataFrame(  # one entity for every task, another for HLT-1 only
@@ -319,14 +319,13 @@ def test_in_scope_pairs_read_back_give_the_same_eligible_pairs_and_their_key_hol
         assert_frame_equal(other[1], direct[1])
     assert codes[3] not in direct[1]["uscc"].to_list()
 
-    parts = ["a" * 64, "b" * 64]
-
-    def key(tasks, parts=parts):
-        return in_scope_key(parts, task_scopes(_plan(tasks)).to_dicts())
+    def key(tasks, number=0, part="a" * 64):
+        return in_scope_key(number, part, task_scopes(_plan(tasks)).to_dicts())
 
     assert key([AMR_RATIO, HLT_COUNT]) == key([AMR_RATIO.model_copy(update={"ratio": {"A": 1.0}}), HLT_COUNT])
     assert key([AMR_RATIO, HLT_COUNT]) != key(
         [AMR_RATIO, HLT_COUNT.model_copy(update={"scope": Scope(industries=["F"])})]
     )
     assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT.model_copy(update={"department": "AMR"})])
-    assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT], parts=parts[::-1])
+    assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT], part="b" * 64)  # another part's bytes
+    assert key([AMR_RATIO, HLT_COUNT]) != key([AMR_RATIO, HLT_COUNT], number=1)  # the same bytes as another part

@@ -215,6 +215,40 @@ def _merged_again_and_whole(tmp_path, before, now, changed, most=None):
     return again, pl.read_parquet(parts), merged, *merge_frames(pl.read_parquet(now))
 
 
+def test_a_directory_merged_again_keeps_the_files_of_the_key_ranges_where_nothing_changed(tmp_path):
+    """The earlier directory was written in two files (two key ranges). HLT rates an entity of the second range D
+    now: merged again, the directory is cut where the earlier one was; the first range is None (the
+    earlier file as it is, linked by the stage) and only the second is written; the two are the directory of
+    merging everything. An earlier directory in one file is one range."""
+    low, high = (
+        [complete_uscc(f"9144030010000000{n}") for n in (1, 2)],
+        [complete_uscc(f"9144030090000000{n}") for n in (1, 2)],
+    )
+    amr = [_row(k, name=f"公司{n}") for n, k in enumerate(low + high)]
+    hlt_before, hlt_now = [_row(high[0]), _row(high[1])], [_row(high[0], credit_risk="D"), _row(high[1])]
+    files = {}
+    for name, department, rows in [("AMR", "AMR", amr), ("HLT-before", "HLT", hlt_before), ("HLT", "HLT", hlt_now)]:
+        files[name] = str(tmp_path / f"{name}.parquet")
+        _objects(department, rows).write_parquet(files[name])
+    before, now = [files["AMR"], files["HLT-before"]], [files["AMR"], files["HLT"]]
+    earlier_directory, _ = merge_frames(pl.read_parquet(before))
+    earlier = [tmp_path / "earlier-000.parquet", tmp_path / "earlier-001.parquet"]
+    earlier_directory.filter(pl.col("entity_key") < high[0]).write_parquet(earlier[0])
+    earlier_directory.filter(pl.col("entity_key") >= high[0]).write_parquet(earlier[1])
+
+    again = merge_again(merge_connection(), before, now, ["HLT"], earlier, lambda records: 5)
+    assert again.affected.to_list() == [high[0]]
+    assert again.ranges[0] is None and len(again.ranges) == 2  # cut as before, not in 5 ranges
+    again.ranges[1].sink_parquet(tmp_path / "written.parquet")
+    everything, _ = merge_frames(pl.read_parquet(now))
+    assert pl.read_parquet([earlier[0], tmp_path / "written.parquet"]).equals(everything)
+    assert everything.filter(pl.col("entity_key") == high[0])["credit_risk"].item() == "D"
+
+    earlier_directory.write_parquet(tmp_path / "one.parquet")
+    again = merge_again(merge_connection(), before, now, ["HLT"], tmp_path / "one.parquet", lambda records: 5)
+    assert len(again.ranges) == 1 and again.ranges[0].collect().equals(everything)
+
+
 def test_a_registry_sent_again_whole_has_only_the_records_that_differ_merged_again(tmp_path):
     """The market regulator sends its whole registry again, rows in another order: one entity's status changed, one
     is new, one is gone, and a record without a USCC (linked to another of its entities) moved. Only those four

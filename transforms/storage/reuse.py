@@ -101,11 +101,12 @@ def earlier_directory_digest(run: RunFolder, key: str) -> tuple[str, str] | None
     return None
 
 
-def in_scope_key(parts_sha256: list[str], scopes: list[dict[str, Any]]) -> str:
-    """The draw's in-scope pairs (its eligible pairs before the exclusions, part by part) depend on the committed
-    directory's parts (`parts_sha256`, in order), the plan's task scopes (`transforms.draw.task_scopes`: each
-    task's department and filters) and the code; not on the seed, the exclusions nor the rest of the plan."""
-    return _key("in-scope-pairs", parts=parts_sha256, scopes=scopes)
+def in_scope_key(number: int, part_sha256: str, scopes: list[dict[str, Any]]) -> str:
+    """The draw's in-scope pairs of one part of the committed directory (its eligible pairs before the exclusions)
+    depend on that part (its number and SHA-256), the plan's task scopes (`transforms.draw.task_scopes`: each task's
+    department and filters) and the code; not on the other parts, the seed, the exclusions nor the rest of the
+    plan. So a directory merged again takes the pairs of every part none of whose entities was merged again."""
+    return _key("in-scope-pairs", part=number, sha256=part_sha256, scopes=scopes)
 
 
 def public_directory_key(directory_sha256: list[str]) -> str:
@@ -266,8 +267,10 @@ class EarlierResults:
                     continue  # not there, or being written: nothing to take from it
         by_key: dict[str, list[Earlier]] = {}
         for _, run_id, folder, record in sorted(found, key=lambda f: f[0], reverse=True):
-            # merge keys the stage, ingest and validate each file, the draw one of its fields (its in-scope pairs)
-            for entry in [record, *record.get("files", []), *(v for v in record.values() if isinstance(v, dict))]:
+            # merge keys the stage, ingest and validate each file, the draw each part of one of its fields (its
+            # in-scope pairs)
+            fields = [v for v in record.values() if isinstance(v, dict)]
+            for entry in [record, *record.get("files", []), *fields, *(p for f in fields for p in f.get("parts", []))]:
                 reuse = _reuse_of(entry)
                 if reuse and isinstance(entry.get("outputs"), list) and len(by_key.get(reuse.key, [])) < CANDIDATES:
                     by_key.setdefault(reuse.key, []).append(Earlier(run_id, folder, entry, reuse.docs))
