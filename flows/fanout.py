@@ -134,19 +134,20 @@ def map_department_files(
     kinds: tuple[Kind, ...], failed: list[dict[str, Any]], task: Task, ingest_dir: Path, **parameters: Any
 ) -> list[Any]:
     """`task` over the ingested department files of these kinds that met the file-level rules, called
-    with kind=, departments= (a batch), ingest_dir= and `parameters`, mapped by `map_tasks`: on the
-    flow's threads in batches of about VALIDATE_BATCH_ROWS rows of one kind (`batches_of_rows`), one at a
-    time (GX's fixed cost paid once per batch, one batch's rows in memory; the threads share one GX lock
-    anyway), on a Dask cluster one file per task (they run in parallel on the workers)."""
+    with kind=, departments= (a batch), ingest_dir= and `parameters`, mapped by `map_tasks`, in batches of about
+    VALIDATE_BATCH_ROWS rows of one kind (`batches_of_rows`: GX's fixed cost paid once per batch, one batch's rows
+    in memory): on the flow's threads one at a time (the threads share one GX lock anyway); on a Dask cluster in
+    parallel on the workers, in batches of at most a kind's rows divided by the workers' threads, so that the
+    batches keep them all busy (a file per task paid GX's cost forty times: the demo city's validation took 17 s on
+    the local cluster instead of 6 s)."""
     skip = {(f["kind"], f["department"]) for f in failed}
+    threads = cluster_threads()
     batches = []
     for kind in kinds:
         files = [p for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
-        if on_cluster():
-            split = [[p.stem] for p in files]
-        else:
-            rows = {p.stem: pl.scan_parquet(p).select(pl.len()).collect().item() for p in files}
-            split = batches_of_rows(rows, settings.VALIDATE_BATCH_ROWS)
+        rows = {p.stem: pl.scan_parquet(p).select(pl.len()).collect().item() for p in files}
+        at_most = min(settings.VALIDATE_BATCH_ROWS, -(-sum(rows.values()) // threads)) if on_cluster() else None
+        split = batches_of_rows(rows, at_most or settings.VALIDATE_BATCH_ROWS)
         batches += [(kind, batch) for batch in split if batch]
     if not batches:
         return []

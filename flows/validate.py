@@ -9,9 +9,9 @@
 
 The validate stage of both flows (the plan flow's registries: `run_validate`; the results flow's
 results: `run_results_validate`). Files are validated in batches (`validate-files` tasks mapped by
-flows/fanout.py: on the flow's threads a kind's files in batches of about VALIDATE_BATCH_ROWS rows, one
-batch at a time; on a Dask cluster a file per task): items first (inspectors' item scopes must name
-accepted items), then inspectors, objects and inspections.
+flows/fanout.py: a kind's files in batches of about VALIDATE_BATCH_ROWS rows, on the flow's threads one
+batch at a time; on a Dask cluster in parallel, smaller batches to keep every worker busy): items first
+(inspectors' item scopes must name accepted items), then inspectors, objects and inspections.
 Each task writes its files' accepted and quarantined rows and returns their GX results; the stage
 gathers them into one Data Docs site (transforms/contract/department_files.py). A file-level
 failure (required column missing, no rows) fails its department; the stage fails when any
@@ -81,8 +81,8 @@ def validate_files(
 
 
 def run_validate(run: RunFolder, threshold: float, run_date: dt.date, reuse: bool = False) -> ValidateRecord:
-    """Validates every ingested file (on the flow's threads a task per batch of a kind's files, on a Dask cluster
-    a task per department file: flows/fanout.py): items first, since inspectors' item scopes must name accepted items.
+    """Validates every ingested file (a task per batch of a kind's files, on the flow's threads one at a time, on
+    a Dask cluster in parallel: flows/fanout.py): items first, since inspectors' item scopes must name accepted items.
     With `reuse`, a file an earlier run validated under the same key is taken from it instead."""
     out_dir = run.stage("validate")
     contract = Contract.ephemeral()
