@@ -54,7 +54,7 @@ from jointdraw.transforms.fusion_figures import fusion_figures
 from jointdraw.transforms.merge import DRAWN_ID
 from jointdraw.transforms.plan import Plan, plan_item_problems
 from jointdraw.transforms.seed import Seed, SeedError, public_seed_problems, resolve_seed
-from jointdraw.transforms.stage_records import CommitRecord, DrawRecord, ReusedFrom, ReuseKey
+from jointdraw.transforms.stage_records import CommitRecord, DrawRecord, ReuseKey
 from jointdraw.transforms.storage.bundle import publish_prepublication
 from jointdraw.transforms.storage.layout import RunFolder, read_run_record, write_run_record
 from jointdraw.transforms.storage.reuse import (
@@ -275,17 +275,14 @@ class InScopePairs:
 
     def record(self) -> dict[str, Any]:
         """`in_scope_pairs` in the stage's record: each part's key and file, or the earlier record it was taken
-        from (`reused_from`); with `reused_from` too when every part was taken from one run."""
+        from (with `reused_from`), and the time the taking took."""
         parts = [
             taken.record_here()
             if taken
             else {"reuse": ReuseKey(key=key).model_dump(), "outputs": [file_record(path, None, path.parent)]}
             for path, key, taken in zip(self.paths, self.keys, self.taken, strict=True)
         ]
-        runs = {taken.run_id if taken else None for taken in self.taken}
-        one_run = len(runs) == 1 and None not in runs
-        whole = {"reused_from": ReusedFrom(run_id=runs.pop()).model_dump()} if one_run else {}
-        return {"seconds": round(sum(t.seconds for t in self.taken if t), 3), **whole, "parts": parts}
+        return {"seconds": round(sum(t.seconds for t in self.taken if t), 3), "parts": parts}
 
 
 def _in_scope_pairs(run: RunFolder, plan: Plan, reuse: bool) -> InScopePairs:

@@ -146,8 +146,10 @@ def map_department_files(
     for kind in kinds:
         files = [p for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
         rows = {p.stem: pl.scan_parquet(p).select(pl.len()).collect().item() for p in files}
-        at_most = min(settings.VALIDATE_BATCH_ROWS, -(-sum(rows.values()) // threads)) if on_cluster() else None
-        split = batches_of_rows(rows, at_most or settings.VALIDATE_BATCH_ROWS)
+        limit = settings.VALIDATE_BATCH_ROWS
+        if on_cluster():  # a thread's share of the kind's rows at most
+            limit = min(limit, max(1, -(-sum(rows.values()) // threads)))
+        split = batches_of_rows(rows, limit)
         batches += [(kind, batch) for batch in split if batch]
     if not batches:
         return []

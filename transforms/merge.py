@@ -348,9 +348,9 @@ def merge_again(
         return None
     if most is not None and con.execute("select count(*) from affected").fetchall()[0][0] > most:
         return None
-    bounds = cut_as_before = part_bounds(earlier_directory)
-    if bounds is None:
-        bounds = key_ranges(con, ranges(con.execute("select count(*) from records").fetchall()[0][0]))
+    earlier_cuts = part_bounds(earlier_directory)
+    records = con.execute("select count(*) from records").fetchall()[0][0]
+    bounds = key_ranges(con, ranges(records)) if earlier_cuts is None else earlier_cuts
     affected = con.sql("select entity_key from affected").pl()["entity_key"]
     unlinked = con.sql(
         "select entity_key, submitted_by as department, source_file, source_line from linked_without_uscc "
@@ -362,7 +362,7 @@ def merge_again(
     return MergeAgain(
         ranges=[
             None
-            if cut_as_before is not None and not affected.to_frame().filter(keys).height
+            if earlier_cuts is not None and not affected.to_frame().filter(keys).height
             else updated_directory(earlier_directory, affected, rows, keys)
             for keys in in_range
         ],

@@ -396,12 +396,12 @@ class CommitRecord(StageRecord):
 def _in_scope_text(in_scope: dict[str, Any]) -> str:
     """' (the in-scope pairs reused from run X)' when every part's were; ' (the in-scope pairs of 1 of 2 parts reused
     from run X)' when some were; nothing when none was."""
-    if taken := reused_from(in_scope):
-        return f" (the in-scope pairs {taken.text()})"
     parts = in_scope.get("parts", [])
-    runs = sorted({r.run_id for p in parts if (r := reused_from(p))})
-    n = sum(1 for p in parts if p.get("reused_from"))
-    return f" (the in-scope pairs of {n} of {len(parts)} parts reused from run {', '.join(runs)})" if n else ""
+    taken = [r.run_id for p in parts if (r := reused_from(p))]
+    if not taken:
+        return ""
+    share = "" if len(taken) == len(parts) else f" of {len(taken)} of {len(parts)} parts"
+    return f" (the in-scope pairs{share} reused from run {', '.join(sorted(set(taken)))})"
 
 
 class DrawRecord(StageRecord):
@@ -420,7 +420,7 @@ class DrawRecord(StageRecord):
     outputs: list[FileRecord]
     # each part's in-scope pairs (the eligible pairs before the exclusions), kept for a later run of the same
     # directory part and task scopes: `parts`, each with `reuse` (ReuseKey), `outputs`, and when taken from an
-    # earlier run `reused_from` (also beside `parts` when every part's was taken from one run)
+    # earlier run `reused_from`
     in_scope_pairs: dict[str, Any] | None = None
 
     OMITTED_WHEN_NONE = ("in_scope_pairs",)

@@ -67,6 +67,12 @@ def _taken_from(record) -> dict[tuple[str, str], str | None]:
     return {(f["department"], f["kind"]): (f.get("reused_from") or {}).get("run_id") for f in record["files"]}
 
 
+def _in_scope_taken_from(out, run_id) -> list[str | None]:
+    """Each directory part's in-scope pairs: the run the draw took them from (None: found in this run)."""
+    parts = _stage(out, run_id, "05_draw")["in_scope_pairs"]["parts"]
+    return [(p.get("reused_from") or {}).get("run_id") for p in parts]
+
+
 def _pages(run_dir) -> list[str]:
     """The batches Data Docs shows a validation page for (`AMR objects`, …, the file inventories)."""
     return sorted(
@@ -96,7 +102,7 @@ def test_a_second_run_reuses_every_file_and_the_merge_and_publishes_the_same_byt
     merge = _stage(out, "again", "03_merge")
     assert merge["reused_from"] == {"run_id": "dirty"}
     # the draw's in-scope pairs too (the same directory parts and task scopes): only the exclusions taken off again
-    assert _stage(out, "again", "05_draw")["in_scope_pairs"]["reused_from"] == {"run_id": "dirty"}
+    assert _in_scope_taken_from(out, "again") == ["dirty"]
     assert "eligible pairs (the in-scope pairs reused from run dirty) in " in summary["stages"]["draw"].line()
     # what was taken is what the first run recorded, linked, not copied
     assert [f["outputs"] for f in validate["files"]] == [
@@ -153,14 +159,13 @@ def test_a_changed_file_is_computed_again_and_the_bundle_is_the_one_without_reus
     # merged again (its other records moved up a line: the same records), none without a USCC
     edu = pl.read_parquet(reusing / "runs" / "q2" / "02_validate" / "accepted" / "objects" / "EDU.parquet")
     assert merge["updated_from"]["entities_merged_again"] == 2 and edu["uscc"].null_count() == 0 and edu.height > 90
-    assert "reused_from" not in _stage(reusing, "q2", "05_draw")["in_scope_pairs"]  # another directory: drawn again
+    assert _in_scope_taken_from(reusing, "q2") == [None]  # another directory: drawn again
 
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
     assert main([*args, "--no-reuse"]) == 0
     for folder in ("01_ingest", "02_validate", "03_merge", "05_draw"):
         assert "reused_from" not in json.dumps(_stage(fresh, "q2", folder)), folder
     assert json.loads((fresh / "runs" / "q2" / "run.json").read_text(encoding="utf-8"))["reuse"] is False
-    assert "reused_from" not in _stage(reusing, "q2", "05_draw")["in_scope_pairs"]  # another directory: drawn again
     # merged again, the directory, its conflicts, links and counts are those of merging everything
     merged_again, merged = (out / "runs" / "q2" / "03_merge" for out in (reusing, fresh))
     assert pl.read_parquet(directory_parts(merged_again)).equals(pl.read_parquet(directory_parts(merged)))
@@ -207,7 +212,7 @@ def test_a_file_sent_again_in_another_order_merges_nothing_again_and_the_later_s
     first, now = (inputs_from(run, "commit", DIRECTORY_PARTS) for run in (dirty_run, reusing / "runs" / "q2"))
     assert [f["sha256"] for f in now] == [f["sha256"] for f in first]
     assert _stage(reusing, "q2", "04_commit")["directory_sha256_from"] == "dirty"
-    assert _stage(reusing, "q2", "05_draw")["in_scope_pairs"]["reused_from"] == {"run_id": "dirty"}
+    assert _in_scope_taken_from(reusing, "q2") == ["dirty"]
 
     args = ["run", str(plan_path(dirty_city)), "--inbox", str(inbox), "--out", str(fresh), "--run-id", "q2"]
     assert main([*args, "--no-reuse"]) == 0
@@ -240,9 +245,7 @@ def test_a_directory_merged_again_keeps_its_key_ranges_and_the_draw_takes_the_pa
     assert len(first) == len(now) == 4
     same = [a["sha256"] == b["sha256"] for a, b in zip(first, now, strict=True)]
     assert 2 <= sum(same) < 4  # two entities changed, in one range or two
-    in_scope = _stage(root, "q2", "05_draw")["in_scope_pairs"]
-    assert [(p.get("reused_from") or {}).get("run_id") == "dirty" for p in in_scope["parts"]] == same
-    assert "reused_from" not in in_scope  # not every part's
+    assert _in_scope_taken_from(root, "q2") == ["dirty" if kept else None for kept in same]
     line = summary["stages"]["draw"].line()
     assert f"eligible pairs (the in-scope pairs of {sum(same)} of 4 parts reused from run dirty) in " in line
     accepted = sorted((root / "runs" / "q2" / "02_validate" / "accepted" / "objects").glob("*.parquet"))
