@@ -14,6 +14,8 @@ its ratio to the floor measured in the same run (one read of every input file + 
 eligible pair). `--quarterly`: then the city's quarterly plan in the same output root on a copy
 of the inbox where one department's file changed (an inspectors file, then an objects file),
 reusing what did not change.
+Every bench also times one core (a one-thread Python loop, `LOOP`) before and after its runs and prints it: this
+VM's speed drifts by a third from hour to hour, and figures of different hours compare only beside it.
 `--growth`: the whole flow once per size, time and peak per size. Without `--whole-only` each
 stage runs in its own process so its peak memory is its own (each process also pays Prefect's
 temporary server, which the stage's own seconds do not include). Every command runs in a child process as the
@@ -247,6 +249,17 @@ def _reused(record: dict) -> int:
     """How many of a stage's files (or the stage itself) its record says were reused from an earlier run."""
     files = record["files"] if isinstance(record.get("files"), list) else []
     return sum(1 for f in files if f.get("reused_from")) + (1 if record.get("reused_from") else 0)
+
+
+LOOP = "sum(i * i for i in range(20_000_000))"  # one core's speed now: this VM's drifts by a third from hour to hour
+
+
+def _one_thread_loop() -> float:
+    """Seconds of LOOP in a fresh interpreter (its start not counted): how quick the machine is now, so that figures
+    measured at different hours can be told apart from a change of the code."""
+    timed = f"import time; t = time.perf_counter(); {LOOP}; print(time.perf_counter() - t)"
+    done = subprocess.run([sys.executable, "-c", timed], check=True, capture_output=True, text=True)
+    return round(float(done.stdout), 2)
 
 
 def _floor(city: Path, run_dir: Path) -> dict:
@@ -627,6 +640,7 @@ def main() -> None:
     )
     args = p.parse_args()
     figures: dict = {"objects": args.objects, "seed": args.seed, "steps": {}}
+    figures["machine"] = {"loop_seconds_before": _one_thread_loop()}
     try:
         if args.growth:
             _growth(args, figures)
@@ -639,6 +653,12 @@ def main() -> None:
             return
         _per_stage(args, plan, city, out, figures)
     finally:
+        machine = figures["machine"]
+        machine["loop_seconds_after"] = _one_thread_loop()
+        print(
+            f"  this machine's speed: a one-thread Python loop ({LOOP}) {machine['loop_seconds_before']:.2f} s before "
+            f"the runs, {machine['loop_seconds_after']:.2f} s after (the loop the README's figures quote)"
+        )
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
         print(f"figures written to {args.json}")

@@ -38,5 +38,8 @@ def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
         assert set(run["stage_cores"]) == set(STAGES), run["stage_cores"]
         assert all(0 < cores <= os.cpu_count() + 0.01 for cores in run["stage_cores"].values()), run
         assert run["reused"] == {}, "the timed runs compute everything"
+    # how quick the machine was, before and after the runs: what tells a slow hour of the VM from slower code
+    assert all(0 < found["machine"][k] < 60 for k in ("loop_seconds_before", "loop_seconds_after")), found["machine"]
+    assert "this machine's speed: a one-thread Python loop" in done.stdout, done.stdout
     floor = found["whole"]["floor"]
     assert floor["input_scan"]["rows"] > 20_000 and floor["draw"]["eligible_pairs"] > 0 and floor["seconds"] > 0
