@@ -94,6 +94,20 @@ def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], numb
     reads the tables back: what crosses the network is counts)."""
     parts = out_dir / PARTS
     spill = parts / f"spill-{number:03d}"
+    con = range_connection(accepted, parts, bounds, number, spill)
+    merged = merge_into(con)
+    _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / directory_part(number))
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
+    for name, frame in (("conflicts", merged.conflicts), ("unlinked", merged.unlinked)):
+        frame.write_parquet(parts / f"{name}-{number:03d}.parquet")
+    return replace(merged, conflicts=merged.conflicts.clear(), unlinked=merged.unlinked.clear())
+
+
+def range_connection(accepted: list[Path], parts: Path, bounds: list[str], number: int, spill: Path) -> Any:
+    """A connection to merge key range `number` in (`merge_into`): the view `records` reads only the range's records
+    (filtered as the files are read), with the departments' order and the range's records without a USCC from
+    KEYS in `parts` (`write_range_keys`)."""
     spill.mkdir(parents=True, exist_ok=True)
     con = merge_connection(settings.MERGE_MEMORY_LIMIT, spill)
     files = con.read_parquet([str(p) for p in accepted])
@@ -106,13 +120,20 @@ def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], numb
     )
     con.execute("detach keys")
     con.execute(f"create temp view linked as {sql_text('merge_linked')}")
-    merged = merge_into(con)
-    _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / directory_part(number))
-    con.close()
-    shutil.rmtree(spill, ignore_errors=True)
-    for name, frame in (("conflicts", merged.conflicts), ("unlinked", merged.unlinked)):
-        frame.write_parquet(parts / f"{name}-{number:03d}.parquet")
-    return replace(merged, conflicts=merged.conflicts.clear(), unlinked=merged.unlinked.clear())
+    return con
+
+
+def write_range_keys(con: Any, parts: Path) -> list[str]:
+    """From a connection whose view `records` holds every accepted record, after `key_records`: the bounds of the
+    key ranges (`key_ranges`, about MERGE_PARTITION_RECORDS records each) and, in KEYS in `parts`, what every range
+    reads (`range_connection`)."""
+    records = con.execute("select count(*) from records").fetchall()[0][0]
+    bounds = key_ranges(con, _range_count(records))
+    con.execute(f"attach '{parts / KEYS}' as keys")
+    con.execute("create table keys.departments as select * from departments")
+    con.execute("create table keys.linked_without_uscc as select * from linked_without_uscc")
+    con.execute("detach keys")
+    return bounds
 
 
 def _range_count(records: int) -> int:
@@ -125,13 +146,8 @@ def _merged_in_ranges(con: Any, accepted: list[Path], out_dir: Path, step: StepT
     """The entity keys cut into ranges (about MERGE_PARTITION_RECORDS records each; on a cluster a range for every
     worker thread at least), each merged by a `merge-partition` task (one at a time on the flow's threads: each
     uses every core), their counts added and their tables read back in key order."""
-    records = con.execute("select count(*) from records").fetchall()[0][0]
     with step("key ranges"):
-        bounds = key_ranges(con, _range_count(records))
-        con.execute(f"attach '{out_dir / PARTS / KEYS}' as keys")
-        con.execute("create table keys.departments as select * from departments")
-        con.execute("create table keys.linked_without_uscc as select * from linked_without_uscc")
-        con.execute("detach keys")
+        bounds = write_range_keys(con, out_dir / PARTS)
     numbers = list(range(len(bounds) + 1))
     with step("ranges merged"):
         merged = [

@@ -1,16 +1,20 @@
 """The validate and merge stages in real flow runs on the generated dirty city."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import polars as pl
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from jointdraw.flows.errors import StageFailed
 from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.storage.runfolder import directory_parts
-from tests.conftest import plan_path
+from tests.conftest import ROOT, plan_path
 
 
 def _stage(run_dir, name):
@@ -239,3 +243,36 @@ def test_data_docs_a_stopped_process_left_unfinished_are_built_again_by_publish(
     assert pages(site) == pages(dirty_run / "02_validate" / "validation")
     published = (r.parent.parent / "published" / "SZ-2026-ANNUAL" for r in (dirty_run, run))
     assert _bundle_differences(*published) == []
+
+
+def test_the_merge_profile_times_every_key_range_and_what_its_sorted_write_is_made_of(dirty_run):
+    """`scripts/profile_merge.py RUN --ranges` (what the README's figures of the merge's ranges come from): the stage's
+    steps and counts, then every key range's own steps, each range merged apart."""
+    done = subprocess.run(
+        [sys.executable, "scripts/profile_merge.py", str(dirty_run), "--ranges", "--range-records", "6000"],
+        cwd=ROOT,
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    merge = _stage(dirty_run, "03_merge")
+    assert f"{merge['records_in']:,} records, {merge['entities']:,} entities" in done.stdout, done.stdout
+    steps = re.findall(r"^  range (\d+): (.+?)\s+[\d.]+ s\s+[\d.]+ s$", done.stdout, flags=re.MULTILINE)
+    ranges = sorted({int(n) for n, _ in steps})
+    assert len(ranges) >= 3 and ranges == list(range(len(ranges))), done.stdout  # ~19,700 records, 6,000 a range
+    for number in ranges:
+        assert [s for n, s in steps if int(n) == number] == [
+            "entity sizes",
+            "shared",
+            "grouped",
+            "conflicts",
+            "unlinked",
+            "counts",
+            "directory written, sorted",
+            "apart: its rows made, into a table",
+            "apart: sorted by key, into a table",
+            "apart: their keys alone sorted",
+            "apart: the sorted table written",
+        ], done.stdout
