@@ -94,7 +94,8 @@ def _ranges_apart(accepted: list[Path], parts: Path, step: StepTimer) -> None:
 
         merge_into(con, in_range)
         with in_range("directory written, sorted"):
-            con.sql("select * from directory order by entity_key").write_parquet(str(parts / "d.parquet"))
+            query = con.sql("select * from directory order by entity_key")  # as merge_partition writes it
+            query.write_parquet(str(parts / "d.parquet"), compression="snappy")
         for name, query in (
             ("apart: its rows made, into a table", "create temp table d as select * from directory"),
             ("apart: sorted by key, into a table", "create temp table s as select * from d order by entity_key"),
