@@ -146,10 +146,9 @@ def map_department_files(
     for kind in kinds:
         files = [p for p in sorted((ingest_dir / kind).glob("*.parquet")) if (kind, p.stem) not in skip]
         rows = {p.stem: pl.scan_parquet(p).select(pl.len()).collect().item() for p in files}
-        limit = settings.VALIDATE_BATCH_ROWS
-        if on_cluster():  # a thread's share of the kind's rows at most
-            limit = min(limit, max(1, -(-sum(rows.values()) // threads)))
-        split = batches_of_rows(rows, limit)
+        # a thread's share of the kind's rows at most (off a cluster one thread: the kind's rows, no cut)
+        share = max(1, -(-sum(rows.values()) // threads))
+        split = batches_of_rows(rows, min(settings.VALIDATE_BATCH_ROWS, share))
         batches += [(kind, batch) for batch in split if batch]
     if not batches:
         return []
