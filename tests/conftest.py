@@ -16,6 +16,9 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="jointdraw-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# the session's server records no task runs, as a command's temporary server (cli/prefect_server.py); the real
+# server of tests/flows/test_deployment.py records them, as users' servers do
+os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
 
 import pytest  # noqa: E402
 

@@ -7,8 +7,16 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 
+from jointdraw.cli.prefect_server import TASK_RUN_RECORDER
 from tests.conftest import plan_path
+
+
+def _rows(home, *tables: str) -> tuple[int, ...]:
+    """How many rows each table of the home's Prefect database holds."""
+    with closing(sqlite3.connect(f"file:{home / 'prefect.db'}?mode=ro", uri=True)) as con:
+        return tuple(con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables)
 
 
 def _listening(port: int) -> bool:
@@ -18,7 +26,7 @@ def _listening(port: int) -> bool:
 
 
 def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(small_city, tmp_path, monkeypatch):
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # as a user runs it: no server
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", TASK_RUN_RECORDER)}  # as users run it
     env["PREFECT_HOME"], env["PREFECT_LOGGING_LEVEL"] = str(tmp_path / "prefect-home"), "DEBUG"
     command = [sys.executable, "-m", "jointdraw.cli", "run", str(plan_path(small_city))]
     command += ["--inbox", str(small_city / "inbox"), "--out", str(tmp_path / "out"), "--stop-after", "validate"]
@@ -35,6 +43,9 @@ def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(sma
     assert not _listening(int(started.group(1)))
     validate = next((tmp_path / "out" / "runs").glob("*/02_validate/stage.json"))
     assert validate.is_file()
+    # the server kept the flow run and its logs, not its task runs: nobody reads them (cli/prefect_server.py)
+    flow_runs, logs, task_runs = _rows(tmp_path / "prefect-home", "flow_run", "log", "task_run")
+    assert flow_runs == 1 and logs > 0 and task_runs == 0
 
     # the home's database is now at the installed Prefect's newest migration, as `migrations_head` reads the
     # scripts: the next run's server is told to skip the check, and it starts, answers and takes the run's logs
@@ -45,8 +56,12 @@ def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(sma
     monkeypatch.setenv("PREFECT_HOME", env["PREFECT_HOME"])
     monkeypatch.chdir(tmp_path)
     assert database_is_current() and blocks_registered()  # and it skips the blocks' check too
-    again = subprocess.run(
-        [*command[:-1], "ingest", "--run-id", "again"], env=env, capture_output=True, text=True, timeout=600
+    again = subprocess.run(  # with the task runs recorded: the environment says so
+        [*command[:-1], "ingest", "--run-id", "again"],
+        env={**env, TASK_RUN_RECORDER: "true"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = again.stdout + again.stderr
     # and what the server writes once it is asked to stop (Prefect 3.9's task-run recorder logs CancelledError
@@ -54,6 +69,8 @@ def test_a_run_without_a_server_starts_one_at_once_and_leaves_nothing_behind(sma
     assert again.returncode == 0 and "Traceback" not in output and "Error logging to API" not in output, output[-3000:]
     assert (tmp_path / "out" / "runs" / "again" / "01_ingest" / "stage.json").is_file()
     assert (tmp_path / "prefect-home" / STOP_LOG).is_file()
+    flow_runs, task_runs = _rows(tmp_path / "prefect-home", "flow_run", "task_run")
+    assert flow_runs == 2 and task_runs > 0
 
 
 def test_the_database_check_is_skipped_only_for_prefects_own_sqlite_file_at_the_newest_migration(tmp_path, monkeypatch):
