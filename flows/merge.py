@@ -96,7 +96,7 @@ def merge_partition(accepted: list[Path], out_dir: Path, bounds: list[str], numb
     spill = parts / f"spill-{number:03d}"
     con = range_connection(accepted, parts, bounds, number, spill)
     merged = merge_into(con)
-    _copy_to_parquet(con, "select * from directory order by entity_key", out_dir / directory_part(number))
+    write_range_directory(con, out_dir / directory_part(number))
     con.close()
     shutil.rmtree(spill, ignore_errors=True)
     for name, frame in (("conflicts", merged.conflicts), ("unlinked", merged.unlinked)):
@@ -121,6 +121,11 @@ def range_connection(accepted: list[Path], parts: Path, bounds: list[str], numbe
     con.execute("detach keys")
     con.execute(f"create temp view linked as {sql_text('merge_linked')}")
     return con
+
+
+def write_range_directory(con: Any, path: Path) -> Path:
+    """A key range's directory (`merge_into`'s table `directory`), sorted by entity key, written to `path`."""
+    return _copy_to_parquet(con, "select * from directory order by entity_key", path)
 
 
 def write_range_keys(con: Any, parts: Path) -> list[str]:

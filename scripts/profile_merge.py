@@ -28,7 +28,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from jointdraw.flows.merge import range_connection, run_merge, write_range_keys
+from jointdraw.flows.merge import range_connection, run_merge, write_range_directory, write_range_keys
 from jointdraw.transforms import settings
 from jointdraw.transforms.merge import StepTimer, key_records, merge_connection, merge_into
 from jointdraw.transforms.stage_records import MergeRecord
@@ -94,8 +94,7 @@ def _ranges_apart(accepted: list[Path], parts: Path, step: StepTimer) -> None:
 
         merge_into(con, in_range)
         with in_range("directory written, sorted"):
-            query = con.sql("select * from directory order by entity_key")  # as merge_partition writes it
-            query.write_parquet(str(parts / "d.parquet"), compression="snappy")
+            write_range_directory(con, parts / "d.parquet")  # as merge_partition writes it
         for name, query in (
             ("apart: its rows made, into a table", "create temp table d as select * from directory"),
             ("apart: sorted by key, into a table", "create temp table s as select * from d order by entity_key"),

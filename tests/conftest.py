@@ -18,7 +18,9 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # the session's server records no task runs, as a command's temporary server (cli/prefect_server.py); the real
 # server of tests/flows/test_deployment.py records them, as users' servers do
-os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
+from jointdraw.cli.prefect_server import TASK_RUN_RECORDER  # noqa: E402 (it loads nothing of Prefect)
+
+os.environ.setdefault(TASK_RUN_RECORDER, "false")
 
 import pytest  # noqa: E402
 

@@ -5,7 +5,8 @@ server stopped by a fixture), and at the end prints them per test file, the cost
 Under pytest-xdist each worker measures its own tests and hands them to the controller, which prints them.
 
 A process is counted when it is waited for: a server a session fixture starts is counted at the test after
-which the session ends, not at the tests that used it; the totals are right."""
+which the session ends, not at the tests that used it (the totals hold it); a process never waited for (one left
+running by a process that exited) is not counted."""
 
 from __future__ import annotations
 

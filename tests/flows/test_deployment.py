@@ -165,7 +165,8 @@ def _a_failed_run_retried_goes_on_where_it_stopped(api, secret, env, city, tmp_p
         p: p.stat().st_mtime_ns for p in run_dir.glob("0[1-7]_*/stage.json")
     } == finished  # nothing before publish redone
     assert sorted(p.name for p in (out / "runs").iterdir()) == [run_id]  # the same run folder, no new one
-    # a server people read records the run's task runs (a command's temporary server does not: cli/prefect_server.py)
+    # a server people read records the run's task runs, more than its eight stages' (the file tasks too); a command's
+    # temporary server records none (cli/prefect_server.py)
     assert _get(f"{api}/task_runs/count", secret, body={"flow_runs": {"id": {"any_": [flow_run]}}}) > 8
     assert len(attempts(audit_entries(out, "SZ-2026-ANNUAL"))) == 1
     bundle = out / "published" / "SZ-2026-ANNUAL"
