@@ -6,7 +6,6 @@ that environment's `jointdraw`, started from a folder outside the checkout, and 
 verified by the same command."""
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -20,13 +19,14 @@ from jointdraw.flows.plan_run import plan_run
 from jointdraw.transforms.documents.manifest import file_digest
 from jointdraw.transforms.storage.bundle import bundle_file
 from jointdraw.transforms.storage.runfolder import directory_parts
-from tests.conftest import ROOT, plan_path
+from tests.conftest import ROOT, plan_path, writing_bytecode
 from tests.flows.test_publish_stage import VOLATILE
 
 
 def outside_the_checkout(**extra: str) -> dict[str, str]:
-    """The environment of a machine that has the package but not the checkout."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    """The environment of a machine that has the package but not the checkout (and writes bytecode, as Python
+    does unless told otherwise)."""
+    env = {k: v for k, v in writing_bytecode().items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     return {**env, **extra}
 
 
