@@ -76,6 +76,23 @@ def test_workers_warmed_up_ahead_have_loaded_the_writers_modules_before_their_fi
     assert all(f["xlsxwriter"] for f in found) and all(f["pid"] != os.getpid() for f in found), found
 
 
+def test_the_workers_of_a_block_that_ended_well_serve_the_next_block_and_a_failed_blocks_stop(tmp_path):
+    """A process that runs several plans starts no fresh workers for each: a block's workers wait warm for the
+    next one, unless the block failed (a writer under way may have been stopped half-way: that worker ends)."""
+    with BackgroundWriters(workers=1) as writers:
+        writers.submit(_what_is_loaded, tmp_path / "first.json")
+    with BackgroundWriters(workers=1) as writers:
+        writers.submit(_what_is_loaded, tmp_path / "second.json")
+    first, second = (json.loads((tmp_path / f"{n}.json").read_text(encoding="utf-8")) for n in ("first", "second"))
+    assert first["pid"] == second["pid"] != os.getpid()
+    with pytest.raises(OSError, match="No space left"), BackgroundWriters(workers=1) as writers:
+        writers.submit(_fail, tmp_path / "failed.txt")  # the warm worker of the blocks above takes it
+    assert not os.path.exists(f"/proc/{second['pid']}"), "the failed block's worker ended (and was waited for)"
+    with BackgroundWriters(workers=1) as writers:
+        writers.submit(_what_is_loaded, tmp_path / "third.json")
+    assert json.loads((tmp_path / "third.json").read_text(encoding="utf-8"))["pid"] != second["pid"]
+
+
 def test_a_file_written_ahead_is_there_when_asked_for_and_its_worker_serves_the_next_writers(tmp_path):
     """A stage starts a later stage's file (publish's audit directory while assign runs); the later stage waits
     for it, or writes it itself when its writer failed or it was never asked for."""

@@ -106,7 +106,8 @@ class _Worker:
 class BackgroundWriters:
     """Worker processes whose exit waits for every submitted writer and raises the first error one of
     them raised; when the caller fails, writers not started never start and the workers are stopped
-    (no writer is left writing into a folder the caller is about to remove)."""
+    (no writer is left writing into a folder the caller is about to remove); when it does not, they are
+    kept warm for the process's next block (`_keep_warm`)."""
 
     def __init__(self, workers: int = WORKERS) -> None:
         self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writer")  # one per worker
@@ -155,7 +156,19 @@ class BackgroundWriters:
                         worker.stop()  # a writer under way stops; the thread waiting for it goes on
             self._threads.shutdown(wait=True)
             for worker in self._workers.values():
-                worker.close()
+                if failed or not _keep_warm(worker):
+                    worker.close()
+
+
+def _keep_warm(worker: _Worker) -> bool:
+    """Whether `worker`, done with its writers, waits warm for this process's next ones (`warm_up` fills the pool
+    to WORKERS): a process that runs several plans (an API caller, the test suite's workers: 40 runs a worker)
+    started two fresh interpreters a run, 0.75 CPU s each, for what the last run's had already loaded."""
+    with _WARM_LOCK:
+        if len(_WARM) >= WORKERS:
+            return False
+        _WARM.append(_loading_writers(worker))
+        return True
 
 
 # the modules the writers are in (and what they import: polars, xlsxwriter): what a worker loads before its first one
@@ -170,10 +183,14 @@ def warm_up() -> None:
     on one core) when publish, which writes in the background, follows it. Unused, they end with this process."""
     with _WARM_LOCK:
         while len(_WARM) < WORKERS:
-            worker = _Worker()
-            for module in WRITERS:
-                worker.send(_pickled((importlib.import_module, (module,))))
-            _WARM.append(worker)
+            _WARM.append(_loading_writers(_Worker()))
+
+
+def _loading_writers(worker: _Worker) -> _Worker:
+    """`worker`, told to load the writers' modules before anything else it is sent (what a warm worker has)."""
+    for module in WRITERS:
+        worker.send(_pickled((importlib.import_module, (module,))))
+    return worker
 
 
 def _take_warm() -> _Worker | None:
@@ -209,8 +226,8 @@ def write_ahead(path: Path, write: Callable[..., Any], *args: Any, lane: str = "
                 worker.stop()
             done.set_exception(e)
             return
-        with _WARM_LOCK:
-            _WARM.append(worker)
+        if not _keep_warm(worker):
+            worker.close()
         done.set_result(None)
 
     with _WARM_LOCK:
