@@ -4,11 +4,13 @@ generated cities (clean and dirty) made once per session."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 # Prefect reads its settings at import: isolate it before anything imports prefect.
@@ -41,19 +43,19 @@ def prefect_server():
 
 
 @pytest.fixture(scope="session")
-def small_city(tmp_path_factory) -> Path:
+def small_city(request, tmp_path_factory, worker_id) -> Path:
     """A clean generated city of about 20,000 object rows (inbox/, plans/)."""
-    root = tmp_path_factory.mktemp("city")
-    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED), root, dirty=False, seed=CITY_SEED)
-    return root
+    return made_once(request, tmp_path_factory, worker_id, "city", partial(_write_city, dirty=False))
 
 
 @pytest.fixture(scope="session")
-def dirty_city(tmp_path_factory) -> Path:
+def dirty_city(request, tmp_path_factory, worker_id) -> Path:
     """The same city with planted errors and truth.csv."""
-    root = tmp_path_factory.mktemp("dirty-city")
-    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED), root, dirty=True, seed=CITY_SEED)
-    return root
+    return made_once(request, tmp_path_factory, worker_id, "dirty-city", partial(_write_city, dirty=True))
+
+
+def _write_city(root: Path, dirty: bool) -> None:
+    write_city(generate_city(SMALL_CITY_OBJECTS, CITY_SEED), root, dirty=dirty, seed=CITY_SEED)
 
 
 def plan_path(city: Path, plan_id: str = "SZ-2026-ANNUAL") -> Path:
@@ -61,32 +63,62 @@ def plan_path(city: Path, plan_id: str = "SZ-2026-ANNUAL") -> Path:
 
 
 @pytest.fixture(scope="session")
-def dirty_run(prefect_server, dirty_city, tmp_path_factory) -> Path:
+def dirty_run(request, prefect_server, dirty_city, tmp_path_factory, worker_id) -> Path:
     """The dirty city run through every stage once (the plan's own seed); returns the run folder."""
-    from jointdraw.flows.plan_run import plan_run
 
-    out = tmp_path_factory.mktemp("dirty-run")
-    plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty")
-    return out / "runs" / "dirty"
+    def run(out: Path) -> None:
+        from jointdraw.flows.plan_run import plan_run
+
+        plan_run(plan=str(plan_path(dirty_city)), inbox=str(dirty_city / "inbox"), out=str(out), run_id="dirty")
+
+    return made_once(request, tmp_path_factory, worker_id, "dirty-run", run) / "runs" / "dirty"
 
 
 @pytest.fixture(scope="session")
-def installed(tmp_path_factory, worker_id) -> Path:
+def installed(request, tmp_path_factory, worker_id) -> Path:
     """The project as another machine installs it: the wheel built from this checkout (the pinned
     build backend), installed with requirements.lock (hashes checked) into a fresh environment that
-    has no checkout on its path. Returns the environment's bin/ (jointdraw, python, dask). Built once
-    per test command: the first of pytest-xdist's workers to ask builds it, under a lock, in the
-    temporary folder they share; the others wait for it (about 25 s of the 2 cores' time each)."""
+    has no checkout on its path. Returns the environment's bin/ (jointdraw, python, dask). (Its
+    processes write their bytecode into it: not checked as unchanged.)"""
+    return made_once(request, tmp_path_factory, worker_id, "installed", _install, unchanged=False) / "venv" / "bin"
+
+
+def made_once(request, tmp_path_factory, worker_id: str, name: str, make, unchanged: bool = True) -> Path:
+    """A folder `make(folder)` fills, made once per test command and read by every test that asks: the first of
+    pytest-xdist's workers to ask makes it, under a lock, in the temporary folder they share; the others wait
+    for it (a city 2 CPU s, the dirty city's run 12, the installed package 30). Nothing may write into it: at
+    the end of each worker's session, its files are checked unchanged (`unchanged`), so a test that wrote into
+    it fails there, not another test on another worker by chance of which one made it."""
     if worker_id == "master":  # not under xdist
-        return _install(tmp_path_factory.mktemp("installed"))
-    shared = tmp_path_factory.getbasetemp().parent / "installed"
-    with open(shared.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when its worker dies
-        if not (shared / "done").exists():
-            shutil.rmtree(shared, ignore_errors=True)  # a worker that died while building
-            _install(shared)
-            (shared / "done").touch()
-    return shared / "venv" / "bin"
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+    else:
+        folder = tmp_path_factory.getbasetemp().parent / name
+        with open(folder.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when its worker dies
+            if not folder.with_suffix(".done").exists():
+                shutil.rmtree(folder, ignore_errors=True)  # a worker that died while making it
+                folder.mkdir()
+                make(folder)
+                folder.with_suffix(".done").write_text(_folder_digest(folder))
+    if unchanged:
+        made = _folder_digest(folder)
+        request.addfinalizer(lambda: _assert_unchanged(folder, made))
+    return folder
+
+
+def _folder_digest(folder: Path) -> str:
+    """SHA-256 of every file's path and bytes under `folder`."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _assert_unchanged(folder: Path, made: str) -> None:
+    assert _folder_digest(folder) == made, (
+        f"a test wrote into {folder}, which the session's tests share: copy it first (shutil.copytree)"
+    )
 
 
 def _install(root: Path) -> Path:
