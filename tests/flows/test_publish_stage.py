@@ -292,7 +292,6 @@ def test_report_opens_offline_in_headless_chromium(bundle, tmp_path):
         assert f'data-figure="{key}"><div class="value">{value}</div>' in dom, key
     assert dom.count('class="main-svg"') >= 4  # plotly.js ran and drew the charts: no CDN needed
     assert "部门重叠矩阵" in dom and "分类抽取比例" in dom
-    screenshot = tmp_path / "report.png"
+    screenshot = tmp_path / "report.png"  # kept, in pytest's last three temporary folders, for a look
     subprocess.run(["chromium", *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=120)
     assert screenshot.stat().st_size > 50_000
-    shutil.copy(screenshot, bundle.parent.parent / "report-screenshot.png")  # kept beside the test run for a look
