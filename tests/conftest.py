@@ -1,5 +1,6 @@
-"""Shared fixtures: an isolated Prefect home, one Prefect test server per session, and
-generated cities (clean and dirty) made once per session."""
+"""Shared fixtures: an isolated Prefect home, one Prefect test server per session (per xdist worker), and
+generated cities (clean and dirty), the dirty city's run and the installed package, each made once per test
+command for both workers (`made_once`): read them, copy them to change them."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def made_once(request, tmp_path_factory, worker_id: str, name: str, make, unchan
                 shutil.rmtree(folder, ignore_errors=True)  # a worker that died while making it
                 folder.mkdir()
                 make(folder)
-                folder.with_suffix(".done").write_text(_folder_digest(folder))
+                folder.with_suffix(".done").touch()
     if unchanged:
         made = _folder_digest(folder)
         request.addfinalizer(lambda: _assert_unchanged(folder, made))
@@ -133,10 +134,11 @@ def _install(root: Path) -> Path:
     into = [*pip, "--python", str(root / "venv" / "bin" / "python"), "install", "--no-compile"]
     subprocess.run([*into, "--require-hashes", "--requirement", str(ROOT / "requirements.lock")], check=True)
     subprocess.run([*into, "--no-deps", *map(str, (root / "dist").glob("jointdraw-*.whl"))], check=True)
-    # --no-compile spares compiling the whole environment (37 CPU s more for pip); what the tests' processes load
-    # is compiled once here instead, by its first import, with the bytecode written as Python writes it by default:
-    # where PYTHONDONTWRITEBYTECODE is set (as in this sandbox) each of them — the run, the verify, Dask's scheduler
-    # and workers — compiled Prefect, Great Expectations, pandas and distributed again (10 CPU s a process)
+    # --no-compile spares compiling the whole environment (pip took 56 s with it, 20 s without); what the tests'
+    # processes load is compiled once here instead, by its first import, with the bytecode written as Python writes
+    # it by default: where PYTHONDONTWRITEBYTECODE is set (as in this sandbox) each of them — the run, the verify,
+    # Dask's scheduler and workers — compiled Prefect, Great Expectations, pandas and distributed again (about
+    # 10 CPU s a process)
     python = root / "venv" / "bin" / "python"
     subprocess.run([python, "-c", f"import {', '.join(INSTALLED_IMPORTS)}"], env=writing_bytecode(), check=True)
     return root / "venv" / "bin"
@@ -154,7 +156,7 @@ INSTALLED_IMPORTS = (
 )
 
 
-def writing_bytecode(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment without PYTHONDONTWRITEBYTECODE: Python writes the bytecode of what it imports, as it
+def writing_bytecode() -> dict[str, str]:
+    """This environment without PYTHONDONTWRITEBYTECODE: Python writes the bytecode of what it imports, as it
     does on a machine nobody told otherwise."""
-    return {k: v for k, v in (os.environ if env is None else env).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}

@@ -162,7 +162,7 @@ class BackgroundWriters:
 
 def _keep_warm(worker: _Worker) -> bool:
     """Whether `worker`, done with its writers, waits warm for this process's next ones (`warm_up` fills the pool
-    to WORKERS): a process that runs several plans (an API caller, the test suite's workers: 40 runs a worker)
+    to WORKERS): a process that runs several plans (an API caller, the test suite's workers: dozens of runs each)
     started two fresh interpreters a run, 0.75 CPU s each, for what the last run's had already loaded."""
     with _WARM_LOCK:
         if len(_WARM) >= WORKERS:
