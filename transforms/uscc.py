@@ -157,6 +157,10 @@ def normalise_code(expr: pl.Expr) -> pl.Expr:
     """Codes as compared everywhere: full-width to ASCII (NFKC), no whitespace or zero-width characters,
     upper case, without a spreadsheet's text guard (a leading apostrophe, ="…"), '' → null.
 
+    The guards go once (an apostrophe, then ="…"), and only when what is left is not guarded again:
+    `''` or `="'X"` stay as written (no export writes them; the USCC check then names the value as
+    it came), so that normalising twice gives the same code (hypothesis found `''` → `'` → null).
+
     NFKC runs again after the spaces go: a compatibility character can decompose into a space and
     a combining mark (´ → " ́"), which composes with the letter before it only once the space is
     gone — without the second pass, normalising twice would not give the same code (hypothesis
@@ -164,8 +168,17 @@ def normalise_code(expr: pl.Expr) -> pl.Expr:
     e = expr.cast(pl.String)
     for _ in range(2):
         e = e.str.normalize("NFKC").str.replace_all(INVISIBLE, "").str.replace_all(r"\s+", "").str.to_uppercase()
-    e = e.str.replace(SPREADSHEET_TEXT_GUARDS[0], "").str.replace(SPREADSHEET_TEXT_GUARDS[1], "${1}")
+    unguarded = _without_text_guard(e)
+    e = pl.when(_has_text_guard(unguarded)).then(e).otherwise(unguarded)
     return pl.when(e == "").then(None).otherwise(e)
+
+
+def _has_text_guard(e: pl.Expr) -> pl.Expr:
+    return e.str.contains(SPREADSHEET_TEXT_GUARDS[0]) | e.str.contains(SPREADSHEET_TEXT_GUARDS[1])
+
+
+def _without_text_guard(e: pl.Expr) -> pl.Expr:
+    return e.str.replace(SPREADSHEET_TEXT_GUARDS[0], "").str.replace(SPREADSHEET_TEXT_GUARDS[1], "${1}")
 
 
 def normalise_org_code(expr: pl.Expr) -> pl.Expr:

@@ -23,8 +23,12 @@ def _normalise(values: list[str | None]) -> list[str | None]:
     return pl.select(normalise_code(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
 
 
+# the characters normalising acts on, so that hypothesis meets their combinations often (`''` was met once in CI)
+CODE_DRESSING = st.lists(st.sampled_from(["'", '="', '"', " ", "\u200b", "ａ", "9", "´"]), max_size=5).map("".join)
+
+
 @SETTINGS
-@given(st.lists(st.one_of(st.none(), st.text(max_size=30)), max_size=20))
+@given(st.lists(st.one_of(st.none(), st.text(max_size=30), CODE_DRESSING), max_size=20))
 def test_code_normalisation_is_idempotent(values):
     once = _normalise(values)
     assert _normalise(once) == once

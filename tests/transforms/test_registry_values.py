@@ -224,6 +224,16 @@ def test_codes_systems_protect_from_spreadsheets_are_normalised(written):
     assert pl.select(normalise_code(pl.lit(written))).item() == "91440300708461136T"
 
 
+@pytest.mark.parametrize(
+    ("written", "normal"),
+    [("''", "''"), ("'", None), ('=""', None), ('="\'X"', '="\'X"'), ('\'="X"', "X"), ('="X', '="X')],
+)
+def test_a_guard_is_removed_once_and_only_when_what_it_guarded_is_not_guarded_again(written, normal):
+    # `''` once became `'` and then nothing: normalising twice must give what normalising once gave
+    once = pl.select(normalise_code(pl.lit(written))).item()
+    assert once == normal and pl.select(normalise_code(pl.lit(once, dtype=pl.String))).item() == normal
+
+
 def test_a_uscc_a_spreadsheet_stored_as_a_number_has_its_own_reason():
     # 914403001922038216 (华为技术有限公司) in a number cell reads back as 914403001922038272
     codes = pl.Series(["914403001922038272", "9.14403E+17", "914403001922038216", "914403001922038217"])
