@@ -2,7 +2,9 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from jointdraw.transforms import normalise
 from jointdraw.transforms.normalise import (
     dictionary_columns,
     normalise_registry,
@@ -10,6 +12,7 @@ from jointdraw.transforms.normalise import (
     raw_to_keep,
     submitted_rows,
 )
+from jointdraw.transforms.storage.registry_files import open_registry, scan_inbox
 
 
 def test_dates_in_the_forms_departments_use():
@@ -30,7 +33,13 @@ def test_dates_in_the_forms_departments_use():
     assert got == [jan5] * 7 + [None, None, None]
 
 
-def test_objects_are_typed_and_nothing_is_lost():
+# the two ways a batch is normalised: column by column (a big batch) and in one query (a small one)
+BOTH_WAYS = pytest.mark.parametrize("one_query_rows", [0, 10**9], ids=["column-by-column", "one-query"])
+
+
+@BOTH_WAYS
+def test_objects_are_typed_and_nothing_is_lost(monkeypatch, one_query_rows):
+    monkeypatch.setattr(normalise, "ONE_QUERY_ROWS", one_query_rows)
     raw = pl.DataFrame(
         {
             "uscc": [" 91350100m000100y43 ", "９１３５０１００Ｍ０００１００Ｙ４３", None],
@@ -129,3 +138,16 @@ def test_the_dictionary_encoded_columns_are_columns_of_the_typed_table():
         named = set(dictionary_columns(kind))
         assert named <= set(normalise_registry(raw, kind, "AMR").columns), kind
         assert not named & {"uscc", "name", "address", "phone", "inspector_id", "item_id", "source_line"}, kind
+
+
+def test_a_batch_is_typed_the_same_in_one_query_as_column_by_column(dirty_city, monkeypatch):
+    # every file of the dirty city (planted errors: codes in every guard, dates in every form, unknown enums)
+    batches = 0
+    for file in scan_inbox(dirty_city / "inbox").files:
+        for raw, _ in open_registry(file).batches():
+            monkeypatch.setattr(normalise, "ONE_QUERY_ROWS", 0)
+            by_column = normalise_registry(raw, file.kind, file.department)
+            monkeypatch.setattr(normalise, "ONE_QUERY_ROWS", 10**9)
+            assert_frame_equal(normalise_registry(raw, file.kind, file.department), by_column)
+            batches += 1
+    assert batches > 40
