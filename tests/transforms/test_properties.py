@@ -23,7 +23,8 @@ def _normalise(values: list[str | None]) -> list[str | None]:
     return pl.select(normalise_code(pl.lit(pl.Series(values, dtype=pl.String)))).to_series().to_list()
 
 
-# the characters normalising acts on, so that hypothesis meets their combinations often (`''` was met once in CI)
+# the characters normalising acts on, so that hypothesis meets their combinations often: `''` was met once, in CI
+# (without these, 0 of 10 runs found the bug; with them, 10 of 10)
 CODE_DRESSING = st.lists(st.sampled_from(["'", '="', '"', " ", "\u200b", "ａ", "9", "´"]), max_size=5).map("".join)
 
 
