@@ -135,10 +135,44 @@ def _apply(
         todo = np.flatnonzero(~_normal_already(values, already_normal).to_numpy())
         fixed = _rule_over(values.gather(todo), rule)
         return values.clone().scatter(todo, fixed) if len(todo) else values  # scatter writes in place: not the caller's
-    rows = values.to_frame().lazy()
-    mapping = rows.unique().with_columns(rule(pl.col(values.name)).alias("_normalised"))
-    joined = rows.join(mapping, on=values.name, how="left", nulls_equal=True, maintain_order="left")
-    return joined.select(pl.col("_normalised").alias(values.name)).collect().to_series()
+    return _per_distinct(values, {values.name: rule})[values.name]
+
+
+def _per_distinct(values: pl.Series, rules: dict[str, Callable[[pl.Expr], pl.Expr]]) -> dict[str, pl.Series]:
+    """Each of `rules` (output name → rule) over `values`, computed once per distinct value and joined back (one
+    join for them all: a date and its `<date>_text`). An output its rule leaves unchanged (`_left_unchanged`) is
+    `values` itself, with no join: most columns of a system's export, where the join over every row was the cost
+    (AMR's batches of 500,000 rows at 8M: 4-6 ms instead of 10-11 for its credit class, legacy and organisation
+    codes)."""
+    mapping = (
+        values.to_frame()
+        .lazy()
+        .unique()
+        .with_columns(rule(pl.col(values.name)).alias(f"_{out}") for out, rule in rules.items())
+    )
+    distinct = mapping.collect()
+    kept = _left_unchanged(distinct, values.name, list(rules))
+    out = {name: values.alias(name) for name in kept}
+    if joined := [name for name in rules if name not in kept]:
+        rows = (
+            values.to_frame()
+            .lazy()
+            .join(distinct.lazy(), on=values.name, how="left", nulls_equal=True, maintain_order="left")
+        )
+        found = rows.select(pl.col(f"_{name}").alias(name) for name in joined).collect()
+        out |= {name: found[name] for name in joined}
+    return {name: out[name] for name in rules}
+
+
+def _left_unchanged(distinct: pl.DataFrame, column: str, outputs: list[str]) -> set[str]:
+    """The outputs whose rule gives every distinct value of `column` back unchanged: the same type, the same values,
+    nulls where they were (`distinct`: the values, and each output's as `_<output>`). Enumerations already
+    canonical, codes already normal, a column of nulls."""
+    return {
+        out
+        for out in outputs
+        if distinct[f"_{out}"].equals(distinct[column], check_names=False, check_dtypes=True, null_equal=True)
+    }
 
 
 def few_distinct(how: str) -> bool:
@@ -232,10 +266,11 @@ def _ruled_columns(rules: dict[str, str], submitted: Callable[[str], pl.Series])
     ruled = {}
     for name, how in rules.items():
         values = submitted(name)
+        if how == "date":  # the date and the text it was read from, in one pass over the distinct values
+            ruled |= _per_distinct(values, {name: parse_date, f"{name}_text": normalise_text})
+            continue
         repetitive = few_distinct(how) or (how != "text" and values.approx_n_unique() < values.len() // 4)
         ruled[name] = _apply(values, _rule(how), per_unique=repetitive, already_normal=ALREADY_NORMAL.get(how))
-        if how == "date":
-            ruled[f"{name}_text"] = _apply(values, normalise_text, per_unique=True).alias(f"{name}_text")
     return ruled
 
 

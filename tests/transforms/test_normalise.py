@@ -130,6 +130,31 @@ def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():
             ), how
 
 
+def test_a_column_its_rule_leaves_unchanged_is_given_back_and_one_changed_value_is_joined_back():
+    """Per distinct value (`_per_distinct`), an output whose every distinct value the rule gives back unchanged is
+    the column itself, without the join over its rows; a single value the rule changes, or a rule that changes the
+    type (a date), and the rule's results are joined back."""
+    from jointdraw.transforms.normalise import _left_unchanged, _per_distinct, _rule
+
+    canonical = pl.Series("status", ["active", None, "revoked", "active"])
+    assert _per_distinct(canonical, {"status": _rule("enum:object_status")})["status"].equals(canonical)
+    distinct = pl.DataFrame({"v": ["active", None], "_kept": ["active", None], "_changed": ["active", "revoked"]})
+    distinct = distinct.with_columns(_typed=pl.Series([1, None]), _unnull=pl.Series(["active", "x"]))
+    assert _left_unchanged(distinct, "v", ["kept", "changed", "typed", "unnull"]) == {"kept"}
+    one_changed = pl.Series("status", ["active", None, "吊销，未注销", "active"])
+    assert _per_distinct(one_changed, {"status": _rule("enum:object_status")})["status"].to_list() == [
+        "active",
+        None,
+        "revoked",
+        "active",
+    ]
+    dates = pl.Series("registered_on", ["2021-01-05", None, "2021/1/5"])
+    both = _per_distinct(dates, {"registered_on": _rule("date"), "registered_on_text": _rule("text")})
+    assert both["registered_on"].to_list() == [dt.date(2021, 1, 5), None, dt.date(2021, 1, 5)]
+    assert both["registered_on_text"].equals(dates.alias("registered_on_text"))  # the text unchanged: no join
+    assert list(both) == ["registered_on", "registered_on_text"]
+
+
 def test_the_dictionary_encoded_columns_are_columns_of_the_typed_table():
     """Ingest writes `dictionary_columns(kind)` dictionary-encoded: each names a column the typed table has (the
     writer refuses a name it does not know), never a column of distinct values."""
