@@ -5,6 +5,7 @@ department."""
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -141,11 +142,24 @@ def test_ingest_writes_the_columns_of_few_distinct_values_dictionary_encoded(tmp
     _inbox_file(tmp_path, "ENV", "inspections.csv", GBK_CSV.encode("gbk"))
     [file] = scan_inbox(tmp_path / "inbox").files
     ingest_file(file, tmp_path / "inbox", tmp_path / "01_ingest")
-    row_group = pq.ParquetFile(tmp_path / "01_ingest" / "inspections" / "ENV.parquet").metadata.row_group(0)
-    encoded = {
-        row_group.column(i).path_in_schema: "RLE_DICTIONARY" in row_group.column(i).encodings
-        for i in range(row_group.num_columns)
-    }
-    assert {c for c, dictionary in encoded.items() if dictionary} == set(dictionary_columns("inspections"))
+
+    def encoded(path: Path) -> dict[str, bool]:
+        row_group = pq.ParquetFile(path).metadata.row_group(0)
+        return {
+            row_group.column(i).path_in_schema: "RLE_DICTIONARY" in row_group.column(i).encodings
+            for i in range(row_group.num_columns)
+        }
+
+    typed = encoded(tmp_path / "01_ingest" / "inspections" / "ENV.parquet")
+    assert {c for c, dictionary in typed.items() if dictionary} == set(dictionary_columns("inspections"))
     assert "inspection_date" in dictionary_columns("inspections")  # a date column, not only text
-    assert not encoded["uscc"] and not encoded["name"] and encoded["inspection_kind"] and encoded["source_file"]
+    assert not typed["uscc"] and not typed["name"] and typed["inspection_kind"] and typed["source_file"]
+    # the rows as submitted too: their repeated text (dates, kinds, levels, the file's name), not their codes
+    raw = encoded(tmp_path / "01_ingest" / "raw" / "ENV" / "inspections.parquet")
+    assert {c for c, dictionary in raw.items() if dictionary} == {
+        "inspection_date",
+        "inspection_kind",
+        "level",
+        "source_file",
+    }
+    assert not raw["uscc"] and not raw["name"] and not raw["department"] and not raw["source_line"]

@@ -14,7 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from jointdraw.transforms.normalise import dictionary_columns, normalise_registry, raw_to_keep
+from jointdraw.transforms.normalise import (
+    dictionary_columns,
+    normalise_registry,
+    raw_dictionary_columns,
+    raw_to_keep,
+)
 from jointdraw.transforms.stage_records import IngestRecord
 from jointdraw.transforms.storage.registry_files import Inbox, RegistryFile, RegistryFileError, open_registry
 from jointdraw.transforms.storage.runfolder import file_record, sha256_file, work_parquet_appender
@@ -37,7 +42,8 @@ def ingest_file(file: RegistryFile, inbox: Path, out_dir: Path, sha256: str | No
             stream = open_registry(file)
             skipped += stream.titles
             typed_writer = work_parquet_appender(typed_path, dictionary_columns(file.kind))
-            with work_parquet_appender(raw_path) as raw_out, typed_writer as typed_out:
+            raw_writer = work_parquet_appender(raw_path, raw_dictionary_columns(file.kind, stream.mapping.values()))
+            with raw_writer as raw_out, typed_writer as typed_out:
                 for raw, dropped in stream.batches():
                     typed = normalise_registry(raw, file.kind, file.department)
                     if typed.height != raw.height:  # pragma: no cover - normalise is row-preserving by construction
