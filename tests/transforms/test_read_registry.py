@@ -109,6 +109,30 @@ def test_corrupt_xlsx_and_parquet(tmp_path):
             read_registry(f)
 
 
+def test_a_workbook_whose_first_sheet_is_empty_says_where_its_data_is(tmp_path):
+    import io
+
+    import xlsxwriter
+
+    for name, rows, why in (
+        (
+            "objects.xlsx",
+            [["uscc", "name"], ["91350100M000100Y43", "x"]],
+            "its first sheet is empty; the data is on sheet '名录'",
+        ),
+        ("inspectors.xlsx", [], "has no data on any sheet"),
+    ):
+        data = io.BytesIO()
+        book = xlsxwriter.Workbook(data, {"in_memory": True})
+        book.add_worksheet("说明")
+        sheet = book.add_worksheet("名录")
+        for i, row in enumerate(rows):
+            sheet.write_row(i, 0, row)
+        book.close()
+        with pytest.raises(RegistryFileError, match=why):
+            read_registry(_file(tmp_path, name, data.getvalue()))
+
+
 def test_sniff_prefers_bom_then_utf8_then_gb18030(tmp_path):
     for data, want in (
         (b"\xef\xbb\xbfa\n", "utf-8-sig"),
