@@ -130,10 +130,10 @@ def test_fast_paths_give_the_same_result_as_the_rule_on_every_row():
             ), how
 
 
-def test_a_column_its_rule_leaves_unchanged_is_given_back_and_one_changed_value_is_joined_back():
+def test_per_distinct_value_an_unchanged_column_is_given_back_and_the_others_looked_up_row_by_row():
     """Per distinct value (`_per_distinct`), an output whose every distinct value the rule gives back unchanged is
-    the column itself, without the join over its rows; a single value the rule changes, or a rule that changes the
-    type (a date), and the rule's results are joined back."""
+    the column itself; a single value the rule changes, a rule that changes the type (a date) or gives lists, and
+    each row gets its distinct value's result (`_looked_up`), nulls included."""
     from jointdraw.transforms.normalise import _left_unchanged, _per_distinct, _rule
 
     canonical = pl.Series("status", ["active", None, "revoked", "active"])
@@ -151,8 +151,10 @@ def test_a_column_its_rule_leaves_unchanged_is_given_back_and_one_changed_value_
     dates = pl.Series("registered_on", ["2021-01-05", None, "2021/1/5"])
     both = _per_distinct(dates, {"registered_on": _rule("date"), "registered_on_text": _rule("text")})
     assert both["registered_on"].to_list() == [dt.date(2021, 1, 5), None, dt.date(2021, 1, 5)]
-    assert both["registered_on_text"].equals(dates.alias("registered_on_text"))  # the text unchanged: no join
+    assert both["registered_on_text"].equals(dates.alias("registered_on_text"))  # the text unchanged
     assert list(both) == ["registered_on", "registered_on_text"]
+    tags = pl.Series("tags", ["a；b", None, "c", "a；b", ""])
+    assert _per_distinct(tags, {"tags": _rule("list")})["tags"].to_list() == [["a", "b"], [], ["c"], ["a", "b"], []]
 
 
 def test_the_dictionary_encoded_columns_are_columns_of_the_typed_table():
