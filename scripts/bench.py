@@ -4,6 +4,7 @@ on it and print where the seconds and the memory go; write the figures to JSON.
     .venv/bin/python scripts/bench.py --objects 8000000 --whole-only [--repeat 2] [--quarterly]
     .venv/bin/python scripts/bench.py --growth 1000000 4000000 8000000 16000000
     .venv/bin/python scripts/bench.py --objects 8000000 [--whole [--dask]] [--stress]   (one process per stage)
+    .venv/bin/python scripts/bench.py --objects 8000000 --whole-only --dirty   (errors planted, as real exports have)
 
 `--whole-only`: the whole flow (ingest → publish) in one process, `--repeat` times (default 2, to
 show the spread), each computing everything (`--no-reuse`); its stages, its wall time, its fixed
@@ -188,7 +189,9 @@ def _input_scan_floor(city: Path) -> dict:
             rows += pl.read_csv(io.BytesIO(text.encode("utf-8")), infer_schema=False, truncate_ragged_lines=True).height
         else:
             rows += con.execute(
-                "select count(*) from read_csv(?, all_varchar = true, null_padding = true, strict_mode = false)",
+                # RFC 4180 quoting, as ingest reads it: the sniffer takes a code guarded by a leading ' for a quote
+                "select count(*) from read_csv(?, all_varchar = true, null_padding = true, strict_mode = false, "
+                "quote = '\"', escape = '\"')",
                 [str(f.path)],
             ).fetchall()[0][0]
     return {"files": files, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
@@ -551,7 +554,7 @@ def _growth(args: argparse.Namespace, figures: dict) -> None:
     million object rows, so growth faster than linear shows."""
     figures["growth"] = rows = []
     for objects in args.growth:
-        city = _city(args.work, objects, args.seed, figures)
+        city = _city(args.work, objects, args.seed, figures, args.dirty)
         out = _fresh_root(args.work / "out" / f"bench-{objects}")
         run = _whole_flow(next((city / "plans").glob("*-ANNUAL.yaml")), city / "inbox", out)
         rows.append({"objects": objects, **run})
@@ -577,14 +580,15 @@ def _generator_sha256() -> str:
     return hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
 
 
-def _city(work: Path, objects: int, seed: int, figures: dict) -> Path:
-    """The generated city of that size (made again when the generator changed since it was made)."""
-    city = work / "data" / "generated" / f"city-{objects}-{seed}"
+def _city(work: Path, objects: int, seed: int, figures: dict, dirty: bool = False) -> Path:
+    """The generated city of that size (made again when the generator changed since it was made); `dirty`: with
+    errors planted in a share of every registry's rows (`jointdraw generate --dirty`), as departments' exports have."""
+    city = work / "data" / "generated" / f"city-{objects}-{seed}{'-dirty' if dirty else ''}"
     stamp = city / ".generator-sha256"
     if not (city / "plans").exists() or not stamp.exists() or stamp.read_text() != _generator_sha256():
         shutil.rmtree(city, ignore_errors=True)
         figures["steps"][f"generate {objects}"] = _step(
-            ["generate", str(city), "--objects", str(objects), "--seed", str(seed)]
+            ["generate", str(city), "--objects", str(objects), "--seed", str(seed), *(["--dirty"] if dirty else [])]
         )
         stamp.write_text(_generator_sha256())
     return city
@@ -594,6 +598,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--objects", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=2021)
+    p.add_argument(
+        "--dirty",
+        action="store_true",
+        help="a city with errors planted in 1%% of every registry's rows (`jointdraw generate --dirty`): validate then "
+        "quarantines them and writes the accepted rows, as it does for real exports",
+    )
     p.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json")
     p.add_argument(
         "--work",
@@ -639,13 +649,13 @@ def main() -> None:
         "≤ 0.05%%, on the same directory",
     )
     args = p.parse_args()
-    figures: dict = {"objects": args.objects, "seed": args.seed, "steps": {}}
+    figures: dict = {"objects": args.objects, "seed": args.seed, "dirty": args.dirty, "steps": {}}
     figures["machine"] = {"loop_seconds_before": _one_thread_loop()}
     try:
         if args.growth:
             _growth(args, figures)
             return
-        city = _city(args.work, args.objects, args.seed, figures)
+        city = _city(args.work, args.objects, args.seed, figures, args.dirty)
         out = _fresh_root(args.work / "out" / "bench")
         plan = next((city / "plans").glob("*-ANNUAL.yaml"))
         if args.whole_only:

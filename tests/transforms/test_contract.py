@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from jointdraw.transforms.contract.frames import validation_frame
-from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows, with_original_values
+from jointdraw.transforms.contract.quarantine import accepted_rows, file_verdicts
 from jointdraw.transforms.contract.suites import inspector_rules, item_rules, object_rules
 from jointdraw.transforms.contract.validation import Contract
-from jointdraw.transforms.normalise import normalise_registry, raw_to_keep, submitted_rows
+from jointdraw.transforms.normalise import normalise_registry, raw_to_keep
 from jointdraw.transforms.uscc import complete_uscc
 
 RUN_DATE = dt.date(2026, 11, 27)
@@ -41,8 +41,8 @@ def _verdicts(contract, kind, rows, rules, name):
     typed = normalise_registry(raw, kind, "T")
     result = contract.validate(name, validation_frame(typed, kind, rules), rules)
     kept = raw_to_keep(raw, typed, kind)  # what ingest writes of the rows as submitted, and gives back whole
-    q = with_original_values(quarantine_rows(typed, result.results, rules, kind), submitted_rows(kept, typed, kind))
-    acc = accepted_rows(typed, q)
+    verdicts = file_verdicts(typed.lazy(), kept.lazy(), result.results, rules, kind)
+    q, acc = verdicts.quarantined, accepted_rows(typed, verdicts.at)
     assert acc.height + q.height == typed.height  # read = accepted + quarantined
     return dict(zip(q["source_line"], q["reason"], strict=True)), acc, q
 
@@ -276,3 +276,26 @@ def test_identifier_rules_judged_in_chunks_on_every_core_give_one_calls_verdicts
     judged = expectations._reasons(uscc_reasons, codes)
     assert judged.equals(uscc_reasons(codes)) and judged.null_count() < codes.len()
     assert judged.n_unique() > 3, judged.to_list()  # valid, missing and several reasons: an order that shows
+
+
+def test_accepted_rows_are_written_a_row_group_at_a_time_without_exactly_the_quarantined_positions(tmp_path):
+    """A big file's accepted rows are its typed file streamed a row group at a time (never whole in memory):
+    positions count on from one group to the next, and the columns ingest dictionary-encodes stay so."""
+    import pyarrow.parquet as pq
+
+    from jointdraw.transforms.contract.department_files import write_accepted
+    from jointdraw.transforms.normalise import dictionary_columns
+    from jointdraw.transforms.storage.runfolder import work_parquet_appender
+
+    rows = [{**GOOD_OBJECT, "uscc": complete_uscc(f"9144030{i}MA5DC6QX5")} for i in range(9)]
+    typed = _typed("objects", rows, "T/objects.csv")
+    with work_parquet_appender(tmp_path / "typed.parquet", dictionary_columns("objects")) as append:
+        for start in (0, 3, 6):  # three row groups, as ingest writes a file batch by batch
+            append(typed.slice(start, 3))
+    quarantined = pl.Series([0, 4, 8])  # the first row of the first group, the middle of the second, the last
+    path = write_accepted(tmp_path / "typed.parquet", quarantined, "objects", tmp_path / "accepted.parquet")
+    assert pl.read_parquet(path)["source_line"].to_list() == [3, 4, 5, 7, 8, 9]
+    assert pl.read_parquet(path).equals(typed.filter(~pl.int_range(pl.len()).is_in([0, 4, 8])))
+    written = pq.ParquetFile(path).metadata.row_group(0)
+    encodings = {written.column(i).path_in_schema: str(written.column(i).encodings) for i in range(written.num_columns)}
+    assert "DICTIONARY" in encodings["district_code"] and "DICTIONARY" not in encodings["uscc"]

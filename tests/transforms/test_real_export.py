@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 
 from jointdraw.transforms.contract.frames import validation_frame
-from jointdraw.transforms.contract.quarantine import accepted_rows, quarantine_rows
+from jointdraw.transforms.contract.quarantine import accepted_rows, file_verdicts
 from jointdraw.transforms.contract.suites import object_rules
 from jointdraw.transforms.contract.validation import Contract
-from jointdraw.transforms.normalise import normalise_registry
+from jointdraw.transforms.normalise import normalise_registry, raw_to_keep
 from jointdraw.transforms.storage.registry_files import RegistryFile, read_registry
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "market_regulation_export"
@@ -64,9 +64,10 @@ def test_every_row_of_a_real_export_is_accepted_as_what_it_is(contract, name):
     assert {"法定代表人", "注册资本", "登记机关", "核准日期", "序号"} <= set(raw.unmapped_headers)
     typed = normalise_registry(raw.frame, "objects", "AMR")
     result = contract.validate(f"real-export-{name}", validation_frame(typed, "objects", RULES), RULES)
-    quarantined = quarantine_rows(typed, result.results, RULES, "objects")
-    assert quarantined.is_empty(), quarantined.select("source_line", "reason", "column")
-    accepted = accepted_rows(typed, quarantined)
+    kept = raw_to_keep(raw.frame, typed, "objects")
+    verdicts = file_verdicts(typed.lazy(), kept.lazy(), result.results, RULES, "objects")
+    assert verdicts.quarantined.is_empty(), verdicts.quarantined.select("source_line", "reason", "column")
+    accepted = accepted_rows(typed, verdicts.at)
     got = {
         r["uscc"]: (r["entity_type"], r["registered_type_code"], r["status"], r["district_code"], r["industry_code"])
         for r in accepted.iter_rows(named=True)
