@@ -299,3 +299,32 @@ def test_accepted_rows_are_written_a_row_group_at_a_time_without_exactly_the_qua
     written = pq.ParquetFile(path).metadata.row_group(0)
     encodings = {written.column(i).path_in_schema: str(written.column(i).encodings) for i in range(written.num_columns)}
     assert "DICTIONARY" in encodings["district_code"] and "DICTIONARY" not in encodings["uscc"]
+
+
+def test_great_expectations_keeps_no_frame_once_a_batch_is_judged(contract):
+    """GX's data source keeps every batch it loaded, in reference cycles only a full pass of the collector frees:
+    the frames of a 16M city's AMR file (1.3 GB) were still held when the merge began. Once judged, a batch's
+    frames (the per-row frame's columns GX was given one at a time, the per-value frame) are gone as soon as the
+    caller lets them go, the collector off."""
+    import gc
+
+    import pandas as pd
+
+    rules = object_rules(RUN_DATE)
+    rows = [{**GOOD_OBJECT, "uscc": complete_uscc(f"9144030{i}MA5DC6QX5")} for i in range(6)]
+    typed = _typed("objects", [*rows, {**GOOD_OBJECT, "uscc": "91350100M000100Y44"}], "K/objects.csv")
+    frames = validation_frame(typed, "objects", rules)
+
+    def held() -> int:  # pandas frames of the batch's 7 rows
+        return sum(1 for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == typed.height)
+
+    gc.collect()
+    gc.disable()
+    try:
+        _, result = contract.check("objects-kept", frames, rules)
+        assert held() >= 1  # the caller's own (what is counted is there to count)
+        del frames
+        assert held() == 0
+    finally:
+        gc.enable()
+    assert not result.success  # it judged them
