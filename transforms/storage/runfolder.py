@@ -122,7 +122,7 @@ def write_parquet(df: pl.DataFrame, path: Path) -> Path:
 
 
 def write_work_parquet(df: pl.DataFrame, path: Path) -> Path:
-    """A stage's working file, which later stages read and nothing publishes (validate's accepted rows):
+    """A stage's working file, which later stages read and nothing publishes (the merge's affected entities):
     WORK_OPTIONS."""
     with atomic_path(path) as tmp:
         df.write_parquet(tmp, **WORK_OPTIONS)
