@@ -2,7 +2,8 @@
 same run, prints the ratio and the fixed costs apart. Its figures are printed, not asserted (they
 depend on the machine): what is asserted is that they are measured and make sense. (`--quarterly`,
 which reruns with one department's file changed, is measured by hand at 8M: the reuse it shows is
-tested in tests/flows/test_reuse.py, and two more runs here would cost the suite a minute.)"""
+tested in tests/flows/test_reuse.py, and two more runs here would cost the suite a minute.) Its city has bad
+rows (`--dirty`), as real exports have: the stages' paths for them are measured too."""
 
 import json
 import os
@@ -16,7 +17,7 @@ from tests.conftest import ROOT
 def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
     figures = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--objects", "20000", "--whole-only", "--repeat", "2"]
+        [sys.executable, "scripts/bench.py", "--objects", "20000", "--whole-only", "--repeat", "2", "--dirty"]
         + ["--work", str(tmp_path), "--json", str(figures)],
         cwd=ROOT,
         capture_output=True,
@@ -41,5 +42,8 @@ def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
     # how quick the machine was, before and after the runs: what tells a slow hour of the VM from slower code
     assert all(0 < found["machine"][k] < 60 for k in ("loop_seconds_before", "loop_seconds_after")), found["machine"]
     assert "this machine's speed: a one-thread Python loop" in done.stdout, done.stdout
+    assert found["dirty"] is True
+    validated = json.loads((tmp_path / "out" / "bench" / "runs" / "whole" / "02_validate" / "stage.json").read_text())
+    assert validated["rows_quarantined"] > 0, "the city's bad rows are quarantined"
     floor = found["whole"]["floor"]
     assert floor["input_scan"]["rows"] > 20_000 and floor["draw"]["eligible_pairs"] > 0 and floor["seconds"] > 0

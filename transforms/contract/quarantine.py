@@ -5,8 +5,9 @@ GX names a failing row by its position in the file's typed rows (`unexpected_ind
 keeps a file's rows as submitted in the same order, so the verdicts are worked out from those positions
 (`at`): only the flagged rows are read, of the typed and the submitted rows alike (at 8M objects with errors
 planted in 1% of the rows, AMR's 36,180 quarantined of 5.8M), never the whole file, and the accepted rows are
-every row whose position is not quarantined, streamed (department_files.py `write_accepted`). A quarantined row is reported by (source_file, source_line). Accounting is exact
-by construction: accepted = typed rows not quarantined, so read = accepted + quarantined.
+every row whose position is not quarantined, streamed (department_files.py `write_accepted`). A quarantined
+row is reported by (source_file, source_line). Accounting is exact by construction: accepted = typed rows not
+quarantined, so read = accepted + quarantined.
 """
 
 from __future__ import annotations
