@@ -582,7 +582,8 @@ def _generator_sha256() -> str:
 
 def _city(work: Path, objects: int, seed: int, figures: dict, dirty: bool = False) -> Path:
     """The generated city of that size (made again when the generator changed since it was made); `dirty`: with
-    errors planted in a share of every registry's rows (`jointdraw generate --dirty`), as departments' exports have."""
+    errors planted in a share of its objects and inspectors files' rows (`jointdraw generate --dirty`), as departments'
+    exports have."""
     city = work / "data" / "generated" / f"city-{objects}-{seed}{'-dirty' if dirty else ''}"
     stamp = city / ".generator-sha256"
     if not (city / "plans").exists() or not stamp.exists() or stamp.read_text() != _generator_sha256():
@@ -601,8 +602,8 @@ def main() -> None:
     p.add_argument(
         "--dirty",
         action="store_true",
-        help="a city with errors planted in 1%% of every registry's rows (`jointdraw generate --dirty`): validate then "
-        "quarantines them and writes the accepted rows, as it does for real exports",
+        help="a city with errors planted in 1%% of its objects and inspectors files' rows (`jointdraw generate "
+        "--dirty`): validate then quarantines them and writes the accepted rows, as it does for real exports",
     )
     p.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json")
     p.add_argument(

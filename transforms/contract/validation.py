@@ -118,8 +118,9 @@ class Contract:
         results, whole = [], None
         # each column of the per-row frame in a validation of its own: GX filters the whole frame again for
         # every metric of every expectation (its nulls left out, its failing rows), so a column beside others is
-        # copied with theirs each time (AMR's 5.8M rows at 8M: the contract 3.9-4.3 s instead of 6.1; a file of
-        # 371 rows 0.22-0.24 s instead of 0.18-0.20)
+        # copied with theirs each time (AMR's 5.8M rows at 8M with 36,180 bad: the contract 3.9-4.3 s, 4.6 with
+        # only the USCC apart, 6.1 before that and the query's removal below; a file of 371 rows 0.22-0.24 s
+        # against 0.18-0.20)
         per_row = [
             (name if i == 0 else f"{name} ({column})", frames.per_row[[column]])
             for i, column in enumerate(frames.per_row.columns)
@@ -151,7 +152,8 @@ class Contract:
         # positions, not id columns: GX finds id columns row by row (80 s for a million failing rows). The
         # validator is what ValidationDefinition.run uses, minus the store; it loads the frame once. No pandas
         # query of the failing rows: GX filters the whole frame again for it (1.2 s for AMR's 36,000 bad rows at
-        # 8M); a file's share of the result writes it from the positions (frames.py `file_share`)
+        # 8M). Nothing reads it and Data Docs do not show it; a file's share of a row rule's result writes it from
+        # the positions (frames.py `file_share`)
         validator = V1Validator(
             batch_definition=batch_definition,
             batch_parameters={"dataframe": frame},
