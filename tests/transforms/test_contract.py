@@ -251,6 +251,46 @@ def test_rules_judged_once_per_distinct_value_fail_the_rows_every_row_validation
     }
 
 
+def test_a_column_with_missing_values_is_judged_without_them_where_gx_leaves_them_out(contract):
+    """validation.py `_what_gx_judges`: a per-row column whose every rule leaves nulls out (the USCC's check,
+    uniqueness) is given to GX without its missing rows, each row labelled with its position. The result is
+    the one GX gives on every row: the same failing rows (after the missing ones: their positions, not their
+    places in the shorter frame), counts and percentages. A rule on nulls themselves keeps them."""
+    import great_expectations.expectations as gxe
+
+    from jointdraw.transforms.contract.validation import _what_gx_judges
+
+    org = "600037341"  # 60003734-1, hand-computed in test_uscc.py
+    no_uscc = {**GOOD_OBJECT, "uscc": "", "org_code": org}
+    rows = [
+        no_uscc,  # 2
+        GOOD_OBJECT,  # 3
+        {**no_uscc, "name": "第三家"},  # 4
+        {**GOOD_OBJECT, "uscc": "91350100M000100Y44"},  # 5 uscc_check_char
+        {**GOOD_OBJECT, "name": "另一家"},  # 6 duplicate_id: the USCC of line 3
+    ]
+    typed = _typed("objects", rows, "N/objects.csv")
+    rules = object_rules(RUN_DATE)
+    frames = validation_frame(typed, "objects", rules)
+    uscc = frames.per_row[["uscc"]]
+    judged = _what_gx_judges(uscc, [r.expectation for r in rules if r.expectation.column == "uscc"])
+    assert judged.index.tolist() == [1, 3, 4]  # the three rows with a USCC, by their positions
+    assert _what_gx_judges(uscc, [gxe.ExpectColumnValuesToNotBeNull(column="uscc")]) is uscc
+    _, by_value = contract.check("objects-missing", frames, rules)
+    _, by_row = contract.check("objects-missing-by-row", frames.rows.to_pandas(use_pyarrow_extension_array=True), rules)
+    keys = ("element_count", "unexpected_count", "unexpected_percent", "missing_count", "unexpected_index_list")
+    row_results = {r.expectation_config.meta["rule_index"]: r for r in by_row.results}
+    failed = {}
+    for r in by_value.results:
+        alone = row_results[r.expectation_config.meta["rule_index"]]
+        assert {k: r.result.get(k) for k in keys} == {k: alone.result.get(k) for k in keys}, r.expectation_config
+        if r.result.get("unexpected_index_list"):
+            failed[r.expectation_config.kwargs["column"]] = r.result["unexpected_index_list"]
+    assert failed == {"uscc": [3], "uscc_in_file": [1, 4]}  # GX's uniqueness fails every row of a repeated key
+    got, _, _ = _verdicts(contract, "objects", rows, rules, "objects-missing-verdicts")
+    assert got == {5: "uscc_check_char", 6: "duplicate_id"}
+
+
 def test_a_text_over_2000_characters_is_too_long_and_2000_chinese_characters_are_not(contract):
     """`text_fits` counts bytes first (a value of at most 2,000 bytes has at most 2,000 characters) and
     characters only for longer values: 2,000 Chinese characters are 6,000 bytes and fit; 2,001 do not."""

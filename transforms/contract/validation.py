@@ -16,6 +16,7 @@ import logging
 import shutil
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
-from great_expectations.execution_engine import pandas_execution_engine
+from great_expectations.execution_engine import PandasExecutionEngine, pandas_execution_engine
+from great_expectations.expectations.registry import get_metric_provider
 from great_expectations.validator.v1_validator import Validator as V1Validator
 
 from jointdraw.transforms.contract.frames import DOCS_ROWS, ValidationFrames, with_statistics
@@ -127,6 +129,8 @@ class Contract:
         ]
         for asset, data in (*per_row, (f"{name} (distinct values)", frames.per_value)):
             chosen = [e.copy(deep=True) for e in suite.expectations if e.column in data.columns]
+            if chosen and data is not frames.per_value:
+                data = _what_gx_judges(data, chosen)
             if chosen:
                 done = self._validate(asset, data, gx.ExpectationSuite(name=suite.name, expectations=chosen))
                 results += [frames.row_result(r) for r in done.results]
@@ -178,6 +182,27 @@ class Contract:
         """Adds validations made in other contexts (other tasks, other processes), so one Data
         Docs site shows every department's validation."""
         self.done.extend(validations)
+
+
+@cache
+def _leaves_nulls_out(metric: str) -> bool:
+    """Whether GX's map metric `metric` judges only a column's non-null values (its condition's provider filters
+    the nulls: uniqueness, the identifier rules; not the rules on nulls themselves)."""
+    provider, _ = get_metric_provider(f"{metric}.condition", PandasExecutionEngine())
+    return bool(getattr(provider, "filter_column_isnull", False))
+
+
+def _what_gx_judges(data: pd.DataFrame, expectations: list[Any]) -> pd.DataFrame:
+    """A per-row column (`data`, one column) as its `expectations` judge it: without its null rows when every one
+    of them leaves nulls out, as GX would leave them out itself, for each metric again (a copy of the column each
+    time: AMR's 5.8M USCCs at 8M with 3,618 missing, 0.19 s a copy, four per expectation). The rows keep their
+    positions as index labels, which is how GX reports failing rows; the counts of a file's share are its own
+    (frames.py `file_share`), so nothing GX reports changes."""
+    metrics = [getattr(type(e), "map_metric", None) for e in expectations]
+    if not all(m and _leaves_nulls_out(m) for m in metrics):
+        return data
+    present = data[data.columns[0]].notna()
+    return data if present.all() or not present.any() else data[present]
 
 
 def for_docs(result: Any, batch: str) -> Any:
