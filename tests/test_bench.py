@@ -26,6 +26,7 @@ def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "whole flow / floor:" in done.stdout and "fixed (process+server)" in done.stdout, done.stdout
+    assert "CPU of the fastest run:" in done.stdout, done.stdout
     found = json.loads(figures.read_text())
     runs = found["whole"]["runs"]
     assert len(runs) == 2
@@ -38,6 +39,9 @@ def test_the_bench_measures_the_whole_flow_twice_and_its_floor(tmp_path):
         # the machine's busy cores while each stage ran: some, never more than it has
         assert set(run["stage_cores"]) == set(STAGES), run["stage_cores"]
         assert all(0 < cores <= os.cpu_count() + 0.01 for cores in run["stage_cores"].values()), run
+        # the CPU it used: the command's processes', and the machine's while it ran; neither more than the cores give
+        for cpu in ("cpu_seconds", "machine_cpu_seconds"):
+            assert 0 < run[cpu] <= run["seconds"] * os.cpu_count() + 0.5, (cpu, run)
         assert run["reused"] == {}, "the timed runs compute everything"
     # how quick the machine was, before and after the runs: what tells a slow hour of the VM from slower code
     assert all(0 < found["machine"][k] < 60 for k in ("loop_seconds_before", "loop_seconds_after")), found["machine"]
