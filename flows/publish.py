@@ -136,10 +136,10 @@ def write_ahead_for_publish(run: RunFolder, plan: Plan, reuse: bool) -> None:
     (transforms/storage/background.py `write_ahead`): the draws' tables (audit/draws.csv and .xlsx, 1.2 s at 8M),
     the public notice (notice.csv, .xlsx and .html from fuse's joint tasks: 1.5 s of publish's own time and a
     workbook of its writers' in a quarterly run at 8M) and publish's biggest file,
-    audit/directory.parquet (5.8M rows at 8M objects, about 5 s of CPU), or its copy from an earlier bundle when
-    there is one (a quarterly plan's, drawn from the annual plan's directory: 0.3 s). Publish takes them, or
-    writes what failed; nothing that goes wrong here fails the run (publish then writes it itself: a busy
-    warehouse says so there)."""
+    audit/directory.parquet (5.8M rows at 8M objects, 6.8-6.9 s of CPU on 5 December), or its copy from an
+    earlier bundle when there is one (a quarterly plan's, drawn from the annual plan's directory: 0.3 s). Publish
+    takes them, or writes what failed; nothing that goes wrong here fails the run (publish then writes it itself: a
+    busy warehouse says so there)."""
     try:
         shutil.rmtree(run.stage("publish") / AHEAD, ignore_errors=True)  # an earlier attempt's
         (run.stage("publish") / AHEAD).mkdir(parents=True)
